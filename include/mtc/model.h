@@ -1,0 +1,161 @@
+/*
+ * mtc/model.h — model spec, multi-task model (trunk + heads, optional MMoE),
+ * and the training loop (core/spec.c, core/model.c, core/train.c).
+ *
+ * Spec file (INI-like): a section header, then key = value pairs on the same
+ * line or the following lines. `#` starts a comment.
+ *   [input]   shape = 1x28x28          (CSV: columns = a,b,c or all)
+ *   [mmoe]    experts = 4              (optional: soft sharing)
+ *   [conv]    filters = 32 size = 3 stride = 1 pad = 1 act = relu
+ *   [maxpool] size = 2                 [avgpool] size = 2
+ *   [dense]   units = 256 act = relu   [flatten]
+ *   [act]     fn = gelu                [dropout] p = 0.2
+ *   [batchnorm]                        [layernorm]
+ *   [task fashion] kind = cls classes = 10 weight = 1.0 smoothing = 0.0
+ *   [task super]   kind = cls classes = 4 from = fashion:0,1,0,0,0,2,0,2,3,2
+ *   [task ink]     kind = reg outputs = 1 loss = mse|mae|huber column = ink
+ *   [head fashion] then layers: hidden layers of that task's head
+ * Layers before the first [task]/[head] form the trunk. Each task's head is
+ * its [head NAME] layers followed by a dense layer to the task's outputs.
+ */
+#ifndef MTC_MODEL_H
+#define MTC_MODEL_H
+
+#define MTC_MAX_LAYERS 64
+#define MTC_MAX_EXPERTS 16
+
+typedef enum mtc_layer_type {
+    MTC_L_DENSE = 0, MTC_L_CONV, MTC_L_MAXPOOL, MTC_L_AVGPOOL, MTC_L_FLATTEN,
+    MTC_L_ACT, MTC_L_DROPOUT, MTC_L_BATCHNORM, MTC_L_LAYERNORM
+} mtc_layer_type;
+const char *mtc_layer_type_name(int type);
+
+typedef struct mtc_layer_spec {
+    int type;
+    int units;                  /* dense */
+    int filters, size, stride, pad; /* conv / pool */
+    int act;                    /* dense/conv fused activation, act layer fn */
+    float p;                    /* dropout */
+    int line;                   /* spec line, for messages */
+} mtc_layer_spec;
+
+typedef struct mtc_task_spec {
+    char name[MTC_NAME_MAX];
+    int kind;             /* mtc_task_kind */
+    int dim;              /* classes / outputs */
+    float weight;         /* fixed loss weight (default 1) */
+    int loss;             /* reg: mtc_reg_loss */
+    float smoothing;      /* cls label smoothing */
+    float huber_delta;
+    char from[MTC_NAME_MAX]; /* derived: source task, "" if none */
+    int nmap;
+    int32_t map[256];     /* source class -> this task's class */
+    char column[MTC_NAME_MAX]; /* CSV column, "" = name */
+    int nhead;
+    mtc_layer_spec head[MTC_MAX_LAYERS];
+    int line;
+} mtc_task_spec;
+
+typedef struct mtc_spec {
+    int c, h, w;          /* input shape */
+    char columns[1024];   /* CSV input columns ("" = all non-label) */
+    int experts;          /* 0 = hard sharing; N >= 2 = MMoE */
+    int ntrunk;
+    mtc_layer_spec trunk[MTC_MAX_LAYERS];
+    int ntasks;
+    mtc_task_spec tasks[MTC_MAX_TASKS];
+} mtc_spec;
+
+int mtc_spec_parse(const char *text, const char *filename, mtc_spec *s,
+                   mtc_err *e);
+int mtc_spec_load(const char *path, mtc_spec *s, char **text, mtc_err *e);
+int mtc_spec_task_index(const mtc_spec *s, const char *name);
+
+/* A layer instance inside a model. Parameter offsets index model->params. */
+typedef struct mtc_layer {
+    mtc_layer_spec spec;
+    char name[96];          /* "trunk.0.conv", "expert2.1.dense",
+                               "head.fashion.out", "gate.fashion" */
+    int in_c, in_h, in_w, out_c, out_h, out_w;
+    int64_t in_size, out_size;  /* per sample */
+    int64_t w_off, nw, b_off, nb; /* -1/0 when none (BN/LN: gamma, beta) */
+    int64_t stat_off;       /* BN running mean at stat_off, var at +C */
+    mtc_conv_shape cs;
+    /* per-batch buffers (model_reserve): pre-activation and output */
+    float *pre, *out, *dout;
+    float *mean, *rstd;     /* BN/LN saved statistics */
+    int32_t *argmax;        /* maxpool */
+    uint8_t *drop_mask;     /* dropout */
+} mtc_layer;
+
+typedef struct mtc_chain {
+    int n;
+    mtc_layer layers[MTC_MAX_LAYERS];
+} mtc_chain;
+
+typedef struct mtc_model {
+    mtc_spec spec;
+    char *spec_text;
+    int nexperts;           /* 1 for hard sharing */
+    mtc_chain trunk[MTC_MAX_EXPERTS];
+    mtc_layer gate[MTC_MAX_TASKS];   /* MMoE: dense input -> nexperts */
+    mtc_chain head[MTC_MAX_TASKS];   /* last layer = output dense */
+    int64_t trunk_out;      /* per-sample trunk output size */
+    int64_t nparams;
+    float *params, *grads;
+    uint8_t *decay_mask;    /* 1 for weights, 0 for biases / norms */
+    float *mask;            /* pruning mask over params, NULL = dense */
+    int64_t nstats;
+    float *stats;           /* BN running statistics */
+    float reg_mean[MTC_MAX_TASKS][64], reg_std[MTC_MAX_TASKS][64]; /* target
+                               standardisation for reg tasks (dim <= 64) */
+    /* workspace (mtc_model_reserve) */
+    int max_batch;
+    float *col, *dcol;      /* conv im2col */
+    float *mix[MTC_MAX_TASKS];   /* MMoE: per-task mixed trunk output */
+    float *dmix[MTC_MAX_TASKS];
+    float *gate_p[MTC_MAX_TASKS]; /* MMoE gate softmax (B, nexperts) */
+    float *dtrunk[MTC_MAX_EXPERTS]; /* grad wrt each expert's output */
+    float *dinput;          /* scratch for unused input grads */
+    float *outputs[MTC_MAX_TASKS]; /* = head[t] last layer out */
+} mtc_model;
+
+int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m,
+                    mtc_err *e);
+void mtc_model_free(mtc_model *m);
+void mtc_model_init_params(mtc_model *m, uint64_t seed); /* He/Xavier */
+int mtc_model_reserve(mtc_model *m, int max_batch, mtc_err *e);
+/* x (B, c*h*w). train != 0: dropout on, BN batch statistics. Outputs are in
+ * m->outputs[t] as (B, dim) logits (cls/bin) or standardised values (reg). */
+void mtc_model_forward(mtc_model *m, const float *x, int B, int train,
+                       mtc_rng *rng);
+/* dout[t] (B, dim): gradient wrt each task output (NULL = task unused).
+ * Accumulates into m->grads. */
+void mtc_model_backward(mtc_model *m, const float *x, float *const *dout,
+                        int B);
+/* Trunk output (B, trunk_out) of the last forward (expert 0 / hard sharing). */
+const float *mtc_model_trunk_output(const mtc_model *m);
+/* Map reg outputs back to label units: y = z*std + mean. */
+void mtc_model_unstandardise(const mtc_model *m, int task, float *y, int B);
+
+/* Checkpoint <-> model. Tensor names: "<layer name>.weight", ".bias",
+ * ".running_mean", ".running_var", "<layer>.mask" when pruned. */
+int mtc_model_to_ckpt(const mtc_model *m, const char *meta_json, mtc_ckpt *c,
+                      mtc_err *e);
+int mtc_model_from_ckpt(const mtc_ckpt *c, mtc_model *m, mtc_err *e);
+int mtc_model_save(const mtc_model *m, const char *path, const char *meta_json,
+                   mtc_err *e);
+int mtc_model_load(const char *path, mtc_model *m, char **meta_json,
+                   mtc_err *e);
+
+/* Labels of task t of the spec for the given dataset (derived through `from`
+ * maps when needed). Returns the dataset task index used, or -1 with e set. */
+int mtc_model_bind_data(const mtc_model *m, const mtc_dataset *d,
+                        int32_t **labels, float **targets, mtc_err *e);
+
+/* Runs the model over samples idx (all when idx NULL) and fills, per task,
+ * outputs (n, dim) in label units (cls: logits). outs[t] malloc'd. */
+int mtc_model_predict(mtc_model *m, const mtc_dataset *d, const int64_t *idx,
+                      int64_t n, int batch, float **outs, mtc_err *e);
+
+#endif

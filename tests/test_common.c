@@ -1,0 +1,115 @@
+/* test_common.c — RNG determinism, hashing, crash-safe writes, CLI basics. */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void test_rng_same_seed_same_stream(void **st)
+{
+    (void)st;
+    mtc_rng a, b;
+    mtc_rng_seed(&a, 42);
+    mtc_rng_seed(&b, 42);
+    for (int i = 0; i < 1000; i++) assert_int_equal(mtc_rng_u64(&a), mtc_rng_u64(&b));
+    mtc_rng_seed(&b, 43);
+    assert_true(mtc_rng_u64(&a) != mtc_rng_u64(&b));
+}
+
+static void test_rng_uniform_and_below_in_range(void **st)
+{
+    (void)st;
+    mtc_rng r;
+    mtc_rng_seed(&r, 7);
+    double sum = 0;
+    int hist[7] = {0};
+    for (int i = 0; i < 70000; i++) {
+        float u = mtc_rng_uniform(&r);
+        assert_true(u >= 0.0f && u < 1.0f);
+        sum += u;
+        hist[mtc_rng_below(&r, 7)]++;
+    }
+    assert_true(sum / 70000 > 0.49 && sum / 70000 < 0.51);
+    for (int i = 0; i < 7; i++) assert_true(hist[i] > 9500 && hist[i] < 10500);
+}
+
+static void test_shuffle_is_permutation(void **st)
+{
+    (void)st;
+    mtc_rng r;
+    mtc_rng_seed(&r, 1);
+    int64_t a[100];
+    int seen[100] = {0};
+    for (int i = 0; i < 100; i++) a[i] = i;
+    mtc_shuffle_i64(&r, a, 100);
+    int moved = 0;
+    for (int i = 0; i < 100; i++) { seen[a[i]]++; moved += a[i] != i; }
+    for (int i = 0; i < 100; i++) assert_int_equal(seen[i], 1);
+    assert_true(moved > 50);
+}
+
+static void test_atomic_write_replaces_and_abort_keeps_old(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *p = tu_path(dir, "f.bin");
+    mtc_err e = {0};
+    assert_int_equal(mtc_write_file_atomic(p, "old", 3, &e), 0);
+    mtc_outfile o;
+    assert_int_equal(mtc_outfile_open(&o, p, &e), 0);
+    fputs("half-written", o.f);
+    mtc_outfile_abort(&o);
+    size_t n;
+    unsigned char *b = tu_read(p, &n);
+    assert_int_equal(n, 3);
+    assert_memory_equal(b, "old", 3);
+    free(b);
+    struct stat sb;
+    assert_true(stat(o.tmp, &sb) != 0); /* temp removed */
+    assert_int_equal(mtc_write_file_atomic(p, "new!", 4, &e), 0);
+    b = tu_read(p, &n);
+    assert_int_equal(n, 4);
+    free(b);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_write_to_missing_folder_fails_cleanly(void **st)
+{
+    (void)st;
+    mtc_err e = {0};
+    int rc = mtc_write_file_atomic("/nonexistent-mtc-dir/x.bin", "x", 1, &e);
+    assert_int_equal(rc, MTC_EIO);
+    assert_non_null(strstr(e.msg, "/nonexistent-mtc-dir/x.bin"));
+}
+
+static void test_cli_help_unknown_and_version(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out, *err;
+    assert_int_equal(tu_run_mtc(dir, "--help", &out, &err), 0);
+    assert_non_null(strstr(out, "distill"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "frobnicate", &out, &err), 2);
+    assert_non_null(strstr(err, "unknown command"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "--version", &out, &err), 0);
+    assert_non_null(strstr(out, "openblas coretype"));
+    free(out); free(err);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rng_same_seed_same_stream),
+        cmocka_unit_test(test_rng_uniform_and_below_in_range),
+        cmocka_unit_test(test_shuffle_is_permutation),
+        cmocka_unit_test(test_atomic_write_replaces_and_abort_keeps_old),
+        cmocka_unit_test(test_write_to_missing_folder_fails_cleanly),
+        cmocka_unit_test(test_cli_help_unknown_and_version),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,75 @@
+/* testutil.c — see testutil.h. */
+#include "tests/testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <math.h>
+
+char *tu_mkdtemp(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *p = malloc(4096);
+    snprintf(p, 4096, "%s/mtc-test-XXXXXX", base ? base : "/tmp");
+    if (!mkdtemp(p)) { free(p); return NULL; }
+    return p;
+}
+
+void tu_rmdir(const char *dir)
+{
+    char cmd[4200];
+    if (!dir || !strstr(dir, "mtc-test-")) return;
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", dir);
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int tu_write(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(data, 1, n, f);
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+unsigned char *tu_read(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)sz + 1);
+    size_t got = fread(b, 1, (size_t)sz, f);
+    fclose(f);
+    b[got] = 0;
+    if (n) *n = got;
+    return b;
+}
+
+int tu_run_mtc(const char *dir, const char *args, char **out, char **err)
+{
+    const char *bin = getenv("MTC_BIN");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "%s %s >'%s/stdout.txt' 2>'%s/stderr.txt' </dev/null",
+             bin ? bin : "build/mtc", args, dir, dir);
+    int st = system(cmd);
+    char p[4200];
+    if (out) { snprintf(p, sizeof p, "%s/stdout.txt", dir); *out = (char *)tu_read(p, NULL); }
+    if (err) { snprintf(p, sizeof p, "%s/stderr.txt", dir); *err = (char *)tu_read(p, NULL); }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+double tu_relerr(double a, double b, double floor)
+{
+    double d = fabs(a - b), m = fmax(fmax(fabs(a), fabs(b)), floor);
+    return d / m;
+}

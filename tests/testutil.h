@@ -1,0 +1,29 @@
+/*
+ * testutil.h — helpers shared by the cmocka tests: scratch folders, small
+ * files, running the mtc binary. Tests include <cmocka.h> after this.
+ */
+#ifndef MTC_TESTUTIL_H
+#define MTC_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mtc.h"
+
+/* A fresh folder under $TMPDIR (or /tmp); removed by tu_rmdir. */
+char *tu_mkdtemp(void);
+void tu_rmdir(const char *dir);
+/* dir + "/" + name into a static-free malloc'd string. */
+char *tu_path(const char *dir, const char *name);
+int tu_write(const char *path, const void *data, size_t n);
+/* Reads a whole file; returns malloc'd bytes or NULL. */
+unsigned char *tu_read(const char *path, size_t *n);
+/* Runs `$MTC_BIN args...` (default build/mtc) through the shell with
+ * stdout/stderr to files in dir; returns the exit code. */
+int tu_run_mtc(const char *dir, const char *args, char **out, char **err);
+/* Relative error |a-b| / max(|a|,|b|,floor). */
+double tu_relerr(double a, double b, double floor);
+
+#endif

@@ -1,0 +1,152 @@
+/*
+ * cli.c — option parsing, common options, error printing for the mtc CLI.
+ */
+#include "tools/cli.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void openblas_set_num_threads(int);
+
+static void print_help(const char *cmd, const char *usage, const char *summary,
+                       const cli_opt *opts)
+{
+    printf("usage: mtc %s %s\n\n%s\n\noptions:\n", cmd, usage, summary);
+    for (const cli_opt *o = opts; o->name; o++) {
+        const char *arg = o->type == OPT_FLAG ? "" : o->type == OPT_STR ? " S"
+                        : o->type == OPT_FLOAT ? " X" : " N";
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s", o->name, arg);
+        printf("  %-24s %s\n", left, o->help);
+    }
+    printf("  %-24s %s\n", "--help", "show this help");
+}
+
+static int set_value(const char *cmd, const cli_opt *o, const char *val)
+{
+    char *end = NULL;
+    errno = 0;
+    if (o->type == OPT_STR) {
+        *(const char **)o->ptr = val;
+        return 0;
+    }
+    double v;
+    if (o->type == OPT_FLOAT) {
+        v = strtod(val, &end);
+    } else if (o->type == OPT_U64) {
+        if (val[0] == '-') end = (char *)val;
+        else v = (double)strtoull(val, &end, 10);
+    } else {
+        v = (double)strtoll(val, &end, 10);
+    }
+    if (!end || end == val || *end || errno || !isfinite(v)) {
+        fprintf(stderr, "mtc %s: --%s: '%s' is not a valid number\n", cmd, o->name, val);
+        return 2;
+    }
+    if (o->lo <= o->hi && (v < o->lo || v > o->hi)) {
+        fprintf(stderr, "mtc %s: --%s %s: must be in [%g, %g]\n", cmd, o->name, val,
+                o->lo, o->hi);
+        return 2;
+    }
+    if (o->type == OPT_FLOAT) *(float *)o->ptr = (float)v;
+    else if (o->type == OPT_U64) *(uint64_t *)o->ptr = strtoull(val, NULL, 10);
+    else *(int *)o->ptr = (int)v;
+    return 0;
+}
+
+int cli_parse(const char *cmd, const char *usage, const char *summary,
+              const cli_opt *opts, int argc, char **argv, const char **pos,
+              int maxpos, int *npos)
+{
+    *npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            print_help(cmd, usage, summary, opts);
+            return -1;
+        }
+        if (a[0] == '-' && a[1] == '-' && a[2]) {
+            const char *name = a + 2, *eq = strchr(name, '=');
+            size_t len = eq ? (size_t)(eq - name) : strlen(name);
+            const cli_opt *o = opts;
+            for (; o->name; o++)
+                if (strlen(o->name) == len && !strncmp(o->name, name, len)) break;
+            if (!o->name) {
+                fprintf(stderr, "mtc %s: unknown option --%.*s (see mtc %s --help)\n",
+                        cmd, (int)len, name, cmd);
+                return 2;
+            }
+            if (o->type == OPT_FLAG) {
+                if (eq) {
+                    fprintf(stderr, "mtc %s: --%s takes no value\n", cmd, o->name);
+                    return 2;
+                }
+                *(int *)o->ptr = 1;
+                continue;
+            }
+            const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (!val) {
+                fprintf(stderr, "mtc %s: --%s needs a value\n", cmd, o->name);
+                return 2;
+            }
+            int rc = set_value(cmd, o, val);
+            if (rc) return rc;
+        } else if (!strcmp(a, "-o") && i + 1 < argc) {
+            const cli_opt *o = opts;
+            for (; o->name; o++)
+                if (!strcmp(o->name, "out")) break;
+            if (!o->name) {
+                fprintf(stderr, "mtc %s: -o is not an option of this command\n", cmd);
+                return 2;
+            }
+            *(const char **)o->ptr = argv[++i];
+        } else {
+            if (*npos >= maxpos) {
+                fprintf(stderr, "mtc %s: unexpected argument '%s' (see mtc %s --help)\n",
+                        cmd, a, cmd);
+                return 2;
+            }
+            pos[(*npos)++] = a;
+        }
+    }
+    return 0;
+}
+
+void cli_common_defaults(cli_common *c)
+{
+    memset(c, 0, sizeof *c);
+    c->seed = 1;
+    c->threads = 1;
+}
+
+void cli_apply_common(const cli_common *c)
+{
+    openblas_set_num_threads(c->threads);
+}
+
+int cli_fail(const char *cmd, const mtc_err *e)
+{
+    fprintf(stderr, "mtc %s: %s\n", cmd, e->msg[0] ? e->msg : "failed");
+    return mtc_exit_code(e->code ? e->code : MTC_EINTERNAL);
+}
+
+void cli_progress(const cli_common *c, const char *fmt, ...)
+{
+    if (c && c->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}

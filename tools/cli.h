@@ -1,0 +1,49 @@
+/*
+ * cli.h — the small option parser every `mtc` command uses, so that every
+ * command has --help, bounds-checked numbers and the same common options.
+ * Only the CLI (tools/) uses this; the library never parses argv.
+ */
+#ifndef MTC_CLI_H
+#define MTC_CLI_H
+
+#include "mtc.h"
+
+enum { OPT_FLAG, OPT_INT, OPT_FLOAT, OPT_STR, OPT_U64 };
+typedef struct cli_opt {
+    const char *name;   /* long name without "--" */
+    int type;
+    void *ptr;          /* int*, int*, float*, const char**, uint64_t* */
+    const char *help;
+    double lo, hi;      /* numeric bounds, inclusive; lo > hi = unbounded */
+} cli_opt;
+#define CLI_END {0, 0, 0, 0, 0, 0}
+
+typedef struct cli_common {
+    uint64_t seed;
+    int threads;
+    int json;
+    int quiet;
+} cli_common;
+#define CLI_COMMON(c)                                                        \
+    {"seed", OPT_U64, &(c)->seed, "random seed (default 1)", 1, 0},          \
+    {"threads", OPT_INT, &(c)->threads, "worker threads (default 1)", 1, 256}, \
+    {"json", OPT_FLAG, &(c)->json, "print one JSON object on stdout", 1, 0}, \
+    {"quiet", OPT_FLAG, &(c)->quiet, "no progress on stderr", 1, 0}
+
+/* Parses argv[1..] (argv[0] is the command name). Positional arguments go to
+ * pos[]. Returns 0 to go on, -1 when --help was printed (exit 0), or 2 after
+ * printing a one-line usage error to stderr. */
+int cli_parse(const char *cmd, const char *usage, const char *summary,
+              const cli_opt *opts, int argc, char **argv, const char **pos,
+              int maxpos, int *npos);
+void cli_common_defaults(cli_common *c);
+/* Applies --threads to OpenBLAS and mtc's own loops. */
+void cli_apply_common(const cli_common *c);
+/* Prints "mtc <cmd>: <msg>" for an error and returns the exit code. */
+int cli_fail(const char *cmd, const mtc_err *e);
+/* Progress line to stderr unless quiet: one line per call. */
+void cli_progress(const cli_common *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+double cli_now(void); /* monotonic seconds */
+
+#endif
