@@ -18,7 +18,7 @@ CFLAGS  += -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -I. -pthread
 LDLIBS   = -lopenblas -lpng -lz -lm -lpthread
 BUILD   ?= build
 
-LIB_DIRS = core distill prune quantize runtime
+LIB_DIRS = core core/layers distill prune quantize runtime
 LIB_SRC  = $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_SRC  = $(wildcard tools/*.c)
