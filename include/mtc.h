@@ -112,6 +112,8 @@ int mtc_write_file_atomic(const char *path, const void *buf, size_t len,
 #include "mtc/json.h"
 #include "mtc/nn.h"
 #include "mtc/model.h"
+#include "mtc/train.h"
+#include "mtc/distill.h"
 
 #ifdef __cplusplus
 }

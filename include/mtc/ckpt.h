@@ -22,13 +22,24 @@
 
 typedef struct mtc_cwriter {
     mtc_outfile out;
-    int level; /* zlib level */
+    int level; /* zlib level (6 after open; may be changed between sections) */
+    int broken; /* a write failed: only abort is allowed */
+    struct mtc_cwstate *st; /* private: section being streamed, names seen */
 } mtc_cwriter;
 int mtc_cwriter_open(mtc_cwriter *w, const char *path, const char magic[4],
                      mtc_err *e);
 int mtc_cwriter_section(mtc_cwriter *w, const char *name, const void *data,
                         uint64_t len, mtc_err *e);
-int mtc_cwriter_commit(mtc_cwriter *w, mtc_err *e); /* writes "end", renames */
+/* One section produced piecewise (e.g. soft labels): begin, any number of
+ * writes, end. Bytes are deflated straight to the file; nothing is buffered
+ * beyond zlib's window. mtc_cwriter_section = begin + write + end (small
+ * sections take one compress2 call). Names: 1..255 printable ASCII bytes,
+ * unique within the file, not "end". */
+int mtc_cwriter_begin(mtc_cwriter *w, const char *name, mtc_err *e);
+int mtc_cwriter_write(mtc_cwriter *w, const void *data, size_t len, mtc_err *e);
+int mtc_cwriter_end(mtc_cwriter *w, mtc_err *e);
+/* Writes "end", renames into place. On failure the writer is aborted. */
+int mtc_cwriter_commit(mtc_cwriter *w, mtc_err *e);
 void mtc_cwriter_abort(mtc_cwriter *w);
 
 typedef struct mtc_csection {
@@ -44,7 +55,8 @@ typedef struct mtc_creader {
     int nsections;
     mtc_csection *sections;
 } mtc_creader;
-/* Opens and indexes every section (headers + header CRCs checked). */
+/* Opens and indexes every section (headers + header CRCs checked). The
+ * trailing "end" section is checked but not listed in sections[]. */
 int mtc_creader_open(mtc_creader *r, const char *path, const char magic[4],
                      mtc_err *e);
 int mtc_creader_find(const mtc_creader *r, const char *name); /* -1 if none */

@@ -17,7 +17,11 @@
  *                     `multifashion@SEED` to choose another).
  *   idx:DIR           a folder written by `mtc data multifashion --out DIR`.
  *   csv:PATH          CSV with header; columns chosen by mtc_data_opts.
- *   png:DIR           DIR/<class>/*.png, one task "class".
+ *                     Data row r (0-based) is in test when r % 5 == 4, else
+ *                     in train. `csv:PATH@all` puts every row in both splits.
+ *   png:DIR           DIR/<class>/NAME.png, one task "class". DIR/train and
+ *                     DIR/test, when both exist, are the splits; else file i
+ *                     of the sorted list goes to test when i % 5 == 4.
  */
 #ifndef MTC_DATA_H
 #define MTC_DATA_H
@@ -89,13 +93,16 @@ int mtc_png_write(const char *path, int h, int w, int channels,
                   const uint8_t *px, mtc_err *e); /* channels 1 or 3 */
 
 /* MultiFashion+MNIST: fashion (n,28,28) and a digit pool; pairs each fashion
- * item with a digit drawn by the seeded RNG from the same side's pool. */
+ * item with a digit drawn by the seeded RNG from the same side's pool.
+ * out_px is n*28*28, out_digit n labels (fashion labels are unchanged).
+ * Returns MTC_EINPUT when the pool is empty or a label is not in [0,10). */
 int mtc_multifashion_build(const uint8_t *fashion_px, const uint8_t *fashion_lab,
                            int64_t n, const uint8_t *digit_px,
                            const uint8_t *digit_lab, int64_t ndigits,
                            uint64_t seed, uint8_t *out_px, uint8_t *out_digit);
-/* Writes DIR/{train,t10k}-{images,fashion-labels,digit-labels}.gz and
- * DIR/contact-sheet.png (first 64 train samples). */
+/* Creates DIR if needed and writes DIR/{train,t10k}-images-idx3-ubyte.gz,
+ * DIR/{train,t10k}-{fashion,digit}-labels-idx1-ubyte.gz and
+ * DIR/contact-sheet.png (first 64 train samples). Same seed, same bytes. */
 int mtc_data_write_multifashion(const char *dir, uint64_t seed, mtc_err *e);
 
 /* Seeded shuffle and validation split over [0, n): val gets round(n*frac). */
@@ -107,5 +114,46 @@ int mtc_data_split(int64_t n, double val_frac, uint64_t seed, int64_t **train,
 enum { MTC_AUG_SHIFT = 1, MTC_AUG_FLIP = 2 };
 void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
                       mtc_rng *rng, float *x);
+
+/* ---- helpers shared by the loaders (core/data.c, core/multifashion.c) --- */
+/* Bilinear resize of one u8 plane, align-corners=false (half-pixel centres,
+ * source coordinate clamped at 0 like PyTorch), exact integer arithmetic,
+ * rounded half up. */
+void mtc_resize_bilinear_u8(const uint8_t *src, int sh, int sw, uint8_t *dst,
+                            int dh, int dw);
+/* Appends a cls task whose labels are the n u8 ids lab[] (each < dim). */
+int mtc_data_add_cls_task(mtc_dataset *d, const char *name, int dim,
+                          const uint8_t *lab, mtc_err *e);
+/* Recomputes d->hash (FNV-1a over inputs, then every task's labels/targets). */
+void mtc_data_rehash(mtc_dataset *d);
+/* Parses a CLI task list "NAME[:KIND][=COLUMN],..." (KIND cls|bin|reg,
+ * default cls) into opts->tasks. */
+int mtc_data_parse_csv_tasks(const char *spec, mtc_data_opts *opts, mtc_err *e);
+
+/* Raw sources: n images (n,28,28) and their labels, malloc'd. */
+int mtc_fashion_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
+                     mtc_err *e);
+/* The ten digit files, stratified: of each digit file the first
+ * floor(0.8*count) images are train, the rest test; order is digit file
+ * 0..9, then index within the file. */
+int mtc_digits_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
+                    mtc_err *e);
+
+/* Per-format loaders called by mtc_data_open (arg = the part after the
+ * prefix). They fill d's samples and tasks; mtc_data_open sets name, split
+ * and hash. */
+int mtc_data_load_fashion(const char *arg, const char *split,
+                          const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
+int mtc_data_load_digits(const char *arg, const char *split,
+                         const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
+int mtc_data_load_multifashion(const char *arg, const char *split,
+                               const mtc_data_opts *opts, mtc_dataset *d,
+                               mtc_err *e);
+int mtc_data_load_idx_dir(const char *arg, const char *split,
+                          const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
+int mtc_data_load_csv(const char *arg, const char *split,
+                      const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
+int mtc_data_load_png_dir(const char *arg, const char *split,
+                          const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
 
 #endif

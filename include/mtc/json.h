@@ -50,5 +50,9 @@ void mtc_jw_raw(mtc_jw *w, const char *json); /* a pre-built JSON value */
 void mtc_jw_kstr(mtc_jw *w, const char *k, const char *s);
 void mtc_jw_knum(mtc_jw *w, const char *k, double v);
 void mtc_jw_kint(mtc_jw *w, const char *k, int64_t v);
+/* Writes a parsed value (e.g. to re-emit checkpoint metadata). */
+void mtc_jw_value(mtc_jw *w, const mtc_json *v);
+/* Pretty-prints v to f with `indent` spaces per level, then a newline. */
+void mtc_json_fprint(FILE *f, const mtc_json *v, int indent);
 
 #endif

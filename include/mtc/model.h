@@ -148,10 +148,26 @@ int mtc_model_save(const mtc_model *m, const char *path, const char *meta_json,
 int mtc_model_load(const char *path, mtc_model *m, char **meta_json,
                    mtc_err *e);
 
-/* Labels of task t of the spec for the given dataset (derived through `from`
- * maps when needed). Returns the dataset task index used, or -1 with e set. */
-int mtc_model_bind_data(const mtc_model *m, const mtc_dataset *d,
-                        int32_t **labels, float **targets, mtc_err *e);
+/* Labels of model task t for dataset d: derived through `from` maps when
+ * needed, range-checked. cls: *labels malloc'd (caller frees); bin/reg:
+ * *targets points into the dataset. */
+int mtc_model_bind_task(const mtc_model *m, int t, const mtc_dataset *d,
+                        int32_t **labels, const float **targets, mtc_err *e);
+/* Checks that d's sample shape matches the model input and d is not empty. */
+int mtc_model_check_input(const mtc_model *m, const mtc_dataset *d,
+                          mtc_err *e);
+/* Backward split in two so task weighting (GradNorm) can look between:
+ * heads fill m->dmix[t] (gradient wrt each task's head input), trunk sums
+ * them (through the MMoE gates) and backpropagates the trunk. */
+void mtc_model_backward_heads(mtc_model *m, const float *x,
+                              float *const *dout, int B);
+void mtc_model_backward_trunk(mtc_model *m, const float *x, int B);
+/* Calls fn on every layer (trunk/experts, then per task gate and head). */
+int mtc_model_for_each_layer(mtc_model *m,
+                             int (*fn)(mtc_model *, mtc_layer *, void *),
+                             void *ctx);
+int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path,
+                             mtc_model *m, mtc_err *e);
 
 /* Runs the model over samples idx (all when idx NULL) and fills, per task,
  * outputs (n, dim) in label units (cls: logits). outs[t] malloc'd. */

@@ -1,5 +1,5 @@
 /*
- * mtc/nn.h — numerical building blocks: layer kernels (core/layers/*.c),
+ * mtc/nn.h — numerical building blocks: layer kernels (core/layers/),
  * losses (core/loss.c), optimizers and schedules (core/optim.c), metrics
  * (core/metrics.c).
  *
@@ -21,11 +21,16 @@ int mtc_act_parse(const char *s); /* -1 if unknown */
 const char *mtc_act_name(int act);
 /* out may alias in. */
 void mtc_act_forward(float *out, const float *in, int64_t n, int act);
-/* in = pre-activation, out = post-activation (both available). */
+/* in = pre-activation, out = post-activation. relu/leaky/gelu read `in`,
+ * tanh/sigmoid read `out`; after an in-place forward pass NULL for the lost
+ * one: relu/leaky then use `out`, tanh/sigmoid recompute from `in` (gelu
+ * always needs `in`). */
 void mtc_act_backward(float *din, const float *dout, const float *in,
                       const float *out, int64_t n, int act);
 
-/* ---- dense: in (B,I), W (O,I), b (O), out (B,O); out = in·Wᵀ + b ------- */
+/* ---- dense: in (B,I), W (O,I), b (O), out (B,O); out = in·Wᵀ + b ------- *
+ * b may be NULL (no bias). One sgemm (sgemv for B == 1) each way; the
+ * activation is a separate mtc_act_* call. */
 void mtc_dense_forward(float *out, const float *in, const float *W,
                        const float *b, int B, int I, int O);
 void mtc_dense_backward(float *din, float *dW, float *db, const float *dout,
@@ -38,7 +43,13 @@ typedef struct mtc_conv_shape {
 /* OH = (H + 2*pad - K)/stride + 1; returns -1 when the shape is impossible. */
 int mtc_conv_shape_init(mtc_conv_shape *s, int C, int H, int W, int OC, int K,
                         int stride, int pad);
-/* Floats of workspace `col` (and `dcol`) the kernels need for batch B. */
+/* Floats of workspace `col` (and `dcol`) the kernels need for batch B:
+ * (C·K·K + OC)·N with N = B·OH·OW. Layout of `col`:
+ *   col[0, CKK·N)            im2col matrix (C·K·K, N), column b·OH·OW+oh·OW+ow
+ *   col[CKK·N, (CKK+OC)·N)   out_tmp (OC, N) in forward / dout regathered as
+ *                            (OC, N) in backward
+ * `dcol` uses only its first CKK·N floats. col and dcol must not overlap;
+ * neither has to survive between calls (backward recomputes im2col). */
 int64_t mtc_conv_col_floats(const mtc_conv_shape *s, int B);
 void mtc_conv2d_forward(float *out, const float *in, const float *W,
                         const float *b, float *col, const mtc_conv_shape *s,
@@ -47,7 +58,9 @@ void mtc_conv2d_backward(float *din, float *dW, float *db, const float *dout,
                          const float *in, const float *W, float *col,
                          float *dcol, const mtc_conv_shape *s, int B);
 
-/* ---- pooling: in (B,C,H,W) -> out (B,C,OH,OW), OH = (H-K)/stride + 1 --- */
+/* ---- pooling: in (B,C,H,W) -> out (B,C,OH,OW), OH = (H-K)/stride + 1 --- *
+ * argmax (B,C,OH,OW) = index ih·W+iw inside the input plane (first max on
+ * ties); may be NULL in forward when no backward follows. No padding. */
 void mtc_maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
                          int C, int H, int W, int K, int stride);
 void mtc_maxpool_backward(float *din, const float *dout, const int32_t *argmax,
@@ -57,13 +70,19 @@ void mtc_avgpool_forward(float *out, const float *in, int B, int C, int H,
 void mtc_avgpool_backward(float *din, const float *dout, int B, int C, int H,
                           int W, int K, int stride);
 
-/* ---- dropout (inverted): keep with prob 1-p, scale 1/(1-p) ------------- */
+/* ---- dropout (inverted): keep with prob 1-p, scale 1/(1-p) ------------- *
+ * mask[i] = 1 if kept (mask may be NULL in forward); one mtc_rng_uniform
+ * draw per element, kept when u >= p. Eval: don't call it (identity). */
 void mtc_dropout_forward(float *out, uint8_t *mask, const float *in, int64_t n,
                          float p, mtc_rng *rng);
 void mtc_dropout_backward(float *din, const float *dout, const uint8_t *mask,
                           int64_t n, float p);
 
-/* ---- batchnorm over (B,C,S), S = spatial size (1 after dense) ---------- */
+/* ---- batchnorm over (B,C,S), S = spatial size (1 after dense) ---------- *
+ * train: normalises with the biased batch variance; mean/rstd (C) are saved
+ * for backward (rstd = 1/sqrt(var+eps)); run = (1-momentum)·run +
+ * momentum·batch with the unbiased variance for run_var (run_* may be NULL).
+ * gamma/beta may be NULL (1 and 0). */
 void mtc_batchnorm_forward_train(float *out, float *mean, float *rstd,
                                  const float *in, const float *gamma,
                                  const float *beta, float *run_mean,
@@ -77,7 +96,9 @@ void mtc_batchnorm_backward(float *din, float *dgamma, float *dbeta,
                             const float *dout, const float *in,
                             const float *mean, const float *rstd,
                             const float *gamma, int B, int C, int S);
-/* Folds eval-mode BN into the preceding layer's weights: W (C, fan_in). */
+/* Folds eval-mode BN into the preceding layer's weights: W (C, fan_in)
+ * (conv: fan_in = Cin·K·K), b (C) required (pass zeros if the layer had no
+ * bias): W' = W·γ/sqrt(var+eps), b' = (b - mean)·γ/sqrt(var+eps) + β. */
 void mtc_batchnorm_fold(float *W, float *b, int C, int fan_in,
                         const float *gamma, const float *beta,
                         const float *run_mean, const float *run_var, float eps);
@@ -94,25 +115,33 @@ void mtc_layernorm_backward(float *din, float *dgamma, float *dbeta,
 /* ---- losses: mean over the batch; gradient of scale·loss ACCUMULATED into
  * the d* buffer (may be NULL for evaluation). Return the unscaled loss. --- */
 typedef enum { MTC_LOSS_MSE = 0, MTC_LOSS_MAE, MTC_LOSS_HUBER } mtc_reg_loss;
-/* logits (B,K), labels (B) in [0,K); smoothing in [0,1). */
+/* logits (B,K), labels (B) in [0,K); smoothing in [0,1): target
+ * (1-ε)·onehot + ε/K. Rows whose label is outside [0,K) add no loss and no
+ * gradient (the mean is still over B). */
 double mtc_loss_softmax_ce(float *dlogits, const float *logits,
                            const int32_t *labels, int B, int K,
                            float smoothing, float scale);
-/* logits (B,K), targets (B,K) in [0,1]. */
+/* logits (B,K), targets (B,K) in [0,1]. Loss is mean over B of the sum over
+ * K of max(x,0) - x·y + log(1+exp(-|x|)). */
 double mtc_loss_bce(float *dlogits, const float *logits, const float *targets,
                     int B, int K, float scale);
 /* out (B,D), targets (B,D); Huber uses delta. Loss is mean over B of the sum
- * over D. */
+ * over D of r² (MSE), |r| (MAE), r²/2 if |r|<=delta else delta·(|r|-delta/2)
+ * (Huber), r = out - target. */
 double mtc_loss_reg(float *dout, const float *out, const float *targets, int B,
                     int D, int kind, float delta, float scale);
 /* Knowledge distillation (Hinton 2015), per sample, mean over B:
  *   alpha·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−alpha)·CE(softmax(s), y)
  * s = student logits (B,K), t = teacher logits (B,K). labels may be NULL only
- * when alpha == 1. */
+ * when alpha == 1 (otherwise the CE term is dropped). Gradient wrt s:
+ *   alpha·T·(softmax(s/T) - softmax(t/T)) + (1-alpha)·(softmax(s) - onehot)
+ * With alpha == 0 this IS mtc_loss_softmax_ce(smoothing 0): bit-identical
+ * loss and gradient. */
 double mtc_loss_kd(float *dlogits, const float *s, const float *t,
                    const int32_t *labels, int B, int K, float T, float alpha,
                    float scale);
-/* Softmax of each row of (N,K) with temperature T, numerically stable. */
+/* Softmax of each row of (N,K) with temperature T, numerically stable.
+ * out may alias in. */
 void mtc_softmax_rows(float *out, const float *in, int N, int K, float T);
 
 /* ---- optimizers --------------------------------------------------------- */
@@ -126,6 +155,8 @@ typedef struct mtc_optim_cfg {
     float l1, l2;        /* penalties added to the gradient (decay_mask'd) */
     float clip_norm;     /* global grad-norm clip, 0 = off */
 } mtc_optim_cfg;
+/* Adam/AdamW: beta1 .9, beta2 .999, eps 1e-8; SGD: momentum .9, no
+ * Nesterov; AdamW weight_decay .01 (PyTorch's default); everything else 0. */
 void mtc_optim_cfg_default(mtc_optim_cfg *c, int kind);
 typedef struct mtc_optim {
     mtc_optim_cfg cfg;
@@ -138,7 +169,11 @@ int mtc_optim_init(mtc_optim *o, const mtc_optim_cfg *cfg, int64_t n,
 void mtc_optim_free(mtc_optim *o);
 /* One step on params[0..n) with grads. decay_mask[i] != 0 marks parameters
  * that L1/L2/weight decay apply to (weights, not biases/norms); NULL = all.
- * Grad clipping (cfg.clip_norm) happens first. Returns the grad norm before
+ * Grad clipping (cfg.clip_norm) happens first: g·clip_norm/‖g‖ when ‖g‖ >
+ * clip_norm (norm in double). Then g += l2·p + l1·sign(p) (+ weight_decay·p
+ * for SGD/Adam); AdamW applies p -= lr·wd·p instead. SGD momentum as PyTorch
+ * (m = μm + g; Nesterov d = g + μm). Adam with bias correction. grads is read
+ * only (clipping is applied on the fly). Returns the grad norm before
  * clipping. */
 float mtc_optim_step(mtc_optim *o, float *params, float *grads,
                      const uint8_t *decay_mask, float lr);
@@ -152,6 +187,10 @@ typedef struct mtc_sched {
     float gamma;
     float min_lr;      /* COSINE floor */
 } mtc_sched;
+/* step counts from 0. Warm-up (any kind): lr·(step+1)/warmup while step <
+ * warmup. After it, k = step - warmup: CONST lr; STEP lr·gamma^floor(k /
+ * step_size); COSINE min_lr + (lr-min_lr)·(1+cos(π·k/(total_steps-warmup)))/2,
+ * held at min_lr past the end. */
 float mtc_sched_lr(const mtc_sched *s, int64_t step, int64_t total_steps);
 
 /* ---- metrics ------------------------------------------------------------ */
@@ -159,8 +198,14 @@ typedef struct mtc_cls_metrics {
     int K;
     int64_t n;
     double accuracy;        /* fraction 0..1 */
-    double precision, recall, f1; /* macro over classes present */
-    double auc;             /* one-vs-rest macro (K==2: the positive class) */
+    /* Macro over classes present in labels OR predictions (sklearn
+     * labels = union, zero_division = 0): precision_c = TP/predicted_c (0 if
+     * never predicted), recall_c = TP/true_c (0 if absent from labels),
+     * f1_c = 2PR/(P+R) (0 if P+R == 0). */
+    double precision, recall, f1;
+    /* one-vs-rest on softmax probabilities, macro over classes with both
+     * positives and negatives in labels (K==2: class 1 only); 0.5 if none. */
+    double auc;
     double loss;            /* mean CE */
     int64_t *confusion;     /* K*K, [true*K + pred], malloc'd */
 } mtc_cls_metrics;
@@ -169,18 +214,24 @@ int mtc_metrics_cls(const float *logits, const int32_t *labels, int64_t n,
 void mtc_cls_metrics_free(mtc_cls_metrics *m);
 typedef struct mtc_bin_metrics {
     int K;
-    double accuracy;  /* mean over outputs, threshold 0.5 */
-    double f1, auc;   /* macro over outputs */
+    double accuracy;  /* mean over outputs, threshold 0.5 (target >= 0.5) */
+    /* f1: macro over outputs with a positive label or prediction (0 if
+     * none); auc: macro over outputs with both classes, 0.5 if none. */
+    double f1, auc;
+    /* mean over n of the BCE summed over K, as mtc_loss_bce */
     double loss;
 } mtc_bin_metrics;
 int mtc_metrics_bin(const float *logits, const float *targets, int64_t n,
                     int K, mtc_bin_metrics *m, mtc_err *e);
 typedef struct mtc_reg_metrics {
-    double mae, mse, r2; /* averaged over outputs */
+    /* per output, then averaged over outputs; R² = 1 - SSres/SStot per
+     * output, 0 when SStot == 0 */
+    double mae, mse, r2;
 } mtc_reg_metrics;
 void mtc_metrics_reg(const float *pred, const float *targets, int64_t n, int D,
                      mtc_reg_metrics *m);
-/* Binary AUC by rank statistic (ties averaged). */
+/* Binary AUC by rank statistic (Mann–Whitney, ties get the average rank).
+ * 0.5 when either class is empty, NaN if out of memory. */
 double mtc_auc(const float *score, const uint8_t *positive, int64_t n);
 
 #endif

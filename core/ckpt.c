@@ -1,0 +1,498 @@
+/*
+ * ckpt.c — `.mtc` checkpoints on top of the section container, and the
+ * `mtc inspect` report.
+ *
+ * Sections: "spec" (model spec text), "meta" (a JSON object), and one
+ * "tensor:<name>" per tensor whose raw payload is
+ *   u8 dtype, u8 ndim (1..4), u16 0, u32 dims[ndim], numel × dtype-size bytes.
+ * The loader checks dtype, ndim, the reserved zero and that the overflow-
+ * checked byte count equals the payload size; sections it does not know are
+ * skipped (forward compatibility). Text sections may not contain NUL bytes.
+ * This file knows nothing about layers: model.c maps models to tensors.
+ */
+#include "mtc.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TENSOR_PREFIX "tensor:"
+#define TENSOR_PREFIX_LEN 7
+
+/* Byte size of a tensor from dtype/ndim/dims, overflow-checked. `what` names
+ * the file or caller for the message. */
+static int tensor_bytes(const char *what, const char *name, int dtype, int ndim,
+                        const int64_t *dims, uint64_t *bytes, mtc_err *e)
+{
+    size_t esz = mtc_dtype_size((mtc_dtype)dtype);
+    if (dtype < 0 || esz == 0)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' has unknown dtype %d", what, name,
+                           dtype);
+    if (ndim < 1 || ndim > MTC_MAX_DIMS)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' has %d dims (want 1..%d)", what,
+                           name, ndim, MTC_MAX_DIMS);
+    uint64_t n = esz;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 0 || dims[i] > (int64_t)UINT32_MAX)
+            return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' dim %d is %lld", what, name, i,
+                               (long long)dims[i]);
+        if (dims[i] && n > MTC_SECTION_MAX / (uint64_t)dims[i])
+            return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' is too large", what, name);
+        n *= (uint64_t)dims[i];
+    }
+    if (n > MTC_SECTION_MAX - 4 - 4 * MTC_MAX_DIMS || n > SIZE_MAX)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' is too large", what, name);
+    *bytes = n;
+    return MTC_OK;
+}
+
+static int tensor_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 1 || n >= sizeof(((mtc_tensor *)0)->name)) return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7e) return 0;
+    return 1;
+}
+
+/* Parses a tensor payload header; fills t (no data) and *hdr, *bytes. */
+static int tensor_header(const char *path, const char *name, const unsigned char *p,
+                         uint64_t len, mtc_tensor *t, size_t *hdr, uint64_t *bytes, mtc_err *e)
+{
+    if (len < 4)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' payload too short (%llu bytes)", path,
+                           name, (unsigned long long)len);
+    int ndim = p[1];
+    if (p[2] || p[3])
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' reserved bytes are not zero", path,
+                           name);
+    if (ndim < 1 || ndim > MTC_MAX_DIMS)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' has %d dims (want 1..%d)", path,
+                           name, ndim, MTC_MAX_DIMS);
+    *hdr = 4 + 4 * (size_t)ndim;
+    if (len < *hdr)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' payload too short (%llu bytes)", path,
+                           name, (unsigned long long)len);
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->dtype = (mtc_dtype)p[0];
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        const unsigned char *d = p + 4 + 4 * i;
+        t->dims[i] = (int64_t)((uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 |
+                               (uint32_t)d[3] << 24);
+    }
+    int rc = tensor_bytes(path, name, p[0], ndim, t->dims, bytes, e);
+    if (rc) return rc;
+    if (*bytes != len - *hdr)
+        return mtc_err_set(e, MTC_EINPUT,
+                           "%s: tensor '%s' shape needs %llu bytes but payload has %llu", path,
+                           name, (unsigned long long)*bytes, (unsigned long long)(len - *hdr));
+    return MTC_OK;
+}
+
+/* ---- in-memory checkpoint ------------------------------------------------ */
+int mtc_ckpt_set_text(char **field, const char *text)
+{
+    char *copy = NULL;
+    if (text && !(copy = strdup(text))) return MTC_ENOMEM;
+    free(*field);
+    *field = copy;
+    return MTC_OK;
+}
+
+const mtc_tensor *mtc_ckpt_find(const mtc_ckpt *c, const char *name)
+{
+    for (int i = 0; i < c->ntensors; i++)
+        if (!strcmp(c->tensors[i].name, name)) return &c->tensors[i];
+    return NULL;
+}
+
+int mtc_ckpt_add(mtc_ckpt *c, const char *name, mtc_dtype dtype, int ndim,
+                 const int64_t *dims, const void *data, mtc_err *e)
+{
+    uint64_t bytes;
+    if (!tensor_name_ok(name))
+        return mtc_err_set(e, MTC_EINPUT, "tensor name '%.127s' is empty, too long or not "
+                           "printable", name);
+    int rc = tensor_bytes("checkpoint", name, (int)dtype, ndim, dims, &bytes, e);
+    if (rc) return rc;
+    void *copy = malloc(bytes ? (size_t)bytes : 1);
+    if (!copy) return mtc_err_set(e, MTC_ENOMEM, "tensor '%s': out of memory", name);
+    if (bytes) memcpy(copy, data, (size_t)bytes);
+    mtc_tensor *t = (mtc_tensor *)mtc_ckpt_find(c, name);
+    if (!t) {
+        mtc_tensor *nt = realloc(c->tensors, ((size_t)c->ntensors + 1) * sizeof *nt);
+        if (!nt) {
+            free(copy);
+            return mtc_err_set(e, MTC_ENOMEM, "tensor '%s': out of memory", name);
+        }
+        c->tensors = nt;
+        t = &c->tensors[c->ntensors++];
+        memset(t, 0, sizeof *t);
+        snprintf(t->name, sizeof t->name, "%s", name);
+    }
+    free(t->data);
+    t->dtype = dtype;
+    t->ndim = ndim;
+    for (int i = 0; i < MTC_MAX_DIMS; i++) t->dims[i] = i < ndim ? dims[i] : 0;
+    t->data = copy;
+    return MTC_OK;
+}
+
+void mtc_ckpt_free(mtc_ckpt *c)
+{
+    if (!c) return;
+    for (int i = 0; i < c->ntensors; i++) free(c->tensors[i].data);
+    free(c->tensors);
+    free(c->spec);
+    free(c->meta);
+    memset(c, 0, sizeof *c);
+}
+
+/* ---- save / load ---------------------------------------------------------- */
+static int check_meta(const char *path, const char *text, mtc_err *e)
+{
+    mtc_json j;
+    mtc_err je = {0};
+    int rc = mtc_json_parse(text, strlen(text), &j, &je);
+    if (rc) return mtc_err_set(e, MTC_EINPUT, "%s: metadata is not valid JSON: %s", path, je.msg);
+    int is_obj = j.type == MTC_JOBJ;
+    mtc_json_free(&j);
+    if (!is_obj) return mtc_err_set(e, MTC_EINPUT, "%s: metadata is not a JSON object", path);
+    return MTC_OK;
+}
+
+static int save_tensor(mtc_cwriter *w, const char *path, const mtc_tensor *t, mtc_err *e)
+{
+    uint64_t bytes;
+    if (!tensor_name_ok(t->name))
+        return mtc_err_set(e, MTC_EINPUT, "%s: bad tensor name '%.127s'", path, t->name);
+    int rc = tensor_bytes(path, t->name, (int)t->dtype, t->ndim, t->dims, &bytes, e);
+    if (rc) return rc;
+    if (bytes && !t->data)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' has no data", path, t->name);
+    unsigned char h[4 + 4 * MTC_MAX_DIMS];
+    h[0] = (unsigned char)t->dtype;
+    h[1] = (unsigned char)t->ndim;
+    h[2] = h[3] = 0;
+    for (int i = 0; i < t->ndim; i++)
+        for (int b = 0; b < 4; b++) h[4 + 4 * i + b] = (unsigned char)((uint64_t)t->dims[i] >> (8 * b));
+    char sec[TENSOR_PREFIX_LEN + sizeof t->name];
+    snprintf(sec, sizeof sec, TENSOR_PREFIX "%s", t->name);
+    /* streamed: the tensor data is deflated in place, never copied */
+    if ((rc = mtc_cwriter_begin(w, sec, e))) return rc;
+    if ((rc = mtc_cwriter_write(w, h, 4 + 4 * (size_t)t->ndim, e))) return rc;
+    if (bytes && (rc = mtc_cwriter_write(w, t->data, (size_t)bytes, e))) return rc;
+    return mtc_cwriter_end(w, e);
+}
+
+int mtc_ckpt_save(const char *path, const mtc_ckpt *c, mtc_err *e)
+{
+    int rc;
+    if (c->meta && (rc = check_meta(path, c->meta, e))) return rc;
+    mtc_cwriter w;
+    if ((rc = mtc_cwriter_open(&w, path, "MTC1", e))) return rc;
+    if (c->spec) rc = mtc_cwriter_section(&w, "spec", c->spec, strlen(c->spec), e);
+    if (!rc && c->meta) rc = mtc_cwriter_section(&w, "meta", c->meta, strlen(c->meta), e);
+    for (int i = 0; !rc && i < c->ntensors; i++) rc = save_tensor(&w, path, &c->tensors[i], e);
+    if (rc) {
+        mtc_cwriter_abort(&w);
+        return rc;
+    }
+    return mtc_cwriter_commit(&w, e);
+}
+
+static int load_text(mtc_creader *r, int i, char **out, mtc_err *e)
+{
+    void *buf;
+    uint64_t len;
+    int rc = mtc_creader_read(r, i, &buf, &len, e);
+    if (rc) return rc;
+    if (memchr(buf, 0, (size_t)len)) {
+        free(buf);
+        return mtc_err_set(e, MTC_EINPUT, "%s: section '%s' contains a NUL byte", r->path,
+                           r->sections[i].name);
+    }
+    free(*out);
+    *out = buf;
+    return MTC_OK;
+}
+
+/* Reads one tensor section into t; t->data owns the (shifted) buffer. */
+static int load_tensor(mtc_creader *r, int i, mtc_tensor *t, mtc_err *e)
+{
+    const char *name = r->sections[i].name + TENSOR_PREFIX_LEN;
+    if (!tensor_name_ok(name))
+        return mtc_err_set(e, MTC_EINPUT, "%s: bad tensor name in section '%s'", r->path,
+                           r->sections[i].name);
+    void *buf;
+    uint64_t len, bytes;
+    size_t hdr;
+    int rc = mtc_creader_read(r, i, &buf, &len, e);
+    if (rc) return rc;
+    rc = tensor_header(r->path, name, buf, len, t, &hdr, &bytes, e);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    memmove(buf, (unsigned char *)buf + hdr, (size_t)bytes);
+    t->data = buf;
+    return MTC_OK;
+}
+
+int mtc_ckpt_load(const char *path, mtc_ckpt *c, mtc_err *e)
+{
+    memset(c, 0, sizeof *c);
+    mtc_creader r;
+    int rc = mtc_creader_open(&r, path, "MTC1", e);
+    if (rc) return rc;
+    int ntensor = 0;
+    for (int i = 0; i < r.nsections; i++)
+        ntensor += !strncmp(r.sections[i].name, TENSOR_PREFIX, TENSOR_PREFIX_LEN);
+    if (ntensor && !(c->tensors = calloc((size_t)ntensor, sizeof *c->tensors)))
+        rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+    for (int i = 0; !rc && i < r.nsections; i++) {
+        const char *name = r.sections[i].name;
+        if (!strcmp(name, "spec")) {
+            rc = load_text(&r, i, &c->spec, e);
+        } else if (!strcmp(name, "meta")) {
+            rc = load_text(&r, i, &c->meta, e);
+            if (!rc) rc = check_meta(path, c->meta, e);
+        } else if (!strncmp(name, TENSOR_PREFIX, TENSOR_PREFIX_LEN)) {
+            rc = load_tensor(&r, i, &c->tensors[c->ntensors], e);
+            if (!rc) c->ntensors++;
+        }
+    }
+    mtc_creader_close(&r);
+    if (rc) mtc_ckpt_free(c);
+    return rc;
+}
+
+/* ---- inspect --------------------------------------------------------------- */
+typedef struct {
+    mtc_tensor t; /* no data */
+    int64_t numel, zeros;
+    uint64_t bytes;
+} tensor_row;
+
+static int64_t count_zeros(mtc_dtype dt, const unsigned char *p, int64_t n)
+{
+    int64_t z = 0;
+    for (int64_t i = 0; i < n; i++) {
+        switch (dt) {
+        case MTC_F32: { float v; memcpy(&v, p + 4 * i, 4); z += v == 0.0f; break; }
+        case MTC_S32: { int32_t v; memcpy(&v, p + 4 * i, 4); z += v == 0; break; }
+        case MTC_F16: z += ((p[2 * i] | p[2 * i + 1] << 8) & 0x7fff) == 0; break; /* ±0 */
+        default: z += p[i] == 0; break;
+        }
+    }
+    return z;
+}
+
+typedef struct {
+    mtc_creader r;
+    tensor_row *rows;
+    int nrows;
+    char *spec;
+    mtc_json meta;
+    int have_meta;
+} inspect_info;
+
+static void info_free(inspect_info *in)
+{
+    mtc_creader_close(&in->r);
+    free(in->rows);
+    free(in->spec);
+    mtc_json_free(&in->meta);
+}
+
+/* Reads every section (so every CRC is checked) before anything is printed. */
+static int inspect_collect(inspect_info *in, const char *path, const char *magic, mtc_err *e)
+{
+    mtc_creader *r = &in->r;
+    int rc = mtc_creader_open(r, path, magic, e);
+    if (rc) return rc;
+    if (r->nsections && !(in->rows = calloc((size_t)r->nsections, sizeof *in->rows)))
+        return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", r->path);
+    int ckpt = !memcmp(magic, "MTC1", 4);
+    for (int i = 0; i < r->nsections; i++) {
+        const char *name = r->sections[i].name;
+        void *buf;
+        uint64_t len;
+        if (ckpt && !strcmp(name, "spec")) {
+            if ((rc = load_text(r, i, &in->spec, e))) return rc;
+            continue;
+        }
+        if ((rc = mtc_creader_read(r, i, &buf, &len, e))) return rc;
+        if (ckpt && !strcmp(name, "meta")) {
+            mtc_err je = {0};
+            rc = mtc_json_parse(buf, (size_t)len, &in->meta, &je);
+            if (!rc && in->meta.type != MTC_JOBJ) {
+                mtc_json_free(&in->meta);
+                rc = mtc_err_set(&je, MTC_EINPUT, "not an object");
+            }
+            if (rc) rc = mtc_err_set(e, MTC_EINPUT, "%s: metadata is not a JSON object: %s",
+                                     r->path, je.msg);
+            in->have_meta = !rc;
+        } else if (ckpt && !strncmp(name, TENSOR_PREFIX, TENSOR_PREFIX_LEN)) {
+            tensor_row *row = &in->rows[in->nrows];
+            size_t hdr;
+            const char *tname = name + TENSOR_PREFIX_LEN;
+            if (!tensor_name_ok(tname))
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: bad tensor name in section '%s'", r->path,
+                                 name);
+            if (!rc) rc = tensor_header(r->path, tname, buf, len, &row->t, &hdr, &row->bytes, e);
+            if (!rc) {
+                row->numel = mtc_tensor_numel(&row->t);
+                row->zeros = count_zeros(row->t.dtype, (unsigned char *)buf + hdr, row->numel);
+                in->nrows++;
+            }
+        }
+        free(buf);
+        if (rc) return rc;
+    }
+    return MTC_OK;
+}
+
+static void shape_str(const mtc_tensor *t, char *buf, size_t n)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < t->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, "%s%lld", i ? "x" : "", (long long)t->dims[i]);
+}
+
+static double sparsity(const tensor_row *row)
+{
+    return row->numel ? (double)row->zeros / (double)row->numel : 0.0;
+}
+
+static void inspect_json(const inspect_info *in, const char *magic, FILE *out)
+{
+    const mtc_creader *r = &in->r;
+    mtc_jw w;
+    mtc_jw_init(&w);
+    mtc_jw_obj(&w);
+    mtc_jw_kstr(&w, "file", r->path);
+    char m[5] = {0};
+    memcpy(m, magic, 4);
+    mtc_jw_kstr(&w, "magic", m);
+    mtc_jw_kint(&w, "version", r->version);
+    mtc_jw_kint(&w, "file_bytes", (int64_t)r->file_size);
+    mtc_jw_key(&w, "sections");
+    mtc_jw_arr(&w);
+    for (int i = 0; i < r->nsections; i++) {
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "name", r->sections[i].name);
+        mtc_jw_kint(&w, "raw_bytes", (int64_t)r->sections[i].raw_len);
+        mtc_jw_kint(&w, "stored_bytes", (int64_t)r->sections[i].comp_len);
+        mtc_jw_obj_end(&w);
+    }
+    mtc_jw_arr_end(&w);
+    int64_t params = 0;
+    mtc_jw_key(&w, "tensors");
+    mtc_jw_arr(&w);
+    for (int i = 0; i < in->nrows; i++) {
+        const tensor_row *row = &in->rows[i];
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "name", row->t.name);
+        mtc_jw_kstr(&w, "dtype", mtc_dtype_name(row->t.dtype));
+        mtc_jw_key(&w, "shape");
+        mtc_jw_arr(&w);
+        for (int d = 0; d < row->t.ndim; d++) mtc_jw_int(&w, row->t.dims[d]);
+        mtc_jw_arr_end(&w);
+        mtc_jw_kint(&w, "numel", row->numel);
+        mtc_jw_knum(&w, "sparsity", sparsity(row));
+        mtc_jw_kint(&w, "bytes", (int64_t)row->bytes);
+        mtc_jw_obj_end(&w);
+        params += row->numel;
+    }
+    mtc_jw_arr_end(&w);
+    mtc_jw_kint(&w, "parameters", params);
+    mtc_jw_kstr(&w, "spec", in->spec); /* null when absent */
+    mtc_jw_key(&w, "meta");
+    if (in->have_meta) mtc_jw_value(&w, &in->meta);
+    else mtc_jw_null(&w);
+    mtc_jw_obj_end(&w);
+    if (w.buf) fprintf(out, "%s\n", w.buf);
+    mtc_jw_free(&w);
+}
+
+static void inspect_human(const inspect_info *in, const char *magic, FILE *out)
+{
+    const mtc_creader *r = &in->r;
+    int wsec = 7, wten = 6;
+    for (int i = 0; i < r->nsections; i++) {
+        int n = (int)strlen(r->sections[i].name);
+        if (n > wsec) wsec = n;
+    }
+    for (int i = 0; i < in->nrows; i++) {
+        int n = (int)strlen(in->rows[i].t.name);
+        if (n > wten) wten = n;
+    }
+    fprintf(out, "%s: %.4s v%u, %llu bytes, %d sections\n\n", r->path, magic, r->version,
+            (unsigned long long)r->file_size, r->nsections);
+    fprintf(out, "%-*s  %14s  %14s\n", wsec, "section", "raw bytes", "stored bytes");
+    uint64_t raw = 0, comp = 0;
+    for (int i = 0; i < r->nsections; i++) {
+        const mtc_csection *s = &r->sections[i];
+        fprintf(out, "%-*s  %14llu  %14llu\n", wsec, s->name, (unsigned long long)s->raw_len,
+                (unsigned long long)s->comp_len);
+        raw += s->raw_len;
+        comp += s->comp_len;
+    }
+    fprintf(out, "%-*s  %14llu  %14llu\n", wsec, "total", (unsigned long long)raw,
+            (unsigned long long)comp);
+    if (in->nrows) {
+        int64_t params = 0, zeros = 0;
+        uint64_t bytes = 0;
+        fprintf(out, "\n%-*s  %-5s  %-18s  %12s  %8s  %12s\n", wten, "tensor", "dtype", "shape",
+                "numel", "sparsity", "bytes");
+        for (int i = 0; i < in->nrows; i++) {
+            const tensor_row *row = &in->rows[i];
+            char shape[64];
+            shape_str(&row->t, shape, sizeof shape);
+            fprintf(out, "%-*s  %-5s  %-18s  %12lld  %8.4f  %12llu\n", wten, row->t.name,
+                    mtc_dtype_name(row->t.dtype), shape, (long long)row->numel, sparsity(row),
+                    (unsigned long long)row->bytes);
+            params += row->numel;
+            zeros += row->zeros;
+            bytes += row->bytes;
+        }
+        fprintf(out, "%-*s  %-5s  %-18s  %12lld  %8.4f  %12llu\n", wten, "total", "", "",
+                (long long)params, params ? (double)zeros / (double)params : 0.0,
+                (unsigned long long)bytes);
+    }
+    if (in->spec) {
+        int lines = 0;
+        for (const char *p = in->spec; *p; p++) lines += *p == '\n';
+        fprintf(out, "\nspec: %zu bytes, %d lines\n", strlen(in->spec), lines);
+    }
+    if (in->have_meta) {
+        fprintf(out, "\nmetadata:\n");
+        mtc_json_fprint(out, &in->meta, 2);
+    }
+}
+
+int mtc_ckpt_inspect(const char *path, int json, FILE *out, mtc_err *e)
+{
+    /* Soft-label files share the container: list their sections too. */
+    char magic[4] = {'M', 'T', 'C', '1'};
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        char m[4];
+        if (fread(m, 1, 4, f) == 4 && !memcmp(m, "MTL1", 4)) memcpy(magic, m, 4);
+        fclose(f);
+    }
+    inspect_info in;
+    memset(&in, 0, sizeof in);
+    int rc = inspect_collect(&in, path, magic, e);
+    if (!rc) {
+        if (json) inspect_json(&in, magic, out);
+        else inspect_human(&in, magic, out);
+        if (fflush(out) || ferror(out))
+            rc = mtc_err_set(e, MTC_EIO, "%s: cannot write the report", path);
+    }
+    info_free(&in);
+    return rc;
+}

@@ -1,0 +1,100 @@
+/*
+ * mtc/train.h — the multi-task training loop (core/train.c), shared by
+ * `mtc train`, `mtc distill` (soft targets) and pruning fine-tunes (masks).
+ *
+ * Per step: total loss = sum_t w_t * L_t where L_t is the task loss (or the
+ * KD loss when soft targets are given) and w_t comes from the weighting
+ * scheme:
+ *   fixed        w_t = spec weight
+ *   uncertainty  Kendall et al. 2018: L = sum_t exp(-s_t) L_t + s_t, with
+ *                s_t = log sigma_t^2 learned by the same optimizer; w_t = exp(-s_t)
+ *   gradnorm     Chen et al. 2018: w_t learned so that the gradient norms
+ *                G_t = ||d(w_t L_t)/dW|| on the last shared layer W follow
+ *                G_mean * r_t^alpha, r_t = relative inverse training rate;
+ *                weights renormalised to sum to the task count
+ *   dwa          Liu et al. 2019: w_t = T exp(r_t/temp) / sum_j exp(r_j/temp),
+ *                r_t = L_t(e-1) / L_t(e-2), per epoch
+ */
+#ifndef MTC_TRAIN_H
+#define MTC_TRAIN_H
+
+typedef enum {
+    MTC_WEIGHT_FIXED = 0, MTC_WEIGHT_UNCERTAINTY, MTC_WEIGHT_GRADNORM, MTC_WEIGHT_DWA
+} mtc_weighting;
+int mtc_weighting_parse(const char *s); /* -1 if unknown */
+const char *mtc_weighting_name(int w);
+
+/* Soft targets for distillation, indexed by dataset sample: v[t] is
+ * (n, dim_t) teacher logits (cls/bin) or outputs in label units (reg), for
+ * model task t; NULL = this task trains on hard labels only. */
+typedef struct mtc_soft {
+    int64_t n;
+    float *v[MTC_MAX_TASKS];
+    int dim[MTC_MAX_TASKS];
+} mtc_soft;
+
+typedef struct mtc_epoch_stats {
+    int epoch, epochs;          /* 1-based */
+    int ntasks;
+    const char *task_names[MTC_MAX_TASKS];
+    double loss[MTC_MAX_TASKS];   /* mean training loss per task */
+    double weight[MTC_MAX_TASKS]; /* task weight at the end of the epoch */
+    double val_metric[MTC_MAX_TASKS]; /* accuracy (cls/bin) or MAE (reg) */
+    const char *val_metric_name[MTC_MAX_TASKS];
+    double val_loss;            /* weighted validation loss */
+    double lr, samples_per_s, elapsed_s, eta_s;
+} mtc_epoch_stats;
+typedef void (*mtc_progress_fn)(void *ctx, const mtc_epoch_stats *s);
+
+typedef struct mtc_train_cfg {
+    int epochs, batch;
+    mtc_optim_cfg opt;
+    mtc_sched sched;            /* sched.lr is the base learning rate */
+    int weighting;              /* mtc_weighting */
+    float gradnorm_alpha;       /* default 1.5 */
+    float weight_lr;            /* GradNorm weight learning rate, default 0.025 */
+    float dwa_temp;             /* default 2 */
+    double val_frac;            /* held out of the training split, default 0.1 */
+    int patience;               /* early stopping on val loss, 0 = off */
+    int aug;                    /* MTC_AUG_* */
+    uint64_t seed;
+    int keep_standardisation;   /* reg targets: keep model's mean/std */
+    const mtc_soft *soft;       /* KD: NULL = plain training */
+    float kd_T[MTC_MAX_TASKS], kd_alpha[MTC_MAX_TASKS];
+    mtc_progress_fn progress;
+    void *progress_ctx;
+} mtc_train_cfg;
+void mtc_train_cfg_default(mtc_train_cfg *c);
+
+typedef struct mtc_train_result {
+    int epochs_run, best_epoch;
+    double val_metric[MTC_MAX_TASKS];
+    double weight[MTC_MAX_TASKS];
+    double samples_per_s;
+    char *history_json;         /* JSON array, one object per epoch; free() */
+} mtc_train_result;
+
+/* Trains m in place on d (training split; cfg->val_frac of it held out for
+ * validation and early stopping; the best epoch's parameters are kept). */
+int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg,
+              mtc_train_result *res, mtc_err *e);
+
+/* Per-task evaluation of m on samples idx of d (all when idx NULL). */
+typedef struct mtc_task_eval {
+    int kind, dim;
+    mtc_cls_metrics cls;        /* cls */
+    mtc_bin_metrics bin;        /* bin */
+    mtc_reg_metrics reg;        /* reg */
+    double loss;                /* cls CE, bin BCE, reg MSE/var(target) */
+} mtc_task_eval;
+int mtc_evaluate(mtc_model *m, const mtc_dataset *d, const int64_t *idx,
+                 int64_t n, int batch, mtc_task_eval *out, mtc_err *e);
+/* Same, from outputs already computed (outs[t] (n, dim), label units). */
+int mtc_evaluate_outputs(const mtc_model *m, const mtc_dataset *d,
+                         const int64_t *idx, int64_t n, float *const *outs,
+                         mtc_task_eval *out, mtc_err *e);
+void mtc_task_eval_free(mtc_task_eval *ev, int ntasks);
+/* Headline metric: accuracy for cls/bin, MAE for reg. */
+double mtc_task_eval_primary(const mtc_task_eval *ev, const char **name);
+
+#endif
