@@ -1,0 +1,203 @@
+/*
+ * conv2d.c — 2-D convolution as im2col + one SGEMM with the batch folded into
+ * the GEMM's N dimension.
+ *   in (B,C,H,W), W (OC,C,K,K) = (OC, CKK), b (OC), out (B,OC,OH,OW)
+ *   col (CKK, N) with N = B·OH·OW, column b·OH·OW + oh·OW + ow
+ *   out_tmp (OC, N) = W · col, then scattered to (B,OC,OH,OW) + bias.
+ * Workspace layout of `col` (mtc_conv_col_floats floats):
+ *   col[0, CKK·N)            the im2col matrix
+ *   col[CKK·N, (CKK+OC)·N)   out_tmp in forward, dout regathered as (OC,N)
+ *                            in backward
+ * `dcol` needs CKK·N floats; the same count is enough. col and dcol must not
+ * overlap. Nothing is allocated here. With B == 1 the GEMM writes straight
+ * into `out` (its layout already is (OC, OH·OW)) and the tail is unused; a
+ * 1×1, stride 1, pad 0 convolution with B == 1 skips im2col as well.
+ */
+#include "mtc.h"
+
+#include <cblas.h>
+#include <string.h>
+
+int mtc_conv_shape_init(mtc_conv_shape *s, int C, int H, int W, int OC, int K,
+                        int stride, int pad)
+{
+    memset(s, 0, sizeof *s);
+    if (C <= 0 || H <= 0 || W <= 0 || OC <= 0 || K <= 0 || stride <= 0 || pad < 0)
+        return -1;
+    if (H + 2 * pad < K || W + 2 * pad < K) return -1;
+    s->C = C; s->H = H; s->W = W; s->OC = OC; s->K = K;
+    s->stride = stride; s->pad = pad;
+    s->OH = (H + 2 * pad - K) / stride + 1;
+    s->OW = (W + 2 * pad - K) / stride + 1;
+    return 0;
+}
+
+int64_t mtc_conv_col_floats(const mtc_conv_shape *s, int B)
+{
+    int64_t N = (int64_t)B * s->OH * s->OW;
+    return ((int64_t)s->C * s->K * s->K + s->OC) * N;
+}
+
+static int is_pointwise(const mtc_conv_shape *s, int B)
+{
+    return B == 1 && s->K == 1 && s->stride == 1 && s->pad == 0;
+}
+
+/* Output columns [lo, hi) whose input column ow·stride − pad + kw is inside
+ * [0, W); the rest read padding. */
+static void valid_range(const mtc_conv_shape *s, int kw, int *lo, int *hi)
+{
+    int st = s->stride, a = s->pad - kw, l = 0, h;
+    if (a > 0) l = (a + st - 1) / st;
+    int last = s->W - 1 + a; /* ow·st <= last */
+    h = last >= 0 ? last / st + 1 : 0;
+    if (h > s->OW) h = s->OW;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* col[r, b·OHW + oh·OW + ow] = in[b, c, oh·st − pad + kh, ow·st − pad + kw] */
+static void im2col(float *col, const float *in, const mtc_conv_shape *s, int B)
+{
+    const int K = s->K, st = s->stride, p = s->pad, OH = s->OH, OW = s->OW;
+    const int64_t OHW = (int64_t)OH * OW, N = B * OHW, HW = (int64_t)s->H * s->W;
+    for (int c = 0; c < s->C; c++)
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                float *dst = col + ((int64_t)(c * K + kh) * K + kw) * N;
+                int lo, hi;
+                valid_range(s, kw, &lo, &hi);
+                for (int b = 0; b < B; b++) {
+                    const float *src = in + ((int64_t)b * s->C + c) * HW;
+                    for (int oh = 0; oh < OH; oh++) {
+                        float *row = dst + b * OHW + (int64_t)oh * OW;
+                        int ih = oh * st - p + kh;
+                        if (ih < 0 || ih >= s->H) {
+                            memset(row, 0, (size_t)OW * sizeof *row);
+                            continue;
+                        }
+                        const float *srow = src + (int64_t)ih * s->W;
+                        const int off = kw - p; /* iw = ow·st + off */
+                        for (int ow = 0; ow < lo; ow++) row[ow] = 0.0f;
+                        if (st == 1 && hi > lo)
+                            memcpy(row + lo, srow + lo + off, (size_t)(hi - lo) * sizeof *row);
+                        else
+                            for (int ow = lo; ow < hi; ow++) row[ow] = srow[ow * st + off];
+                        for (int ow = hi; ow < OW; ow++) row[ow] = 0.0f;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col: din[b,c,ih,iw] += every col entry that read it. */
+static void col2im_add(float *din, const float *col, const mtc_conv_shape *s, int B)
+{
+    const int K = s->K, st = s->stride, p = s->pad, OH = s->OH, OW = s->OW;
+    const int64_t OHW = (int64_t)OH * OW, N = B * OHW, HW = (int64_t)s->H * s->W;
+    for (int c = 0; c < s->C; c++)
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++) {
+                const float *src = col + ((int64_t)(c * K + kh) * K + kw) * N;
+                int lo, hi;
+                valid_range(s, kw, &lo, &hi);
+                for (int b = 0; b < B; b++) {
+                    float *dst = din + ((int64_t)b * s->C + c) * HW;
+                    for (int oh = 0; oh < OH; oh++) {
+                        int ih = oh * st - p + kh;
+                        if (ih < 0 || ih >= s->H) continue;
+                        const float *row = src + b * OHW + (int64_t)oh * OW;
+                        float *drow = dst + (int64_t)ih * s->W;
+                        const int off = kw - p;
+                        if (st == 1)
+                            for (int ow = lo; ow < hi; ow++) drow[ow + off] += row[ow];
+                        else
+                            for (int ow = lo; ow < hi; ow++) drow[ow * st + off] += row[ow];
+                    }
+                }
+            }
+}
+
+void mtc_conv2d_forward(float *out, const float *in, const float *W,
+                        const float *b, float *col, const mtc_conv_shape *s,
+                        int B)
+{
+    if (B <= 0) return;
+    const int OC = s->OC, CKK = s->C * s->K * s->K;
+    const int64_t OHW = (int64_t)s->OH * s->OW, N = B * OHW;
+    const float *A = in;
+    if (!is_pointwise(s, B)) {
+        im2col(col, in, s, B);
+        A = col;
+    }
+    if (B == 1) { /* (OC, OHW) is already the output layout */
+        float beta = 0.0f;
+        if (b) {
+            for (int oc = 0; oc < OC; oc++)
+                for (int64_t i = 0; i < OHW; i++) out[oc * OHW + i] = b[oc];
+            beta = 1.0f;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)N, CKK, 1.0f,
+                    W, CKK, A, (int)N, beta, out, (int)N);
+        return;
+    }
+    float *tmp = col + (int64_t)CKK * N;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, (int)N, CKK, 1.0f, W,
+                CKK, A, (int)N, 0.0f, tmp, (int)N);
+    for (int bi = 0; bi < B; bi++)
+        for (int oc = 0; oc < OC; oc++) {
+            const float *src = tmp + (int64_t)oc * N + bi * OHW;
+            float *dst = out + ((int64_t)bi * OC + oc) * OHW;
+            float bv = b ? b[oc] : 0.0f;
+            for (int64_t i = 0; i < OHW; i++) dst[i] = src[i] + bv;
+        }
+}
+
+/* dW += dout_mat · colᵀ, db += Σ dout, din += col2im(Wᵀ · dout_mat).
+ * col is recomputed from `in` (its contents on entry are ignored). */
+void mtc_conv2d_backward(float *din, float *dW, float *db, const float *dout,
+                         const float *in, const float *W, float *col,
+                         float *dcol, const mtc_conv_shape *s, int B)
+{
+    if (B <= 0) return;
+    const int OC = s->OC, CKK = s->C * s->K * s->K;
+    const int64_t OHW = (int64_t)s->OH * s->OW, N = B * OHW;
+    if (db)
+        for (int bi = 0; bi < B; bi++)
+            for (int oc = 0; oc < OC; oc++) {
+                const float *g = dout + ((int64_t)bi * OC + oc) * OHW;
+                float acc = 0.0f;
+                for (int64_t i = 0; i < OHW; i++) acc += g[i];
+                db[oc] += acc;
+            }
+    if (!dW && !din) return;
+    const float *dmat = dout;
+    if (B > 1) { /* regather (B,OC,OHW) -> (OC, B·OHW) */
+        float *g = col + (int64_t)CKK * N;
+        for (int bi = 0; bi < B; bi++)
+            for (int oc = 0; oc < OC; oc++)
+                memcpy(g + (int64_t)oc * N + bi * OHW, dout + ((int64_t)bi * OC + oc) * OHW,
+                       (size_t)OHW * sizeof *g);
+        dmat = g;
+    }
+    const int pw = is_pointwise(s, B);
+    if (dW) {
+        const float *A = in;
+        if (!pw) {
+            im2col(col, in, s, B);
+            A = col;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, OC, CKK, (int)N, 1.0f, dmat,
+                    (int)N, A, (int)N, 1.0f, dW, CKK);
+    }
+    if (din) {
+        if (pw) { /* din (C, HW) += Wᵀ · dout directly */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, (int)N, OC, 1.0f, W,
+                        CKK, dmat, (int)N, 1.0f, din, (int)N);
+            return;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CKK, (int)N, OC, 1.0f, W,
+                    CKK, dmat, (int)N, 0.0f, dcol, (int)N);
+        col2im_add(din, dcol, s, B);
+    }
+}

@@ -1,0 +1,172 @@
+/*
+ * norm.c — batch normalisation over (B,C,S) (S = spatial size, 1 after a
+ * dense layer), layer normalisation over the last dim of (N,F), and folding
+ * an eval-mode batchnorm into the preceding layer.
+ *   BN:  y = γ·(x − μ_c)·rstd_c + β,  rstd = 1/√(var + eps), var biased.
+ *        Running stats: run = (1−m)·run + m·batch, running var unbiased
+ *        (n/(n−1)·var, n = B·S).
+ *   LN:  y = γ·(x − μ_row)·rstd_row + β.
+ * Statistics are accumulated in double. gamma/beta may be NULL (1 and 0);
+ * run_mean/run_var may be NULL in train forward (not updated).
+ */
+#include "mtc.h"
+
+#include <math.h>
+
+void mtc_batchnorm_forward_train(float *out, float *mean, float *rstd,
+                                 const float *in, const float *gamma,
+                                 const float *beta, float *run_mean,
+                                 float *run_var, float momentum, float eps,
+                                 int B, int C, int S)
+{
+    const int64_t n = (int64_t)B * S;
+    for (int c = 0; c < C; c++) {
+        double sum = 0.0, sq = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((int64_t)b * C + c) * S;
+            for (int i = 0; i < S; i++) sum += x[i];
+        }
+        double mu = n > 0 ? sum / (double)n : 0.0;
+        for (int b = 0; b < B; b++) { /* two-pass variance: no cancellation */
+            const float *x = in + ((int64_t)b * C + c) * S;
+            for (int i = 0; i < S; i++) {
+                double d = x[i] - mu;
+                sq += d * d;
+            }
+        }
+        double var = n > 0 ? sq / (double)n : 0.0;
+        float rs = (float)(1.0 / sqrt(var + eps)), m = (float)mu;
+        if (mean) mean[c] = m;
+        if (rstd) rstd[c] = rs;
+        if (run_mean) run_mean[c] = (1.0f - momentum) * run_mean[c] + momentum * m;
+        if (run_var) {
+            double uv = n > 1 ? sq / (double)(n - 1) : var;
+            run_var[c] = (1.0f - momentum) * run_var[c] + momentum * (float)uv;
+        }
+        float g = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
+        float a = g * rs, sh = bt - m * a; /* y = a·x + sh */
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((int64_t)b * C + c) * S;
+            float *y = out + ((int64_t)b * C + c) * S;
+            for (int i = 0; i < S; i++) y[i] = a * x[i] + sh;
+        }
+    }
+}
+
+void mtc_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
+                                const float *beta, const float *run_mean,
+                                const float *run_var, float eps, int B, int C,
+                                int S)
+{
+    for (int c = 0; c < C; c++) {
+        float g = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
+        float a = (float)(g / sqrt((double)run_var[c] + eps));
+        float sh = bt - run_mean[c] * a;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((int64_t)b * C + c) * S;
+            float *y = out + ((int64_t)b * C + c) * S;
+            for (int i = 0; i < S; i++) y[i] = a * x[i] + sh;
+        }
+    }
+}
+
+/* x̂ = (x−μ)·rstd;  dβ += Σ dy;  dγ += Σ dy·x̂;
+ * dx += γ·rstd/n · (n·dy − Σdy − x̂·Σ(dy·x̂)). */
+void mtc_batchnorm_backward(float *din, float *dgamma, float *dbeta,
+                            const float *dout, const float *in,
+                            const float *mean, const float *rstd,
+                            const float *gamma, int B, int C, int S)
+{
+    const int64_t n = (int64_t)B * S;
+    if (n <= 0) return;
+    for (int c = 0; c < C; c++) {
+        const float mu = mean[c], rs = rstd[c];
+        double sdy = 0.0, sdyx = 0.0;
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((int64_t)b * C + c) * S;
+            const float *dy = dout + ((int64_t)b * C + c) * S;
+            for (int i = 0; i < S; i++) {
+                sdy += dy[i];
+                sdyx += dy[i] * ((x[i] - mu) * rs);
+            }
+        }
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (!din) continue;
+        const float g = gamma ? gamma[c] : 1.0f;
+        const float k = g * rs, mdy = (float)(sdy / n), mdyx = (float)(sdyx / n);
+        for (int b = 0; b < B; b++) {
+            const float *x = in + ((int64_t)b * C + c) * S;
+            const float *dy = dout + ((int64_t)b * C + c) * S;
+            float *dx = din + ((int64_t)b * C + c) * S;
+            for (int i = 0; i < S; i++)
+                dx[i] += k * (dy[i] - mdy - (x[i] - mu) * rs * mdyx);
+        }
+    }
+}
+
+/* W'[c,:] = W[c,:]·a_c,  b'_c = (b_c − μ_c)·a_c + β_c,  a_c = γ_c/√(var_c+eps).
+ * b must be non-NULL (the layer gains a bias if it had none: pass zeros). */
+void mtc_batchnorm_fold(float *W, float *b, int C, int fan_in,
+                        const float *gamma, const float *beta,
+                        const float *run_mean, const float *run_var, float eps)
+{
+    for (int c = 0; c < C; c++) {
+        double a = (gamma ? gamma[c] : 1.0) / sqrt((double)run_var[c] + eps);
+        float *w = W + (int64_t)c * fan_in;
+        for (int i = 0; i < fan_in; i++) w[i] = (float)(w[i] * a);
+        b[c] = (float)(((double)b[c] - run_mean[c]) * a + (beta ? beta[c] : 0.0));
+    }
+}
+
+void mtc_layernorm_forward(float *out, float *mean, float *rstd,
+                           const float *in, const float *gamma,
+                           const float *beta, int N, int F, float eps)
+{
+    for (int r = 0; r < N; r++) {
+        const float *x = in + (int64_t)r * F;
+        float *y = out + (int64_t)r * F;
+        double sum = 0.0, sq = 0.0;
+        for (int i = 0; i < F; i++) sum += x[i];
+        double mu = F > 0 ? sum / F : 0.0;
+        for (int i = 0; i < F; i++) {
+            double d = x[i] - mu;
+            sq += d * d;
+        }
+        float m = (float)mu, rs = (float)(1.0 / sqrt((F > 0 ? sq / F : 0.0) + eps));
+        if (mean) mean[r] = m;
+        if (rstd) rstd[r] = rs;
+        for (int i = 0; i < F; i++) {
+            float v = (x[i] - m) * rs;
+            y[i] = (gamma ? gamma[i] : 1.0f) * v + (beta ? beta[i] : 0.0f);
+        }
+    }
+}
+
+/* ĝ = dy·γ;  dx += rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂));  dγ += dy·x̂;  dβ += dy. */
+void mtc_layernorm_backward(float *din, float *dgamma, float *dbeta,
+                            const float *dout, const float *in,
+                            const float *mean, const float *rstd,
+                            const float *gamma, int N, int F)
+{
+    if (F <= 0) return;
+    for (int r = 0; r < N; r++) {
+        const float *x = in + (int64_t)r * F, *dy = dout + (int64_t)r * F;
+        const float mu = mean[r], rs = rstd[r];
+        double sg = 0.0, sgx = 0.0;
+        for (int i = 0; i < F; i++) {
+            float xh = (x[i] - mu) * rs, g = dy[i] * (gamma ? gamma[i] : 1.0f);
+            sg += g;
+            sgx += g * xh;
+            if (dgamma) dgamma[i] += dy[i] * xh;
+            if (dbeta) dbeta[i] += dy[i];
+        }
+        if (!din) continue;
+        float *dx = din + (int64_t)r * F;
+        const float mg = (float)(sg / F), mgx = (float)(sgx / F);
+        for (int i = 0; i < F; i++) {
+            float xh = (x[i] - mu) * rs, g = dy[i] * (gamma ? gamma[i] : 1.0f);
+            dx[i] += rs * (g - mg - xh * mgx);
+        }
+    }
+}

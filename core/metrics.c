@@ -1,0 +1,226 @@
+/*
+ * metrics.c — evaluation metrics for the three task kinds.
+ *
+ * Classification (K classes), prediction = argmax of the logits (first on
+ * ties). With TP_c = confusion[c][c], P_c = column sum (predicted c),
+ * T_c = row sum (true c), a class is "present" when T_c + P_c > 0 and
+ *   precision_c = TP_c/P_c (0 when P_c = 0), recall_c = TP_c/T_c (0 when
+ *   T_c = 0), f1_c = 2·prec·rec/(prec+rec) (0 when both are 0);
+ * precision/recall/f1 are the means over present classes (sklearn's macro
+ * average with labels = union of y_true and y_pred, zero_division = 0).
+ * AUC: one-vs-rest on softmax probabilities, averaged over classes whose
+ * label column has both positives and negatives; K == 2 uses class 1 only.
+ * When no class qualifies, auc = 0.5. loss = mean softmax CE.
+ *
+ * Binary (K independent outputs): target ≥ 0.5 is positive, prediction is
+ * logit > 0 (σ > 0.5). accuracy = mean over all n·K decisions; f1 = macro over
+ * outputs where it is defined (some positive label or prediction), 0 if none;
+ * auc = macro over outputs with both classes (scores = logits), 0.5 if none;
+ * loss = mtc_loss_bce (mean over n of the sum over K).
+ *
+ * Regression: per output d, MAE_d, MSE_d, R²_d = 1 − SS_res/SS_tot
+ * (R²_d = 0 when SS_tot = 0); each averaged over the D outputs.
+ */
+#include "mtc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct scored {
+    float s;
+    int32_t pos;
+} scored;
+
+static int cmp_scored(const void *a, const void *b)
+{
+    float x = ((const scored *)a)->s, y = ((const scored *)b)->s;
+    return (x > y) - (x < y);
+}
+
+/* Mann–Whitney: AUC = (Σ rank(positives) − P(P+1)/2) / (P·N), ranks
+ * 1-based with ties given their average rank. 0.5 if a class is empty,
+ * NaN if out of memory. */
+static double auc_sorted(scored *v, int64_t n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_scored);
+    double rank_sum = 0.0;
+    int64_t P = 0;
+    for (int64_t i = 0; i < n;) {
+        int64_t j = i, pos = 0;
+        while (j < n && v[j].s == v[i].s) pos += v[j++].pos;
+        /* ranks i+1 .. j share the average (i + 1 + j)/2 */
+        rank_sum += (double)pos * 0.5 * (double)(i + 1 + j);
+        P += pos;
+        i = j;
+    }
+    const int64_t N = n - P;
+    if (P == 0 || N == 0) return 0.5;
+    return (rank_sum - 0.5 * (double)P * (double)(P + 1)) / ((double)P * (double)N);
+}
+
+double mtc_auc(const float *score, const uint8_t *positive, int64_t n)
+{
+    if (n <= 0) return 0.5;
+    scored *v = malloc((size_t)n * sizeof *v);
+    if (!v) return NAN;
+    for (int64_t i = 0; i < n; i++) {
+        v[i].s = score[i];
+        v[i].pos = positive[i] != 0;
+    }
+    double a = auc_sorted(v, n);
+    free(v);
+    return a;
+}
+
+/* Stable per-row log-sum-exp and softmax into p (K). Returns logz. */
+static double row_softmax(float *p, const float *x, int K)
+{
+    float mx = x[0];
+    for (int k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
+    double z = 0.0;
+    for (int k = 0; k < K; k++) z += exp((double)x[k] - mx);
+    for (int k = 0; k < K; k++) p[k] = (float)(exp((double)x[k] - mx) / z);
+    return mx + log(z);
+}
+
+void mtc_cls_metrics_free(mtc_cls_metrics *m)
+{
+    free(m->confusion);
+    m->confusion = NULL;
+}
+
+int mtc_metrics_cls(const float *logits, const int32_t *labels, int64_t n,
+                    int K, mtc_cls_metrics *m, mtc_err *e)
+{
+    memset(m, 0, sizeof *m);
+    m->K = K;
+    m->n = n;
+    if (K <= 0 || n < 0) return mtc_err_set(e, MTC_EINPUT, "metrics: bad shape n=%lld K=%d", (long long)n, K);
+    for (int64_t i = 0; i < n; i++)
+        if (labels[i] < 0 || labels[i] >= K)
+            return mtc_err_set(e, MTC_EINPUT, "metrics: label %d at row %lld outside [0,%d)",
+                               labels[i], (long long)i, K);
+    m->confusion = calloc((size_t)K * K, sizeof *m->confusion);
+    float *prob = malloc((size_t)(n > 0 ? n : 1) * K * sizeof *prob);
+    scored *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    if (!m->confusion || !prob || !v) {
+        free(prob);
+        free(v);
+        mtc_cls_metrics_free(m);
+        return mtc_err_set(e, MTC_ENOMEM, "metrics: out of memory for %lld rows", (long long)n);
+    }
+    double loss = 0.0;
+    int64_t correct = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *x = logits + i * K;
+        int pred = 0;
+        for (int k = 1; k < K; k++)
+            if (x[k] > x[pred]) pred = k;
+        correct += pred == labels[i];
+        m->confusion[(int64_t)labels[i] * K + pred]++;
+        loss += row_softmax(prob + i * K, x, K) - x[labels[i]];
+    }
+    m->accuracy = n > 0 ? (double)correct / n : 0.0;
+    m->loss = n > 0 ? loss / n : 0.0;
+
+    double sp = 0.0, sr = 0.0, sf = 0.0, sauc = 0.0;
+    int present = 0, auc_classes = 0;
+    for (int c = 0; c < K; c++) {
+        int64_t tp = m->confusion[(int64_t)c * K + c], tr = 0, pr = 0;
+        for (int j = 0; j < K; j++) {
+            tr += m->confusion[(int64_t)c * K + j];
+            pr += m->confusion[(int64_t)j * K + c];
+        }
+        if (tr + pr > 0) {
+            double p = pr > 0 ? (double)tp / pr : 0.0, r = tr > 0 ? (double)tp / tr : 0.0;
+            sp += p;
+            sr += r;
+            sf += p + r > 0 ? 2 * p * r / (p + r) : 0.0;
+            present++;
+        }
+        if (tr == 0 || tr == n || (K == 2 && c == 0)) continue;
+        for (int64_t i = 0; i < n; i++) {
+            v[i].s = prob[i * K + c];
+            v[i].pos = labels[i] == c;
+        }
+        sauc += auc_sorted(v, n);
+        auc_classes++;
+    }
+    if (present) {
+        m->precision = sp / present;
+        m->recall = sr / present;
+        m->f1 = sf / present;
+    }
+    m->auc = auc_classes ? sauc / auc_classes : 0.5;
+    free(prob);
+    free(v);
+    return MTC_OK;
+}
+
+int mtc_metrics_bin(const float *logits, const float *targets, int64_t n,
+                    int K, mtc_bin_metrics *m, mtc_err *e)
+{
+    memset(m, 0, sizeof *m);
+    m->K = K;
+    if (K <= 0 || n < 0) return mtc_err_set(e, MTC_EINPUT, "metrics: bad shape n=%lld K=%d", (long long)n, K);
+    scored *v = malloc((size_t)(n > 0 ? n : 1) * sizeof *v);
+    if (!v) return mtc_err_set(e, MTC_ENOMEM, "metrics: out of memory for %lld rows", (long long)n);
+    int64_t correct = 0;
+    double loss = 0.0, sf = 0.0, sauc = 0.0;
+    int nf = 0, na = 0;
+    for (int k = 0; k < K; k++) {
+        int64_t tp = 0, fp = 0, fn = 0, P = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float x = logits[i * K + k], y = targets[i * K + k];
+            const int pos = y >= 0.5f, pred = x > 0.0f;
+            correct += pos == pred;
+            tp += pos && pred;
+            fp += !pos && pred;
+            fn += pos && !pred;
+            P += pos;
+            loss += (x > 0.0f ? x : 0.0f) - (double)x * y + log1p(exp(-fabs((double)x)));
+            v[i].s = x;
+            v[i].pos = pos;
+        }
+        if (tp + fp + fn > 0) {
+            sf += 2.0 * tp / (double)(2 * tp + fp + fn);
+            nf++;
+        }
+        if (P > 0 && P < n) {
+            sauc += auc_sorted(v, n);
+            na++;
+        }
+    }
+    m->accuracy = n > 0 ? (double)correct / ((double)n * K) : 0.0;
+    m->loss = n > 0 ? loss / n : 0.0;
+    m->f1 = nf ? sf / nf : 0.0;
+    m->auc = na ? sauc / na : 0.5;
+    free(v);
+    return MTC_OK;
+}
+
+void mtc_metrics_reg(const float *pred, const float *targets, int64_t n, int D,
+                     mtc_reg_metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    if (n <= 0 || D <= 0) return;
+    for (int d = 0; d < D; d++) {
+        double mean = 0.0, ae = 0.0, se = 0.0, tot = 0.0;
+        for (int64_t i = 0; i < n; i++) mean += targets[i * D + d];
+        mean /= n;
+        for (int64_t i = 0; i < n; i++) {
+            double r = (double)pred[i * D + d] - targets[i * D + d];
+            double c = (double)targets[i * D + d] - mean;
+            ae += fabs(r);
+            se += r * r;
+            tot += c * c;
+        }
+        m->mae += ae / n;
+        m->mse += se / n;
+        m->r2 += tot > 0.0 ? 1.0 - se / tot : 0.0;
+    }
+    m->mae /= D;
+    m->mse /= D;
+    m->r2 /= D;
+}
