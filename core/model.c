@@ -1,0 +1,851 @@
+/*
+ * model.c — the multi-task model: shared trunk (or MMoE experts + per-task
+ * softmax gates) feeding one head per task; forward, backward, init,
+ * checkpoint conversion.
+ *
+ * All parameters live in one float array (m->params) with a twin gradient
+ * array, so optimizers, clipping, L1/L2 and pruning masks see one vector.
+ * Work buffers are allocated once by mtc_model_reserve for the largest batch;
+ * forward/backward never allocate.
+ *
+ * Hard sharing:  x -> trunk -> h -> head_t -> out_t
+ * MMoE (Ma 2018): x -> expert_k -> h_k;  g_t = softmax(W_t x + b_t);
+ *                mix_t = sum_k g_t,k h_k -> head_t -> out_t
+ */
+#include "mtc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- building -------------------------------------------------------------- */
+
+static int shape_err(mtc_err *e, const mtc_layer_spec *ls, const char *what, int c, int h, int w)
+{
+    return mtc_err_set(e, MTC_EINPUT, "spec:%d: [%s] %s (input is %dx%dx%d)", ls->line,
+                       mtc_layer_type_name(ls->type), what, c, h, w);
+}
+
+/* Resolves one layer's shapes and claims its parameters. */
+static int layer_setup(mtc_layer *L, const mtc_layer_spec *ls, const char *name, int c, int h,
+                       int w, int64_t *poff, int64_t *soff, mtc_err *e)
+{
+    memset(L, 0, sizeof *L);
+    L->spec = *ls;
+    snprintf(L->name, sizeof L->name, "%s", name);
+    L->in_c = c; L->in_h = h; L->in_w = w;
+    L->in_size = (int64_t)c * h * w;
+    L->w_off = L->b_off = L->stat_off = -1;
+    int oc = c, oh = h, ow = w;
+    switch (ls->type) {
+    case MTC_L_DENSE:
+        oc = ls->units; oh = ow = 1;
+        L->nw = (int64_t)ls->units * L->in_size;
+        L->nb = ls->units;
+        break;
+    case MTC_L_CONV: {
+        int stride = ls->stride ? ls->stride : 1, pad = ls->pad >= 0 ? ls->pad : ls->size / 2;
+        L->spec.stride = stride; L->spec.pad = pad;
+        if (h == 1 && w == 1 && c > 1) return shape_err(e, ls, "needs a CxHxW input, not a flat vector", c, h, w);
+        if (mtc_conv_shape_init(&L->cs, c, h, w, ls->filters, ls->size, stride, pad) != 0)
+            return shape_err(e, ls, "kernel does not fit", c, h, w);
+        oc = ls->filters; oh = L->cs.OH; ow = L->cs.OW;
+        L->nw = (int64_t)ls->filters * c * ls->size * ls->size;
+        L->nb = ls->filters;
+        break;
+    }
+    case MTC_L_MAXPOOL: case MTC_L_AVGPOOL: {
+        int stride = ls->stride ? ls->stride : ls->size;
+        L->spec.stride = stride;
+        if (h < ls->size || w < ls->size) return shape_err(e, ls, "window larger than the input", c, h, w);
+        oh = (h - ls->size) / stride + 1; ow = (w - ls->size) / stride + 1;
+        break;
+    }
+    case MTC_L_FLATTEN: oc = c * h * w; oh = ow = 1; break;
+    case MTC_L_ACT: case MTC_L_DROPOUT: break;
+    case MTC_L_BATCHNORM:
+        L->nw = L->nb = c;
+        L->stat_off = *soff;
+        *soff += 2 * (int64_t)c;
+        break;
+    case MTC_L_LAYERNORM:
+        L->nw = L->nb = L->in_size;
+        break;
+    default:
+        return mtc_err_set(e, MTC_EINPUT, "spec:%d: unknown layer type", ls->line);
+    }
+    if (L->nw) { L->w_off = *poff; *poff += L->nw; }
+    if (L->nb) { L->b_off = *poff; *poff += L->nb; }
+    L->out_c = oc; L->out_h = oh; L->out_w = ow;
+    L->out_size = (int64_t)oc * oh * ow;
+    if (L->out_size <= 0 || L->out_size > (1 << 26))
+        return shape_err(e, ls, "gives an empty or absurd output", c, h, w);
+    return 0;
+}
+
+static int chain_setup(mtc_chain *ch, const mtc_layer_spec *specs, int n, const char *prefix,
+                       int c, int h, int w, int64_t *poff, int64_t *soff, mtc_err *e)
+{
+    ch->n = n;
+    for (int i = 0; i < n; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s.%d.%s", prefix, i, mtc_layer_type_name(specs[i].type));
+        int rc = layer_setup(&ch->layers[i], &specs[i], name, c, h, w, poff, soff, e);
+        if (rc) return rc;
+        c = ch->layers[i].out_c; h = ch->layers[i].out_h; w = ch->layers[i].out_w;
+    }
+    return 0;
+}
+
+static int64_t chain_out_size(const mtc_chain *ch, int64_t in_size)
+{
+    return ch->n ? ch->layers[ch->n - 1].out_size : in_size;
+}
+
+int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_err *e)
+{
+    memset(m, 0, sizeof *m);
+    m->spec = *s;
+    if (spec_text && !(m->spec_text = strdup(spec_text)))
+        return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    m->nexperts = s->experts >= 2 ? s->experts : 1;
+    int64_t poff = 0, soff = 0, in_size = (int64_t)s->c * s->h * s->w;
+    int rc = 0;
+    for (int k = 0; k < m->nexperts && !rc; k++) {
+        char prefix[32];
+        if (m->nexperts == 1) snprintf(prefix, sizeof prefix, "trunk");
+        else snprintf(prefix, sizeof prefix, "expert%d", k);
+        rc = chain_setup(&m->trunk[k], s->trunk, s->ntrunk, prefix, s->c, s->h, s->w, &poff, &soff, e);
+    }
+    if (rc) goto fail;
+    m->trunk_out = chain_out_size(&m->trunk[0], in_size);
+    for (int t = 0; t < s->ntasks && !rc; t++) {
+        const mtc_task_spec *ts = &s->tasks[t];
+        if (m->nexperts > 1) {
+            mtc_layer_spec g = {.type = MTC_L_DENSE, .units = m->nexperts, .line = ts->line};
+            char name[96];
+            snprintf(name, sizeof name, "gate.%s", ts->name);
+            rc = layer_setup(&m->gate[t], &g, name, s->c, s->h, s->w, &poff, &soff, e);
+            if (rc) break;
+        }
+        mtc_layer_spec specs[MTC_MAX_LAYERS];
+        memcpy(specs, ts->head, sizeof(mtc_layer_spec) * (size_t)ts->nhead);
+        specs[ts->nhead] = (mtc_layer_spec){.type = MTC_L_DENSE, .units = ts->dim, .line = ts->line};
+        char prefix[96];
+        snprintf(prefix, sizeof prefix, "head.%s", ts->name);
+        rc = chain_setup(&m->head[t], specs, ts->nhead + 1, prefix, (int)m->trunk_out, 1, 1, &poff, &soff, e);
+        if (!rc) snprintf(m->head[t].layers[ts->nhead].name, sizeof m->head[t].layers[0].name, "head.%s.out", ts->name);
+        for (int d = 0; d < 64; d++) m->reg_std[t][d] = 1.0f;
+    }
+    if (rc) goto fail;
+    m->nparams = poff;
+    m->nstats = soff;
+    m->params = calloc((size_t)poff + 1, sizeof(float));
+    m->grads = calloc((size_t)poff + 1, sizeof(float));
+    m->decay_mask = calloc((size_t)poff + 1, 1);
+    m->stats = calloc((size_t)soff + 1, sizeof(float));
+    if (!m->params || !m->grads || !m->decay_mask || !m->stats) {
+        rc = mtc_err_set(e, MTC_ENOMEM, "model: out of memory (%lld parameters)", (long long)poff);
+        goto fail;
+    }
+    /* weight decay / L1 / L2 apply to dense and conv weights only */
+    for (int k = 0; k < m->nexperts; k++)
+        for (int i = 0; i < m->trunk[k].n; i++) {
+            mtc_layer *L = &m->trunk[k].layers[i];
+            if (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV)
+                memset(m->decay_mask + L->w_off, 1, (size_t)L->nw);
+        }
+    for (int t = 0; t < s->ntasks; t++) {
+        for (int i = 0; i < m->head[t].n; i++) {
+            mtc_layer *L = &m->head[t].layers[i];
+            if (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV)
+                memset(m->decay_mask + L->w_off, 1, (size_t)L->nw);
+        }
+        if (m->nexperts > 1) memset(m->decay_mask + m->gate[t].w_off, 1, (size_t)m->gate[t].nw);
+    }
+    return 0;
+fail:
+    mtc_model_free(m);
+    return rc;
+}
+
+/* ---- init ------------------------------------------------------------------ */
+
+/* PyTorch's defaults, so mtc and the peer start from the same distribution:
+ * dense/conv weight and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)); norms 1/0. */
+static void layer_init(mtc_model *m, mtc_layer *L, mtc_rng *r)
+{
+    float *W = L->w_off >= 0 ? m->params + L->w_off : NULL;
+    float *b = L->b_off >= 0 ? m->params + L->b_off : NULL;
+    if (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV) {
+        int64_t fan_in = L->nw / L->nb;
+        float bound = 1.0f / sqrtf((float)fan_in);
+        for (int64_t i = 0; i < L->nw; i++) W[i] = (2.0f * mtc_rng_uniform(r) - 1.0f) * bound;
+        for (int64_t i = 0; i < L->nb; i++) b[i] = (2.0f * mtc_rng_uniform(r) - 1.0f) * bound;
+    } else if (L->spec.type == MTC_L_BATCHNORM || L->spec.type == MTC_L_LAYERNORM) {
+        for (int64_t i = 0; i < L->nw; i++) { W[i] = 1.0f; b[i] = 0.0f; }
+        if (L->stat_off >= 0)
+            for (int64_t i = 0; i < L->nw; i++) {
+                m->stats[L->stat_off + i] = 0.0f;
+                m->stats[L->stat_off + L->nw + i] = 1.0f;
+            }
+    }
+}
+
+void mtc_model_init_params(mtc_model *m, uint64_t seed)
+{
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int k = 0; k < m->nexperts; k++)
+        for (int i = 0; i < m->trunk[k].n; i++) layer_init(m, &m->trunk[k].layers[i], &r);
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        if (m->nexperts > 1) layer_init(m, &m->gate[t], &r);
+        for (int i = 0; i < m->head[t].n; i++) layer_init(m, &m->head[t].layers[i], &r);
+    }
+}
+
+/* ---- work buffers ------------------------------------------------------------ */
+
+static void layer_free_buffers(mtc_layer *L)
+{
+    if (L->pre != L->out) free(L->pre);
+    free(L->out); free(L->dout); free(L->mean); free(L->rstd); free(L->argmax); free(L->drop_mask);
+    L->pre = L->out = L->dout = L->mean = L->rstd = NULL;
+    L->argmax = NULL;
+    L->drop_mask = NULL;
+}
+
+static void model_free_buffers(mtc_model *m)
+{
+    for (int k = 0; k < MTC_MAX_EXPERTS; k++) {
+        for (int i = 0; i < m->trunk[k].n; i++) layer_free_buffers(&m->trunk[k].layers[i]);
+        if (m->trunk[k].n == 0) free(m->dtrunk[k]);
+        m->dtrunk[k] = NULL;
+    }
+    for (int t = 0; t < MTC_MAX_TASKS; t++) {
+        for (int i = 0; i < m->head[t].n; i++) layer_free_buffers(&m->head[t].layers[i]);
+        layer_free_buffers(&m->gate[t]);
+        free(m->mix[t]); free(m->dmix[t]); free(m->gate_p[t]);
+        m->mix[t] = m->dmix[t] = m->gate_p[t] = NULL;
+        m->outputs[t] = NULL;
+    }
+    free(m->col); free(m->dcol); free(m->dinput);
+    m->col = m->dcol = m->dinput = NULL;
+    m->max_batch = 0;
+}
+
+static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
+{
+    size_t n = (size_t)B * (size_t)L->out_size;
+    L->out = malloc(n * sizeof(float));
+    L->dout = malloc(n * sizeof(float));
+    if (!L->out || !L->dout) return -1;
+    int fused = (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV);
+    if (fused && L->spec.act != MTC_ACT_NONE) {
+        if (!(L->pre = malloc(n * sizeof(float)))) return -1;
+    } else {
+        L->pre = L->out;
+    }
+    if ((int64_t)n > *scratch) *scratch = (int64_t)n;
+    if (L->spec.type == MTC_L_MAXPOOL && !(L->argmax = malloc(n * sizeof(int32_t)))) return -1;
+    if (L->spec.type == MTC_L_DROPOUT && !(L->drop_mask = malloc(n))) return -1;
+    if (L->spec.type == MTC_L_BATCHNORM || L->spec.type == MTC_L_LAYERNORM) {
+        size_t k = L->spec.type == MTC_L_BATCHNORM ? (size_t)L->in_c : (size_t)B;
+        L->mean = malloc(k * sizeof(float));
+        L->rstd = malloc(k * sizeof(float));
+        if (!L->mean || !L->rstd) return -1;
+    }
+    return 0;
+}
+
+int mtc_model_reserve(mtc_model *m, int B, mtc_err *e)
+{
+    if (B <= m->max_batch) return 0;
+    model_free_buffers(m);
+    int64_t scratch = 0, col = 0;
+    int bad = 0;
+    int64_t in_size = (int64_t)m->spec.c * m->spec.h * m->spec.w;
+    for (int k = 0; k < m->nexperts; k++) {
+        mtc_chain *ch = &m->trunk[k];
+        for (int i = 0; i < ch->n; i++) {
+            bad |= layer_alloc(&ch->layers[i], B, &scratch);
+            if (ch->layers[i].spec.type == MTC_L_CONV) {
+                int64_t c = mtc_conv_col_floats(&ch->layers[i].cs, B);
+                if (c > col) col = c;
+            }
+        }
+        m->dtrunk[k] = ch->n ? ch->layers[ch->n - 1].dout : malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
+        bad |= !m->dtrunk[k];
+    }
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        for (int i = 0; i < m->head[t].n; i++) bad |= layer_alloc(&m->head[t].layers[i], B, &scratch);
+        m->outputs[t] = m->head[t].layers[m->head[t].n - 1].out;
+        m->dmix[t] = malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
+        bad |= !m->dmix[t];
+        if (m->nexperts > 1) {
+            bad |= layer_alloc(&m->gate[t], B, &scratch);
+            m->mix[t] = malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
+            m->gate_p[t] = malloc((size_t)B * (size_t)m->nexperts * sizeof(float));
+            bad |= !m->mix[t] || !m->gate_p[t];
+        }
+    }
+    /* dinput doubles as the activation-gradient scratch */
+    if (in_size * B > scratch) scratch = in_size * B;
+    m->dinput = malloc((size_t)scratch * sizeof(float));
+    if (col) {
+        m->col = malloc((size_t)col * sizeof(float));
+        m->dcol = malloc((size_t)col * sizeof(float));
+        bad |= !m->col || !m->dcol;
+    }
+    bad |= !m->dinput;
+    if (bad) {
+        model_free_buffers(m);
+        return mtc_err_set(e, MTC_ENOMEM, "model: out of memory for batch %d", B);
+    }
+    m->max_batch = B;
+    return 0;
+}
+
+void mtc_model_free(mtc_model *m)
+{
+    model_free_buffers(m);
+    free(m->params); free(m->grads); free(m->decay_mask); free(m->mask); free(m->stats);
+    free(m->spec_text);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---- forward / backward ------------------------------------------------------- */
+
+#define BN_MOMENTUM 0.1f
+#define NORM_EPS 1e-5f
+
+static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
+{
+    const mtc_layer_spec *s = &L->spec;
+    float *W = L->w_off >= 0 ? m->params + L->w_off : NULL;
+    float *b = L->b_off >= 0 ? m->params + L->b_off : NULL;
+    int64_t n = (int64_t)B * L->out_size;
+    switch (s->type) {
+    case MTC_L_DENSE:
+        mtc_dense_forward(L->pre, x, W, b, B, (int)L->in_size, s->units);
+        if (s->act) mtc_act_forward(L->out, L->pre, n, s->act);
+        break;
+    case MTC_L_CONV:
+        mtc_conv2d_forward(L->pre, x, W, b, m->col, &L->cs, B);
+        if (s->act) mtc_act_forward(L->out, L->pre, n, s->act);
+        break;
+    case MTC_L_MAXPOOL:
+        mtc_maxpool_forward(L->out, L->argmax, x, B, L->in_c, L->in_h, L->in_w, s->size, s->stride);
+        break;
+    case MTC_L_AVGPOOL:
+        mtc_avgpool_forward(L->out, x, B, L->in_c, L->in_h, L->in_w, s->size, s->stride);
+        break;
+    case MTC_L_FLATTEN:
+        memcpy(L->out, x, (size_t)n * sizeof(float));
+        break;
+    case MTC_L_ACT:
+        mtc_act_forward(L->out, x, n, s->act);
+        break;
+    case MTC_L_DROPOUT:
+        if (train && s->p > 0) mtc_dropout_forward(L->out, L->drop_mask, x, n, s->p, rng);
+        else memcpy(L->out, x, (size_t)n * sizeof(float));
+        break;
+    case MTC_L_BATCHNORM: {
+        float *rm = m->stats + L->stat_off, *rv = rm + L->in_c;
+        int S = L->in_h * L->in_w;
+        if (train)
+            mtc_batchnorm_forward_train(L->out, L->mean, L->rstd, x, W, b, rm, rv, BN_MOMENTUM,
+                                        NORM_EPS, B, L->in_c, S);
+        else
+            mtc_batchnorm_forward_eval(L->out, x, W, b, rm, rv, NORM_EPS, B, L->in_c, S);
+        break;
+    }
+    case MTC_L_LAYERNORM:
+        mtc_layernorm_forward(L->out, L->mean, L->rstd, x, W, b, B, (int)L->in_size, NORM_EPS);
+        break;
+    }
+}
+
+/* dx may be NULL (input gradient not needed). */
+static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
+{
+    const mtc_layer_spec *s = &L->spec;
+    float *W = L->w_off >= 0 ? m->params + L->w_off : NULL;
+    float *dW = L->w_off >= 0 ? m->grads + L->w_off : NULL;
+    float *db = L->b_off >= 0 ? m->grads + L->b_off : NULL;
+    int64_t n = (int64_t)B * L->out_size;
+    const float *g = L->dout;
+    if ((s->type == MTC_L_DENSE || s->type == MTC_L_CONV) && s->act) {
+        float *dpre = m->dinput; /* scratch sized for the largest activation */
+        memset(dpre, 0, (size_t)n * sizeof(float));
+        mtc_act_backward(dpre, L->dout, L->pre, L->out, n, s->act);
+        g = dpre;
+    }
+    switch (s->type) {
+    case MTC_L_DENSE:
+        mtc_dense_backward(dx, dW, db, g, x, W, B, (int)L->in_size, s->units);
+        break;
+    case MTC_L_CONV:
+        mtc_conv2d_backward(dx, dW, db, g, x, W, m->col, m->dcol, &L->cs, B);
+        break;
+    case MTC_L_MAXPOOL:
+        if (dx) mtc_maxpool_backward(dx, g, L->argmax, B, L->in_c, L->out_h, L->out_w, L->in_h, L->in_w);
+        break;
+    case MTC_L_AVGPOOL:
+        if (dx) mtc_avgpool_backward(dx, g, B, L->in_c, L->in_h, L->in_w, s->size, s->stride);
+        break;
+    case MTC_L_FLATTEN:
+        if (dx) for (int64_t i = 0; i < n; i++) dx[i] += g[i];
+        break;
+    case MTC_L_ACT:
+        if (dx) mtc_act_backward(dx, g, x, L->out, n, s->act);
+        break;
+    case MTC_L_DROPOUT:
+        if (dx) {
+            if (s->p > 0) mtc_dropout_backward(dx, g, L->drop_mask, n, s->p);
+            else for (int64_t i = 0; i < n; i++) dx[i] += g[i];
+        }
+        break;
+    case MTC_L_BATCHNORM:
+        mtc_batchnorm_backward(dx, dW, db, g, x, L->mean, L->rstd, W, B, L->in_c, L->in_h * L->in_w);
+        break;
+    case MTC_L_LAYERNORM:
+        mtc_layernorm_backward(dx, dW, db, g, x, L->mean, L->rstd, W, B, (int)L->in_size);
+        break;
+    }
+}
+
+static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, int B, int train,
+                                  mtc_rng *rng)
+{
+    for (int i = 0; i < ch->n; i++) {
+        layer_forward(m, &ch->layers[i], x, B, train, rng);
+        x = ch->layers[i].out;
+    }
+    return x;
+}
+
+/* Expects the last layer's dout filled; accumulates into dx when non-NULL. */
+static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *dx, int B)
+{
+    for (int i = ch->n - 1; i >= 0; i--) {
+        const float *in = i ? ch->layers[i - 1].out : x;
+        float *din = i ? ch->layers[i - 1].dout : dx;
+        layer_backward(m, &ch->layers[i], in, din, B);
+    }
+}
+
+static void chain_zero_grads(mtc_chain *ch, int B, int skip_last)
+{
+    for (int i = 0; i < ch->n - (skip_last ? 1 : 0); i++)
+        memset(ch->layers[i].dout, 0, (size_t)B * (size_t)ch->layers[i].out_size * sizeof(float));
+}
+
+static const float *trunk_out(const mtc_model *m, int k, const float *x)
+{
+    const mtc_chain *ch = &m->trunk[k];
+    return ch->n ? ch->layers[ch->n - 1].out : x;
+}
+
+static const float *head_input(const mtc_model *m, int t, const float *x)
+{
+    return m->nexperts > 1 ? m->mix[t] : trunk_out(m, 0, x);
+}
+
+void mtc_model_forward(mtc_model *m, const float *x, int B, int train, mtc_rng *rng)
+{
+    for (int k = 0; k < m->nexperts; k++) chain_forward(m, &m->trunk[k], x, B, train, rng);
+    int64_t H = m->trunk_out;
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        if (m->nexperts > 1) {
+            mtc_layer *G = &m->gate[t];
+            layer_forward(m, G, x, B, train, rng);
+            mtc_softmax_rows(m->gate_p[t], G->out, B, m->nexperts, 1.0f);
+            float *mix = m->mix[t];
+            memset(mix, 0, (size_t)B * (size_t)H * sizeof(float));
+            for (int k = 0; k < m->nexperts; k++) {
+                const float *h = trunk_out(m, k, x);
+                for (int b = 0; b < B; b++) {
+                    float g = m->gate_p[t][b * m->nexperts + k];
+                    for (int64_t j = 0; j < H; j++) mix[b * H + j] += g * h[b * H + j];
+                }
+            }
+        }
+        chain_forward(m, &m->head[t], head_input(m, t, x), B, train, rng);
+    }
+}
+
+void mtc_model_backward_heads(mtc_model *m, const float *x, float *const *dout, int B)
+{
+    int64_t H = m->trunk_out;
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        mtc_chain *ch = &m->head[t];
+        memset(m->dmix[t], 0, (size_t)B * (size_t)H * sizeof(float));
+        if (!dout[t]) continue;
+        chain_zero_grads(ch, B, 1);
+        mtc_layer *last = &ch->layers[ch->n - 1];
+        memcpy(last->dout, dout[t], (size_t)B * (size_t)last->out_size * sizeof(float));
+        chain_backward(m, ch, head_input(m, t, x), m->dmix[t], B);
+    }
+}
+
+void mtc_model_backward_trunk(mtc_model *m, const float *x, int B)
+{
+    int64_t H = m->trunk_out;
+    int E = m->nexperts;
+    for (int k = 0; k < E; k++) {
+        chain_zero_grads(&m->trunk[k], B, 1);
+        memset(m->dtrunk[k], 0, (size_t)B * (size_t)H * sizeof(float));
+    }
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const float *dm = m->dmix[t];
+        if (E == 1) {
+            for (int64_t i = 0; i < (int64_t)B * H; i++) m->dtrunk[0][i] += dm[i];
+            continue;
+        }
+        /* MMoE: d h_k += g_k dmix;  d g_k = <dmix, h_k>;
+         * d logit_k = g_k (d g_k - sum_j g_j d g_j) */
+        mtc_layer *G = &m->gate[t];
+        const float *p = m->gate_p[t];
+        float dg[MTC_MAX_EXPERTS];
+        for (int b = 0; b < B; b++) {
+            float dot = 0;
+            for (int k = 0; k < E; k++) {
+                const float *h = trunk_out(m, k, x) + b * H;
+                float g = p[b * E + k], s = 0;
+                for (int64_t j = 0; j < H; j++) {
+                    m->dtrunk[k][b * H + j] += g * dm[b * H + j];
+                    s += dm[b * H + j] * h[j];
+                }
+                dg[k] = s;
+                dot += g * s;
+            }
+            for (int k = 0; k < E; k++) G->dout[b * E + k] = p[b * E + k] * (dg[k] - dot);
+        }
+        layer_backward(m, G, x, NULL, B);
+    }
+    for (int k = 0; k < E; k++) chain_backward(m, &m->trunk[k], x, NULL, B);
+}
+
+void mtc_model_backward(mtc_model *m, const float *x, float *const *dout, int B)
+{
+    mtc_model_backward_heads(m, x, dout, B);
+    mtc_model_backward_trunk(m, x, B);
+}
+
+const float *mtc_model_trunk_output(const mtc_model *m)
+{
+    const mtc_chain *ch = &m->trunk[0];
+    return ch->n ? ch->layers[ch->n - 1].out : NULL;
+}
+
+void mtc_model_unstandardise(const mtc_model *m, int t, float *y, int B)
+{
+    int D = m->spec.tasks[t].dim;
+    if (m->spec.tasks[t].kind != MTC_TASK_REG) return;
+    for (int b = 0; b < B; b++)
+        for (int d = 0; d < D; d++) y[b * D + d] = y[b * D + d] * m->reg_std[t][d] + m->reg_mean[t][d];
+}
+
+/* ---- checkpoint conversion --------------------------------------------------- */
+
+typedef int (*layer_fn)(mtc_model *m, mtc_layer *L, void *ctx);
+
+static int for_each_layer(mtc_model *m, layer_fn fn, void *ctx)
+{
+    int rc;
+    for (int k = 0; k < m->nexperts; k++)
+        for (int i = 0; i < m->trunk[k].n; i++)
+            if ((rc = fn(m, &m->trunk[k].layers[i], ctx))) return rc;
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        if (m->nexperts > 1 && (rc = fn(m, &m->gate[t], ctx))) return rc;
+        for (int i = 0; i < m->head[t].n; i++)
+            if ((rc = fn(m, &m->head[t].layers[i], ctx))) return rc;
+    }
+    return 0;
+}
+
+int mtc_model_for_each_layer(mtc_model *m, int (*fn)(mtc_model *, mtc_layer *, void *), void *ctx)
+{
+    return for_each_layer(m, fn, ctx);
+}
+
+static int weight_dims(const mtc_layer *L, int64_t *dims)
+{
+    if (L->spec.type == MTC_L_CONV) {
+        dims[0] = L->cs.OC; dims[1] = L->cs.C; dims[2] = L->cs.K; dims[3] = L->cs.K;
+        return 4;
+    }
+    if (L->spec.type == MTC_L_DENSE) { dims[0] = L->spec.units; dims[1] = L->in_size; return 2; }
+    dims[0] = L->nw;
+    return 1;
+}
+
+typedef struct { mtc_ckpt *c; mtc_err *e; } save_ctx;
+
+static int save_layer(mtc_model *m, mtc_layer *L, void *vctx)
+{
+    save_ctx *s = vctx;
+    char name[160];
+    int64_t dims[4];
+    int rc = 0;
+    if (L->w_off >= 0) {
+        int nd = weight_dims(L, dims);
+        snprintf(name, sizeof name, "%s.weight", L->name);
+        if ((rc = mtc_ckpt_add(s->c, name, MTC_F32, nd, dims, m->params + L->w_off, s->e))) return rc;
+        if (m->mask) {
+            uint8_t *mk = malloc((size_t)L->nw);
+            if (!mk) return mtc_err_set(s->e, MTC_ENOMEM, "out of memory");
+            for (int64_t i = 0; i < L->nw; i++) mk[i] = m->mask[L->w_off + i] != 0.0f;
+            snprintf(name, sizeof name, "%s.mask", L->name);
+            rc = mtc_ckpt_add(s->c, name, MTC_U8, nd, dims, mk, s->e);
+            free(mk);
+            if (rc) return rc;
+        }
+    }
+    if (L->b_off >= 0) {
+        dims[0] = L->nb;
+        snprintf(name, sizeof name, "%s.bias", L->name);
+        if ((rc = mtc_ckpt_add(s->c, name, MTC_F32, 1, dims, m->params + L->b_off, s->e))) return rc;
+    }
+    if (L->stat_off >= 0) {
+        dims[0] = L->in_c;
+        snprintf(name, sizeof name, "%s.running_mean", L->name);
+        if ((rc = mtc_ckpt_add(s->c, name, MTC_F32, 1, dims, m->stats + L->stat_off, s->e))) return rc;
+        snprintf(name, sizeof name, "%s.running_var", L->name);
+        if ((rc = mtc_ckpt_add(s->c, name, MTC_F32, 1, dims, m->stats + L->stat_off + L->in_c, s->e)))
+            return rc;
+    }
+    return 0;
+}
+
+int mtc_model_to_ckpt(const mtc_model *mc, const char *meta_json, mtc_ckpt *c, mtc_err *e)
+{
+    mtc_model *m = (mtc_model *)mc; /* traversal only reads */
+    memset(c, 0, sizeof *c);
+    if (mtc_ckpt_set_text(&c->spec, m->spec_text ? m->spec_text : "") ||
+        mtc_ckpt_set_text(&c->meta, meta_json ? meta_json : "{}"))
+        return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    save_ctx s = {c, e};
+    int rc = for_each_layer(m, save_layer, &s);
+    for (int t = 0; t < m->spec.ntasks && !rc; t++) {
+        if (m->spec.tasks[t].kind != MTC_TASK_REG) continue;
+        char name[160];
+        int64_t d = m->spec.tasks[t].dim;
+        snprintf(name, sizeof name, "task.%s.target_mean", m->spec.tasks[t].name);
+        rc = mtc_ckpt_add(c, name, MTC_F32, 1, &d, m->reg_mean[t], e);
+        snprintf(name, sizeof name, "task.%s.target_std", m->spec.tasks[t].name);
+        if (!rc) rc = mtc_ckpt_add(c, name, MTC_F32, 1, &d, m->reg_std[t], e);
+    }
+    if (rc) mtc_ckpt_free(c);
+    return rc;
+}
+
+typedef struct { const mtc_ckpt *c; mtc_err *e; const char *path; } load_ctx;
+
+static int load_tensor(load_ctx *l, const char *name, const int64_t *dims, int nd, float *dst)
+{
+    const mtc_tensor *t = mtc_ckpt_find(l->c, name);
+    if (!t) return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' missing", l->path, name);
+    if (t->dtype != MTC_F32 || t->ndim != nd)
+        return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' has dtype %s and %d dims, expected f32 with %d",
+                           l->path, name, mtc_dtype_name(t->dtype), t->ndim, nd);
+    for (int i = 0; i < nd; i++)
+        if (t->dims[i] != dims[i])
+            return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' dim %d is %lld, spec says %lld", l->path,
+                               name, i, (long long)t->dims[i], (long long)dims[i]);
+    memcpy(dst, t->data, (size_t)mtc_tensor_numel(t) * sizeof(float));
+    return 0;
+}
+
+static int load_layer(mtc_model *m, mtc_layer *L, void *vctx)
+{
+    load_ctx *l = vctx;
+    char name[160];
+    int64_t dims[4];
+    int rc;
+    if (L->w_off >= 0) {
+        int nd = weight_dims(L, dims);
+        snprintf(name, sizeof name, "%s.weight", L->name);
+        if ((rc = load_tensor(l, name, dims, nd, m->params + L->w_off))) return rc;
+        snprintf(name, sizeof name, "%s.mask", L->name);
+        const mtc_tensor *mk = mtc_ckpt_find(l->c, name);
+        if (mk) {
+            if (mk->dtype != MTC_U8 || mtc_tensor_numel(mk) != L->nw)
+                return mtc_err_set(l->e, MTC_EINPUT, "%s: mask '%s' does not match its weight", l->path, name);
+            if (!m->mask) {
+                m->mask = malloc((size_t)m->nparams * sizeof(float));
+                if (!m->mask) return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
+                for (int64_t i = 0; i < m->nparams; i++) m->mask[i] = 1.0f;
+            }
+            const uint8_t *src = mk->data;
+            for (int64_t i = 0; i < L->nw; i++) m->mask[L->w_off + i] = src[i] ? 1.0f : 0.0f;
+        }
+    }
+    if (L->b_off >= 0) {
+        dims[0] = L->nb;
+        snprintf(name, sizeof name, "%s.bias", L->name);
+        if ((rc = load_tensor(l, name, dims, 1, m->params + L->b_off))) return rc;
+    }
+    if (L->stat_off >= 0) {
+        dims[0] = L->in_c;
+        snprintf(name, sizeof name, "%s.running_mean", L->name);
+        if ((rc = load_tensor(l, name, dims, 1, m->stats + L->stat_off))) return rc;
+        snprintf(name, sizeof name, "%s.running_var", L->name);
+        if ((rc = load_tensor(l, name, dims, 1, m->stats + L->stat_off + L->in_c))) return rc;
+    }
+    return 0;
+}
+
+int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path, mtc_model *m, mtc_err *e)
+{
+    if (!c->spec || !c->spec[0])
+        return mtc_err_set(e, MTC_EINPUT, "%s: checkpoint has no model spec", path);
+    mtc_spec s;
+    char where[300];
+    snprintf(where, sizeof where, "%s(spec)", path);
+    int rc = mtc_spec_parse(c->spec, where, &s, e);
+    if (rc) return rc;
+    if ((rc = mtc_model_build(&s, c->spec, m, e))) return rc;
+    load_ctx l = {c, e, path};
+    rc = for_each_layer(m, load_layer, &l);
+    for (int t = 0; t < s.ntasks && !rc; t++) {
+        if (s.tasks[t].kind != MTC_TASK_REG) continue;
+        char name[160];
+        int64_t d = s.tasks[t].dim;
+        snprintf(name, sizeof name, "task.%s.target_mean", s.tasks[t].name);
+        rc = load_tensor(&l, name, &d, 1, m->reg_mean[t]);
+        snprintf(name, sizeof name, "task.%s.target_std", s.tasks[t].name);
+        if (!rc) rc = load_tensor(&l, name, &d, 1, m->reg_std[t]);
+    }
+    for (int64_t i = 0; i < m->nparams && !rc; i++)
+        if (!isfinite(m->params[i]))
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: parameter %lld is not finite", path, (long long)i);
+    if (rc) mtc_model_free(m);
+    return rc;
+}
+
+int mtc_model_from_ckpt(const mtc_ckpt *c, mtc_model *m, mtc_err *e)
+{
+    return mtc_model_from_ckpt_path(c, "checkpoint", m, e);
+}
+
+int mtc_model_save(const mtc_model *m, const char *path, const char *meta_json, mtc_err *e)
+{
+    mtc_ckpt c;
+    int rc = mtc_model_to_ckpt(m, meta_json, &c, e);
+    if (rc) return rc;
+    rc = mtc_ckpt_save(path, &c, e);
+    mtc_ckpt_free(&c);
+    return rc;
+}
+
+int mtc_model_load(const char *path, mtc_model *m, char **meta_json, mtc_err *e)
+{
+    mtc_ckpt c;
+    int rc = mtc_ckpt_load(path, &c, e);
+    if (rc) return rc;
+    rc = mtc_model_from_ckpt_path(&c, path, m, e);
+    if (!rc && meta_json) {
+        *meta_json = c.meta;
+        c.meta = NULL;
+    }
+    mtc_ckpt_free(&c);
+    return rc;
+}
+
+/* ---- data binding and prediction ------------------------------------------- */
+
+int mtc_model_bind_task(const mtc_model *m, int t, const mtc_dataset *d, int32_t **labels,
+                        const float **targets, mtc_err *e)
+{
+    const mtc_task_spec *ts = &m->spec.tasks[t];
+    *labels = NULL;
+    *targets = NULL;
+    const char *src = ts->from[0] ? ts->from : (ts->column[0] ? ts->column : ts->name);
+    int di = mtc_data_task_index(d, src);
+    if (di < 0 && ts->from[0] == 0) di = mtc_data_task_index(d, ts->name);
+    if (di < 0)
+        return mtc_err_set(e, MTC_EINPUT, "%s: no task or column '%s' for model task '%s'", d->name, src,
+                           ts->name);
+    const mtc_data_task *dt = &d->tasks[di];
+    if (ts->kind == MTC_TASK_CLS) {
+        if (dt->kind != MTC_TASK_CLS || !dt->labels)
+            return mtc_err_set(e, MTC_EINPUT, "%s: task '%s' is not a classification label", d->name, src);
+        int32_t *lab = malloc((size_t)(d->n ? d->n : 1) * sizeof(int32_t));
+        if (!lab) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        for (int64_t i = 0; i < d->n; i++) {
+            int32_t y = dt->labels[i];
+            if (ts->from[0]) {
+                if (y < 0 || y >= ts->nmap) {
+                    free(lab);
+                    return mtc_err_set(e, MTC_EINPUT, "%s: sample %lld: label %d of '%s' outside the map of '%s'",
+                                       d->name, (long long)i, y, src, ts->name);
+                }
+                y = ts->map[y];
+            }
+            if (y < 0 || y >= ts->dim) {
+                free(lab);
+                return mtc_err_set(e, MTC_EINPUT, "%s: sample %lld: label %d out of range for task '%s' (%d classes)",
+                                   d->name, (long long)i, y, ts->name, ts->dim);
+            }
+            lab[i] = y;
+        }
+        *labels = lab;
+    } else {
+        if (!dt->targets || dt->dim != ts->dim)
+            return mtc_err_set(e, MTC_EINPUT, "%s: task '%s' needs %d float targets per sample", d->name,
+                               ts->name, ts->dim);
+        *targets = dt->targets;
+    }
+    return 0;
+}
+
+int mtc_model_check_input(const mtc_model *m, const mtc_dataset *d, mtc_err *e)
+{
+    if (d->c != m->spec.c || d->h != m->spec.h || d->w != m->spec.w)
+        return mtc_err_set(e, MTC_EINPUT, "%s: samples are %dx%dx%d but the model expects %dx%dx%d", d->name,
+                           d->c, d->h, d->w, m->spec.c, m->spec.h, m->spec.w);
+    if (d->n <= 0) return mtc_err_set(e, MTC_EINPUT, "%s: empty data set", d->name);
+    return 0;
+}
+
+int mtc_model_predict(mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t n, int batch,
+                      float **outs, mtc_err *e)
+{
+    int rc = mtc_model_check_input(m, d, e);
+    if (rc) return rc;
+    if (!idx) n = d->n;
+    if ((rc = mtc_model_reserve(m, batch, e))) return rc;
+    int T = m->spec.ntasks;
+    for (int t = 0; t < T; t++) {
+        outs[t] = malloc((size_t)n * (size_t)m->spec.tasks[t].dim * sizeof(float));
+        if (!outs[t]) {
+            for (int j = 0; j <= t; j++) { free(outs[j]); outs[j] = NULL; }
+            return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        }
+    }
+    int64_t S = mtc_data_sample_size(d);
+    float *x = malloc((size_t)batch * (size_t)S * sizeof(float));
+    int64_t *bi = malloc((size_t)batch * sizeof(int64_t));
+    if (!x || !bi) {
+        free(x); free(bi);
+        for (int t = 0; t < T; t++) { free(outs[t]); outs[t] = NULL; }
+        return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    }
+    for (int64_t s = 0; s < n; s += batch) {
+        int B = (int)(n - s < batch ? n - s : batch);
+        for (int b = 0; b < B; b++) bi[b] = idx ? idx[s + b] : s + b;
+        mtc_data_batch_x(d, bi, B, 0, NULL, x);
+        mtc_model_forward(m, x, B, 0, NULL);
+        for (int t = 0; t < T; t++) {
+            int D = m->spec.tasks[t].dim;
+            float *dst = outs[t] + s * D;
+            memcpy(dst, m->outputs[t], (size_t)B * (size_t)D * sizeof(float));
+            mtc_model_unstandardise(m, t, dst, B);
+        }
+    }
+    free(x);
+    free(bi);
+    return 0;
+}

@@ -1,0 +1,552 @@
+/*
+ * train.c — the multi-task training loop and per-task evaluation.
+ *
+ * One loop serves plain training, distillation (cfg->soft: per-task KD loss
+ * against stored teacher outputs) and pruning fine-tunes (m->mask re-applied
+ * after every step so pruned weights stay exactly zero). Buffers are
+ * allocated once per call; the step itself does not allocate.
+ */
+#include "mtc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const char *weighting_names[] = {"fixed", "uncertainty", "gradnorm", "dwa"};
+
+int mtc_weighting_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (!strcmp(s, weighting_names[i])) return i;
+    return -1;
+}
+
+const char *mtc_weighting_name(int w)
+{
+    return (unsigned)w < 4 ? weighting_names[w] : "?";
+}
+
+void mtc_train_cfg_default(mtc_train_cfg *c)
+{
+    memset(c, 0, sizeof *c);
+    c->epochs = 5;
+    c->batch = 128;
+    mtc_optim_cfg_default(&c->opt, MTC_OPT_ADAM);
+    c->sched.kind = MTC_SCHED_CONST;
+    c->sched.lr = 1e-3f;
+    c->sched.gamma = 0.1f;
+    c->gradnorm_alpha = 1.5f;
+    c->weight_lr = 0.025f;
+    c->dwa_temp = 2.0f;
+    c->val_frac = 0.1;
+    c->seed = 1;
+    for (int t = 0; t < MTC_MAX_TASKS; t++) { c->kd_T[t] = 4.0f; c->kd_alpha[t] = 0.9f; }
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- evaluation -------------------------------------------------------------- */
+
+double mtc_task_eval_primary(const mtc_task_eval *ev, const char **name)
+{
+    if (ev->kind == MTC_TASK_REG) {
+        if (name) *name = "mae";
+        return ev->reg.mae;
+    }
+    if (name) *name = "accuracy";
+    return ev->kind == MTC_TASK_CLS ? ev->cls.accuracy : ev->bin.accuracy;
+}
+
+void mtc_task_eval_free(mtc_task_eval *ev, int ntasks)
+{
+    for (int t = 0; t < ntasks; t++)
+        if (ev[t].kind == MTC_TASK_CLS) mtc_cls_metrics_free(&ev[t].cls);
+}
+
+int mtc_evaluate_outputs(const mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t n,
+                         float *const *outs, mtc_task_eval *out, mtc_err *e)
+{
+    int rc = 0;
+    if (!idx) n = d->n;
+    memset(out, 0, sizeof(mtc_task_eval) * (size_t)m->spec.ntasks);
+    for (int t = 0; t < m->spec.ntasks && !rc; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        int32_t *lab_all = NULL;
+        const float *targ_all = NULL;
+        if ((rc = mtc_model_bind_task(m, t, d, &lab_all, &targ_all, e))) break;
+        out[t].kind = ts->kind;
+        out[t].dim = ts->dim;
+        int D = ts->dim;
+        if (ts->kind == MTC_TASK_CLS) {
+            int32_t *lab = malloc((size_t)n * sizeof(int32_t));
+            if (!lab) { free(lab_all); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+            for (int64_t i = 0; i < n; i++) lab[i] = lab_all[idx ? idx[i] : i];
+            rc = mtc_metrics_cls(outs[t], lab, n, D, &out[t].cls, e);
+            out[t].loss = out[t].cls.loss;
+            free(lab);
+        } else {
+            float *tg = malloc((size_t)n * (size_t)D * sizeof(float));
+            if (!tg) { free(lab_all); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+            for (int64_t i = 0; i < n; i++)
+                memcpy(tg + i * D, targ_all + (idx ? idx[i] : i) * D, (size_t)D * sizeof(float));
+            if (ts->kind == MTC_TASK_BIN) {
+                rc = mtc_metrics_bin(outs[t], tg, n, D, &out[t].bin, e);
+                out[t].loss = out[t].bin.loss;
+            } else {
+                mtc_metrics_reg(outs[t], tg, n, D, &out[t].reg);
+                double var = 0;
+                for (int dd = 0; dd < D; dd++) var += (double)m->reg_std[t][dd] * m->reg_std[t][dd];
+                out[t].loss = out[t].reg.mse / (var / D > 0 ? var / D : 1.0);
+            }
+            free(tg);
+        }
+        free(lab_all);
+    }
+    return rc;
+}
+
+int mtc_evaluate(mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t n, int batch,
+                 mtc_task_eval *out, mtc_err *e)
+{
+    float *outs[MTC_MAX_TASKS] = {0};
+    if (!idx) n = d->n;
+    int rc = mtc_model_predict(m, d, idx, n, batch, outs, e);
+    if (!rc) rc = mtc_evaluate_outputs(m, d, idx, n, outs, out, e);
+    for (int t = 0; t < m->spec.ntasks; t++) free(outs[t]);
+    return rc;
+}
+
+/* ---- training state ---------------------------------------------------------- */
+
+typedef struct trainer {
+    mtc_model *m;
+    const mtc_dataset *d;
+    const mtc_train_cfg *cfg;
+    int T, B;
+    int32_t *labels[MTC_MAX_TASKS];   /* per dataset sample */
+    const float *targets[MTC_MAX_TASKS];
+    float *tstd[MTC_MAX_TASKS];       /* reg targets standardised, per sample */
+    float *x;                         /* batch inputs */
+    int32_t *blab[MTC_MAX_TASKS];     /* batch labels */
+    float *btarg[MTC_MAX_TASKS];      /* batch targets / soft rows */
+    float *bsoft[MTC_MAX_TASKS];
+    float *dout[MTC_MAX_TASKS];
+    double w[MTC_MAX_TASKS];          /* current task weights */
+    /* uncertainty: s_t = log sigma^2 */
+    float s[MTC_MAX_TASKS], ds[MTC_MAX_TASKS];
+    mtc_optim s_opt;
+    /* gradnorm */
+    double L0[MTC_MAX_TASKS];
+    int have_L0;
+    float *gn_dW, *gn_dpre;
+    /* dwa: epoch-mean losses of the last two epochs */
+    double prev_loss[2][MTC_MAX_TASKS];
+    float *best;                      /* params at the best epoch */
+    float *best_stats;
+} trainer;
+
+static int soft_kind_ok(const mtc_train_cfg *cfg, int t)
+{
+    return cfg->soft && cfg->soft->v[t];
+}
+
+/* Task t's loss on the current batch; gradient (times scale) into dout[t]. */
+static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scale)
+{
+    mtc_model *m = tr->m;
+    const mtc_task_spec *ts = &m->spec.tasks[t];
+    const mtc_train_cfg *cfg = tr->cfg;
+    int D = ts->dim;
+    const float *out = m->outputs[t];
+    float *g = tr->dout[t];
+    memset(g, 0, (size_t)B * (size_t)D * sizeof(float));
+    int kd = soft_kind_ok(cfg, t);
+    if (kd)
+        for (int b = 0; b < B; b++)
+            memcpy(tr->bsoft[t] + (size_t)b * D, cfg->soft->v[t] + bi[b] * D, (size_t)D * sizeof(float));
+    float alpha = kd ? cfg->kd_alpha[t] : 0.0f, T = cfg->kd_T[t];
+    if (ts->kind == MTC_TASK_CLS) {
+        for (int b = 0; b < B; b++) tr->blab[t][b] = tr->labels[t][bi[b]];
+        if (kd) return mtc_loss_kd(g, out, tr->bsoft[t], tr->blab[t], B, D, T, alpha, scale);
+        return mtc_loss_softmax_ce(g, out, tr->blab[t], B, D, ts->smoothing, scale);
+    }
+    if (ts->kind == MTC_TASK_BIN) {
+        for (int b = 0; b < B; b++)
+            memcpy(tr->btarg[t] + (size_t)b * D, tr->targets[t] + bi[b] * D, (size_t)D * sizeof(float));
+        double l = 0;
+        if (alpha < 1.0f) l += (1 - alpha) * mtc_loss_bce(g, out, tr->btarg[t], B, D, scale * (1 - alpha));
+        if (kd) {
+            /* soft targets sigmoid(t/T); T^2 keeps the gradient scale (Hinton) */
+            float *p = tr->bsoft[t];
+            for (int i = 0; i < B * D; i++) p[i] = 1.0f / (1.0f + expf(-p[i] / T));
+            l += alpha * mtc_loss_bce(g, out, p, B, D, scale * alpha);
+        }
+        return l;
+    }
+    /* reg: standardised targets; KD mixes MSE to the teacher's output */
+    for (int b = 0; b < B; b++)
+        memcpy(tr->btarg[t] + (size_t)b * D, tr->tstd[t] + bi[b] * D, (size_t)D * sizeof(float));
+    double l = 0;
+    if (alpha < 1.0f)
+        l += (1 - alpha) * mtc_loss_reg(g, out, tr->btarg[t], B, D, ts->loss, ts->huber_delta, scale * (1 - alpha));
+    if (kd) {
+        float *p = tr->bsoft[t];
+        for (int b = 0; b < B; b++)
+            for (int dd = 0; dd < D; dd++)
+                p[b * D + dd] = (p[b * D + dd] - m->reg_mean[t][dd]) / m->reg_std[t][dd];
+        l += alpha * mtc_loss_reg(g, out, p, B, D, MTC_LOSS_MSE, 1.0f, scale * alpha);
+    }
+    return l;
+}
+
+/* Last parametric shared layer of expert k (GradNorm's W). */
+static mtc_layer *shared_layer(mtc_model *m, int k)
+{
+    mtc_chain *ch = &m->trunk[k];
+    return ch->n ? &ch->layers[ch->n - 1] : NULL;
+}
+
+/* ||d(w_t L_t)/dW|| over every expert's last layer, from m->dmix[t]. */
+static double shared_grad_norm(trainer *tr, const float *x, int t, int B)
+{
+    mtc_model *m = tr->m;
+    double sq = 0;
+    int E = m->nexperts;
+    int64_t H = m->trunk_out;
+    for (int k = 0; k < E; k++) {
+        mtc_layer *L = shared_layer(m, k);
+        mtc_chain *ch = &m->trunk[k];
+        const float *in = ch->n > 1 ? ch->layers[ch->n - 2].out : x;
+        int64_t n = (int64_t)B * H;
+        float *g = tr->gn_dpre;
+        /* gradient wrt this expert's output: dmix (hard sharing) or g_k dmix */
+        for (int b = 0; b < B; b++) {
+            float gk = E > 1 ? m->gate_p[t][b * E + k] : 1.0f;
+            for (int64_t j = 0; j < H; j++) g[b * H + j] = gk * m->dmix[t][b * H + j];
+        }
+        if (L->spec.act) {
+            float *dpre = m->dinput;
+            memset(dpre, 0, (size_t)n * sizeof(float));
+            mtc_act_backward(dpre, g, L->pre, L->out, n, L->spec.act);
+            memcpy(g, dpre, (size_t)n * sizeof(float));
+        }
+        memset(tr->gn_dW, 0, (size_t)L->nw * sizeof(float));
+        const float *W = m->params + L->w_off;
+        if (L->spec.type == MTC_L_DENSE)
+            mtc_dense_backward(NULL, tr->gn_dW, NULL, g, in, W, B, (int)L->in_size, L->spec.units);
+        else
+            mtc_conv2d_backward(NULL, tr->gn_dW, NULL, g, in, W, m->col, m->dcol, &L->cs, B);
+        for (int64_t i = 0; i < L->nw; i++) sq += (double)tr->gn_dW[i] * tr->gn_dW[i];
+    }
+    return sqrt(sq);
+}
+
+/* GradNorm update of the task weights from this step's losses and grads. */
+static void gradnorm_update(trainer *tr, const float *x, const double *loss, int B)
+{
+    int T = tr->T;
+    double G[MTC_MAX_TASKS], Gm = 0, r[MTC_MAX_TASKS], rm = 0;
+    if (!tr->have_L0) {
+        for (int t = 0; t < T; t++) tr->L0[t] = loss[t] > 1e-12 ? loss[t] : 1e-12;
+        tr->have_L0 = 1;
+    }
+    for (int t = 0; t < T; t++) {
+        G[t] = shared_grad_norm(tr, x, t, B);
+        Gm += G[t] / T;
+        r[t] = loss[t] / tr->L0[t];
+        rm += r[t] / T;
+    }
+    double sum = 0;
+    for (int t = 0; t < T; t++) {
+        double target = Gm * pow(r[t] / (rm > 0 ? rm : 1), tr->cfg->gradnorm_alpha);
+        /* d|G_t - target|/dw_t = sign(G_t - target) * G_t / w_t (target held constant) */
+        double grad = (G[t] > target ? 1.0 : G[t] < target ? -1.0 : 0.0) * G[t] / tr->w[t];
+        tr->w[t] -= tr->cfg->weight_lr * grad;
+        if (tr->w[t] < 1e-3) tr->w[t] = 1e-3;
+        sum += tr->w[t];
+    }
+    for (int t = 0; t < T; t++) tr->w[t] *= T / sum;
+}
+
+static void dwa_update(trainer *tr, int epoch)
+{
+    if (epoch < 2) return; /* needs two finished epochs */
+    double z = 0, ex[MTC_MAX_TASKS];
+    for (int t = 0; t < tr->T; t++) {
+        double r = tr->prev_loss[0][t] / (tr->prev_loss[1][t] > 1e-12 ? tr->prev_loss[1][t] : 1e-12);
+        ex[t] = exp(r / tr->cfg->dwa_temp);
+        z += ex[t];
+    }
+    for (int t = 0; t < tr->T; t++) tr->w[t] = tr->T * ex[t] / z;
+}
+
+static void trainer_free(trainer *tr)
+{
+    for (int t = 0; t < MTC_MAX_TASKS; t++) {
+        free(tr->labels[t]); free(tr->tstd[t]); free(tr->blab[t]); free(tr->btarg[t]);
+        free(tr->bsoft[t]); free(tr->dout[t]);
+    }
+    free(tr->x); free(tr->gn_dW); free(tr->gn_dpre); free(tr->best); free(tr->best_stats);
+    mtc_optim_free(&tr->s_opt);
+}
+
+static int check_cfg(const mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *c, mtc_err *e)
+{
+    if (c->epochs < 1 || c->epochs > 100000) return mtc_err_set(e, MTC_EINPUT, "--epochs %d: must be in [1, 100000]", c->epochs);
+    if (c->batch < 1 || c->batch > 65536) return mtc_err_set(e, MTC_EINPUT, "--batch %d: must be in [1, 65536]", c->batch);
+    if (!(c->sched.lr > 0 && c->sched.lr < 10)) return mtc_err_set(e, MTC_EINPUT, "--lr %g: must be in (0, 10)", c->sched.lr);
+    if (!(c->val_frac >= 0 && c->val_frac < 0.9)) return mtc_err_set(e, MTC_EINPUT, "--val %g: must be in [0, 0.9)", c->val_frac);
+    if (c->weighting < 0 || c->weighting > MTC_WEIGHT_DWA) return mtc_err_set(e, MTC_EINPUT, "unknown task weighting");
+    if (c->weighting == MTC_WEIGHT_GRADNORM) {
+        for (int k = 0; k < m->nexperts; k++) {
+            const mtc_chain *ch = &m->trunk[k];
+            if (!ch->n || (ch->layers[ch->n - 1].spec.type != MTC_L_DENSE && ch->layers[ch->n - 1].spec.type != MTC_L_CONV))
+                return mtc_err_set(e, MTC_EINPUT, "--weighting gradnorm: the trunk must end with a dense or conv layer");
+        }
+    }
+    if (c->soft) {
+        if (c->soft->n != d->n)
+            return mtc_err_set(e, MTC_EINPUT, "soft labels cover %lld samples, data set %s has %lld",
+                               (long long)c->soft->n, d->name, (long long)d->n);
+        for (int t = 0; t < m->spec.ntasks; t++) {
+            if (!c->soft->v[t]) continue;
+            if (c->soft->dim[t] != m->spec.tasks[t].dim)
+                return mtc_err_set(e, MTC_EINPUT, "soft labels for task '%s' have %d outputs, the model has %d",
+                                   m->spec.tasks[t].name, c->soft->dim[t], m->spec.tasks[t].dim);
+            if (!(c->kd_T[t] > 0 && c->kd_T[t] <= 100))
+                return mtc_err_set(e, MTC_EINPUT, "temperature %g for task '%s': must be in (0, 100]", c->kd_T[t], m->spec.tasks[t].name);
+            if (!(c->kd_alpha[t] >= 0 && c->kd_alpha[t] <= 1))
+                return mtc_err_set(e, MTC_EINPUT, "alpha %g for task '%s': must be in [0, 1]", c->kd_alpha[t], m->spec.tasks[t].name);
+        }
+    }
+    return 0;
+}
+
+static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_err *e)
+{
+    memset(tr, 0, sizeof *tr);
+    tr->m = m; tr->d = d; tr->cfg = cfg; tr->T = m->spec.ntasks; tr->B = cfg->batch;
+    int rc = mtc_model_check_input(m, d, e);
+    if (!rc) rc = check_cfg(m, d, cfg, e);
+    if (!rc) rc = mtc_model_reserve(m, cfg->batch, e);
+    if (rc) return rc;
+    int B = cfg->batch;
+    int64_t S = mtc_data_sample_size(d);
+    int bad = !(tr->x = malloc((size_t)B * (size_t)S * sizeof(float)));
+    for (int t = 0; t < tr->T && !rc; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        int D = ts->dim;
+        if ((rc = mtc_model_bind_task(m, t, d, &tr->labels[t], &tr->targets[t], e))) break;
+        tr->blab[t] = malloc((size_t)B * sizeof(int32_t));
+        tr->btarg[t] = malloc((size_t)B * (size_t)D * sizeof(float));
+        tr->bsoft[t] = malloc((size_t)B * (size_t)D * sizeof(float));
+        tr->dout[t] = malloc((size_t)B * (size_t)D * sizeof(float));
+        bad |= !tr->blab[t] || !tr->btarg[t] || !tr->bsoft[t] || !tr->dout[t];
+        tr->w[t] = cfg->weighting == MTC_WEIGHT_FIXED ? ts->weight : 1.0;
+        if (ts->kind == MTC_TASK_REG && !bad) {
+            /* target standardisation, stored in the checkpoint */
+            const float *y = tr->targets[t];
+            if (!cfg->keep_standardisation)
+                for (int dd = 0; dd < D; dd++) {
+                    double s1 = 0, s2 = 0;
+                    for (int64_t i = 0; i < d->n; i++) { s1 += y[i * D + dd]; s2 += (double)y[i * D + dd] * y[i * D + dd]; }
+                    double mu = s1 / d->n, var = s2 / d->n - mu * mu;
+                    m->reg_mean[t][dd] = (float)mu;
+                    m->reg_std[t][dd] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
+                }
+            tr->tstd[t] = malloc((size_t)d->n * (size_t)D * sizeof(float));
+            bad |= !tr->tstd[t];
+            if (tr->tstd[t])
+                for (int64_t i = 0; i < d->n; i++)
+                    for (int dd = 0; dd < D; dd++)
+                        tr->tstd[t][i * D + dd] = (y[i * D + dd] - m->reg_mean[t][dd]) / m->reg_std[t][dd];
+        }
+    }
+    if (rc) return rc;
+    if (cfg->weighting == MTC_WEIGHT_UNCERTAINTY) {
+        mtc_optim_cfg oc;
+        mtc_optim_cfg_default(&oc, MTC_OPT_ADAM);
+        if ((rc = mtc_optim_init(&tr->s_opt, &oc, tr->T, e))) return rc;
+    }
+    if (cfg->weighting == MTC_WEIGHT_GRADNORM) {
+        int64_t nw = 0, n = (int64_t)B * m->trunk_out;
+        for (int k = 0; k < m->nexperts; k++) nw = shared_layer(m, k)->nw > nw ? shared_layer(m, k)->nw : nw;
+        tr->gn_dW = malloc((size_t)nw * sizeof(float));
+        tr->gn_dpre = malloc((size_t)n * sizeof(float));
+        bad |= !tr->gn_dW || !tr->gn_dpre;
+    }
+    tr->best = malloc((size_t)m->nparams * sizeof(float) + 4);
+    tr->best_stats = malloc((size_t)m->nstats * sizeof(float) + 4);
+    bad |= !tr->best || !tr->best_stats;
+    if (bad) return mtc_err_set(e, MTC_ENOMEM, "training: out of memory");
+    return 0;
+}
+
+static void apply_mask(mtc_model *m)
+{
+    if (!m->mask) return;
+    for (int64_t i = 0; i < m->nparams; i++) m->params[i] *= m->mask[i];
+}
+
+/* One optimisation step on samples bi[0..B). Fills loss[t]. Returns 0, or
+ * the 1-based task index whose loss went non-finite. */
+static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, float lr, mtc_rng *rng,
+                      double *loss)
+{
+    mtc_model *m = tr->m;
+    const mtc_train_cfg *cfg = tr->cfg;
+    mtc_data_batch_x(tr->d, bi, B, cfg->aug, rng, tr->x);
+    mtc_model_forward(m, tr->x, B, 1, rng);
+    for (int t = 0; t < tr->T; t++) {
+        float scale = (float)tr->w[t];
+        if (cfg->weighting == MTC_WEIGHT_UNCERTAINTY) scale = expf(-tr->s[t]);
+        loss[t] = task_loss(tr, t, B, bi, scale);
+        if (!isfinite(loss[t])) return t + 1;
+    }
+    memset(m->grads, 0, (size_t)m->nparams * sizeof(float));
+    mtc_model_backward_heads(m, tr->x, tr->dout, B);
+    if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
+    mtc_model_backward_trunk(m, tr->x, B);
+    mtc_optim_step(opt, m->params, m->grads, m->decay_mask, lr);
+    apply_mask(m);
+    if (cfg->weighting == MTC_WEIGHT_UNCERTAINTY) {
+        /* d/ds [exp(-s) L + s] = 1 - exp(-s) L */
+        for (int t = 0; t < tr->T; t++) tr->ds[t] = 1.0f - expf(-tr->s[t]) * (float)loss[t];
+        mtc_optim_step(&tr->s_opt, tr->s, tr->ds, NULL, lr);
+        for (int t = 0; t < tr->T; t++) tr->w[t] = exp(-tr->s[t]);
+    }
+    return 0;
+}
+
+static void history_epoch(mtc_jw *h, const mtc_epoch_stats *s)
+{
+    mtc_jw_obj(h);
+    mtc_jw_kint(h, "epoch", s->epoch);
+    mtc_jw_knum(h, "lr", s->lr);
+    mtc_jw_knum(h, "samples_per_s", s->samples_per_s);
+    mtc_jw_knum(h, "val_loss", s->val_loss);
+    const char *keys[] = {"loss", "weight", "val"};
+    for (int k = 0; k < 3; k++) {
+        mtc_jw_key(h, keys[k]);
+        mtc_jw_obj(h);
+        for (int t = 0; t < s->ntasks; t++)
+            mtc_jw_knum(h, s->task_names[t], k == 0 ? s->loss[t] : k == 1 ? s->weight[t] : s->val_metric[t]);
+        mtc_jw_obj_end(h);
+    }
+    mtc_jw_key(h, "val_metric");
+    mtc_jw_obj(h);
+    for (int t = 0; t < s->ntasks; t++) mtc_jw_kstr(h, s->task_names[t], s->val_metric_name[t]);
+    mtc_jw_obj_end(h);
+    mtc_jw_obj_end(h);
+}
+
+int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_train_result *res, mtc_err *e)
+{
+    memset(res, 0, sizeof *res);
+    trainer tr;
+    int rc = trainer_init(&tr, m, d, cfg, e);
+    int64_t *tidx = NULL, *vidx = NULL, nt = 0, nv = 0;
+    mtc_optim opt = {0};
+    mtc_jw hist;
+    mtc_jw_init(&hist);
+    mtc_jw_arr(&hist);
+    if (!rc) rc = mtc_data_split(d->n, cfg->val_frac, cfg->seed, &tidx, &nt, &vidx, &nv, e);
+    if (!rc && nt < 1) rc = mtc_err_set(e, MTC_EINPUT, "%s: no training samples left after the validation split", d->name);
+    if (!rc) rc = mtc_optim_init(&opt, &cfg->opt, m->nparams, e);
+    if (rc) goto done;
+    mtc_rng rng;
+    mtc_rng_seed(&rng, cfg->seed ^ 0x7261696eULL);
+    int B = cfg->batch;
+    int64_t steps_per_epoch = (nt + B - 1) / B, step = 0, total = steps_per_epoch * cfg->epochs;
+    double best_val = INFINITY, t_start = now_s();
+    int since_best = 0;
+    apply_mask(m);
+    for (int ep = 0; ep < cfg->epochs; ep++) {
+        double t0 = now_s(), lsum[MTC_MAX_TASKS] = {0};
+        float lr = 0;
+        if (cfg->weighting == MTC_WEIGHT_DWA) dwa_update(&tr, ep);
+        mtc_shuffle_i64(&rng, tidx, nt);
+        for (int64_t s = 0; s < nt; s += B, step++) {
+            int bb = (int)(nt - s < B ? nt - s : B);
+            double loss[MTC_MAX_TASKS];
+            lr = mtc_sched_lr(&cfg->sched, step, total);
+            int bad = train_step(&tr, &opt, tidx + s, bb, lr, &rng, loss);
+            if (bad) {
+                rc = mtc_err_set(e, MTC_EINPUT, "loss of task '%s' became non-finite at epoch %d step %lld (lower --lr?)",
+                                 m->spec.tasks[bad - 1].name, ep + 1, (long long)(step - ep * steps_per_epoch));
+                goto done;
+            }
+            for (int t = 0; t < tr.T; t++) lsum[t] += loss[t] * bb;
+        }
+        double dt = now_s() - t0;
+        mtc_epoch_stats st;
+        memset(&st, 0, sizeof st);
+        st.epoch = ep + 1;
+        st.epochs = cfg->epochs;
+        st.ntasks = tr.T;
+        st.lr = lr;
+        st.samples_per_s = nt / (dt > 1e-9 ? dt : 1e-9);
+        for (int t = 0; t < tr.T; t++) {
+            st.task_names[t] = m->spec.tasks[t].name;
+            st.loss[t] = lsum[t] / nt;
+            st.weight[t] = tr.w[t];
+            tr.prev_loss[1][t] = tr.prev_loss[0][t];
+            tr.prev_loss[0][t] = st.loss[t];
+        }
+        /* validation (or training loss when there is no validation split) */
+        double vloss = 0;
+        if (nv > 0) {
+            mtc_task_eval ev[MTC_MAX_TASKS];
+            if ((rc = mtc_evaluate(m, d, vidx, nv, B, ev, e))) goto done;
+            for (int t = 0; t < tr.T; t++) {
+                st.val_metric[t] = mtc_task_eval_primary(&ev[t], &st.val_metric_name[t]);
+                vloss += m->spec.tasks[t].weight * ev[t].loss;
+            }
+            mtc_task_eval_free(ev, tr.T);
+        } else {
+            for (int t = 0; t < tr.T; t++) {
+                vloss += m->spec.tasks[t].weight * st.loss[t];
+                st.val_metric[t] = NAN;
+                st.val_metric_name[t] = "none";
+            }
+        }
+        st.val_loss = vloss;
+        st.elapsed_s = now_s() - t_start;
+        st.eta_s = st.elapsed_s / (ep + 1) * (cfg->epochs - ep - 1);
+        history_epoch(&hist, &st);
+        res->epochs_run = ep + 1;
+        res->samples_per_s = st.samples_per_s;
+        if (vloss < best_val || !isfinite(best_val)) {
+            best_val = vloss;
+            res->best_epoch = ep + 1;
+            memcpy(tr.best, m->params, (size_t)m->nparams * sizeof(float));
+            memcpy(tr.best_stats, m->stats, (size_t)m->nstats * sizeof(float));
+            for (int t = 0; t < tr.T; t++) res->val_metric[t] = st.val_metric[t];
+            since_best = 0;
+        } else {
+            since_best++;
+        }
+        for (int t = 0; t < tr.T; t++) res->weight[t] = tr.w[t];
+        if (cfg->progress) cfg->progress(cfg->progress_ctx, &st);
+        if (cfg->patience > 0 && since_best >= cfg->patience) break;
+    }
+    /* keep the best epoch's parameters */
+    memcpy(m->params, tr.best, (size_t)m->nparams * sizeof(float));
+    memcpy(m->stats, tr.best_stats, (size_t)m->nstats * sizeof(float));
+    mtc_jw_arr_end(&hist);
+    res->history_json = hist.buf;
+    hist.buf = NULL;
+done:
+    mtc_jw_free(&hist);
+    mtc_optim_free(&opt);
+    free(tidx);
+    free(vidx);
+    trainer_free(&tr);
+    return rc;
+}

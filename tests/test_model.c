@@ -1,0 +1,400 @@
+/*
+ * test_model.c — spec parsing, whole-model gradients (trunk, heads, MMoE
+ * gates) against finite differences, checkpoint round trip, training on a
+ * synthetic multi-task problem, task weighting, determinism.
+ */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int parse(const char *text, mtc_spec *s, mtc_err *e)
+{
+    memset(e, 0, sizeof *e);
+    return mtc_spec_parse(text, "t.cfg", s, e);
+}
+
+static void test_spec_parses_layers_tasks_heads_and_maps(void **st)
+{
+    (void)st;
+    mtc_spec s;
+    mtc_err e;
+    const char *text = "# comment\n[input] shape = 1x28x28\n[conv] filters=8 size = 3 act = relu\n"
+                       "[maxpool]\n[dense]\nunits = 16\nact = gelu\n"
+                       "[task fashion] kind = cls classes = 10\n"
+                       "[task super] kind = cls from = fashion:0,1,0,0,0,2,0,2,3,2\n"
+                       "[task ink] kind = reg outputs = 2 loss = huber\n[head ink]\n[dense] units = 4 act = tanh\n";
+    assert_int_equal(parse(text, &s, &e), 0);
+    assert_int_equal(s.c, 1);
+    assert_int_equal(s.h, 28);
+    assert_int_equal(s.ntrunk, 3);
+    assert_int_equal(s.trunk[0].filters, 8);
+    assert_int_equal(s.trunk[2].units, 16);
+    assert_int_equal(s.trunk[2].act, MTC_ACT_GELU);
+    assert_int_equal(s.ntasks, 3);
+    assert_int_equal(s.tasks[1].dim, 4);
+    assert_int_equal(s.tasks[1].map[5], 2);
+    assert_int_equal(s.tasks[2].kind, MTC_TASK_REG);
+    assert_int_equal(s.tasks[2].loss, MTC_LOSS_HUBER);
+    assert_int_equal(s.tasks[2].nhead, 1);
+    assert_int_equal(s.tasks[2].head[0].units, 4);
+}
+
+static void expect_spec_error(const char *text, const char *needle)
+{
+    mtc_spec s;
+    mtc_err e;
+    assert_int_equal(parse(text, &s, &e), MTC_EINPUT);
+    if (!strstr(e.msg, needle)) fail_msg("message '%s' lacks '%s'", e.msg, needle);
+}
+
+static void test_spec_errors_name_file_line_and_problem(void **st)
+{
+    (void)st;
+    expect_spec_error("[input] shape=1x4x4\n[lstm] units=3\n[task a] classes=2\n", "t.cfg:2: unknown section [lstm]");
+    expect_spec_error("[input] shape=1x4x4\n[task a] classes=2\n[task a] classes=3\n", "t.cfg:3: duplicate task 'a'");
+    expect_spec_error("[input] shape=1x4x4\n[task a] classes=2\n[head b]\n[dense] units=2\n", "[head b] has no matching [task b]");
+    expect_spec_error("[input] shape=1x4x4\n[task a] kind=cls\n", "needs classes");
+    expect_spec_error("[input] shape=1x4x4\n[dense] units=0\n[task a] classes=2\n", "t.cfg:2: units");
+    expect_spec_error("[input] shape=1x4x4\n[dense] units=4 color=red\n[task a] classes=2\n", "unknown key 'color'");
+    expect_spec_error("[input] shape=1x4x4\n[task a] classes=2\n[task b] from=a:0,1,2\n", "map of 'b' has 3 entries");
+    expect_spec_error("[dense] units=4\n[task a] classes=2\n", "missing [input]");
+}
+
+static void test_model_build_rejects_shape_mismatch(void **st)
+{
+    (void)st;
+    mtc_spec s;
+    mtc_err e;
+    mtc_model m;
+    assert_int_equal(parse("[input] shape=1x4x4\n[dense] units=8\n[conv] filters=2 size=3\n[task a] classes=2\n", &s, &e), 0);
+    assert_int_equal(mtc_model_build(&s, NULL, &m, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "spec:3: [conv] needs a CxHxW input"));
+    assert_int_equal(parse("[input] shape=1x4x4\n[maxpool] size=8\n[task a] classes=2\n", &s, &e), 0);
+    assert_int_equal(mtc_model_build(&s, NULL, &m, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "window larger"));
+}
+
+/* ---- whole-model gradient check ------------------------------------------- */
+
+typedef struct {
+    mtc_model m;
+    int B;
+    float *x;
+    int32_t *lab[MTC_MAX_TASKS];
+    float *targ[MTC_MAX_TASKS];
+    float *dout[MTC_MAX_TASKS];
+} gc_ctx;
+
+static double total_loss(gc_ctx *g, int with_grad)
+{
+    mtc_model *m = &g->m;
+    mtc_model_forward(m, g->x, g->B, 1, NULL);
+    double L = 0;
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        float w = 0.5f + t; /* distinct weights exercise the weighted sum */
+        float *d = with_grad ? g->dout[t] : NULL;
+        if (d) memset(d, 0, sizeof(float) * (size_t)g->B * ts->dim);
+        if (ts->kind == MTC_TASK_CLS)
+            L += w * mtc_loss_softmax_ce(d, m->outputs[t], g->lab[t], g->B, ts->dim, 0.0f, w);
+        else
+            L += w * mtc_loss_reg(d, m->outputs[t], g->targ[t], g->B, ts->dim, MTC_LOSS_MSE, 1.0f, w);
+    }
+    return L;
+}
+
+static void gradcheck_spec(const char *text)
+{
+    mtc_spec s;
+    mtc_err e;
+    gc_ctx g;
+    memset(&g, 0, sizeof g);
+    assert_int_equal(parse(text, &s, &e), 0);
+    assert_int_equal(mtc_model_build(&s, text, &g.m, &e), 0);
+    mtc_model_init_params(&g.m, 3);
+    g.B = 3;
+    assert_int_equal(mtc_model_reserve(&g.m, g.B, &e), 0);
+    int64_t S = (int64_t)s.c * s.h * s.w;
+    mtc_rng r;
+    mtc_rng_seed(&r, 11);
+    g.x = malloc(sizeof(float) * (size_t)(S * g.B));
+    for (int64_t i = 0; i < S * g.B; i++) g.x[i] = mtc_rng_normal(&r);
+    for (int t = 0; t < s.ntasks; t++) {
+        int D = s.tasks[t].dim;
+        g.lab[t] = malloc(sizeof(int32_t) * g.B);
+        g.targ[t] = malloc(sizeof(float) * (size_t)(g.B * D));
+        g.dout[t] = malloc(sizeof(float) * (size_t)(g.B * D));
+        for (int b = 0; b < g.B; b++) g.lab[t][b] = (int32_t)mtc_rng_below(&r, (uint64_t)D);
+        for (int i = 0; i < g.B * D; i++) g.targ[t][i] = mtc_rng_normal(&r);
+    }
+    total_loss(&g, 1);
+    memset(g.m.grads, 0, sizeof(float) * (size_t)g.m.nparams);
+    mtc_model_backward(&g.m, g.x, g.dout, g.B);
+    float *an = malloc(sizeof(float) * (size_t)g.m.nparams);
+    memcpy(an, g.m.grads, sizeof(float) * (size_t)g.m.nparams);
+    /* Central differences in float with h = 1e-2 and h/2 on every parameter,
+     * Richardson-extrapolated; the bound 3e-2 relative (floor 1e-3) covers
+     * float rounding of O(1) losses (~1e-7/5e-3 = 2e-5) plus the O(h^4)
+     * remainder of the curvature of tanh/gelu/normalisation. */
+    const float h = 1e-2f;
+    int bad = 0;
+    for (int64_t i = 0; i < g.m.nparams; i++) {
+        float p = g.m.params[i];
+        double fdh[2];
+        for (int k = 0; k < 2; k++) {
+            float hk = k ? h / 2 : h;
+            g.m.params[i] = p + hk;
+            double lp = total_loss(&g, 0);
+            g.m.params[i] = p - hk;
+            double lm = total_loss(&g, 0);
+            fdh[k] = (lp - lm) / (2 * hk);
+        }
+        g.m.params[i] = p;
+        /* Richardson extrapolation cancels the O(h^2) term */
+        double fd = (4 * fdh[1] - fdh[0]) / 3;
+        if (tu_relerr(fd, an[i], 1e-3) > 3e-2 && bad++ < 5)
+            print_error("param %lld: analytic %g fd %g\n", (long long)i, an[i], fd);
+    }
+    assert_int_equal(bad, 0);
+    free(an);
+    free(g.x);
+    for (int t = 0; t < s.ntasks; t++) { free(g.lab[t]); free(g.targ[t]); free(g.dout[t]); }
+    mtc_model_free(&g.m);
+}
+
+static void test_model_gradients_match_finite_differences_hard_sharing(void **st)
+{
+    (void)st;
+    gradcheck_spec("[input] shape=2x6x6\n[conv] filters=3 size=3 act=tanh\n[avgpool] size=2\n[flatten]\n"
+                   "[dense] units=5 act=gelu\n[layernorm]\n"
+                   "[task a] kind=cls classes=3\n[task b] kind=reg outputs=2\n[head b]\n[dense] units=4 act=tanh\n");
+}
+
+static void test_model_gradients_match_finite_differences_mmoe_gates(void **st)
+{
+    (void)st;
+    gradcheck_spec("[input] shape=1x2x3\n[mmoe] experts=3\n[dense] units=4 act=tanh\n"
+                   "[task a] kind=cls classes=3\n[task b] kind=reg outputs=1\n");
+}
+
+static void test_model_gradients_match_finite_differences_batchnorm(void **st)
+{
+    (void)st;
+    gradcheck_spec("[input] shape=2x4x4\n[conv] filters=2 size=3 stride=2 pad=1\n[batchnorm]\n[act] fn=sigmoid\n"
+                   "[dense] units=3\n[batchnorm]\n[act] fn=tanh\n[task a] kind=cls classes=2\n");
+}
+
+/* ---- synthetic multi-task data ------------------------------------------- */
+
+/* 4 features; fine class = which quarter of the features is largest (4
+ * classes); coarse = fine / 2 via a map; reg target = mean of features. */
+static void make_data(mtc_dataset *d, int64_t n, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "synthetic");
+    snprintf(d->split, sizeof d->split, "train");
+    d->n = n; d->c = 1; d->h = 1; d->w = 4;
+    d->x_f32 = malloc(sizeof(float) * (size_t)(n * 4));
+    d->ntasks = 2;
+    snprintf(d->tasks[0].name, MTC_NAME_MAX, "fine");
+    d->tasks[0].kind = MTC_TASK_CLS;
+    d->tasks[0].dim = 4;
+    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
+    snprintf(d->tasks[1].name, MTC_NAME_MAX, "level");
+    d->tasks[1].kind = MTC_TASK_REG;
+    d->tasks[1].dim = 1;
+    d->tasks[1].targets = malloc(sizeof(float) * (size_t)n);
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) {
+        float *x = d->x_f32 + i * 4, s = 0;
+        int best = 0;
+        for (int j = 0; j < 4; j++) {
+            x[j] = mtc_rng_normal(&r);
+            s += x[j];
+            if (x[j] > x[best]) best = j;
+        }
+        d->tasks[0].labels[i] = best;
+        d->tasks[1].targets[i] = 3.0f + s / 4;
+    }
+}
+
+static void free_data(mtc_dataset *d)
+{
+    free(d->x_f32);
+    free(d->tasks[0].labels);
+    free(d->tasks[1].targets);
+}
+
+static const char *synth_spec =
+    "[input] shape=4\n[dense] units=32 act=relu\n"
+    "[task fine] kind=cls classes=4\n[task coarse] kind=cls from=fine:0,0,1,1\n"
+    "[task level] kind=reg outputs=1\n";
+
+static void build(const char *text, mtc_model *m, uint64_t seed)
+{
+    mtc_spec s;
+    mtc_err e;
+    assert_int_equal(parse(text, &s, &e), 0);
+    assert_int_equal(mtc_model_build(&s, text, m, &e), 0);
+    mtc_model_init_params(m, seed);
+}
+
+static void train_synth(mtc_model *m, mtc_dataset *d, int weighting, mtc_train_result *res)
+{
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = 12;
+    cfg.batch = 32;
+    cfg.sched.lr = 3e-3f;
+    cfg.weighting = weighting;
+    mtc_err e = {0};
+    int rc = mtc_train(m, d, &cfg, res, &e);
+    if (rc) fail_msg("train: %s", e.msg);
+}
+
+static void test_training_learns_every_task_of_a_synthetic_problem(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 2000, 5);
+    mtc_model m;
+    build(synth_spec, &m, 1);
+    mtc_train_result res;
+    train_synth(&m, &d, MTC_WEIGHT_FIXED, &res);
+    mtc_task_eval ev[MTC_MAX_TASKS];
+    mtc_err e = {0};
+    assert_int_equal(mtc_evaluate(&m, &d, NULL, 0, 64, ev, &e), 0);
+    assert_true(ev[0].cls.accuracy > 0.9);  /* chance 0.25 */
+    assert_true(ev[1].cls.accuracy > 0.93); /* derived coarse task, chance 0.5 */
+    assert_true(ev[2].reg.mae < 0.15);      /* target std ~0.5 */
+    assert_non_null(res.history_json);
+    assert_non_null(strstr(res.history_json, "\"coarse\""));
+    mtc_task_eval_free(ev, 3);
+    free(res.history_json);
+    mtc_model_free(&m);
+    free_data(&d);
+}
+
+static void test_uncertainty_and_gradnorm_weights_move(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 1000, 6);
+    int schemes[] = {MTC_WEIGHT_UNCERTAINTY, MTC_WEIGHT_GRADNORM, MTC_WEIGHT_DWA};
+    for (int k = 0; k < 3; k++) {
+        mtc_model m;
+        build(synth_spec, &m, 2);
+        mtc_train_result res;
+        train_synth(&m, &d, schemes[k], &res);
+        double spread = fabs(res.weight[0] - 1) + fabs(res.weight[1] - 1) + fabs(res.weight[2] - 1);
+        /* DWA reacts to loss-ratio differences between epochs, so it moves
+         * least; uncertainty and GradNorm move by tenths here */
+        double need = schemes[k] == MTC_WEIGHT_DWA ? 0.005 : 0.05;
+        if (!(spread > need)) fail_msg("scheme %d: weights did not move (%g %g %g)", k, res.weight[0], res.weight[1], res.weight[2]);
+        if (schemes[k] != MTC_WEIGHT_UNCERTAINTY)
+            assert_true(fabs(res.weight[0] + res.weight[1] + res.weight[2] - 3.0) < 1e-6);
+        free(res.history_json);
+        mtc_model_free(&m);
+    }
+    free_data(&d);
+}
+
+static void test_checkpoint_round_trip_gives_identical_outputs(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *p = tu_path(dir, "m.mtc");
+    mtc_dataset d;
+    make_data(&d, 300, 7);
+    mtc_model m, m2;
+    build("[input] shape=4\n[mmoe] experts=2\n[dense] units=8 act=relu\n[batchnorm]\n"
+          "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n", &m, 3);
+    mtc_train_result res;
+    train_synth(&m, &d, MTC_WEIGHT_FIXED, &res);
+    free(res.history_json);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, p, "{\"x\":1}", &e), 0);
+    char *meta = NULL;
+    assert_int_equal(mtc_model_load(p, &m2, &meta, &e), 0);
+    assert_string_equal(meta, "{\"x\":1}");
+    float *o1[MTC_MAX_TASKS] = {0}, *o2[MTC_MAX_TASKS] = {0};
+    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 50, o1, &e), 0);
+    assert_int_equal(mtc_model_predict(&m2, &d, NULL, 0, 50, o2, &e), 0);
+    assert_memory_equal(o1[0], o2[0], sizeof(float) * 300 * 4);
+    assert_memory_equal(o1[1], o2[1], sizeof(float) * 300);
+    for (int t = 0; t < 2; t++) { free(o1[t]); free(o2[t]); }
+    free(meta);
+    mtc_model_free(&m);
+    mtc_model_free(&m2);
+    free_data(&d);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_same_seed_gives_identical_checkpoint_bytes(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *p[2] = {tu_path(dir, "a.mtc"), tu_path(dir, "b.mtc")};
+    mtc_dataset d;
+    make_data(&d, 500, 8);
+    for (int k = 0; k < 2; k++) {
+        mtc_model m;
+        build("[input] shape=4\n[dense] units=16 act=relu\n[dropout] p=0.2\n[task fine] kind=cls classes=4\n", &m, 9);
+        mtc_train_result res;
+        train_synth(&m, &d, MTC_WEIGHT_FIXED, &res);
+        mtc_err e = {0};
+        assert_int_equal(mtc_model_save(&m, p[k], res.history_json ? "{}" : "{}", &e), 0);
+        free(res.history_json);
+        mtc_model_free(&m);
+    }
+    size_t n1, n2;
+    unsigned char *a = tu_read(p[0], &n1), *b = tu_read(p[1], &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(a, b, n1);
+    free(a); free(b);
+    free(p[0]); free(p[1]);
+    free_data(&d);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_labels_out_of_range_are_refused(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 100, 9);
+    d.tasks[0].labels[17] = 9;
+    mtc_model m;
+    build(synth_spec, &m, 1);
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    mtc_train_result res;
+    mtc_err e = {0};
+    assert_int_equal(mtc_train(&m, &d, &cfg, &res, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "sample 17"));
+    mtc_model_free(&m);
+    free_data(&d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_spec_parses_layers_tasks_heads_and_maps),
+        cmocka_unit_test(test_spec_errors_name_file_line_and_problem),
+        cmocka_unit_test(test_model_build_rejects_shape_mismatch),
+        cmocka_unit_test(test_model_gradients_match_finite_differences_hard_sharing),
+        cmocka_unit_test(test_model_gradients_match_finite_differences_mmoe_gates),
+        cmocka_unit_test(test_model_gradients_match_finite_differences_batchnorm),
+        cmocka_unit_test(test_training_learns_every_task_of_a_synthetic_problem),
+        cmocka_unit_test(test_uncertainty_and_gradnorm_weights_move),
+        cmocka_unit_test(test_checkpoint_round_trip_gives_identical_outputs),
+        cmocka_unit_test(test_same_seed_gives_identical_checkpoint_bytes),
+        cmocka_unit_test(test_labels_out_of_range_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,194 @@
+/*
+ * util.c — shared CLI pieces: data for a model, training options, per-task
+ * tables and JSON.
+ */
+#include "tools/util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_dataset *d,
+                   mtc_err *e)
+{
+    mtc_data_opts o;
+    memset(&o, 0, sizeof o);
+    o.inputs = m->spec.columns[0] ? m->spec.columns : NULL;
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        if (ts->from[0]) continue; /* derived: labels come from its source */
+        mtc_csv_task *ct = &o.tasks[o.ntasks++];
+        snprintf(ct->name, sizeof ct->name, "%s", ts->name);
+        snprintf(ct->column, sizeof ct->column, "%s", ts->column[0] ? ts->column : ts->name);
+        ct->kind = ts->kind;
+    }
+    if (m->spec.h == m->spec.w && m->spec.c == 1) o.png_size = m->spec.h;
+    int rc = mtc_data_open(name, split, &o, d, e);
+    if (rc) return rc;
+    if ((rc = mtc_model_check_input(m, d, e))) mtc_data_free(d);
+    return rc;
+}
+
+void util_train_opts_default(util_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->optimizer = "adam";
+    o->schedule = "const";
+    o->weighting = "fixed";
+    o->augment = "none";
+    o->lr = 1e-3f;
+    o->momentum = 0.9f;
+    o->gamma = 0.1f;
+    o->gradnorm_alpha = 1.5f;
+    o->val = 0.1f;
+    o->epochs = 5;
+    o->batch = 128;
+    o->step_size = 1000;
+}
+
+int util_train_cfg(const util_train_opts *o, const cli_common *c, mtc_train_cfg *cfg, mtc_err *e)
+{
+    mtc_train_cfg_default(cfg);
+    int kind = !strcmp(o->optimizer, "adam") ? MTC_OPT_ADAM : !strcmp(o->optimizer, "adamw") ? MTC_OPT_ADAMW
+             : !strcmp(o->optimizer, "sgd") ? MTC_OPT_SGD : -1;
+    if (kind < 0) return mtc_err_set(e, MTC_EINPUT, "--optimizer %s: expected adam, adamw or sgd", o->optimizer);
+    mtc_optim_cfg_default(&cfg->opt, kind);
+    cfg->opt.momentum = o->momentum;
+    cfg->opt.nesterov = o->nesterov;
+    cfg->opt.weight_decay = o->weight_decay;
+    cfg->opt.l1 = o->l1;
+    cfg->opt.l2 = o->l2;
+    cfg->opt.clip_norm = o->clip;
+    int sk = !strcmp(o->schedule, "const") ? MTC_SCHED_CONST : !strcmp(o->schedule, "step") ? MTC_SCHED_STEP
+           : !strcmp(o->schedule, "cosine") ? MTC_SCHED_COSINE : -1;
+    if (sk < 0) return mtc_err_set(e, MTC_EINPUT, "--schedule %s: expected const, step or cosine", o->schedule);
+    cfg->sched.kind = sk;
+    cfg->sched.lr = o->lr;
+    cfg->sched.warmup = o->warmup;
+    cfg->sched.step_size = o->step_size;
+    cfg->sched.gamma = o->gamma;
+    cfg->sched.min_lr = o->min_lr;
+    cfg->weighting = mtc_weighting_parse(o->weighting);
+    if (cfg->weighting < 0)
+        return mtc_err_set(e, MTC_EINPUT, "--weighting %s: expected fixed, uncertainty, gradnorm or dwa", o->weighting);
+    cfg->gradnorm_alpha = o->gradnorm_alpha;
+    cfg->val_frac = o->val;
+    cfg->patience = o->patience;
+    cfg->epochs = o->epochs;
+    cfg->batch = o->batch;
+    cfg->seed = c->seed;
+    cfg->aug = 0;
+    if (strcmp(o->augment, "none")) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", o->augment);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            if (!strcmp(tok, "shift")) cfg->aug |= MTC_AUG_SHIFT;
+            else if (!strcmp(tok, "flip")) cfg->aug |= MTC_AUG_FLIP;
+            else return mtc_err_set(e, MTC_EINPUT, "--augment %s: expected none, shift, flip or shift,flip", o->augment);
+        }
+    }
+    return 0;
+}
+
+void util_progress(void *ctx, const mtc_epoch_stats *s)
+{
+    const cli_common *c = ctx;
+    if (c && c->quiet) return;
+    char line[1024];
+    int n = snprintf(line, sizeof line, "epoch %d/%d  loss", s->epoch, s->epochs);
+    for (int t = 0; t < s->ntasks && n < 900; t++)
+        n += snprintf(line + n, sizeof line - n, " %s %.4f", s->task_names[t], s->loss[t]);
+    n += snprintf(line + n, sizeof line - n, "  w");
+    for (int t = 0; t < s->ntasks && n < 900; t++)
+        n += snprintf(line + n, sizeof line - n, "%s%.3f", t ? "/" : " ", s->weight[t]);
+    n += snprintf(line + n, sizeof line - n, "  val");
+    for (int t = 0; t < s->ntasks && n < 900; t++) {
+        if (!isfinite(s->val_metric[t])) { n += snprintf(line + n, sizeof line - n, " -"); continue; }
+        int acc = strcmp(s->val_metric_name[t], "accuracy") == 0;
+        n += snprintf(line + n, sizeof line - n, acc ? " %s %.2f%%" : " %s mae %.4f", s->task_names[t],
+                      acc ? 100 * s->val_metric[t] : s->val_metric[t]);
+    }
+    snprintf(line + n, sizeof line - n, "  %.0f samples/s  ETA %.0fs", s->samples_per_s, s->eta_s);
+    fprintf(stderr, "%s\n", line);
+}
+
+void util_print_eval(FILE *f, const mtc_model *m, const mtc_task_eval *ev)
+{
+    fprintf(f, "%-12s %-4s %9s %9s %9s %9s %9s\n", "task", "kind", "accuracy", "f1", "auc", "mae", "mse");
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const mtc_task_eval *x = &ev[t];
+        const char *name = m->spec.tasks[t].name, *kind = mtc_task_kind_name(x->kind);
+        if (x->kind == MTC_TASK_CLS)
+            fprintf(f, "%-12s %-4s %8.2f%% %9.4f %9.4f %9s %9s\n", name, kind, 100 * x->cls.accuracy, x->cls.f1,
+                    x->cls.auc, "-", "-");
+        else if (x->kind == MTC_TASK_BIN)
+            fprintf(f, "%-12s %-4s %8.2f%% %9.4f %9.4f %9s %9s\n", name, kind, 100 * x->bin.accuracy, x->bin.f1,
+                    x->bin.auc, "-", "-");
+        else
+            fprintf(f, "%-12s %-4s %9s %9s %9s %9.4f %9.4f\n", name, kind, "-", "-", "-", x->reg.mae, x->reg.mse);
+    }
+}
+
+void util_json_eval(mtc_jw *w, const mtc_model *m, const mtc_task_eval *ev)
+{
+    mtc_jw_obj(w);
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const mtc_task_eval *x = &ev[t];
+        mtc_jw_key(w, m->spec.tasks[t].name);
+        mtc_jw_obj(w);
+        mtc_jw_kstr(w, "kind", mtc_task_kind_name(x->kind));
+        if (x->kind == MTC_TASK_CLS) {
+            mtc_jw_knum(w, "accuracy", x->cls.accuracy);
+            mtc_jw_knum(w, "precision", x->cls.precision);
+            mtc_jw_knum(w, "recall", x->cls.recall);
+            mtc_jw_knum(w, "f1", x->cls.f1);
+            mtc_jw_knum(w, "auc", x->cls.auc);
+            mtc_jw_knum(w, "loss", x->cls.loss);
+            mtc_jw_key(w, "confusion");
+            mtc_jw_arr(w);
+            for (int i = 0; i < x->cls.K; i++) {
+                mtc_jw_arr(w);
+                for (int j = 0; j < x->cls.K; j++) mtc_jw_int(w, x->cls.confusion[i * x->cls.K + j]);
+                mtc_jw_arr_end(w);
+            }
+            mtc_jw_arr_end(w);
+        } else if (x->kind == MTC_TASK_BIN) {
+            mtc_jw_knum(w, "accuracy", x->bin.accuracy);
+            mtc_jw_knum(w, "f1", x->bin.f1);
+            mtc_jw_knum(w, "auc", x->bin.auc);
+            mtc_jw_knum(w, "loss", x->bin.loss);
+        } else {
+            mtc_jw_knum(w, "mae", x->reg.mae);
+            mtc_jw_knum(w, "mse", x->reg.mse);
+            mtc_jw_knum(w, "r2", x->reg.r2);
+        }
+        mtc_jw_obj_end(w);
+    }
+    mtc_jw_obj_end(w);
+}
+
+void util_json_data(mtc_jw *w, const char *key, const mtc_dataset *d)
+{
+    char h[17];
+    snprintf(h, sizeof h, "%016llx", (unsigned long long)d->hash);
+    mtc_jw_key(w, key);
+    mtc_jw_obj(w);
+    mtc_jw_kstr(w, "name", d->name);
+    mtc_jw_kstr(w, "split", d->split);
+    mtc_jw_kint(w, "n", d->n);
+    mtc_jw_kstr(w, "hash", h);
+    mtc_jw_obj_end(w);
+}
+
+void util_file_hash(const char *path, char out[17])
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    uint64_t h = 0;
+    unsigned char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = mtc_fnv1a64(buf, n, h);
+    fclose(f);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}

@@ -1,0 +1,57 @@
+/*
+ * util.h — pieces several commands share: opening the data a model needs,
+ * per-task result tables and their JSON, checkpoint metadata.
+ */
+#ifndef MTC_TOOLS_UTIL_H
+#define MTC_TOOLS_UTIL_H
+
+#include "mtc.h"
+#include "tools/cli.h"
+
+/* Opens data set `name` split `split` with the columns the model's spec asks
+ * for (CSV) and checks its sample shape against the model. */
+int util_open_data(const mtc_model *m, const char *name, const char *split,
+                   mtc_dataset *d, mtc_err *e);
+/* Training options shared by `mtc train` and `mtc distill`. */
+typedef struct util_train_opts {
+    const char *optimizer, *schedule, *weighting, *augment;
+    float lr, momentum, weight_decay, l1, l2, clip, gamma, min_lr;
+    float gradnorm_alpha, val;
+    int epochs, batch, nesterov, warmup, step_size, patience;
+} util_train_opts;
+void util_train_opts_default(util_train_opts *o);
+#define UTIL_TRAIN_OPTS(o)                                                         \
+    {"epochs", OPT_INT, &(o)->epochs, "training epochs (default 5)", 1, 100000},   \
+    {"batch", OPT_INT, &(o)->batch, "batch size (default 128)", 1, 65536},         \
+    {"lr", OPT_FLOAT, &(o)->lr, "base learning rate (default 1e-3)", 1e-9, 10},    \
+    {"optimizer", OPT_STR, &(o)->optimizer, "adam | adamw | sgd (default adam)", 1, 0}, \
+    {"momentum", OPT_FLOAT, &(o)->momentum, "SGD momentum (default 0.9)", 0, 0.9999}, \
+    {"nesterov", OPT_FLAG, &(o)->nesterov, "SGD: Nesterov momentum", 1, 0}, \
+    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, "AdamW decoupled decay / L2 for sgd,adam (default 0)", 0, 1}, \
+    {"l1", OPT_FLOAT, &(o)->l1, "L1 penalty on weights (default 0)", 0, 1},       \
+    {"l2", OPT_FLOAT, &(o)->l2, "L2 penalty on weights (default 0)", 0, 1},       \
+    {"clip", OPT_FLOAT, &(o)->clip, "global gradient-norm clip, 0 = off", 0, 1e6}, \
+    {"schedule", OPT_STR, &(o)->schedule, "const | step | cosine (default const)", 1, 0}, \
+    {"warmup", OPT_INT, &(o)->warmup, "linear warm-up steps (default 0)", 0, 100000000}, \
+    {"step-size", OPT_INT, &(o)->step_size, "step schedule: steps between decays", 1, 100000000}, \
+    {"gamma", OPT_FLOAT, &(o)->gamma, "step schedule: decay factor (default 0.1)", 0, 1}, \
+    {"min-lr", OPT_FLOAT, &(o)->min_lr, "cosine floor (default 0)", 0, 10},        \
+    {"weighting", OPT_STR, &(o)->weighting, "task weighting: fixed | uncertainty | gradnorm | dwa", 1, 0}, \
+    {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default 1.5)", 0, 10}, \
+    {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default 0.1)", 0, 0.89}, \
+    {"patience", OPT_INT, &(o)->patience, "early stopping after N epochs without val gain, 0 = off", 0, 100000}, \
+    {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default none)", 1, 0}
+/* Fills cfg from the options; errors name the flag. */
+int util_train_cfg(const util_train_opts *o, const cli_common *c, mtc_train_cfg *cfg, mtc_err *e);
+/* Epoch progress line on stderr. */
+void util_progress(void *ctx, const mtc_epoch_stats *s);
+
+/* Per-task metrics table (stdout) and its JSON object ("tasks": {...}). */
+void util_print_eval(FILE *f, const mtc_model *m, const mtc_task_eval *ev);
+void util_json_eval(mtc_jw *w, const mtc_model *m, const mtc_task_eval *ev);
+/* "name": {"name":..,"split":..,"n":..,"hash":"..."} */
+void util_json_data(mtc_jw *w, const char *key, const mtc_dataset *d);
+/* Hex hash of a file's bytes (FNV-1a 64), "" on error. */
+void util_file_hash(const char *path, char out[17]);
+
+#endif
