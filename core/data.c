@@ -325,8 +325,8 @@ int mtc_data_parse_csv_tasks(const char *spec, mtc_data_opts *opts, mtc_err *e)
         }
         if (!*item || strlen(item) >= MTC_NAME_MAX || (col && (!*col || strlen(col) >= MTC_NAME_MAX)))
             return mtc_err_set(e, MTC_EINPUT, "--tasks: bad name in '%.*s'", (int)len, p);
-        snprintf(t->name, sizeof t->name, "%s", item);
-        if (col) snprintf(t->column, sizeof t->column, "%s", col);
+        memcpy(t->name, item, strlen(item) + 1); /* lengths checked above */
+        if (col) memcpy(t->column, col, strlen(col) + 1);
         opts->ntasks++;
         p = end ? end + 1 : NULL;
     }

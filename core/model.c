@@ -234,6 +234,11 @@ static void model_free_buffers(mtc_model *m)
     m->max_batch = 0;
 }
 
+static int act_in_place(int act)
+{
+    return act == MTC_ACT_RELU || act == MTC_ACT_LEAKY;
+}
+
 static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
 {
     size_t n = (size_t)B * (size_t)L->out_size;
@@ -241,7 +246,9 @@ static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
     L->dout = malloc(n * sizeof(float));
     if (!L->out || !L->dout) return -1;
     int fused = (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV);
-    if (fused && L->spec.act != MTC_ACT_NONE) {
+    /* relu/leaky run in place: sign(out) == sign(pre), so backward needs no
+     * pre-activation copy (one buffer and one memory pass less) */
+    if (fused && L->spec.act != MTC_ACT_NONE && !act_in_place(L->spec.act)) {
         if (!(L->pre = malloc(n * sizeof(float)))) return -1;
     } else {
         L->pre = L->out;
@@ -378,7 +385,7 @@ static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx
     if ((s->type == MTC_L_DENSE || s->type == MTC_L_CONV) && s->act) {
         float *dpre = m->dinput; /* scratch sized for the largest activation */
         memset(dpre, 0, (size_t)n * sizeof(float));
-        mtc_act_backward(dpre, L->dout, L->pre, L->out, n, s->act);
+        mtc_act_backward(dpre, L->dout, act_in_place(s->act) ? NULL : L->pre, L->out, n, s->act);
         g = dpre;
     }
     switch (s->type) {

@@ -233,7 +233,7 @@ static double shared_grad_norm(trainer *tr, const float *x, int t, int B)
         if (L->spec.act) {
             float *dpre = m->dinput;
             memset(dpre, 0, (size_t)n * sizeof(float));
-            mtc_act_backward(dpre, g, L->pre, L->out, n, L->spec.act);
+            mtc_act_backward(dpre, g, L->pre == L->out ? NULL : L->pre, L->out, n, L->spec.act);
             memcpy(g, dpre, (size_t)n * sizeof(float));
         }
         memset(tr->gn_dW, 0, (size_t)L->nw * sizeof(float));

@@ -284,7 +284,7 @@ static void test_mnist_digits_split_is_stratified_80_20_in_file_order(void **st)
     char *dir = tu_mkdtemp();
     int counts[10] = {5, 6, 4, 5, 5, 5, 5, 5, 5, 7};
     for (int d = 0; d < 10; d++) {
-        char name[16];
+        char name[32];
         snprintf(name, sizeof name, "%d.json", d);
         char *p = tu_path(dir, name);
         write_digit_json(p, counts[d], d);

@@ -110,7 +110,9 @@ int mtc_data_split(int64_t n, double val_frac, uint64_t seed, int64_t **train,
                    int64_t *ntrain, int64_t **val, int64_t *nval, mtc_err *e);
 
 /* Converts samples idx[0..B) to floats (u8/255 or f32 copy) into x (B*c*h*w).
- * aug: 0 none; MTC_AUG_SHIFT random shift +-2 px; MTC_AUG_FLIP horizontal. */
+ * aug: 0 none; MTC_AUG_SHIFT random shift +-2 px (zero fill); MTC_AUG_FLIP
+ * horizontal flip with probability 0.5. Draws only from rng (shift dx, dy,
+ * then flip, per sample). Images only: f32 features are copied unchanged. */
 enum { MTC_AUG_SHIFT = 1, MTC_AUG_FLIP = 2 };
 void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
                       mtc_rng *rng, float *x);
