@@ -59,6 +59,14 @@ static uint32_t crc_update(uint32_t crc, const void *data, uint64_t len)
     return crc;
 }
 
+/* A section's CRC covers its stored (compressed) bytes followed by its raw
+ * bytes: crc32(stored ‖ raw). The raw part proves the data; the stored part
+ * catches flips that deflate would decode to the same data. */
+static uint32_t section_crc(uint32_t stored_crc, uint32_t raw_crc, uint64_t raw_len)
+{
+    return (uint32_t)crc32_combine(stored_crc, raw_crc, (z_off_t)raw_len);
+}
+
 static int name_ok(const char *name, size_t n)
 {
     if (n < 1 || n > 255) return 0;
@@ -128,7 +136,7 @@ struct mtc_cwstate {
     char name[256];
     off_t hdr_at;      /* where the placeholder header starts */
     uint64_t raw_len, comp_len;
-    uint32_t crc;
+    uint32_t crc, ccrc; /* crc32 of the raw and of the stored bytes */
     unsigned char out[IO_CHUNK];
     nameset names; /* written so far, to refuse duplicates */
 };
@@ -191,7 +199,7 @@ int mtc_cwriter_begin(mtc_cwriter *w, const char *name, mtc_err *e)
     s->zinit = 1;
     memcpy(s->name, name, n + 1);
     s->raw_len = s->comp_len = 0;
-    s->crc = (uint32_t)crc32(0L, Z_NULL, 0);
+    s->crc = s->ccrc = (uint32_t)crc32(0L, Z_NULL, 0);
     errno = 0;
     s->hdr_at = ftello(w->out.f);
     unsigned char h[300];
@@ -213,6 +221,7 @@ static int deflate_pump(mtc_cwriter *w, int flush, mtc_err *e)
         size_t have = sizeof s->out - s->z.avail_out;
         errno = 0;
         if (have && fwrite(s->out, 1, have, w->out.f) != have) return wfail(w, e, "write failed");
+        s->ccrc = crc_update(s->ccrc, s->out, have);
         s->comp_len += have;
     } while (s->z.avail_out == 0 || (flush == Z_FINISH && zr != Z_STREAM_END));
     return MTC_OK;
@@ -273,7 +282,8 @@ int mtc_cwriter_end(mtc_cwriter *w, mtc_err *e)
         return write_whole(w, s->name, 0, NULL, 0, 0, e);
     }
     unsigned char h[300];
-    size_t hn = encode_header(h, s->name, s->raw_len, s->comp_len, s->crc);
+    size_t hn = encode_header(h, s->name, s->raw_len, s->comp_len,
+                              section_crc(s->ccrc, s->crc, s->raw_len));
     errno = 0;
     if (fseeko(w->out.f, s->hdr_at, SEEK_SET) || fwrite(h, 1, hn, w->out.f) != hn ||
         fseeko(w->out.f, 0, SEEK_END))
@@ -312,7 +322,8 @@ int mtc_cwriter_section(mtc_cwriter *w, const char *name, const void *data,
         errno = 0;
         rc = wfail(w, e, "compression failed");
     } else {
-        uint32_t crc = crc_update((uint32_t)crc32(0L, Z_NULL, 0), data, len);
+        uint32_t z0 = (uint32_t)crc32(0L, Z_NULL, 0);
+        uint32_t crc = section_crc(crc_update(z0, comp, clen), crc_update(z0, data, len), len);
         rc = write_whole(w, name, len, comp, clen, crc, e);
     }
     free(comp);
@@ -538,8 +549,9 @@ static void pad_resolve(padcheck *pc, const z_stream *z)
 
 /* Inflates comp_len bytes from the file into out[0..raw_len). */
 static int inflate_section(mtc_creader *r, const mtc_csection *s, unsigned char *out,
-                           mtc_err *e)
+                           uint32_t *stored_crc, mtc_err *e)
 {
+    *stored_crc = (uint32_t)crc32(0L, Z_NULL, 0);
     unsigned char *in = malloc(IO_CHUNK);
     if (!in) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", r->path);
     z_stream z;
@@ -556,6 +568,7 @@ static int inflate_section(mtc_creader *r, const mtc_csection *s, unsigned char 
             if (in_left == 0) break;
             size_t n = in_left > IO_CHUNK ? IO_CHUNK : (size_t)in_left;
             if ((rc = rd(r, in, n, e))) break;
+            *stored_crc = crc_update(*stored_crc, in, n);
             in_left -= n;
             z.next_in = in;
             z.avail_in = (uInt)n;
@@ -600,12 +613,14 @@ int mtc_creader_read(mtc_creader *r, int i, void **data, uint64_t *len, mtc_err 
         return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory for section '%s' (%llu bytes)",
                            r->path, s->name, (unsigned long long)s->raw_len);
     int rc = MTC_OK;
+    uint32_t z0 = (uint32_t)crc32(0L, Z_NULL, 0), stored = z0;
     if (s->raw_len) {
         if (fseeko(r->f, (off_t)s->offset, SEEK_SET))
             rc = mtc_err_set(e, MTC_EIO, "%s: seek failed (%s)", r->path, strerror(errno));
-        if (!rc) rc = inflate_section(r, s, buf, e);
+        if (!rc) rc = inflate_section(r, s, buf, &stored, e);
     }
-    if (!rc && crc_update((uint32_t)crc32(0L, Z_NULL, 0), buf, s->raw_len) != s->crc)
+    if (!rc && s->raw_len &&
+        section_crc(stored, crc_update(z0, buf, s->raw_len), s->raw_len) != s->crc)
         rc = mtc_err_set(e, MTC_EINPUT, "%s: section '%s' CRC mismatch", r->path, s->name);
     if (rc) {
         free(buf);

@@ -6,7 +6,8 @@
  * soft-label files (magic "MTL1"):
  *   header  : magic[4] u32 version u32 reserved(0)
  *   section : u32 name_len, name bytes (1..255, no NUL),
- *             u64 raw_len, u64 comp_len, u32 crc32(raw), u32 crc32(header
+ *             u64 raw_len, u64 comp_len, u32 crc32(stored bytes ‖ raw bytes),
+ *             u32 crc32(header
  *             fields above), comp_len bytes of zlib data
  *   ...     : sections until end of file
  *   trailer : a section named "end" with raw_len 0 — a file without it is
