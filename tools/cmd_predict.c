@@ -1,7 +1,166 @@
-/* cmd_predict.c — `mtc predict`: not built yet; says so honestly. */
+/*
+ * cmd_predict.c — `mtc predict`: per-task outputs for single inputs: one PNG
+ * image, or every row of a CSV file (input columns only; label columns are
+ * not needed).
+ */
+#include "tools/util.h"
 #include "tools/commands.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t n = strlen(s), k = strlen(suf);
+    return n >= k && !strcasecmp(s + n - k, suf);
+}
+
+/* One PNG -> (1, c*h*w) floats in [0,1], resized to the model input. */
+static int load_png(const mtc_model *m, const char *path, float **x, mtc_err *e)
+{
+    if (m->spec.c != 1)
+        return mtc_err_set(e, MTC_EINPUT, "%s: the model expects %d channels; PNG input is gray", path, m->spec.c);
+    int h, w;
+    uint8_t *px;
+    int rc = mtc_png_read_gray(path, &h, &w, &px, e);
+    if (rc) return rc;
+    int H = m->spec.h, W = m->spec.w;
+    uint8_t *r = px;
+    if (h != H || w != W) {
+        r = malloc((size_t)H * W);
+        if (!r) { free(px); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+        mtc_resize_bilinear_u8(px, h, w, r, H, W);
+        free(px);
+    }
+    *x = malloc(sizeof(float) * (size_t)H * W);
+    if (!*x) { free(r); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+    for (int i = 0; i < H * W; i++) (*x)[i] = r[i] / 255.0f;
+    free(r);
+    return 0;
+}
+
+static void print_row(mtc_jw *w, const mtc_model *m, int64_t row, float *const *outs, int json)
+{
+    if (json) {
+        mtc_jw_obj(w);
+        mtc_jw_kint(w, "row", row);
+    } else {
+        printf("%lld:", (long long)row);
+    }
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        const float *o = outs[t] + row * ts->dim;
+        if (json) { mtc_jw_key(w, ts->name); mtc_jw_obj(w); }
+        if (ts->kind == MTC_TASK_CLS) {
+            float p[4096];
+            int K = ts->dim > 4096 ? 4096 : ts->dim, best = 0;
+            mtc_softmax_rows(p, o, 1, K, 1.0f);
+            for (int k = 1; k < K; k++) if (p[k] > p[best]) best = k;
+            if (json) {
+                mtc_jw_kint(w, "class", best);
+                mtc_jw_knum(w, "p", p[best]);
+                mtc_jw_key(w, "probs");
+                mtc_jw_arr(w);
+                for (int k = 0; k < K; k++) mtc_jw_num(w, p[k]);
+                mtc_jw_arr_end(w);
+            } else {
+                printf("  %s=%d (p %.3f)", ts->name, best, p[best]);
+            }
+        } else {
+            if (json) { mtc_jw_key(w, ts->kind == MTC_TASK_BIN ? "p" : "value"); mtc_jw_arr(w); }
+            else printf("  %s=", ts->name);
+            for (int d = 0; d < ts->dim; d++) {
+                float v = ts->kind == MTC_TASK_BIN ? 1.0f / (1.0f + expf(-o[d])) : o[d];
+                if (json) mtc_jw_num(w, v);
+                else printf("%s%.4g", d ? "," : "", v);
+            }
+            if (json) mtc_jw_arr_end(w);
+        }
+        if (json) mtc_jw_obj_end(w);
+    }
+    if (json) mtc_jw_obj_end(w);
+    else printf("\n");
+}
 
 int cmd_predict(int argc, char **argv)
 {
-    return cmd_not_implemented("predict", argc, argv);
+    const char *input = NULL;
+    cli_common c;
+    cli_common_defaults(&c);
+    cli_opt opts[] = {
+        {"input", OPT_STR, &input, "a .png image or a .csv file of inputs (required)", 1, 0},
+        CLI_COMMON(&c),
+        CLI_END,
+    };
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("predict", "model.mtc --input FILE.png|FILE.csv [--json]",
+                       "Per-task outputs (class and probability, or values) for single inputs.", opts, argc,
+                       argv, pos, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (npos != 1 || !input) {
+        fprintf(stderr, "mtc predict: need a checkpoint and --input (see mtc predict --help)\n");
+        return 2;
+    }
+    cli_apply_common(&c);
+    mtc_err e = {0};
+    mtc_model m;
+    if (mtc_model_load(pos[0], &m, NULL, &e)) return cli_fail("predict", &e);
+    float *outs[MTC_MAX_TASKS] = {0};
+    int64_t n = 0;
+    if (ends_with(input, ".png")) {
+        float *x = NULL;
+        rc = load_png(&m, input, &x, &e);
+        if (!rc) rc = mtc_model_reserve(&m, 1, &e);
+        if (!rc) {
+            mtc_model_forward(&m, x, 1, 0, NULL);
+            for (int t = 0; t < m.spec.ntasks && !rc; t++) {
+                int D = m.spec.tasks[t].dim;
+                if (!(outs[t] = malloc(sizeof(float) * (size_t)D))) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
+                else {
+                    memcpy(outs[t], m.outputs[t], sizeof(float) * (size_t)D);
+                    mtc_model_unstandardise(&m, t, outs[t], 1);
+                }
+            }
+            n = 1;
+        }
+        free(x);
+    } else if (ends_with(input, ".csv")) {
+        mtc_data_opts o;
+        memset(&o, 0, sizeof o);
+        o.inputs = m.spec.columns[0] ? m.spec.columns : NULL;
+        char name[4200];
+        snprintf(name, sizeof name, "csv:%s@all", input);
+        mtc_dataset d;
+        rc = mtc_data_open(name, "test", &o, &d, &e);
+        if (!rc) {
+            rc = mtc_model_predict(&m, &d, NULL, 0, 256, outs, &e);
+            n = d.n;
+            mtc_data_free(&d);
+        }
+    } else {
+        rc = mtc_err_set(&e, MTC_EINPUT, "%s: expected a .png or .csv file", input);
+    }
+    if (!rc) {
+        mtc_jw w;
+        mtc_jw_init(&w);
+        if (c.json) {
+            mtc_jw_obj(&w);
+            mtc_jw_kstr(&w, "model", pos[0]);
+            mtc_jw_kstr(&w, "input", input);
+            mtc_jw_key(&w, "predictions");
+            mtc_jw_arr(&w);
+        }
+        for (int64_t i = 0; i < n; i++) print_row(&w, &m, i, outs, c.json);
+        if (c.json) {
+            mtc_jw_arr_end(&w);
+            mtc_jw_obj_end(&w);
+            printf("%s\n", w.buf);
+        }
+        mtc_jw_free(&w);
+    }
+    for (int t = 0; t < MTC_MAX_TASKS; t++) free(outs[t]);
+    mtc_model_free(&m);
+    return rc ? cli_fail("predict", &e) : 0;
 }
