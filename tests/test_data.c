@@ -531,6 +531,42 @@ static void test_real_fashion_mnist_sizes_and_super_categories(void **st)
 
 /* ---- idx:DIR ------------------------------------------------------------------------ */
 
+/* The acceptance check of the foundation issue: `mtc data multifashion`
+ * twice with the same seed writes identical bytes, and a contact sheet. */
+static void test_cli_data_multifashion_twice_gives_identical_bytes(void **st)
+{
+    (void)st;
+    if (access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) != 0) skip();
+    char *dir = tu_mkdtemp(), *out, *err;
+    char args[4400];
+    const char *files[] = {"train-images-idx3-ubyte.gz", "train-digit-labels-idx1-ubyte.gz",
+                           "t10k-images-idx3-ubyte.gz", "t10k-fashion-labels-idx1-ubyte.gz",
+                           "contact-sheet.png"};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args, "data multifashion --seed 7 --out '%s/run%d'", dir, k);
+        int rc = tu_run_mtc(dir, args, &out, &err);
+        if (rc != 0) fail_msg("mtc data multifashion exited %d: %s", rc, err);
+        free(out);
+        free(err);
+    }
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char a[4400], b[4400];
+        snprintf(a, sizeof a, "%s/run0/%s", dir, files[i]);
+        snprintf(b, sizeof b, "%s/run1/%s", dir, files[i]);
+        size_t na, nb;
+        unsigned char *ba = tu_read(a, &na), *bb = tu_read(b, &nb);
+        assert_non_null(ba);
+        assert_non_null(bb);
+        assert_true(na > 100);
+        assert_int_equal(na, nb);
+        assert_memory_equal(ba, bb, na);
+        free(ba);
+        free(bb);
+    }
+    tu_rmdir(dir);
+    free(dir);
+}
+
 static void test_idx_dir_opens_a_written_multifashion_style_folder(void **st)
 {
     (void)st;
@@ -1102,6 +1138,7 @@ int main(void)
         cmocka_unit_test(test_hash_covers_inputs_and_labels),
         cmocka_unit_test(test_parse_csv_tasks_reads_kind_and_column),
         cmocka_unit_test(test_cli_data_info_prints_tasks_and_rejects_bad_names),
+        cmocka_unit_test(test_cli_data_multifashion_twice_gives_identical_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
