@@ -9,6 +9,7 @@
 #include "tools/cli.h"
 #include "tools/commands.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -188,18 +189,67 @@ static int data_info(int argc, char **argv)
     return 0;
 }
 
+/* A synthetic tabular data set for tutorials and tests: 8 numeric features,
+ * a 3-class string label `segment` and a regression target `price`, both
+ * driven by one latent score, so the two tasks share structure. */
+static int data_tabular(int argc, char **argv)
+{
+    const char *out = NULL;
+    int rows = 6000;
+    cli_common c;
+    cli_common_defaults(&c);
+    cli_opt opts[] = {
+        {"out", OPT_STR, &out, "output CSV file (-o; required)", 1, 0},
+        {"rows", OPT_INT, &rows, "rows (default 6000)", 10, 10000000},
+        CLI_COMMON(&c),
+        CLI_END,
+    };
+    const char *pos[1];
+    int npos, rc = cli_parse("data tabular", "-o FILE.csv [--rows N] [--seed N]",
+                             "Writes a synthetic CSV: features area,rooms,age,distance,f5..f8, a class\n"
+                             "column `segment` (budget/standard/premium) and a float column `price`.",
+                             opts, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!out) return usage_error("data tabular: -o FILE.csv is required");
+    mtc_err e = {0};
+    mtc_outfile o;
+    if (mtc_outfile_open(&o, out, &e)) return cli_fail("data tabular", &e);
+    mtc_rng r;
+    mtc_rng_seed(&r, c.seed);
+    fprintf(o.f, "area,rooms,age,distance,f5,f6,f7,f8,segment,price\n");
+    for (int i = 0; i < rows; i++) {
+        double z1 = mtc_rng_normal(&r), z2 = mtc_rng_normal(&r), z3 = mtc_rng_normal(&r);
+        double z4 = mtc_rng_normal(&r);
+        double area = 70 + 20 * z1, age = 30 + 15 * z3, dist = 5 * exp(0.5 * z4);
+        int rooms = (int)lround(3 + z1 + 0.5 * z2);
+        rooms = rooms < 1 ? 1 : rooms > 8 ? 8 : rooms;
+        double f5 = z1 * z2 + 0.5 * mtc_rng_normal(&r), f6 = sin(z3) + 0.3 * mtc_rng_normal(&r);
+        double f7 = mtc_rng_normal(&r), f8 = z2 + z4 + 0.3 * mtc_rng_normal(&r);
+        double latent = 0.8 * z1 - 0.5 * z3 - 0.6 * z4 + 0.3 * z1 * z2 + 0.3 * mtc_rng_normal(&r);
+        const char *seg = latent < -0.5 ? "budget" : latent < 0.7 ? "standard" : "premium";
+        double price = 300 + 80 * latent + 20 * z2 * z2 + 10 * mtc_rng_normal(&r);
+        fprintf(o.f, "%.2f,%d,%.1f,%.3f,%.4f,%.4f,%.4f,%.4f,%s,%.2f\n", area, rooms, age, dist, f5, f6,
+                f7, f8, seg, price);
+    }
+    if (mtc_outfile_commit(&o, &e)) return cli_fail("data tabular", &e);
+    if (!c.quiet) fprintf(stderr, "wrote %s (%d rows)\n", out, rows);
+    return 0;
+}
+
 int cmd_data(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "multifashion")) return data_multifashion(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "info")) return data_info(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "tabular")) return data_tabular(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: mtc data multifashion --out DIR [--seed N]\n"
+               "       mtc data tabular -o FILE.csv [--rows N] [--seed N]\n"
                "       mtc data info NAME [--split test] [--json]\n\n"
-               "Builds the MultiFashion+MNIST folder, or describes a dataset.\n"
+               "Builds the MultiFashion+MNIST folder or a synthetic tabular CSV, or describes a dataset.\n"
                "mtc data <subcommand> --help for the options.\n");
         return 0;
     }
-    if (argc < 2) return usage_error("missing subcommand: multifashion or info");
-    fprintf(stderr, "mtc data: unknown subcommand '%s' (multifashion or info)\n", argv[1]);
+    if (argc < 2) return usage_error("missing subcommand: multifashion, tabular or info");
+    fprintf(stderr, "mtc data: unknown subcommand '%s' (multifashion, tabular or info)\n", argv[1]);
     return 2;
 }
