@@ -182,7 +182,8 @@ static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scal
         double l = 0;
         if (alpha < 1.0f) l += (1 - alpha) * mtc_loss_bce(g, out, tr->btarg[t], B, D, scale * (1 - alpha));
         if (kd) {
-            /* soft targets sigmoid(t/T); T^2 keeps the gradient scale (Hinton) */
+            /* soft targets sigmoid(t/T) against the student's own logits (the
+             * student is not divided by T, so no T^2 rescaling is needed) */
             float *p = tr->bsoft[t];
             for (int i = 0; i < B * D; i++) p[i] = 1.0f / (1.0f + expf(-p[i] / T));
             l += alpha * mtc_loss_bce(g, out, p, B, D, scale * alpha);

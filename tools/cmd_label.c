@@ -1,7 +1,179 @@
-/* cmd_label.c — `mtc label`: not built yet; says so honestly. */
+/*
+ * cmd_label.c — `mtc label`: run one or more teachers once over the training
+ * split and store their outputs as soft labels (.mtl) for `mtc distill`.
+ * Several teachers are averaged per task; --task-teacher picks one teacher
+ * for a task. Labels are for the unaugmented samples.
+ */
+#include "tools/util.h"
 #include "tools/commands.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_T 8
+
+typedef struct label_state {
+    int nt;
+    const char *path[MAX_T];
+    mtc_model m[MAX_T];
+    int loaded[MAX_T];
+} label_state;
+
+static int find_or_add(label_state *s, const char *path, int *idx, mtc_err *e)
+{
+    for (int k = 0; k < s->nt; k++)
+        if (!strcmp(s->path[k], path)) { *idx = k; return 0; }
+    if (s->nt >= MAX_T) return mtc_err_set(e, MTC_EINPUT, "%s: at most %d teachers", path, MAX_T);
+    if (strlen(path) >= 1024) return mtc_err_set(e, MTC_EINPUT, "%.100s...: path too long", path);
+    s->path[s->nt] = path;
+    *idx = s->nt++;
+    return 0;
+}
+
+/* Splits a comma list in place (s is a private copy). */
+static int split_list(char *s, char **items, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max + 1; tok = strtok(NULL, ","))
+        if (*tok) items[n++] = tok;
+    return n;
+}
+
+typedef struct progress_ctx {
+    const cli_common *c;
+    double t0;
+} progress_ctx;
+
+static void label_progress(void *ctx, int64_t done, int64_t n)
+{
+    progress_ctx *p = ctx;
+    double el = cli_now() - p->t0, rate = el > 0 ? done / el : 0;
+    cli_progress(p->c, "label: %lld/%lld samples  %.0f samples/s  ETA %.0fs", (long long)done, (long long)n, rate,
+                 rate > 0 ? (n - done) / rate : 0);
+}
+
+static void json_summary(const char *out, const char *hdr, double secs)
+{
+    mtc_json h = {0};
+    mtc_err e = {0};
+    mtc_jw j;
+    mtc_jw_init(&j);
+    mtc_jw_obj(&j);
+    mtc_jw_kstr(&j, "soft_labels", out);
+    if (!mtc_json_parse(hdr, strlen(hdr), &h, &e)) {
+        const char *keys[] = {"teachers", "data", "tasks", "dtype", "rows_per_chunk", "hints"};
+        for (int i = 0; i < 6; i++) {
+            const mtc_json *v = mtc_json_get(&h, keys[i]);
+            if (v) { mtc_jw_key(&j, keys[i]); mtc_jw_value(&j, v); }
+        }
+    }
+    mtc_jw_knum(&j, "seconds", secs);
+    mtc_jw_obj_end(&j);
+    printf("%s\n", j.buf);
+    mtc_jw_free(&j);
+    mtc_json_free(&h);
+}
 
 int cmd_label(int argc, char **argv)
 {
-    return cmd_not_implemented("label", argc, argv);
+    const char *data = NULL, *out = NULL, *teachers = NULL, *task_teacher = NULL;
+    int f16 = 0, hints = 0, batch = 256, rpc = 4096;
+    cli_common c;
+    cli_common_defaults(&c);
+    cli_opt opts[] = {
+        {"data", OPT_STR, &data, "data set the teacher was trained on (required; train split, all samples)", 1, 0},
+        {"out", OPT_STR, &out, "output soft-label file (-o; required)", 1, 0},
+        {"teachers", OPT_STR, &teachers, "more teachers a.mtc,b.mtc: outputs averaged per task", 1, 0},
+        {"task-teacher", OPT_STR, &task_teacher, "TASK=FILE[,TASK=FILE]: take TASK from that teacher only", 1, 0},
+        {"f16", OPT_FLAG, &f16, "store half precision (half the size; ~1e-3 relative error)", 1, 0},
+        {"hints", OPT_FLAG, &hints, "also store teacher 0's trunk output (for hint losses)", 1, 0},
+        {"batch", OPT_INT, &batch, "inference batch (default 256)", 1, 65536},
+        {"rows-per-chunk", OPT_INT, &rpc, "rows per compressed chunk (default 4096)", 1, 1 << 20},
+        CLI_COMMON(&c),
+        CLI_END,
+    };
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("label", "TEACHER.mtc --data NAME -o soft.mtl [options]",
+                       "Run the teacher(s) once over every training sample (dataset order) and store their\n"
+                       "logits (cls/bin) or outputs (reg, label units) per task in a soft-label file for\n"
+                       "`mtc distill`. Several teachers are averaged per task (multi-teacher KD).\n"
+                       "Stored soft labels are for the UNAUGMENTED samples: distillation from a .mtl\n"
+                       "runs without augmentation (`mtc distill` refuses --augment with --soft).",
+                       opts, argc, argv, pos, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if ((!npos && !teachers) || !data || !out) {
+        fprintf(stderr, "mtc label: a teacher, --data and -o are required (see mtc label --help)\n");
+        return 2;
+    }
+    cli_apply_common(&c);
+    mtc_err e = {0};
+    label_state s;
+    memset(&s, 0, sizeof s);
+    mtc_label_cfg cfg;
+    mtc_label_cfg_default(&cfg);
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    char *tl = teachers ? strdup(teachers) : NULL, *tt = task_teacher ? strdup(task_teacher) : NULL;
+    char *items[MAX_T + MTC_MAX_TASKS + 2];
+    int idx;
+    if (npos && (rc = find_or_add(&s, pos[0], &idx, &e))) goto out;
+    if (tl) {
+        int n = split_list(tl, items, MAX_T);
+        for (int i = 0; i < n && !rc; i++) rc = find_or_add(&s, items[i], &idx, &e);
+        if (rc) goto out;
+    }
+    int nlisted = s.nt;
+    if (tt) {
+        int n = split_list(tt, items, MTC_MAX_TASKS);
+        if (n > MTC_MAX_TASKS) { rc = mtc_err_set(&e, MTC_EINPUT, "--task-teacher: more than %d tasks", MTC_MAX_TASKS); goto out; }
+        for (int i = 0; i < n; i++) {
+            char *eq = strchr(items[i], '=');
+            if (!eq || eq == items[i] || !eq[1] || eq - items[i] >= MTC_NAME_MAX) {
+                rc = mtc_err_set(&e, MTC_EINPUT, "--task-teacher %s: expected TASK=FILE", items[i]);
+                goto out;
+            }
+            *eq = 0;
+            if ((rc = find_or_add(&s, eq + 1, &idx, &e))) goto out;
+            snprintf(cfg.task_teacher_name[i], MTC_NAME_MAX, "%s", items[i]);
+            cfg.task_teacher_idx[i] = idx;
+            cfg.ntask_teacher = i + 1;
+        }
+    }
+    for (int k = 0; k < s.nt; k++) {
+        if ((rc = mtc_model_load(s.path[k], &s.m[k], NULL, &e))) goto out;
+        s.loaded[k] = 1;
+        cfg.teachers[k] = &s.m[k];
+        snprintf(cfg.teacher_path[k], sizeof cfg.teacher_path[k], "%s", s.path[k]);
+        cfg.task_only[k] = k >= nlisted; /* named only by --task-teacher */
+    }
+    cfg.nteachers = s.nt;
+    cfg.f16 = f16;
+    cfg.hints = hints;
+    cfg.batch = batch;
+    cfg.rows_per_chunk = rpc;
+    progress_ctx pc = {&c, 0};
+    cfg.progress = label_progress;
+    cfg.progress_ctx = &pc;
+    if ((rc = util_open_data(&s.m[0], data, "train", &d, &e))) goto out;
+    cli_progress(&c, "label: %d teacher(s), %s train split, %lld samples, %s%s", s.nt, d.name, (long long)d.n,
+                 f16 ? "f16" : "f32", hints ? ", with hints" : "");
+    pc.t0 = cli_now();
+    if ((rc = mtc_soft_write(out, &cfg, &d, &e))) goto out;
+    double secs = cli_now() - pc.t0;
+    char *hdr = NULL;
+    if ((rc = mtc_soft_header(out, &hdr, &e))) goto out;
+    if (c.json) {
+        json_summary(out, hdr, secs);
+    } else {
+        printf("wrote %s: %lld samples of %s, %s, %.1fs\n", out, (long long)d.n, d.name, f16 ? "f16" : "f32", secs);
+    }
+    free(hdr);
+out:
+    for (int k = 0; k < s.nt; k++)
+        if (s.loaded[k]) mtc_model_free(&s.m[k]);
+    mtc_data_free(&d);
+    free(tl);
+    free(tt);
+    return rc ? cli_fail("label", &e) : 0;
 }

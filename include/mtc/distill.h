@@ -12,6 +12,14 @@
  *               f16 little-endian
  *   "hints:<i>" optional teacher trunk outputs for the same rows
  * Written chunk by chunk (streaming) to a temp file, renamed at the end.
+ *
+ * Stored soft labels are the teachers' outputs for the *unaugmented*
+ * samples: KD with stored labels therefore trains unaugmented.
+ *
+ * Tasks of the file: the union of the teachers' tasks in teacher order. A
+ * task's values are the mean of every (non task-only) teacher that has it,
+ * or one teacher's output when task_teacher names one ("teacher": index in
+ * the header, -1 = average; "sources": the teachers used).
  */
 #ifndef MTC_DISTILL_H
 #define MTC_DISTILL_H
@@ -25,10 +33,16 @@ typedef struct mtc_label_cfg {
     int ntask_teacher;
     char task_teacher_name[MTC_MAX_TASKS][MTC_NAME_MAX];
     int task_teacher_idx[MTC_MAX_TASKS];
+    /* 1 = teacher k is used only for the tasks that name it in
+     * task_teacher (e.g. `--task-teacher digit=b.mtc` with b not listed) */
+    int task_only[8];
     int f16;          /* store half precision */
     int hints;        /* also store teacher 0's trunk output */
     int batch;        /* inference batch */
-    int rows_per_chunk;
+    int rows_per_chunk; /* default 4096 */
+    /* called after every chunk with rows done so far (may be NULL) */
+    void (*progress)(void *ctx, int64_t done, int64_t n);
+    void *progress_ctx;
 } mtc_label_cfg;
 void mtc_label_cfg_default(mtc_label_cfg *c);
 /* Runs the teachers over every sample of d and writes path. */
@@ -46,5 +60,31 @@ int mtc_soft_read(const char *path, const mtc_model *student,
 void mtc_soft_free(mtc_soft *s);
 /* Header JSON text of a .mtl (for `mtc inspect`); malloc'd. */
 int mtc_soft_header(const char *path, char **json, mtc_err *e);
+
+/* FNV-1a 64 of a file's bytes (names the teacher checkpoint in a .mtl). */
+int mtc_file_hash(const char *path, uint64_t *h, mtc_err *e);
+/* IEEE half precision <-> float; float -> half rounds to nearest even,
+ * finite values beyond the half range saturate to +-65504, NaN stays NaN. */
+uint16_t mtc_f32_to_f16(float f);
+float mtc_f16_to_f32(uint16_t h);
+
+/* Provisional defaults of `mtc distill` (a validation sweep will set them). */
+#define MTC_DISTILL_DEFAULT_T 4.0f
+#define MTC_DISTILL_DEFAULT_ALPHA 0.9f
+
+/* Teacher-student agreement on the same samples, per task: outputs (n, dim)
+ * in label units (cls/bin logits). cls: top-1 agreement and mean
+ * KL(softmax t || softmax s) at T=1; bin: agreement of (logit > 0) and mean
+ * Bernoulli KL, both averaged over outputs; reg: mean |t - s|
+ * (agree = NAN). */
+typedef struct mtc_agreement {
+    double agree, kl, mean_abs_diff;
+} mtc_agreement;
+void mtc_distill_agreement(int kind, int dim, const float *teacher,
+                           const float *student, int64_t n, mtc_agreement *a);
+/* Share of the teacher-student gap closed: (kd - scratch) / (teacher -
+ * scratch); NAN when teacher and scratch are (nearly) equal. Works for
+ * higher-is-better and lower-is-better metrics alike. */
+double mtc_distill_gap_closed(double teacher, double kd, double scratch);
 
 #endif

@@ -1,0 +1,77 @@
+/*
+ * report.c — numbers for the end-of-run distillation report: how closely a
+ * student follows its teacher on the same samples, and the share of the
+ * teacher-student gap that KD closed. Printing is the CLI's job.
+ */
+#include "mtc.h"
+
+#include <math.h>
+
+/* log sigmoid(x), stable for large |x| */
+static double log_sigmoid(double x)
+{
+    return x < 0 ? x - log1p(exp(x)) : -log1p(exp(-x));
+}
+
+/* Row log-softmax normaliser: max + log sum exp(x - max). */
+static double row_logz(const float *x, int K)
+{
+    double mx = x[0], s = 0;
+    for (int k = 1; k < K; k++) mx = x[k] > mx ? x[k] : mx;
+    for (int k = 0; k < K; k++) s += exp(x[k] - mx);
+    return mx + log(s);
+}
+
+static int row_argmax(const float *x, int K)
+{
+    int best = 0;
+    for (int k = 1; k < K; k++)
+        if (x[k] > x[best]) best = k;
+    return best;
+}
+
+void mtc_distill_agreement(int kind, int dim, const float *t, const float *s, int64_t n, mtc_agreement *a)
+{
+    a->agree = a->kl = a->mean_abs_diff = NAN;
+    if (n < 1 || dim < 1) return;
+    double agree = 0, kl = 0, mad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *ti = t + i * dim, *si = s + i * dim;
+        if (kind == MTC_TASK_CLS) {
+            /* KL(p_t || p_s) = sum_k p_t,k (log p_t,k - log p_s,k), T = 1 */
+            double zt = row_logz(ti, dim), zs = row_logz(si, dim), r = 0;
+            for (int k = 0; k < dim; k++) {
+                double lpt = ti[k] - zt, lps = si[k] - zs;
+                r += exp(lpt) * (lpt - lps);
+            }
+            kl += r;
+            agree += row_argmax(ti, dim) == row_argmax(si, dim);
+        } else if (kind == MTC_TASK_BIN) {
+            for (int k = 0; k < dim; k++) {
+                /* Bernoulli KL: p log(p/q) + (1-p) log((1-p)/(1-q)) */
+                double p = 1.0 / (1.0 + exp(-(double)ti[k]));
+                kl += p * (log_sigmoid(ti[k]) - log_sigmoid(si[k])) +
+                      (1 - p) * (log_sigmoid(-(double)ti[k]) - log_sigmoid(-(double)si[k]));
+                agree += (ti[k] > 0) == (si[k] > 0);
+            }
+        } else {
+            for (int k = 0; k < dim; k++) mad += fabs((double)ti[k] - si[k]);
+        }
+    }
+    if (kind == MTC_TASK_CLS) {
+        a->agree = agree / n;
+        a->kl = kl / n;
+    } else if (kind == MTC_TASK_BIN) {
+        a->agree = agree / ((double)n * dim);
+        a->kl = kl / ((double)n * dim);
+    } else {
+        a->mean_abs_diff = mad / ((double)n * dim);
+    }
+}
+
+double mtc_distill_gap_closed(double teacher, double kd, double scratch)
+{
+    double gap = teacher - scratch;
+    if (!isfinite(gap) || !isfinite(kd) || fabs(gap) < 1e-12) return NAN;
+    return (kd - scratch) / gap;
+}

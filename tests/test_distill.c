@@ -1,0 +1,641 @@
+/*
+ * test_distill.c — soft-label files (round trip f32/f16, multi-teacher
+ * average, per-task teacher choice, truncation and mismatch errors), KD
+ * training on synthetic data, α = 0 equals plain training bit for bit, and
+ * the `mtc label` / `mtc distill` command lines.
+ */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 4 gaussian features; fine = argmax (cls 4), level = 3 + mean (reg 1),
+ * pos = x0 > 0 (bin 1). */
+static void make_data(mtc_dataset *d, int64_t n, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "synthetic");
+    snprintf(d->split, sizeof d->split, "train");
+    d->n = n; d->c = 1; d->h = 1; d->w = 4;
+    d->x_f32 = malloc(sizeof(float) * (size_t)(n * 4));
+    d->ntasks = 3;
+    snprintf(d->tasks[0].name, MTC_NAME_MAX, "fine");
+    d->tasks[0].kind = MTC_TASK_CLS;
+    d->tasks[0].dim = 4;
+    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
+    snprintf(d->tasks[1].name, MTC_NAME_MAX, "level");
+    d->tasks[1].kind = MTC_TASK_REG;
+    d->tasks[1].dim = 1;
+    d->tasks[1].targets = malloc(sizeof(float) * (size_t)n);
+    snprintf(d->tasks[2].name, MTC_NAME_MAX, "pos");
+    d->tasks[2].kind = MTC_TASK_BIN;
+    d->tasks[2].dim = 1;
+    d->tasks[2].targets = malloc(sizeof(float) * (size_t)n);
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) {
+        float *x = d->x_f32 + i * 4, s = 0;
+        int best = 0;
+        for (int j = 0; j < 4; j++) {
+            x[j] = mtc_rng_normal(&r);
+            s += x[j];
+            if (x[j] > x[best]) best = j;
+        }
+        d->tasks[0].labels[i] = best;
+        d->tasks[1].targets[i] = 3.0f + s / 4;
+        d->tasks[2].targets[i] = x[0] > 0 ? 1.0f : 0.0f;
+    }
+    mtc_data_rehash(d);
+}
+
+static const char *teacher_spec =
+    "[input] shape=4\n[dense] units=32 act=relu\n"
+    "[task fine] kind=cls classes=4\n[task coarse] kind=cls from=fine:0,0,1,1\n"
+    "[task level] kind=reg outputs=1\n[task pos] kind=bin outputs=1\n";
+static const char *student_spec =
+    "[input] shape=4\n[dense] units=12 act=relu\n"
+    "[task fine] kind=cls classes=4\n[task coarse] kind=cls from=fine:0,0,1,1\n"
+    "[task level] kind=reg outputs=1\n[task pos] kind=bin outputs=1\n";
+
+static void build(const char *text, mtc_model *m, uint64_t seed)
+{
+    mtc_spec s;
+    mtc_err e = {0};
+    assert_int_equal(mtc_spec_parse(text, "t.cfg", &s, &e), 0);
+    assert_int_equal(mtc_model_build(&s, text, m, &e), 0);
+    mtc_model_init_params(m, seed);
+}
+
+static void quick_cfg(mtc_train_cfg *c, int epochs)
+{
+    mtc_train_cfg_default(c);
+    c->epochs = epochs;
+    c->batch = 32;
+    c->sched.lr = 5e-3f;
+}
+
+static void train_teacher(mtc_model *m, const mtc_dataset *d, int epochs)
+{
+    mtc_train_cfg c;
+    quick_cfg(&c, epochs);
+    mtc_train_result res;
+    mtc_err e = {0};
+    assert_int_equal(mtc_train(m, d, &c, &res, &e), 0);
+    free(res.history_json);
+}
+
+/* Labels d with the teachers (cfg prepared by the caller) into dir/name. */
+static char *write_soft(const char *dir, const char *name, mtc_label_cfg *cfg, const mtc_dataset *d)
+{
+    char *p = tu_path(dir, name);
+    mtc_err e = {0};
+    int rc = mtc_soft_write(p, cfg, d, &e);
+    if (rc) fail_msg("mtc_soft_write: %s", e.msg);
+    return p;
+}
+
+static void predict(mtc_model *m, const mtc_dataset *d, int batch, float **outs)
+{
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_predict(m, d, NULL, 0, batch, outs, &e), 0);
+}
+
+static void free_outs(float **o, int n)
+{
+    for (int t = 0; t < n; t++) free(o[t]);
+}
+
+/* ---- half precision --------------------------------------------------------- */
+
+static void test_f16_rounds_to_nearest_even_and_saturates(void **st)
+{
+    (void)st;
+    assert_int_equal(mtc_f32_to_f16(1.0f), 0x3c00);
+    assert_int_equal(mtc_f32_to_f16(-2.0f), 0xc000);
+    assert_int_equal(mtc_f32_to_f16(65504.0f), 0x7bff);
+    assert_int_equal(mtc_f32_to_f16(1e6f), 0x7bff);      /* saturates */
+    assert_int_equal(mtc_f32_to_f16(-1e6f), 0xfbff);
+    assert_int_equal(mtc_f32_to_f16(INFINITY), 0x7c00);
+    assert_true(isnan(mtc_f16_to_f32(mtc_f32_to_f16(NAN))));
+    assert_int_equal(mtc_f32_to_f16(1.0f + ldexpf(1, -11)), 0x3c00);     /* tie -> even */
+    assert_int_equal(mtc_f32_to_f16(1.0f + 3 * ldexpf(1, -11)), 0x3c02); /* tie -> even */
+    assert_int_equal(mtc_f32_to_f16(1.0f + ldexpf(1, -11) + ldexpf(1, -20)), 0x3c01);
+    assert_int_equal(mtc_f32_to_f16(ldexpf(1, -24)), 0x0001);     /* smallest subnormal */
+    assert_int_equal(mtc_f32_to_f16(ldexpf(1, -25)), 0x0000);     /* tie -> even 0 */
+    assert_int_equal(mtc_f32_to_f16(3 * ldexpf(1, -25)), 0x0002); /* tie -> even 2 */
+    assert_int_equal(mtc_f32_to_f16(ldexpf(1023, -24) + ldexpf(1, -25)), 0x0400); /* to smallest normal */
+    /* every half value survives half -> float -> half */
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue; /* NaN payloads */
+        if (mtc_f32_to_f16(mtc_f16_to_f32((uint16_t)h)) != h) fail_msg("half 0x%04x does not round-trip", h);
+    }
+}
+
+/* ---- soft-label files ------------------------------------------------------- */
+
+static void read_ok(const char *path, const mtc_model *st, const mtc_dataset *d, mtc_soft *s, float **hints,
+                    int *hd)
+{
+    mtc_err e = {0};
+    int rc = mtc_soft_read(path, st, d, 0, s, hints, hd, &e);
+    if (rc) fail_msg("mtc_soft_read: %s", e.msg);
+}
+
+static void roundtrip(int f16)
+{
+    char *dir = tu_mkdtemp();
+    mtc_dataset d;
+    make_data(&d, 300, 1);
+    mtc_model t, s;
+    build(teacher_spec, &t, 3);
+    build(student_spec, &s, 4);
+    train_teacher(&t, &d, 1); /* gives reg outputs a real mean/std */
+    mtc_label_cfg cfg;
+    mtc_label_cfg_default(&cfg);
+    cfg.nteachers = 1;
+    cfg.teachers[0] = &t;
+    cfg.batch = 64;
+    cfg.rows_per_chunk = 128; /* 3 chunks, batches aligned with predict's */
+    cfg.f16 = f16;
+    cfg.hints = 1;
+    char *p = write_soft(dir, "soft.mtl", &cfg, &d);
+    mtc_soft soft;
+    float *hints = NULL;
+    int hd = 0;
+    read_ok(p, &s, &d, &soft, &hints, &hd);
+    float *outs[MTC_MAX_TASKS];
+    predict(&t, &d, 64, outs);
+    assert_int_equal(soft.n, 300);
+    for (int k = 0; k < 4; k++) {
+        int D = s.spec.tasks[k].dim;
+        assert_non_null(soft.v[k]);
+        assert_int_equal(soft.dim[k], D);
+        for (int64_t i = 0; i < 300 * D; i++) {
+            if (!f16) {
+                if (soft.v[k][i] != outs[k][i]) fail_msg("task %d value %lld: %g != %g", k, (long long)i, soft.v[k][i], outs[k][i]);
+            } else if (tu_relerr(soft.v[k][i], outs[k][i], 6.1e-5) > 1e-3) {
+                fail_msg("f16 task %d value %lld: %g vs %g", k, (long long)i, soft.v[k][i], outs[k][i]);
+            }
+        }
+    }
+    /* hints: teacher 0's trunk output of the last batch (rows 256..299) */
+    assert_int_equal(hd, (int)t.trunk_out);
+    assert_non_null(hints);
+    const float *tr = mtc_model_trunk_output(&t);
+    for (int64_t i = 0; i < 44 * hd; i++)
+        assert_true(tu_relerr(hints[256 * hd + i], tr[i], 6.1e-5) <= (f16 ? 1e-3 : 0));
+    char *hdr = NULL;
+    mtc_err e = {0};
+    assert_int_equal(mtc_soft_header(p, &hdr, &e), 0);
+    assert_non_null(strstr(hdr, f16 ? "\"dtype\":\"f16\"" : "\"dtype\":\"f32\""));
+    assert_non_null(strstr(hdr, "\"name\":\"coarse\""));
+    free(hdr);
+    free(hints);
+    free_outs(outs, 4);
+    mtc_soft_free(&soft);
+    mtc_model_free(&t);
+    mtc_model_free(&s);
+    mtc_data_free(&d);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_soft_roundtrip_f32_is_exact(void **st)
+{
+    (void)st;
+    roundtrip(0);
+}
+
+static void test_soft_roundtrip_f16_within_1e3_relative(void **st)
+{
+    (void)st;
+    roundtrip(1);
+}
+
+static void test_multi_teacher_average_and_task_choice(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d;
+    make_data(&d, 200, 2);
+    mtc_model a, b, c, s;
+    build(teacher_spec, &a, 5);
+    build(teacher_spec, &b, 6);
+    build(teacher_spec, &c, 7);
+    build(student_spec, &s, 8);
+    float *oa[MTC_MAX_TASKS], *ob[MTC_MAX_TASKS], *oc[MTC_MAX_TASKS];
+    predict(&a, &d, 50, oa);
+    predict(&b, &d, 50, ob);
+    predict(&c, &d, 50, oc);
+    mtc_label_cfg cfg;
+    mtc_label_cfg_default(&cfg);
+    cfg.nteachers = 2;
+    cfg.teachers[0] = &a;
+    cfg.teachers[1] = &b;
+    cfg.batch = 50;
+    cfg.rows_per_chunk = 100;
+    char *p = write_soft(dir, "avg.mtl", &cfg, &d);
+    mtc_soft soft;
+    read_ok(p, &s, &d, &soft, NULL, NULL);
+    for (int k = 0; k < 4; k++)
+        for (int64_t i = 0; i < 200 * s.spec.tasks[k].dim; i++) {
+            float want = (float)(((double)oa[k][i] + ob[k][i]) / 2);
+            if (soft.v[k][i] != want) fail_msg("task %d value %lld: %g, mean %g", k, (long long)i, soft.v[k][i], want);
+        }
+    mtc_soft_free(&soft);
+    free(p);
+
+    /* fine from b only; pos from c, which is used for nothing else */
+    cfg.nteachers = 3;
+    cfg.teachers[2] = &c;
+    cfg.task_only[2] = 1;
+    cfg.ntask_teacher = 2;
+    snprintf(cfg.task_teacher_name[0], MTC_NAME_MAX, "fine");
+    cfg.task_teacher_idx[0] = 1;
+    snprintf(cfg.task_teacher_name[1], MTC_NAME_MAX, "pos");
+    cfg.task_teacher_idx[1] = 2;
+    p = write_soft(dir, "choice.mtl", &cfg, &d);
+    read_ok(p, &s, &d, &soft, NULL, NULL);
+    for (int64_t i = 0; i < 200 * 4; i++) assert_true(soft.v[0][i] == ob[0][i]);
+    for (int64_t i = 0; i < 200; i++) {
+        assert_true(soft.v[1][i * 2] == (float)(((double)oa[1][i * 2] + ob[1][i * 2]) / 2)); /* coarse: a, b */
+        assert_true(soft.v[2][i] == (float)(((double)oa[2][i] + ob[2][i]) / 2));             /* level: a, b */
+        assert_true(soft.v[3][i] == oc[3][i]);                                               /* pos: c */
+    }
+    char *hdr = NULL;
+    mtc_err e = {0};
+    assert_int_equal(mtc_soft_header(p, &hdr, &e), 0);
+    assert_non_null(strstr(hdr, "\"name\":\"fine\",\"kind\":\"cls\",\"dim\":4,\"teacher\":1,\"sources\":[1]"));
+    free(hdr);
+    /* a task the chosen teacher lacks is refused, naming it */
+    snprintf(cfg.task_teacher_name[1], MTC_NAME_MAX, "nope");
+    char *q = tu_path(dir, "bad.mtl");
+    assert_int_equal(mtc_soft_write(q, &cfg, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "no task 'nope'"));
+    free(q);
+    mtc_soft_free(&soft);
+    free_outs(oa, 4);
+    free_outs(ob, 4);
+    free_outs(oc, 4);
+    mtc_model_free(&a);
+    mtc_model_free(&b);
+    mtc_model_free(&c);
+    mtc_model_free(&s);
+    mtc_data_free(&d);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static char *small_file(const char *dir, mtc_model *t, const mtc_dataset *d)
+{
+    mtc_label_cfg cfg;
+    mtc_label_cfg_default(&cfg);
+    cfg.nteachers = 1;
+    cfg.teachers[0] = t;
+    cfg.rows_per_chunk = 16;
+    cfg.hints = 1;
+    return write_soft(dir, "small.mtl", &cfg, d);
+}
+
+static void test_every_truncation_fails_cleanly_naming_the_file(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d;
+    make_data(&d, 40, 3);
+    mtc_model t, s;
+    build(teacher_spec, &t, 9);
+    build(student_spec, &s, 10);
+    char *p = small_file(dir, &t, &d);
+    size_t n;
+    unsigned char *bytes = tu_read(p, &n);
+    assert_non_null(bytes);
+    char *q = tu_path(dir, "cut.mtl");
+    for (size_t len = 0; len < n; len++) {
+        assert_int_equal(tu_write(q, bytes, len), 0);
+        mtc_soft soft;
+        float *hints = (float *)1;
+        int hd = -1;
+        mtc_err e = {0};
+        int rc = mtc_soft_read(q, &s, &d, 0, &soft, &hints, &hd, &e);
+        if (rc == 0) fail_msg("truncation to %zu of %zu bytes was accepted", len, n);
+        if (!strstr(e.msg, q)) fail_msg("truncation to %zu: message '%s' lacks the path", len, e.msg);
+        assert_null(soft.v[0]);
+        assert_null(hints);
+    }
+    /* and the whole file still reads */
+    mtc_soft soft;
+    read_ok(p, &s, &d, &soft, NULL, NULL);
+    mtc_soft_free(&soft);
+    free(bytes);
+    free(q);
+    free(p);
+    mtc_model_free(&t);
+    mtc_model_free(&s);
+    mtc_data_free(&d);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void expect_read_error(const char *path, const char *spec, const mtc_dataset *d, const char *needle)
+{
+    mtc_model s;
+    build(spec, &s, 1);
+    mtc_soft soft;
+    mtc_err e = {0};
+    assert_int_equal(mtc_soft_read(path, &s, d, 0, &soft, NULL, NULL, &e), MTC_EINPUT);
+    if (!strstr(e.msg, needle)) fail_msg("message '%s' lacks '%s'", e.msg, needle);
+    if (!strstr(e.msg, path)) fail_msg("message '%s' lacks the path", e.msg);
+    mtc_model_free(&s);
+}
+
+static void test_mismatches_are_refused_naming_data_and_task(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d, other;
+    make_data(&d, 40, 4);
+    make_data(&other, 40, 4);
+    other.tasks[0].labels[7] = (other.tasks[0].labels[7] + 1) % 4; /* one label differs */
+    mtc_data_rehash(&other);
+    mtc_model t;
+    build(teacher_spec, &t, 11);
+    char *p = small_file(dir, &t, &d);
+    expect_read_error(p, student_spec, &other, "made for data set synthetic");
+    snprintf(other.name, sizeof other.name, "elsewhere");
+    expect_read_error(p, student_spec, &other, ", not elsewhere");
+    expect_read_error(p, "[input] shape=4\n[dense] units=4\n[task fine] kind=cls classes=4\n[task extra] kind=reg outputs=1\n",
+                      &d, "no soft labels for task 'extra'");
+    expect_read_error(p, "[input] shape=4\n[dense] units=4\n[task fine] kind=cls classes=5\n", &d,
+                      "task 'fine' is cls with 4 outputs in the file, the student has cls with 5");
+    expect_read_error(p, "[input] shape=4\n[dense] units=4\n[task level] kind=cls classes=2\n", &d,
+                      "task 'level' is reg with 1 outputs in the file");
+    /* allow_missing: the extra task trains on labels only */
+    mtc_model s;
+    build("[input] shape=4\n[dense] units=4\n[task fine] kind=cls classes=4\n[task extra] kind=reg outputs=1\n", &s, 1);
+    mtc_soft soft;
+    mtc_err e = {0};
+    assert_int_equal(mtc_soft_read(p, &s, &d, 1, &soft, NULL, NULL, &e), 0);
+    assert_non_null(soft.v[0]);
+    assert_null(soft.v[1]);
+    mtc_soft_free(&soft);
+    mtc_model_free(&s);
+    /* a non-.mtl file */
+    char *q = tu_path(dir, "junk.mtl");
+    assert_int_equal(tu_write(q, "hello world, not a container", 28), 0);
+    expect_read_error(q, student_spec, &d, "bad magic");
+    free(q);
+    free(p);
+    mtc_model_free(&t);
+    mtc_data_free(&d);
+    mtc_data_free(&other);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- training ----------------------------------------------------------------- */
+
+static void test_kd_student_learns_from_a_trained_teacher(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d, dt;
+    make_data(&d, 1500, 5);
+    make_data(&dt, 500, 55);
+    mtc_model t, s;
+    build(teacher_spec, &t, 12);
+    train_teacher(&t, &d, 6);
+    mtc_label_cfg lc;
+    mtc_label_cfg_default(&lc);
+    lc.nteachers = 1;
+    lc.teachers[0] = &t;
+    char *p = write_soft(dir, "soft.mtl", &lc, &d);
+    build(student_spec, &s, 13);
+    mtc_soft soft;
+    read_ok(p, &s, &d, &soft, NULL, NULL);
+    mtc_train_cfg c;
+    quick_cfg(&c, 6);
+    c.soft = &soft;
+    for (int k = 0; k < MTC_MAX_TASKS; k++) { c.kd_T[k] = 4; c.kd_alpha[k] = 0.9f; }
+    mtc_train_result res;
+    mtc_err e = {0};
+    assert_int_equal(mtc_train(&s, &d, &c, &res, &e), 0);
+    free(res.history_json);
+    mtc_task_eval ev[MTC_MAX_TASKS], tev[MTC_MAX_TASKS];
+    assert_int_equal(mtc_evaluate(&s, &dt, NULL, 0, 128, ev, &e), 0);
+    assert_int_equal(mtc_evaluate(&t, &dt, NULL, 0, 128, tev, &e), 0);
+    if (ev[0].cls.accuracy < 0.75) fail_msg("fine accuracy %.3f (teacher %.3f, chance 0.25)", ev[0].cls.accuracy, tev[0].cls.accuracy);
+    assert_true(ev[1].cls.accuracy > 0.85); /* coarse, chance 0.5 */
+    assert_true(ev[2].reg.mae < 0.25);      /* level std 0.5 */
+    assert_true(ev[3].bin.accuracy > 0.85); /* pos, chance 0.5 */
+    /* the student follows the teacher */
+    float *so[MTC_MAX_TASKS], *to[MTC_MAX_TASKS];
+    predict(&s, &dt, 128, so);
+    predict(&t, &dt, 128, to);
+    mtc_agreement ag;
+    mtc_distill_agreement(MTC_TASK_CLS, 4, to[0], so[0], dt.n, &ag);
+    assert_true(ag.agree > 0.75);
+    assert_true(ag.kl >= 0 && ag.kl < 0.5);
+    mtc_distill_agreement(MTC_TASK_REG, 1, to[2], so[2], dt.n, &ag);
+    assert_true(isnan(ag.agree) && ag.mean_abs_diff < 0.25);
+    mtc_distill_agreement(MTC_TASK_CLS, 4, to[0], to[0], dt.n, &ag);
+    assert_true(ag.agree == 1.0 && fabs(ag.kl) < 1e-9);
+    free_outs(so, 4);
+    free_outs(to, 4);
+    mtc_task_eval_free(ev, 4);
+    mtc_task_eval_free(tev, 4);
+    mtc_soft_free(&soft);
+    mtc_model_free(&t);
+    mtc_model_free(&s);
+    mtc_data_free(&d);
+    mtc_data_free(&dt);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_alpha0_distill_equals_plain_training_bit_for_bit(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d;
+    make_data(&d, 400, 6);
+    mtc_model t, a, b;
+    build(teacher_spec, &t, 14);
+    mtc_label_cfg lc;
+    mtc_label_cfg_default(&lc);
+    lc.nteachers = 1;
+    lc.teachers[0] = &t;
+    char *p = write_soft(dir, "soft.mtl", &lc, &d);
+    build(student_spec, &a, 15);
+    build(student_spec, &b, 15);
+    mtc_soft soft;
+    read_ok(p, &b, &d, &soft, NULL, NULL);
+    mtc_train_cfg c;
+    quick_cfg(&c, 2);
+    mtc_train_result ra, rb;
+    mtc_err e = {0};
+    assert_int_equal(mtc_train(&a, &d, &c, &ra, &e), 0);
+    c.soft = &soft;
+    for (int k = 0; k < MTC_MAX_TASKS; k++) { c.kd_T[k] = 3; c.kd_alpha[k] = 0; }
+    assert_int_equal(mtc_train(&b, &d, &c, &rb, &e), 0);
+    assert_int_equal(a.nparams, b.nparams);
+    assert_memory_equal(a.params, b.params, sizeof(float) * (size_t)a.nparams);
+    /* and alpha > 0 does change the result */
+    mtc_model x;
+    build(student_spec, &x, 15);
+    for (int k = 0; k < MTC_MAX_TASKS; k++) c.kd_alpha[k] = 0.5f;
+    mtc_train_result rx;
+    assert_int_equal(mtc_train(&x, &d, &c, &rx, &e), 0);
+    assert_true(memcmp(a.params, x.params, sizeof(float) * (size_t)a.nparams) != 0);
+    free(ra.history_json);
+    free(rb.history_json);
+    free(rx.history_json);
+    mtc_soft_free(&soft);
+    mtc_model_free(&t);
+    mtc_model_free(&a);
+    mtc_model_free(&b);
+    mtc_model_free(&x);
+    mtc_data_free(&d);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_gap_closed(void **st)
+{
+    (void)st;
+    assert_true(fabs(mtc_distill_gap_closed(0.9, 0.85, 0.8) - 0.5) < 1e-12);
+    assert_true(fabs(mtc_distill_gap_closed(0.1, 0.2, 0.3) - 0.5) < 1e-12); /* lower is better (MAE) */
+    assert_true(isnan(mtc_distill_gap_closed(0.8, 0.9, 0.8)));
+    assert_true(isnan(mtc_distill_gap_closed(NAN, 0.9, 0.8)));
+}
+
+/* ---- command line ------------------------------------------------------------- */
+
+static void test_cli_refuses_augment_and_missing_teacher(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    char *out = NULL, *err = NULL;
+    int rc = tu_run_mtc(dir, "distill --augment shift --spec s.cfg --data fashion-mnist --soft s.mtl -o x.mtc", &out, &err);
+    assert_int_equal(rc, 2);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "unaugmented"));
+    free(out);
+    free(err);
+    char args[4200];
+    snprintf(args, sizeof args, "label %s/missing-teacher.mtc --data fashion-mnist -o %s/x.mtl", dir, dir);
+    rc = tu_run_mtc(dir, args, &out, &err);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "missing-teacher.mtc"));
+    free(out);
+    free(err);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* train -> label -> distill on a small CSV through the binary. */
+static void test_cli_label_and_distill_end_to_end(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d;
+    make_data(&d, 500, 7);
+    char *csv = tu_path(dir, "t.csv"), *spec = tu_path(dir, "s.cfg");
+    FILE *f = fopen(csv, "w");
+    assert_non_null(f);
+    fprintf(f, "a,b,c,e,fine,level\n");
+    for (int64_t i = 0; i < d.n; i++) {
+        const float *x = d.x_f32 + i * 4;
+        fprintf(f, "%.6f,%.6f,%.6f,%.6f,%d,%.6f\n", x[0], x[1], x[2], x[3], d.tasks[0].labels[i], d.tasks[1].targets[i]);
+    }
+    fclose(f);
+    const char *text = "[input] shape=4 columns=a,b,c,e\n[dense] units=16 act=relu\n"
+                       "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n";
+    assert_int_equal(tu_write(spec, text, strlen(text)), 0);
+    char args[8192], *out = NULL, *err = NULL;
+    snprintf(args, sizeof args, "train --spec %s --data csv:%s --epochs 3 --lr 0.005 --batch 32 -o %s/t.mtc --quiet", spec, csv, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    free(out); free(err);
+    snprintf(args, sizeof args, "label %s/t.mtc --data csv:%s -o %s/s.mtl --f16 --json --quiet", dir, csv, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("label: %s", err);
+    assert_non_null(strstr(out, "\"dtype\":\"f16\""));
+    free(out); free(err);
+    snprintf(args, sizeof args,
+             "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/st.mtc --epochs 3 --lr 0.005 --batch 32 "
+             "--task level:alpha=0.5 --task fine:T=2 --compare-scratch --teacher %s/t.mtc --json --quiet",
+             spec, csv, dir, dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("distill: %s", err);
+    mtc_json j = {0};
+    mtc_err e = {0};
+    assert_int_equal(mtc_json_parse(out, strlen(out), &j, &e), 0);
+    const mtc_json *fine = mtc_json_get(mtc_json_get(&j, "tasks"), "fine");
+    const mtc_json *level = mtc_json_get(mtc_json_get(&j, "tasks"), "level");
+    assert_non_null(fine);
+    assert_non_null(level);
+    assert_true(mtc_json_num(fine, "student_kd", 0) > 0.5);
+    assert_true(mtc_json_num(fine, "teacher", 0) > 0.5);
+    assert_true(mtc_json_num(fine, "scratch", 0) > 0.5);
+    assert_true(mtc_json_num(fine, "T", 0) == 2);
+    assert_true(fabs(mtc_json_num(level, "alpha", 0) - 0.5) < 1e-6);
+    assert_true(mtc_json_num(fine, "agreement", 0) > 0.5);
+    assert_true(mtc_json_num(level, "mean_abs_diff", 9) < 1);
+    mtc_json_free(&j);
+    free(out); free(err);
+    /* the checkpoint names its producer and its parent (the teacher's hash) */
+    mtc_model m;
+    char *meta = NULL, *p = tu_path(dir, "st.mtc");
+    assert_int_equal(mtc_model_load(p, &m, &meta, &e), 0);
+    assert_non_null(strstr(meta, "\"producer\":\"mtc distill\""));
+    uint64_t h;
+    char *tp = tu_path(dir, "t.mtc"), hex[40];
+    assert_int_equal(mtc_file_hash(tp, &h, &e), 0);
+    snprintf(hex, sizeof hex, "\"parent\":\"%016llx\"", (unsigned long long)h);
+    assert_non_null(strstr(meta, hex));
+    free(meta);
+    free(tp);
+    free(p);
+    mtc_model_free(&m);
+    /* soft labels for another data set (one label changed) are refused with exit 2 */
+    char *csv2 = tu_path(dir, "t2.csv");
+    size_t n;
+    char *txt = (char *)tu_read(csv, &n);
+    char *row1 = strchr(txt, '\n') + 1, *lab = strchr(row1, ',');
+    for (int k = 0; k < 3; k++) lab = strchr(lab + 1, ',');
+    lab[1] = lab[1] == '0' ? '1' : '0';
+    assert_int_equal(tu_write(csv2, txt, n), 0);
+    snprintf(args, sizeof args, "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/x.mtc --epochs 1 --quiet", spec, csv2, dir, dir);
+    int rc = tu_run_mtc(dir, args, &out, &err);
+    assert_int_equal(rc, 2);
+    if (!strstr(err, "made for data set")) fail_msg("stderr: %s", err);
+    free(out); free(err);
+    free(txt);
+    free(csv2);
+    free(csv);
+    free(spec);
+    mtc_data_free(&d);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_f16_rounds_to_nearest_even_and_saturates),
+        cmocka_unit_test(test_soft_roundtrip_f32_is_exact),
+        cmocka_unit_test(test_soft_roundtrip_f16_within_1e3_relative),
+        cmocka_unit_test(test_multi_teacher_average_and_task_choice),
+        cmocka_unit_test(test_every_truncation_fails_cleanly_naming_the_file),
+        cmocka_unit_test(test_mismatches_are_refused_naming_data_and_task),
+        cmocka_unit_test(test_kd_student_learns_from_a_trained_teacher),
+        cmocka_unit_test(test_alpha0_distill_equals_plain_training_bit_for_bit),
+        cmocka_unit_test(test_gap_closed),
+        cmocka_unit_test(test_cli_refuses_augment_and_missing_teacher),
+        cmocka_unit_test(test_cli_label_and_distill_end_to_end),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
