@@ -147,6 +147,10 @@ typedef struct trainer {
     float *gn_dW, *gn_dpre;
     /* dwa: epoch-mean losses of the last two epochs */
     double prev_loss[2][MTC_MAX_TASKS];
+    /* hint loss: projection P (Dt, H), its gradient and optimizer */
+    float *hP, *hdP, *hproj, *hdtr;
+    mtc_optim h_opt;
+    double hint_loss;
     float *best;                      /* params at the best epoch */
     float *best_stats;
 } trainer;
@@ -294,7 +298,9 @@ static void trainer_free(trainer *tr)
         free(tr->bsoft[t]); free(tr->dout[t]);
     }
     free(tr->x); free(tr->gn_dW); free(tr->gn_dpre); free(tr->best); free(tr->best_stats);
+    free(tr->hP); free(tr->hdP); free(tr->hproj); free(tr->hdtr);
     mtc_optim_free(&tr->s_opt);
+    mtc_optim_free(&tr->h_opt);
 }
 
 static int check_cfg(const mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *c, mtc_err *e)
@@ -310,6 +316,12 @@ static int check_cfg(const mtc_model *m, const mtc_dataset *d, const mtc_train_c
             if (!ch->n || (ch->layers[ch->n - 1].spec.type != MTC_L_DENSE && ch->layers[ch->n - 1].spec.type != MTC_L_CONV))
                 return mtc_err_set(e, MTC_EINPUT, "--weighting gradnorm: the trunk must end with a dense or conv layer");
         }
+    }
+    if (c->hints && c->hint_weight > 0) {
+        if (m->nexperts > 1 || !m->trunk[0].n)
+            return mtc_err_set(e, MTC_EINPUT, "hint loss needs a hard-sharing student with a trunk (not MMoE)");
+        if (c->hint_dim < 1 || c->hint_dim > (1 << 20))
+            return mtc_err_set(e, MTC_EINPUT, "hint loss: bad teacher feature size %d", c->hint_dim);
     }
     if (c->soft) {
         if (c->soft->n != d->n)
@@ -382,6 +394,21 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
         tr->gn_dpre = malloc((size_t)n * sizeof(float));
         bad |= !tr->gn_dW || !tr->gn_dpre;
     }
+    if (cfg->hints && cfg->hint_weight > 0) {
+        int64_t Dt = cfg->hint_dim, H = m->trunk_out;
+        tr->hP = malloc((size_t)(Dt * H) * sizeof(float));
+        tr->hdP = malloc((size_t)(Dt * H) * sizeof(float));
+        tr->hproj = malloc((size_t)((int64_t)B * Dt) * sizeof(float));
+        tr->hdtr = malloc((size_t)((int64_t)B * H) * sizeof(float));
+        if (!tr->hP || !tr->hdP || !tr->hproj || !tr->hdtr) return mtc_err_set(e, MTC_ENOMEM, "training: out of memory");
+        mtc_rng hr;
+        mtc_rng_seed(&hr, cfg->seed ^ 0x68696e74ULL);
+        float bound = 1.0f / sqrtf((float)H);
+        for (int64_t i = 0; i < Dt * H; i++) tr->hP[i] = (2.0f * mtc_rng_uniform(&hr) - 1.0f) * bound;
+        mtc_optim_cfg oc;
+        mtc_optim_cfg_default(&oc, MTC_OPT_ADAM);
+        if ((rc = mtc_optim_init(&tr->h_opt, &oc, Dt * H, e))) return rc;
+    }
     tr->best = malloc((size_t)m->nparams * sizeof(float) + 4);
     tr->best_stats = malloc((size_t)m->nstats * sizeof(float) + 4);
     bad |= !tr->best || !tr->best_stats;
@@ -393,6 +420,36 @@ static void apply_mask(mtc_model *m)
 {
     if (!m->mask) return;
     for (int64_t i = 0; i < m->nparams; i++) m->params[i] *= m->mask[i];
+}
+
+/* Hint loss on the trunk output h (B,H): proj = h·Pᵀ (B,Dt),
+ * L = beta/(B·Dt) · sum (proj - h_t)^2. Its gradient wrt h joins the heads'
+ * gradient (m->dmix[0] is summed into the trunk under hard sharing); P takes
+ * its own Adam step. */
+static void hint_step(trainer *tr, const int64_t *bi, int B, float lr)
+{
+    mtc_model *m = tr->m;
+    const mtc_train_cfg *cfg = tr->cfg;
+    int Dt = cfg->hint_dim, H = (int)m->trunk_out;
+    const float *h = mtc_model_trunk_output(m);
+    mtc_dense_forward(tr->hproj, h, tr->hP, NULL, B, H, Dt);
+    double L = 0;
+    float c = 2.0f * cfg->hint_weight / ((float)B * Dt);
+    for (int b = 0; b < B; b++) {
+        const float *t = cfg->hints + bi[b] * Dt;
+        float *p = tr->hproj + (int64_t)b * Dt;
+        for (int j = 0; j < Dt; j++) {
+            float d = p[j] - t[j];
+            L += (double)d * d;
+            p[j] = c * d; /* becomes d L / d proj */
+        }
+    }
+    tr->hint_loss += cfg->hint_weight * L / ((double)B * Dt);
+    memset(tr->hdP, 0, (size_t)Dt * H * sizeof(float));
+    memset(tr->hdtr, 0, (size_t)B * H * sizeof(float));
+    mtc_dense_backward(tr->hdtr, tr->hdP, NULL, tr->hproj, h, tr->hP, B, H, Dt);
+    for (int64_t i = 0; i < (int64_t)B * H; i++) m->dmix[0][i] += tr->hdtr[i];
+    mtc_optim_step(&tr->h_opt, tr->hP, tr->hdP, NULL, lr);
 }
 
 /* One optimisation step on samples bi[0..B). Fills loss[t]. Returns 0, or
@@ -412,6 +469,7 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
     }
     memset(m->grads, 0, (size_t)m->nparams * sizeof(float));
     mtc_model_backward_heads(m, tr->x, tr->dout, B);
+    if (tr->hP) hint_step(tr, bi, B, lr);
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
     mtc_model_backward_trunk(m, tr->x, B);
     mtc_optim_step(opt, m->params, m->grads, m->decay_mask, lr);
@@ -432,6 +490,7 @@ static void history_epoch(mtc_jw *h, const mtc_epoch_stats *s)
     mtc_jw_knum(h, "lr", s->lr);
     mtc_jw_knum(h, "samples_per_s", s->samples_per_s);
     mtc_jw_knum(h, "val_loss", s->val_loss);
+    if (s->hint_loss > 0) mtc_jw_knum(h, "hint_loss", s->hint_loss);
     const char *keys[] = {"loss", "weight", "val"};
     for (int k = 0; k < 3; k++) {
         mtc_jw_key(h, keys[k]);
@@ -470,6 +529,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     apply_mask(m);
     for (int ep = 0; ep < cfg->epochs; ep++) {
         double t0 = now_s(), lsum[MTC_MAX_TASKS] = {0};
+        tr.hint_loss = 0;
         float lr = 0;
         if (cfg->weighting == MTC_WEIGHT_DWA) dwa_update(&tr, ep);
         mtc_shuffle_i64(&rng, tidx, nt);
@@ -492,6 +552,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         st.epochs = cfg->epochs;
         st.ntasks = tr.T;
         st.lr = lr;
+        st.hint_loss = tr.hint_loss / steps_per_epoch;
         st.samples_per_s = nt / (dt > 1e-9 ? dt : 1e-9);
         for (int t = 0; t < tr.T; t++) {
             st.task_names[t] = m->spec.tasks[t].name;

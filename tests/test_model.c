@@ -363,6 +363,41 @@ static void test_same_seed_gives_identical_checkpoint_bytes(void **st)
     free(dir);
 }
 
+/* The hint loss pulls the trunk output towards teacher features through a
+ * learned projection: its per-epoch value must fall. */
+static void test_hint_loss_decreases_during_training(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 1000, 12);
+    float *hints = malloc(sizeof(float) * 1000 * 3);
+    for (int i = 0; i < 1000; i++)
+        for (int j = 0; j < 3; j++) hints[i * 3 + j] = d.x_f32[i * 4 + j] - 0.5f * d.x_f32[i * 4 + 3];
+    mtc_model m;
+    build(synth_spec, &m, 4);
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = 8;
+    cfg.batch = 32;
+    cfg.hints = hints;
+    cfg.hint_dim = 3;
+    cfg.hint_weight = 1.0f;
+    mtc_train_result res;
+    mtc_err e = {0};
+    if (mtc_train(&m, &d, &cfg, &res, &e)) fail_msg("%s", e.msg);
+    mtc_json h;
+    assert_int_equal(mtc_json_parse(res.history_json, strlen(res.history_json), &h, &e), 0);
+    assert_int_equal(h.n, 8);
+    double first = mtc_json_num(&h.items[0], "hint_loss", -1), last = mtc_json_num(&h.items[7], "hint_loss", -1);
+    assert_true(first > 0);
+    if (!(last < 0.5 * first)) fail_msg("hint loss %g -> %g", first, last);
+    mtc_json_free(&h);
+    free(res.history_json);
+    mtc_model_free(&m);
+    free(hints);
+    free_data(&d);
+}
+
 static void test_labels_out_of_range_are_refused(void **st)
 {
     (void)st;
@@ -395,6 +430,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_round_trip_gives_identical_outputs),
         cmocka_unit_test(test_same_seed_gives_identical_checkpoint_bytes),
         cmocka_unit_test(test_labels_out_of_range_are_refused),
+        cmocka_unit_test(test_hint_loss_decreases_during_training),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

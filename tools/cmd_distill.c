@@ -7,7 +7,8 @@
  * then report per task: teacher (--teacher), KD student, the same student
  * trained from scratch (--compare-scratch), the share of the gap closed and
  * teacher–student agreement on the test split.
- * Not here: hint (feature) losses — mtc_train has no trunk-loss hook yet.
+ * Hint (feature) loss: --hint-weight B with a .mtl written by `mtc label
+ * --hints` adds B·||P h_s − h_t||²/Dt through a learned projection P.
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -178,7 +179,8 @@ int cmd_distill(int argc, char **argv)
     const char *spec_path = NULL, *data = NULL, *out = NULL, *soft_path = NULL, *teacher_path = NULL;
     const char *task_dummy = NULL;
     float T = MTC_DISTILL_DEFAULT_T, alpha = MTC_DISTILL_DEFAULT_ALPHA;
-    int compare = 0, allow_missing = 0;
+    int compare = 0, allow_missing = 0, hint_dim = 0;
+    float hint_weight = 0, *hints = NULL;
     cli_common c;
     cli_common_defaults(&c);
     util_train_opts to;
@@ -193,6 +195,7 @@ int cmd_distill(int argc, char **argv)
         {"task", OPT_STR, &task_dummy, "NAME:T=X,alpha=Y per-task override (repeatable)", 1, 0},
         {"allow-missing", OPT_FLAG, &allow_missing, "student tasks without soft labels train on labels only", 1, 0},
         {"teacher", OPT_STR, &teacher_path, "teacher checkpoint: report its test metrics and agreement", 1, 0},
+        {"hint-weight", OPT_FLOAT, &hint_weight, "hint loss weight on the trunk output (needs `mtc label --hints`; default 0 = off)", 0, 1e4},
         {"compare-scratch", OPT_FLAG, &compare, "also train the student from scratch (same settings) and report the gap closed", 1, 0},
         UTIL_TRAIN_OPTS(&to),
         CLI_COMMON(&c),
@@ -211,7 +214,8 @@ int cmd_distill(int argc, char **argv)
                        "Per task: cls a*T^2*KL(softmax(t/T)||softmax(s/T)) + (1-a)*CE(s,y); bin the same with\n"
                        "sigmoids; reg a*MSE(s,t) + (1-a)*label loss. Defaults T=4, alpha=0.9 are provisional\n"
                        "(to be set by a validation sweep). Stored soft labels are for unaugmented samples, so\n"
-                       "KD runs unaugmented and --augment is refused. Hint losses are not supported yet.\n"
+                       "KD runs unaugmented and --augment is refused. --hint-weight adds a hint loss on the\n"
+                       "trunk output through a learned projection (soft labels written with --hints).\n"
                        "Every training option of `mtc train` applies.",
                        opts, rargc, rest, pos, 0, &npos);
     if (rc) { free(rest); return rc < 0 ? 0 : rc; }
@@ -257,12 +261,22 @@ int cmd_distill(int argc, char **argv)
     for (int i = 0; i < nov; i++)
         if ((rc = apply_override(ov[i], &m, cfg.kd_T, cfg.kd_alpha, &e))) goto out;
     if ((rc = util_open_data(&m, data, "train", &d, &e))) goto out;
-    if ((rc = mtc_soft_read(soft_path, &m, &d, allow_missing, &soft, NULL, NULL, &e))) goto out;
+    if ((rc = mtc_soft_read(soft_path, &m, &d, allow_missing, &soft, hint_weight > 0 ? &hints : NULL,
+                            &hint_dim, &e)))
+        goto out;
+    if (hint_weight > 0 && !hints) {
+        rc = mtc_err_set(&e, MTC_EINPUT, "%s: --hint-weight needs soft labels written by `mtc label --hints`", soft_path);
+        goto out;
+    }
+    cfg.hints = hints;
+    cfg.hint_dim = hint_dim;
+    cfg.hint_weight = hint_weight;
     if ((rc = mtc_soft_header(soft_path, &hdr_text, &e))) goto out;
     if ((rc = mtc_json_parse(hdr_text, strlen(hdr_text), &hdr, &e))) goto out;
     cfg.soft = &soft;
     scfg = cfg;
     scfg.soft = NULL; /* scratch: plain training, alpha = 0 everywhere */
+    scfg.hints = NULL;
 
     cli_progress(&c, "distill: %s, %lld samples, %lld parameters, %d task(s), soft labels %s", d.name,
                  (long long)d.n, (long long)m.nparams, m.spec.ntasks, soft_path);
@@ -335,8 +349,7 @@ int cmd_distill(int argc, char **argv)
     mtc_jw_kstr(&w, "soft_dtype", mtc_json_str(&hdr, "dtype") ? mtc_json_str(&hdr, "dtype") : "?");
     mtc_jw_key(&w, "augmentation");
     mtc_jw_str(&w, "none");
-    mtc_jw_key(&w, "hints");
-    mtc_jw_bool(&w, 0);
+    mtc_jw_knum(&w, "hint_weight", hints ? hint_weight : 0.0);
     mtc_jw_key(&w, "tasks");
     mtc_jw_obj(&w);
     for (int t = 0; t < m.spec.ntasks; t++) {
@@ -411,6 +424,7 @@ out:
     free(res.history_json);
     free(sres.history_json);
     mtc_soft_free(&soft);
+    free(hints);
     mtc_data_free(&d);
     mtc_data_free(&dt);
     mtc_data_free(&dtt);

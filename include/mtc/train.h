@@ -42,6 +42,7 @@ typedef struct mtc_epoch_stats {
     double val_metric[MTC_MAX_TASKS]; /* accuracy (cls/bin) or MAE (reg) */
     const char *val_metric_name[MTC_MAX_TASKS];
     double val_loss;            /* weighted validation loss */
+    double hint_loss;           /* mean hint loss per step (0 when off) */
     double lr, samples_per_s, elapsed_s, eta_s;
 } mtc_epoch_stats;
 typedef void (*mtc_progress_fn)(void *ctx, const mtc_epoch_stats *s);
@@ -61,6 +62,14 @@ typedef struct mtc_train_cfg {
     int keep_standardisation;   /* reg targets: keep model's mean/std */
     const mtc_soft *soft;       /* KD: NULL = plain training */
     float kd_T[MTC_MAX_TASKS], kd_alpha[MTC_MAX_TASKS];
+    /* Hint loss (FitNets-style): beta * mean_b ||P h_s(b) - h_t(b)||^2 / Dt
+     * between the student's trunk output h_s (hard sharing only) and the
+     * teacher's stored trunk output h_t (n, hint_dim), through a learned
+     * linear projection P (hint_dim x trunk_out) that is discarded after
+     * training. hints NULL or hint_weight 0 = off. */
+    const float *hints;
+    int hint_dim;
+    float hint_weight;
     mtc_progress_fn progress;
     void *progress_ctx;
 } mtc_train_cfg;
