@@ -1,0 +1,550 @@
+/*
+ * test_prune.c — magnitude pruning (global / per layer, smallest first,
+ * output rows kept alive), masks through fine-tuning and save/load, the AGP
+ * formula, per-task budgets, sensitivity, structured removal (identical
+ * outputs when the removed units were dead, smaller checkpoint), CLI errors.
+ */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* 4 features; task "fine" = argmax (4 classes), "level" = 3 + mean. */
+static void make_data(mtc_dataset *d, int64_t n, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "synthetic");
+    snprintf(d->split, sizeof d->split, "train");
+    d->n = n; d->c = 1; d->h = 1; d->w = 4;
+    d->x_f32 = malloc(sizeof(float) * (size_t)(n * 4));
+    d->ntasks = 2;
+    snprintf(d->tasks[0].name, MTC_NAME_MAX, "fine");
+    d->tasks[0].kind = MTC_TASK_CLS;
+    d->tasks[0].dim = 4;
+    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
+    snprintf(d->tasks[1].name, MTC_NAME_MAX, "level");
+    d->tasks[1].kind = MTC_TASK_REG;
+    d->tasks[1].dim = 1;
+    d->tasks[1].targets = malloc(sizeof(float) * (size_t)n);
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) {
+        float *x = d->x_f32 + i * 4, s = 0;
+        int best = 0;
+        for (int j = 0; j < 4; j++) {
+            x[j] = mtc_rng_normal(&r);
+            s += x[j];
+            if (x[j] > x[best]) best = j;
+        }
+        d->tasks[0].labels[i] = best;
+        d->tasks[1].targets[i] = 3.0f + s / 4;
+    }
+}
+
+static void free_data(mtc_dataset *d)
+{
+    free(d->x_f32);
+    free(d->tasks[0].labels);
+    free(d->tasks[1].targets);
+}
+
+static const char *mlp_spec =
+    "[input] shape=4\n[dense] units=32 act=relu\n[dense] units=16 act=relu\n"
+    "[task fine] kind=cls classes=4\n[task coarse] kind=cls from=fine:0,0,1,1\n"
+    "[task level] kind=reg outputs=1\n[head level]\n[dense] units=8 act=relu\n";
+
+static void build(const char *text, mtc_model *m, uint64_t seed)
+{
+    mtc_spec s;
+    mtc_err e = {0};
+    if (mtc_spec_parse(text, "t.cfg", &s, &e)) fail_msg("spec: %s", e.msg);
+    if (mtc_model_build(&s, text, m, &e)) fail_msg("build: %s", e.msg);
+    mtc_model_init_params(m, seed);
+}
+
+static void train(mtc_model *m, const mtc_dataset *d, int epochs)
+{
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = epochs;
+    cfg.batch = 32;
+    cfg.sched.lr = 3e-3f;
+    cfg.keep_standardisation = m->mask != NULL;
+    mtc_train_result res;
+    mtc_err e = {0};
+    if (mtc_train(m, d, &cfg, &res, &e)) fail_msg("train: %s", e.msg);
+    free(res.history_json);
+}
+
+/* Largest pruned |w| (from orig) and smallest kept |w| over layers ls. */
+static void check_smallest_pruned(const mtc_model *m, const float *orig, mtc_layer **ls, int n)
+{
+    float max_pruned = 0, min_kept = INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (mtc_prune_is_output(m, ls[i])) continue; /* row guard may keep a small one */
+        for (int64_t q = 0; q < ls[i]->nw; q++) {
+            int64_t p = ls[i]->w_off + q;
+            float a = fabsf(orig[p]);
+            if (m->mask[p] == 0.0f) {
+                assert_true(m->params[p] == 0.0f);
+                if (a > max_pruned) max_pruned = a;
+            } else if (a < min_kept) {
+                min_kept = a;
+            }
+        }
+    }
+    assert_true(max_pruned <= min_kept);
+}
+
+static void test_prune_global_scope_reaches_sparsity_and_prunes_smallest(void **st)
+{
+    (void)st;
+    mtc_model m;
+    build(mlp_spec, &m, 3);
+    float *orig = malloc((size_t)m.nparams * sizeof(float));
+    memcpy(orig, m.params, (size_t)m.nparams * sizeof(float));
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_magnitude(&m, 0.6, MTC_PRUNE_GLOBAL, NULL, &e), 0);
+    assert_non_null(m.mask);
+    int64_t z, tot;
+    double sp = mtc_prune_sparsity(&m, &z, &tot);
+    assert_true(llabs(z - llround(0.6 * (double)tot)) <= 1);
+    assert_true(fabs(sp - 0.6) < 1.5 / (double)tot);
+    mtc_layer **ls;
+    int n;
+    assert_int_equal(mtc_prune_layers(&m, &ls, &n, &e), 0);
+    assert_int_equal(n, 6); /* 2 trunk dense, level hidden, 3 outputs */
+    check_smallest_pruned(&m, orig, ls, n);
+    /* biases untouched */
+    for (int i = 0; i < n; i++)
+        for (int64_t q = 0; q < ls[i]->nb; q++) assert_true(m.params[ls[i]->b_off + q] == orig[ls[i]->b_off + q]);
+    free(ls);
+    free(orig);
+    mtc_model_free(&m);
+}
+
+static void test_prune_layer_scope_reaches_sparsity_in_every_layer(void **st)
+{
+    (void)st;
+    mtc_model m;
+    build(mlp_spec, &m, 4);
+    float *orig = malloc((size_t)m.nparams * sizeof(float));
+    memcpy(orig, m.params, (size_t)m.nparams * sizeof(float));
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_magnitude(&m, 0.5, MTC_PRUNE_LAYER, NULL, &e), 0);
+    mtc_layer **ls;
+    int n;
+    assert_int_equal(mtc_prune_layers(&m, &ls, &n, &e), 0);
+    for (int i = 0; i < n; i++) {
+        int64_t z;
+        mtc_prune_layer_sparsity(&m, ls[i], &z);
+        assert_true(llabs(z - llround(0.5 * (double)ls[i]->nw)) <= 1);
+        check_smallest_pruned(&m, orig, &ls[i], 1);
+    }
+    free(ls);
+    free(orig);
+    mtc_model_free(&m);
+}
+
+static void test_prune_output_rows_keep_a_weight_and_ties_are_deterministic(void **st)
+{
+    (void)st;
+    mtc_model m, m2;
+    build(mlp_spec, &m, 5);
+    build(mlp_spec, &m2, 5);
+    /* ties everywhere: all weights equal in magnitude */
+    for (int64_t i = 0; i < m.nparams; i++) m.params[i] = m2.params[i] = (i % 2 ? 0.5f : -0.5f);
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_magnitude(&m, 0.99, MTC_PRUNE_GLOBAL, NULL, &e), 0);
+    assert_int_equal(mtc_prune_magnitude(&m2, 0.99, MTC_PRUNE_GLOBAL, NULL, &e), 0);
+    assert_memory_equal(m.mask, m2.mask, (size_t)m.nparams * sizeof(float));
+    int64_t z, tot;
+    mtc_prune_sparsity(&m, &z, &tot);
+    assert_true(llabs(z - llround(0.99 * (double)tot)) <= 1); /* made up elsewhere */
+    for (int t = 0; t < m.spec.ntasks; t++) {
+        const mtc_layer *L = &m.head[t].layers[m.head[t].n - 1];
+        for (int r = 0; r < L->spec.units; r++) {
+            int alive = 0;
+            for (int64_t j = 0; j < L->in_size; j++) alive += m.params[L->w_off + r * L->in_size + j] != 0.0f;
+            assert_true(alive >= 1);
+        }
+    }
+    /* ties: lower index pruned first in the first trunk layer */
+    const mtc_layer *L0 = &m.trunk[0].layers[0];
+    assert_true(m.mask[L0->w_off] == 0.0f);
+    mtc_model_free(&m);
+    mtc_model_free(&m2);
+}
+
+static void test_prune_keeps_mask_after_finetune_and_save_load(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 800, 7);
+    mtc_model m;
+    build(mlp_spec, &m, 6);
+    train(&m, &d, 2);
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_magnitude(&m, 0.7, MTC_PRUNE_GLOBAL, NULL, &e), 0);
+    float *before = malloc((size_t)m.nparams * sizeof(float));
+    memcpy(before, m.params, (size_t)m.nparams * sizeof(float));
+    train(&m, &d, 2);
+    int64_t masked = 0, moved = 0;
+    for (int64_t i = 0; i < m.nparams; i++) {
+        if (m.mask[i] == 0.0f) {
+            masked++;
+            assert_true(m.params[i] == 0.0f);
+        } else {
+            moved += m.params[i] != before[i];
+        }
+    }
+    assert_true(masked > 0);
+    assert_true(moved > 0); /* the fine-tune did train */
+    char *dir = tu_mkdtemp(), *p = tu_path(dir, "pruned.mtc");
+    assert_int_equal(mtc_model_save(&m, p, "{}", &e), 0);
+    mtc_model l;
+    assert_int_equal(mtc_model_load(p, &l, NULL, &e), 0);
+    assert_non_null(l.mask);
+    assert_memory_equal(l.mask, m.mask, (size_t)m.nparams * sizeof(float));
+    assert_memory_equal(l.params, m.params, (size_t)m.nparams * sizeof(float));
+    train(&l, &d, 1); /* mask still enforced after a reload */
+    for (int64_t i = 0; i < l.nparams; i++)
+        if (l.mask[i] == 0.0f) assert_true(l.params[i] == 0.0f);
+    mtc_model_free(&l);
+    free(before);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+    mtc_model_free(&m);
+    free_data(&d);
+}
+
+static void test_agp_schedule_matches_formula(void **st)
+{
+    (void)st;
+    double si = 0.1, sf = 0.9;
+    int n = 10;
+    double prev = -1;
+    for (int t = 0; t <= n; t++) {
+        double want = sf + (si - sf) * pow(1.0 - (double)t / n, 3);
+        double got = mtc_agp_sparsity(si, sf, t, n);
+        assert_true(fabs(got - want) < 1e-12);
+        assert_true(got >= prev);
+        prev = got;
+    }
+    assert_true(fabs(mtc_agp_sparsity(0, 0.9, 5, 10) - 0.7875) < 1e-12);
+    assert_true(mtc_agp_sparsity(0, 0.9, 0, 10) == 0.0);
+    assert_true(fabs(mtc_agp_sparsity(0, 0.9, 10, 10) - 0.9) < 1e-12);
+    assert_true(fabs(mtc_agp_sparsity(0, 0.9, 20, 10) - 0.9) < 1e-12); /* clamped */
+}
+
+static void test_protect_budget_respected_oneshot_and_agp(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 1500, 8);
+    for (int agp = 0; agp < 2; agp++) {
+        mtc_model m;
+        build(mlp_spec, &m, 9);
+        train(&m, &d, 6);
+        mtc_prune_cfg c;
+        mtc_prune_cfg_default(&c);
+        c.sparsity = 0.97;
+        c.agp = agp;
+        c.steps = 8;
+        c.finetune_epochs = agp;
+        c.train.batch = 32;
+        mtc_err e = {0};
+        assert_int_equal(mtc_prune_protect_parse(&m, "fine=0.5,coarse=1", &c.protect, &e), 0);
+        assert_int_equal(c.protect.n, 2);
+        mtc_prune_result r;
+        if (mtc_prune_run(&m, &d, &c, &r, &e)) fail_msg("run: %s", e.msg);
+        print_message("%s: sparsity %.4f (steps %d), fine %.4f -> %.4f\n", agp ? "agp" : "one shot", r.sparsity,
+                      r.steps_done, r.val_before[0], r.val_after[0]);
+        assert_true(r.limited_by_budget);
+        assert_true(r.sparsity < 0.97);
+        assert_true(r.sparsity > 0.0);
+        /* re-measure independently on the same validation split */
+        int64_t *ti, *vi, nt, nv;
+        assert_int_equal(mtc_data_split(d.n, c.train.val_frac, c.train.seed, &ti, &nt, &vi, &nv, &e), 0);
+        double now[MTC_MAX_TASKS];
+        assert_int_equal(mtc_prune_eval_primary(&m, &d, vi, nv, now, &e), 0);
+        assert_true(100 * (r.val_before[0] - now[0]) <= 0.5 + 1e-9);
+        assert_true(100 * (r.val_before[1] - now[1]) <= 1.0 + 1e-9);
+        free(ti);
+        free(vi);
+        mtc_model_free(&m);
+    }
+    mtc_model m;
+    build(mlp_spec, &m, 9);
+    mtc_prune_protect p;
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_protect_parse(&m, "nosuch=1", &p, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "nosuch"));
+    assert_int_equal(mtc_prune_protect_parse(&m, "fine=x", &p, &e), MTC_EINPUT);
+    mtc_model_free(&m);
+    free_data(&d);
+}
+
+static void test_sensitivity_reports_every_task_per_layer(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 600, 10);
+    mtc_model m;
+    build(mlp_spec, &m, 11);
+    train(&m, &d, 3);
+    float *orig = malloc((size_t)m.nparams * sizeof(float));
+    memcpy(orig, m.params, (size_t)m.nparams * sizeof(float));
+    double grid[] = {0.0, 0.5, 0.95};
+    mtc_prune_sensitivity s;
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_sensitivity_scan(&m, &d, NULL, 0, grid, 3, &s, &e), 0);
+    assert_int_equal(s.nlayers, 6);
+    assert_int_equal(s.ntasks, 3);
+    assert_memory_equal(orig, m.params, (size_t)m.nparams * sizeof(float)); /* restored */
+    assert_null(m.mask);
+    for (int l = 0; l < s.nlayers; l++)
+        for (int t = 0; t < 3; t++) assert_true(fabs(s.metric[(l * 3 + 0) * 3 + t] - s.base[t]) < 1e-12);
+    /* the level head's hidden layer only matters to task level */
+    int lvl = -1;
+    for (int l = 0; l < s.nlayers; l++)
+        if (!strcmp(s.layer[l], "head.level.0.dense")) lvl = l;
+    assert_true(lvl >= 0);
+    assert_true(s.metric[(lvl * 3 + 2) * 3 + 0] == s.base[0]);
+    assert_true(s.metric[(lvl * 3 + 2) * 3 + 2] != s.base[2]);
+    mtc_prune_sensitivity_free(&s);
+    free(orig);
+    mtc_model_free(&m);
+    free_data(&d);
+}
+
+/* ---- structured ---------------------------------------------------------------- */
+
+/* Zeroes the incoming weights and bias of units u of L (dense rows / conv filters). */
+static void kill_unit(mtc_model *m, const mtc_layer *L, int u)
+{
+    int U = L->spec.type == MTC_L_CONV ? L->cs.OC : L->spec.units;
+    int64_t R = L->nw / U;
+    for (int64_t j = 0; j < R; j++) m->params[L->w_off + u * R + j] = 0.0f;
+    m->params[L->b_off + u] = 0.0f;
+}
+
+static void predict_all(mtc_model *m, const mtc_dataset *d, float **outs)
+{
+    mtc_err e = {0};
+    if (mtc_model_predict(m, d, NULL, 0, 64, outs, &e)) fail_msg("predict: %s", e.msg);
+}
+
+static int64_t save_size(const mtc_model *m, const char *dir, const char *name)
+{
+    char *p = tu_path(dir, name);
+    mtc_err e = {0};
+    if (mtc_model_save(m, p, "{}", &e)) fail_msg("save: %s", e.msg);
+    struct stat sb;
+    int64_t n = stat(p, &sb) ? -1 : (int64_t)sb.st_size;
+    free(p);
+    return n;
+}
+
+static void check_same_outputs(mtc_model *a, mtc_model *b, const mtc_dataset *d)
+{
+    float *oa[MTC_MAX_TASKS] = {0}, *ob[MTC_MAX_TASKS] = {0};
+    predict_all(a, d, oa);
+    predict_all(b, d, ob);
+    for (int t = 0; t < a->spec.ntasks; t++) {
+        for (int64_t i = 0; i < d->n * a->spec.tasks[t].dim; i++)
+            if (fabsf(oa[t][i] - ob[t][i]) > 1e-6f * (1 + fabsf(oa[t][i])))
+                fail_msg("task %d output %lld: %g vs %g", t, (long long)i, oa[t][i], ob[t][i]);
+        free(oa[t]);
+        free(ob[t]);
+    }
+}
+
+static void test_structured_neurons_identical_when_removed_units_were_dead(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    make_data(&d, 200, 12);
+    mtc_model m, p;
+    build(mlp_spec, &m, 13);
+    /* dead units: half of each hidden dense layer */
+    mtc_layer *L0 = &m.trunk[0].layers[0], *L1 = &m.trunk[0].layers[1], *H = &m.head[2].layers[0];
+    for (int u = 0; u < 32; u += 2) kill_unit(&m, L0, u);
+    for (int u = 1; u < 16; u += 2) kill_unit(&m, L1, u);
+    for (int u = 0; u < 4; u++) kill_unit(&m, H, u);
+    mtc_struct_cfg c;
+    mtc_struct_cfg_default(&c);
+    c.keep = 0.5;
+    int64_t removed;
+    mtc_err e = {0};
+    if (mtc_prune_structured(&m, &c, &p, &removed, &e)) fail_msg("structured: %s", e.msg);
+    assert_int_equal(removed, 16 + 8 + 4);
+    assert_int_equal(p.trunk[0].layers[0].spec.units, 16);
+    assert_int_equal(p.trunk[0].layers[1].spec.units, 8);
+    assert_int_equal(p.head[2].layers[0].spec.units, 4);
+    assert_int_equal(p.head[0].layers[0].in_size, 8); /* every head's first layer shrank */
+    assert_int_equal(p.head[1].layers[0].in_size, 8);
+    assert_true(p.nparams < m.nparams / 2);
+    assert_non_null(strstr(p.spec_text, "units=16"));
+    check_same_outputs(&m, &p, &d);
+    char *dir = tu_mkdtemp();
+    int64_t big = save_size(&m, dir, "a.mtc"), small = save_size(&p, dir, "b.mtc");
+    assert_true(small > 0 && small < big);
+    /* the new checkpoint loads on its own (spec + tensors agree) */
+    char *bp = tu_path(dir, "b.mtc");
+    mtc_model l;
+    assert_int_equal(mtc_model_load(bp, &l, NULL, &e), 0);
+    check_same_outputs(&m, &l, &d);
+    mtc_model_free(&l);
+    free(bp);
+    tu_rmdir(dir);
+    free(dir);
+    mtc_model_free(&p);
+    /* taylor ranks dead units lowest too (zero weights -> zero |w·g|) */
+    int64_t *idx = malloc(200 * sizeof(int64_t));
+    for (int i = 0; i < 200; i++) idx[i] = i;
+    c.rank = MTC_RANK_TAYLOR;
+    c.d = &d; c.idx = idx; c.n = 200; c.batches = 2; c.batch = 64;
+    if (mtc_prune_structured(&m, &c, &p, &removed, &e)) fail_msg("taylor: %s", e.msg);
+    check_same_outputs(&m, &p, &d);
+    mtc_model_free(&p);
+    free(idx);
+    mtc_model_free(&m);
+    free_data(&d);
+}
+
+/* 1x6x6 images from the 4 features (tiled), same tasks. */
+static void make_image_data(mtc_dataset *img, const mtc_dataset *d)
+{
+    *img = *d;
+    img->c = 1; img->h = 6; img->w = 6;
+    img->x_f32 = malloc(sizeof(float) * (size_t)(d->n * 36));
+    for (int64_t i = 0; i < d->n; i++)
+        for (int j = 0; j < 36; j++) img->x_f32[i * 36 + j] = d->x_f32[i * 4 + j % 4] * (1 + 0.1f * j);
+}
+
+static void test_structured_channels_identical_when_removed_channels_were_dead(void **st)
+{
+    (void)st;
+    const char *spec = "[input] shape=1x6x6\n[conv] filters=4 size=3 act=relu\n[maxpool] size=2\n"
+                       "[conv] filters=6 size=3 act=relu\n[flatten]\n[dense] units=8 act=relu\n"
+                       "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n";
+    mtc_dataset d0, d;
+    make_data(&d0, 100, 14);
+    make_image_data(&d, &d0);
+    mtc_model m, p;
+    build(spec, &m, 15);
+    kill_unit(&m, &m.trunk[0].layers[0], 1);
+    kill_unit(&m, &m.trunk[0].layers[0], 3);
+    for (int u = 0; u < 3; u++) kill_unit(&m, &m.trunk[0].layers[2], 2 * u);
+    mtc_struct_cfg c;
+    mtc_struct_cfg_default(&c);
+    c.kind = MTC_STRUCT_CHANNELS;
+    c.keep = 0.5;
+    c.rank = MTC_RANK_L2;
+    int64_t removed;
+    mtc_err e = {0};
+    if (mtc_prune_structured(&m, &c, &p, &removed, &e)) fail_msg("structured: %s", e.msg);
+    assert_int_equal(removed, 2 + 3);
+    assert_int_equal(p.trunk[0].layers[0].spec.filters, 2);
+    assert_int_equal(p.trunk[0].layers[2].spec.filters, 3);
+    assert_int_equal(p.trunk[0].layers[4].in_size, 3 * 3 * 3); /* 3 channels x 3x3 */
+    check_same_outputs(&m, &p, &d);
+    mtc_model_free(&p);
+    /* MMoE is refused with a message that says so */
+    mtc_model mm;
+    build("[input] shape=4\n[mmoe] experts=2\n[dense] units=8 act=relu\n[task fine] kind=cls classes=4\n", &mm, 1);
+    assert_int_equal(mtc_prune_structured(&mm, &c, &p, NULL, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "MMoE"));
+    mtc_model_free(&mm);
+    mtc_model_free(&m);
+    free(d.x_f32);
+    free_data(&d0);
+}
+
+/* ---- CLI ------------------------------------------------------------------------ */
+
+static void test_cli_prune_errors_and_a_csv_run(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[2048];
+    assert_int_equal(tu_run_mtc(dir, "prune x.mtc -o y.mtc --sparsity 1.5", &out, &err), 2);
+    assert_non_null(strstr(err, "--sparsity"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "prune '%s/missing.mtc' -o '%s/y.mtc' --sparsity 0.5", dir, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "missing.mtc"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "prune -o y.mtc --sparsity 0.5", &out, &err), 2);
+    assert_non_null(strstr(err, "model"));
+    free(out); free(err);
+    assert_int_equal(tu_run_mtc(dir, "prune --help", &out, &err), 0);
+    assert_non_null(strstr(out, "--structured"));
+    free(out); free(err);
+
+    /* a small CSV problem end to end */
+    char *csv = tu_path(dir, "d.csv"), *model = tu_path(dir, "m.mtc"), *pr = tu_path(dir, "p.mtc");
+    FILE *f = fopen(csv, "w");
+    assert_non_null(f);
+    fprintf(f, "x0,x1,x2,x3,fine\n");
+    mtc_dataset d;
+    make_data(&d, 400, 16);
+    for (int64_t i = 0; i < d.n; i++)
+        fprintf(f, "%g,%g,%g,%g,%d\n", d.x_f32[i * 4], d.x_f32[i * 4 + 1], d.x_f32[i * 4 + 2], d.x_f32[i * 4 + 3],
+                d.tasks[0].labels[i]);
+    fclose(f);
+    mtc_model m;
+    build("[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=16 act=relu\n[task fine] kind=cls classes=4\n", &m, 2);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, model, "{}", &e), 0);
+    snprintf(args, sizeof args, "prune '%s' -o '%s' --sparsity 0.5 --data 'csv:%s' --json", model, pr, csv);
+    if (tu_run_mtc(dir, args, &out, &err) != 0) fail_msg("prune: %s", err);
+    mtc_json j;
+    assert_int_equal(mtc_json_parse(out, strlen(out), &j, &e), 0);
+    assert_true(fabs(mtc_json_num(&j, "sparsity", -1) - 0.5) < 0.01);
+    assert_non_null(mtc_json_get(&j, "test_after"));
+    mtc_json_free(&j);
+    free(out); free(err);
+    mtc_model l;
+    char *meta = NULL;
+    assert_int_equal(mtc_model_load(pr, &l, &meta, &e), 0);
+    assert_non_null(l.mask);
+    assert_non_null(strstr(meta, "\"producer\":\"mtc prune\""));
+    assert_non_null(strstr(meta, "\"hash\""));
+    free(meta);
+    mtc_model_free(&l);
+    snprintf(args, sizeof args, "prune '%s' -o '%s' --structured neurons --keep 0.25 --data 'csv:%s' --json", model, pr, csv);
+    if (tu_run_mtc(dir, args, &out, &err) != 0) fail_msg("structured: %s", err);
+    assert_non_null(strstr(out, "units=4"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "prune --sensitivity '%s' --data 'csv:%s' --grid 0.5,0.9 --report-json '%s/s.json'",
+             model, csv, dir);
+    if (tu_run_mtc(dir, args, &out, &err) != 0) fail_msg("sensitivity: %s", err);
+    assert_non_null(strstr(out, "task fine"));
+    free(out); free(err);
+    mtc_model_free(&m);
+    free_data(&d);
+    free(csv); free(model); free(pr);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_prune_global_scope_reaches_sparsity_and_prunes_smallest),
+        cmocka_unit_test(test_prune_layer_scope_reaches_sparsity_in_every_layer),
+        cmocka_unit_test(test_prune_output_rows_keep_a_weight_and_ties_are_deterministic),
+        cmocka_unit_test(test_prune_keeps_mask_after_finetune_and_save_load),
+        cmocka_unit_test(test_agp_schedule_matches_formula),
+        cmocka_unit_test(test_protect_budget_respected_oneshot_and_agp),
+        cmocka_unit_test(test_sensitivity_reports_every_task_per_layer),
+        cmocka_unit_test(test_structured_neurons_identical_when_removed_units_were_dead),
+        cmocka_unit_test(test_structured_channels_identical_when_removed_channels_were_dead),
+        cmocka_unit_test(test_cli_prune_errors_and_a_csv_run),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
