@@ -114,6 +114,9 @@ int mtc_write_file_atomic(const char *path, const void *buf, size_t len,
 #include "mtc/model.h"
 #include "mtc/train.h"
 #include "mtc/distill.h"
+#include "mtc/runtime.h"
+#include "mtc/plot.h"
+#include "mtc/prune.h"
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,187 @@
+/*
+ * mtc/runtime.h — the reference inference runtime (runtime/) and int8
+ * post-training quantization (quantize/). See docs/quantize.md.
+ *
+ * Runtime: loads any .mtc checkpoint (fp32, pruned, or int8 written by
+ * mtc_quantize), folds batchnorm into the preceding dense/conv, fuses a
+ * following relu, and runs batches. No training state, no allocation per
+ * batch (buffers are reserved once for the largest batch).
+ *
+ * Int8 scheme: weights symmetric s8 in [-127,127] per output channel (or per
+ * tensor), bias s32 with scale s_in·s_w, activations u8 with a zero point
+ * (asymmetric) — "s8 symmetric" activations are stored as u8 with zero
+ * point 128. Requantization: gemmlowp fixed point (int32 multiplier in
+ * [2^30, 2^31) and a shift), no float in the int8 inner loop.
+ */
+#ifndef MTC_RUNTIME_H
+#define MTC_RUNTIME_H
+
+/* ---- int8 primitives (quantize/qmath.c) -------------------------------- */
+/* real multiplier r > 0 -> m0 in [2^30, 2^31) and shift so that
+ * r ≈ m0·2^-31·2^-shift (shift < 0 means a left shift). */
+void mtc_quant_multiplier(double r, int32_t *m0, int *shift);
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a·b / 2^31), saturating
+ * for a == b == INT32_MIN; ties of positive products round up. */
+int32_t mtc_srdhm(int32_t a, int32_t b);
+/* gemmlowp RoundingDivideByPOT: x / 2^e rounded half away from zero. */
+int32_t mtc_rdivpot(int32_t x, int e);
+/* x·m0·2^-31·2^-shift with the two roundings above (left shift saturates). */
+int32_t mtc_requantize(int32_t x, int32_t m0, int shift);
+
+/* Affine u8 activation quantization: q = clamp(round(x/scale) + zp, 0, 255). */
+typedef struct mtc_qparams {
+    float scale;
+    int32_t zp;
+} mtc_qparams;
+/* Parameters covering [lo, hi] (widened to contain 0). symmetric: zp = 128,
+ * scale = max(|lo|,|hi|)/127. */
+mtc_qparams mtc_qparams_from_range(float lo, float hi, int symmetric);
+void mtc_quantize_u8(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
+void mtc_dequantize_u8(float *x, const uint8_t *q, int64_t n, mtc_qparams p);
+/* Same bytes as mtc_quantize_u8, vectorized (quantize/act_*.c). */
+void mtc_quantize_u8_avx2(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
+void mtc_quantize_u8_avx512(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
+/* Symmetric s8 weights, rows of `cols` values: scale[r] = max|W[r]|/127
+ * (per_tensor: one max over all rows, copied to every scale[r]). */
+void mtc_quantize_weights_s8(int8_t *q, float *scale, const float *W, int rows,
+                             int64_t cols, int per_tensor);
+
+/* ---- calibration (quantize/calib.c) ------------------------------------ */
+enum { MTC_CALIB_MINMAX = 0, MTC_CALIB_PERCENTILE, MTC_CALIB_ENTROPY };
+int mtc_calib_method_parse(const char *s); /* -1 if unknown */
+const char *mtc_calib_method_name(int m);
+#define MTC_CALIB_BINS 2048
+/* Statistics of one activation tensor over the calibration set: two passes
+ * (mtc_calib_range, then mtc_calib_hist) over the same data. */
+typedef struct mtc_calib {
+    double lo, hi, amax;          /* min, max, max |x| */
+    int pass;                     /* 0 = range, 1 = histogram */
+    double hist[MTC_CALIB_BINS];  /* x over [lo, hi] */
+    double ahist[MTC_CALIB_BINS]; /* |x| over [0, amax] */
+    int64_t n;
+} mtc_calib;
+void mtc_calib_init(mtc_calib *c);
+void mtc_calib_observe(mtc_calib *c, const float *x, int64_t n);
+void mtc_calib_next_pass(mtc_calib *c);
+/* Range to quantize with. entropy: TensorRT-style KL threshold search over
+ * |x| (or x when lo >= 0) with `levels` quantization levels (128 for s8,
+ * 255 for u8 over a non-negative tensor). */
+void mtc_calib_result(const mtc_calib *c, int method, double percentile,
+                      int symmetric, float *lo, float *hi);
+/* KL threshold search on a histogram of |x| with bins of width `width`:
+ * returns the threshold. Exposed for tests. */
+double mtc_calib_entropy_threshold(const double *hist, int nbins, double width,
+                                   int levels);
+
+/* ---- int8 GEMM (quantize/gemm_s8_*.c) ---------------------------------- */
+/* Weights packed once: N output channels × K inputs, padded to Np (multiple
+ * of 16) × Kp (multiple of 4), layout [N/16][K/4][16][4] — 4 k-values of 16
+ * channels interleaved, one 64-byte row per vpdpbusd. Pad values are 0. */
+typedef struct mtc_qweight {
+    int N, K, Np, Kp;
+    int8_t *data;
+} mtc_qweight;
+int mtc_qweight_pack(mtc_qweight *w, const int8_t *W, int N, int K, mtc_err *e);
+void mtc_qweight_free(mtc_qweight *w);
+/* C (M,N) s32, row stride ldc = Σ_k A[m,k]·W[n,k]; A (M,K) u8 with row
+ * stride lda. Kernels may read A up to 3 bytes past row m's K values (and
+ * past the last row): callers keep MTC_QGEMM_SLACK bytes readable after A. */
+#define MTC_QGEMM_SLACK 64
+typedef void (*mtc_qgemm_fn)(const uint8_t *A, int lda, const mtc_qweight *w,
+                             int M, int32_t *C, int ldc);
+void mtc_qgemm_scalar(const uint8_t *A, int lda, const mtc_qweight *w, int M,
+                      int32_t *C, int ldc);
+void mtc_qgemm_avx2(const uint8_t *A, int lda, const mtc_qweight *w, int M,
+                    int32_t *C, int ldc);
+void mtc_qgemm_avx512(const uint8_t *A, int lda, const mtc_qweight *w, int M,
+                      int32_t *C, int ldc);
+enum { MTC_ISA_SCALAR = 0, MTC_ISA_AVX2, MTC_ISA_AVX512 };
+/* Best kernel the CPU supports, or MTC_ISA=scalar|avx2|avx512 when set
+ * (an ISA the CPU lacks falls back to the best available). */
+int mtc_qgemm_isa(void);
+int mtc_qgemm_isa_supported(int isa);
+const char *mtc_isa_name(int isa);
+mtc_qgemm_fn mtc_qgemm_get(int isa);
+
+/* ---- runtime (runtime/) ------------------------------------------------ */
+typedef struct mtc_rt mtc_rt; /* opaque */
+int mtc_rt_load(const char *path, mtc_rt **rt, mtc_err *e);
+/* From a checkpoint already in memory (path is for messages). */
+int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **rt,
+                     mtc_err *e);
+void mtc_rt_free(mtc_rt *rt);
+/* Worker threads over the batch (default 1). With threads > 1 the runtime
+ * does the parallelism and OpenBLAS is asked to use one thread. */
+void mtc_rt_set_threads(mtc_rt *rt, int threads);
+/* Forces an int8 kernel (MTC_ISA_*); default mtc_qgemm_isa(). */
+void mtc_rt_set_isa(mtc_rt *rt, int isa);
+/* Reserves buffers for batches up to max_batch (mtc_rt_run calls it). */
+int mtc_rt_reserve(mtc_rt *rt, int max_batch, mtc_err *e);
+/* x (B, c·h·w) -> outs[t] (B, dim) caller-provided: cls/bin logits, reg in
+ * label units, exactly as mtc_model_predict. */
+int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs,
+               mtc_err *e);
+/* Whole split (idx NULL = all samples): outs[t] (n, dim) malloc'd. */
+int mtc_rt_predict(mtc_rt *rt, const mtc_dataset *d, const int64_t *idx,
+                   int64_t n, int batch, float **outs, mtc_err *e);
+/* The model skeleton: spec, tasks, target standardisation (usable with
+ * mtc_evaluate_outputs / mtc_model_bind_task; parameters of int8 layers are
+ * not filled). */
+const mtc_model *mtc_rt_model(const mtc_rt *rt);
+int64_t mtc_rt_weight_bytes(const mtc_rt *rt); /* stored parameter bytes */
+int64_t mtc_rt_file_bytes(const mtc_rt *rt);   /* 0 when not from a file */
+int mtc_rt_nlayers(const mtc_rt *rt);          /* dense/conv layers */
+int mtc_rt_nquantized(const mtc_rt *rt);       /* of those, int8 */
+
+/* ---- post-training quantization (quantize/quantize.c) ----------------- */
+typedef struct mtc_quant_cfg {
+    int calib_n;            /* calibration samples from the train split (1000) */
+    int calib_method;       /* MTC_CALIB_* (default percentile) */
+    double percentile;      /* 99.99 */
+    int per_tensor;         /* weights: one scale per tensor */
+    int act_symmetric;      /* activations s8 symmetric instead of u8 */
+    int val_n;              /* fallback: validation samples (2000) */
+    int has_budget;         /* fallback on */
+    double max_drop[MTC_MAX_TASKS]; /* per model task, points (or %) */
+    int relative;           /* drops relative to the fp32 metric, in % */
+    uint64_t seed;
+    int threads;
+} mtc_quant_cfg;
+void mtc_quant_cfg_default(mtc_quant_cfg *c);
+
+#define MTC_QUANT_MAX_LAYERS 128
+typedef struct mtc_quant_layer {
+    char name[96];
+    int quantized;
+    double solo_drop[MTC_MAX_TASKS]; /* drop when only this layer is int8 */
+} mtc_quant_layer;
+typedef struct mtc_quant_report {
+    int nlayers;
+    mtc_quant_layer layers[MTC_QUANT_MAX_LAYERS];
+    int ntasks;
+    double val_fp32[MTC_MAX_TASKS], val_int8[MTC_MAX_TASKS]; /* primary metric */
+    double val_drop[MTC_MAX_TASKS];
+    int within_budget;      /* 1 when every budget was met (or no budget) */
+    char problem[512];      /* when not: tasks and layers at fault */
+    int64_t calib_used;
+} mtc_quant_report;
+/* Quantizes model m (fp32, possibly pruned: masks stay) on calibration and
+ * validation samples drawn (seeded, disjoint) from train, and writes `out`.
+ * src is the source checkpoint (tensors not quantized are copied). Returns
+ * MTC_EFAIL, after writing the best model found, when a budget cannot be met. */
+int mtc_quantize(const mtc_ckpt *src, const char *src_path,
+                 const mtc_dataset *train, const mtc_quant_cfg *cfg,
+                 const char *out, mtc_quant_report *rep, mtc_err *e);
+
+/* Primary metric per task on a data set and "drop" arithmetic shared by
+ * quantize and verify. metric: accuracy (cls/bin), MAE (reg). drop > 0 is
+ * worse: cls/bin 100·(ref − cand) points, reg cand − ref; relative:
+ * 100·drop_abs/|ref| with drop_abs = ref − cand (cand − ref for reg). */
+double mtc_metric_drop(int kind, double ref, double cand, int relative);
+/* "--max-drop fashion=0.3,super=0.5" for model m: budget[t] per task, dflt
+ * for tasks not named (given[t] = 0). Unknown tasks, repeats, negative or
+ * non-numeric values, more than 100 points for cls/bin: MTC_EINPUT. */
+int mtc_budget_parse(const mtc_model *m, const char *s, double dflt, double *budget, int *given,
+                     mtc_err *e);
+
+#endif
