@@ -1,0 +1,429 @@
+/*
+ * bench_infer.c — the C half of `make bench` (bench/run.sh builds it against
+ * build/release/libmtc.a). Every subcommand prints JSON lines on stdout, one
+ * per measurement, so run.sh can collect them; it never asserts a speed.
+ *
+ *   infer CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]
+ *                                  fp32 inference samples/s of a checkpoint
+ *                                  (mtc_model_forward, eval mode)
+ *   dense [--seconds S] [--threads N] [--B 256 --I 784 --O 128]
+ *                                  mtc_dense_forward GFLOP/s next to a bare
+ *                                  cblas_sgemm of the same shape and a
+ *                                  1024³ sgemm (the machine's BLAS peak),
+ *                                  interleaved in rounds, median of rounds
+ *   train SPEC --samples N [--epochs E] [--threads T] [--batch B] [--out CKPT]
+ *                                  mtc_train on the first N training samples
+ *                                  of fashion-mnist (no validation), then the
+ *                                  test accuracy per task: the library twin
+ *                                  of `mtc train` with a batch limit, used by
+ *                                  quick mode to match `peer --max-batches`
+ *   int8 CKPT [--seconds S]        test accuracy, then samples/s as infer,
+ *                                  through the runtime (include/mtc/
+ *                                  runtime.h): int8 or fp32 checkpoints
+ *   quantize CKPT OUT              mtc_quantize with its defaults
+ *                                  (both only when runtime.h exists; built
+ *                                  with -DMTC_BENCH_NO_INT8 otherwise)
+ *   rss LABEL CMD ARGS...          runs CMD (its stdout passes through), then
+ *                                  prints its peak RSS (wait4)
+ *
+ * OpenBLAS reads OPENBLAS_CORETYPE when it loads; this program does not
+ * re-exec like `mtc` does, so run.sh sets the variable to what `mtc
+ * --version` chose. Each line reports the core OpenBLAS actually runs.
+ */
+#include "mtc.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#undef I /* cblas.h pulls in <complex.h> */
+
+#if !defined(MTC_BENCH_NO_INT8) && defined(__has_include)
+#if __has_include("mtc/runtime.h")
+#include "mtc/runtime.h"
+#define HAVE_RT 1
+#endif
+#endif
+
+void openblas_set_num_threads(int);
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static long peak_rss_kib(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss; /* KiB on Linux */
+}
+
+static const char *opt_str(int argc, char **argv, const char *name, const char *def)
+{
+    for (int i = 0; i + 1 < argc; i++)
+        if (!strcmp(argv[i], name)) return argv[i + 1];
+    return def;
+}
+static double opt_num(int argc, char **argv, const char *name, double def)
+{
+    const char *s = opt_str(argc, argv, name, NULL);
+    return s ? atof(s) : def;
+}
+
+/* "1,16,256" -> up to max ints; returns the count. */
+static int opt_list(int argc, char **argv, const char *name, const char *def, int *v, int max)
+{
+    const char *s = opt_str(argc, argv, name, def);
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        long x = strtol(s, &end, 10);
+        if (end == s || x < 1 || x > 65536) break;
+        v[n++] = (int)x;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+static void fill_uniform(float *x, int64_t n, uint64_t seed)
+{
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) x[i] = mtc_rng_uniform(&r) - 0.5f;
+}
+
+/* Test images as floats (u8/255), converted once: inference timing measures
+ * the model, not the conversion (the peer does the same). */
+static float *test_inputs(int64_t want, int64_t *S, mtc_err *e)
+{
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    if (mtc_data_open("fashion-mnist", "test", NULL, &d, e)) return NULL;
+    *S = mtc_data_sample_size(&d);
+    if (want > d.n) want = d.n;
+    int64_t *idx = malloc((size_t)want * sizeof *idx);
+    float *x = malloc((size_t)want * (size_t)*S * sizeof *x);
+    if (idx && x) {
+        for (int64_t i = 0; i < want; i++) idx[i] = i;
+        mtc_data_batch_x(&d, idx, (int)want, 0, NULL, x);
+    }
+    free(idx);
+    mtc_data_free(&d);
+    if (!x) mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    return x;
+}
+
+/* ---- fp32 inference ---------------------------------------------------- */
+static int cmd_infer(int argc, char **argv)
+{
+    if (argc < 2)
+        return fprintf(stderr, "usage: bench_infer infer CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]\n"), 2;
+    const char *path = argv[1];
+    double secs = opt_num(argc, argv, "--seconds", 1.0);
+    mtc_err e = {0};
+    mtc_model m;
+    char *meta = NULL;
+    if (mtc_model_load(path, &m, &meta, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    free(meta);
+    int batches[8], threads[8], maxb = 1;
+    int nb = opt_list(argc, argv, "--batches", "1,16,256", batches, 8);
+    int nt = opt_list(argc, argv, "--threads", "1,2", threads, 8);
+    for (int bi = 0; bi < nb; bi++) maxb = batches[bi] > maxb ? batches[bi] : maxb;
+    int64_t S, pool = maxb > 2048 ? maxb : 2048;
+    float *x = test_inputs(pool, &S, &e);
+    if (!x || mtc_model_reserve(&m, maxb, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    for (int ti = 0; ti < nt; ti++) {
+        openblas_set_num_threads(threads[ti]);
+        for (int bi = 0; bi < nb; bi++) {
+            int B = batches[bi];
+            int64_t slots = pool / B, it = 0;
+            for (int w = 0; w < 10; w++) mtc_model_forward(&m, x + (w % slots) * B * S, B, 0, NULL);
+            double t0 = now_s(), dt;
+            for (;;) {
+                mtc_model_forward(&m, x + (it % slots) * B * S, B, 0, NULL);
+                if (++it % 8 == 0 && (dt = now_s() - t0) >= secs) break;
+            }
+            printf("{\"mode\":\"infer\",\"model\":\"%s\",\"dtype\":\"fp32\",\"batch\":%d,\"threads\":%d,"
+                   "\"samples_per_s\":%.1f,\"iters\":%lld,\"corename\":\"%s\"}\n",
+                   path, B, threads[ti], it * B / dt, (long long)it, openblas_get_corename());
+            fflush(stdout);
+        }
+    }
+    printf("{\"mode\":\"rss\",\"what\":\"bench_infer infer\",\"peak_rss_kib\":%ld}\n", peak_rss_kib());
+    free(x);
+    mtc_model_free(&m);
+    return 0;
+}
+
+/* ---- dense forward vs bare sgemm ---------------------------------------- */
+typedef struct {
+    float *in, *W, *b, *out;
+    int B, I, O;
+} dense_case;
+
+static double time_rounds(int which, const dense_case *c, double secs)
+{
+    int64_t it = 0;
+    double t0 = now_s(), dt;
+    for (;;) {
+        if (which == 0)
+            mtc_dense_forward(c->out, c->in, c->W, c->b, c->B, c->I, c->O);
+        else /* the same product, nothing else: in·Wᵀ */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->B, c->O, c->I, 1.0f, c->in,
+                        c->I, c->W, c->I, 0.0f, c->out, c->O);
+        if (++it % 4 == 0 && (dt = now_s() - t0) >= secs) break;
+    }
+    return 2.0 * c->B * c->I * c->O * it / dt / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int cmd_dense(int argc, char **argv)
+{
+    double secs = opt_num(argc, argv, "--seconds", 1.5);
+    int T = (int)opt_num(argc, argv, "--threads", 1);
+    dense_case c = {.B = (int)opt_num(argc, argv, "--B", 256), .I = (int)opt_num(argc, argv, "--I", 784),
+                    .O = (int)opt_num(argc, argv, "--O", 128)};
+    dense_case big = {.B = 1024, .I = 1024, .O = 1024};
+    openblas_set_num_threads(T);
+    dense_case *cs[2] = {&c, &big};
+    for (int k = 0; k < 2; k++) {
+        dense_case *d = cs[k];
+        d->in = malloc(sizeof(float) * d->B * d->I);
+        d->W = malloc(sizeof(float) * d->O * d->I);
+        d->b = malloc(sizeof(float) * d->O);
+        d->out = malloc(sizeof(float) * d->B * d->O);
+        if (!d->in || !d->W || !d->b || !d->out) return fprintf(stderr, "bench_infer: out of memory\n"), 2;
+        fill_uniform(d->in, (int64_t)d->B * d->I, 1);
+        fill_uniform(d->W, (int64_t)d->O * d->I, 2);
+        fill_uniform(d->b, d->O, 3);
+    }
+    enum { R = 5 };
+    double g_dense[R], g_sgemm[R], g_peak[R];
+    time_rounds(0, &c, 0.05), time_rounds(1, &c, 0.05); /* warm-up */
+    for (int r = 0; r < R; r++) { /* interleaved: noise from neighbours hits both */
+        g_dense[r] = time_rounds(0, &c, secs / (3 * R));
+        g_sgemm[r] = time_rounds(1, &c, secs / (3 * R));
+        g_peak[r] = time_rounds(1, &big, secs / (3 * R));
+    }
+    qsort(g_dense, R, sizeof(double), cmp_d);
+    qsort(g_sgemm, R, sizeof(double), cmp_d);
+    qsort(g_peak, R, sizeof(double), cmp_d);
+    const char *ct = getenv("OPENBLAS_CORETYPE");
+    printf("{\"mode\":\"dense\",\"B\":%d,\"I\":%d,\"O\":%d,\"threads\":%d,\"dense_gflops\":%.2f,"
+           "\"sgemm_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,\"dense_vs_sgemm\":%.3f,"
+           "\"openblas_coretype_env\":\"%s\",\"corename\":\"%s\"}\n",
+           c.B, c.I, c.O, T, g_dense[R / 2], g_sgemm[R / 2], g_peak[R / 2], g_dense[R / 2] / g_sgemm[R / 2],
+           ct ? ct : "", openblas_get_corename());
+    for (int k = 0; k < 2; k++) free(cs[k]->in), free(cs[k]->W), free(cs[k]->b), free(cs[k]->out);
+    return 0;
+}
+
+/* ---- training on a prefix of the data (quick mode's batch limit) -------- */
+static int cmd_train(int argc, char **argv)
+{
+    if (argc < 2) return fprintf(stderr, "usage: bench_infer train SPEC --samples N [--epochs E] [--threads T]\n"), 2;
+    int64_t nmax = (int64_t)opt_num(argc, argv, "--samples", 12800);
+    int T = (int)opt_num(argc, argv, "--threads", 2);
+    mtc_err e = {0};
+    mtc_spec spec;
+    char *text = NULL;
+    mtc_model m;
+    mtc_dataset d, dt;
+    memset(&d, 0, sizeof d);
+    memset(&dt, 0, sizeof dt);
+    if (mtc_spec_load(argv[1], &spec, &text, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    int rc = mtc_model_build(&spec, text, &m, &e);
+    free(text);
+    if (rc) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    openblas_set_num_threads(T);
+    if (mtc_data_open("fashion-mnist", "train", NULL, &d, &e) ||
+        mtc_data_open("fashion-mnist", "test", NULL, &dt, &e))
+        return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    if (d.n > nmax) d.n = nmax; /* the first N samples; labels stay valid */
+    mtc_model_init_params(&m, 1);
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = (int)opt_num(argc, argv, "--epochs", 1);
+    cfg.batch = (int)opt_num(argc, argv, "--batch", 128);
+    cfg.val_frac = 0;
+    cfg.seed = 1;
+    mtc_train_result res = {0};
+    mtc_task_eval ev[MTC_MAX_TASKS];
+    if (mtc_train(&m, &d, &cfg, &res, &e) || mtc_evaluate(&m, &dt, NULL, 0, 256, ev, &e))
+        return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    const char *out = opt_str(argc, argv, "--out", NULL);
+    if (out && mtc_model_save(&m, out, "{\"producer\":\"bench_infer train\"}", &e))
+        return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    printf("{\"mode\":\"train\",\"spec\":\"%s\",\"samples\":%lld,\"threads\":%d,\"samples_per_s\":%.1f",
+           argv[1], (long long)d.n, T, res.samples_per_s);
+    for (int t = 0; t < m.spec.ntasks; t++)
+        printf(",\"%s_acc\":%.4f", m.spec.tasks[t].name, ev[t].cls.accuracy);
+    printf(",\"peak_rss_kib\":%ld,\"corename\":\"%s\"}\n", peak_rss_kib(), openblas_get_corename());
+    mtc_task_eval_free(ev, m.spec.ntasks);
+    free(res.history_json);
+    mtc_data_free(&d);
+    mtc_data_free(&dt);
+    mtc_model_free(&m);
+    return 0;
+}
+
+/* ---- int8 runtime (another stage; compiled only when its header exists) - */
+#ifdef HAVE_RT
+/* The runtime runs any checkpoint: int8 ones and, for reference, fp32 ones.
+ * Threads through mtc_rt_set_threads (the runtime owns the parallelism and
+ * asks OpenBLAS for one thread). Test accuracy per task comes first. */
+static int cmd_int8(int argc, char **argv)
+{
+    if (argc < 2) return fprintf(stderr, "usage: bench_infer int8 CKPT [--seconds S]\n"), 2;
+    double secs = opt_num(argc, argv, "--seconds", 1.0);
+    mtc_err e = {0};
+    mtc_rt *rt = NULL;
+    mtc_dataset dt;
+    memset(&dt, 0, sizeof dt);
+    if (mtc_rt_load(argv[1], &rt, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    const mtc_model *m = mtc_rt_model(rt);
+    int T = m->spec.ntasks;
+    const char *dtype = mtc_rt_nquantized(rt) > 0 ? "int8" : "fp32";
+    float *pred[MTC_MAX_TASKS] = {0};
+    mtc_task_eval ev[MTC_MAX_TASKS];
+    if (mtc_data_open("fashion-mnist", "test", NULL, &dt, &e) ||
+        mtc_rt_predict(rt, &dt, NULL, 0, 256, pred, &e) ||
+        mtc_evaluate_outputs(m, &dt, NULL, 0, pred, ev, &e))
+        return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    printf("{\"mode\":\"accuracy\",\"model\":\"%s\",\"dtype\":\"%s\",\"quantized_layers\":%d,"
+           "\"layers\":%d,\"weight_bytes\":%lld", argv[1], dtype, mtc_rt_nquantized(rt),
+           mtc_rt_nlayers(rt), (long long)mtc_rt_weight_bytes(rt));
+    for (int t = 0; t < T; t++) printf(",\"%s_acc\":%.4f", m->spec.tasks[t].name, ev[t].cls.accuracy);
+    printf("}\n");
+    mtc_task_eval_free(ev, T);
+    for (int t = 0; t < T; t++) free(pred[t]);
+    mtc_data_free(&dt);
+    int64_t S, pool = 2048;
+    float *x = test_inputs(pool, &S, &e);
+    float *outs[MTC_MAX_TASKS] = {0};
+    for (int t = 0; t < T; t++) outs[t] = malloc(256 * (size_t)m->spec.tasks[t].dim * sizeof(float));
+    if (!x) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    const int batches[] = {1, 16, 256}, threads[] = {1, 2};
+    for (int ti = 0; ti < 2; ti++) {
+        mtc_rt_set_threads(rt, threads[ti]);
+        for (int bi = 0; bi < 3; bi++) {
+            int B = batches[bi];
+            int64_t slots = pool / B, it = 0;
+            for (int w = 0; w < 10; w++) mtc_rt_run(rt, x + (w % slots) * B * S, B, outs, &e);
+            double t0 = now_s(), dt_s;
+            for (;;) {
+                if (mtc_rt_run(rt, x + (it % slots) * B * S, B, outs, &e))
+                    return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+                if (++it % 8 == 0 && (dt_s = now_s() - t0) >= secs) break;
+            }
+            printf("{\"mode\":\"infer_rt\",\"model\":\"%s\",\"dtype\":\"%s\",\"isa\":\"%s\",\"batch\":%d,"
+                   "\"threads\":%d,\"samples_per_s\":%.1f,\"iters\":%lld}\n", argv[1], dtype,
+                   mtc_isa_name(mtc_qgemm_isa()), B, threads[ti], it * B / dt_s, (long long)it);
+            fflush(stdout);
+        }
+    }
+    for (int t = 0; t < T; t++) free(outs[t]);
+    free(x);
+    mtc_rt_free(rt);
+    return 0;
+}
+
+/* Library quantization (defaults of mtc_quant_cfg_default, no budget), so
+ * the bench does not depend on the CLI's flags. -DMTC_BENCH_NO_QUANTIZE
+ * when libmtc.a has the runtime but not the quantizer yet. */
+#ifdef MTC_BENCH_NO_QUANTIZE
+static int cmd_quantize(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    printf("{\"mode\":\"quantize\",\"unavailable\":\"int8: mtc_quantize not built yet\"}\n");
+    return 2;
+}
+#else
+static int cmd_quantize(int argc, char **argv)
+{
+    if (argc < 3) return fprintf(stderr, "usage: bench_infer quantize CKPT OUT\n"), 2;
+    mtc_err e = {0};
+    mtc_ckpt c;
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    if (mtc_ckpt_load(argv[1], &c, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    mtc_quant_cfg cfg;
+    mtc_quant_cfg_default(&cfg);
+    mtc_quant_report *rep = calloc(1, sizeof *rep);
+    double t0 = now_s();
+    int rc = !rep || mtc_data_open("fashion-mnist", "train", NULL, &d, &e) ||
+             mtc_quantize(&c, argv[1], &d, &cfg, argv[2], rep, &e);
+    if (!rc)
+        printf("{\"mode\":\"quantize\",\"out\":\"%s\",\"seconds\":%.2f,\"calib_used\":%lld}\n", argv[2],
+               now_s() - t0, (long long)rep->calib_used);
+    else
+        fprintf(stderr, "bench_infer: %s\n", e.msg);
+    free(rep);
+    mtc_data_free(&d);
+    mtc_ckpt_free(&c);
+    return rc ? 2 : 0;
+}
+#endif
+#else
+static int cmd_int8(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    printf("{\"mode\":\"int8\",\"unavailable\":\"int8: runtime not built yet\"}\n");
+    return 0;
+}
+static int cmd_quantize(int argc, char **argv)
+{
+    return cmd_int8(argc, argv);
+}
+#endif
+
+/* ---- peak RSS of a child process ------------------------------------------ */
+static int cmd_rss(int argc, char **argv)
+{
+    if (argc < 3) return fprintf(stderr, "usage: bench_infer rss LABEL CMD ARGS...\n"), 2;
+    pid_t pid = fork();
+    if (pid < 0) return perror("bench_infer: fork"), 2;
+    if (pid == 0) {
+        execvp(argv[2], argv + 2);
+        _exit(127);
+    }
+    int st;
+    struct rusage ru;
+    while (wait4(pid, &st, 0, &ru) < 0)
+        if (errno != EINTR) return perror("bench_infer: wait4"), 2;
+    int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    fflush(stdout);
+    printf("{\"mode\":\"rss\",\"what\":\"%s\",\"exit\":%d,\"peak_rss_kib\":%ld}\n",
+           argv[1], code, ru.ru_maxrss);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_infer infer|dense|train|int8|quantize|rss ... (see bench/bench_infer.c)\n");
+        return 2;
+    }
+    const char *c = argv[1];
+    if (!strcmp(c, "infer")) return cmd_infer(argc - 1, argv + 1);
+    if (!strcmp(c, "dense")) return cmd_dense(argc - 1, argv + 1);
+    if (!strcmp(c, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(c, "int8")) return cmd_int8(argc - 1, argv + 1);
+    if (!strcmp(c, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(c, "rss")) return cmd_rss(argc - 1, argv + 1);
+    fprintf(stderr, "bench_infer: unknown mode '%s'\n", c);
+    return 2;
+}

@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""
+peer_pytorch.py — the PyTorch peer of `make bench` (see docs/bench.md).
+
+Same workloads as mtc, built the plain PyTorch way, so every mtc figure has a
+side-by-side reference measured in the same run:
+  data    Fashion-MNIST IDX .gz read here (gzip + struct + numpy), kept as u8,
+          each batch converted to float /255 (as mtc does; no normalisation)
+  models  teacher: conv32(3x3,p1,relu)-maxpool2-conv64(3x3,p1,relu)-maxpool2-
+          flatten-dense256(relu); student: dense128(relu); heads fashion (10)
+          and super (4, derived from fashion by SUPER_MAP), each its own
+          Linear with its own CE loss: loss = CE(fashion) + CE(super)
+  init    PyTorch's default, U(±1/sqrt(fan_in)) — what mtc uses
+  recipe  Adam lr 1e-3, batch 128, reshuffled every epoch, all 60000 samples
+
+Modes (each prints ONE JSON line on stdout):
+  train  --model teacher|student --epochs E --threads N [--max-batches K]
+  infer  --model ... --batch B[,B..] --threads N[,N..] --seconds S
+         [--int8 dynamic|static] [--load state_dict]
+  sgemm  --m M --n N --k K --threads N
+It is not a general training script: no validation split, no early stopping.
+"""
+import argparse
+import gzip
+import json
+import os
+import struct
+import sys
+import time
+
+import numpy as np
+
+# glog (used by the quantized kernels) would print a warning per call
+os.environ.setdefault("GLOG_minloglevel", "2")
+# One thread pool: torch's OpenMP pool does the parallel work and the OpenBLAS
+# under Debian's torch stays single-threaded (set before torch loads it).
+# Two pools (OpenMP + OpenBLAS pthreads) on 2 shared cores made 2-thread
+# training up to 8x slower here; measuring the peer like that would flatter
+# mtc. Override with OPENBLAS_NUM_THREADS in the environment.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+DATA_DIR = os.environ.get("MTC_FASHION_DIR", "/usr/share/datasets/fashion-mnist")
+SUPER_MAP = [0, 1, 0, 0, 0, 2, 0, 2, 3, 2]
+
+
+def read_idx(path):
+    """IDX file (gzip) -> numpy u8 array of its declared shape."""
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError(f"{path}: not an IDX u8 file")
+    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    arr = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: size does not match header")
+    return arr.reshape(dims)
+
+
+def load_split(split):
+    import torch
+    pre = "train" if split == "train" else "t10k"
+    x = read_idx(os.path.join(DATA_DIR, f"{pre}-images-idx3-ubyte.gz"))
+    y = read_idx(os.path.join(DATA_DIR, f"{pre}-labels-idx1-ubyte.gz")).astype(np.int64)
+    ys = np.asarray(SUPER_MAP, dtype=np.int64)[y]
+    return (torch.from_numpy(x.copy()).unsqueeze(1),  # (n,1,28,28) u8
+            torch.from_numpy(y), torch.from_numpy(ys))
+
+
+def build_model(kind):
+    import torch.nn as nn
+
+    class MultiTask(nn.Module):
+        def __init__(self):
+            super().__init__()
+            if kind == "teacher":
+                self.trunk = nn.Sequential(
+                    nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU())
+                width = 256
+                self.fuse = [["trunk.0", "trunk.1"], ["trunk.3", "trunk.4"], ["trunk.7", "trunk.8"]]
+            else:
+                self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU())
+                width = 128
+                self.fuse = [["trunk.1", "trunk.2"]]
+            self.fashion = nn.Linear(width, 10)
+            self.super = nn.Linear(width, 4)
+            self.quant = None  # set for static int8
+
+        def forward(self, x):
+            if self.quant is not None:
+                x = self.quant(x)
+            h = self.trunk(x)
+            f, s = self.fashion(h), self.super(h)
+            if self.quant is not None:
+                f, s = self.dq_f(f), self.dq_s(s)
+            return f, s
+
+    return MultiTask()
+
+
+def batch_x(xu8):
+    return xu8.float().div_(255.0)
+
+
+def evaluate(model, x, y, ys, batch=256):
+    import torch
+    model.eval()
+    cf = cs = 0
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], batch):
+            f, s = model(batch_x(x[i:i + batch]))
+            cf += int((f.argmax(1) == y[i:i + batch]).sum())
+            cs += int((s.argmax(1) == ys[i:i + batch]).sum())
+    n = x.shape[0]
+    return cf / n, cs / n
+
+
+def cmd_train(a):
+    import torch
+    import torch.nn.functional as F
+    torch.manual_seed(a.seed)
+    x, y, ys = load_split("train")
+    xt, yt, yst = load_split("test")
+    model = build_model(a.model)
+    nparams = sum(p.numel() for p in model.parameters())
+    opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    n, B = x.shape[0], a.batch
+    g = torch.Generator().manual_seed(a.seed)
+    rates, batches, t_all = [], 0, 0.0
+    for ep in range(a.epochs):
+        model.train()
+        perm = torch.randperm(n, generator=g)
+        seen = 0
+        t0 = time.perf_counter()
+        for s in range(0, n, B):
+            if a.max_batches and batches >= a.max_batches:
+                break
+            idx = perm[s:s + B]
+            xb = batch_x(x[idx])
+            f, sp = model(xb)
+            loss = F.cross_entropy(f, y[idx]) + F.cross_entropy(sp, ys[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += idx.shape[0]
+            batches += 1
+        dt = time.perf_counter() - t0
+        t_all += dt
+        rates.append(seen / max(dt, 1e-9))
+        print(f"peer train {a.model}: epoch {ep + 1}/{a.epochs} loss {float(loss):.4f} "
+              f"{rates[-1]:.0f} samples/s", file=sys.stderr)
+        if a.max_batches and batches >= a.max_batches:
+            break
+    acc_f, acc_s = evaluate(model, xt, yt, yst)
+    if a.save:
+        torch.save(model.state_dict(), a.save)
+    print(json.dumps({
+        "peer": "pytorch", "torch": torch.__version__, "mode": "train", "model": a.model,
+        "threads": torch.get_num_threads(), "batch": B, "epochs_run": len(rates),
+        "batches": batches, "parameters": nparams,
+        # last epoch's rate, as `mtc train` reports; mean over all epochs too
+        "samples_per_s": rates[-1], "samples_per_s_mean": sum(rates) / len(rates),
+        "train_seconds": t_all,
+        "fashion_acc": acc_f, "super_acc": acc_s}))
+
+
+def pick_qengine():
+    import torch
+    engines = torch.backends.quantized.supported_engines
+    for e in ("fbgemm", "x86", "qnnpack", "onednn"):
+        if e in engines:
+            torch.backends.quantized.engine = e
+            return e
+    return None
+
+
+def make_int8(model, kind, how, xcal):
+    """Returns (model, engine) or raises RuntimeError(reason)."""
+    import torch
+    import torch.nn as nn
+    import torch.ao.quantization as tq
+    engine = pick_qengine()
+    if engine is None:
+        raise RuntimeError("no quantized engine in this torch build")
+    model.eval()
+    if how == "dynamic":
+        return tq.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8), engine
+    # static post-training quantization, per-channel weights
+    model.quant, model.dq_f, model.dq_s = tq.QuantStub(), tq.DeQuantStub(), tq.DeQuantStub()
+    model = tq.fuse_modules(model, model.fuse)
+    if engine in ("fbgemm", "x86"):
+        model.qconfig = tq.get_default_qconfig(engine)  # per-channel weights
+    else:
+        model.qconfig = tq.QConfig(activation=tq.HistogramObserver.with_args(reduce_range=False),
+                                   weight=tq.default_per_channel_weight_observer)
+    tq.prepare(model, inplace=True)
+    with torch.inference_mode():
+        for i in range(0, xcal.shape[0], 256):
+            model(batch_x(xcal[i:i + 256]))
+    tq.convert(model, inplace=True)
+    with torch.inference_mode():
+        model(batch_x(xcal[:2]))  # fails here when the engine lacks a kernel
+    return model, engine
+
+
+def cmd_infer(a):
+    """One JSON line per (threads, batch): the process and model are set up
+    once, torch.set_num_threads switches between runs."""
+    import torch
+    torch.manual_seed(a.seed)
+    model = build_model(a.model)
+    if a.load:
+        model.load_state_dict(torch.load(a.load))
+    model.eval()
+    xt, yt, yst = load_split("test")
+    base = {"peer": "pytorch", "torch": torch.__version__, "mode": "infer", "model": a.model,
+            "int8": a.int8 or "fp32", "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
+    if a.int8:
+        try:
+            model, base["engine"] = make_int8(model, a.model, a.int8, xt[:1024])
+        except Exception as ex:  # report, do not fail the whole bench
+            base.update(samples_per_s=None, unavailable=f"{type(ex).__name__}: {ex}"[:300])
+            print(json.dumps(base))
+            return
+    if a.load:
+        base["fashion_acc"], base["super_acc"] = evaluate(model, xt, yt, yst)
+    for th in [int(v) for v in str(a.threads).split(",")]:
+        torch.set_num_threads(th)
+        for B in [int(v) for v in a.batch.split(",")]:
+            # inputs: test images cycled, converted once (the peer's best case)
+            reps = max(1, 4096 // B)
+            xs = [batch_x(xt[(i * B) % 9000:(i * B) % 9000 + B]) for i in range(reps)]
+            with torch.inference_mode():
+                for i in range(min(reps, 20)):  # warm-up
+                    model(xs[i % reps])
+                iters, t0 = 0, time.perf_counter()
+                while True:
+                    model(xs[iters % reps])
+                    iters += 1
+                    if iters % 8 == 0 and time.perf_counter() - t0 >= a.seconds:
+                        break
+                dt = time.perf_counter() - t0
+            print(json.dumps(dict(base, batch=B, threads=th, samples_per_s=iters * B / dt)), flush=True)
+
+
+def cmd_sgemm(a):
+    import torch
+    A = torch.rand(a.m, a.k)
+    Bm = torch.rand(a.k, a.n)
+    C = torch.empty(a.m, a.n)
+    for _ in range(5):
+        torch.mm(A, Bm, out=C)
+    iters, t0 = 0, time.perf_counter()
+    while True:
+        torch.mm(A, Bm, out=C)
+        iters += 1
+        if iters % 16 == 0 and time.perf_counter() - t0 >= a.seconds:
+            break
+    dt = time.perf_counter() - t0
+    print(json.dumps({"peer": "pytorch", "mode": "sgemm", "m": a.m, "n": a.n, "k": a.k,
+                      "threads": torch.get_num_threads(),
+                      "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+                      "gflops": 2.0 * a.m * a.n * a.k * iters / dt / 1e9}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    sub = p.add_subparsers(dest="mode", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", default="1", help="threads (infer: a list, e.g. 1,2)")
+    common.add_argument("--seed", type=int, default=1)
+    t = sub.add_parser("train", parents=[common])
+    t.add_argument("--model", choices=["teacher", "student"], required=True)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--batch", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--max-batches", type=int, default=0, help="stop after K batches (0 = all)")
+    t.add_argument("--save", help="write the state_dict here (for infer --load)")
+    i = sub.add_parser("infer", parents=[common])
+    i.add_argument("--model", choices=["teacher", "student"], required=True)
+    i.add_argument("--batch", default="1", help="batch sizes, e.g. 1,16,256")
+    i.add_argument("--seconds", type=float, default=2.0)
+    i.add_argument("--int8", choices=["dynamic", "static"])
+    i.add_argument("--load", help="trained state_dict; adds test accuracy to the output")
+    g = sub.add_parser("sgemm", parents=[common])
+    g.add_argument("--m", type=int, default=256)
+    g.add_argument("--n", type=int, default=128)
+    g.add_argument("--k", type=int, default=784)
+    g.add_argument("--seconds", type=float, default=1.0)
+    a = p.parse_args()
+    import torch
+    torch.set_num_threads(int(str(a.threads).split(",")[0]))
+    try:
+        torch.set_num_interop_threads(1)  # one pool; never oversubscribe 2 cores
+    except RuntimeError:
+        pass
+    {"train": cmd_train, "infer": cmd_infer, "sgemm": cmd_sgemm}[a.mode](a)
+
+
+if __name__ == "__main__":
+    main()
