@@ -488,7 +488,6 @@ static void history_epoch(mtc_jw *h, const mtc_epoch_stats *s)
     mtc_jw_obj(h);
     mtc_jw_kint(h, "epoch", s->epoch);
     mtc_jw_knum(h, "lr", s->lr);
-    mtc_jw_knum(h, "samples_per_s", s->samples_per_s);
     mtc_jw_knum(h, "val_loss", s->val_loss);
     if (s->hint_loss > 0) mtc_jw_knum(h, "hint_loss", s->hint_loss);
     const char *keys[] = {"loss", "weight", "val"};
@@ -504,6 +503,215 @@ static void history_epoch(mtc_jw *h, const mtc_epoch_stats *s)
     for (int t = 0; t < s->ntasks; t++) mtc_jw_kstr(h, s->task_names[t], s->val_metric_name[t]);
     mtc_jw_obj_end(h);
     mtc_jw_obj_end(h);
+}
+
+/* ---- resumable state ---------------------------------------------------------- */
+
+typedef struct loop_state {
+    int ep;            /* next epoch to run (0-based) */
+    int64_t step;
+    double best_val;
+    int since_best;
+} loop_state;
+
+/* Identifies the settings a state file belongs to: resuming under other
+ * settings could never reproduce the uninterrupted run, so it is refused. */
+static uint64_t cfg_fingerprint(const trainer *tr, const mtc_dataset *d)
+{
+    const mtc_train_cfg *c = tr->cfg;
+    const mtc_model *m = tr->m;
+    double f[64 + 2 * MTC_MAX_TASKS];
+    int n = 0;
+    f[n++] = c->epochs; f[n++] = c->batch; f[n++] = c->opt.kind; f[n++] = c->opt.momentum;
+    f[n++] = c->opt.nesterov; f[n++] = c->opt.beta1; f[n++] = c->opt.beta2; f[n++] = c->opt.eps;
+    f[n++] = c->opt.weight_decay; f[n++] = c->opt.l1; f[n++] = c->opt.l2; f[n++] = c->opt.clip_norm;
+    f[n++] = c->sched.kind; f[n++] = c->sched.lr; f[n++] = (double)c->sched.warmup;
+    f[n++] = (double)c->sched.step_size; f[n++] = c->sched.gamma; f[n++] = c->sched.min_lr;
+    f[n++] = c->weighting; f[n++] = c->gradnorm_alpha; f[n++] = c->weight_lr; f[n++] = c->dwa_temp;
+    f[n++] = c->val_frac; f[n++] = c->patience; f[n++] = c->aug; f[n++] = (double)c->seed;
+    f[n++] = c->soft != NULL; f[n++] = c->hint_weight; f[n++] = c->hint_dim; f[n++] = (double)m->nparams;
+    f[n++] = (double)d->n;
+    for (int t = 0; t < tr->T; t++) { f[n++] = c->kd_T[t]; f[n++] = c->kd_alpha[t]; }
+    uint64_t h = mtc_fnv1a64(f, sizeof(double) * (size_t)n, 0);
+    return mtc_fnv1a64(&d->hash, sizeof d->hash, h);
+}
+
+static int add_bytes(mtc_ckpt *c, const char *name, const void *p, int64_t nbytes, mtc_err *e)
+{
+    return mtc_ckpt_add(c, name, MTC_U8, 1, &nbytes, p, e);
+}
+
+static int add_f32(mtc_ckpt *c, const char *name, const float *p, int64_t n, mtc_err *e)
+{
+    return p ? mtc_ckpt_add(c, name, MTC_F32, 1, &n, p, e) : 0;
+}
+
+/* Packs every scalar of the loop and the trainer as doubles (exact for the
+ * floats and the integer counters involved). */
+static int pack_scalars(const trainer *tr, const mtc_optim *opt, const loop_state *ls,
+                        const mtc_train_result *res, double *v)
+{
+    int n = 0;
+    v[n++] = ls->ep; v[n++] = (double)ls->step; v[n++] = ls->best_val; v[n++] = ls->since_best;
+    v[n++] = res->best_epoch; v[n++] = (double)opt->t; v[n++] = (double)tr->s_opt.t;
+    v[n++] = (double)tr->h_opt.t; v[n++] = tr->have_L0;
+    for (int t = 0; t < tr->T; t++) {
+        v[n++] = tr->w[t]; v[n++] = tr->s[t]; v[n++] = tr->L0[t];
+        v[n++] = tr->prev_loss[0][t]; v[n++] = tr->prev_loss[1][t]; v[n++] = res->val_metric[t];
+    }
+    return n;
+}
+
+static void unpack_scalars(trainer *tr, mtc_optim *opt, loop_state *ls, mtc_train_result *res, const double *v)
+{
+    int n = 0;
+    ls->ep = (int)v[n++]; ls->step = (int64_t)v[n++]; ls->best_val = v[n++]; ls->since_best = (int)v[n++];
+    res->best_epoch = (int)v[n++]; opt->t = (int64_t)v[n++]; tr->s_opt.t = (int64_t)v[n++];
+    tr->h_opt.t = (int64_t)v[n++]; tr->have_L0 = (int)v[n++];
+    for (int t = 0; t < tr->T; t++) {
+        tr->w[t] = v[n++]; tr->s[t] = (float)v[n++]; tr->L0[t] = v[n++];
+        tr->prev_loss[0][t] = v[n++]; tr->prev_loss[1][t] = v[n++]; res->val_metric[t] = v[n++];
+    }
+}
+
+static int state_save(const char *path, trainer *tr, const mtc_dataset *d, const mtc_optim *opt,
+                      const mtc_rng *rng, const int64_t *tidx, int64_t nt, const loop_state *ls,
+                      const mtc_train_result *res, const mtc_jw *hist, mtc_err *e)
+{
+    mtc_model *m = tr->m;
+    mtc_jw meta;
+    mtc_jw_init(&meta);
+    mtc_jw_obj(&meta);
+    mtc_jw_kstr(&meta, "producer", "mtc training state");
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)cfg_fingerprint(tr, d));
+    mtc_jw_kstr(&meta, "fingerprint", fp);
+    mtc_jw_kint(&meta, "next_epoch", ls->ep + 1);
+    mtc_jw_key(&meta, "history");
+    /* the history writer is mid-array: close a copy of its text */
+    size_t hl = hist->len;
+    char *ht = malloc(hl + 2);
+    if (!ht) { mtc_jw_free(&meta); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+    memcpy(ht, hist->buf, hl);
+    ht[hl] = ']';
+    ht[hl + 1] = 0;
+    mtc_jw_raw(&meta, ht);
+    free(ht);
+    mtc_jw_obj_end(&meta);
+    mtc_ckpt c;
+    int rc = meta.oom ? mtc_err_set(e, MTC_ENOMEM, "out of memory") : mtc_model_to_ckpt(m, meta.buf, &c, e);
+    mtc_jw_free(&meta);
+    if (rc) return rc;
+    double sc[16 + 6 * MTC_MAX_TASKS];
+    int nsc = pack_scalars(tr, opt, ls, res, sc);
+    rc = add_bytes(&c, "state.scalars", sc, (int64_t)sizeof(double) * nsc, e);
+    if (!rc) rc = add_bytes(&c, "state.rng", rng->s, sizeof rng->s, e);
+    if (!rc) rc = add_bytes(&c, "state.order", tidx, (int64_t)sizeof(int64_t) * nt, e);
+    if (!rc) rc = add_f32(&c, "state.opt.m", opt->m, opt->n, e);
+    if (!rc) rc = add_f32(&c, "state.opt.v", opt->v, opt->n, e);
+    if (!rc) rc = add_f32(&c, "state.best.params", tr->best, m->nparams, e);
+    if (!rc && m->nstats) rc = add_f32(&c, "state.best.stats", tr->best_stats, m->nstats, e);
+    if (!rc) rc = add_f32(&c, "state.uncertainty.m", tr->s_opt.m, tr->s_opt.n, e);
+    if (!rc) rc = add_f32(&c, "state.uncertainty.v", tr->s_opt.v, tr->s_opt.n, e);
+    if (!rc && tr->hP) {
+        rc = add_f32(&c, "state.hint.P", tr->hP, tr->h_opt.n, e);
+        if (!rc) rc = add_f32(&c, "state.hint.m", tr->h_opt.m, tr->h_opt.n, e);
+        if (!rc) rc = add_f32(&c, "state.hint.v", tr->h_opt.v, tr->h_opt.n, e);
+    }
+    if (!rc) rc = mtc_ckpt_save(path, &c, e);
+    mtc_ckpt_free(&c);
+    return rc;
+}
+
+static int get_bytes(const mtc_ckpt *c, const char *path, const char *name, void *dst, int64_t nbytes,
+                     int f32, mtc_err *e)
+{
+    const mtc_tensor *t = mtc_ckpt_find(c, name);
+    int64_t have = t ? mtc_tensor_numel(t) * (int64_t)mtc_dtype_size(t->dtype) : -1;
+    if (!t || have != nbytes || t->dtype != (f32 ? MTC_F32 : MTC_U8))
+        return mtc_err_set(e, MTC_EINPUT, "%s: training state '%s' missing or of the wrong size", path, name);
+    memcpy(dst, t->data, (size_t)nbytes);
+    return 0;
+}
+
+static int state_load(const char *path, trainer *tr, const mtc_dataset *d, mtc_optim *opt, mtc_rng *rng,
+                      int64_t *tidx, int64_t nt, loop_state *ls, mtc_train_result *res, mtc_jw *hist,
+                      mtc_err *e)
+{
+    mtc_model *m = tr->m;
+    mtc_ckpt c;
+    int rc = mtc_ckpt_load(path, &c, e);
+    if (rc) return rc;
+    mtc_json meta = {0};
+    mtc_model tmp;
+    int have_tmp = 0;
+    char fp[17];
+    snprintf(fp, sizeof fp, "%016llx", (unsigned long long)cfg_fingerprint(tr, d));
+    if ((rc = mtc_json_parse(c.meta ? c.meta : "", c.meta ? strlen(c.meta) : 0, &meta, e))) goto out;
+    const char *sfp = mtc_json_str(&meta, "fingerprint");
+    if (!sfp) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: not a training state (write one with --checkpoint-every)", path);
+        goto out;
+    }
+    if (strcmp(sfp, fp)) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: made with other settings, data or model; resume needs the same ones", path);
+        goto out;
+    }
+    if ((rc = mtc_model_from_ckpt_path(&c, path, &tmp, e))) goto out;
+    have_tmp = 1;
+    if (tmp.nparams != m->nparams || tmp.nstats != m->nstats) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: its model does not match the spec being trained", path);
+        goto out;
+    }
+    memcpy(m->params, tmp.params, sizeof(float) * (size_t)m->nparams);
+    memcpy(m->stats, tmp.stats, sizeof(float) * (size_t)m->nstats);
+    if (tmp.mask) {
+        if (!m->mask) { m->mask = tmp.mask; tmp.mask = NULL; }
+        else memcpy(m->mask, tmp.mask, sizeof(float) * (size_t)m->nparams);
+    }
+    double sc[16 + 6 * MTC_MAX_TASKS];
+    mtc_optim zero = {0};
+    mtc_train_result r0;
+    memset(&r0, 0, sizeof r0);
+    loop_state l0 = {0};
+    int nsc = pack_scalars(tr, &zero, &l0, &r0, sc); /* just the count */
+    rc = get_bytes(&c, path, "state.scalars", sc, (int64_t)sizeof(double) * nsc, 0, e);
+    if (!rc) rc = get_bytes(&c, path, "state.rng", rng->s, sizeof rng->s, 0, e);
+    if (!rc) rc = get_bytes(&c, path, "state.order", tidx, (int64_t)sizeof(int64_t) * nt, 0, e);
+    if (!rc && opt->m) rc = get_bytes(&c, path, "state.opt.m", opt->m, (int64_t)sizeof(float) * opt->n, 1, e);
+    if (!rc && opt->v) rc = get_bytes(&c, path, "state.opt.v", opt->v, (int64_t)sizeof(float) * opt->n, 1, e);
+    if (!rc) rc = get_bytes(&c, path, "state.best.params", tr->best, (int64_t)sizeof(float) * m->nparams, 1, e);
+    if (!rc && m->nstats)
+        rc = get_bytes(&c, path, "state.best.stats", tr->best_stats, (int64_t)sizeof(float) * m->nstats, 1, e);
+    if (!rc && tr->s_opt.m)
+        rc = get_bytes(&c, path, "state.uncertainty.m", tr->s_opt.m, (int64_t)sizeof(float) * tr->s_opt.n, 1, e);
+    if (!rc && tr->s_opt.v)
+        rc = get_bytes(&c, path, "state.uncertainty.v", tr->s_opt.v, (int64_t)sizeof(float) * tr->s_opt.n, 1, e);
+    if (!rc && tr->hP) {
+        int64_t nb = (int64_t)sizeof(float) * tr->h_opt.n;
+        rc = get_bytes(&c, path, "state.hint.P", tr->hP, nb, 1, e);
+        if (!rc) rc = get_bytes(&c, path, "state.hint.m", tr->h_opt.m, nb, 1, e);
+        if (!rc) rc = get_bytes(&c, path, "state.hint.v", tr->h_opt.v, nb, 1, e);
+    }
+    if (rc) goto out;
+    unpack_scalars(tr, opt, ls, res, sc);
+    for (int64_t i = 0; i < nt; i++)
+        if (tidx[i] < 0 || tidx[i] >= d->n) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: corrupt sample order", path);
+            goto out;
+        }
+    const mtc_json *h = mtc_json_get(&meta, "history");
+    if (!h || h->type != MTC_JARR || h->n != ls->ep) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: history does not match the epoch count", path);
+        goto out;
+    }
+    for (int i = 0; i < h->n; i++) mtc_jw_value(hist, &h->items[i]);
+    res->epochs_run = ls->ep;
+out:
+    if (have_tmp) mtc_model_free(&tmp);
+    mtc_json_free(&meta);
+    mtc_ckpt_free(&c);
+    return rc;
 }
 
 int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_train_result *res, mtc_err *e)
@@ -523,11 +731,18 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     mtc_rng rng;
     mtc_rng_seed(&rng, cfg->seed ^ 0x7261696eULL);
     int B = cfg->batch;
-    int64_t steps_per_epoch = (nt + B - 1) / B, step = 0, total = steps_per_epoch * cfg->epochs;
-    double best_val = INFINITY, t_start = now_s();
-    int since_best = 0;
+    int64_t steps_per_epoch = (nt + B - 1) / B, total = steps_per_epoch * cfg->epochs;
+    double t_start = now_s();
+    loop_state ls = {0, 0, INFINITY, 0};
+    if (cfg->resume_path) {
+        if ((rc = state_load(cfg->resume_path, &tr, d, &opt, &rng, tidx, nt, &ls, res, &hist, e))) goto done;
+    }
+    int64_t step = ls.step;
+    double best_val = ls.best_val;
+    int since_best = ls.since_best;
     apply_mask(m);
-    for (int ep = 0; ep < cfg->epochs; ep++) {
+    for (int ep = ls.ep; ep < cfg->epochs; ep++) {
+        if (cfg->patience > 0 && since_best >= cfg->patience) break;
         double t0 = now_s(), lsum[MTC_MAX_TASKS] = {0};
         tr.hint_loss = 0;
         float lr = 0;
@@ -596,8 +811,13 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         }
         for (int t = 0; t < tr.T; t++) res->weight[t] = tr.w[t];
         if (cfg->progress) cfg->progress(cfg->progress_ctx, &st);
-        if (cfg->patience > 0 && since_best >= cfg->patience) break;
+        if (cfg->checkpoint_path && cfg->checkpoint_every > 0 &&
+            ((ep + 1) % cfg->checkpoint_every == 0 || ep + 1 == cfg->epochs)) {
+            loop_state now = {ep + 1, step, best_val, since_best};
+            if ((rc = state_save(cfg->checkpoint_path, &tr, d, &opt, &rng, tidx, nt, &now, res, &hist, e))) goto done;
+        }
     }
+    for (int t = 0; t < tr.T; t++) res->weight[t] = tr.w[t];
     /* keep the best epoch's parameters */
     memcpy(m->params, tr.best, (size_t)m->nparams * sizeof(float));
     memcpy(m->stats, tr.best_stats, (size_t)m->nstats * sizeof(float));

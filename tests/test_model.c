@@ -398,6 +398,93 @@ static void test_hint_loss_decreases_during_training(void **st)
     free_data(&d);
 }
 
+typedef struct { const char *state, *copy; int at_epoch; } snap_ctx;
+
+/* Progress runs before that epoch's state is written, so at epoch k the
+ * state file still holds the state after epoch k-1. */
+static void snapshot_state(void *ctx, const mtc_epoch_stats *s)
+{
+    snap_ctx *c = ctx;
+    if (s->epoch != c->at_epoch) return;
+    size_t n;
+    unsigned char *b = tu_read(c->state, &n);
+    assert_non_null(b);
+    assert_int_equal(tu_write(c->copy, b, n), 0);
+    free(b);
+}
+
+static void run_resume_case(int weighting, int dropout)
+{
+    char *dir = tu_mkdtemp();
+    char *state = tu_path(dir, "run.state"), *copy = tu_path(dir, "after2.state");
+    char *pa = tu_path(dir, "a.mtc"), *pb = tu_path(dir, "b.mtc");
+    mtc_dataset d;
+    make_data(&d, 600, 13);
+    const char *spec = dropout ? "[input] shape=4\n[dense] units=16 act=relu\n[dropout] p=0.3\n"
+                                 "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n"
+                               : synth_spec;
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = 4;
+    cfg.batch = 32;
+    cfg.weighting = weighting;
+    cfg.sched.kind = MTC_SCHED_COSINE;
+    mtc_err e = {0};
+    /* uninterrupted, writing states; snapshot the state after epoch 2 */
+    mtc_model a;
+    build(spec, &a, 5);
+    snap_ctx sc = {state, copy, 3};
+    cfg.checkpoint_path = state;
+    cfg.checkpoint_every = 1;
+    cfg.progress = snapshot_state;
+    cfg.progress_ctx = &sc;
+    mtc_train_result ra;
+    if (mtc_train(&a, &d, &cfg, &ra, &e)) fail_msg("%s", e.msg);
+    /* resumed from the epoch-2 state, from a differently initialised model */
+    mtc_model b;
+    build(spec, &b, 99);
+    cfg.checkpoint_path = NULL;
+    cfg.checkpoint_every = 0;
+    cfg.progress = NULL;
+    cfg.resume_path = copy;
+    mtc_train_result rb;
+    if (mtc_train(&b, &d, &cfg, &rb, &e)) fail_msg("resume: %s", e.msg);
+    assert_int_equal(ra.best_epoch, rb.best_epoch);
+    assert_string_equal(ra.history_json, rb.history_json);
+    assert_int_equal(mtc_model_save(&a, pa, "{}", &e), 0);
+    assert_int_equal(mtc_model_save(&b, pb, "{}", &e), 0);
+    size_t na, nb;
+    unsigned char *ba = tu_read(pa, &na), *bb = tu_read(pb, &nb);
+    assert_int_equal(na, nb);
+    assert_memory_equal(ba, bb, na);
+    free(ba); free(bb);
+    /* other settings are refused */
+    cfg.sched.lr = 5e-3f;
+    mtc_model c;
+    build(spec, &c, 5);
+    mtc_train_result rc;
+    assert_int_equal(mtc_train(&c, &d, &cfg, &rc, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "other settings"));
+    mtc_model_free(&c);
+    free(ra.history_json);
+    free(rb.history_json);
+    mtc_model_free(&a);
+    mtc_model_free(&b);
+    free_data(&d);
+    free(state); free(copy); free(pa); free(pb);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_resume_from_a_state_is_bit_identical_to_an_uninterrupted_run(void **st)
+{
+    (void)st;
+    run_resume_case(MTC_WEIGHT_FIXED, 1);
+    run_resume_case(MTC_WEIGHT_UNCERTAINTY, 0);
+    run_resume_case(MTC_WEIGHT_GRADNORM, 0);
+    run_resume_case(MTC_WEIGHT_DWA, 0);
+}
+
 static void test_labels_out_of_range_are_refused(void **st)
 {
     (void)st;
@@ -431,6 +518,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_gives_identical_checkpoint_bytes),
         cmocka_unit_test(test_labels_out_of_range_are_refused),
         cmocka_unit_test(test_hint_loss_decreases_during_training),
+        cmocka_unit_test(test_resume_from_a_state_is_bit_identical_to_an_uninterrupted_run),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -254,7 +254,7 @@ int cmd_distill(int argc, char **argv)
     if ((rc = mtc_spec_load(spec_path, &spec, &spec_text, &e))) goto out;
     if ((rc = mtc_model_build(&spec, spec_text, &m, &e))) goto out;
     have_m = 1;
-    if ((rc = util_train_cfg(&to, &c, &cfg, &e))) goto out;
+    if ((rc = util_train_cfg(&to, &c, out, &cfg, &e))) goto out;
     cfg.progress = util_progress;
     cfg.progress_ctx = &c;
     for (int t = 0; t < MTC_MAX_TASKS; t++) { cfg.kd_T[t] = T; cfg.kd_alpha[t] = alpha; }
@@ -275,6 +275,8 @@ int cmd_distill(int argc, char **argv)
     if ((rc = mtc_json_parse(hdr_text, strlen(hdr_text), &hdr, &e))) goto out;
     cfg.soft = &soft;
     scfg = cfg;
+    scfg.checkpoint_path = NULL; /* the state file belongs to the KD run */
+    scfg.resume_path = NULL;
     scfg.soft = NULL; /* scratch: plain training, alpha = 0 everywhere */
     scfg.hints = NULL;
 
@@ -375,7 +377,6 @@ int cmd_distill(int argc, char **argv)
     mtc_jw_kstr(&w, "weighting", to.weighting);
     mtc_jw_kint(&w, "seed", (int64_t)c.seed);
     mtc_jw_kint(&w, "threads", c.threads);
-    mtc_jw_knum(&w, "samples_per_s", res.samples_per_s);
     mtc_jw_obj_end(&w);
     mtc_jw_key(&w, "task_weights");
     mtc_jw_obj(&w);

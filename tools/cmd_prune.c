@@ -333,7 +333,7 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     to.batch = o->batch;
     to.val = o->val;
     to.epochs = o->finetune_epochs > 0 ? o->finetune_epochs : 1;
-    if ((rc = util_train_cfg(&to, c, &pc.train, &e))) goto out;
+    if ((rc = util_train_cfg(&to, c, NULL, &pc.train, &e))) goto out;
     pc.train.keep_standardisation = 1;
     pc.train.progress = util_progress;
     pc.train.progress_ctx = (void *)c;

@@ -52,7 +52,7 @@ int cmd_train(int argc, char **argv)
     rc = mtc_model_build(&spec, spec_text, &m, &e);
     free(spec_text);
     if (rc) return cli_fail("train", &e);
-    if ((rc = util_train_cfg(&to, &c, &cfg, &e))) goto out;
+    if ((rc = util_train_cfg(&to, &c, out, &cfg, &e))) goto out;
     cfg.progress = util_progress;
     cfg.progress_ctx = &c;
     if ((rc = util_open_data(&m, data, "train", &d, &e))) goto out;
@@ -86,7 +86,6 @@ int cmd_train(int argc, char **argv)
     mtc_jw_kstr(&w, "weighting", to.weighting);
     mtc_jw_kint(&w, "seed", (int64_t)c.seed);
     mtc_jw_kint(&w, "threads", c.threads);
-    mtc_jw_knum(&w, "samples_per_s", res.samples_per_s);
     mtc_jw_obj_end(&w);
     mtc_jw_key(&w, "task_weights");
     mtc_jw_obj(&w);

@@ -46,9 +46,15 @@ void util_train_opts_default(util_train_opts *o)
     o->step_size = 1000;
 }
 
-int util_train_cfg(const util_train_opts *o, const cli_common *c, mtc_train_cfg *cfg, mtc_err *e)
+int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc_train_cfg *cfg, mtc_err *e)
 {
     mtc_train_cfg_default(cfg);
+    if (o->checkpoint_every > 0 && out) {
+        snprintf(o->state_path, sizeof o->state_path, "%s.state", out);
+        cfg->checkpoint_path = o->state_path;
+        cfg->checkpoint_every = o->checkpoint_every;
+    }
+    cfg->resume_path = o->resume;
     int kind = !strcmp(o->optimizer, "adam") ? MTC_OPT_ADAM : !strcmp(o->optimizer, "adamw") ? MTC_OPT_ADAMW
              : !strcmp(o->optimizer, "sgd") ? MTC_OPT_SGD : -1;
     if (kind < 0) return mtc_err_set(e, MTC_EINPUT, "--optimizer %s: expected adam, adamw or sgd", o->optimizer);

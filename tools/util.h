@@ -14,7 +14,9 @@ int util_open_data(const mtc_model *m, const char *name, const char *split,
                    mtc_dataset *d, mtc_err *e);
 /* Training options shared by `mtc train` and `mtc distill`. */
 typedef struct util_train_opts {
-    const char *optimizer, *schedule, *weighting, *augment;
+    const char *optimizer, *schedule, *weighting, *augment, *resume;
+    int checkpoint_every;
+    char state_path[4200];
     float lr, momentum, weight_decay, l1, l2, clip, gamma, min_lr;
     float gradnorm_alpha, val;
     int epochs, batch, nesterov, warmup, step_size, patience;
@@ -40,9 +42,12 @@ void util_train_opts_default(util_train_opts *o);
     {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default 1.5)", 0, 10}, \
     {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default 0.1)", 0, 0.89}, \
     {"patience", OPT_INT, &(o)->patience, "early stopping after N epochs without val gain, 0 = off", 0, 100000}, \
-    {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default none)", 1, 0}
-/* Fills cfg from the options; errors name the flag. */
-int util_train_cfg(const util_train_opts *o, const cli_common *c, mtc_train_cfg *cfg, mtc_err *e);
+    {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default none)", 1, 0}, \
+    {"checkpoint-every", OPT_INT, &(o)->checkpoint_every, "write a resumable state to OUT.state every N epochs (0 = off)", 0, 100000}, \
+    {"resume", OPT_STR, &(o)->resume, "continue from OUT.state (bit-identical to an uninterrupted run)", 1, 0}
+/* Fills cfg from the options; errors name the flag. out = the checkpoint
+ * being trained (the state goes to out.state). */
+int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc_train_cfg *cfg, mtc_err *e);
 /* Epoch progress line on stderr. */
 void util_progress(void *ctx, const mtc_epoch_stats *s);
 

@@ -72,6 +72,15 @@ typedef struct mtc_train_cfg {
     float hint_weight;
     mtc_progress_fn progress;
     void *progress_ctx;
+    /* Resumable state: every `checkpoint_every` epochs (0 = off) the whole
+     * training state (parameters, optimizer moments, RNG, sample order, task
+     * weights, best epoch, history) is written atomically to
+     * `checkpoint_path`. `resume_path` continues from such a file; with the
+     * same settings, seed and threads the result is bit-identical to an
+     * uninterrupted run. */
+    const char *checkpoint_path;
+    int checkpoint_every;
+    const char *resume_path;
 } mtc_train_cfg;
 void mtc_train_cfg_default(mtc_train_cfg *c);
 
