@@ -1,7 +1,358 @@
-/* cmd_verify.c — `mtc verify`: not built yet; says so honestly. */
+/*
+ * cmd_verify.c — `mtc verify`: per-task retention gate between a reference
+ * and a candidate checkpoint, both run through the reference runtime on the
+ * same data. Exit 0 when every task's drop is within its budget, 1 when one
+ * is not, 2 on bad input (including a reference at chance level).
+ */
+#include "tools/util.h"
 #include "tools/commands.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_BUDGET 1.0
+
+typedef struct side {
+    const char *path;
+    mtc_rt *rt;
+    float *outs[MTC_MAX_TASKS];
+    mtc_task_eval ev[MTC_MAX_TASKS];
+    int have_ev;
+    double metric[MTC_MAX_TASKS];
+    double sps;
+} side;
+
+typedef struct task_row {
+    const char *name, *metric_name;
+    int kind;
+    double ref, cand, drop, budget, agree, kl, mad;
+    int pass;
+} task_row;
+
+static int same_tasks(const mtc_model *a, const mtc_model *b, const char *pa, const char *pb, mtc_err *e)
+{
+    if (a->spec.c != b->spec.c || a->spec.h != b->spec.h || a->spec.w != b->spec.w)
+        return mtc_err_set(e, MTC_EINPUT, "%s takes %dx%dx%d inputs but %s takes %dx%dx%d", pa, a->spec.c,
+                           a->spec.h, a->spec.w, pb, b->spec.c, b->spec.h, b->spec.w);
+    if (a->spec.ntasks != b->spec.ntasks)
+        return mtc_err_set(e, MTC_EINPUT, "%s has %d tasks but %s has %d", pa, a->spec.ntasks, pb, b->spec.ntasks);
+    for (int t = 0; t < a->spec.ntasks; t++) {
+        const mtc_task_spec *x = &a->spec.tasks[t], *y = &b->spec.tasks[t];
+        if (strcmp(x->name, y->name) || x->kind != y->kind || x->dim != y->dim)
+            return mtc_err_set(e, MTC_EINPUT, "task %d differs: %s has %s (%s, %d) but %s has %s (%s, %d)", t, pa,
+                               x->name, mtc_task_kind_name(x->kind), x->dim, pb, y->name,
+                               mtc_task_kind_name(y->kind), y->dim);
+    }
+    return 0;
+}
+
+static int run_side(side *s, const mtc_dataset *d, int threads, int batch, mtc_err *e)
+{
+    const mtc_model *m = mtc_rt_model(s->rt);
+    mtc_rt_set_threads(s->rt, threads);
+    int rc = mtc_rt_reserve(s->rt, batch, e);
+    if (rc) return rc;
+    /* inference time only: input conversion is not timed */
+    int T = m->spec.ntasks;
+    int64_t S = mtc_data_sample_size(d);
+    float *x = malloc((size_t)batch * (size_t)S * sizeof(float));
+    int64_t *bi = malloc((size_t)batch * sizeof(int64_t));
+    if (!x || !bi) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    for (int t = 0; t < T && !rc; t++)
+        if (!(s->outs[t] = malloc((size_t)d->n * (size_t)m->spec.tasks[t].dim * sizeof(float))))
+            rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    double busy = 0;
+    for (int64_t s0 = 0; s0 < d->n && !rc; s0 += batch) {
+        int B = (int)(d->n - s0 < batch ? d->n - s0 : batch);
+        for (int b = 0; b < B; b++) bi[b] = s0 + b;
+        mtc_data_batch_x(d, bi, B, 0, NULL, x);
+        float *o[MTC_MAX_TASKS];
+        for (int t = 0; t < T; t++) o[t] = s->outs[t] + s0 * m->spec.tasks[t].dim;
+        double t0 = cli_now();
+        rc = mtc_rt_run(s->rt, x, B, o, e);
+        busy += cli_now() - t0;
+    }
+    free(x);
+    free(bi);
+    s->sps = busy > 0 ? d->n / busy : 0;
+    if (!rc) rc = mtc_evaluate_outputs(m, d, NULL, 0, s->outs, s->ev, e);
+    if (!rc) {
+        s->have_ev = 1;
+        for (int t = 0; t < m->spec.ntasks; t++) s->metric[t] = mtc_task_eval_primary(&s->ev[t], NULL);
+    }
+    return rc;
+}
+
+/* cls: top-1 agreement and mean KL(softmax(ref) ‖ softmax(cand));
+ * bin: agreement of the 0.5 decisions; reg: mean |ref − cand|. */
+static void agreement(task_row *r, const float *a, const float *b, int64_t n, int D)
+{
+    double agree = 0, kl = 0, mad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *x = a + i * D, *y = b + i * D;
+        if (r->kind == MTC_TASK_CLS) {
+            int ax = 0, ay = 0;
+            float mx = x[0], my = y[0];
+            for (int k = 1; k < D; k++) {
+                if (x[k] > x[ax]) ax = k;
+                if (y[k] > y[ay]) ay = k;
+                if (x[k] > mx) mx = x[k];
+                if (y[k] > my) my = y[k];
+            }
+            agree += ax == ay;
+            double zx = 0, zy = 0;
+            for (int k = 0; k < D; k++) { zx += exp(x[k] - mx); zy += exp(y[k] - my); }
+            double lzx = log(zx), lzy = log(zy), s = 0;
+            for (int k = 0; k < D; k++) {
+                double lp = x[k] - mx - lzx, lq = y[k] - my - lzy;
+                s += exp(lp) * (lp - lq);
+            }
+            kl += s;
+        } else if (r->kind == MTC_TASK_BIN) {
+            for (int k = 0; k < D; k++) agree += (x[k] >= 0) == (y[k] >= 0);
+        } else {
+            for (int k = 0; k < D; k++) mad += fabs((double)x[k] - y[k]);
+        }
+    }
+    r->agree = r->kind == MTC_TASK_CLS ? agree / n : r->kind == MTC_TASK_BIN ? agree / ((double)n * D) : NAN;
+    r->kl = r->kind == MTC_TASK_CLS ? kl / n : NAN;
+    r->mad = r->kind == MTC_TASK_REG ? mad / ((double)n * D) : NAN;
+}
+
+static void xml_escape(mtc_jw *b, const char *s)
+{
+    for (; *s; s++) {
+        char one[2] = {*s, 0};
+        const char *r = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;" : *s == '"' ? "&quot;" : one;
+        size_t n = strlen(r);
+        if (b->len + n + 1 > b->cap) {
+            size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
+            char *p = realloc(b->buf, cap);
+            if (!p) { b->oom = 1; return; }
+            b->buf = p;
+            b->cap = cap;
+        }
+        memcpy(b->buf + b->len, r, n + 1);
+        b->len += n;
+    }
+}
+
+static void xml_add(mtc_jw *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void xml_add(mtc_jw *b, const char *fmt, ...)
+{
+    char tmp[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    /* raw append (fmt output is already XML) */
+    size_t n = strlen(tmp);
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
+        char *p = realloc(b->buf, cap);
+        if (!p) { b->oom = 1; return; }
+        b->buf = p;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, tmp, n + 1);
+    b->len += n;
+}
+
+static int write_junit(const char *path, const task_row *rows, int T, int relative, mtc_err *e)
+{
+    mtc_jw b;
+    memset(&b, 0, sizeof b);
+    int fails = 0;
+    for (int t = 0; t < T; t++) fails += !rows[t].pass;
+    xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"mtc verify\" tests=\"%d\" failures=\"%d\">\n",
+            T, fails);
+    for (int t = 0; t < T; t++) {
+        const task_row *r = &rows[t];
+        xml_add(&b, "  <testcase classname=\"mtc.verify\" name=\"");
+        xml_escape(&b, r->name);
+        xml_add(&b, "\">");
+        if (!r->pass) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s drop %.4f%s > budget %.4f (reference %.6g, candidate %.6g)", r->metric_name,
+                     r->drop, relative ? "%" : "", r->budget, r->ref, r->cand);
+            xml_add(&b, "\n    <failure message=\"");
+            xml_escape(&b, msg);
+            xml_add(&b, "\"/>\n  ");
+        }
+        xml_add(&b, "</testcase>\n");
+    }
+    xml_add(&b, "</testsuite>\n");
+    int rc = b.oom ? mtc_err_set(e, MTC_ENOMEM, "out of memory") : mtc_write_file_atomic(path, b.buf, b.len, e);
+    free(b.buf);
+    return rc;
+}
+
+static void json_report(mtc_jw *w, const side *ref, const side *cand, const mtc_dataset *d, const task_row *rows,
+                        int T, int relative, int pass)
+{
+    mtc_jw_obj(w);
+    mtc_jw_kstr(w, "reference", ref->path);
+    mtc_jw_kstr(w, "candidate", cand->path);
+    util_json_data(w, "data", d);
+    mtc_jw_kstr(w, "drop_unit", relative ? "percent of reference" : "points");
+    mtc_jw_key(w, "tasks");
+    mtc_jw_obj(w);
+    for (int t = 0; t < T; t++) {
+        const task_row *r = &rows[t];
+        mtc_jw_key(w, r->name);
+        mtc_jw_obj(w);
+        mtc_jw_kstr(w, "kind", mtc_task_kind_name(r->kind));
+        mtc_jw_kstr(w, "metric", r->metric_name);
+        mtc_jw_knum(w, "reference", r->ref);
+        mtc_jw_knum(w, "candidate", r->cand);
+        mtc_jw_knum(w, "drop", r->drop);
+        mtc_jw_knum(w, "budget", r->budget);
+        mtc_jw_key(w, "pass");
+        mtc_jw_bool(w, r->pass);
+        if (r->kind != MTC_TASK_REG) mtc_jw_knum(w, "top1_agreement", r->agree);
+        if (r->kind == MTC_TASK_CLS) mtc_jw_knum(w, "mean_kl", r->kl);
+        if (r->kind == MTC_TASK_REG) mtc_jw_knum(w, "mean_abs_diff", r->mad);
+        mtc_jw_obj_end(w);
+    }
+    mtc_jw_obj_end(w);
+    int64_t fr = mtc_rt_file_bytes(ref->rt), fc = mtc_rt_file_bytes(cand->rt);
+    mtc_jw_kint(w, "reference_file_bytes", fr);
+    mtc_jw_kint(w, "candidate_file_bytes", fc);
+    mtc_jw_knum(w, "compression_ratio", fc ? (double)fr / fc : 0);
+    mtc_jw_kint(w, "reference_weight_bytes", mtc_rt_weight_bytes(ref->rt));
+    mtc_jw_kint(w, "candidate_weight_bytes", mtc_rt_weight_bytes(cand->rt));
+    mtc_jw_knum(w, "reference_samples_per_s", ref->sps);
+    mtc_jw_knum(w, "candidate_samples_per_s", cand->sps);
+    mtc_jw_key(w, "pass");
+    mtc_jw_bool(w, pass);
+    mtc_jw_obj_end(w);
+}
 
 int cmd_verify(int argc, char **argv)
 {
-    return cmd_not_implemented("verify", argc, argv);
+    const char *refp = NULL, *candp = NULL, *data = NULL, *split = "test", *max_drop = NULL, *rjson = NULL,
+               *junit = NULL;
+    int relative = 0, batch = 256;
+    cli_common c;
+    cli_common_defaults(&c);
+    cli_opt opts[] = {
+        {"reference", OPT_STR, &refp, "reference checkpoint (e.g. the fp32 teacher or parent) (required)", 1, 0},
+        {"candidate", OPT_STR, &candp, "candidate checkpoint (pruned / int8 / student) (required)", 1, 0},
+        {"data", OPT_STR, &data, "data set name (required)", 1, 0},
+        {"split", OPT_STR, &split, "train | test (default test)", 1, 0},
+        {"max-drop", OPT_STR, &max_drop, "per-task budget TASK=POINTS,... (others: 1.0 point)", 1, 0},
+        {"relative", OPT_FLAG, &relative, "budgets in % of the reference metric", 1, 0},
+        {"report-json", OPT_STR, &rjson, "write the report as JSON to this file", 1, 0},
+        {"junit", OPT_STR, &junit, "write a JUnit XML report (one testcase per task)", 1, 0},
+        {"batch", OPT_INT, &batch, "inference batch (default 256)", 1, 65536},
+        CLI_COMMON(&c),
+        CLI_END,
+    };
+    int npos;
+    const char *pos[1];
+    int rc = cli_parse("verify", "--reference A.mtc --candidate B.mtc --data NAME [--max-drop task=0.5,...]",
+                       "Per-task accuracy retention gate: exit 0 pass, 1 a task over budget, 2 bad input.", opts,
+                       argc, argv, pos, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (!refp || !candp || !data || npos) {
+        fprintf(stderr, "mtc verify: need --reference, --candidate and --data (see mtc verify --help)\n");
+        return 2;
+    }
+    if (strcmp(split, "train") && strcmp(split, "test")) {
+        fprintf(stderr, "mtc verify: --split %s: expected train or test\n", split);
+        return 2;
+    }
+    cli_apply_common(&c);
+    mtc_err e = {0};
+    side ref = {.path = refp}, cand = {.path = candp};
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    task_row rows[MTC_MAX_TASKS];
+    memset(rows, 0, sizeof rows);
+    double budget[MTC_MAX_TASKS];
+    int given[MTC_MAX_TASKS], T = 0, all_pass = 1;
+    if ((rc = mtc_rt_load(refp, &ref.rt, &e)) || (rc = mtc_rt_load(candp, &cand.rt, &e))) goto done;
+    const mtc_model *m = mtc_rt_model(ref.rt);
+    T = m->spec.ntasks;
+    if ((rc = same_tasks(m, mtc_rt_model(cand.rt), refp, candp, &e))) goto done;
+    if ((rc = mtc_budget_parse(m, max_drop, DEFAULT_BUDGET, budget, given, &e))) goto done;
+    if (relative)
+        for (int t = 0; t < T; t++)
+            if (budget[t] > 100) { rc = mtc_err_set(&e, MTC_EINPUT, "--max-drop: relative budgets are in [0, 100]%%"); goto done; }
+    if ((rc = util_open_data(m, data, split, &d, &e))) goto done;
+    cli_progress(&c, "verify: %lld samples of %s/%s", (long long)d.n, d.name, split);
+    if ((rc = run_side(&ref, &d, c.threads, batch, &e)) || (rc = run_side(&cand, &d, c.threads, batch, &e))) goto done;
+    /* a reference no better than chance proves nothing */
+    for (int t = 0; t < T; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        if (ts->kind == MTC_TASK_CLS && ref.ev[t].cls.accuracy <= 1.0 / ts->dim + 0.02) {
+            rc = mtc_err_set(&e, MTC_EINPUT, "%s: reference accuracy %.2f%% on task '%s' is at chance level (%d classes): "
+                             "not a usable baseline", refp, 100 * ref.ev[t].cls.accuracy, ts->name, ts->dim);
+            goto done;
+        }
+        if (ts->kind == MTC_TASK_REG && !(ref.ev[t].reg.r2 > 0)) {
+            rc = mtc_err_set(&e, MTC_EINPUT, "%s: reference R2 %.3f on task '%s' is no better than the mean: not a "
+                             "usable baseline", refp, ref.ev[t].reg.r2, ts->name);
+            goto done;
+        }
+    }
+    for (int t = 0; t < T; t++) {
+        task_row *r = &rows[t];
+        r->name = m->spec.tasks[t].name;
+        r->kind = m->spec.tasks[t].kind;
+        mtc_task_eval_primary(&ref.ev[t], &r->metric_name);
+        r->ref = ref.metric[t];
+        r->cand = cand.metric[t];
+        r->drop = mtc_metric_drop(r->kind, r->ref, r->cand, relative);
+        r->budget = budget[t];
+        r->pass = r->drop <= r->budget;
+        all_pass &= r->pass;
+        agreement(r, ref.outs[t], cand.outs[t], d.n, m->spec.tasks[t].dim);
+    }
+    mtc_jw w;
+    mtc_jw_init(&w);
+    json_report(&w, &ref, &cand, &d, rows, T, relative, all_pass);
+    if (rjson && !rc) rc = mtc_write_file_atomic(rjson, w.buf, w.len, &e);
+    if (junit && !rc) rc = write_junit(junit, rows, T, relative, &e);
+    if (!rc && c.json) {
+        printf("%s\n", w.buf);
+    } else if (!rc) {
+        printf("reference %s, candidate %s on %s/%s (%lld samples)\n", refp, candp, d.name, split, (long long)d.n);
+        printf("%-12s %-8s %10s %10s %9s %8s %6s %9s %9s\n", "task", "metric", "reference", "candidate",
+               relative ? "drop %" : "drop", "budget", "", "agree", relative ? "kl|mad" : "kl|mad");
+        for (int t = 0; t < T; t++) {
+            const task_row *r = &rows[t];
+            char a[32], b[32], ag[32] = "-", kd[32];
+            int acc = r->kind != MTC_TASK_REG;
+            snprintf(a, sizeof a, acc ? "%.2f%%" : "%.4f", acc ? 100 * r->ref : r->ref);
+            snprintf(b, sizeof b, acc ? "%.2f%%" : "%.4f", acc ? 100 * r->cand : r->cand);
+            if (acc) snprintf(ag, sizeof ag, "%.2f%%", 100 * r->agree);
+            snprintf(kd, sizeof kd, "%.4g", r->kind == MTC_TASK_CLS ? r->kl : r->kind == MTC_TASK_REG ? r->mad : 0.0);
+            printf("%-12s %-8s %10s %10s %9.3f %8.3f %6s %9s %9s\n", r->name, r->metric_name, a, b, r->drop, r->budget,
+                   r->pass ? "PASS" : "FAIL", ag, kd);
+        }
+        int64_t fr = mtc_rt_file_bytes(ref.rt), fc = mtc_rt_file_bytes(cand.rt);
+        printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx smaller); weights %lld -> %lld bytes\n",
+               (long long)fr, (long long)fc, fc ? (double)fr / fc : 0, (long long)mtc_rt_weight_bytes(ref.rt),
+               (long long)mtc_rt_weight_bytes(cand.rt));
+        printf("speed: reference %.0f samples/s, candidate %.0f samples/s (%.2fx; batch %d, %d thread%s)\n", ref.sps,
+               cand.sps, ref.sps > 0 ? cand.sps / ref.sps : 0, batch, c.threads, c.threads > 1 ? "s" : "");
+        printf("%s\n", all_pass ? "PASS: every task within its budget" : "FAIL: a task is over its budget");
+    }
+    mtc_jw_free(&w);
+    if (!rc && !all_pass) rc = -1;
+done:
+    for (int t = 0; t < T; t++) {
+        free(ref.outs[t]);
+        free(cand.outs[t]);
+    }
+    if (ref.have_ev) mtc_task_eval_free(ref.ev, T);
+    if (cand.have_ev) mtc_task_eval_free(cand.ev, T);
+    mtc_rt_free(ref.rt);
+    mtc_rt_free(cand.rt);
+    mtc_data_free(&d);
+    if (rc == -1) return 1;
+    return rc ? cli_fail("verify", &e) : 0;
 }

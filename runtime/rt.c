@@ -1,0 +1,814 @@
+/*
+ * rt.c — the reference inference runtime: loads fp32, pruned and int8
+ * checkpoints and runs batches. It is what `mtc verify` and `mtc quantize`
+ * measure with; it never trains.
+ *
+ * Loading turns each chain of layers into ops: dense/conv absorb a following
+ * eval-mode batchnorm (mtc_batchnorm_fold) and a following relu; flatten and
+ * dropout vanish. An op is int8 when the checkpoint holds "<layer>.weight_q".
+ *
+ * Activations move between ops as f32 or as u8 with (scale, zero point);
+ * an int8 op quantizes a float input, an fp32 op dequantizes a u8 one.
+ * Int8 dense: C = A·Wᵀ (mtc_qgemm_*), then per channel
+ *   y = clamp(zp_out + requant(C + bias_q − zp_in·Σw, m0, shift), lo, 255)
+ * (lo = zp_out with a fused relu), or y = (C + bias_eff)·s_in·s_w in float
+ * for the last layer of a head. Int8 conv: im2col on u8 (padding = zp_in),
+ * one GEMM per sample. Max pooling runs on u8 directly.
+ *
+ * Threads split the batch; each has its own workspace, reserved once.
+ */
+#include "runtime/rt_internal.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+extern void openblas_set_num_threads(int);
+
+#define NORM_EPS 1e-5f
+
+/* ---- workspace ------------------------------------------------------------- */
+
+typedef struct rt_set { float *f[2]; uint8_t *u[2]; } rt_set;
+
+struct rt_ws {
+    int cap;                /* batch rows */
+    rt_set set[2];          /* 0: trunk, 1: heads */
+    int32_t *acc;
+    uint8_t *ucol;
+    float *col, *mean, *rstd;
+    float *experts, *mix, *gate;  /* MMoE */
+};
+
+static void ws_free(rt_ws *w)
+{
+    if (!w) return;
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < 2; i++) { free(w->set[s].f[i]); free(w->set[s].u[i]); }
+    free(w->acc); free(w->ucol); free(w->col); free(w->mean); free(w->rstd);
+    free(w->experts); free(w->mix); free(w->gate);
+    free(w);
+}
+
+static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
+{
+    rt_ws *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->cap = cap;
+    int64_t act = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w, acc = 1, ucol = 1, col = 1;
+    for (int i = 0; i < rt->nops; i++) {
+        const rt_op *op = rt->ops[i];
+        if (op->in_size > act) act = op->in_size;
+        if (op->out_size > act) act = op->out_size;
+        if (op->kind == OP_CONV) {
+            const mtc_conv_shape *cs = &op->L->cs;
+            int64_t P = (int64_t)cs->OH * cs->OW;
+            if (P * op->K > ucol) ucol = P * op->K;
+            if (P * op->N > acc) acc = P * op->N;
+            int64_t c = mtc_conv_col_floats(cs, cap);
+            if (c > col) col = c;
+        } else if (op->kind == OP_DENSE && (int64_t)cap * op->N > acc) {
+            acc = (int64_t)cap * op->N;
+        }
+    }
+    int bad = 0;
+    size_t fa = (size_t)cap * (size_t)act;
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < 2; i++) {
+            w->set[s].f[i] = malloc(fa * sizeof(float));
+            w->set[s].u[i] = calloc(1, fa + MTC_QGEMM_SLACK); /* kernels read the slack */
+            bad |= !w->set[s].f[i] || !w->set[s].u[i];
+        }
+    w->acc = malloc((size_t)acc * sizeof(int32_t));
+    w->ucol = calloc(1, (size_t)ucol + MTC_QGEMM_SLACK);
+    w->col = malloc((size_t)col * sizeof(float));
+    w->mean = malloc((size_t)cap * sizeof(float) + 64);
+    w->rstd = malloc((size_t)cap * sizeof(float) + 64);
+    bad |= !w->acc || !w->ucol || !w->col || !w->mean || !w->rstd;
+    if (rt->m.nexperts > 1) {
+        size_t H = (size_t)rt->m.trunk_out;
+        w->experts = malloc((size_t)rt->m.nexperts * (size_t)cap * H * sizeof(float));
+        w->mix = malloc((size_t)cap * H * sizeof(float));
+        w->gate = malloc((size_t)cap * (size_t)rt->m.nexperts * sizeof(float));
+        bad |= !w->experts || !w->mix || !w->gate;
+    }
+    if (bad) { ws_free(w); return NULL; }
+    return w;
+}
+
+static void rt_free_ws(mtc_rt *rt)
+{
+    for (int i = 0; i < rt->nws; i++) ws_free(rt->ws[i]);
+    free(rt->ws);
+    rt->ws = NULL;
+    rt->nws = 0;
+    rt->max_batch = 0;
+}
+
+int mtc_rt_reserve(mtc_rt *rt, int max_batch, mtc_err *e)
+{
+    if (max_batch <= rt->max_batch) return 0;
+    rt_free_ws(rt);
+    int nt = rt->threads > 1 ? rt->threads : 1;
+    int cap = (max_batch + nt - 1) / nt;
+    rt->ws = calloc((size_t)nt, sizeof(rt_ws *));
+    if (!rt->ws) return mtc_err_set(e, MTC_ENOMEM, "runtime: out of memory");
+    rt->nws = nt;
+    for (int i = 0; i < nt; i++)
+        if (!(rt->ws[i] = ws_alloc(rt, cap))) {
+            rt_free_ws(rt);
+            return mtc_err_set(e, MTC_ENOMEM, "runtime: out of memory for batch %d", max_batch);
+        }
+    rt->max_batch = max_batch;
+    return 0;
+}
+
+/* ---- ops -------------------------------------------------------------------- */
+
+int rt_op_quantizable(const rt_op *op)
+{
+    return (op->kind == OP_DENSE || op->kind == OP_CONV) &&
+           (op->act == MTC_ACT_NONE || op->act == MTC_ACT_RELU);
+}
+
+static void op_free(rt_op *op)
+{
+    free(op->W); free(op->b);
+    mtc_qweight_free(&op->qw);
+    free(op->wq); free(op->wscale); free(op->bias_q); free(op->bias_eff);
+    free(op->m0); free(op->shift); free(op->deq);
+}
+
+int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int32_t *bias_q,
+                    mtc_qparams in_p, mtc_qparams out_p, mtc_err *e)
+{
+    int N = op->N, K = op->K;
+    if (!op->wq) {
+        op->wq = malloc((size_t)N * (size_t)K);
+        op->wscale = malloc((size_t)N * sizeof(float));
+        op->bias_q = malloc((size_t)N * sizeof(int32_t));
+        op->bias_eff = malloc((size_t)N * sizeof(int32_t));
+        op->m0 = malloc((size_t)N * sizeof(int32_t));
+        op->shift = malloc((size_t)N * sizeof(int));
+        op->deq = malloc((size_t)N * sizeof(float));
+        if (!op->wq || !op->wscale || !op->bias_q || !op->bias_eff || !op->m0 || !op->shift || !op->deq)
+            return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    }
+    if (op->wq != wq) memcpy(op->wq, wq, (size_t)N * (size_t)K);
+    if (op->wscale != wscale) memcpy(op->wscale, wscale, (size_t)N * sizeof(float));
+    if (op->bias_q != bias_q) memcpy(op->bias_q, bias_q, (size_t)N * sizeof(int32_t));
+    if (!(in_p.scale > 0) || !(out_p.scale > 0) || in_p.zp < 0 || in_p.zp > 255 || out_p.zp < 0 ||
+        out_p.zp > 255)
+        return mtc_err_set(e, MTC_EINPUT, "%s: bad activation scale or zero point", op->L->name);
+    mtc_qweight_free(&op->qw);
+    int rc = mtc_qweight_pack(&op->qw, op->wq, N, K, e);
+    if (rc) return rc;
+    for (int n = 0; n < N; n++) {
+        if (!(op->wscale[n] > 0) || !isfinite(op->wscale[n]))
+            return mtc_err_set(e, MTC_EINPUT, "%s: bad weight scale for channel %d", op->L->name, n);
+        int64_t s = 0;
+        for (int k = 0; k < K; k++) s += op->wq[(int64_t)n * K + k];
+        int64_t be = (int64_t)op->bias_q[n] - (int64_t)in_p.zp * s;
+        op->bias_eff[n] = be > INT32_MAX ? INT32_MAX : be < INT32_MIN ? INT32_MIN : (int32_t)be;
+        double sw = (double)in_p.scale * op->wscale[n];
+        mtc_quant_multiplier(sw / out_p.scale, &op->m0[n], &op->shift[n]);
+        op->deq[n] = (float)sw;
+    }
+    op->in_p = in_p;
+    op->out_p = out_p;
+    op->quant = 1;
+    return 0;
+}
+
+int64_t rt_op_bytes(const rt_op *op)
+{
+    int64_t bn = op->bn ? 4 * (int64_t)op->bn->in_c * 4 : 0;
+    if (op->quant) return (int64_t)op->N * op->K + 8 * (int64_t)op->N + 16;
+    if (op->kind == OP_DENSE || op->kind == OP_CONV) return 4 * ((int64_t)op->N * op->K + op->N) + bn;
+    if (op->kind == OP_LN) return 8 * op->in_size;
+    if (op->kind == OP_BN) return 16 * (int64_t)op->L->in_c;
+    return 0;
+}
+
+/* An op that reads u8 when its input is u8. */
+static int consumes_u8(const rt_op *op)
+{
+    return op->quant || op->kind == OP_MAXPOOL || (op->kind == OP_ACT && op->act == MTC_ACT_RELU);
+}
+
+static void plan_chain(rt_chain *ch, int is_head, int mmoe_trunk)
+{
+    for (int i = 0; i < ch->n; i++) {
+        rt_op *op = &ch->ops[i];
+        if (!op->quant) { op->out_u8 = 0; continue; }
+        if (i == ch->n - 1) op->out_u8 = !is_head && !mmoe_trunk;
+        else op->out_u8 = consumes_u8(&ch->ops[i + 1]);
+    }
+}
+
+void rt_plan(mtc_rt *rt)
+{
+    for (int k = 0; k < rt->m.nexperts; k++) plan_chain(&rt->trunk[k], 0, rt->m.nexperts > 1);
+    for (int t = 0; t < rt->m.spec.ntasks; t++) plan_chain(&rt->head[t], 1, 0);
+}
+
+/* ---- loading ------------------------------------------------------------- */
+
+typedef struct { const mtc_ckpt *c; const char *path; mtc_err *e; } load_ctx;
+
+/* Copies f32 tensor `name` (numel n) into dst; 1 if absent, <0 never. */
+static int get_f32(load_ctx *l, const char *name, int64_t n, float *dst, int *rc)
+{
+    const mtc_tensor *t = mtc_ckpt_find(l->c, name);
+    if (!t) return 1;
+    if (t->dtype != MTC_F32 || mtc_tensor_numel(t) != n) {
+        *rc = mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' is not f32 with %lld values", l->path, name,
+                          (long long)n);
+        return 0;
+    }
+    memcpy(dst, t->data, (size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(dst[i])) {
+            *rc = mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' has a non-finite value", l->path, name);
+            return 0;
+        }
+    return 0;
+}
+
+static int load_layer(mtc_model *m, mtc_layer *L, void *vctx)
+{
+    load_ctx *l = vctx;
+    char name[160];
+    int rc = 0;
+    if (L->w_off >= 0) {
+        snprintf(name, sizeof name, "%s.weight", L->name);
+        get_f32(l, name, L->nw, m->params + L->w_off, &rc);
+        snprintf(name, sizeof name, "%s.mask", L->name);
+        const mtc_tensor *mk = mtc_ckpt_find(l->c, name);
+        if (!rc && mk) {
+            if (mk->dtype != MTC_U8 || mtc_tensor_numel(mk) != L->nw)
+                return mtc_err_set(l->e, MTC_EINPUT, "%s: mask '%s' does not match its weight", l->path, name);
+            const uint8_t *src = mk->data;
+            for (int64_t i = 0; i < L->nw; i++)
+                if (!src[i]) m->params[L->w_off + i] = 0.0f; /* pruned stays zero */
+        }
+    }
+    if (!rc && L->b_off >= 0) {
+        snprintf(name, sizeof name, "%s.bias", L->name);
+        get_f32(l, name, L->nb, m->params + L->b_off, &rc);
+    }
+    if (!rc && L->stat_off >= 0) {
+        snprintf(name, sizeof name, "%s.running_mean", L->name);
+        get_f32(l, name, L->in_c, m->stats + L->stat_off, &rc);
+        snprintf(name, sizeof name, "%s.running_var", L->name);
+        if (!rc) get_f32(l, name, L->in_c, m->stats + L->stat_off + L->in_c, &rc);
+    }
+    return rc;
+}
+
+static int need(load_ctx *l, const mtc_layer *L, const char *suffix)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s.%s", L->name, suffix);
+    if (mtc_ckpt_find(l->c, name)) return 0;
+    return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' missing", l->path, name);
+}
+
+static const mtc_tensor *find_typed(load_ctx *l, const mtc_layer *L, const char *suffix, mtc_dtype dt,
+                                    int64_t n, int *rc)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s.%s", L->name, suffix);
+    const mtc_tensor *t = mtc_ckpt_find(l->c, name);
+    if (!t || t->dtype != dt || mtc_tensor_numel(t) != n) {
+        *rc = mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' missing or not %s with %lld values", l->path, name,
+                          mtc_dtype_name(dt), (long long)n);
+        return NULL;
+    }
+    return t;
+}
+
+static int load_quant(load_ctx *l, rt_op *op)
+{
+    int rc = 0;
+    const mtc_tensor *wq = find_typed(l, op->L, "weight_q", MTC_S8, (int64_t)op->N * op->K, &rc);
+    const mtc_tensor *ws = rc ? NULL : find_typed(l, op->L, "weight_scale", MTC_F32, op->N, &rc);
+    const mtc_tensor *bq = rc ? NULL : find_typed(l, op->L, "bias_q", MTC_S32, op->N, &rc);
+    const mtc_tensor *is = rc ? NULL : find_typed(l, op->L, "input_scale", MTC_F32, 1, &rc);
+    const mtc_tensor *iz = rc ? NULL : find_typed(l, op->L, "input_zero_point", MTC_S32, 1, &rc);
+    const mtc_tensor *os = rc ? NULL : find_typed(l, op->L, "output_scale", MTC_F32, 1, &rc);
+    const mtc_tensor *oz = rc ? NULL : find_typed(l, op->L, "output_zero_point", MTC_S32, 1, &rc);
+    if (rc) return rc;
+    mtc_qparams in_p = {*(const float *)is->data, *(const int32_t *)iz->data};
+    mtc_qparams out_p = {*(const float *)os->data, *(const int32_t *)oz->data};
+    return rt_op_set_quant(op, wq->data, ws->data, bq->data, in_p, out_p, l->e);
+}
+
+/* Builds the ops of one chain from its layers. */
+static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *rc_out)
+{
+    mtc_model *m = &rt->m;
+    rc_out->n = 0;
+    for (int i = 0; i < ch->n; i++) {
+        const mtc_layer *L = &ch->layers[i];
+        int type = L->spec.type;
+        if (type == MTC_L_FLATTEN || type == MTC_L_DROPOUT) continue;
+        rt_op *op = &rc_out->ops[rc_out->n++];
+        memset(op, 0, sizeof *op);
+        op->L = L;
+        op->in_size = L->in_size;
+        op->out_size = L->out_size;
+        op->act = L->spec.act;
+        op->id = rt->nops;
+        rt->ops[rt->nops++] = op;
+        int rc = 0;
+        switch (type) {
+        case MTC_L_DENSE: case MTC_L_CONV: {
+            op->kind = type == MTC_L_DENSE ? OP_DENSE : OP_CONV;
+            op->N = (int)L->nb;
+            op->K = (int)(L->nw / L->nb);
+            /* fold a following eval batchnorm (only when nothing sits between) */
+            if (op->act == MTC_ACT_NONE && i + 1 < ch->n && ch->layers[i + 1].spec.type == MTC_L_BATCHNORM) {
+                op->bn = &ch->layers[++i];
+                op->out_size = op->bn->out_size;
+            }
+            /* fuse a following relu */
+            if (op->act == MTC_ACT_NONE && i + 1 < ch->n && ch->layers[i + 1].spec.type == MTC_L_ACT &&
+                ch->layers[i + 1].spec.act == MTC_ACT_RELU) {
+                op->act = MTC_ACT_RELU;
+                i++;
+            }
+            char name[160];
+            snprintf(name, sizeof name, "%s.weight_q", L->name);
+            if (mtc_ckpt_find(l->c, name)) {
+                if ((rc = load_quant(l, op))) return rc;
+                break;
+            }
+            if ((rc = need(l, L, "weight")) || (rc = need(l, L, "bias"))) return rc;
+            if (op->bn && ((rc = need(l, op->bn, "weight")) || (rc = need(l, op->bn, "bias")) ||
+                           (rc = need(l, op->bn, "running_mean")) || (rc = need(l, op->bn, "running_var"))))
+                return rc;
+            op->W = malloc((size_t)L->nw * sizeof(float));
+            op->b = malloc((size_t)L->nb * sizeof(float));
+            if (!op->W || !op->b) return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
+            memcpy(op->W, m->params + L->w_off, (size_t)L->nw * sizeof(float));
+            memcpy(op->b, m->params + L->b_off, (size_t)L->nb * sizeof(float));
+            if (op->bn) {
+                const mtc_layer *B = op->bn;
+                const float *st = m->stats + B->stat_off;
+                mtc_batchnorm_fold(op->W, op->b, op->N, op->K, m->params + B->w_off, m->params + B->b_off, st,
+                                   st + B->in_c, NORM_EPS);
+            }
+            op->has_fp32 = 1;
+            break;
+        }
+        case MTC_L_MAXPOOL: op->kind = OP_MAXPOOL; break;
+        case MTC_L_AVGPOOL: op->kind = OP_AVGPOOL; break;
+        case MTC_L_ACT: op->kind = OP_ACT; break;
+        case MTC_L_LAYERNORM:
+            op->kind = OP_LN;
+            if ((rc = need(l, L, "weight")) || (rc = need(l, L, "bias"))) return rc;
+            break;
+        case MTC_L_BATCHNORM:
+            op->kind = OP_BN;
+            if ((rc = need(l, L, "weight")) || (rc = need(l, L, "bias")) || (rc = need(l, L, "running_mean")) ||
+                (rc = need(l, L, "running_var")))
+                return rc;
+            break;
+        default:
+            return mtc_err_set(l->e, MTC_EINPUT, "%s: layer %s not supported by the runtime", l->path, L->name);
+        }
+    }
+    return 0;
+}
+
+int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err *e)
+{
+    *out = NULL;
+    if (!c->spec || !c->spec[0]) return mtc_err_set(e, MTC_EINPUT, "%s: checkpoint has no model spec", path);
+    mtc_spec s;
+    char where[300];
+    snprintf(where, sizeof where, "%s(spec)", path);
+    int rc = mtc_spec_parse(c->spec, where, &s, e);
+    if (rc) return rc;
+    mtc_rt *rt = calloc(1, sizeof *rt);
+    if (!rt) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    rt->threads = 1;
+    mtc_rt_set_isa(rt, mtc_qgemm_isa());
+    if ((rc = mtc_model_build(&s, c->spec, &rt->m, e))) { free(rt); return rc; }
+    mtc_model *m = &rt->m;
+    load_ctx l = {c, path, e};
+    rc = mtc_model_for_each_layer(m, load_layer, &l);
+    for (int t = 0; t < s.ntasks && !rc; t++) {
+        if (s.tasks[t].kind != MTC_TASK_REG) continue;
+        char name[160];
+        snprintf(name, sizeof name, "task.%s.target_mean", s.tasks[t].name);
+        if (get_f32(&l, name, s.tasks[t].dim, m->reg_mean[t], &rc) && !rc)
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' missing", path, name);
+        snprintf(name, sizeof name, "task.%s.target_std", s.tasks[t].name);
+        if (!rc && get_f32(&l, name, s.tasks[t].dim, m->reg_std[t], &rc) && !rc)
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' missing", path, name);
+    }
+    for (int k = 0; k < m->nexperts && !rc; k++) rc = build_chain(rt, &l, &m->trunk[k], &rt->trunk[k]);
+    for (int t = 0; t < s.ntasks && !rc; t++) {
+        if (m->nexperts > 1) {
+            rt_op *g = &rt->gate[t];
+            memset(g, 0, sizeof *g);
+            g->kind = OP_DENSE;
+            g->L = &m->gate[t];
+            g->N = (int)g->L->nb;
+            g->K = (int)(g->L->nw / g->L->nb);
+            g->in_size = g->L->in_size;
+            g->out_size = g->L->out_size;
+            if ((rc = need(&l, g->L, "weight")) || (rc = need(&l, g->L, "bias"))) break;
+            g->W = m->params + g->L->w_off; /* not owned */
+            g->b = m->params + g->L->b_off;
+            g->has_fp32 = 1;
+        }
+        rc = build_chain(rt, &l, &m->head[t], &rt->head[t]);
+    }
+    if (rc) { mtc_rt_free(rt); return rc; }
+    rt_plan(rt);
+    *out = rt;
+    return 0;
+}
+
+int mtc_rt_load(const char *path, mtc_rt **rt, mtc_err *e)
+{
+    mtc_ckpt c;
+    *rt = NULL;
+    int rc = mtc_ckpt_load(path, &c, e);
+    if (rc) return rc;
+    rc = mtc_rt_from_ckpt(&c, path, rt, e);
+    mtc_ckpt_free(&c);
+    struct stat st;
+    if (!rc && stat(path, &st) == 0) (*rt)->file_bytes = st.st_size;
+    return rc;
+}
+
+void mtc_rt_free(mtc_rt *rt)
+{
+    if (!rt) return;
+    rt_free_ws(rt);
+    for (int k = 0; k < MTC_MAX_EXPERTS; k++)
+        for (int i = 0; i < rt->trunk[k].n; i++) op_free(&rt->trunk[k].ops[i]);
+    for (int t = 0; t < MTC_MAX_TASKS; t++)
+        for (int i = 0; i < rt->head[t].n; i++) op_free(&rt->head[t].ops[i]);
+    mtc_model_free(&rt->m);
+    free(rt);
+}
+
+void mtc_rt_set_threads(mtc_rt *rt, int threads)
+{
+    if (threads < 1) threads = 1;
+    if (threads == rt->threads) return;
+    rt->threads = threads;
+    rt_free_ws(rt);
+}
+
+void mtc_rt_set_isa(mtc_rt *rt, int isa)
+{
+    rt->isa = mtc_qgemm_isa_supported(isa) ? isa : mtc_qgemm_isa();
+    rt->gemm = mtc_qgemm_get(rt->isa);
+    rt->quantize = rt->isa == MTC_ISA_AVX512 ? mtc_quantize_u8_avx512
+                 : rt->isa == MTC_ISA_AVX2 ? mtc_quantize_u8_avx2 : mtc_quantize_u8;
+}
+
+const mtc_model *mtc_rt_model(const mtc_rt *rt) { return &rt->m; }
+int64_t mtc_rt_file_bytes(const mtc_rt *rt) { return rt->file_bytes; }
+
+int64_t mtc_rt_weight_bytes(const mtc_rt *rt)
+{
+    int64_t s = 0;
+    for (int i = 0; i < rt->nops; i++) s += rt_op_bytes(rt->ops[i]);
+    if (rt->m.nexperts > 1)
+        for (int t = 0; t < rt->m.spec.ntasks; t++) s += 4 * (rt->gate[t].L->nw + rt->gate[t].L->nb);
+    return s;
+}
+
+int mtc_rt_nlayers(const mtc_rt *rt)
+{
+    int n = 0;
+    for (int i = 0; i < rt->nops; i++) n += rt->ops[i]->kind == OP_DENSE || rt->ops[i]->kind == OP_CONV;
+    return n;
+}
+
+int mtc_rt_nquantized(const mtc_rt *rt)
+{
+    int n = 0;
+    for (int i = 0; i < rt->nops; i++) n += rt->ops[i]->quant;
+    return n;
+}
+
+/* ---- execution ------------------------------------------------------------ */
+
+/* An activation: f32 or u8 (params p); slot = buffer index in the set that
+ * holds it, -1 when it lives elsewhere. */
+typedef struct act {
+    const float *f;
+    const uint8_t *u;
+    mtc_qparams p;
+    int slot;
+} act;
+
+static inline uint8_t clamp_u8(int32_t v, int32_t lo)
+{
+    return (uint8_t)(v < lo ? lo : v > 255 ? 255 : v);
+}
+
+/* Requantize C (M, N) rows into u8 or float out with layout: row m of
+ * out = base + (m / P)·N·P + ..., i.e. dense (P == 1): out[m·N + n];
+ * conv (P = OH·OW, rows are positions of one sample): out[n·P + m]. */
+static void epilogue(const rt_op *op, const int32_t *C, int M, int P, uint8_t *ou, float *of)
+{
+    int N = op->N;
+    int relu = op->act == MTC_ACT_RELU;
+    if (op->out_u8) {
+        int32_t zo = op->out_p.zp, lo = relu ? (zo > 0 ? zo : 0) : 0;
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                int32_t acc = C[(int64_t)m * N + n] + op->bias_eff[n];
+                int32_t v = rt_requant(acc, op->m0[n], op->shift[n]) + zo;
+                ou[P == 1 ? (int64_t)m * N + n : (int64_t)n * P + m] = clamp_u8(v, lo);
+            }
+    } else {
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                float v = (float)(C[(int64_t)m * N + n] + op->bias_eff[n]) * op->deq[n];
+                if (relu && v < 0) v = 0;
+                of[P == 1 ? (int64_t)m * N + n : (int64_t)n * P + m] = v;
+            }
+    }
+}
+
+/* im2col of one u8 sample, rows = output positions, columns (c, ky, kx). */
+static void im2col_u8(uint8_t *col, const uint8_t *in, const mtc_conv_shape *s, uint8_t pad)
+{
+    int CKK = s->C * s->K * s->K;
+    for (int oh = 0; oh < s->OH; oh++)
+        for (int ow = 0; ow < s->OW; ow++) {
+            uint8_t *row = col + (int64_t)(oh * s->OW + ow) * CKK;
+            for (int c = 0; c < s->C; c++)
+                for (int ky = 0; ky < s->K; ky++) {
+                    int ih = oh * s->stride - s->pad + ky;
+                    for (int kx = 0; kx < s->K; kx++) {
+                        int iw = ow * s->stride - s->pad + kx;
+                        *row++ = (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) ? pad
+                               : in[((int64_t)c * s->H + ih) * s->W + iw];
+                    }
+                }
+        }
+}
+
+static void maxpool_u8(uint8_t *out, const uint8_t *in, int B, int C, int H, int W, int K, int stride)
+{
+    int OH = (H - K) / stride + 1, OW = (W - K) / stride + 1;
+    for (int64_t p = 0; p < (int64_t)B * C; p++) {
+        const uint8_t *x = in + p * H * W;
+        uint8_t *y = out + p * OH * OW;
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                uint8_t mx = 0;
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        uint8_t v = x[(oh * stride + ky) * W + ow * stride + kx];
+                        if (v > mx) mx = v;
+                    }
+                y[oh * OW + ow] = mx;
+            }
+    }
+}
+
+/* Makes `a` float / u8 (p) in place of its slot's other representation. */
+static act as_float(act a, rt_set *s, int64_t n)
+{
+    if (a.f) return a;
+    float *dst = s->f[a.slot >= 0 ? a.slot : 0];
+    mtc_dequantize_u8(dst, a.u, n, a.p);
+    return (act){dst, NULL, {0, 0}, a.slot >= 0 ? a.slot : 0};
+}
+
+static act as_u8(const mtc_rt *rt, act a, rt_set *s, int64_t n, mtc_qparams p)
+{
+    if (a.u && a.p.scale == p.scale && a.p.zp == p.zp) return a;
+    int slot = a.slot >= 0 ? a.slot : 0;
+    if (a.u) a = as_float(a, s, n); /* other parameters: through float */
+    uint8_t *dst = s->u[slot];
+    rt->quantize(dst, a.f, n, p);
+    return (act){NULL, dst, p, slot};
+}
+
+static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B)
+{
+    const mtc_layer *L = op->L;
+    int64_t nin = (int64_t)B * op->in_size, nout = (int64_t)B * op->out_size;
+    if (op->quant) {
+        a = as_u8(rt, a, s, nin, op->in_p);
+        int o = 1 - a.slot;
+        uint8_t *ou = s->u[o];
+        float *of = s->f[o];
+        if (op->kind == OP_DENSE) {
+            rt->gemm(a.u, op->K, &op->qw, B, w->acc, op->N);
+            epilogue(op, w->acc, B, 1, ou, of);
+        } else {
+            const mtc_conv_shape *cs = &L->cs;
+            int P = cs->OH * cs->OW;
+            for (int b = 0; b < B; b++) {
+                im2col_u8(w->ucol, a.u + b * op->in_size, cs, (uint8_t)op->in_p.zp);
+                rt->gemm(w->ucol, op->K, &op->qw, P, w->acc, op->N);
+                epilogue(op, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size);
+            }
+        }
+        if (op->out_u8) return (act){NULL, ou, op->out_p, o};
+        return (act){of, NULL, {0, 0}, o};
+    }
+    if (a.u && op->kind == OP_MAXPOOL) {
+        int o = a.slot >= 0 ? 1 - a.slot : 0;
+        maxpool_u8(s->u[o], a.u, B, L->in_c, L->in_h, L->in_w, L->spec.size, L->spec.stride);
+        return (act){NULL, s->u[o], a.p, o};
+    }
+    if (a.u && op->kind == OP_ACT && op->act == MTC_ACT_RELU) {
+        int o = a.slot >= 0 ? 1 - a.slot : 0;
+        uint8_t z = (uint8_t)a.p.zp;
+        for (int64_t i = 0; i < nin; i++) s->u[o][i] = a.u[i] > z ? a.u[i] : z;
+        return (act){NULL, s->u[o], a.p, o};
+    }
+    a = as_float(a, s, nin);
+    int o = a.slot >= 0 ? 1 - a.slot : 0;
+    float *y = s->f[o];
+    const float *x = a.f;
+    const mtc_model *m = &rt->m;
+    switch (op->kind) {
+    case OP_DENSE:
+        mtc_dense_forward(y, x, op->W, op->b, B, op->K, op->N);
+        if (op->act) mtc_act_forward(y, y, nout, op->act);
+        break;
+    case OP_CONV:
+        mtc_conv2d_forward(y, x, op->W, op->b, w->col, &L->cs, B);
+        if (op->act) mtc_act_forward(y, y, nout, op->act);
+        break;
+    case OP_MAXPOOL:
+        mtc_maxpool_forward(y, NULL, x, B, L->in_c, L->in_h, L->in_w, L->spec.size, L->spec.stride);
+        break;
+    case OP_AVGPOOL:
+        mtc_avgpool_forward(y, x, B, L->in_c, L->in_h, L->in_w, L->spec.size, L->spec.stride);
+        break;
+    case OP_ACT:
+        mtc_act_forward(y, x, nout, op->act);
+        break;
+    case OP_LN:
+        mtc_layernorm_forward(y, w->mean, w->rstd, x, m->params + L->w_off, m->params + L->b_off, B,
+                              (int)L->in_size, NORM_EPS);
+        break;
+    case OP_BN: {
+        const float *st = m->stats + L->stat_off;
+        mtc_batchnorm_forward_eval(y, x, m->params + L->w_off, m->params + L->b_off, st, st + L->in_c, NORM_EPS,
+                                   B, L->in_c, L->in_h * L->in_w);
+        break;
+    }
+    }
+    if (rt->tap) {
+        rt->tap(rt->tap_ctx, op, 0, x, nin);
+        rt->tap(rt->tap_ctx, op, 1, y, nout);
+    }
+    return (act){y, NULL, {0, 0}, o};
+}
+
+static act run_chain(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_chain *ch, act a, int B)
+{
+    for (int i = 0; i < ch->n; i++) a = run_op(rt, w, s, &ch->ops[i], a, B);
+    return a;
+}
+
+/* Runs B ≤ w->cap samples; outs[t] rows for these samples. */
+static void run_model(mtc_rt *rt, rt_ws *w, const float *x, int B, float *const *outs)
+{
+    mtc_model *m = &rt->m;
+    int64_t H = m->trunk_out;
+    act in = {x, NULL, {0, 0}, -1};
+    act h = in;
+    if (m->nexperts == 1) {
+        h = run_chain(rt, w, &w->set[0], &rt->trunk[0], in, B);
+        h.slot = -1; /* lives in set 0: heads use set 1 */
+    } else {
+        int E = m->nexperts;
+        for (int k = 0; k < E; k++) {
+            act r = run_chain(rt, w, &w->set[0], &rt->trunk[k], in, B);
+            float *dst = w->experts + (int64_t)k * B * H;
+            if (r.f) memcpy(dst, r.f, (size_t)B * (size_t)H * sizeof(float));
+            else mtc_dequantize_u8(dst, r.u, (int64_t)B * H, r.p);
+        }
+    }
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        act hi = h;
+        if (m->nexperts > 1) {
+            int E = m->nexperts;
+            const rt_op *g = &rt->gate[t];
+            mtc_dense_forward(w->gate, x, g->W, g->b, B, g->K, g->N);
+            mtc_softmax_rows(w->gate, w->gate, B, E, 1.0f);
+            memset(w->mix, 0, (size_t)B * (size_t)H * sizeof(float));
+            for (int k = 0; k < E; k++)
+                for (int b = 0; b < B; b++) {
+                    float gk = w->gate[b * E + k];
+                    const float *e = w->experts + ((int64_t)k * B + b) * H;
+                    for (int64_t j = 0; j < H; j++) w->mix[b * H + j] += gk * e[j];
+                }
+            hi = (act){w->mix, NULL, {0, 0}, -1};
+        }
+        act r = run_chain(rt, w, &w->set[1], &rt->head[t], hi, B);
+        int D = m->spec.tasks[t].dim;
+        if (r.f) memcpy(outs[t], r.f, (size_t)B * (size_t)D * sizeof(float));
+        else mtc_dequantize_u8(outs[t], r.u, (int64_t)B * D, r.p);
+        mtc_model_unstandardise(m, t, outs[t], B);
+    }
+}
+
+typedef struct job {
+    mtc_rt *rt;
+    rt_ws *w;
+    const float *x;
+    int B;
+    float *outs[MTC_MAX_TASKS];
+} job;
+
+static void *job_run(void *v)
+{
+    job *j = v;
+    run_model(j->rt, j->w, j->x, j->B, j->outs);
+    return NULL;
+}
+
+int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs, mtc_err *e)
+{
+    if (B <= 0) return 0;
+    int rc = mtc_rt_reserve(rt, B, e);
+    if (rc) return rc;
+    int T = rt->m.spec.ntasks;
+    int64_t S = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w;
+    int nt = rt->nws;
+    if (rt->tap || B < 2 * nt) nt = 1;
+    if (nt == 1) {
+        /* a single workspace may be smaller than B when threads > 1 */
+        int cap = rt->ws[0]->cap;
+        for (int s = 0; s < B; s += cap) {
+            int b = B - s < cap ? B - s : cap;
+            float *o[MTC_MAX_TASKS];
+            for (int t = 0; t < T; t++) o[t] = outs[t] + (int64_t)s * rt->m.spec.tasks[t].dim;
+            run_model(rt, rt->ws[0], x + (int64_t)s * S, b, o);
+        }
+        return 0;
+    }
+    openblas_set_num_threads(1); /* one pool: ours */
+    job jobs[256];
+    pthread_t th[256];
+    int spawned[256] = {0};
+    int chunk = (B + nt - 1) / nt;
+    for (int i = 0; i < nt; i++) {
+        int s = i * chunk;
+        if (s >= B) break;
+        jobs[i] = (job){rt, rt->ws[i], x + (int64_t)s * S, B - s < chunk ? B - s : chunk, {0}};
+        for (int t = 0; t < T; t++) jobs[i].outs[t] = outs[t] + (int64_t)s * rt->m.spec.tasks[t].dim;
+        if (i == 0) continue;
+        if (pthread_create(&th[i], NULL, job_run, &jobs[i]) == 0) spawned[i] = 1;
+        else job_run(&jobs[i]); /* no thread: do it here */
+    }
+    job_run(&jobs[0]);
+    for (int i = 1; i < nt; i++)
+        if (spawned[i]) pthread_join(th[i], NULL);
+    return 0;
+}
+
+int mtc_rt_predict(mtc_rt *rt, const mtc_dataset *d, const int64_t *idx, int64_t n, int batch, float **outs,
+                   mtc_err *e)
+{
+    const mtc_model *m = &rt->m;
+    int rc = mtc_model_check_input(m, d, e);
+    if (rc) return rc;
+    if (!idx) n = d->n;
+    if (batch < 1) batch = 256;
+    int T = m->spec.ntasks;
+    for (int t = 0; t < T; t++) outs[t] = NULL;
+    int64_t S = mtc_data_sample_size(d);
+    float *x = malloc((size_t)batch * (size_t)S * sizeof(float));
+    int64_t *bi = malloc((size_t)batch * sizeof(int64_t));
+    rc = (!x || !bi) ? mtc_err_set(e, MTC_ENOMEM, "out of memory") : 0;
+    for (int t = 0; t < T && !rc; t++)
+        if (!(outs[t] = malloc((size_t)(n ? n : 1) * (size_t)m->spec.tasks[t].dim * sizeof(float))))
+            rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    if (!rc) rc = mtc_rt_reserve(rt, batch, e);
+    for (int64_t s = 0; s < n && !rc; s += batch) {
+        int B = (int)(n - s < batch ? n - s : batch);
+        for (int b = 0; b < B; b++) bi[b] = idx ? idx[s + b] : s + b;
+        mtc_data_batch_x(d, bi, B, 0, NULL, x);
+        float *o[MTC_MAX_TASKS];
+        for (int t = 0; t < T; t++) o[t] = outs[t] + s * m->spec.tasks[t].dim;
+        rc = mtc_rt_run(rt, x, B, o, e);
+    }
+    free(x);
+    free(bi);
+    if (rc)
+        for (int t = 0; t < T; t++) { free(outs[t]); outs[t] = NULL; }
+    return rc;
+}

@@ -1,0 +1,102 @@
+/*
+ * rt_internal.h — the runtime's structures, shared by runtime/ and
+ * quantize/ (which calibrates and quantizes a loaded fp32 runtime in place).
+ * Not part of the public API.
+ */
+#ifndef MTC_RT_INTERNAL_H
+#define MTC_RT_INTERNAL_H
+
+#include "mtc.h"
+
+enum { OP_DENSE = 0, OP_CONV, OP_MAXPOOL, OP_AVGPOOL, OP_ACT, OP_LN, OP_BN };
+
+/* One executable step: a dense/conv layer with a following batchnorm folded
+ * and a following relu fused, or a layer run as is. Flatten and dropout are
+ * no-ops at inference and have no op. */
+typedef struct rt_op {
+    int kind, id;
+    const mtc_layer *L;     /* main layer: name, shapes, spec */
+    const mtc_layer *bn;    /* folded batchnorm layer, or NULL */
+    int act;                /* activation applied after (fused or ACT op) */
+    int64_t in_size, out_size;
+    int N, K;               /* dense/conv: output channels, fan-in */
+    float *W, *b;           /* dense/conv fp32 (folded, owned); may be NULL in
+                               an int8 checkpoint */
+    int has_fp32;
+    /* int8 */
+    int quant;              /* runs int8 */
+    int out_u8;             /* plan: int8 op writes u8 (else f32) */
+    mtc_qweight qw;
+    int8_t *wq;             /* (N, K) as stored */
+    float *wscale;          /* (N) */
+    int32_t *bias_q;        /* (N), scale s_in·s_w */
+    int32_t *bias_eff;      /* bias_q − zp_in·Σ_k wq */
+    int32_t *m0;
+    int *shift;
+    float *deq;             /* s_in·s_w, for f32 output */
+    mtc_qparams in_p, out_p;
+} rt_op;
+
+typedef struct rt_chain {
+    int n;
+    rt_op ops[MTC_MAX_LAYERS];
+} rt_chain;
+
+typedef struct rt_ws rt_ws;
+
+/* Calibration hook: called with the float input (which = 0) and output
+ * (which = 1) of every op, single-threaded, while no op is int8. */
+typedef void (*rt_tap_fn)(void *ctx, const rt_op *op, int which, const float *x, int64_t n);
+
+struct mtc_rt {
+    mtc_model m;            /* skeleton + fp32 parameters */
+    rt_chain trunk[MTC_MAX_EXPERTS], head[MTC_MAX_TASKS];
+    rt_op gate[MTC_MAX_TASKS];
+    int nops;
+    rt_op *ops[MTC_MAX_LAYERS * (MTC_MAX_EXPERTS + MTC_MAX_TASKS)];
+    int threads, isa;
+    mtc_qgemm_fn gemm;
+    void (*quantize)(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
+    int max_batch, nws;
+    rt_ws **ws;
+    int64_t file_bytes;
+    rt_tap_fn tap;
+    void *tap_ctx;
+};
+
+/* The requantization of mtc_requantize, inlined for the epilogues. */
+static inline int32_t rt_requant(int32_t x, int32_t m0, int shift)
+{
+    if (shift < 0) {
+        int64_t v = (int64_t)x * ((int64_t)1 << -shift);
+        x = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+        shift = 0;
+    }
+    /* SaturatingRoundingDoublingHighMul */
+    int32_t h;
+    if (x == m0 && x == INT32_MIN) {
+        h = INT32_MAX;
+    } else {
+        int64_t ab = (int64_t)x * (int64_t)m0;
+        int64_t nudge = ab >= 0 ? (1 << 30) : (1 - (1 << 30));
+        h = (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    }
+    if (shift == 0) return h;
+    /* RoundingDivideByPOT */
+    int32_t mask = (int32_t)(((int64_t)1 << shift) - 1);
+    int32_t rem = h & mask, thr = (mask >> 1) + (h < 0 ? 1 : 0);
+    return (h >> shift) + (rem > thr ? 1 : 0);
+}
+
+/* dense/conv with act none or relu: can run int8. */
+int rt_op_quantizable(const rt_op *op);
+/* Installs int8 parameters (copied) on op and marks it int8; call rt_plan
+ * after changing which ops are int8. */
+int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int32_t *bias_q,
+                    mtc_qparams in_p, mtc_qparams out_p, mtc_err *e);
+/* Decides each int8 op's output format (u8 when the next op can consume u8). */
+void rt_plan(mtc_rt *rt);
+/* Bytes of the stored parameters of op (int8 or fp32 as it runs now). */
+int64_t rt_op_bytes(const rt_op *op);
+
+#endif

@@ -1,0 +1,314 @@
+/*
+ * test_runtime.c — the reference runtime and post-training quantization on
+ * small synthetic models: fp32 outputs equal mtc_model's (batchnorm folded,
+ * relu fused), threads change nothing, an int8 model stays close to fp32
+ * and gives the same bits on every ISA, pruned weights stay zero, the
+ * accuracy budget fallback keeps its promise.
+ */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CONV_SPEC                                                                                    \
+    "[input] shape = 2x6x6\n[conv] filters = 4 size = 3\n[batchnorm]\n[act] fn = relu\n"            \
+    "[maxpool] size = 2\n[flatten]\n[dense] units = 16 act = relu\n[dropout] p = 0.1\n"              \
+    "[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n[head v]\n[dense] units = 4 act = tanh\n"
+#define MLP_SPEC                                                                                     \
+    "[input] shape = 1x1x8\n[dense] units = 32 act = relu\n"                                         \
+    "[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n"
+
+/* Learnable synthetic data: a = which third of the features has the largest
+ * sum, v = 2·mean + 1. */
+static void make_data(mtc_dataset *d, int64_t n, int c, int h, int w, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "synthetic");
+    snprintf(d->split, sizeof d->split, "train");
+    d->n = n; d->c = c; d->h = h; d->w = w;
+    int64_t S = (int64_t)c * h * w;
+    d->x_f32 = malloc((size_t)(n * S) * sizeof(float));
+    d->ntasks = 2;
+    snprintf(d->tasks[0].name, MTC_NAME_MAX, "a");
+    d->tasks[0].kind = MTC_TASK_CLS;
+    d->tasks[0].dim = 3;
+    d->tasks[0].labels = malloc((size_t)n * sizeof(int32_t));
+    snprintf(d->tasks[1].name, MTC_NAME_MAX, "v");
+    d->tasks[1].kind = MTC_TASK_REG;
+    d->tasks[1].dim = 1;
+    d->tasks[1].targets = malloc((size_t)n * sizeof(float));
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) {
+        float *x = d->x_f32 + i * S, part[3] = {0, 0, 0}, sum = 0;
+        for (int64_t j = 0; j < S; j++) {
+            x[j] = mtc_rng_normal(&r);
+            part[j * 3 / S] += x[j];
+            sum += x[j];
+        }
+        d->tasks[0].labels[i] = part[0] > part[1] ? (part[0] > part[2] ? 0 : 2) : (part[1] > part[2] ? 1 : 2);
+        d->tasks[1].targets[i] = 2 * sum / S + 1;
+    }
+    mtc_data_rehash(d);
+}
+
+static void build(const char *text, mtc_model *m, uint64_t seed)
+{
+    mtc_spec s;
+    mtc_err e = {0};
+    assert_int_equal(mtc_spec_parse(text, "t.cfg", &s, &e), 0);
+    assert_int_equal(mtc_model_build(&s, text, m, &e), 0);
+    mtc_model_init_params(m, seed);
+}
+
+/* Non-trivial batchnorm statistics and target standardisation. */
+static void perturb(mtc_model *m)
+{
+    mtc_rng r;
+    mtc_rng_seed(&r, 99);
+    for (int i = 0; i < m->trunk[0].n; i++) {
+        mtc_layer *L = &m->trunk[0].layers[i];
+        if (L->spec.type != MTC_L_BATCHNORM) continue;
+        for (int c = 0; c < L->in_c; c++) {
+            m->params[L->w_off + c] = 0.5f + mtc_rng_uniform(&r);
+            m->params[L->b_off + c] = mtc_rng_normal(&r) * 0.3f;
+            m->stats[L->stat_off + c] = mtc_rng_normal(&r) * 0.2f;
+            m->stats[L->stat_off + L->in_c + c] = 0.5f + mtc_rng_uniform(&r);
+        }
+    }
+    m->reg_mean[1][0] = 3.0f;
+    m->reg_std[1][0] = 2.0f;
+}
+
+static void test_runtime_fp32_equals_model_with_batchnorm_folded(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *path = tu_path(dir, "m.mtc");
+    mtc_model m;
+    build(CONV_SPEC, &m, 4);
+    perturb(&m);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, path, NULL, &e), 0);
+    mtc_dataset d;
+    make_data(&d, 37, 2, 6, 6, 1);
+    float *want[MTC_MAX_TASKS], *got[MTC_MAX_TASKS];
+    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 16, want, &e), 0);
+    for (int threads = 1; threads <= 3; threads++) {
+        mtc_rt *rt;
+        assert_int_equal(mtc_rt_load(path, &rt, &e), 0);
+        mtc_rt_set_threads(rt, threads);
+        assert_int_equal(mtc_rt_nlayers(rt), 5); /* conv, dense, a.out, v.dense, v.out */
+        assert_int_equal(mtc_rt_nquantized(rt), 0);
+        assert_true(mtc_rt_file_bytes(rt) > 0);
+        assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, 16, got, &e), 0);
+        for (int t = 0; t < 2; t++)
+            for (int64_t i = 0; i < d.n * m.spec.tasks[t].dim; i++)
+                if (tu_relerr(want[t][i], got[t][i], 1.0) > 1e-5)
+                    fail_msg("task %d row %lld: model %g runtime %g", t, (long long)i, want[t][i], got[t][i]);
+        for (int t = 0; t < 2; t++) free(got[t]);
+        mtc_rt_free(rt);
+    }
+    for (int t = 0; t < 2; t++) free(want[t]);
+    mtc_data_free(&d);
+    mtc_model_free(&m);
+    tu_rmdir(dir);
+    free(dir); free(path);
+}
+
+static void train_small(mtc_model *m, const mtc_dataset *d, int epochs)
+{
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = epochs;
+    cfg.batch = 32;
+    cfg.sched.lr = 0.01f;
+    mtc_train_result res;
+    mtc_err e = {0};
+    assert_int_equal(mtc_train(m, d, &cfg, &res, &e), 0);
+    free(res.history_json);
+}
+
+static void metrics(mtc_rt *rt, const mtc_dataset *d, double *acc, double *mae, float **outs)
+{
+    mtc_err e = {0};
+    mtc_task_eval ev[MTC_MAX_TASKS];
+    assert_int_equal(mtc_rt_predict(rt, d, NULL, 0, 64, outs, &e), 0);
+    assert_int_equal(mtc_evaluate_outputs(mtc_rt_model(rt), d, NULL, 0, outs, ev, &e), 0);
+    *acc = ev[0].cls.accuracy;
+    *mae = ev[1].reg.mae;
+    mtc_task_eval_free(ev, 2);
+}
+
+static void quantize_and_compare(const char *spec, int c, int h, int w, int calib_method, int act_sym)
+{
+    char *dir = tu_mkdtemp(), *src = tu_path(dir, "m.mtc"), *dst = tu_path(dir, "m.q8.mtc");
+    mtc_dataset train, test;
+    make_data(&train, 1500, c, h, w, 1);
+    make_data(&test, 400, c, h, w, 2);
+    mtc_model m;
+    build(spec, &m, 3);
+    train_small(&m, &train, 6);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, src, NULL, &e), 0);
+    mtc_ckpt ck;
+    assert_int_equal(mtc_ckpt_load(src, &ck, &e), 0);
+    mtc_quant_cfg qc;
+    mtc_quant_cfg_default(&qc);
+    qc.calib_n = 300;
+    qc.val_n = 300;
+    qc.calib_method = calib_method;
+    qc.act_symmetric = act_sym;
+    mtc_quant_report rep;
+    if (mtc_quantize(&ck, src, &train, &qc, dst, &rep, &e)) fail_msg("%s", e.msg);
+    assert_true(rep.within_budget);
+    mtc_rt *fp, *q8;
+    assert_int_equal(mtc_rt_load(src, &fp, &e), 0);
+    assert_int_equal(mtc_rt_load(dst, &q8, &e), 0);
+    assert_true(mtc_rt_nquantized(q8) >= 2);
+    assert_true(mtc_rt_weight_bytes(q8) < mtc_rt_weight_bytes(fp) * 0.6);
+    double af, mf, aq, mq;
+    float *of[MTC_MAX_TASKS], *oq[MTC_MAX_TASKS], *ox[MTC_MAX_TASKS];
+    metrics(fp, &test, &af, &mf, of);
+    metrics(q8, &test, &aq, &mq, oq);
+    if (af < 0.6) fail_msg("fp32 model did not learn: %.3f", af);
+    if (fabs(af - aq) > 0.03 || mq > mf * 1.15 + 0.02)
+        fail_msg("int8 %.4f / %.4f vs fp32 %.4f / %.4f", aq, mq, af, mf);
+    /* every ISA gives the same bits */
+    for (int isa = MTC_ISA_SCALAR; isa <= MTC_ISA_AVX512; isa++) {
+        if (!mtc_qgemm_isa_supported(isa)) continue;
+        mtc_rt_set_isa(q8, isa);
+        mtc_rt_set_threads(q8, isa + 1);
+        double a2, m2;
+        metrics(q8, &test, &a2, &m2, ox);
+        for (int t = 0; t < 2; t++) {
+            if (memcmp(ox[t], oq[t], (size_t)test.n * m.spec.tasks[t].dim * sizeof(float)))
+                fail_msg("isa %s changed task %d outputs", mtc_isa_name(isa), t);
+            free(ox[t]);
+        }
+    }
+    for (int t = 0; t < 2; t++) { free(of[t]); free(oq[t]); }
+    mtc_rt_free(fp);
+    mtc_rt_free(q8);
+    mtc_ckpt_free(&ck);
+    mtc_model_free(&m);
+    mtc_data_free(&train);
+    mtc_data_free(&test);
+    tu_rmdir(dir);
+    free(dir); free(src); free(dst);
+}
+
+static void test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa(void **st)
+{
+    (void)st;
+    quantize_and_compare(MLP_SPEC, 1, 1, 8, MTC_CALIB_PERCENTILE, 0);
+    quantize_and_compare(MLP_SPEC, 1, 1, 8, MTC_CALIB_ENTROPY, 1);
+}
+
+static void test_runtime_int8_conv_bn_pool_close_to_fp32(void **st)
+{
+    (void)st;
+    quantize_and_compare(CONV_SPEC, 2, 6, 6, MTC_CALIB_MINMAX, 0);
+}
+
+static void test_runtime_quantize_keeps_pruned_weights_zero(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *src = tu_path(dir, "p.mtc"), *dst = tu_path(dir, "p.q8.mtc");
+    mtc_dataset train;
+    make_data(&train, 400, 1, 1, 8, 1);
+    mtc_model m;
+    build(MLP_SPEC, &m, 3);
+    m.mask = malloc((size_t)m.nparams * sizeof(float));
+    for (int64_t i = 0; i < m.nparams; i++) m.mask[i] = (i % 3) ? 1.0f : 0.0f;
+    for (int64_t i = 0; i < m.nparams; i++) m.params[i] *= m.mask[i];
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, src, NULL, &e), 0);
+    mtc_ckpt ck, out;
+    assert_int_equal(mtc_ckpt_load(src, &ck, &e), 0);
+    mtc_quant_cfg qc;
+    mtc_quant_cfg_default(&qc);
+    qc.calib_n = 200;
+    mtc_quant_report rep;
+    assert_int_equal(mtc_quantize(&ck, src, &train, &qc, dst, &rep, &e), 0);
+    assert_int_equal(mtc_ckpt_load(dst, &out, &e), 0);
+    const mtc_layer *L = &m.trunk[0].layers[0];
+    char name[160];
+    snprintf(name, sizeof name, "%s.weight_q", L->name);
+    const mtc_tensor *wq = mtc_ckpt_find(&out, name);
+    snprintf(name, sizeof name, "%s.mask", L->name);
+    const mtc_tensor *mk = mtc_ckpt_find(&out, name);
+    assert_non_null(wq);
+    assert_non_null(mk);
+    snprintf(name, sizeof name, "%s.weight", L->name);
+    assert_null(mtc_ckpt_find(&out, name)); /* replaced, not duplicated */
+    const int8_t *q = wq->data;
+    const uint8_t *k = mk->data;
+    for (int64_t i = 0; i < L->nw; i++)
+        if (!k[i]) assert_int_equal(q[i], 0);
+    assert_non_null(strstr(out.meta, "\"int8_layers\""));
+    mtc_ckpt_free(&out);
+    mtc_ckpt_free(&ck);
+    mtc_model_free(&m);
+    mtc_data_free(&train);
+    tu_rmdir(dir);
+    free(dir); free(src); free(dst);
+}
+
+static void test_runtime_fallback_meets_budget_or_fails_loudly(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *src = tu_path(dir, "m.mtc"), *dst = tu_path(dir, "m.q8.mtc");
+    mtc_dataset train;
+    make_data(&train, 1200, 1, 1, 8, 1);
+    mtc_model m;
+    build(MLP_SPEC, &m, 3);
+    train_small(&m, &train, 4);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, src, NULL, &e), 0);
+    mtc_ckpt ck;
+    assert_int_equal(mtc_ckpt_load(src, &ck, &e), 0);
+    mtc_quant_cfg qc;
+    mtc_quant_cfg_default(&qc);
+    qc.calib_n = 20; /* coarse on purpose */
+    qc.calib_method = MTC_CALIB_MINMAX;
+    qc.per_tensor = 1;
+    qc.has_budget = 1;
+    qc.max_drop[0] = 0.0;  /* no accuracy point may be lost */
+    qc.max_drop[1] = 0.0;  /* nor any MAE */
+    mtc_quant_report rep;
+    int rc = mtc_quantize(&ck, src, &train, &qc, dst, &rep, &e);
+    FILE *f = fopen(dst, "rb");
+    assert_non_null(f); /* written either way */
+    fclose(f);
+    if (rc == 0) {
+        assert_true(rep.within_budget);
+        for (int t = 0; t < 2; t++) assert_true(rep.val_drop[t] <= 0.0);
+    } else {
+        assert_int_equal(rc, MTC_EFAIL);
+        assert_false(rep.within_budget);
+        assert_non_null(strstr(rep.problem, "task"));
+    }
+    /* a generous budget keeps everything int8 */
+    qc.max_drop[0] = 50.0;
+    qc.max_drop[1] = 10.0;
+    assert_int_equal(mtc_quantize(&ck, src, &train, &qc, dst, &rep, &e), 0);
+    for (int i = 0; i < rep.nlayers; i++) assert_true(rep.layers[i].quantized);
+    mtc_ckpt_free(&ck);
+    mtc_model_free(&m);
+    mtc_data_free(&train);
+    tu_rmdir(dir);
+    free(dir); free(src); free(dst);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_runtime_fp32_equals_model_with_batchnorm_folded),
+        cmocka_unit_test(test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa),
+        cmocka_unit_test(test_runtime_int8_conv_bn_pool_close_to_fp32),
+        cmocka_unit_test(test_runtime_quantize_keeps_pruned_weights_zero),
+        cmocka_unit_test(test_runtime_fallback_meets_budget_or_fails_loudly),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
