@@ -24,6 +24,7 @@ typedef struct report_row {
     int kind;
     const char *metric;      /* accuracy | mae */
     double teacher, kd, scratch, gap;
+    double val_kd, val_scratch; /* best epoch's validation metric */
     float T, alpha;
     int soft;                /* has soft labels */
     int have_ag;
@@ -128,6 +129,8 @@ static void json_report(mtc_jw *w, const report_row *r, int n)
         mtc_jw_knum(w, "student_kd", r[i].kd);
         mtc_jw_knum(w, "scratch", r[i].scratch);
         mtc_jw_knum(w, "gap_closed", r[i].gap);
+        mtc_jw_knum(w, "val_student_kd", r[i].val_kd);
+        mtc_jw_knum(w, "val_scratch", r[i].val_scratch);
         mtc_jw_key(w, "soft_labels");
         mtc_jw_bool(w, r[i].soft);
         mtc_jw_knum(w, "T", r[i].soft ? r[i].T : NAN);
@@ -326,6 +329,8 @@ int cmd_distill(int argc, char **argv)
         r->kind = m.spec.tasks[t].kind;
         r->kd = mtc_task_eval_primary(&ev[t], &r->metric);
         r->scratch = have_sev ? mtc_task_eval_primary(&sev[t], NULL) : NAN;
+        r->val_kd = res.val_metric[t];
+        r->val_scratch = have_sev ? sres.val_metric[t] : NAN;
         r->teacher = NAN;
         r->T = cfg.kd_T[t];
         r->alpha = cfg.kd_alpha[t];

@@ -160,17 +160,26 @@ static void xml_add(mtc_jw *b, const char *fmt, ...)
     b->len += n;
 }
 
-static int write_junit(const char *path, const task_row *rows, int T, int relative, mtc_err *e)
+#define MAX_CANDIDATES 16
+
+/* One testcase per task (per candidate:task when there are several). */
+static int write_junit(const char *path, const side *cands, task_row (*rows)[MTC_MAX_TASKS], int nc, int T,
+                       int relative, mtc_err *e)
 {
     mtc_jw b;
     memset(&b, 0, sizeof b);
     int fails = 0;
-    for (int t = 0; t < T; t++) fails += !rows[t].pass;
+    for (int k = 0; k < nc; k++)
+        for (int t = 0; t < T; t++) fails += !rows[k][t].pass;
     xml_add(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"mtc verify\" tests=\"%d\" failures=\"%d\">\n",
-            T, fails);
-    for (int t = 0; t < T; t++) {
-        const task_row *r = &rows[t];
+            nc * T, fails);
+    for (int i = 0; i < nc * T; i++) {
+        const task_row *r = &rows[i / T][i % T];
         xml_add(&b, "  <testcase classname=\"mtc.verify\" name=\"");
+        if (nc > 1) {
+            xml_escape(&b, cands[i / T].path);
+            xml_add(&b, ":");
+        }
         xml_escape(&b, r->name);
         xml_add(&b, "\">");
         if (!r->pass) {
@@ -230,6 +239,68 @@ static void json_report(mtc_jw *w, const side *ref, const side *cand, const mtc_
     mtc_jw_obj_end(w);
 }
 
+static void print_detail(const side *ref, const side *cand, const mtc_dataset *d, const char *split,
+                         const task_row *rows, int T, int relative, int batch, int threads, int all_pass)
+{
+    printf("reference %s, candidate %s on %s/%s (%lld samples)\n", ref->path, cand->path, d->name, split,
+           (long long)d->n);
+    printf("%-12s %-8s %10s %10s %9s %8s %6s %9s %9s\n", "task", "metric", "reference", "candidate",
+           relative ? "drop %" : "drop", "budget", "", "agree", "kl|mad");
+    for (int t = 0; t < T; t++) {
+        const task_row *r = &rows[t];
+        char a[32], b[32], ag[32] = "-", kd[32];
+        int acc = r->kind != MTC_TASK_REG;
+        snprintf(a, sizeof a, acc ? "%.2f%%" : "%.4f", acc ? 100 * r->ref : r->ref);
+        snprintf(b, sizeof b, acc ? "%.2f%%" : "%.4f", acc ? 100 * r->cand : r->cand);
+        if (acc) snprintf(ag, sizeof ag, "%.2f%%", 100 * r->agree);
+        snprintf(kd, sizeof kd, "%.4g", r->kind == MTC_TASK_CLS ? r->kl : r->kind == MTC_TASK_REG ? r->mad : 0.0);
+        printf("%-12s %-8s %10s %10s %9.3f %8.3f %6s %9s %9s\n", r->name, r->metric_name, a, b, r->drop, r->budget,
+               r->pass ? "PASS" : "FAIL", ag, kd);
+    }
+    int64_t fr = mtc_rt_file_bytes(ref->rt), fc = mtc_rt_file_bytes(cand->rt);
+    printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx smaller); weights %lld -> %lld bytes\n",
+           (long long)fr, (long long)fc, fc ? (double)fr / fc : 0, (long long)mtc_rt_weight_bytes(ref->rt),
+           (long long)mtc_rt_weight_bytes(cand->rt));
+    printf("speed: reference %.0f samples/s, candidate %.0f samples/s (%.2fx; batch %d, %d thread%s)\n", ref->sps,
+           cand->sps, ref->sps > 0 ? cand->sps / ref->sps : 0, batch, threads, threads > 1 ? "s" : "");
+    printf("%s\n", all_pass ? "PASS: every task within its budget" : "FAIL: a task is over its budget");
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* One row per checkpoint and task: the pipeline table of `make demo`. */
+static void print_summary(const side *ref, const side *cands, int nc, const mtc_dataset *d, const char *split,
+                          task_row (*rows)[MTC_MAX_TASKS], int T, int relative)
+{
+    printf("reference %s on %s/%s (%lld samples); drop in %s\n", ref->path, d->name, split, (long long)d->n,
+           relative ? "% of the reference" : "points");
+    printf("%-22s %-10s %-8s %9s %7s %7s %12s %8s %12s %6s\n", "checkpoint", "task", "metric", "value", "drop",
+           "budget", "bytes", "smaller", "samples/s", "");
+    int64_t fr = mtc_rt_file_bytes(ref->rt);
+    for (int k = -1; k < nc; k++) {
+        const side *s = k < 0 ? ref : &cands[k];
+        int64_t fb = mtc_rt_file_bytes(s->rt);
+        for (int t = 0; t < T; t++) {
+            const task_row *r = &rows[k < 0 ? 0 : k][t];
+            int acc = r->kind != MTC_TASK_REG;
+            double v = k < 0 ? r->ref : r->cand;
+            char val[32], drop[32] = "-", bud[32] = "-";
+            snprintf(val, sizeof val, acc ? "%.2f%%" : "%.4f", acc ? 100 * v : v);
+            if (k >= 0) {
+                snprintf(drop, sizeof drop, "%.2f", r->drop);
+                snprintf(bud, sizeof bud, "%.2f", r->budget);
+            }
+            printf("%-22.22s %-10.10s %-8.8s %9s %7s %7s %12lld %7.2fx %12.0f %6s\n", t ? "" : base_name(s->path),
+                   r->name, r->metric_name, val, drop, bud, (long long)fb, fb ? (double)fr / fb : 0, s->sps,
+                   k < 0 ? "ref" : r->pass ? "PASS" : "FAIL");
+        }
+    }
+}
+
 int cmd_verify(int argc, char **argv)
 {
     const char *refp = NULL, *candp = NULL, *data = NULL, *split = "test", *max_drop = NULL, *rjson = NULL,
@@ -239,7 +310,7 @@ int cmd_verify(int argc, char **argv)
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"reference", OPT_STR, &refp, "reference checkpoint (e.g. the fp32 teacher or parent) (required)", 1, 0},
-        {"candidate", OPT_STR, &candp, "candidate checkpoint (pruned / int8 / student) (required)", 1, 0},
+        {"candidate", OPT_STR, &candp, "candidate checkpoint(s), comma-separated (pruned / int8 / student) (required)", 1, 0},
         {"data", OPT_STR, &data, "data set name (required)", 1, 0},
         {"split", OPT_STR, &split, "train | test (default test)", 1, 0},
         {"max-drop", OPT_STR, &max_drop, "per-task budget TASK=POINTS,... (others: 1.0 point)", 1, 0},
@@ -266,24 +337,40 @@ int cmd_verify(int argc, char **argv)
     }
     cli_apply_common(&c);
     mtc_err e = {0};
-    side ref = {.path = refp}, cand = {.path = candp};
+    side ref = {.path = refp}, cands[MAX_CANDIDATES];
+    memset(cands, 0, sizeof cands);
+    char *cand_list = strdup(candp);
+    int nc = 0;
     mtc_dataset d;
     memset(&d, 0, sizeof d);
-    task_row rows[MTC_MAX_TASKS];
+    static task_row rows[MAX_CANDIDATES][MTC_MAX_TASKS];
     memset(rows, 0, sizeof rows);
     double budget[MTC_MAX_TASKS];
     int given[MTC_MAX_TASKS], T = 0, all_pass = 1;
-    if ((rc = mtc_rt_load(refp, &ref.rt, &e)) || (rc = mtc_rt_load(candp, &cand.rt, &e))) goto done;
+    if (!cand_list) { rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory"); goto done; }
+    for (char *tok = strtok(cand_list, ","); tok; tok = strtok(NULL, ",")) {
+        if (nc == MAX_CANDIDATES) {
+            rc = mtc_err_set(&e, MTC_EINPUT, "--candidate: at most %d checkpoints", MAX_CANDIDATES);
+            goto done;
+        }
+        cands[nc++].path = tok;
+    }
+    if (!nc) { rc = mtc_err_set(&e, MTC_EINPUT, "--candidate: no checkpoint given"); goto done; }
+    if ((rc = mtc_rt_load(refp, &ref.rt, &e))) goto done;
     const mtc_model *m = mtc_rt_model(ref.rt);
     T = m->spec.ntasks;
-    if ((rc = same_tasks(m, mtc_rt_model(cand.rt), refp, candp, &e))) goto done;
+    for (int k = 0; k < nc; k++) {
+        if ((rc = mtc_rt_load(cands[k].path, &cands[k].rt, &e))) goto done;
+        if ((rc = same_tasks(m, mtc_rt_model(cands[k].rt), refp, cands[k].path, &e))) goto done;
+    }
     if ((rc = mtc_budget_parse(m, max_drop, DEFAULT_BUDGET, budget, given, &e))) goto done;
     if (relative)
         for (int t = 0; t < T; t++)
             if (budget[t] > 100) { rc = mtc_err_set(&e, MTC_EINPUT, "--max-drop: relative budgets are in [0, 100]%%"); goto done; }
     if ((rc = util_open_data(m, data, split, &d, &e))) goto done;
-    cli_progress(&c, "verify: %lld samples of %s/%s", (long long)d.n, d.name, split);
-    if ((rc = run_side(&ref, &d, c.threads, batch, &e)) || (rc = run_side(&cand, &d, c.threads, batch, &e))) goto done;
+    cli_progress(&c, "verify: %lld samples of %s/%s, %d candidate%s", (long long)d.n, d.name, split, nc,
+                 nc > 1 ? "s" : "");
+    if ((rc = run_side(&ref, &d, c.threads, batch, &e))) goto done;
     /* a reference no better than chance proves nothing */
     for (int t = 0; t < T; t++) {
         const mtc_task_spec *ts = &m->spec.tasks[t];
@@ -298,60 +385,64 @@ int cmd_verify(int argc, char **argv)
             goto done;
         }
     }
-    for (int t = 0; t < T; t++) {
-        task_row *r = &rows[t];
-        r->name = m->spec.tasks[t].name;
-        r->kind = m->spec.tasks[t].kind;
-        mtc_task_eval_primary(&ref.ev[t], &r->metric_name);
-        r->ref = ref.metric[t];
-        r->cand = cand.metric[t];
-        r->drop = mtc_metric_drop(r->kind, r->ref, r->cand, relative);
-        r->budget = budget[t];
-        r->pass = r->drop <= r->budget;
-        all_pass &= r->pass;
-        agreement(r, ref.outs[t], cand.outs[t], d.n, m->spec.tasks[t].dim);
+    for (int k = 0; k < nc; k++) {
+        if ((rc = run_side(&cands[k], &d, c.threads, batch, &e))) goto done;
+        for (int t = 0; t < T; t++) {
+            task_row *r = &rows[k][t];
+            r->name = m->spec.tasks[t].name;
+            r->kind = m->spec.tasks[t].kind;
+            mtc_task_eval_primary(&ref.ev[t], &r->metric_name);
+            r->ref = ref.metric[t];
+            r->cand = cands[k].metric[t];
+            r->drop = mtc_metric_drop(r->kind, r->ref, r->cand, relative);
+            r->budget = budget[t];
+            r->pass = r->drop <= r->budget;
+            all_pass &= r->pass;
+            agreement(r, ref.outs[t], cands[k].outs[t], d.n, m->spec.tasks[t].dim);
+        }
     }
     mtc_jw w;
     mtc_jw_init(&w);
-    json_report(&w, &ref, &cand, &d, rows, T, relative, all_pass);
+    if (nc == 1) {
+        json_report(&w, &ref, &cands[0], &d, rows[0], T, relative, all_pass);
+    } else {
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "reference", refp);
+        util_json_data(&w, "data", &d);
+        mtc_jw_key(&w, "candidates");
+        mtc_jw_arr(&w);
+        for (int k = 0; k < nc; k++) {
+            int ok = 1;
+            for (int t = 0; t < T; t++) ok &= rows[k][t].pass;
+            json_report(&w, &ref, &cands[k], &d, rows[k], T, relative, ok);
+        }
+        mtc_jw_arr_end(&w);
+        mtc_jw_key(&w, "pass");
+        mtc_jw_bool(&w, all_pass);
+        mtc_jw_obj_end(&w);
+    }
     if (rjson && !rc) rc = mtc_write_file_atomic(rjson, w.buf, w.len, &e);
-    if (junit && !rc) rc = write_junit(junit, rows, T, relative, &e);
+    if (junit && !rc) rc = write_junit(junit, cands, rows, nc, T, relative, &e);
     if (!rc && c.json) {
         printf("%s\n", w.buf);
+    } else if (!rc && nc == 1) {
+        print_detail(&ref, &cands[0], &d, split, rows[0], T, relative, batch, c.threads, all_pass);
     } else if (!rc) {
-        printf("reference %s, candidate %s on %s/%s (%lld samples)\n", refp, candp, d.name, split, (long long)d.n);
-        printf("%-12s %-8s %10s %10s %9s %8s %6s %9s %9s\n", "task", "metric", "reference", "candidate",
-               relative ? "drop %" : "drop", "budget", "", "agree", relative ? "kl|mad" : "kl|mad");
-        for (int t = 0; t < T; t++) {
-            const task_row *r = &rows[t];
-            char a[32], b[32], ag[32] = "-", kd[32];
-            int acc = r->kind != MTC_TASK_REG;
-            snprintf(a, sizeof a, acc ? "%.2f%%" : "%.4f", acc ? 100 * r->ref : r->ref);
-            snprintf(b, sizeof b, acc ? "%.2f%%" : "%.4f", acc ? 100 * r->cand : r->cand);
-            if (acc) snprintf(ag, sizeof ag, "%.2f%%", 100 * r->agree);
-            snprintf(kd, sizeof kd, "%.4g", r->kind == MTC_TASK_CLS ? r->kl : r->kind == MTC_TASK_REG ? r->mad : 0.0);
-            printf("%-12s %-8s %10s %10s %9.3f %8.3f %6s %9s %9s\n", r->name, r->metric_name, a, b, r->drop, r->budget,
-                   r->pass ? "PASS" : "FAIL", ag, kd);
-        }
-        int64_t fr = mtc_rt_file_bytes(ref.rt), fc = mtc_rt_file_bytes(cand.rt);
-        printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx smaller); weights %lld -> %lld bytes\n",
-               (long long)fr, (long long)fc, fc ? (double)fr / fc : 0, (long long)mtc_rt_weight_bytes(ref.rt),
-               (long long)mtc_rt_weight_bytes(cand.rt));
-        printf("speed: reference %.0f samples/s, candidate %.0f samples/s (%.2fx; batch %d, %d thread%s)\n", ref.sps,
-               cand.sps, ref.sps > 0 ? cand.sps / ref.sps : 0, batch, c.threads, c.threads > 1 ? "s" : "");
-        printf("%s\n", all_pass ? "PASS: every task within its budget" : "FAIL: a task is over its budget");
+        print_summary(&ref, cands, nc, &d, split, rows, T, relative);
+        printf("%s\n", all_pass ? "PASS: every candidate within its budgets" : "FAIL: a task is over its budget");
     }
     mtc_jw_free(&w);
     if (!rc && !all_pass) rc = -1;
 done:
-    for (int t = 0; t < T; t++) {
-        free(ref.outs[t]);
-        free(cand.outs[t]);
-    }
+    for (int t = 0; t < T; t++) free(ref.outs[t]);
     if (ref.have_ev) mtc_task_eval_free(ref.ev, T);
-    if (cand.have_ev) mtc_task_eval_free(cand.ev, T);
     mtc_rt_free(ref.rt);
-    mtc_rt_free(cand.rt);
+    for (int k = 0; k < nc; k++) {
+        for (int t = 0; t < T; t++) free(cands[k].outs[t]);
+        if (cands[k].have_ev) mtc_task_eval_free(cands[k].ev, T);
+        mtc_rt_free(cands[k].rt);
+    }
+    free(cand_list);
     mtc_data_free(&d);
     if (rc == -1) return 1;
     return rc ? cli_fail("verify", &e) : 0;
