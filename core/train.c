@@ -740,6 +740,8 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     int64_t step = ls.step;
     double best_val = ls.best_val;
     int since_best = ls.since_best;
+    double last_val[MTC_MAX_TASKS];
+    for (int t = 0; t < MTC_MAX_TASKS; t++) last_val[t] = res->val_metric[t];
     apply_mask(m);
     for (int ep = ls.ep; ep < cfg->epochs; ep++) {
         if (cfg->patience > 0 && since_best >= cfg->patience) break;
@@ -794,6 +796,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
             }
         }
         st.val_loss = vloss;
+        for (int t = 0; t < tr.T; t++) last_val[t] = st.val_metric[t];
         st.elapsed_s = now_s() - t_start;
         st.eta_s = st.elapsed_s / (ep + 1) * (cfg->epochs - ep - 1);
         history_epoch(&hist, &st);
@@ -818,9 +821,16 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         }
     }
     for (int t = 0; t < tr.T; t++) res->weight[t] = tr.w[t];
-    /* keep the best epoch's parameters */
-    memcpy(m->params, tr.best, (size_t)m->nparams * sizeof(float));
-    memcpy(m->stats, tr.best_stats, (size_t)m->nstats * sizeof(float));
+    /* With early stopping the best epoch's parameters are kept; otherwise the
+     * last epoch's, as every other trainer does (validation loss often
+     * bottoms out epochs before accuracy stops improving). */
+    if (cfg->patience > 0) {
+        memcpy(m->params, tr.best, (size_t)m->nparams * sizeof(float));
+        memcpy(m->stats, tr.best_stats, (size_t)m->nstats * sizeof(float));
+    } else {
+        res->best_epoch = res->epochs_run;
+        for (int t = 0; t < tr.T; t++) res->val_metric[t] = last_val[t];
+    }
     mtc_jw_arr_end(&hist);
     res->history_json = hist.buf;
     hist.buf = NULL;

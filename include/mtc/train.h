@@ -56,7 +56,9 @@ typedef struct mtc_train_cfg {
     float weight_lr;            /* GradNorm weight learning rate, default 0.025 */
     float dwa_temp;             /* default 2 */
     double val_frac;            /* held out of the training split, default 0.1 */
-    int patience;               /* early stopping on val loss, 0 = off */
+    int patience;               /* early stopping on val loss, 0 = off; when on,
+                                   the best epoch's parameters are kept, else
+                                   the last epoch's */
     int aug;                    /* MTC_AUG_* */
     uint64_t seed;
     int keep_standardisation;   /* reg targets: keep model's mean/std */
@@ -93,7 +95,7 @@ typedef struct mtc_train_result {
 } mtc_train_result;
 
 /* Trains m in place on d (training split; cfg->val_frac of it held out for
- * validation and early stopping; the best epoch's parameters are kept). */
+ * validation and early stopping). */
 int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg,
               mtc_train_result *res, mtc_err *e);
 
