@@ -102,7 +102,9 @@ static int64_t chain_out_size(const mtc_chain *ch, int64_t in_size)
     return ch->n ? ch->layers[ch->n - 1].out_size : in_size;
 }
 
-int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_err *e)
+/* Layer shapes and parameter offsets of s (m->nparams, m->nstats); nothing
+ * large is allocated yet, so a loader can bound the sizes first. */
+static int model_layout(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_err *e)
 {
     memset(m, 0, sizeof *m);
     m->spec = *s;
@@ -140,6 +142,18 @@ int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_
     if (rc) goto fail;
     m->nparams = poff;
     m->nstats = soff;
+    return 0;
+fail:
+    mtc_model_free(m);
+    return rc;
+}
+
+/* Parameter, gradient and statistics buffers of a laid-out model. */
+static int model_alloc(mtc_model *m, mtc_err *e)
+{
+    const mtc_spec *s = &m->spec;
+    int64_t poff = m->nparams, soff = m->nstats;
+    int rc;
     m->params = calloc((size_t)poff + 1, sizeof(float));
     m->grads = calloc((size_t)poff + 1, sizeof(float));
     m->decay_mask = calloc((size_t)poff + 1, 1);
@@ -167,6 +181,12 @@ int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_
 fail:
     mtc_model_free(m);
     return rc;
+}
+
+int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_err *e)
+{
+    int rc = model_layout(s, spec_text, m, e);
+    return rc ? rc : model_alloc(m, e);
 }
 
 /* ---- init ------------------------------------------------------------------ */
@@ -229,8 +249,10 @@ static void model_free_buffers(mtc_model *m)
         m->mix[t] = m->dmix[t] = m->gate_p[t] = NULL;
         m->outputs[t] = NULL;
     }
-    free(m->col); free(m->dcol); free(m->dinput);
-    m->col = m->dcol = m->dinput = NULL;
+    free(m->col); free(m->dcol); free(m->dinput); free(m->pgrad);
+    m->col = m->dcol = m->dinput = m->pgrad = NULL;
+    mtc_pool_free(m->pool);
+    m->pool = NULL;
     m->max_batch = 0;
 }
 
@@ -269,7 +291,7 @@ int mtc_model_reserve(mtc_model *m, int B, mtc_err *e)
 {
     if (B <= m->max_batch) return 0;
     model_free_buffers(m);
-    int64_t scratch = 0, col = 0;
+    int64_t scratch = 0, col = 0, convp = 0;
     int bad = 0;
     int64_t in_size = (int64_t)m->spec.c * m->spec.h * m->spec.w;
     for (int k = 0; k < m->nexperts; k++) {
@@ -280,6 +302,7 @@ int mtc_model_reserve(mtc_model *m, int B, mtc_err *e)
                 int64_t c = mtc_conv_col_floats(&ch->layers[i].cs, B);
                 if (c > col) col = c;
             }
+            if (ch->layers[i].nw + ch->layers[i].nb > convp) convp = ch->layers[i].nw + ch->layers[i].nb;
         }
         m->dtrunk[k] = ch->n ? ch->layers[ch->n - 1].dout : malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
         bad |= !m->dtrunk[k];
@@ -296,6 +319,12 @@ int mtc_model_reserve(mtc_model *m, int B, mtc_err *e)
             bad |= !m->mix[t] || !m->gate_p[t];
         }
     }
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        for (int i = 0; i < m->head[t].n; i++)
+            if (m->head[t].layers[i].nw + m->head[t].layers[i].nb > convp)
+                convp = m->head[t].layers[i].nw + m->head[t].layers[i].nb;
+        if (m->gate[t].nw + m->gate[t].nb > convp) convp = m->gate[t].nw + m->gate[t].nb;
+    }
     /* dinput doubles as the activation-gradient scratch */
     if (in_size * B > scratch) scratch = in_size * B;
     m->dinput = malloc((size_t)scratch * sizeof(float));
@@ -305,6 +334,14 @@ int mtc_model_reserve(mtc_model *m, int B, mtc_err *e)
         bad |= !m->col || !m->dcol;
     }
     bad |= !m->dinput;
+    int P = mtc_get_threads();
+    if (P > 1 && !bad) {
+        m->pool = mtc_pool_create(P);
+        bad |= !m->pool;
+        P = mtc_pool_size(m->pool);
+        m->pgrad_stride = convp;
+        if (convp && P > 1) bad |= !(m->pgrad = malloc((size_t)((P - 1) * convp) * sizeof(float)));
+    }
     if (bad) {
         model_free_buffers(m);
         return mtc_err_set(e, MTC_ENOMEM, "model: out of memory for batch %d", B);
@@ -326,8 +363,137 @@ void mtc_model_free(mtc_model *m)
 #define BN_MOMENTUM 0.1f
 #define NORM_EPS 1e-5f
 
+/* ---- batch-sliced parallel layers -------------------------------------------
+ * Dense, conv, pooling and activation layers run over batch slices, one per
+ * pool thread (static split). Weight gradients of slices > 0 go to private
+ * buffers summed afterwards in a fixed order: same threads, same bytes. */
+
+typedef struct par_ctx {
+    mtc_model *m;
+    mtc_layer *L;
+    const float *x;
+    float *dx;
+    int B, P;
+} par_ctx;
+
+static void slice(const par_ctx *c, int k, int *lo, int *n)
+{
+    int a = (int)((int64_t)c->B * k / c->P), b = (int)((int64_t)c->B * (k + 1) / c->P);
+    *lo = a;
+    *n = b - a;
+}
+
+static void fwd_task(void *v, int k)
+{
+    par_ctx *c = v;
+    mtc_model *m = c->m;
+    mtc_layer *L = c->L;
+    int lo, b;
+    slice(c, k, &lo, &b);
+    if (b <= 0) return;
+    const mtc_layer_spec *s = &L->spec;
+    int64_t is = L->in_size, os = L->out_size;
+    const float *x = c->x + lo * is;
+    switch (s->type) {
+    case MTC_L_DENSE:
+        mtc_dense_forward(L->pre + lo * os, x, m->params + L->w_off, m->params + L->b_off, b, (int)is, s->units);
+        if (s->act) mtc_act_forward(L->out + lo * os, L->pre + lo * os, b * os, s->act);
+        break;
+    case MTC_L_CONV:
+        mtc_conv2d_forward(L->pre + lo * os, x, m->params + L->w_off, m->params + L->b_off,
+                           m->col + mtc_conv_col_floats(&L->cs, lo), &L->cs, b);
+        if (s->act) mtc_act_forward(L->out + lo * os, L->pre + lo * os, b * os, s->act);
+        break;
+    case MTC_L_MAXPOOL:
+        mtc_maxpool_forward(L->out + lo * os, L->argmax + lo * os, x, b, L->in_c, L->in_h, L->in_w, s->size, s->stride);
+        break;
+    case MTC_L_AVGPOOL:
+        mtc_avgpool_forward(L->out + lo * os, x, b, L->in_c, L->in_h, L->in_w, s->size, s->stride);
+        break;
+    case MTC_L_ACT:
+        mtc_act_forward(L->out + lo * os, x, b * os, s->act);
+        break;
+    }
+}
+
+static void bwd_task(void *v, int k)
+{
+    par_ctx *c = v;
+    mtc_model *m = c->m;
+    mtc_layer *L = c->L;
+    int lo, b;
+    slice(c, k, &lo, &b);
+    if (b <= 0) return;
+    const mtc_layer_spec *s = &L->spec;
+    int64_t is = L->in_size, os = L->out_size, n = (int64_t)b * os;
+    const float *x = c->x + lo * is;
+    float *dx = c->dx ? c->dx + lo * is : NULL;
+    const float *g = L->dout + lo * os;
+    switch (s->type) {
+    case MTC_L_DENSE:
+    case MTC_L_CONV: {
+        if (s->act) {
+            float *dpre = m->dinput + lo * os;
+            memset(dpre, 0, (size_t)n * sizeof(float));
+            mtc_act_backward(dpre, g, L->pre == L->out ? NULL : L->pre + lo * os, L->out + lo * os, n, s->act);
+            g = dpre;
+        }
+        float *dW = k ? m->pgrad + (k - 1) * m->pgrad_stride : m->grads + L->w_off;
+        float *db = k ? dW + L->nw : m->grads + L->b_off;
+        if (s->type == MTC_L_DENSE) {
+            mtc_dense_backward(dx, dW, db, g, x, m->params + L->w_off, b, (int)is, s->units);
+        } else {
+            int64_t co = mtc_conv_col_floats(&L->cs, lo);
+            mtc_conv2d_backward(dx, dW, db, g, x, m->params + L->w_off, m->col + co, m->dcol + co, &L->cs, b);
+        }
+        break;
+    }
+    case MTC_L_MAXPOOL:
+        if (dx) mtc_maxpool_backward(dx, g, L->argmax + lo * os, b, L->in_c, L->out_h, L->out_w, L->in_h, L->in_w);
+        break;
+    case MTC_L_AVGPOOL:
+        if (dx) mtc_avgpool_backward(dx, g, b, L->in_c, L->in_h, L->in_w, s->size, s->stride);
+        break;
+    case MTC_L_ACT:
+        if (dx) mtc_act_backward(dx, g, x, L->out + lo * os, n, s->act);
+        break;
+    }
+}
+
+static int parallel_layer(const mtc_model *m, const mtc_layer *L, int B)
+{
+    int t = L->spec.type;
+    return m->pool && B > 1 &&
+           (t == MTC_L_DENSE || t == MTC_L_CONV || t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL || t == MTC_L_ACT);
+}
+
+static void layer_forward_par(mtc_model *m, mtc_layer *L, const float *x, int B)
+{
+    par_ctx c = {m, L, x, NULL, B, mtc_pool_size(m->pool)};
+    mtc_pool_run(m->pool, c.P, fwd_task, &c);
+}
+
+static void layer_backward_par(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
+{
+    par_ctx c = {m, L, x, dx, B, mtc_pool_size(m->pool)};
+    int conv = L->spec.type == MTC_L_CONV || L->spec.type == MTC_L_DENSE;
+    int64_t nwb = L->nw + L->nb;
+    if (conv) memset(m->pgrad, 0, (size_t)((c.P - 1) * m->pgrad_stride) * sizeof(float));
+    mtc_pool_run(m->pool, c.P, bwd_task, &c);
+    if (conv) /* w_off and b_off are adjacent: weights then bias */
+        for (int k = 1; k < c.P; k++) {
+            const float *src = m->pgrad + (k - 1) * m->pgrad_stride;
+            float *dst = m->grads + L->w_off;
+            for (int64_t i = 0; i < nwb; i++) dst[i] += src[i];
+        }
+}
+
 static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
 {
+    if (parallel_layer(m, L, B)) {
+        layer_forward_par(m, L, x, B);
+        return;
+    }
     const mtc_layer_spec *s = &L->spec;
     float *W = L->w_off >= 0 ? m->params + L->w_off : NULL;
     float *b = L->b_off >= 0 ? m->params + L->b_off : NULL;
@@ -376,6 +542,10 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
 /* dx may be NULL (input gradient not needed). */
 static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
 {
+    if (parallel_layer(m, L, B)) {
+        layer_backward_par(m, L, x, dx, B);
+        return;
+    }
     const mtc_layer_spec *s = &L->spec;
     float *W = L->w_off >= 0 ? m->params + L->w_off : NULL;
     float *dW = L->w_off >= 0 ? m->grads + L->w_off : NULL;
@@ -713,7 +883,20 @@ int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path, mtc_model *m, 
     snprintf(where, sizeof where, "%s(spec)", path);
     int rc = mtc_spec_parse(c->spec, where, &s, e);
     if (rc) return rc;
-    if ((rc = mtc_model_build(&s, c->spec, m, e))) return rc;
+    /* Every parameter and statistic comes from an f32 tensor of the file:
+     * a spec asking for more than the file holds is refused before the
+     * model's buffers are allocated. */
+    if ((rc = model_layout(&s, c->spec, m, e))) return rc;
+    int64_t have = 0;
+    for (int i = 0; i < c->ntensors; i++)
+        if (c->tensors[i].dtype == MTC_F32) have += mtc_tensor_numel(&c->tensors[i]);
+    if (m->nparams + m->nstats > have) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: the spec needs %lld values but the file holds %lld",
+                         path, (long long)(m->nparams + m->nstats), (long long)have);
+        mtc_model_free(m);
+        return rc;
+    }
+    if ((rc = model_alloc(m, e))) return rc;
     load_ctx l = {c, e, path};
     rc = for_each_layer(m, load_layer, &l);
     for (int t = 0; t < s.ntasks && !rc; t++) {

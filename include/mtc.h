@@ -55,6 +55,19 @@ float mtc_rng_normal(mtc_rng *r);             /* N(0, 1), Box-Muller */
 uint64_t mtc_rng_below(mtc_rng *r, uint64_t n); /* [0, n), unbiased */
 void mtc_shuffle_i64(mtc_rng *r, int64_t *a, int64_t n);
 
+/* ---- threads (core/pool.c) --------------------------------------------------
+ * mtc_set_threads is called once at start-up (the CLI's --threads); models
+ * and the runtime size their pools from it. One pool at a time: inside a
+ * pool region OpenBLAS runs single-threaded. */
+void mtc_set_threads(int n);
+int mtc_get_threads(void);
+typedef struct mtc_pool mtc_pool;
+mtc_pool *mtc_pool_create(int threads);
+int mtc_pool_size(const mtc_pool *p);
+/* fn(ctx, i) for i in [0, ntasks): task i on thread i % size (static). */
+void mtc_pool_run(mtc_pool *p, int ntasks, void (*fn)(void *ctx, int task), void *ctx);
+void mtc_pool_free(mtc_pool *p);
+
 /* ---- hashing ------------------------------------------------------------ */
 uint64_t mtc_fnv1a64(const void *data, size_t n, uint64_t h); /* h=0 starts */
 

@@ -56,11 +56,14 @@ static void tap(void *ctx, const rt_op *op, int which, const float *x, int64_t n
     mtc_calib_observe(&q->cal[2 * op->id + which], x, n);
 }
 
-static mtc_qparams cal_params(const qstate *q, const rt_op *op, int which)
+/* The model input is data, not a learned activation: it keeps its whole
+ * range (min-max). Clipping pixels with the entropy threshold cost 1.4
+ * points of fashion accuracy on the Fashion-MNIST student. */
+static mtc_qparams cal_params(const qstate *q, const rt_op *op, int which, int is_model_input)
 {
     float lo, hi;
-    mtc_calib_result(&q->cal[2 * op->id + which], q->cfg->calib_method, q->cfg->percentile,
-                     q->cfg->act_symmetric, &lo, &hi);
+    mtc_calib_result(&q->cal[2 * op->id + which], is_model_input ? MTC_CALIB_MINMAX : q->cfg->calib_method,
+                     q->cfg->percentile, q->cfg->act_symmetric, &lo, &hi);
     return mtc_qparams_from_range(lo, hi, q->cfg->act_symmetric);
 }
 
@@ -73,13 +76,14 @@ static int qindex(const qstate *q, const rt_op *op)
 
 /* Activation parameters flow along a chain: `valid` says the running
  * activation is u8 with parameters *cur. */
-static int assign_chain(qstate *q, rt_chain *ch, int *valid, mtc_qparams *cur, mtc_err *e)
+static int assign_chain(qstate *q, rt_chain *ch, int from_input, int *valid, mtc_qparams *cur, mtc_err *e)
 {
     for (int i = 0; i < ch->n; i++) {
         rt_op *op = &ch->ops[i];
         if (op->quant) {
             int k = qindex(q, op);
-            mtc_qparams in = *valid ? *cur : cal_params(q, op, 0), out = cal_params(q, op, 1);
+            mtc_qparams in = *valid ? *cur : cal_params(q, op, 0, from_input && i == 0);
+            mtc_qparams out = cal_params(q, op, 1, 0);
             for (int n = 0; n < op->N; n++) {
                 double v = nearbyint((double)op->b[n] / ((double)in.scale * q->ws[k][n]));
                 q->bq[k][n] = v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
@@ -104,13 +108,13 @@ static int apply(qstate *q, const int *flags, mtc_err *e)
     mtc_qparams cur = {1, 0};
     for (int k = 0; k < rt->m.nexperts && !rc; k++) {
         valid = 0;
-        rc = assign_chain(q, &rt->trunk[k], &valid, &cur, e);
+        rc = assign_chain(q, &rt->trunk[k], 1, &valid, &cur, e);
     }
     if (rt->m.nexperts > 1) valid = 0;
     for (int t = 0; t < rt->m.spec.ntasks && !rc; t++) {
         int v = valid;
         mtc_qparams c = cur;
-        rc = assign_chain(q, &rt->head[t], &v, &c, e);
+        rc = assign_chain(q, &rt->head[t], rt->trunk[0].n == 0, &v, &c, e);
     }
     return rc;
 }

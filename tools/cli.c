@@ -10,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-void openblas_set_num_threads(int);
 
 static void print_help(const char *cmd, const char *usage, const char *summary,
                        const cli_opt *opts)
@@ -125,7 +124,7 @@ void cli_common_defaults(cli_common *c)
 
 void cli_apply_common(const cli_common *c)
 {
-    openblas_set_num_threads(c->threads);
+    mtc_set_threads(c->threads);
 }
 
 int cli_fail(const char *cmd, const mtc_err *e)

@@ -193,8 +193,8 @@ int cmd_distill(int argc, char **argv)
         {"data", OPT_STR, &data, "data set the soft labels were made for (required)", 1, 0},
         {"soft", OPT_STR, &soft_path, "soft-label file from `mtc label` (required)", 1, 0},
         {"out", OPT_STR, &out, "output student checkpoint (-o; required)", 1, 0},
-        {"temperature", OPT_FLOAT, &T, "KD temperature T for every task (default 4, provisional)", 1e-3, 100},
-        {"alpha", OPT_FLOAT, &alpha, "weight of the soft loss, 1-alpha on the labels (default 0.9, provisional)", 0, 1},
+        {"temperature", OPT_FLOAT, &T, "KD temperature T for every task (default 2, chosen on the validation split)", 1e-3, 100},
+        {"alpha", OPT_FLOAT, &alpha, "weight of the soft loss, 1-alpha on the labels (default 0.5, chosen on the validation split)", 0, 1},
         {"task", OPT_STR, &task_dummy, "NAME:T=X,alpha=Y per-task override (repeatable)", 1, 0},
         {"allow-missing", OPT_FLAG, &allow_missing, "student tasks without soft labels train on labels only", 1, 0},
         {"teacher", OPT_STR, &teacher_path, "teacher checkpoint: report its test metrics and agreement", 1, 0},
@@ -215,8 +215,8 @@ int cmd_distill(int argc, char **argv)
     int rc = cli_parse("distill", "--spec student.cfg --data NAME --soft soft.mtl -o student.mtc [options]",
                        "Train a student on the teacher's stored soft labels (knowledge distillation).\n"
                        "Per task: cls a*T^2*KL(softmax(t/T)||softmax(s/T)) + (1-a)*CE(s,y); bin the same with\n"
-                       "sigmoids; reg a*MSE(s,t) + (1-a)*label loss. Defaults T=4, alpha=0.9 are provisional\n"
-                       "(to be set by a validation sweep). Stored soft labels are for unaugmented samples, so\n"
+                       "sigmoids; reg a*MSE(s,t) + (1-a)*label loss. Defaults T=2, alpha=0.5 were chosen by a sweep on\n"
+                       "the validation split (docs/distill.md). Stored soft labels are for unaugmented samples, so\n"
                        "KD runs unaugmented and --augment is refused. --hint-weight adds a hint loss on the\n"
                        "trunk output through a learned projection (soft labels written with --hints).\n"
                        "Every training option of `mtc train` applies.",
@@ -255,7 +255,14 @@ int cmd_distill(int argc, char **argv)
     mtc_jw_init(&j);
 
     if ((rc = mtc_spec_load(spec_path, &spec, &spec_text, &e))) goto out;
-    if ((rc = mtc_model_build(&spec, spec_text, &m, &e))) goto out;
+    if ((rc = mtc_model_build(&spec, spec_text, &m, &e))) {
+        if (!strncmp(e.msg, "spec:", 5)) { /* shape errors: name the spec file */
+            char msg[sizeof e.msg];
+            snprintf(msg, sizeof msg, "%.200s:%.300s", spec_path, e.msg + 5);
+            memcpy(e.msg, msg, sizeof msg);
+        }
+        goto out;
+    }
     have_m = 1;
     if ((rc = util_train_cfg(&to, &c, out, &cfg, &e))) goto out;
     cfg.progress = util_progress;

@@ -34,11 +34,11 @@ stage "3/6 soft labels + distillation"
   --epochs "$S_EPOCHS" --threads "$THREADS" -o "$OUT/student.mtc"
 
 stage "4/6 pruning: AGP to 90% sparsity with KD fine-tuning"
-"$MTC" prune "$OUT/student.mtc" --sparsity 0.9 --schedule agp --steps 4 --finetune-epochs 1 \
+"$MTC" prune "$OUT/student.mtc" --sparsity 0.9 --schedule agp --steps 5 --finetune-epochs 2 \
   --soft "$OUT/soft.mtl" --data "$DATA" --threads "$THREADS" -o "$OUT/pruned.mtc"
 
-stage "5/6 int8 quantization (entropy calibration)"
-"$MTC" quantize "$OUT/pruned.mtc" --data "$DATA" --calib-method entropy -o "$OUT/student.q8.mtc"
+stage "5/6 int8 quantization (percentile calibration)"
+"$MTC" quantize "$OUT/pruned.mtc" --data "$DATA" --calib-method percentile -o "$OUT/student.q8.mtc"
 
 stage "6/6 verify: int8 student against its fp32 parent (the CI gate)"
 status=0
@@ -50,10 +50,10 @@ stage "summary: every stage against the teacher (test split; inference batch 256
   --candidate "$OUT/student-scratch.mtc,$OUT/student.mtc,$OUT/pruned.mtc,$OUT/student.q8.mtc" \
   --report-json "$OUT/summary.json" || true
 
-"$MTC" plot curves "$OUT/teacher.mtc" -o "$OUT/teacher-curves.png" --quiet || true
-"$MTC" plot confusion "$OUT/student.mtc" -o "$OUT/student-confusion.png" --quiet || true
+"$MTC" plot curves "$OUT/teacher.mtc" -o "$OUT/teacher-curves.png" || true
+"$MTC" plot confusion "$OUT/student.mtc" -o "$OUT/student-confusion.png" || true
 "$MTC" plot size-accuracy "$OUT"/teacher.mtc "$OUT"/student-scratch.mtc "$OUT"/student.mtc "$OUT"/pruned.mtc \
-  -o "$OUT/size-accuracy.png" --quiet || true
+  -o "$OUT/size-accuracy.png" || true
 echo
 echo "demo finished in $(( $(date +%s) - start ))s; files and PNGs in $OUT/"
 [ "$status" -eq 0 ] && echo "verify gate: PASS" || echo "verify gate: FAIL (exit $status)"

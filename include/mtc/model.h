@@ -118,6 +118,11 @@ typedef struct mtc_model {
     float *dtrunk[MTC_MAX_EXPERTS]; /* grad wrt each expert's output */
     float *dinput;          /* scratch for unused input grads */
     float *outputs[MTC_MAX_TASKS]; /* = head[t] last layer out */
+    /* threads (mtc_get_threads at reserve): conv, pooling and activations
+     * run over batch slices in the pool; dense GEMMs use OpenBLAS threads */
+    mtc_pool *pool;
+    float *pgrad;           /* per extra thread: private conv dW/db */
+    int64_t pgrad_stride;
 } mtc_model;
 
 int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m,

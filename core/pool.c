@@ -1,0 +1,136 @@
+/*
+ * pool.c — a small persistent thread pool: `mtc_pool_run` hands tasks
+ * 0..n-1 to the workers and the calling thread (task i runs on thread
+ * i % size, a static split, so results do not depend on timing) and waits.
+ *
+ * One pool, never two: OpenBLAS runs single-threaded and mtc splits the work
+ * (batch slices) itself. OpenBLAS's own workers spin after each call, so
+ * letting both pools run on 2 cores made 2 threads slower than 1.
+ * The thread count is set once at start-up (mtc_set_threads) by the CLI.
+ */
+#include "mtc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+extern void openblas_set_num_threads(int);
+
+static int g_threads = 1;
+
+void mtc_set_threads(int n)
+{
+    g_threads = n < 1 ? 1 : n > 256 ? 256 : n;
+    openblas_set_num_threads(1);
+}
+
+int mtc_get_threads(void)
+{
+    return g_threads;
+}
+
+struct mtc_pool {
+    int size;                 /* threads including the caller */
+    pthread_t *th;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    uint64_t gen;             /* bumped for every run */
+    int pending;              /* workers still busy */
+    int quit;
+    int ntasks;
+    void (*fn)(void *, int);
+    void *ctx;
+};
+
+typedef struct {
+    mtc_pool *p;
+    int id;
+} worker_arg;
+
+static void run_share(mtc_pool *p, int id)
+{
+    for (int i = id; i < p->ntasks; i += p->size) p->fn(p->ctx, i);
+}
+
+static void *worker(void *v)
+{
+    worker_arg *a = v;
+    mtc_pool *p = a->p;
+    int id = a->id;
+    free(a);
+    uint64_t seen = 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && p->gen == seen) pthread_cond_wait(&p->go, &p->mu);
+        if (p->quit) break;
+        seen = p->gen;
+        pthread_mutex_unlock(&p->mu);
+        run_share(p, id);
+        pthread_mutex_lock(&p->mu);
+        if (--p->pending == 0) pthread_cond_signal(&p->done);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+mtc_pool *mtc_pool_create(int threads)
+{
+    mtc_pool *p = calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->size = threads < 1 ? 1 : threads;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->go, NULL);
+    pthread_cond_init(&p->done, NULL);
+    if (p->size > 1) {
+        p->th = calloc((size_t)p->size, sizeof *p->th);
+        if (!p->th) { free(p); return NULL; }
+        for (int i = 1; i < p->size; i++) {
+            worker_arg *a = malloc(sizeof *a);
+            if (!a || pthread_create(&p->th[i], NULL, worker, a ? (a->p = p, a->id = i, a) : NULL) != 0) {
+                free(a);
+                p->size = i; /* run with the threads we got */
+                break;
+            }
+        }
+    }
+    return p;
+}
+
+int mtc_pool_size(const mtc_pool *p)
+{
+    return p ? p->size : 1;
+}
+
+void mtc_pool_run(mtc_pool *p, int ntasks, void (*fn)(void *ctx, int task), void *ctx)
+{
+    if (!p || p->size == 1 || ntasks <= 1) {
+        for (int i = 0; i < ntasks; i++) fn(ctx, i);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    p->fn = fn;
+    p->ctx = ctx;
+    p->ntasks = ntasks;
+    p->pending = p->size - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    run_share(p, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->pending > 0) pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void mtc_pool_free(mtc_pool *p)
+{
+    if (!p) return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->go);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 1; i < p->size; i++) pthread_join(p->th[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->go);
+    pthread_cond_destroy(&p->done);
+    free(p->th);
+    free(p);
+}
