@@ -485,6 +485,67 @@ static void test_resume_from_a_state_is_bit_identical_to_an_uninterrupted_run(vo
     run_resume_case(MTC_WEIGHT_DWA, 0);
 }
 
+/* Forward outputs and gradients with the batch split over 2 threads match
+ * the single-threaded ones (up to summation order), and 2-thread training
+ * is reproducible. */
+static void fwd_bwd(const char *spec, int threads, float **outs, float **grads, int64_t *np)
+{
+    mtc_set_threads(threads);
+    gc_ctx g;
+    memset(&g, 0, sizeof g);
+    mtc_spec s;
+    mtc_err e;
+    assert_int_equal(parse(spec, &s, &e), 0);
+    assert_int_equal(mtc_model_build(&s, spec, &g.m, &e), 0);
+    mtc_model_init_params(&g.m, 21);
+    g.B = 7;
+    assert_int_equal(mtc_model_reserve(&g.m, g.B, &e), 0);
+    if (threads > 1) assert_non_null(g.m.pool);
+    int64_t S = (int64_t)s.c * s.h * s.w;
+    mtc_rng r;
+    mtc_rng_seed(&r, 5);
+    g.x = malloc(sizeof(float) * (size_t)(S * g.B));
+    for (int64_t i = 0; i < S * g.B; i++) g.x[i] = mtc_rng_normal(&r);
+    for (int t = 0; t < s.ntasks; t++) {
+        int D = s.tasks[t].dim;
+        g.lab[t] = malloc(sizeof(int32_t) * g.B);
+        g.targ[t] = malloc(sizeof(float) * (size_t)(g.B * D));
+        g.dout[t] = malloc(sizeof(float) * (size_t)(g.B * D));
+        for (int b = 0; b < g.B; b++) g.lab[t][b] = (int32_t)mtc_rng_below(&r, (uint64_t)D);
+        for (int i = 0; i < g.B * D; i++) g.targ[t][i] = mtc_rng_normal(&r);
+    }
+    total_loss(&g, 1);
+    *outs = malloc(sizeof(float) * (size_t)g.B * s.tasks[0].dim);
+    memcpy(*outs, g.m.outputs[0], sizeof(float) * (size_t)g.B * s.tasks[0].dim);
+    memset(g.m.grads, 0, sizeof(float) * (size_t)g.m.nparams);
+    mtc_model_backward(&g.m, g.x, g.dout, g.B);
+    *np = g.m.nparams;
+    *grads = malloc(sizeof(float) * (size_t)g.m.nparams);
+    memcpy(*grads, g.m.grads, sizeof(float) * (size_t)g.m.nparams);
+    free(g.x);
+    for (int t = 0; t < s.ntasks; t++) { free(g.lab[t]); free(g.targ[t]); free(g.dout[t]); }
+    mtc_model_free(&g.m);
+    mtc_set_threads(1);
+}
+
+static void test_two_threads_match_one_thread(void **st)
+{
+    (void)st;
+    const char *spec = "[input] shape=2x6x6\n[conv] filters=4 size=3 act=relu\n[maxpool] size=2\n"
+                       "[conv] filters=3 size=3 act=tanh\n[avgpool] size=3\n[flatten]\n[dense] units=5 act=relu\n"
+                       "[act] fn=sigmoid\n[task a] kind=cls classes=3\n[task b] kind=reg outputs=2\n";
+    float *o1, *o2, *g1, *g2;
+    int64_t n1, n2;
+    fwd_bwd(spec, 1, &o1, &g1, &n1);
+    fwd_bwd(spec, 2, &o2, &g2, &n2);
+    assert_int_equal(n1, n2);
+    for (int i = 0; i < 7 * 3; i++) assert_true(tu_relerr(o1[i], o2[i], 1e-6) < 1e-5);
+    int bad = 0;
+    for (int64_t i = 0; i < n1; i++) bad += tu_relerr(g1[i], g2[i], 1e-6) > 1e-4;
+    assert_int_equal(bad, 0);
+    free(o1); free(o2); free(g1); free(g2);
+}
+
 static void test_labels_out_of_range_are_refused(void **st)
 {
     (void)st;
@@ -517,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_round_trip_gives_identical_outputs),
         cmocka_unit_test(test_same_seed_gives_identical_checkpoint_bytes),
         cmocka_unit_test(test_labels_out_of_range_are_refused),
+        cmocka_unit_test(test_two_threads_match_one_thread),
         cmocka_unit_test(test_hint_loss_decreases_during_training),
         cmocka_unit_test(test_resume_from_a_state_is_bit_identical_to_an_uninterrupted_run),
     };
