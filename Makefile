@@ -33,7 +33,7 @@ HDRS     = $(wildcard include/*.h include/mtc/*.h $(foreach d,$(LIB_DIRS) tools 
 $(BUILD)/obj/%_avx2.o:   EXTRA_CFLAGS = -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: EXTRA_CFLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma
 
-APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-mnist
+APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-mnist pkg-config
 MNIST_DIR = data/mnist/package/src/digits
 
 .PHONY: all deps test demo sanitize bench bench-quick check-long clean install uninstall fuzz
@@ -80,6 +80,79 @@ bench-quick: deps
 	$(MAKE) OPT="-O3 -march=x86-64-v3 -mtune=native" BUILD=build/release all
 	@bench/run.sh build/release/mtc quick
 
+# ---- shared library and install -------------------------------------------
+# build/libmtc.so is built from position-independent twins of the library
+# objects in $(BUILD)/pic/ (same flags plus -fPIC), so build/obj stays as is.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PIC_OBJ  = $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+$(BUILD)/pic/%_avx2.o:   EXTRA_CFLAGS = -mavx2 -mfma
+$(BUILD)/pic/%_avx512.o: EXTRA_CFLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma
+
+$(BUILD)/pic/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/libmtc.so: $(PIC_OBJ)
+	$(CC) $(CFLAGS) -shared -Wl,-soname,libmtc.so -o $@ $^ $(LDLIBS)
+
+# Installed files, one list for install and uninstall.
+INST_HDRS = $(notdir $(wildcard include/mtc/*.h))
+install: all $(BUILD)/libmtc.so
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	  $(DESTDIR)$(PREFIX)/include/mtc $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(BUILD)/mtc $(DESTDIR)$(PREFIX)/bin/mtc
+	install -m 644 $(BUILD)/libmtc.a $(DESTDIR)$(PREFIX)/lib/libmtc.a
+	install -m 755 $(BUILD)/libmtc.so $(DESTDIR)$(PREFIX)/lib/libmtc.so
+	install -m 644 include/mtc.h $(DESTDIR)$(PREFIX)/include/mtc.h
+	install -m 644 $(addprefix include/mtc/,$(INST_HDRS)) $(DESTDIR)$(PREFIX)/include/mtc/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' \
+	  -e "s|@VERSION@|$$(sed -n 's/^#define MTC_VERSION \"\(.*\)\"/\1/p' include/mtc.h)|g" \
+	  mtc.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/mtc.pc
+	chmod 644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/mtc.pc
+	install -m 644 docs/mtc.1 $(DESTDIR)$(PREFIX)/share/man/man1/mtc.1
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/mtc $(DESTDIR)$(PREFIX)/lib/libmtc.a \
+	  $(DESTDIR)$(PREFIX)/lib/libmtc.so $(DESTDIR)$(PREFIX)/include/mtc.h \
+	  $(addprefix $(DESTDIR)$(PREFIX)/include/mtc/,$(INST_HDRS)) \
+	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mtc.pc $(DESTDIR)$(PREFIX)/share/man/man1/mtc.1
+	-rmdir $(DESTDIR)$(PREFIX)/include/mtc 2>/dev/null || true
+
 clean:
 	rm -rf build
 .SECONDARY:
+
+# ---- fuzzing (fuzz/) ------------------------------------------------------
+# `make fuzz [FUZZ_SECONDS=60]`: libFuzzer + ASan + UBSan with clang. The
+# library is rebuilt with clang into build/fuzz (gcc objects are not reused),
+# seed corpora come from fuzz/make_corpus.c, crashes land in fuzz/crashes/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD    = build/fuzz
+FUZZ_SAN      = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -O1 -g $(FUZZ_SAN) -std=c11 -D_GNU_SOURCE -Iinclude -I. -pthread
+FUZZ_NAMES    = $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_BINS     = $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+$(FUZZ_BUILD)/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h fuzz/fuzz_target.h $(FUZZ_BUILD)/libmtc.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_BUILD)/libmtc.a $(LDLIBS)
+
+$(FUZZ_BUILD)/make_corpus: fuzz/make_corpus.c fuzz/fuzz_common.h $(FUZZ_BUILD)/libmtc.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -o $@ $< $(FUZZ_BUILD)/libmtc.a $(LDLIBS)
+
+fuzz:
+	@$(MAKE) --no-print-directory CC=$(FUZZ_CC) BUILD=$(FUZZ_BUILD) \
+	  OPT="-O1 -fsanitize=fuzzer-no-link $(FUZZ_SAN)" $(FUZZ_BUILD)/libmtc.a
+	@$(MAKE) --no-print-directory $(FUZZ_BINS) $(FUZZ_BUILD)/make_corpus
+	@mkdir -p fuzz/crashes
+	$(FUZZ_BUILD)/make_corpus $(FUZZ_BUILD)/corpus
+	@for t in $(FUZZ_NAMES); do \
+	  echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+	  mkdir -p $(FUZZ_BUILD)/work/$$t; \
+	  $(FUZZ_BUILD)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 \
+	    -timeout=10 -print_final_stats=1 -artifact_prefix=fuzz/crashes/$$t- \
+	    $(FUZZ_BUILD)/work/$$t $(FUZZ_BUILD)/corpus/$$t 2>$(FUZZ_BUILD)/$$t.log; \
+	  st=$$?; grep -E '^stat::number_of_executed_units|^stat::average_exec_per_sec|^Done' $(FUZZ_BUILD)/$$t.log; \
+	  if [ $$st -ne 0 ]; then tail -40 $(FUZZ_BUILD)/$$t.log; echo "fuzz_$$t: FAILED (see fuzz/crashes/)"; exit 1; fi; \
+	done
