@@ -1,5 +1,6 @@
 /*
- * cmd_eval.c — `mtc eval`: per-task metrics of a checkpoint on a data split.
+ * cmd_eval.c — `mtc eval`: per-task metrics of a checkpoint on a data split,
+ * run through the reference runtime (fp32, pruned or int8 checkpoints).
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -36,13 +37,18 @@ int cmd_eval(int argc, char **argv)
     }
     cli_apply_common(&c);
     mtc_err e = {0};
-    mtc_model m;
+    mtc_rt *rt;
     mtc_dataset d;
     memset(&d, 0, sizeof d);
-    if (mtc_model_load(pos[0], &m, NULL, &e)) return cli_fail("eval", &e);
+    if (mtc_rt_load(pos[0], &rt, &e)) return cli_fail("eval", &e);
+    mtc_rt_set_threads(rt, c.threads);
+    const mtc_model *mp = mtc_rt_model(rt);
     mtc_task_eval ev[MTC_MAX_TASKS];
-    rc = util_open_data(&m, data, split, &d, &e);
-    if (!rc) rc = mtc_evaluate(&m, &d, NULL, 0, batch, ev, &e);
+    float *outs[MTC_MAX_TASKS] = {0};
+    rc = util_open_data(mp, data, split, &d, &e);
+    if (!rc) rc = mtc_rt_predict(rt, &d, NULL, 0, batch, outs, &e);
+    if (!rc) rc = mtc_evaluate_outputs(mp, &d, NULL, 0, outs, ev, &e);
+    for (int t = 0; t < MTC_MAX_TASKS; t++) free(outs[t]);
     if (!rc) {
         if (c.json) {
             mtc_jw w;
@@ -53,17 +59,17 @@ int cmd_eval(int argc, char **argv)
             mtc_jw_kstr(&w, "split", split);
             mtc_jw_kint(&w, "n", d.n);
             mtc_jw_key(&w, "tasks");
-            util_json_eval(&w, &m, ev);
+            util_json_eval(&w, mp, ev);
             mtc_jw_obj_end(&w);
             printf("%s\n", w.buf);
             mtc_jw_free(&w);
         } else {
             printf("%s on %s/%s (%lld samples):\n", pos[0], d.name, split, (long long)d.n);
-            util_print_eval(stdout, &m, ev);
+            util_print_eval(stdout, mp, ev);
         }
-        mtc_task_eval_free(ev, m.spec.ntasks);
+        mtc_task_eval_free(ev, mp->spec.ntasks);
     }
     mtc_data_free(&d);
-    mtc_model_free(&m);
+    mtc_rt_free(rt);
     return rc ? cli_fail("eval", &e) : 0;
 }

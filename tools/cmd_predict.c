@@ -1,7 +1,8 @@
 /*
  * cmd_predict.c — `mtc predict`: per-task outputs for single inputs: one PNG
  * image, or every row of a CSV file (input columns only; label columns are
- * not needed).
+ * not needed). Runs through the reference runtime, so fp32, pruned and int8
+ * checkpoints all work.
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -105,37 +106,31 @@ int cmd_predict(int argc, char **argv)
     }
     cli_apply_common(&c);
     mtc_err e = {0};
-    mtc_model m;
-    if (mtc_model_load(pos[0], &m, NULL, &e)) return cli_fail("predict", &e);
+    mtc_rt *rt;
+    if (mtc_rt_load(pos[0], &rt, &e)) return cli_fail("predict", &e);
+    const mtc_model *m = mtc_rt_model(rt);
     float *outs[MTC_MAX_TASKS] = {0};
     int64_t n = 0;
     if (ends_with(input, ".png")) {
         float *x = NULL;
-        rc = load_png(&m, input, &x, &e);
-        if (!rc) rc = mtc_model_reserve(&m, 1, &e);
-        if (!rc) {
-            mtc_model_forward(&m, x, 1, 0, NULL);
-            for (int t = 0; t < m.spec.ntasks && !rc; t++) {
-                int D = m.spec.tasks[t].dim;
-                if (!(outs[t] = malloc(sizeof(float) * (size_t)D))) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
-                else {
-                    memcpy(outs[t], m.outputs[t], sizeof(float) * (size_t)D);
-                    mtc_model_unstandardise(&m, t, outs[t], 1);
-                }
-            }
-            n = 1;
-        }
+        rc = load_png(m, input, &x, &e);
+        for (int t = 0; t < m->spec.ntasks && !rc; t++)
+            if (!(outs[t] = malloc(sizeof(float) * (size_t)m->spec.tasks[t].dim)))
+                rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
+        if (!rc) rc = mtc_rt_run(rt, x, 1, outs, &e);
+        n = 1;
         free(x);
     } else if (ends_with(input, ".csv")) {
         mtc_data_opts o;
         memset(&o, 0, sizeof o);
-        o.inputs = m.spec.columns[0] ? m.spec.columns : NULL;
+        o.inputs = m->spec.columns[0] ? m->spec.columns : NULL;
         char name[4200];
         snprintf(name, sizeof name, "csv:%s@all", input);
         mtc_dataset d;
         rc = mtc_data_open(name, "test", &o, &d, &e);
         if (!rc) {
-            rc = mtc_model_predict(&m, &d, NULL, 0, 256, outs, &e);
+            rc = mtc_model_check_input(m, &d, &e);
+            if (!rc) rc = mtc_rt_predict(rt, &d, NULL, 0, 256, outs, &e);
             n = d.n;
             mtc_data_free(&d);
         }
@@ -152,7 +147,7 @@ int cmd_predict(int argc, char **argv)
             mtc_jw_key(&w, "predictions");
             mtc_jw_arr(&w);
         }
-        for (int64_t i = 0; i < n; i++) print_row(&w, &m, i, outs, c.json);
+        for (int64_t i = 0; i < n; i++) print_row(&w, m, i, outs, c.json);
         if (c.json) {
             mtc_jw_arr_end(&w);
             mtc_jw_obj_end(&w);
@@ -161,6 +156,6 @@ int cmd_predict(int argc, char **argv)
         mtc_jw_free(&w);
     }
     for (int t = 0; t < MTC_MAX_TASKS; t++) free(outs[t]);
-    mtc_model_free(&m);
+    mtc_rt_free(rt);
     return rc ? cli_fail("predict", &e) : 0;
 }

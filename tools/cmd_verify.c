@@ -258,8 +258,9 @@ static void print_detail(const side *ref, const side *cand, const mtc_dataset *d
                r->pass ? "PASS" : "FAIL", ag, kd);
     }
     int64_t fr = mtc_rt_file_bytes(ref->rt), fc = mtc_rt_file_bytes(cand->rt);
-    printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx smaller); weights %lld -> %lld bytes\n",
-           (long long)fr, (long long)fc, fc ? (double)fr / fc : 0, (long long)mtc_rt_weight_bytes(ref->rt),
+    printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx %s); weights %lld -> %lld bytes\n",
+           (long long)fr, (long long)fc, fc && fr >= fc ? (double)fr / fc : fr ? (double)fc / fr : 0,
+           fr >= fc ? "smaller" : "larger", (long long)mtc_rt_weight_bytes(ref->rt),
            (long long)mtc_rt_weight_bytes(cand->rt));
     printf("speed: reference %.0f samples/s, candidate %.0f samples/s (%.2fx; batch %d, %d thread%s)\n", ref->sps,
            cand->sps, ref->sps > 0 ? cand->sps / ref->sps : 0, batch, threads, threads > 1 ? "s" : "");
