@@ -31,6 +31,7 @@ typedef struct png_job {
     png_bytep *rows;
     uint32_t w, h;
     int channels;
+    uint64_t file_size;
     char msg[256];
 } png_job;
 
@@ -60,6 +61,14 @@ static int read_body(png_job *j)
     if ((int64_t)w * h > PNG_MAX_PIXELS) {
         snprintf(j->msg, sizeof j->msg, "%ux%u pixels exceeds the limit of %lld",
                  (unsigned)w, (unsigned)h, (long long)PNG_MAX_PIXELS);
+        return -1;
+    }
+    /* Pixels come out of deflate (at most ~1032:1): a header promising more
+     * than the file can hold is refused before the image buffer exists. */
+    uint64_t raw_rb = png_get_rowbytes(j->png, j->info);
+    if (raw_rb > 1 && (uint64_t)h * (raw_rb - 1) > 1040 * j->file_size) {
+        snprintf(j->msg, sizeof j->msg, "%ux%u pixels cannot come from a %llu-byte file",
+                 (unsigned)w, (unsigned)h, (unsigned long long)j->file_size);
         return -1;
     }
     if (depth == 16) png_set_strip_16(j->png);
@@ -97,6 +106,8 @@ int mtc_png_read_gray(const char *path, int *h, int *w, uint8_t **px, mtc_err *e
     j.path = path;
     j.f = fopen(path, "rb");
     if (!j.f) return mtc_err_set(e, MTC_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(j.f), &st) == 0) j.file_size = (uint64_t)st.st_size;
     unsigned char sig[8];
     if (fread(sig, 1, 8, j.f) != 8 || png_sig_cmp(sig, 0, 8)) {
         fclose(j.f);

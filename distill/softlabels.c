@@ -517,6 +517,30 @@ static int read_chunk(mtc_creader *r, const char *prefix, int64_t ci, uint64_t b
     return mtc_creader_read(r, i, data, &len, e);
 }
 
+/* Every chunk (and hints chunk, when wanted) must be present with the size
+ * the header implies before anything of n rows is allocated: the buffers
+ * are then bounded by the section sizes, which the container bounds by the
+ * file size. */
+static int check_chunks(mtc_creader *r, const mtl_info *in, int hints, mtc_err *e)
+{
+    size_t es = in->f16 ? 2 : 4;
+    for (int64_t ci = 0; ci < in->nchunks; ci++) {
+        int64_t r0 = ci * in->rpc, rows = in->n - r0 < in->rpc ? in->n - r0 : in->rpc;
+        for (int k = 0; k < 1 + (hints && in->hint_dim > 0); k++) {
+            char name[64];
+            uint64_t bytes = (uint64_t)rows * (uint64_t)(k ? in->hint_dim : in->W) * es;
+            snprintf(name, sizeof name, "%s:%lld", k ? "hints" : "chunk", (long long)ci);
+            int i = mtc_creader_find(r, name);
+            if (i < 0) return mtc_err_set(e, MTC_EINPUT, "%s: section '%s' missing (damaged file)", r->path, name);
+            if (r->sections[i].raw_len != bytes)
+                return mtc_err_set(e, MTC_EINPUT, "%s: section '%s' holds %llu bytes, the header implies %llu",
+                                   r->path, name, (unsigned long long)r->sections[i].raw_len,
+                                   (unsigned long long)bytes);
+        }
+    }
+    return 0;
+}
+
 static int alloc_rows(float **p, int64_t n, int64_t dim, const char *path, mtc_err *e)
 {
     if (n > INT64_MAX / 4 / dim) return mtc_err_set(e, MTC_EINPUT, "%s: %lld x %lld values overflow", path, (long long)n, (long long)dim);
@@ -580,6 +604,7 @@ int mtc_soft_read(const char *path, const mtc_model *student, const mtc_dataset 
     }
     if ((rc = parse_info(path, &h, &in, e))) goto done;
     if ((rc = check_against(path, &in, student, d, allow_missing, map, e))) goto done;
+    if ((rc = check_chunks(&r, &in, hints != NULL, e))) goto done;
     out->n = in.n;
     for (int t = 0; t < student->spec.ntasks && !rc; t++) {
         if (map[t] < 0) continue;

@@ -51,6 +51,11 @@ int cmd_train(int argc, char **argv)
     if ((rc = mtc_spec_load(spec_path, &spec, &spec_text, &e))) return cli_fail("train", &e);
     rc = mtc_model_build(&spec, spec_text, &m, &e);
     free(spec_text);
+    if (rc && !strncmp(e.msg, "spec:", 5)) { /* shape errors: name the spec file */
+        char msg[sizeof e.msg];
+        snprintf(msg, sizeof msg, "%.200s:%.300s", spec_path, e.msg + 5);
+        memcpy(e.msg, msg, sizeof msg);
+    }
     if (rc) return cli_fail("train", &e);
     if ((rc = util_train_cfg(&to, &c, out, &cfg, &e))) goto out;
     cfg.progress = util_progress;
