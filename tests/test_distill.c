@@ -10,45 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 4 gaussian features; fine = argmax (cls 4), level = 3 + mean (reg 1),
- * pos = x0 > 0 (bin 1). */
-static void make_data(mtc_dataset *d, int64_t n, uint64_t seed)
-{
-    memset(d, 0, sizeof *d);
-    snprintf(d->name, sizeof d->name, "synthetic");
-    snprintf(d->split, sizeof d->split, "train");
-    d->n = n; d->c = 1; d->h = 1; d->w = 4;
-    d->x_f32 = malloc(sizeof(float) * (size_t)(n * 4));
-    d->ntasks = 3;
-    snprintf(d->tasks[0].name, MTC_NAME_MAX, "fine");
-    d->tasks[0].kind = MTC_TASK_CLS;
-    d->tasks[0].dim = 4;
-    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
-    snprintf(d->tasks[1].name, MTC_NAME_MAX, "level");
-    d->tasks[1].kind = MTC_TASK_REG;
-    d->tasks[1].dim = 1;
-    d->tasks[1].targets = malloc(sizeof(float) * (size_t)n);
-    snprintf(d->tasks[2].name, MTC_NAME_MAX, "pos");
-    d->tasks[2].kind = MTC_TASK_BIN;
-    d->tasks[2].dim = 1;
-    d->tasks[2].targets = malloc(sizeof(float) * (size_t)n);
-    mtc_rng r;
-    mtc_rng_seed(&r, seed);
-    for (int64_t i = 0; i < n; i++) {
-        float *x = d->x_f32 + i * 4, s = 0;
-        int best = 0;
-        for (int j = 0; j < 4; j++) {
-            x[j] = mtc_rng_normal(&r);
-            s += x[j];
-            if (x[j] > x[best]) best = j;
-        }
-        d->tasks[0].labels[i] = best;
-        d->tasks[1].targets[i] = 3.0f + s / 4;
-        d->tasks[2].targets[i] = x[0] > 0 ? 1.0f : 0.0f;
-    }
-    mtc_data_rehash(d);
-}
-
 static const char *teacher_spec =
     "[input] shape=4\n[dense] units=32 act=relu\n"
     "[task fine] kind=cls classes=4\n[task coarse] kind=cls from=fine:0,0,1,1\n"
@@ -60,11 +21,8 @@ static const char *student_spec =
 
 static void build(const char *text, mtc_model *m, uint64_t seed)
 {
-    mtc_spec s;
     mtc_err e = {0};
-    assert_int_equal(mtc_spec_parse(text, "t.cfg", &s, &e), 0);
-    assert_int_equal(mtc_model_build(&s, text, m, &e), 0);
-    mtc_model_init_params(m, seed);
+    if (tu_build_model(text, m, seed, &e)) fail_msg("model: %s", e.msg);
 }
 
 static void quick_cfg(mtc_train_cfg *c, int epochs)
@@ -146,7 +104,7 @@ static void roundtrip(int f16)
 {
     char *dir = tu_mkdtemp();
     mtc_dataset d;
-    make_data(&d, 300, 1);
+    tu_synth_data(&d, 300, 1);
     mtc_model t, s;
     build(teacher_spec, &t, 3);
     build(student_spec, &s, 4);
@@ -219,7 +177,7 @@ static void test_multi_teacher_average_and_task_choice(void **st)
     (void)st;
     char *dir = tu_mkdtemp();
     mtc_dataset d;
-    make_data(&d, 200, 2);
+    tu_synth_data(&d, 200, 2);
     mtc_model a, b, c, s;
     build(teacher_spec, &a, 5);
     build(teacher_spec, &b, 6);
@@ -305,7 +263,7 @@ static void test_every_truncation_fails_cleanly_naming_the_file(void **st)
     (void)st;
     char *dir = tu_mkdtemp();
     mtc_dataset d;
-    make_data(&d, 40, 3);
+    tu_synth_data(&d, 40, 3);
     mtc_model t, s;
     build(teacher_spec, &t, 9);
     build(student_spec, &s, 10);
@@ -357,8 +315,8 @@ static void test_mismatches_are_refused_naming_data_and_task(void **st)
     (void)st;
     char *dir = tu_mkdtemp();
     mtc_dataset d, other;
-    make_data(&d, 40, 4);
-    make_data(&other, 40, 4);
+    tu_synth_data(&d, 40, 4);
+    tu_synth_data(&other, 40, 4);
     other.tasks[0].labels[7] = (other.tasks[0].labels[7] + 1) % 4; /* one label differs */
     mtc_data_rehash(&other);
     mtc_model t;
@@ -403,8 +361,8 @@ static void test_kd_student_learns_from_a_trained_teacher(void **st)
     (void)st;
     char *dir = tu_mkdtemp();
     mtc_dataset d, dt;
-    make_data(&d, 1500, 5);
-    make_data(&dt, 500, 55);
+    tu_synth_data(&d, 1500, 5);
+    tu_synth_data(&dt, 500, 55);
     mtc_model t, s;
     build(teacher_spec, &t, 12);
     train_teacher(&t, &d, 6);
@@ -462,7 +420,7 @@ static void test_alpha0_distill_equals_plain_training_bit_for_bit(void **st)
     (void)st;
     char *dir = tu_mkdtemp();
     mtc_dataset d;
-    make_data(&d, 400, 6);
+    tu_synth_data(&d, 400, 6);
     mtc_model t, a, b;
     build(teacher_spec, &t, 14);
     mtc_label_cfg lc;
@@ -544,7 +502,7 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     (void)st;
     char *dir = tu_mkdtemp();
     mtc_dataset d;
-    make_data(&d, 500, 7);
+    tu_synth_data(&d, 500, 7);
     char *csv = tu_path(dir, "t.csv"), *spec = tu_path(dir, "s.cfg");
     FILE *f = fopen(csv, "w");
     assert_non_null(f);

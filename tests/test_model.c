@@ -188,46 +188,6 @@ static void test_model_gradients_match_finite_differences_batchnorm(void **st)
 
 /* ---- synthetic multi-task data ------------------------------------------- */
 
-/* 4 features; fine class = which quarter of the features is largest (4
- * classes); coarse = fine / 2 via a map; reg target = mean of features. */
-static void make_data(mtc_dataset *d, int64_t n, uint64_t seed)
-{
-    memset(d, 0, sizeof *d);
-    snprintf(d->name, sizeof d->name, "synthetic");
-    snprintf(d->split, sizeof d->split, "train");
-    d->n = n; d->c = 1; d->h = 1; d->w = 4;
-    d->x_f32 = malloc(sizeof(float) * (size_t)(n * 4));
-    d->ntasks = 2;
-    snprintf(d->tasks[0].name, MTC_NAME_MAX, "fine");
-    d->tasks[0].kind = MTC_TASK_CLS;
-    d->tasks[0].dim = 4;
-    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
-    snprintf(d->tasks[1].name, MTC_NAME_MAX, "level");
-    d->tasks[1].kind = MTC_TASK_REG;
-    d->tasks[1].dim = 1;
-    d->tasks[1].targets = malloc(sizeof(float) * (size_t)n);
-    mtc_rng r;
-    mtc_rng_seed(&r, seed);
-    for (int64_t i = 0; i < n; i++) {
-        float *x = d->x_f32 + i * 4, s = 0;
-        int best = 0;
-        for (int j = 0; j < 4; j++) {
-            x[j] = mtc_rng_normal(&r);
-            s += x[j];
-            if (x[j] > x[best]) best = j;
-        }
-        d->tasks[0].labels[i] = best;
-        d->tasks[1].targets[i] = 3.0f + s / 4;
-    }
-}
-
-static void free_data(mtc_dataset *d)
-{
-    free(d->x_f32);
-    free(d->tasks[0].labels);
-    free(d->tasks[1].targets);
-}
-
 static const char *synth_spec =
     "[input] shape=4\n[dense] units=32 act=relu\n"
     "[task fine] kind=cls classes=4\n[task coarse] kind=cls from=fine:0,0,1,1\n"
@@ -235,11 +195,8 @@ static const char *synth_spec =
 
 static void build(const char *text, mtc_model *m, uint64_t seed)
 {
-    mtc_spec s;
-    mtc_err e;
-    assert_int_equal(parse(text, &s, &e), 0);
-    assert_int_equal(mtc_model_build(&s, text, m, &e), 0);
-    mtc_model_init_params(m, seed);
+    mtc_err e = {0};
+    if (tu_build_model(text, m, seed, &e)) fail_msg("model: %s", e.msg);
 }
 
 static void train_synth(mtc_model *m, mtc_dataset *d, int weighting, mtc_train_result *res)
@@ -259,7 +216,7 @@ static void test_training_learns_every_task_of_a_synthetic_problem(void **st)
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 2000, 5);
+    tu_synth_data(&d, 2000, 5);
     mtc_model m;
     build(synth_spec, &m, 1);
     mtc_train_result res;
@@ -275,14 +232,14 @@ static void test_training_learns_every_task_of_a_synthetic_problem(void **st)
     mtc_task_eval_free(ev, 3);
     free(res.history_json);
     mtc_model_free(&m);
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 static void test_uncertainty_and_gradnorm_weights_move(void **st)
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 1000, 6);
+    tu_synth_data(&d, 1000, 6);
     int schemes[] = {MTC_WEIGHT_UNCERTAINTY, MTC_WEIGHT_GRADNORM, MTC_WEIGHT_DWA};
     for (int k = 0; k < 3; k++) {
         mtc_model m;
@@ -299,7 +256,7 @@ static void test_uncertainty_and_gradnorm_weights_move(void **st)
         free(res.history_json);
         mtc_model_free(&m);
     }
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 static void test_checkpoint_round_trip_gives_identical_outputs(void **st)
@@ -308,7 +265,7 @@ static void test_checkpoint_round_trip_gives_identical_outputs(void **st)
     char *dir = tu_mkdtemp();
     char *p = tu_path(dir, "m.mtc");
     mtc_dataset d;
-    make_data(&d, 300, 7);
+    tu_synth_data(&d, 300, 7);
     mtc_model m, m2;
     build("[input] shape=4\n[mmoe] experts=2\n[dense] units=8 act=relu\n[batchnorm]\n"
           "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n", &m, 3);
@@ -329,7 +286,7 @@ static void test_checkpoint_round_trip_gives_identical_outputs(void **st)
     free(meta);
     mtc_model_free(&m);
     mtc_model_free(&m2);
-    free_data(&d);
+    mtc_data_free(&d);
     free(p);
     tu_rmdir(dir);
     free(dir);
@@ -341,7 +298,7 @@ static void test_same_seed_gives_identical_checkpoint_bytes(void **st)
     char *dir = tu_mkdtemp();
     char *p[2] = {tu_path(dir, "a.mtc"), tu_path(dir, "b.mtc")};
     mtc_dataset d;
-    make_data(&d, 500, 8);
+    tu_synth_data(&d, 500, 8);
     for (int k = 0; k < 2; k++) {
         mtc_model m;
         build("[input] shape=4\n[dense] units=16 act=relu\n[dropout] p=0.2\n[task fine] kind=cls classes=4\n", &m, 9);
@@ -358,7 +315,7 @@ static void test_same_seed_gives_identical_checkpoint_bytes(void **st)
     assert_memory_equal(a, b, n1);
     free(a); free(b);
     free(p[0]); free(p[1]);
-    free_data(&d);
+    mtc_data_free(&d);
     tu_rmdir(dir);
     free(dir);
 }
@@ -369,7 +326,7 @@ static void test_hint_loss_decreases_during_training(void **st)
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 1000, 12);
+    tu_synth_data(&d, 1000, 12);
     float *hints = malloc(sizeof(float) * 1000 * 3);
     for (int i = 0; i < 1000; i++)
         for (int j = 0; j < 3; j++) hints[i * 3 + j] = d.x_f32[i * 4 + j] - 0.5f * d.x_f32[i * 4 + 3];
@@ -395,7 +352,7 @@ static void test_hint_loss_decreases_during_training(void **st)
     free(res.history_json);
     mtc_model_free(&m);
     free(hints);
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 typedef struct { const char *state, *copy; int at_epoch; } snap_ctx;
@@ -419,7 +376,7 @@ static void run_resume_case(int weighting, int dropout)
     char *state = tu_path(dir, "run.state"), *copy = tu_path(dir, "after2.state");
     char *pa = tu_path(dir, "a.mtc"), *pb = tu_path(dir, "b.mtc");
     mtc_dataset d;
-    make_data(&d, 600, 13);
+    tu_synth_data(&d, 600, 13);
     const char *spec = dropout ? "[input] shape=4\n[dense] units=16 act=relu\n[dropout] p=0.3\n"
                                  "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n"
                                : synth_spec;
@@ -470,7 +427,7 @@ static void run_resume_case(int weighting, int dropout)
     free(rb.history_json);
     mtc_model_free(&a);
     mtc_model_free(&b);
-    free_data(&d);
+    mtc_data_free(&d);
     free(state); free(copy); free(pa); free(pb);
     tu_rmdir(dir);
     free(dir);
@@ -550,7 +507,7 @@ static void test_labels_out_of_range_are_refused(void **st)
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 100, 9);
+    tu_synth_data(&d, 100, 9);
     d.tasks[0].labels[17] = 9;
     mtc_model m;
     build(synth_spec, &m, 1);
@@ -561,7 +518,7 @@ static void test_labels_out_of_range_are_refused(void **st)
     assert_int_equal(mtc_train(&m, &d, &cfg, &res, &e), MTC_EINPUT);
     assert_non_null(strstr(e.msg, "sample 17"));
     mtc_model_free(&m);
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 int main(void)

@@ -11,45 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* 4 features; task "fine" = argmax (4 classes), "level" = 3 + mean. */
-static void make_data(mtc_dataset *d, int64_t n, uint64_t seed)
-{
-    memset(d, 0, sizeof *d);
-    snprintf(d->name, sizeof d->name, "synthetic");
-    snprintf(d->split, sizeof d->split, "train");
-    d->n = n; d->c = 1; d->h = 1; d->w = 4;
-    d->x_f32 = malloc(sizeof(float) * (size_t)(n * 4));
-    d->ntasks = 2;
-    snprintf(d->tasks[0].name, MTC_NAME_MAX, "fine");
-    d->tasks[0].kind = MTC_TASK_CLS;
-    d->tasks[0].dim = 4;
-    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
-    snprintf(d->tasks[1].name, MTC_NAME_MAX, "level");
-    d->tasks[1].kind = MTC_TASK_REG;
-    d->tasks[1].dim = 1;
-    d->tasks[1].targets = malloc(sizeof(float) * (size_t)n);
-    mtc_rng r;
-    mtc_rng_seed(&r, seed);
-    for (int64_t i = 0; i < n; i++) {
-        float *x = d->x_f32 + i * 4, s = 0;
-        int best = 0;
-        for (int j = 0; j < 4; j++) {
-            x[j] = mtc_rng_normal(&r);
-            s += x[j];
-            if (x[j] > x[best]) best = j;
-        }
-        d->tasks[0].labels[i] = best;
-        d->tasks[1].targets[i] = 3.0f + s / 4;
-    }
-}
-
-static void free_data(mtc_dataset *d)
-{
-    free(d->x_f32);
-    free(d->tasks[0].labels);
-    free(d->tasks[1].targets);
-}
-
 static const char *mlp_spec =
     "[input] shape=4\n[dense] units=32 act=relu\n[dense] units=16 act=relu\n"
     "[task fine] kind=cls classes=4\n[task coarse] kind=cls from=fine:0,0,1,1\n"
@@ -57,11 +18,8 @@ static const char *mlp_spec =
 
 static void build(const char *text, mtc_model *m, uint64_t seed)
 {
-    mtc_spec s;
     mtc_err e = {0};
-    if (mtc_spec_parse(text, "t.cfg", &s, &e)) fail_msg("spec: %s", e.msg);
-    if (mtc_model_build(&s, text, m, &e)) fail_msg("build: %s", e.msg);
-    mtc_model_init_params(m, seed);
+    if (tu_build_model(text, m, seed, &e)) fail_msg("model: %s", e.msg);
 }
 
 static void train(mtc_model *m, const mtc_dataset *d, int epochs)
@@ -182,7 +140,7 @@ static void test_prune_keeps_mask_after_finetune_and_save_load(void **st)
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 800, 7);
+    tu_synth_data(&d, 800, 7);
     mtc_model m;
     build(mlp_spec, &m, 6);
     train(&m, &d, 2);
@@ -218,7 +176,7 @@ static void test_prune_keeps_mask_after_finetune_and_save_load(void **st)
     tu_rmdir(dir);
     free(dir);
     mtc_model_free(&m);
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 static void test_agp_schedule_matches_formula(void **st)
@@ -244,7 +202,7 @@ static void test_protect_budget_respected_oneshot_and_agp(void **st)
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 1500, 8);
+    tu_synth_data(&d, 1500, 8);
     for (int agp = 0; agp < 2; agp++) {
         mtc_model m;
         build(mlp_spec, &m, 9);
@@ -285,14 +243,14 @@ static void test_protect_budget_respected_oneshot_and_agp(void **st)
     assert_non_null(strstr(e.msg, "nosuch"));
     assert_int_equal(mtc_prune_protect_parse(&m, "fine=x", &p, &e), MTC_EINPUT);
     mtc_model_free(&m);
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 static void test_sensitivity_reports_every_task_per_layer(void **st)
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 600, 10);
+    tu_synth_data(&d, 600, 10);
     mtc_model m;
     build(mlp_spec, &m, 11);
     train(&m, &d, 3);
@@ -318,7 +276,7 @@ static void test_sensitivity_reports_every_task_per_layer(void **st)
     mtc_prune_sensitivity_free(&s);
     free(orig);
     mtc_model_free(&m);
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 /* ---- structured ---------------------------------------------------------------- */
@@ -367,7 +325,7 @@ static void test_structured_neurons_identical_when_removed_units_were_dead(void 
 {
     (void)st;
     mtc_dataset d;
-    make_data(&d, 200, 12);
+    tu_synth_data(&d, 200, 12);
     mtc_model m, p;
     build(mlp_spec, &m, 13);
     /* dead units: half of each hidden dense layer */
@@ -413,7 +371,7 @@ static void test_structured_neurons_identical_when_removed_units_were_dead(void 
     mtc_model_free(&p);
     free(idx);
     mtc_model_free(&m);
-    free_data(&d);
+    mtc_data_free(&d);
 }
 
 /* 1x6x6 images from the 4 features (tiled), same tasks. */
@@ -433,7 +391,7 @@ static void test_structured_channels_identical_when_removed_channels_were_dead(v
                        "[conv] filters=6 size=3 act=relu\n[flatten]\n[dense] units=8 act=relu\n"
                        "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n";
     mtc_dataset d0, d;
-    make_data(&d0, 100, 14);
+    tu_synth_data(&d0, 100, 14);
     make_image_data(&d, &d0);
     mtc_model m, p;
     build(spec, &m, 15);
@@ -462,7 +420,7 @@ static void test_structured_channels_identical_when_removed_channels_were_dead(v
     mtc_model_free(&mm);
     mtc_model_free(&m);
     free(d.x_f32);
-    free_data(&d0);
+    mtc_data_free(&d0);
 }
 
 /* ---- CLI ------------------------------------------------------------------------ */
@@ -491,7 +449,7 @@ static void test_cli_prune_errors_and_a_csv_run(void **st)
     assert_non_null(f);
     fprintf(f, "x0,x1,x2,x3,fine\n");
     mtc_dataset d;
-    make_data(&d, 400, 16);
+    tu_synth_data(&d, 400, 16);
     for (int64_t i = 0; i < d.n; i++)
         fprintf(f, "%g,%g,%g,%g,%d\n", d.x_f32[i * 4], d.x_f32[i * 4 + 1], d.x_f32[i * 4 + 2], d.x_f32[i * 4 + 3],
                 d.tasks[0].labels[i]);
@@ -526,7 +484,7 @@ static void test_cli_prune_errors_and_a_csv_run(void **st)
     assert_non_null(strstr(out, "task fine"));
     free(out); free(err);
     mtc_model_free(&m);
-    free_data(&d);
+    mtc_data_free(&d);
     free(csv); free(model); free(pr);
     tu_rmdir(dir);
     free(dir);

@@ -73,3 +73,47 @@ double tu_relerr(double a, double b, double floor)
     double d = fabs(a - b), m = fmax(fmax(fabs(a), fabs(b)), floor);
     return d / m;
 }
+
+void tu_synth_data(mtc_dataset *d, int64_t n, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "synthetic");
+    snprintf(d->split, sizeof d->split, "train");
+    d->n = n; d->c = 1; d->h = 1; d->w = 4;
+    d->x_f32 = malloc(sizeof(float) * (size_t)(n * 4));
+    d->ntasks = 3;
+    const char *names[3] = {"fine", "level", "pos"};
+    const int kinds[3] = {MTC_TASK_CLS, MTC_TASK_REG, MTC_TASK_BIN}, dims[3] = {4, 1, 1};
+    for (int t = 0; t < 3; t++) {
+        snprintf(d->tasks[t].name, MTC_NAME_MAX, "%s", names[t]);
+        d->tasks[t].kind = kinds[t];
+        d->tasks[t].dim = dims[t];
+    }
+    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
+    d->tasks[1].targets = malloc(sizeof(float) * (size_t)n);
+    d->tasks[2].targets = malloc(sizeof(float) * (size_t)n);
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) {
+        float *x = d->x_f32 + i * 4, s = 0;
+        int best = 0;
+        for (int j = 0; j < 4; j++) {
+            x[j] = mtc_rng_normal(&r);
+            s += x[j];
+            if (x[j] > x[best]) best = j;
+        }
+        d->tasks[0].labels[i] = best;
+        d->tasks[1].targets[i] = 3.0f + s / 4;
+        d->tasks[2].targets[i] = x[0] > 0 ? 1.0f : 0.0f;
+    }
+    mtc_data_rehash(d);
+}
+
+int tu_build_model(const char *text, mtc_model *m, uint64_t seed, mtc_err *e)
+{
+    mtc_spec s;
+    int rc = mtc_spec_parse(text, "t.cfg", &s, e);
+    if (!rc) rc = mtc_model_build(&s, text, m, e);
+    if (!rc) mtc_model_init_params(m, seed);
+    return rc;
+}

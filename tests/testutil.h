@@ -23,6 +23,12 @@ unsigned char *tu_read(const char *path, size_t *n);
 /* Runs `$MTC_BIN args...` (default build/mtc) through the shell with
  * stdout/stderr to files in dir; returns the exit code. */
 int tu_run_mtc(const char *dir, const char *args, char **out, char **err);
+/* Synthetic multi-task data: 4 gaussian features; task fine = argmax
+ * (cls 4), level = 3 + mean (reg 1), pos = x0 > 0 (bin 1). Free with
+ * mtc_data_free. */
+void tu_synth_data(mtc_dataset *d, int64_t n, uint64_t seed);
+/* Parses spec text, builds and initialises a model; 0 or an error in e. */
+int tu_build_model(const char *text, mtc_model *m, uint64_t seed, mtc_err *e);
 /* Relative error |a-b| / max(|a|,|b|,floor). */
 double tu_relerr(double a, double b, double floor);
 
