@@ -79,25 +79,7 @@ int cmd_train(int argc, char **argv)
     mtc_jw_key(&w, "parent");
     mtc_jw_null(&w);
     util_json_data(&w, "data", &d);
-    mtc_jw_key(&w, "train");
-    mtc_jw_obj(&w);
-    mtc_jw_kint(&w, "epochs", cfg.epochs);
-    mtc_jw_kint(&w, "epochs_run", res.epochs_run);
-    mtc_jw_kint(&w, "best_epoch", res.best_epoch);
-    mtc_jw_kint(&w, "batch", cfg.batch);
-    mtc_jw_knum(&w, "lr", cfg.sched.lr);
-    mtc_jw_kstr(&w, "optimizer", to.optimizer);
-    mtc_jw_kstr(&w, "schedule", to.schedule);
-    mtc_jw_kstr(&w, "weighting", to.weighting);
-    mtc_jw_kint(&w, "seed", (int64_t)c.seed);
-    mtc_jw_kint(&w, "threads", c.threads);
-    mtc_jw_obj_end(&w);
-    mtc_jw_key(&w, "task_weights");
-    mtc_jw_obj(&w);
-    for (int t = 0; t < m.spec.ntasks; t++) mtc_jw_knum(&w, m.spec.tasks[t].name, res.weight[t]);
-    mtc_jw_obj_end(&w);
-    mtc_jw_key(&w, "history");
-    mtc_jw_raw(&w, res.history_json ? res.history_json : "[]");
+    util_json_training(&w, &m, &to, &c, &cfg, &res);
     if (have_ev) {
         mtc_jw_key(&w, "test");
         util_json_eval(&w, &m, ev);

@@ -96,6 +96,30 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
     return 0;
 }
 
+void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o, const cli_common *c,
+                        const mtc_train_cfg *cfg, const mtc_train_result *res)
+{
+    mtc_jw_key(w, "train");
+    mtc_jw_obj(w);
+    mtc_jw_kint(w, "epochs", cfg->epochs);
+    mtc_jw_kint(w, "epochs_run", res->epochs_run);
+    mtc_jw_kint(w, "best_epoch", res->best_epoch);
+    mtc_jw_kint(w, "batch", cfg->batch);
+    mtc_jw_knum(w, "lr", cfg->sched.lr);
+    mtc_jw_kstr(w, "optimizer", o->optimizer);
+    mtc_jw_kstr(w, "schedule", o->schedule);
+    mtc_jw_kstr(w, "weighting", o->weighting);
+    mtc_jw_kint(w, "seed", (int64_t)c->seed);
+    mtc_jw_kint(w, "threads", c->threads);
+    mtc_jw_obj_end(w);
+    mtc_jw_key(w, "task_weights");
+    mtc_jw_obj(w);
+    for (int t = 0; t < m->spec.ntasks; t++) mtc_jw_knum(w, m->spec.tasks[t].name, res->weight[t]);
+    mtc_jw_obj_end(w);
+    mtc_jw_key(w, "history");
+    mtc_jw_raw(w, res->history_json ? res->history_json : "[]");
+}
+
 void util_progress(void *ctx, const mtc_epoch_stats *s)
 {
     const cli_common *c = ctx;
