@@ -606,7 +606,9 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
     int64_t nin = (int64_t)B * op->in_size, nout = (int64_t)B * op->out_size;
     if (op->quant) {
         a = as_u8(rt, a, s, nin, op->in_p);
-        int o = 1 - a.slot;
+        /* slot -1: the input lives outside this set (the trunk's output as
+         * a head's input), so either slot of the set is free */
+        int o = a.slot >= 0 ? 1 - a.slot : 0;
         uint8_t *ou = s->u[o];
         float *of = s->f[o];
         if (op->kind == OP_DENSE) {

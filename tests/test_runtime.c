@@ -205,6 +205,60 @@ static void test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa(void 
     quantize_and_compare(MLP_SPEC, 1, 1, 8, MTC_CALIB_ENTROPY, 1);
 }
 
+/* A trunk narrower than the heads' outputs: the float logits of each head
+ * must go to the head's own buffers (regression: they were written past a
+ * u8 buffer sized for the trunk's width). */
+static void test_runtime_int8_narrow_trunk_wide_heads(void **st)
+{
+    (void)st;
+    const char *spec = "[input] shape = 1x1x4\n[dense] units = 3 act = relu\n"
+                       "[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n";
+    char *dir = tu_mkdtemp(), *src = tu_path(dir, "m.mtc"), *dst = tu_path(dir, "m.q8.mtc");
+    mtc_dataset train, test;
+    make_data(&train, 1500, 1, 1, 4, 1);
+    make_data(&test, 400, 1, 1, 4, 2);
+    mtc_model m;
+    build(spec, &m, 3);
+    train_small(&m, &train, 6);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, src, NULL, &e), 0);
+    mtc_ckpt ck;
+    assert_int_equal(mtc_ckpt_load(src, &ck, &e), 0);
+    mtc_quant_cfg qc;
+    mtc_quant_cfg_default(&qc);
+    qc.calib_method = MTC_CALIB_MINMAX;
+    mtc_quant_report rep;
+    if (mtc_quantize(&ck, src, &train, &qc, dst, &rep, &e)) fail_msg("%s", e.msg);
+    mtc_rt *fp, *q8;
+    assert_int_equal(mtc_rt_load(src, &fp, &e), 0);
+    assert_int_equal(mtc_rt_load(dst, &q8, &e), 0);
+    assert_int_equal(mtc_rt_nquantized(q8), 3);
+    double af, mf, aq, mq;
+    float *of[MTC_MAX_TASKS], *oq[MTC_MAX_TASKS];
+    metrics(fp, &test, &af, &mf, of);
+    metrics(q8, &test, &aq, &mq, oq);
+    int agree = 0;
+    for (int i = 0; i < test.n; i++) {
+        int bf = 0, bq = 0;
+        for (int k = 1; k < 3; k++) {
+            if (of[0][i * 3 + k] > of[0][i * 3 + bf]) bf = k;
+            if (oq[0][i * 3 + k] > oq[0][i * 3 + bq]) bq = k;
+        }
+        agree += bf == bq;
+        assert_true(isfinite(oq[1][i]));
+    }
+    if (agree < 0.9 * test.n) fail_msg("int8 agrees with fp32 on %d of %lld", agree, (long long)test.n);
+    for (int t = 0; t < 2; t++) { free(of[t]); free(oq[t]); }
+    mtc_rt_free(fp);
+    mtc_rt_free(q8);
+    mtc_ckpt_free(&ck);
+    mtc_model_free(&m);
+    mtc_data_free(&train);
+    mtc_data_free(&test);
+    tu_rmdir(dir);
+    free(dir); free(src); free(dst);
+}
+
 static void test_runtime_int8_conv_bn_pool_close_to_fp32(void **st)
 {
     (void)st;
@@ -307,6 +361,7 @@ int main(void)
         cmocka_unit_test(test_runtime_fp32_equals_model_with_batchnorm_folded),
         cmocka_unit_test(test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa),
         cmocka_unit_test(test_runtime_int8_conv_bn_pool_close_to_fp32),
+        cmocka_unit_test(test_runtime_int8_narrow_trunk_wide_heads),
         cmocka_unit_test(test_runtime_quantize_keeps_pruned_weights_zero),
         cmocka_unit_test(test_runtime_fallback_meets_budget_or_fails_loudly),
     };

@@ -147,11 +147,31 @@ static int curves_read(const char *path, const mtc_json *meta, curves *cv, mtc_e
     return MTC_OK;
 }
 
+/* Exit code of a plot subcommand; with --json one object naming the PNG. */
+static int plot_done(const char *cmd, const cli_common *cc, const char *out, int rc, const mtc_err *e)
+{
+    if (rc) return cli_fail(cmd, e);
+    if (cc->json) {
+        mtc_jw w;
+        mtc_jw_init(&w);
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "command", cmd);
+        mtc_jw_kstr(&w, "png", out);
+        mtc_jw_obj_end(&w);
+        printf("%s\n", w.buf);
+        mtc_jw_free(&w);
+    }
+    return 0;
+}
+
 static int plot_curves(int argc, char **argv)
 {
     const char *out = NULL, *pos[1];
-    const cli_opt opts[] = {
+    cli_common cc;
+    cli_common_defaults(&cc);
+    cli_opt opts[] = {
         {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
+        CLI_COMMON(&cc),
         CLI_END,
     };
     int npos, rc = cli_parse("plot curves", "model.mtc -o out.png",
@@ -188,7 +208,7 @@ static int plot_curves(int argc, char **argv)
     }
     mtc_canvas_free(&c);
     curves_free(&cv);
-    return rc ? cli_fail("plot curves", &e) : 0;
+    return plot_done("plot curves", &cc, out, rc, &e);
 }
 
 /* ---- size-accuracy ------------------------------------------------------------ */
@@ -211,10 +231,11 @@ static double task_metric(const mtc_json *v, const char **name)
 static int plot_size_accuracy(int argc, char **argv)
 {
     const char *out = NULL, *pos[MAX_SERIES];
-    int quiet = 0;
-    const cli_opt opts[] = {
+    cli_common cc;
+    cli_common_defaults(&cc);
+    cli_opt opts[] = {
         {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
-        {"quiet", OPT_FLAG, &quiet, "no notes about skipped checkpoints", 1, 0},
+        CLI_COMMON(&cc),
         CLI_END,
     };
     int npos, rc = cli_parse("plot size-accuracy", "a.mtc b.mtc ... -o out.png",
@@ -271,7 +292,7 @@ static int plot_size_accuracy(int argc, char **argv)
     }
     if (!rc && !ntasks)
         rc = mtc_err_set(&e, MTC_EINPUT, "no test metrics in any of the %d checkpoint(s)", npos);
-    for (int i = 0; !rc && !quiet && i < nskipped; i++)
+    for (int i = 0; !rc && !cc.quiet && i < nskipped; i++)
         fprintf(stderr, "mtc plot size-accuracy: %s: no test metrics in the metadata, skipped\n", pos[skipped[i]]);
     mtc_canvas c = {0};
     if (!rc) rc = mtc_canvas_init(&c, 760, 480, MTC_WHITE, &e);
@@ -285,7 +306,7 @@ static int plot_size_accuracy(int argc, char **argv)
         if (!rc) rc = mtc_canvas_write_png(&c, out, &e);
     }
     mtc_canvas_free(&c);
-    return rc ? cli_fail("plot size-accuracy", &e) : 0;
+    return plot_done("plot size-accuracy", &cc, out, rc, &e);
 }
 
 /* ---- sensitivity -------------------------------------------------------------- */
@@ -349,8 +370,11 @@ static int sens_read(const char *path, const mtc_json *j, sens *s, mtc_err *e)
 static int plot_sensitivity(int argc, char **argv)
 {
     const char *out = NULL, *pos[1];
-    const cli_opt opts[] = {
+    cli_common cc;
+    cli_common_defaults(&cc);
+    cli_opt opts[] = {
         {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
+        CLI_COMMON(&cc),
         CLI_END,
     };
     int npos, rc = cli_parse("plot sensitivity", "report.json -o out.png",
@@ -404,7 +428,7 @@ static int plot_sensitivity(int argc, char **argv)
     mtc_canvas_free(&c);
     sens_free(&s);
     mtc_json_free(&j);
-    return rc ? cli_fail("plot sensitivity", &e) : 0;
+    return plot_done("plot sensitivity", &cc, out, rc, &e);
 }
 
 /* ---- confusion ---------------------------------------------------------------- */
@@ -457,9 +481,12 @@ static int confusion_png(const char *path, const char *task, const mtc_json *obj
 static int plot_confusion(int argc, char **argv)
 {
     const char *out = NULL, *task = NULL, *pos[1];
-    const cli_opt opts[] = {
+    cli_common cc;
+    cli_common_defaults(&cc);
+    cli_opt opts[] = {
         {"out", OPT_STR, &out, "output PNG (also -o); several tasks: OUT-<task>.png", 1, 0},
         {"task", OPT_STR, &task, "only this task (default: every cls task)", 1, 0},
+        CLI_COMMON(&cc),
         CLI_END,
     };
     int npos, rc = cli_parse("plot confusion", "model.mtc [--task T] -o out.png",
@@ -499,7 +526,7 @@ static int plot_confusion(int argc, char **argv)
         if (!rc && n > 1) printf("wrote %s\n", path);
     }
     mtc_json_free(&meta);
-    return rc ? cli_fail("plot confusion", &e) : 0;
+    return plot_done("plot confusion", &cc, out, rc, &e);
 }
 
 /* ---- contact sheet ------------------------------------------------------------ */
@@ -570,11 +597,14 @@ static int plot_contact_sheet(int argc, char **argv)
 {
     const char *out = NULL, *data = NULL, *split = "train", *pos[1];
     int n = 64;
-    const cli_opt opts[] = {
+    cli_common cc;
+    cli_common_defaults(&cc);
+    cli_opt opts[] = {
         {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
         {"data", OPT_STR, &data, "image data set name (required)", 1, 0},
         {"split", OPT_STR, &split, "train | test (default train)", 1, 0},
         {"n", OPT_INT, &n, "samples to show (default 64)", 1, 1024},
+        CLI_COMMON(&cc),
         CLI_END,
     };
     int npos, rc = cli_parse("plot contact-sheet", "--data NAME [--n 64] [--split train] -o out.png",
@@ -593,7 +623,7 @@ static int plot_contact_sheet(int argc, char **argv)
     if (d.n < 1) rc = mtc_err_set(&e, MTC_EINPUT, "%s: the %s split is empty", data, split);
     if (!rc) rc = contact_sheet(&d, d.n < n ? (int)d.n : n, out, &e);
     mtc_data_free(&d);
-    return rc ? cli_fail("plot contact-sheet", &e) : 0;
+    return plot_done("plot contact-sheet", &cc, out, rc, &e);
 }
 
 /* ---- dispatch ----------------------------------------------------------------- */
