@@ -65,22 +65,6 @@ float mtc_f16_to_f32(uint16_t h)
     return f;
 }
 
-/* ---- file hash ---------------------------------------------------------- */
-
-int mtc_file_hash(const char *path, uint64_t *h, mtc_err *e)
-{
-    *h = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return mtc_err_set(e, MTC_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
-    unsigned char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) *h = mtc_fnv1a64(buf, n, *h);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) return mtc_err_set(e, MTC_EIO, "%s: read failed", path);
-    return 0;
-}
-
 /* ---- the tasks of a file ------------------------------------------------ */
 
 typedef struct ftask {

@@ -70,6 +70,8 @@ void mtc_pool_free(mtc_pool *p);
 
 /* ---- hashing ------------------------------------------------------------ */
 uint64_t mtc_fnv1a64(const void *data, size_t n, uint64_t h); /* h=0 starts */
+/* FNV-1a 64 of a file's bytes: how a checkpoint names its parent. */
+int mtc_file_hash(const char *path, uint64_t *h, mtc_err *e);
 
 /* ---- tensors ------------------------------------------------------------ */
 typedef enum mtc_dtype {

@@ -173,16 +173,22 @@ static int write_ckpt(qstate *q, const mtc_ckpt *src, const char *src_path, cons
     mtc_ckpt c;
     memset(&c, 0, sizeof c);
     int rc = 0;
-    /* metadata: the source's, plus what quantization did */
+    /* metadata: lineage by the source's hash (its own metadata stays in the
+     * source: copying it would carry fp32 metrics over to the int8 model),
+     * and what quantization did */
     mtc_jw w;
     mtc_jw_init(&w);
     mtc_jw_obj(&w);
-    mtc_json pm;
-    if (src->meta && mtc_json_parse(src->meta, strlen(src->meta), &pm, NULL) == 0) {
-        for (int i = 0; pm.type == MTC_JOBJ && i < pm.n; i++)
-            if (strcmp(pm.keys[i], "quantize")) { mtc_jw_key(&w, pm.keys[i]); mtc_jw_value(&w, &pm.items[i]); }
-        mtc_json_free(&pm);
-    }
+    mtc_jw_kstr(&w, "producer", "mtc quantize");
+    mtc_jw_kstr(&w, "version", MTC_VERSION);
+    mtc_jw_key(&w, "parent");
+    mtc_jw_obj(&w);
+    mtc_jw_kstr(&w, "path", src_path);
+    uint64_t h = 0;
+    char hash[17] = "";
+    if (mtc_file_hash(src_path, &h, NULL) == 0) snprintf(hash, sizeof hash, "%016llx", (unsigned long long)h);
+    mtc_jw_kstr(&w, "hash", hash);
+    mtc_jw_obj_end(&w);
     mtc_jw_key(&w, "quantize");
     mtc_jw_obj(&w);
     mtc_jw_kstr(&w, "format", "int8");

@@ -280,7 +280,6 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     mtc_soft soft;
     memset(&soft, 0, sizeof soft);
     int have_soft = 0, structured = o->structured != NULL, rc;
-    char *parent_meta = NULL;
     double val_b[MTC_MAX_TASKS] = {0}, val_a[MTC_MAX_TASKS] = {0}, test_b[MTC_MAX_TASKS] = {0},
            test_a[MTC_MAX_TASKS] = {0};
     int64_t *tidx = NULL, *vidx = NULL, nt = 0, nv = 0, removed = 0;
@@ -294,7 +293,7 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     util_train_opts to;
     util_train_opts_default(&to);
 
-    if ((rc = mtc_model_load(in_path, &m, &parent_meta, &e))) return cli_fail("prune", &e);
+    if ((rc = mtc_model_load(in_path, &m, NULL, &e))) return cli_fail("prune", &e);
     mtc_model *outm = &m;
     /* settings */
     if (!structured && o->sparsity < 0) {
@@ -407,9 +406,7 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     mtc_jw_obj(&w);
     mtc_jw_kstr(&w, "path", in_path);
     mtc_jw_kstr(&w, "hash", phash);
-    mtc_jw_key(&w, "meta");
-    mtc_jw_raw(&w, parent_meta && parent_meta[0] ? parent_meta : "null");
-    mtc_jw_obj_end(&w);
+    mtc_jw_obj_end(&w); /* lineage by hash; the parent's metadata stays in the parent */
     if (o->data) util_json_data(&w, "data", &d);
     mtc_jw_key(&w, "prune");
     mtc_jw_obj(&w);
@@ -445,6 +442,8 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
         if (nv > 0) { json_primary(&w, "val_before", outm, val_b); json_primary(&w, "val_after", outm, val_a); }
         if (dt.n > 0) { json_primary(&w, "test_before", outm, test_b); json_primary(&w, "test_after", outm, test_a); }
         mtc_jw_obj_end(&w);
+        /* headline test metric per task, as `mtc plot size-accuracy` reads it */
+        if (dt.n > 0) json_primary(&w, "metrics", outm, test_a);
     }
     mtc_jw_obj_end(&w);
     rc = w.oom ? mtc_err_set(&e, MTC_ENOMEM, "out of memory") : mtc_model_save(outm, o->out, w.buf, &e);
@@ -506,7 +505,6 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     }
 out:
     if (have_soft) mtc_soft_free(&soft);
-    free(parent_meta);
     free(tidx);
     free(vidx);
     mtc_data_free(&d);

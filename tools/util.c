@@ -212,13 +212,7 @@ void util_json_data(mtc_jw *w, const char *key, const mtc_dataset *d)
 
 void util_file_hash(const char *path, char out[17])
 {
+    uint64_t h;
     out[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    uint64_t h = 0;
-    unsigned char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) h = mtc_fnv1a64(buf, n, h);
-    fclose(f);
-    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    if (mtc_file_hash(path, &h, NULL) == 0) snprintf(out, 17, "%016llx", (unsigned long long)h);
 }

@@ -61,8 +61,6 @@ void mtc_soft_free(mtc_soft *s);
 /* Header JSON text of a .mtl (for `mtc inspect`); malloc'd. */
 int mtc_soft_header(const char *path, char **json, mtc_err *e);
 
-/* FNV-1a 64 of a file's bytes (names the teacher checkpoint in a .mtl). */
-int mtc_file_hash(const char *path, uint64_t *h, mtc_err *e);
 /* IEEE half precision <-> float; float -> half rounds to nearest even,
  * finite values beyond the half range saturate to +-65504, NaN stays NaN. */
 uint16_t mtc_f32_to_f16(float f);
