@@ -5,7 +5,8 @@
  *
  *   infer CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]
  *                                  fp32 inference samples/s of a checkpoint
- *                                  (mtc_model_forward, eval mode)
+ *                                  (mtc_model_forward, eval mode; threads =
+ *                                  mtc's pool, OpenBLAS single-threaded)
  *   dense [--seconds S] [--threads N] [--B 256 --I 784 --O 128]
  *                                  mtc_dense_forward GFLOP/s next to a bare
  *                                  cblas_sgemm of the same shape and a
@@ -17,9 +18,12 @@
  *                                  test accuracy per task: the library twin
  *                                  of `mtc train` with a batch limit, used by
  *                                  quick mode to match `peer --max-batches`
- *   int8 CKPT [--seconds S]        test accuracy, then samples/s as infer,
+ *   int8 CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]
+ *                                  test accuracy, then samples/s as infer,
  *                                  through the runtime (include/mtc/
- *                                  runtime.h): int8 or fp32 checkpoints
+ *                                  runtime.h): int8 or fp32 checkpoints;
+ *                                  MTC_ISA=scalar|avx2|avx512 picks the
+ *                                  int8 kernels (recorded as "isa")
  *   quantize CKPT OUT              mtc_quantize with its defaults
  *                                  (both only when runtime.h exists; built
  *                                  with -DMTC_BENCH_NO_INT8 otherwise)
@@ -129,19 +133,23 @@ static int cmd_infer(int argc, char **argv)
     const char *path = argv[1];
     double secs = opt_num(argc, argv, "--seconds", 1.0);
     mtc_err e = {0};
-    mtc_model m;
-    char *meta = NULL;
-    if (mtc_model_load(path, &m, &meta, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
-    free(meta);
     int batches[8], threads[8], maxb = 1;
     int nb = opt_list(argc, argv, "--batches", "1,16,256", batches, 8);
     int nt = opt_list(argc, argv, "--threads", "1,2", threads, 8);
     for (int bi = 0; bi < nb; bi++) maxb = batches[bi] > maxb ? batches[bi] : maxb;
     int64_t S, pool = maxb > 2048 ? maxb : 2048;
     float *x = test_inputs(pool, &S, &e);
-    if (!x || mtc_model_reserve(&m, maxb, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+    if (!x) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
     for (int ti = 0; ti < nt; ti++) {
-        openblas_set_num_threads(threads[ti]);
+        /* mtc's own pool over batch slices, OpenBLAS single-threaded (as
+         * `mtc --threads N`): the model sizes its pool when it reserves its
+         * buffers, so it is loaded again for every thread count */
+        mtc_set_threads(threads[ti]);
+        mtc_model m;
+        char *meta = NULL;
+        if (mtc_model_load(path, &m, &meta, &e) || mtc_model_reserve(&m, maxb, &e))
+            return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+        free(meta);
         for (int bi = 0; bi < nb; bi++) {
             int B = batches[bi];
             int64_t slots = pool / B, it = 0;
@@ -156,10 +164,10 @@ static int cmd_infer(int argc, char **argv)
                    path, B, threads[ti], it * B / dt, (long long)it, openblas_get_corename());
             fflush(stdout);
         }
+        mtc_model_free(&m);
     }
     printf("{\"mode\":\"rss\",\"what\":\"bench_infer infer\",\"peak_rss_kib\":%ld}\n", peak_rss_kib());
     free(x);
-    mtc_model_free(&m);
     return 0;
 }
 
@@ -248,7 +256,7 @@ static int cmd_train(int argc, char **argv)
     int rc = mtc_model_build(&spec, text, &m, &e);
     free(text);
     if (rc) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
-    openblas_set_num_threads(T);
+    mtc_set_threads(T); /* before the model reserves its buffers (and pool) */
     if (mtc_data_open("fashion-mnist", "train", NULL, &d, &e) ||
         mtc_data_open("fashion-mnist", "test", NULL, &dt, &e))
         return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
@@ -287,7 +295,8 @@ static int cmd_train(int argc, char **argv)
  * asks OpenBLAS for one thread). Test accuracy per task comes first. */
 static int cmd_int8(int argc, char **argv)
 {
-    if (argc < 2) return fprintf(stderr, "usage: bench_infer int8 CKPT [--seconds S]\n"), 2;
+    if (argc < 2)
+        return fprintf(stderr, "usage: bench_infer int8 CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]\n"), 2;
     double secs = opt_num(argc, argv, "--seconds", 1.0);
     mtc_err e = {0};
     mtc_rt *rt = NULL;
@@ -316,10 +325,14 @@ static int cmd_int8(int argc, char **argv)
     float *outs[MTC_MAX_TASKS] = {0};
     for (int t = 0; t < T; t++) outs[t] = malloc(256 * (size_t)m->spec.tasks[t].dim * sizeof(float));
     if (!x) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
-    const int batches[] = {1, 16, 256}, threads[] = {1, 2};
-    for (int ti = 0; ti < 2; ti++) {
+    int batches[8], threads[8];
+    int nb = opt_list(argc, argv, "--batches", "1,16,256", batches, 8);
+    int nt = opt_list(argc, argv, "--threads", "1,2", threads, 8);
+    for (int bi = 0; bi < nb; bi++)
+        if (batches[bi] > 256) return fprintf(stderr, "bench_infer: int8: batch <= 256\n"), 2;
+    for (int ti = 0; ti < nt; ti++) {
         mtc_rt_set_threads(rt, threads[ti]);
-        for (int bi = 0; bi < 3; bi++) {
+        for (int bi = 0; bi < nb; bi++) {
             int B = batches[bi];
             int64_t slots = pool / B, it = 0;
             for (int w = 0; w < 10; w++) mtc_rt_run(rt, x + (w % slots) * B * S, B, outs, &e);

@@ -5,7 +5,10 @@ peer_pytorch.py — the PyTorch peer of `make bench` (see docs/bench.md).
 Same workloads as mtc, built the plain PyTorch way, so every mtc figure has a
 side-by-side reference measured in the same run:
   data    Fashion-MNIST IDX .gz read here (gzip + struct + numpy), kept as u8,
-          each batch converted to float /255 (as mtc does; no normalisation)
+          each batch converted to float /255 (as mtc does; no normalisation);
+          or, with --data-dir DIR --tasks a,b, a folder `mtc data multifashion
+          --out DIR` wrote: DIR/{train,t10k}-images-idx3-ubyte.gz and one
+          DIR/{train,t10k}-TASK-labels-idx1-ubyte.gz per task
   models  teacher: conv32(3x3,p1,relu)-maxpool2-conv64(3x3,p1,relu)-maxpool2-
           flatten-dense256(relu); student: dense128(relu); heads fashion (10)
           and super (4, derived from fashion by SUPER_MAP), each its own
@@ -15,6 +18,7 @@ side-by-side reference measured in the same run:
 
 Modes (each prints ONE JSON line on stdout):
   train  --model teacher|student --epochs E --threads N [--max-batches K]
+         [--data-dir DIR --tasks fashion,digit]
   infer  --model ... --batch B[,B..] --threads N[,N..] --seconds S
          [--int8 dynamic|static] [--load state_dict]
   sgemm  --m M --n N --k K --threads N
@@ -57,17 +61,25 @@ def read_idx(path):
     return arr.reshape(dims)
 
 
-def load_split(split):
+def load_split(split, data_dir=None, tasks=None):
+    """(x u8 (n,1,28,28), [labels per task]) and the task names. Default:
+    Fashion-MNIST with tasks fashion and super (derived by SUPER_MAP)."""
     import torch
     pre = "train" if split == "train" else "t10k"
+    if data_dir:
+        x = read_idx(os.path.join(data_dir, f"{pre}-images-idx3-ubyte.gz"))
+        ys = [torch.from_numpy(read_idx(os.path.join(data_dir, f"{pre}-{t}-labels-idx1-ubyte.gz"))
+                               .astype(np.int64)) for t in tasks]
+        return torch.from_numpy(x.copy()).unsqueeze(1), ys, list(tasks)
     x = read_idx(os.path.join(DATA_DIR, f"{pre}-images-idx3-ubyte.gz"))
     y = read_idx(os.path.join(DATA_DIR, f"{pre}-labels-idx1-ubyte.gz")).astype(np.int64)
     ys = np.asarray(SUPER_MAP, dtype=np.int64)[y]
     return (torch.from_numpy(x.copy()).unsqueeze(1),  # (n,1,28,28) u8
-            torch.from_numpy(y), torch.from_numpy(ys))
+            [torch.from_numpy(y), torch.from_numpy(ys)], ["fashion", "super"])
 
 
-def build_model(kind):
+def build_model(kind, classes=(10, 4)):
+    """Trunk + one Linear head per task (classes[i] outputs), in task order."""
     import torch.nn as nn
 
     class MultiTask(nn.Module):
@@ -84,18 +96,17 @@ def build_model(kind):
                 self.trunk = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU())
                 width = 128
                 self.fuse = [["trunk.1", "trunk.2"]]
-            self.fashion = nn.Linear(width, 10)
-            self.super = nn.Linear(width, 4)
-            self.quant = None  # set for static int8
+            self.heads = nn.ModuleList([nn.Linear(width, k) for k in classes])
+            self.quant = None  # set for static int8 (with self.dq, one per head)
 
         def forward(self, x):
             if self.quant is not None:
                 x = self.quant(x)
             h = self.trunk(x)
-            f, s = self.fashion(h), self.super(h)
+            outs = [head(h) for head in self.heads]
             if self.quant is not None:
-                f, s = self.dq_f(f), self.dq_s(s)
-            return f, s
+                outs = [dq(o) for dq, o in zip(self.dq, outs)]
+            return outs
 
     return MultiTask()
 
@@ -104,26 +115,31 @@ def batch_x(xu8):
     return xu8.float().div_(255.0)
 
 
-def evaluate(model, x, y, ys, batch=256):
+def evaluate(model, x, ys, batch=256):
+    """Test accuracy per task (list, in task order)."""
     import torch
     model.eval()
-    cf = cs = 0
+    correct = [0] * len(ys)
     with torch.inference_mode():
         for i in range(0, x.shape[0], batch):
-            f, s = model(batch_x(x[i:i + batch]))
-            cf += int((f.argmax(1) == y[i:i + batch]).sum())
-            cs += int((s.argmax(1) == ys[i:i + batch]).sum())
-    n = x.shape[0]
-    return cf / n, cs / n
+            outs = model(batch_x(x[i:i + batch]))
+            for t, (o, y) in enumerate(zip(outs, ys)):
+                correct[t] += int((o.argmax(1) == y[i:i + batch]).sum())
+    return [c / x.shape[0] for c in correct]
+
+
+def n_classes(ys):
+    return [int(y.max()) + 1 for y in ys]
 
 
 def cmd_train(a):
     import torch
     import torch.nn.functional as F
     torch.manual_seed(a.seed)
-    x, y, ys = load_split("train")
-    xt, yt, yst = load_split("test")
-    model = build_model(a.model)
+    tasks = a.tasks.split(",") if a.tasks else (["fashion", "digit"] if a.data_dir else None)
+    x, ys, names = load_split("train", a.data_dir, tasks)
+    xt, yts, _ = load_split("test", a.data_dir, tasks)
+    model = build_model(a.model, [10, 4] if not a.data_dir else n_classes(ys))
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     n, B = x.shape[0], a.batch
@@ -139,8 +155,8 @@ def cmd_train(a):
                 break
             idx = perm[s:s + B]
             xb = batch_x(x[idx])
-            f, sp = model(xb)
-            loss = F.cross_entropy(f, y[idx]) + F.cross_entropy(sp, ys[idx])
+            outs = model(xb)
+            loss = sum(F.cross_entropy(o, y[idx]) for o, y in zip(outs, ys))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -153,17 +169,18 @@ def cmd_train(a):
               f"{rates[-1]:.0f} samples/s", file=sys.stderr)
         if a.max_batches and batches >= a.max_batches:
             break
-    acc_f, acc_s = evaluate(model, xt, yt, yst)
+    accs = evaluate(model, xt, yts)
     if a.save:
         torch.save(model.state_dict(), a.save)
-    print(json.dumps({
+    rec = {
         "peer": "pytorch", "torch": torch.__version__, "mode": "train", "model": a.model,
         "threads": torch.get_num_threads(), "batch": B, "epochs_run": len(rates),
         "batches": batches, "parameters": nparams,
         # last epoch's rate, as `mtc train` reports; mean over all epochs too
         "samples_per_s": rates[-1], "samples_per_s_mean": sum(rates) / len(rates),
-        "train_seconds": t_all,
-        "fashion_acc": acc_f, "super_acc": acc_s}))
+        "train_seconds": t_all, "data": a.data_dir or "fashion-mnist", "tasks": names}
+    rec.update({f"{t}_acc": v for t, v in zip(names, accs)})
+    print(json.dumps(rec))
 
 
 def pick_qengine():
@@ -188,7 +205,8 @@ def make_int8(model, kind, how, xcal):
     if how == "dynamic":
         return tq.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8), engine
     # static post-training quantization, per-channel weights
-    model.quant, model.dq_f, model.dq_s = tq.QuantStub(), tq.DeQuantStub(), tq.DeQuantStub()
+    model.quant = tq.QuantStub()
+    model.dq = nn.ModuleList([tq.DeQuantStub() for _ in model.heads])
     model = tq.fuse_modules(model, model.fuse)
     if engine in ("fbgemm", "x86"):
         model.qconfig = tq.get_default_qconfig(engine)  # per-channel weights
@@ -214,7 +232,7 @@ def cmd_infer(a):
     if a.load:
         model.load_state_dict(torch.load(a.load))
     model.eval()
-    xt, yt, yst = load_split("test")
+    xt, yts, names = load_split("test")
     base = {"peer": "pytorch", "torch": torch.__version__, "mode": "infer", "model": a.model,
             "int8": a.int8 or "fp32", "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}
     if a.int8:
@@ -225,7 +243,7 @@ def cmd_infer(a):
             print(json.dumps(base))
             return
     if a.load:
-        base["fashion_acc"], base["super_acc"] = evaluate(model, xt, yt, yst)
+        base.update({f"{t}_acc": v for t, v in zip(names, evaluate(model, xt, yts))})
     for th in [int(v) for v in str(a.threads).split(",")]:
         torch.set_num_threads(th)
         for B in [int(v) for v in a.batch.split(",")]:
@@ -278,6 +296,8 @@ def main():
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--max-batches", type=int, default=0, help="stop after K batches (0 = all)")
     t.add_argument("--save", help="write the state_dict here (for infer --load)")
+    t.add_argument("--data-dir", help="IDX folder of `mtc data multifashion --out DIR` instead of Fashion-MNIST")
+    t.add_argument("--tasks", help="with --data-dir: tasks (label files) to train, e.g. fashion,digit")
     i = sub.add_parser("infer", parents=[common])
     i.add_argument("--model", choices=["teacher", "student"], required=True)
     i.add_argument("--batch", default="1", help="batch sizes, e.g. 1,16,256")

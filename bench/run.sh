@@ -2,19 +2,25 @@
 # bench/run.sh MTC_BIN full|quick — the side-by-side benchmark (docs/bench.md).
 #
 # Runs every workload for mtc and for the PyTorch peer (bench/peer_pytorch.py)
-# in this one run, collects JSON lines in a work folder, then bench/report.py
-# prints ONE table and writes bench/results/latest.json. Speeds are only ever
-# compared as ratios measured here; nothing asserts an absolute time.
+# in this one run, collects JSON lines in a work folder, then bench_report
+# (bench/bench_report.c, built here like bench_infer) prints ONE table and
+# writes bench/results/latest.json (+ summary.md in full mode). Speeds are
+# only ever compared as ratios measured here; nothing asserts an absolute time.
+# No Python here: the peer is the only Python in the bench.
 #
-#   quick  ~1-2 min: student 1 epoch, teacher 100 batches (library twin of
-#          `mtc train`, see bench_infer train), short inference timings
-#   full   ~15-25 min on 2 cores: teacher 5 epochs, student 10 epochs,
-#          batch/thread scaling tables, int8 when the runtime is built
+#   quick  ~2-4 min: student 1 epoch, teacher 100 batches (library twin of
+#          `mtc train`, see bench_infer train), the pipeline (label, distill,
+#          prune, quantize, verify) at 1 epoch, short inference timings
+#   full   ~30-40 min on 2 cores: teacher 5 epochs, student 10 epochs, KD
+#          student 10 epochs, AGP pruning to 90% with KD fine-tuning, int8,
+#          the MultiFashion+MNIST teacher and its single-task baselines,
+#          batch/thread scaling tables
 #
 # Environment: BENCH_SECONDS (per inference timing), BENCH_KEEP_CORETYPE=1 to
 # keep a user's OPENBLAS_CORETYPE for mtc (default: unset it so mtc picks its
 # own, which is what the bench is about), PEER_OPENBLAS_CORETYPE (default:
-# unset, OpenBLAS's own choice, i.e. PyTorch as shipped).
+# unset, OpenBLAS's own choice, i.e. PyTorch as shipped), BENCH_PEER_SINGLE=1
+# to train the peer's MultiFashion single-task baselines too (full mode; +7 min).
 set -euo pipefail
 
 MTC=${1:?usage: bench/run.sh MTC_BIN full|quick}
@@ -26,6 +32,11 @@ BUILD=$(dirname "$MTC")
 PY=/usr/bin/python3 # Debian's python: the one python3-torch installs into
 PEER="$PY $ROOT/bench/peer_pytorch.py"
 RESULTS=$ROOT/bench/results
+# the MNIST digits of MultiFashion: mtc looks in ./data/... (cwd) or beside
+# build/, not beside build/release/; the bench may run from anywhere
+if [ -z "${MTC_MNIST_DIR:-}" ] && [ -f "$ROOT/data/mnist/package/src/digits/0.json" ]; then
+    export MTC_MNIST_DIR=$ROOT/data/mnist/package/src/digits
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/mtc-bench.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 REC=$WORK/records.jsonl
@@ -36,19 +47,8 @@ mkdir -p "$RESULTS"
 T0=$(date +%s)
 
 say() { echo "bench [$(($(date +%s) - T0))s] $*" >&2; }
-# record KEY < json-lines: tags each JSON line of stdin with "key"
-record() {
-    "$PY" -c '
-import json, sys
-key = sys.argv[1]
-for line in sys.stdin:
-    line = line.strip()
-    if line.startswith("{"):
-        try: o = json.loads(line)
-        except ValueError: continue
-        o["key"] = key
-        print(json.dumps(o))' "$1" >>"$REC"
-}
+# record KEY < json-lines: tags each JSON object line of stdin with "key"
+record() { "$BR" tag "$1" >>"$REC"; }
 # run KEY CMD...: stdout to the records, stderr to the log; a failure is
 # recorded, never fatal (a missing stage must not hide the other figures)
 run() {
@@ -70,11 +70,14 @@ if ! "$PY" -c 'import torch' 2>/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch >/dev/null
 fi
 
-# ---- bench_infer against the release library ------------------------------
+# ---- bench_infer and bench_report against the release library -------------
 BI=$BUILD/bench/bench_infer
+BR=$BUILD/bench/bench_report
 mkdir -p "$BUILD/bench"
 CFLAGS_BI="-O3 -march=x86-64-v3 -mtune=native -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -I$ROOT/include -I$ROOT -pthread"
 LIBS="-lopenblas -lpng -lz -lm -lpthread"
+gcc $CFLAGS_BI -o "$BR" "$ROOT/bench/bench_report.c" "$BUILD/libmtc.a" $LIBS 2>>"$LOG" ||
+    { echo "bench: bench_report does not build, see $LOG" >&2; exit 2; }
 INT8_NOTE=""
 bi_build() { gcc $CFLAGS_BI "$@" -o "$BI" "$ROOT/bench/bench_infer.c" "$BUILD/libmtc.a" $LIBS 2>>"$LOG"; }
 # runtime + quantizer; runtime only; neither (each tier logs why it failed)
@@ -97,8 +100,7 @@ MTC_ENV=(env)
 VERSION=$("${MTC_ENV[@]}" "$MTC" --version)
 CORE=$(printf '%s\n' "$VERSION" | sed -n 's/^openblas coretype: \([^ ]*\).*/\1/p')
 [ "$CORE" = auto ] && CORE=""
-"$PY" -c 'import json,sys; print(json.dumps({"mode":"version","text":sys.argv[1],"coretype":sys.argv[2],"bench_mode":sys.argv[3],"int8_note":sys.argv[4]}))' \
-    "$VERSION" "${CORE:-auto}" "$MODE" "$INT8_NOTE" | record meta
+"$BR" meta "$VERSION" "${CORE:-auto}" "$MODE" "$INT8_NOTE" >>"$REC"
 # bench_infer does not re-exec: give it the core mtc chose
 BI_ENV=(env -u OPENBLAS_CORETYPE)
 [ -n "$CORE" ] && BI_ENV=(env OPENBLAS_CORETYPE="$CORE")
@@ -109,17 +111,21 @@ say "mtc: $(printf '%s' "$VERSION" | tr '\n' ' ')"
 if [ "$MODE" = quick ]; then
     S_EPOCHS=1; T_EPOCHS=0; T_BATCHES=100; SECS=${BENCH_SECONDS:-0.5}
     INFER_THREADS=1; INFER_BATCHES=1,256
+    P_STEPS=2; P_FT=1 # AGP steps x fine-tune epochs per step
 else
     S_EPOCHS=10; T_EPOCHS=5; T_BATCHES=0; SECS=${BENCH_SECONDS:-2}
     INFER_THREADS=1,2; INFER_BATCHES=1,16,256
+    P_STEPS=5; P_FT=2
 fi
 TEACHER=$ROOT/examples/fmnist-teacher.cfg
 STUDENT=$ROOT/examples/fmnist-student.cfg
+MF_TEACHER=$ROOT/examples/multifashion-teacher.cfg
 TRAIN_COMMON=(--data fashion-mnist --val 0 --json --threads 2 --seed 1)
+M=("${MTC_ENV[@]}" "$MTC") # mtc as the user runs it (its own core-type choice)
 
 # ---- training: student ------------------------------------------------------
 say "student: mtc train, $S_EPOCHS epoch(s)"
-run mtc_student "$BI" rss "mtc train student" "${MTC_ENV[@]}" "$MTC" train --spec "$STUDENT" \
+run mtc_student "$BI" rss "mtc train student" "${M[@]}" train --spec "$STUDENT" \
     -o "$WORK/student.mtc" --epochs $S_EPOCHS "${TRAIN_COMMON[@]}"
 say "student: peer, $S_EPOCHS epoch(s)"
 run peer_student "${PEER_ENV[@]}" $PEER train --model student --epochs $S_EPOCHS --threads 2 \
@@ -128,7 +134,7 @@ run peer_student "${PEER_ENV[@]}" $PEER train --model student --epochs $S_EPOCHS
 # ---- training: teacher ------------------------------------------------------
 if [ "$T_EPOCHS" -gt 0 ]; then
     say "teacher: mtc train, $T_EPOCHS epochs"
-    run mtc_teacher "$BI" rss "mtc train teacher" "${MTC_ENV[@]}" "$MTC" train --spec "$TEACHER" \
+    run mtc_teacher "$BI" rss "mtc train teacher" "${M[@]}" train --spec "$TEACHER" \
         -o "$WORK/teacher.mtc" --epochs $T_EPOCHS "${TRAIN_COMMON[@]}"
     say "teacher: peer, $T_EPOCHS epochs"
     run peer_teacher "${PEER_ENV[@]}" $PEER train --model teacher --epochs $T_EPOCHS --threads 2
@@ -141,13 +147,78 @@ else
     run peer_teacher "${PEER_ENV[@]}" $PEER train --model teacher --epochs 1 --threads 2 --max-batches $T_BATCHES
 fi
 
-# ---- training scaling over the batch size (full only; student) --------------
+# ---- the compression pipeline: KD student, pruned, int8 (accuracy, bytes) ---
+# teacher -> soft labels -> KD student (beside its scratch twin) -> AGP 90%
+# with KD fine-tuning -> int8; all on all 60000 training samples (--val 0)
+if [ -f "$WORK/teacher.mtc" ]; then
+    say "pipeline: label, distill ($S_EPOCHS epochs), prune (AGP $P_STEPS x $P_FT epochs), quantize, verify"
+    run mtc_label "${M[@]}" label "$WORK/teacher.mtc" --data fashion-mnist -o "$WORK/soft.mtl" \
+        --threads 2 --json --quiet
+fi
+if [ -f "$WORK/soft.mtl" ]; then
+    run mtc_distill "${M[@]}" distill --spec "$STUDENT" --data fashion-mnist --soft "$WORK/soft.mtl" \
+        --teacher "$WORK/teacher.mtc" -o "$WORK/kd.mtc" --epochs $S_EPOCHS --compare-scratch \
+        "${TRAIN_COMMON[@]:2}" --quiet
+fi
+if [ -f "$WORK/kd.mtc" ]; then
+    run mtc_prune "${M[@]}" prune "$WORK/kd.mtc" -o "$WORK/pruned.mtc" --sparsity 0.9 --schedule agp \
+        --steps $P_STEPS --finetune-epochs $P_FT --soft "$WORK/soft.mtl" --data fashion-mnist --val 0 \
+        --threads 2 --seed 1 --json --quiet
+fi
+if [ -z "$INT8_NOTE" ]; then
+    for src in student pruned; do
+        [ -f "$WORK/$src.mtc" ] || continue
+        run "mtc_quantize_$src" "${M[@]}" quantize "$WORK/$src.mtc" --data fashion-mnist \
+            -o "$WORK/$src.q8.mtc" --calib-method percentile --json --quiet
+    done
+fi
+CANDS=""
+for c in kd pruned student.q8 pruned.q8; do
+    [ -f "$WORK/$c.mtc" ] && CANDS="$CANDS${CANDS:+,}$WORK/$c.mtc"
+done
+# generous budgets: the bench reports accuracy, it does not gate it
+if [ -f "$WORK/student.mtc" ] && [ -n "$CANDS" ]; then
+    run mtc_verify "${M[@]}" verify --reference "$WORK/student.mtc" --candidate "$CANDS" \
+        --data fashion-mnist --max-drop fashion=100,super=100 --json --quiet
+fi
+
+# ---- MultiFashion+MNIST teacher and single-task baselines (full only) -------
 if [ "$MODE" = full ]; then
-    for b in 32 512; do
-        say "scaling: student batch $b"
-        run "mtc_student_b$b" "${MTC_ENV[@]}" "$MTC" train --spec "$STUDENT" -o "$WORK/s$b.mtc" \
-            --epochs 1 --batch $b "${TRAIN_COMMON[@]}"
-        run "peer_student_b$b" "${PEER_ENV[@]}" $PEER train --model student --epochs 1 --batch $b --threads 2
+    say "multifashion: data folder (same samples for mtc and the peer)"
+    run mtc_mf_data "${M[@]}" data multifashion --out "$WORK/mf" --json --quiet
+    # the same CNN with one [task] each: the single-task baselines
+    for t in fashion digit; do
+        other=$([ $t = fashion ] && echo digit || echo fashion)
+        grep -v "^\[task $other\]" "$MF_TEACHER" >"$WORK/mf-$t.cfg"
+    done
+    MF_COMMON=(--data multifashion --val 0 --json --threads 2 --seed 1 --epochs $T_EPOCHS)
+    say "multifashion: mtc train, 2 tasks, $T_EPOCHS epochs"
+    run mtc_mf_teacher "${M[@]}" train --spec "$MF_TEACHER" -o "$WORK/mf.mtc" "${MF_COMMON[@]}"
+    say "multifashion: peer, 2 tasks, $T_EPOCHS epochs"
+    run peer_mf_teacher "${PEER_ENV[@]}" $PEER train --model teacher --epochs $T_EPOCHS --threads 2 \
+        --data-dir "$WORK/mf" --tasks fashion,digit
+    for t in fashion digit; do
+        say "multifashion: mtc train, $t only, $T_EPOCHS epochs"
+        run "mtc_mf_${t}_only" "${M[@]}" train --spec "$WORK/mf-$t.cfg" -o "$WORK/mf-$t.mtc" "${MF_COMMON[@]}"
+        if [ "${BENCH_PEER_SINGLE:-0}" = 1 ]; then
+            say "multifashion: peer, $t only, $T_EPOCHS epochs"
+            run "peer_mf_${t}_only" "${PEER_ENV[@]}" $PEER train --model teacher --epochs $T_EPOCHS --threads 2 \
+                --data-dir "$WORK/mf" --tasks $t
+        fi
+    done
+fi
+
+# ---- training scaling: student, batch 32/128/512 x threads 1/2 (full only) --
+if [ "$MODE" = full ]; then
+    for th in 1 2; do
+        for b in 32 128 512; do
+            [ $b = 128 ] && [ $th = 2 ] && continue # the main student run above
+            say "scaling: student training, batch $b, $th thread(s), 1 epoch"
+            run "mtc_student_b${b}_t$th" "${M[@]}" train --spec "$STUDENT" -o "$WORK/s$b.mtc" --epochs 1 \
+                --batch $b --data fashion-mnist --val 0 --json --threads $th --seed 1 --no-test
+            run "peer_student_b${b}_t$th" "${PEER_ENV[@]}" $PEER train --model student --epochs 1 --batch $b \
+                --threads $th
+        done
     done
 fi
 
@@ -161,18 +232,23 @@ for model in student teacher; do
         --threads "$INFER_THREADS" --seconds "$SECS"
 done
 
-# ---- int8 --------------------------------------------------------------------
+# ---- int8: speed against fp32 and PyTorch, and by kernel ISA -----------------
 say "int8: student"
+if [ -f "$WORK/student.q8.mtc" ]; then
+    run mtc_int8_student "${BI_ENV[@]}" "$BI" int8 "$WORK/student.q8.mtc" --seconds "$SECS" \
+        --batches "$INFER_BATCHES" --threads "$INFER_THREADS"
+    # the same checkpoint on each kernel family (MTC_ISA override), one run
+    for isa in avx512 avx2 scalar; do
+        run "mtc_int8_isa_$isa" "${BI_ENV[@]}" MTC_ISA=$isa "$BI" int8 "$WORK/student.q8.mtc" --seconds "$SECS" \
+            --batches 256 --threads 1
+    done
+fi
 if [ -f "$WORK/student.mtc" ] && ! "$BI" int8 2>/dev/null | grep -q unavailable; then
-    if [ -z "$INT8_NOTE" ]; then
-        run mtc_quantize "${BI_ENV[@]}" "$BI" quantize "$WORK/student.mtc" "$WORK/student.q8.mtc"
-        [ -f "$WORK/student.q8.mtc" ] && run mtc_int8_student "${BI_ENV[@]}" "$BI" int8 "$WORK/student.q8.mtc" --seconds "$SECS"
-    fi
-    run mtc_rt_fp32_student "${BI_ENV[@]}" "$BI" int8 "$WORK/student.mtc" --seconds "$SECS"
+    run mtc_rt_fp32_student "${BI_ENV[@]}" "$BI" int8 "$WORK/student.mtc" --seconds "$SECS" --batches 256 --threads 1
 fi
 for how in dynamic static; do
-    run "peer_int8_$how" "${PEER_ENV[@]}" $PEER infer --model student --int8 $how --batch 1,256 \
-        --threads 1 --seconds "$SECS" --load "$WORK/peer_student.pt"
+    run "peer_int8_$how" "${PEER_ENV[@]}" $PEER infer --model student --int8 $how --batch "$INFER_BATCHES" \
+        --threads "$INFER_THREADS" --seconds "$SECS" --load "$WORK/peer_student.pt"
 done
 
 # ---- dense layer vs bare sgemm, and the OpenBLAS core-type gain -------------
@@ -183,14 +259,7 @@ done
 run dense_chosen "${BI_ENV[@]}" "$BI" dense --seconds 1.5 --threads 1
 run peer_sgemm "${PEER_ENV[@]}" $PEER sgemm --m 256 --n 128 --k 784 --threads 1
 
-# ---- pipeline stages (accuracy only; each skipped until mtc has it) ----------
-if [ "$MODE" = full ]; then
-    for cmd in label distill prune; do
-        if "$MTC" $cmd --help 2>&1 | grep -q "not implemented"; then
-            echo "{\"skipped\": \"mtc $cmd not implemented\"}" | record "mtc_$cmd"
-        fi
-    done
-fi
-
-# ---- table + latest.json -----------------------------------------------------
-"$PY" "$ROOT/bench/report.py" "$REC" "$RESULTS/latest.json" --mode "$MODE" --seconds $(($(date +%s) - T0))
+# ---- ONE table + latest.json (+ summary.md, full mode) -----------------------
+SUMMARY=$RESULTS/summary.md
+[ "$MODE" = full ] || SUMMARY=$RESULTS/summary-quick.md # summary.md is kept for full runs
+"$BR" report "$REC" "$RESULTS/latest.json" --mode "$MODE" --seconds $(($(date +%s) - T0)) --summary "$SUMMARY"

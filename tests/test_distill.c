@@ -466,10 +466,13 @@ static void test_alpha0_distill_equals_plain_training_bit_for_bit(void **st)
 static void test_gap_closed(void **st)
 {
     (void)st;
-    assert_true(fabs(mtc_distill_gap_closed(0.9, 0.85, 0.8) - 0.5) < 1e-12);
-    assert_true(fabs(mtc_distill_gap_closed(0.1, 0.2, 0.3) - 0.5) < 1e-12); /* lower is better (MAE) */
-    assert_true(isnan(mtc_distill_gap_closed(0.8, 0.9, 0.8)));
-    assert_true(isnan(mtc_distill_gap_closed(NAN, 0.9, 0.8)));
+    assert_true(fabs(mtc_distill_gap_closed(0.9, 0.85, 0.8, 1) - 0.5) < 1e-12);
+    assert_true(fabs(mtc_distill_gap_closed(0.1, 0.2, 0.3, 0) - 0.5) < 1e-12); /* lower is better (MAE) */
+    assert_true(isnan(mtc_distill_gap_closed(0.8, 0.9, 0.8, 1)));
+    assert_true(isnan(mtc_distill_gap_closed(NAN, 0.9, 0.8, 1)));
+    /* a teacher worse than scratch: no gap, in either direction */
+    assert_true(isnan(mtc_distill_gap_closed(0.795, 0.816, 0.832, 1)));
+    assert_true(isnan(mtc_distill_gap_closed(0.3, 0.2, 0.1, 0)));
 }
 
 /* ---- command line ------------------------------------------------------------- */

@@ -348,7 +348,7 @@ int cmd_distill(int argc, char **argv)
             mtc_distill_agreement(r->kind, m.spec.tasks[t].dim, touts[ti], souts[t], dt.n, &r->ag);
             r->have_ag = 1;
         }
-        r->gap = mtc_distill_gap_closed(r->teacher, r->kd, r->scratch);
+        r->gap = mtc_distill_gap_closed(r->teacher, r->kd, r->scratch, r->kind != MTC_TASK_REG);
     }
 
     /* metadata: lineage, KD settings, training, per-task results, history */

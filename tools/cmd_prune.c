@@ -527,8 +527,8 @@ int cmd_prune(int argc, char **argv)
     o.keep = 0.5f;
     o.lr = 1e-3f;
     o.val = 0.1f;
-    o.temperature = 4.0f;
-    o.alpha = 0.9f;
+    o.temperature = MTC_DISTILL_DEFAULT_T; /* the same KD as mtc distill */
+    o.alpha = MTC_DISTILL_DEFAULT_ALPHA;
     o.steps = 10;
     o.batch = 128;
     o.taylor_batches = 8;
@@ -559,8 +559,8 @@ int cmd_prune(int argc, char **argv)
         {"batch", OPT_INT, &o.batch, "fine-tune batch size (default 128)", 1, 65536},
         {"optimizer", OPT_STR, &o.optimizer, "fine-tune optimizer: adam | adamw | sgd (default adam)", 1, 0},
         {"val", OPT_FLOAT, &o.val, "validation fraction of the train split (default 0.1)", 0, 0.89},
-        {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default 4)", 0.01, 100},
-        {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default 0.9)", 0, 1},
+        {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default 2, as mtc distill)", 0.01, 100},
+        {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default 0.5, as mtc distill)", 0, 1},
         CLI_COMMON(&c),
         CLI_END,
     };

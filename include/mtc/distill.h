@@ -83,6 +83,7 @@ void mtc_distill_agreement(int kind, int dim, const float *teacher,
 /* Share of the teacher-student gap closed: (kd - scratch) / (teacher -
  * scratch); NAN when teacher and scratch are (nearly) equal. Works for
  * higher-is-better and lower-is-better metrics alike. */
-double mtc_distill_gap_closed(double teacher, double kd, double scratch);
+double mtc_distill_gap_closed(double teacher, double kd, double scratch,
+                              int higher_is_better);
 
 #endif
