@@ -36,7 +36,7 @@ $(BUILD)/obj/%_avx512.o: EXTRA_CFLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512
 APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-mnist pkg-config
 MNIST_DIR = data/mnist/package/src/digits
 
-.PHONY: all deps test demo sanitize bench bench-quick check-long clean install uninstall fuzz
+.PHONY: all deps test demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures
 all: $(BUILD)/mtc $(BUILD)/libmtc.a
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
@@ -118,6 +118,22 @@ uninstall:
 	  $(addprefix $(DESTDIR)$(PREFIX)/include/mtc/,$(INST_HDRS)) \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mtc.pc $(DESTDIR)$(PREFIX)/share/man/man1/mtc.1
 	-rmdir $(DESTDIR)$(PREFIX)/include/mtc 2>/dev/null || true
+
+# The README's pictures, from the outputs of `make demo` (run first if absent).
+FIG = docs/figures
+DEMO_OUT = $(or $(OUT),demo)
+docs-figures: all
+	@[ -f $(DEMO_OUT)/student.q8.mtc ] || $(MAKE) demo
+	@mkdir -p $(FIG)
+	$(BUILD)/mtc plot pipeline -o $(FIG)/pipeline.png
+	$(BUILD)/mtc plot curves $(DEMO_OUT)/teacher.mtc -o $(FIG)/teacher-curves.png
+	$(BUILD)/mtc plot size-accuracy $(DEMO_OUT)/teacher.mtc $(DEMO_OUT)/student-scratch.mtc \
+	  $(DEMO_OUT)/student.mtc $(DEMO_OUT)/pruned.mtc -o $(FIG)/size-accuracy.png
+	$(BUILD)/mtc plot confusion $(DEMO_OUT)/student.mtc --task fashion -o $(FIG)/student-confusion.png
+	$(BUILD)/mtc prune --sensitivity $(DEMO_OUT)/student.mtc --data fashion-mnist \
+	  --report-json $(DEMO_OUT)/sensitivity.json --quiet > /dev/null
+	$(BUILD)/mtc plot sensitivity $(DEMO_OUT)/sensitivity.json -o $(FIG)/student-sensitivity.png
+	$(BUILD)/mtc plot contact-sheet --data multifashion --n 32 -o $(FIG)/multifashion.png
 
 clean:
 	rm -rf build

@@ -628,6 +628,78 @@ static int plot_contact_sheet(int argc, char **argv)
 
 /* ---- dispatch ----------------------------------------------------------------- */
 
+/* ---- pipeline diagram ------------------------------------------------------ */
+
+static void box(mtc_canvas *c, int x, int y, int w, int h, uint32_t fill, const char *l1, const char *l2)
+{
+    mtc_draw_rect(c, x, y, w, h, fill);
+    mtc_draw_rect_outline(c, x, y, w, h, 0x404040u);
+    int s = 2;
+    mtc_draw_text(c, x + (w - mtc_text_width(l1, s)) / 2, y + h / 2 - (l2 ? 18 : 8), l1, s, MTC_BLACK);
+    if (l2) mtc_draw_text(c, x + (w - mtc_text_width(l2, 1)) / 2, y + h / 2 + 6, l2, 1, 0x303030u);
+}
+
+static void arrow(mtc_canvas *c, int x0, int y0, int x1, int y1)
+{
+    mtc_draw_line(c, x0, y0, x1, y1, 2, 0x404040u);
+    /* head: a small filled triangle pointing along the (axis-aligned) line */
+    int dx = (x1 > x0) - (x1 < x0), dy = (y1 > y0) - (y1 < y0);
+    for (int k = 0; k < 10; k++) /* k px back from the tip, k/2 px to each side */
+        mtc_draw_line(c, x1 - dx * k - dy * (k / 2), y1 - dy * k - dx * (k / 2), x1 - dx * k + dy * (k / 2),
+                      y1 - dy * k + dx * (k / 2), 1, 0x404040u);
+}
+
+/* The data flow of the toolkit, for the README. */
+static int plot_pipeline(int argc, char **argv)
+{
+    const char *out = NULL, *pos[1];
+    cli_common cc;
+    cli_common_defaults(&cc);
+    cli_opt opts[] = {
+        {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
+        CLI_COMMON(&cc),
+        CLI_END,
+    };
+    int npos, rc = cli_parse("plot pipeline", "-o out.png", "Draws mtc's pipeline: the stages and the files between them.",
+                             opts, argc, argv, pos, 0, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if ((rc = need_out("plot pipeline", out))) return rc;
+    mtc_err e = {0};
+    mtc_canvas c = {0};
+    const int W = 1180, H = 330, bw = 150, bh = 74, gap = 42, y = 60;
+    rc = mtc_canvas_init(&c, W, H, MTC_WHITE, &e);
+    if (!rc) {
+        mtc_draw_text(&c, 20, 16, "mtc: distill a multi-task teacher, compress the student, verify every task", 2,
+                      MTC_BLACK);
+        const char *t1[] = {"train", "label", "distill", "prune", "quantize", "verify"};
+        const char *t2[] = {"teacher.mtc", "soft.mtl", "student.mtc", "pruned.mtc", "student.q8.mtc",
+                            "exit 0/1/2, JSON, JUnit"};
+        const uint32_t fill[] = {0xdbe9f6u, 0xe5f5e0u, 0xe5f5e0u, 0xfdeadau, 0xfdeadau, 0xf2e6f7u};
+        for (int i = 0; i < 6; i++) {
+            int x = 20 + i * (bw + gap);
+            box(&c, x, y, bw, bh, fill[i], t1[i], t2[i]);
+            if (i) arrow(&c, x - gap + 2, y + bh / 2, x - 2, y + bh / 2);
+        }
+        /* data feeding train, label and distill; runtime under verify */
+        int dy = y + bh + 70;
+        box(&c, 20, dy, 3 * bw + 2 * gap, bh, 0xf0f0f0u, "data set", "fashion-mnist, multifashion, csv:, png:");
+        for (int i = 0; i < 3; i++) {
+            int x = 20 + i * (bw + gap) + bw / 2;
+            arrow(&c, x, dy, x, y + bh + 2);
+        }
+        int rx = 20 + 4 * (bw + gap);
+        box(&c, rx, dy, 2 * bw + gap, bh, 0xf0f0f0u, "reference runtime", "fp32 / int8 (scalar, AVX2, AVX-512 VNNI)");
+        arrow(&c, rx + bw + gap + bw / 2, dy, rx + bw + gap + bw / 2, y + bh + 2);
+        mtc_draw_text(&c, 20, H - 24,
+                      "per-task heads (cls / bin / reg), hard sharing or MMoE; task weighting fixed, uncertainty, "
+                      "GradNorm, DWA",
+                      1, 0x404040u);
+        rc = mtc_canvas_write_png(&c, out, &e);
+    }
+    mtc_canvas_free(&c);
+    return plot_done("plot pipeline", &cc, out, rc, &e);
+}
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
@@ -638,6 +710,7 @@ static const struct {
     {"sensitivity", plot_sensitivity, "sensitivity report.json -o out.png"},
     {"confusion", plot_confusion, "confusion model.mtc [--task T] -o out.png"},
     {"contact-sheet", plot_contact_sheet, "contact-sheet --data NAME [--n 64] -o out.png"},
+    {"pipeline", plot_pipeline, "pipeline -o out.png"},
 };
 
 int cmd_plot(int argc, char **argv)
@@ -646,7 +719,7 @@ int cmd_plot(int argc, char **argv)
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         for (int i = 0; i < nsubs; i++) printf("%s mtc plot %s\n", i ? "      " : "usage:", subs[i].usage);
         printf("\nDraws PNG charts: training curves, checkpoint size against test metrics,\n"
-               "pruning sensitivity, confusion matrices, a data set contact sheet.\n"
+               "pruning sensitivity, confusion matrices, a data set contact sheet, the pipeline.\n"
                "mtc plot <subcommand> --help for the options; formats in docs/plots.md.\n");
         return 0;
     }
@@ -658,6 +731,6 @@ int cmd_plot(int argc, char **argv)
     for (int i = 0; i < nsubs; i++)
         if (!strcmp(argv[1], subs[i].name)) return subs[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "mtc plot: unknown subcommand '%s' (curves, size-accuracy, sensitivity, confusion, "
-                    "contact-sheet)\n", argv[1]);
+                    "contact-sheet, pipeline)\n", argv[1]);
     return 2;
 }
