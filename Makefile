@@ -119,6 +119,13 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mtc.pc $(DESTDIR)$(PREFIX)/share/man/man1/mtc.1
 	-rmdir $(DESTDIR)$(PREFIX)/include/mtc 2>/dev/null || true
 
+# Long checks, not part of `make test`: the suite under ASan+UBSan, a short
+# pipeline under valgrind, and every fuzzer for FUZZ_SECONDS (default 600).
+check-long: all
+	$(MAKE) sanitize
+	tools/valgrind_pipeline.sh $(BUILD)/mtc
+	$(MAKE) fuzz FUZZ_SECONDS=$(or $(LONG_FUZZ_SECONDS),600)
+
 # The README's pictures, from the outputs of `make demo` (run first if absent).
 FIG = docs/figures
 DEMO_OUT = $(or $(OUT),demo)

@@ -13,6 +13,4 @@ int cmd_inspect(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
-/* Shared by not-yet-built commands: says so and exits 2. */
-int cmd_not_implemented(const char *name, int argc, char **argv);
 #endif

@@ -37,17 +37,6 @@ static const struct {
 
 const char *mtc_blas_choice = "default";
 
-int cmd_not_implemented(const char *name, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: mtc %s ...\n\nnot implemented yet in this version.\n", name);
-            return 0;
-        }
-    fprintf(stderr, "mtc %s: not implemented yet in this version of mtc\n", name);
-    return 2;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mtc <command> [options]   (mtc <command> --help for details)\n\n"
