@@ -1,0 +1,93 @@
+/* test_pipeline.c — `mtc pipeline recipe.ini` end to end on a tiny CSV
+ * data set, and its errors for bad recipes. */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *teacher_cfg =
+    "[input] shape = 8 columns = area,rooms,age,distance,f5,f6,f7,f8\n[dense] units = 32 act = relu\n"
+    "[task segment] kind = cls classes = 3\n[task price] kind = reg outputs = 1\n";
+static const char *student_cfg =
+    "[input] shape = 8 columns = area,rooms,age,distance,f5,f6,f7,f8\n[dense] units = 16 act = relu\n"
+    "[task segment] kind = cls classes = 3\n[task price] kind = reg outputs = 1\n";
+
+static int exists(const char *dir, const char *name)
+{
+    char *p = tu_path(dir, name);
+    struct stat st;
+    int ok = stat(p, &st) == 0 && st.st_size > 0;
+    free(p);
+    return ok;
+}
+
+static void test_pipeline_runs_every_stage_and_prints_the_table(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out, *err, args[8192], recipe[8192];
+    snprintf(args, sizeof args, "data tabular -o '%s/t.csv' --rows 1500 --quiet", dir);
+    assert_int_equal(tu_run_mtc(dir, args, NULL, NULL), 0);
+    char *tc = tu_path(dir, "teacher.cfg"), *sc = tu_path(dir, "student.cfg"), *rp = tu_path(dir, "r.ini");
+    assert_int_equal(tu_write(tc, teacher_cfg, strlen(teacher_cfg)), 0);
+    assert_int_equal(tu_write(sc, student_cfg, strlen(student_cfg)), 0);
+    snprintf(recipe, sizeof recipe,
+             "# tiny\ndata = csv:%s/t.csv\nout = %s/run\n\n[teacher] spec = %s epochs = 15 lr = 0.01\n"
+             "[student] spec = %s epochs = 15 lr = 0.01\n[distill] temperature = 2 alpha = 0.5\n"
+             "[prune] sparsity = 0.5 schedule = agp steps = 2 finetune-epochs = 2\n"
+             "[quantize] calib-method = percentile\n[verify] max-drop = segment=100,price=1000\n"
+             "[summary] max-drop = segment=100,price=1000\n",
+             dir, dir, tc, sc);
+    assert_int_equal(tu_write(rp, recipe, strlen(recipe)), 0);
+    snprintf(args, sizeof args, "pipeline '%s' --quiet", rp);
+    int rc = tu_run_mtc(dir, args, &out, &err);
+    if (rc != 0) fail_msg("pipeline exited %d:\n%s\n%s", rc, out, err);
+    char *run = tu_path(dir, "run");
+    const char *files[] = {"teacher.mtc", "student-scratch.mtc", "soft.mtl", "student.mtc", "pruned.mtc",
+                           "student.q8.mtc", "verify.json", "verify.xml", "summary.json"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (!exists(run, files[i])) fail_msg("missing %s", files[i]);
+    /* the closing table names every stage and ends in a verdict */
+    assert_non_null(strstr(out, "student-scratch.mtc"));
+    assert_non_null(strstr(out, "student.q8.mtc"));
+    assert_non_null(strstr(out, "PASS: every candidate within its budgets"));
+    free(out);
+    free(err);
+    free(run); free(tc); free(sc); free(rp);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_pipeline_bad_recipes_exit_2_with_file_and_line(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out, *err, args[4400];
+    char *rp = tu_path(dir, "bad.ini");
+    const char *bad = "data = fashion-mnist\nout = x\n[teacher] spec = a.cfg\n[students] spec = b.cfg\n";
+    assert_int_equal(tu_write(rp, bad, strlen(bad)), 0);
+    snprintf(args, sizeof args, "pipeline '%s'", rp);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "bad.ini:4: unknown section [students]"));
+    free(out); free(err);
+    const char *nodata = "out = x\n[teacher] spec = a.cfg\n[student] spec = b.cfg\n";
+    assert_int_equal(tu_write(rp, nodata, strlen(nodata)), 0);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "needs data = NAME"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "pipeline '%s/missing.ini'", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "missing.ini"));
+    free(out); free(err);
+    free(rp);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pipeline_runs_every_stage_and_prints_the_table),
+        cmocka_unit_test(test_pipeline_bad_recipes_exit_2_with_file_and_line),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
