@@ -458,6 +458,7 @@ static void fwd_bwd(const char *spec, int threads, float **outs, float **grads, 
     g.B = 7;
     assert_int_equal(mtc_model_reserve(&g.m, g.B, &e), 0);
     if (threads > 1) assert_non_null(g.m.pool);
+    g.m.par_always = 1; /* these layers are below the size that is split */
     int64_t S = (int64_t)s.c * s.h * s.w;
     mtc_rng r;
     mtc_rng_seed(&r, 5);

@@ -121,6 +121,7 @@ typedef struct mtc_model {
     /* threads (mtc_get_threads at reserve): conv, pooling and activations
      * run over batch slices in the pool; dense GEMMs use OpenBLAS threads */
     mtc_pool *pool;
+    int par_always;         /* split every layer, however small (tests) */
     float *pgrad;           /* per extra thread: private conv dW/db */
     int64_t pgrad_stride;
 } mtc_model;
