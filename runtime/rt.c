@@ -20,12 +20,10 @@
 #include "runtime/rt_internal.h"
 
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-extern void openblas_set_num_threads(int);
 
 #define NORM_EPS 1e-5f
 
@@ -452,6 +450,7 @@ void mtc_rt_free(mtc_rt *rt)
 {
     if (!rt) return;
     rt_free_ws(rt);
+    mtc_pool_free(rt->pool);
     for (int k = 0; k < MTC_MAX_EXPERTS; k++)
         for (int i = 0; i < rt->trunk[k].n; i++) op_free(&rt->trunk[k].ops[i]);
     for (int t = 0; t < MTC_MAX_TASKS; t++)
@@ -735,11 +734,10 @@ typedef struct job {
     float *outs[MTC_MAX_TASKS];
 } job;
 
-static void *job_run(void *v)
+static void job_task(void *v, int i)
 {
-    job *j = v;
-    run_model(j->rt, j->w, j->x, j->B, j->outs);
-    return NULL;
+    job *j = (job *)v + i;
+    if (j->B > 0) run_model(j->rt, j->w, j->x, j->B, j->outs);
 }
 
 int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs, mtc_err *e)
@@ -762,23 +760,19 @@ int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs, mtc_err *e
         }
         return 0;
     }
-    openblas_set_num_threads(1); /* one pool: ours */
+    /* one pool (core/pool.c, OpenBLAS single-threaded), kept across calls */
+    if (!rt->pool || mtc_pool_size(rt->pool) != nt) {
+        mtc_pool_free(rt->pool);
+        if (!(rt->pool = mtc_pool_create(nt))) return mtc_err_set(e, MTC_ENOMEM, "runtime: no thread pool");
+    }
     job jobs[256];
-    pthread_t th[256];
-    int spawned[256] = {0};
     int chunk = (B + nt - 1) / nt;
     for (int i = 0; i < nt; i++) {
         int s = i * chunk;
-        if (s >= B) break;
-        jobs[i] = (job){rt, rt->ws[i], x + (int64_t)s * S, B - s < chunk ? B - s : chunk, {0}};
-        for (int t = 0; t < T; t++) jobs[i].outs[t] = outs[t] + (int64_t)s * rt->m.spec.tasks[t].dim;
-        if (i == 0) continue;
-        if (pthread_create(&th[i], NULL, job_run, &jobs[i]) == 0) spawned[i] = 1;
-        else job_run(&jobs[i]); /* no thread: do it here */
+        jobs[i] = (job){rt, rt->ws[i], x + (int64_t)s * S, s >= B ? 0 : B - s < chunk ? B - s : chunk, {0}};
+        for (int t = 0; t < T && s < B; t++) jobs[i].outs[t] = outs[t] + (int64_t)s * rt->m.spec.tasks[t].dim;
     }
-    job_run(&jobs[0]);
-    for (int i = 1; i < nt; i++)
-        if (spawned[i]) pthread_join(th[i], NULL);
+    mtc_pool_run(rt->pool, nt, job_task, jobs);
     return 0;
 }
 

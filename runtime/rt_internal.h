@@ -55,6 +55,7 @@ struct mtc_rt {
     int nops;
     rt_op *ops[MTC_MAX_LAYERS * (MTC_MAX_EXPERTS + MTC_MAX_TASKS)];
     int threads, isa;
+    mtc_pool *pool;         /* created by the first multi-threaded run */
     mtc_qgemm_fn gemm;
     void (*quantize)(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
     int max_batch, nws;
