@@ -6,6 +6,9 @@
 set -euo pipefail
 MTC=$(realpath "$1")
 W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+# mtc re-execs itself to pick OpenBLAS kernels when the variable is unset;
+# under valgrind the re-exec would leave the tool, so set it.
+export OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-Haswell}
 VG="valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --max-stackframe=30000000 --main-stacksize=64000000"
 command -v valgrind >/dev/null || { echo "valgrind_pipeline: valgrind not installed" >&2; exit 2; }
 "$MTC" data tabular -o "$W/t.csv" --rows 600 --quiet
