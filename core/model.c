@@ -355,6 +355,10 @@ void mtc_model_free(mtc_model *m)
     model_free_buffers(m);
     free(m->params); free(m->grads); free(m->decay_mask); free(m->mask); free(m->stats);
     free(m->spec_text);
+    for (int t = 0; t < MTC_MAX_TASKS; t++) {
+        for (int i = 0; i < m->nclass_names[t]; i++) free(m->class_names[t][i]);
+        free(m->class_names[t]);
+    }
     memset(m, 0, sizeof *m);
 }
 
@@ -824,6 +828,19 @@ int mtc_model_to_ckpt(const mtc_model *mc, const char *meta_json, mtc_ckpt *c, m
     save_ctx s = {c, e};
     int rc = for_each_layer(m, save_layer, &s);
     for (int t = 0; t < m->spec.ntasks && !rc; t++) {
+        if (m->nclass_names[t] > 0) { /* names joined by '\n' */
+            size_t len = 0;
+            for (int i = 0; i < m->nclass_names[t]; i++) len += strlen(m->class_names[t][i]) + 1;
+            char *blob = malloc(len), *p = blob;
+            if (!blob) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); break; }
+            for (int i = 0; i < m->nclass_names[t]; i++) p += sprintf(p, "%s%s", i ? "\n" : "", m->class_names[t][i]);
+            char name[160];
+            int64_t n = (int64_t)(p - blob);
+            snprintf(name, sizeof name, "task.%s.classes", m->spec.tasks[t].name);
+            rc = mtc_ckpt_add(c, name, MTC_U8, 1, &n, blob, e);
+            free(blob);
+            if (rc) break;
+        }
         if (m->spec.tasks[t].kind != MTC_TASK_REG) continue;
         char name[160];
         int64_t d = m->spec.tasks[t].dim;
@@ -926,11 +943,76 @@ int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path, mtc_model *m, 
         snprintf(name, sizeof name, "task.%s.target_std", s.tasks[t].name);
         if (!rc) rc = load_tensor(&l, name, &d, 1, m->reg_std[t]);
     }
+    if (!rc) rc = mtc_model_load_class_names(m, c, path, e);
     for (int64_t i = 0; i < m->nparams && !rc; i++)
         if (!isfinite(m->params[i]))
             rc = mtc_err_set(e, MTC_EINPUT, "%s: parameter %lld is not finite", path, (long long)i);
     if (rc) mtc_model_free(m);
     return rc;
+}
+
+static int set_names(mtc_model *m, int t, char **names, int n, mtc_err *e)
+{
+    if (n != m->spec.tasks[t].dim)
+        return mtc_err_set(e, MTC_EINPUT, "task '%s': %d class names for %d classes", m->spec.tasks[t].name, n,
+                           m->spec.tasks[t].dim);
+    char **dst = calloc((size_t)n, sizeof *dst);
+    if (!dst) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(dst[i] = strdup(names[i]))) {
+            for (int j = 0; j < i; j++) free(dst[j]);
+            free(dst);
+            return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        }
+    for (int i = 0; i < m->nclass_names[t]; i++) free(m->class_names[t][i]);
+    free(m->class_names[t]);
+    m->class_names[t] = dst;
+    m->nclass_names[t] = n;
+    return 0;
+}
+
+int mtc_model_set_class_names(mtc_model *m, const mtc_dataset *d, mtc_err *e)
+{
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        if (ts->kind != MTC_TASK_CLS || ts->from[0]) continue;
+        int di = mtc_data_task_index(d, ts->column[0] ? ts->column : ts->name);
+        if (di < 0) di = mtc_data_task_index(d, ts->name);
+        if (di < 0 || d->tasks[di].nclass_names <= 0) continue;
+        int rc = set_names(m, t, d->tasks[di].class_names, d->tasks[di].nclass_names, e);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int mtc_model_load_class_names(mtc_model *m, const mtc_ckpt *c, const char *path, mtc_err *e)
+{
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        char name[160];
+        snprintf(name, sizeof name, "task.%s.classes", m->spec.tasks[t].name);
+        const mtc_tensor *tn = mtc_ckpt_find(c, name);
+        if (!tn) continue;
+        int64_t len = mtc_tensor_numel(tn);
+        if (tn->dtype != MTC_U8 || tn->ndim != 1 || len < 1 || len > (1 << 24))
+            return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' is not a class-name list", path, name);
+        char *blob = malloc((size_t)len + 1);
+        char **names = calloc((size_t)len + 1, sizeof *names);
+        if (!blob || !names) { free(blob); free(names); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+        memcpy(blob, tn->data, (size_t)len);
+        blob[len] = 0;
+        int n = 0;
+        for (char *p = blob, *q; p; p = q) {
+            q = strchr(p, '\n');
+            if (q) *q++ = 0;
+            names[n++] = p;
+        }
+        mtc_err e2 = {0};
+        int rc = set_names(m, t, names, n, &e2);
+        free(names);
+        free(blob);
+        if (rc) return mtc_err_set(e, rc, "%s: %s", path, e2.msg);
+    }
+    return 0;
 }
 
 int mtc_model_from_ckpt(const mtc_ckpt *c, mtc_model *m, mtc_err *e)

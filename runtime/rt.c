@@ -409,6 +409,7 @@ int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err 
         if (!rc && get_f32(&l, name, s.tasks[t].dim, m->reg_std[t], &rc) && !rc)
             rc = mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' missing", path, name);
     }
+    if (!rc) rc = mtc_model_load_class_names(m, c, path, e);
     for (int k = 0; k < m->nexperts && !rc; k++) rc = build_chain(rt, &l, &m->trunk[k], &rt->trunk[k]);
     for (int t = 0; t < s.ntasks && !rc; t++) {
         if (m->nexperts > 1) {

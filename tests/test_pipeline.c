@@ -83,11 +83,55 @@ static void test_pipeline_bad_recipes_exit_2_with_file_and_line(void **st)
     free(dir);
 }
 
+/* String class labels keep the ids they were trained with: a test file that
+ * lacks class "a" must not shift "b" and "c" to ids 0 and 1. */
+static void test_string_classes_are_stored_and_reused(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out, *err, args[8192];
+    char *tr = tu_path(dir, "train.csv"), *te = tu_path(dir, "test.csv"), *sp = tu_path(dir, "s.cfg");
+    FILE *f = fopen(tr, "w"), *g = fopen(te, "w");
+    fprintf(f, "x1,x2,label\n");
+    fprintf(g, "x1,x2,label\n");
+    mtc_rng r;
+    mtc_rng_seed(&r, 3);
+    for (int i = 0; i < 600; i++) {
+        float x = 3 * mtc_rng_uniform(&r), y = mtc_rng_uniform(&r);
+        const char *lab = x < 1 ? "a" : x < 2 ? "b" : "c";
+        fprintf(f, "%.4f,%.4f,%s\n", x, y, lab);
+        if (x >= 1.1f && (x < 1.9f || x > 2.1f)) fprintf(g, "%.4f,%.4f,%s\n", x, y, lab);
+    }
+    fclose(f);
+    fclose(g);
+    const char *spec = "[input] shape = 2 columns = x1,x2\n[dense] units = 16 act = relu\n"
+                       "[task label] kind = cls classes = 3\n";
+    assert_int_equal(tu_write(sp, spec, strlen(spec)), 0);
+    snprintf(args, sizeof args, "train --spec '%s' --data 'csv:%s@all' --epochs 40 --lr 0.01 --val 0 --no-test "
+             "--quiet -o '%s/m.mtc'", sp, tr, dir);
+    assert_int_equal(tu_run_mtc(dir, args, NULL, NULL), 0);
+    snprintf(args, sizeof args, "eval '%s/m.mtc' --data 'csv:%s@all' --json", dir, te);
+    int rc = tu_run_mtc(dir, args, &out, &err);
+    if (rc) fail_msg("eval exited %d: %s", rc, err);
+    mtc_json j;
+    mtc_err e = {0};
+    assert_int_equal(mtc_json_parse(out, strlen(out), &j, &e), 0);
+    const mtc_json *tasks = mtc_json_get(&j, "tasks");
+    double acc = mtc_json_num(mtc_json_get(tasks, "label"), "accuracy", 0);
+    if (!(acc > 0.9)) fail_msg("accuracy %.3f on a file without class 'a'", acc);
+    mtc_json_free(&j);
+    free(out);
+    free(err);
+    free(tr); free(te); free(sp);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_runs_every_stage_and_prints_the_table),
         cmocka_unit_test(test_pipeline_bad_recipes_exit_2_with_file_and_line),
+        cmocka_unit_test(test_string_classes_are_stored_and_reused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,6 +271,7 @@ int cmd_distill(int argc, char **argv)
     for (int i = 0; i < nov; i++)
         if ((rc = apply_override(ov[i], &m, cfg.kd_T, cfg.kd_alpha, &e))) goto out;
     if ((rc = util_open_data(&m, data, "train", &d, &e))) goto out;
+    if ((rc = mtc_model_set_class_names(&m, &d, &e))) goto out;
     if ((rc = mtc_soft_read(soft_path, &m, &d, allow_missing, &soft, hint_weight > 0 ? &hints : NULL,
                             &hint_dim, &e)))
         goto out;

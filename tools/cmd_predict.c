@@ -58,15 +58,18 @@ static void print_row(mtc_jw *w, const mtc_model *m, int64_t row, float *const *
             int K = ts->dim > 4096 ? 4096 : ts->dim, best = 0;
             mtc_softmax_rows(p, o, 1, K, 1.0f);
             for (int k = 1; k < K; k++) if (p[k] > p[best]) best = k;
+            const char *cname = best < m->nclass_names[t] ? m->class_names[t][best] : NULL;
             if (json) {
                 mtc_jw_kint(w, "class", best);
+                if (cname) mtc_jw_kstr(w, "name", cname);
                 mtc_jw_knum(w, "p", p[best]);
                 mtc_jw_key(w, "probs");
                 mtc_jw_arr(w);
                 for (int k = 0; k < K; k++) mtc_jw_num(w, p[k]);
                 mtc_jw_arr_end(w);
             } else {
-                printf("  %s=%d (p %.3f)", ts->name, best, p[best]);
+                if (cname) printf("  %s=%s (p %.3f)", ts->name, cname, p[best]);
+                else printf("  %s=%d (p %.3f)", ts->name, best, p[best]);
             }
         } else {
             if (json) { mtc_jw_key(w, ts->kind == MTC_TASK_BIN ? "p" : "value"); mtc_jw_arr(w); }

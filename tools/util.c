@@ -21,6 +21,9 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
         snprintf(ct->name, sizeof ct->name, "%s", ts->name);
         snprintf(ct->column, sizeof ct->column, "%s", ts->column[0] ? ts->column : ts->name);
         ct->kind = ts->kind;
+        /* string classes keep the ids they had when the model was trained */
+        ct->nclass_names = m->nclass_names[t];
+        ct->class_names = m->class_names[t];
     }
     if (m->spec.h == m->spec.w && m->spec.c == 1) o.png_size = m->spec.h;
     int rc = mtc_data_open(name, split, &o, d, e);

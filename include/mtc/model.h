@@ -107,6 +107,8 @@ typedef struct mtc_model {
     float *mask;            /* pruning mask over params, NULL = dense */
     int64_t nstats;
     float *stats;           /* BN running statistics */
+    int nclass_names[MTC_MAX_TASKS]; /* cls tasks with string labels (CSV/PNG):  */
+    char **class_names[MTC_MAX_TASKS]; /* id -> name, saved as task.<t>.classes */
     float reg_mean[MTC_MAX_TASKS][64], reg_std[MTC_MAX_TASKS][64]; /* target
                                standardisation for reg tasks (dim <= 64) */
     /* workspace (mtc_model_reserve) */
@@ -174,6 +176,11 @@ int mtc_model_for_each_layer(mtc_model *m,
                              void *ctx);
 int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path,
                              mtc_model *m, mtc_err *e);
+/* Class names of string-labelled tasks: copy from a data set (after
+ * training data is opened) / read from a checkpoint's task.<t>.classes. */
+int mtc_model_set_class_names(mtc_model *m, const mtc_dataset *d, mtc_err *e);
+int mtc_model_load_class_names(mtc_model *m, const mtc_ckpt *c, const char *path,
+                               mtc_err *e);
 
 /* Runs the model over samples idx (all when idx NULL) and fills, per task,
  * outputs (n, dim) in label units (cls: logits). outs[t] malloc'd. */
