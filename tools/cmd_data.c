@@ -233,6 +233,7 @@ static int data_tabular(int argc, char **argv)
     }
     if (mtc_outfile_commit(&o, &e)) return cli_fail("data tabular", &e);
     if (!c.quiet) fprintf(stderr, "wrote %s (%d rows)\n", out, rows);
+    if (c.json) printf("{\"out\":\"%s\",\"rows\":%d,\"seed\":%llu}\n", out, rows, (unsigned long long)c.seed);
     return 0;
 }
 
