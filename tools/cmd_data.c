@@ -233,7 +233,17 @@ static int data_tabular(int argc, char **argv)
     }
     if (mtc_outfile_commit(&o, &e)) return cli_fail("data tabular", &e);
     if (!c.quiet) fprintf(stderr, "wrote %s (%d rows)\n", out, rows);
-    if (c.json) printf("{\"out\":\"%s\",\"rows\":%d,\"seed\":%llu}\n", out, rows, (unsigned long long)c.seed);
+    if (c.json) {
+        mtc_jw w;
+        mtc_jw_init(&w);
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "out", out);
+        mtc_jw_kint(&w, "rows", rows);
+        mtc_jw_kint(&w, "seed", (int64_t)c.seed);
+        mtc_jw_obj_end(&w);
+        printf("%s\n", w.buf);
+        mtc_jw_free(&w);
+    }
     return 0;
 }
 
