@@ -176,6 +176,7 @@ int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int3
     }
     op->in_p = in_p;
     op->out_p = out_p;
+    op->vec_epilogue = mtc_epilogue_vectorizable(op->m0, op->shift, N);
     op->quant = 1;
     return 0;
 }
@@ -521,10 +522,22 @@ static inline uint8_t clamp_u8(int32_t v, int32_t lo)
 /* Requantize C (M, N) rows into u8 or float out with layout: row m of
  * out = base + (m / P)·N·P + ..., i.e. dense (P == 1): out[m·N + n];
  * conv (P = OH·OW, rows are positions of one sample): out[n·P + m]. */
-static void epilogue(const rt_op *op, const int32_t *C, int M, int P, uint8_t *ou, float *of)
+static void epilogue(const rt_op *op, int isa, const int32_t *C, int M, int P, uint8_t *ou, float *of)
 {
     int N = op->N;
     int relu = op->act == MTC_ACT_RELU;
+    if (P == 1 && isa == MTC_ISA_AVX512) { /* dense: the vector twin, bit-identical */
+        if (!op->out_u8) {
+            mtc_epilogue_dense_f32_avx512(C, M, N, op->bias_eff, op->deq, relu, of);
+            return;
+        }
+        if (op->vec_epilogue) {
+            int32_t zo = op->out_p.zp;
+            mtc_epilogue_dense_u8_avx512(C, M, N, op->bias_eff, op->m0, op->shift, zo,
+                                         relu ? (zo > 0 ? zo : 0) : 0, ou);
+            return;
+        }
+    }
     if (op->out_u8) {
         int32_t zo = op->out_p.zp, lo = relu ? (zo > 0 ? zo : 0) : 0;
         for (int m = 0; m < M; m++)
@@ -613,14 +626,14 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
         float *of = s->f[o];
         if (op->kind == OP_DENSE) {
             rt->gemm(a.u, op->K, &op->qw, B, w->acc, op->N);
-            epilogue(op, w->acc, B, 1, ou, of);
+            epilogue(op, rt->isa, w->acc, B, 1, ou, of);
         } else {
             const mtc_conv_shape *cs = &L->cs;
             int P = cs->OH * cs->OW;
             for (int b = 0; b < B; b++) {
                 im2col_u8(w->ucol, a.u + b * op->in_size, cs, (uint8_t)op->in_p.zp);
                 rt->gemm(w->ucol, op->K, &op->qw, P, w->acc, op->N);
-                epilogue(op, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size);
+                epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size);
             }
         }
         if (op->out_u8) return (act){NULL, ou, op->out_p, o};

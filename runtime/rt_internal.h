@@ -35,6 +35,7 @@ typedef struct rt_op {
     int *shift;
     float *deq;             /* s_in·s_w, for f32 output */
     mtc_qparams in_p, out_p;
+    int vec_epilogue;       /* the AVX-512 epilogue is exact for this op */
 } rt_op;
 
 typedef struct rt_chain {

@@ -261,6 +261,43 @@ static void test_quant_calibration_clips_outliers_but_not_minmax(void **st)
     free(x);
 }
 
+/* The AVX-512 dense epilogue is bit-identical to the scalar one, including
+ * accumulators at the int32 extremes, every shift 0..30 and odd widths. */
+static void test_quant_avx512_epilogue_bit_exact_to_scalar(void **st)
+{
+    (void)st;
+    if (!mtc_qgemm_isa_supported(MTC_ISA_AVX512)) skip();
+    mtc_rng r;
+    mtc_rng_seed(&r, 77);
+    for (int it = 0; it < 300; it++) {
+        int M = 1 + (int)mtc_rng_below(&r, 5), N = 1 + (int)mtc_rng_below(&r, 70);
+        int32_t *C = malloc(sizeof(int32_t) * (size_t)(M * N)), *bias = malloc(sizeof(int32_t) * (size_t)N);
+        int32_t *m0 = malloc(sizeof(int32_t) * (size_t)N);
+        int *sh = malloc(sizeof(int) * (size_t)N);
+        uint8_t *a = malloc((size_t)(M * N)), *b = malloc((size_t)(M * N));
+        double real[80];
+        for (int n = 0; n < N; n++) {
+            bias[n] = (int32_t)(mtc_rng_u64(&r) >> 52) - (1 << 11);
+            real[n] = 1e-5 + mtc_rng_uniform(&r) * (it % 3 ? 0.01 : 0.999);
+            mtc_quant_multiplier(real[n], &m0[n], &sh[n]);
+            if (it % 7 == 0) sh[n] = (int)mtc_rng_below(&r, 31);
+        }
+        /* mostly accumulators that land inside [-60, 320] after scaling, so
+         * rounding (not clamping) decides the byte; some at the extremes */
+        for (int i = 0; i < M * N; i++) {
+            uint64_t k = mtc_rng_below(&r, 10);
+            double target = -60 + 380 * mtc_rng_uniform(&r);
+            C[i] = k == 0 ? INT32_MAX / 2 : k == 1 ? INT32_MIN / 2 : (int32_t)(target / real[i % N]) - bias[i % N];
+        }
+        if (!mtc_epilogue_vectorizable(m0, sh, N)) fail_msg("multipliers below 1 must be vectorizable");
+        int32_t zo = (int32_t)mtc_rng_below(&r, 256), lo = it % 2 ? zo : 0;
+        mtc_epilogue_dense_u8_scalar(C, M, N, bias, m0, sh, zo, lo, a, N);
+        mtc_epilogue_dense_u8_avx512(C, M, N, bias, m0, sh, zo, lo, b);
+        if (memcmp(a, b, (size_t)(M * N))) fail_msg("iteration %d (M %d, N %d) differs", it, M, N);
+        free(C); free(bias); free(m0); free(sh); free(a); free(b);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -272,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_quant_act_quantize_vectorized_bit_exact),
         cmocka_unit_test(test_quant_isa_env_override),
         cmocka_unit_test(test_quant_calibration_clips_outliers_but_not_minmax),
+        cmocka_unit_test(test_quant_avx512_epilogue_bit_exact_to_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

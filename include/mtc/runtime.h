@@ -103,6 +103,19 @@ int mtc_qgemm_isa_supported(int isa);
 const char *mtc_isa_name(int isa);
 mtc_qgemm_fn mtc_qgemm_get(int isa);
 
+/* ---- dense int8 epilogue (quantize/epilogue*.c) ------------------------ */
+/* C (M, N) int32 -> u8: clamp(requantize(C + bias) + zo, lo, 255) into
+ * out rows of stride ld. The AVX-512 twin (ld = N) is bit-identical when
+ * mtc_epilogue_vectorizable (m0 > 0, 0 <= shift <= 30). */
+void mtc_epilogue_dense_u8_scalar(const int32_t *C, int M, int N, const int32_t *bias, const int32_t *m0,
+                                  const int *shift, int32_t zo, int32_t lo, uint8_t *out, int ld);
+void mtc_epilogue_dense_u8_avx512(const int32_t *C, int M, int N, const int32_t *bias, const int32_t *m0,
+                                  const int *shift, int32_t zo, int32_t lo, uint8_t *out);
+/* C + bias -> float (· deq[n]), relu optional. */
+void mtc_epilogue_dense_f32_avx512(const int32_t *C, int M, int N, const int32_t *bias, const float *deq,
+                                   int relu, float *out);
+int mtc_epilogue_vectorizable(const int32_t *m0, const int *shift, int N);
+
 /* ---- runtime (runtime/) ------------------------------------------------ */
 typedef struct mtc_rt mtc_rt; /* opaque */
 int mtc_rt_load(const char *path, mtc_rt **rt, mtc_err *e);
