@@ -121,21 +121,28 @@ static void agreement(task_row *r, const float *a, const float *b, int64_t n, in
     r->mad = r->kind == MTC_TASK_REG ? mad / ((double)n * D) : NAN;
 }
 
+/* Appends n bytes to the growing buffer b (the JSON writer's storage, used
+ * here for XML text). */
+static void append(mtc_jw *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
+        char *p = realloc(b->buf, cap);
+        if (!p) { b->oom = 1; return; }
+        b->buf = p;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = 0;
+}
+
 static void xml_escape(mtc_jw *b, const char *s)
 {
     for (; *s; s++) {
-        char one[2] = {*s, 0};
-        const char *r = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;" : *s == '"' ? "&quot;" : one;
-        size_t n = strlen(r);
-        if (b->len + n + 1 > b->cap) {
-            size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
-            char *p = realloc(b->buf, cap);
-            if (!p) { b->oom = 1; return; }
-            b->buf = p;
-            b->cap = cap;
-        }
-        memcpy(b->buf + b->len, r, n + 1);
-        b->len += n;
+        const char *r = *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;" : *s == '"' ? "&quot;" : NULL;
+        if (r) append(b, r, strlen(r));
+        else append(b, s, 1);
     }
 }
 
@@ -147,17 +154,7 @@ static void xml_add(mtc_jw *b, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    /* raw append (fmt output is already XML) */
-    size_t n = strlen(tmp);
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + n;
-        char *p = realloc(b->buf, cap);
-        if (!p) { b->oom = 1; return; }
-        b->buf = p;
-        b->cap = cap;
-    }
-    memcpy(b->buf + b->len, tmp, n + 1);
-    b->len += n;
+    append(b, tmp, strlen(tmp)); /* fmt output is already XML */
 }
 
 #define MAX_CANDIDATES 16
