@@ -473,36 +473,47 @@ static void bwd_task(void *v, int k)
 #define PAR_MIN_MACS_DENSE (1 << 25)
 #define PAR_MIN_ELEMS (1 << 20)
 
-static int parallel_layer(const mtc_model *m, const mtc_layer *L, int B)
+/* Dense, conv, pooling and activation layers run as batch slices (one slice
+ * when the layer is too small to split or there is no pool). */
+static int sliced(const mtc_layer *L)
 {
     int t = L->spec.type;
-    if (!m->pool || B < 2) return 0;
-    if (m->par_always) return t == MTC_L_DENSE || t == MTC_L_CONV || t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL ||
-                              t == MTC_L_ACT;
+    return t == MTC_L_DENSE || t == MTC_L_CONV || t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL || t == MTC_L_ACT;
+}
+
+static int nslices(const mtc_model *m, const mtc_layer *L, int B)
+{
+    int t = L->spec.type;
     int64_t P = mtc_pool_size(m->pool);
+    if (!m->pool || B < 2) return 1;
+    if (m->par_always) return (int)P;
     if (t == MTC_L_DENSE || t == MTC_L_CONV) {
         int64_t per_out = t == MTC_L_CONV ? (int64_t)L->cs.OH * L->cs.OW : 1;
-        return (int64_t)B * L->nw * per_out / P >= (t == MTC_L_CONV ? PAR_MIN_MACS_CONV : PAR_MIN_MACS_DENSE);
+        return (int64_t)B * L->nw * per_out / P >= (t == MTC_L_CONV ? PAR_MIN_MACS_CONV : PAR_MIN_MACS_DENSE)
+                   ? (int)P : 1;
     }
-    if (t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL || t == MTC_L_ACT)
-        return (int64_t)B * L->in_size / P >= PAR_MIN_ELEMS;
-    return 0;
+    return (int64_t)B * L->in_size / P >= PAR_MIN_ELEMS ? (int)P : 1;
 }
 
-static void layer_forward_par(mtc_model *m, mtc_layer *L, const float *x, int B)
+static void sliced_forward(mtc_model *m, mtc_layer *L, const float *x, int B)
 {
-    par_ctx c = {m, L, x, NULL, B, mtc_pool_size(m->pool)};
-    mtc_pool_run(m->pool, c.P, fwd_task, &c);
+    par_ctx c = {m, L, x, NULL, B, nslices(m, L, B)};
+    if (c.P == 1) fwd_task(&c, 0);
+    else mtc_pool_run(m->pool, c.P, fwd_task, &c);
 }
 
-static void layer_backward_par(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
+static void sliced_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
 {
-    par_ctx c = {m, L, x, dx, B, mtc_pool_size(m->pool)};
-    int conv = L->spec.type == MTC_L_CONV || L->spec.type == MTC_L_DENSE;
+    par_ctx c = {m, L, x, dx, B, nslices(m, L, B)};
+    if (c.P == 1) {
+        bwd_task(&c, 0);
+        return;
+    }
+    int params = L->spec.type == MTC_L_CONV || L->spec.type == MTC_L_DENSE;
     int64_t nwb = L->nw + L->nb;
-    if (conv) memset(m->pgrad, 0, (size_t)((c.P - 1) * m->pgrad_stride) * sizeof(float));
+    if (params) memset(m->pgrad, 0, (size_t)((c.P - 1) * m->pgrad_stride) * sizeof(float));
     mtc_pool_run(m->pool, c.P, bwd_task, &c);
-    if (conv) /* w_off and b_off are adjacent: weights then bias */
+    if (params) /* w_off and b_off are adjacent: weights then bias */
         for (int k = 1; k < c.P; k++) {
             const float *src = m->pgrad + (k - 1) * m->pgrad_stride;
             float *dst = m->grads + L->w_off;
@@ -512,8 +523,8 @@ static void layer_backward_par(mtc_model *m, mtc_layer *L, const float *x, float
 
 static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
 {
-    if (parallel_layer(m, L, B)) {
-        layer_forward_par(m, L, x, B);
+    if (sliced(L)) {
+        sliced_forward(m, L, x, B);
         return;
     }
     const mtc_layer_spec *s = &L->spec;
@@ -521,25 +532,8 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
     float *b = L->b_off >= 0 ? m->params + L->b_off : NULL;
     int64_t n = (int64_t)B * L->out_size;
     switch (s->type) {
-    case MTC_L_DENSE:
-        mtc_dense_forward(L->pre, x, W, b, B, (int)L->in_size, s->units);
-        if (s->act) mtc_act_forward(L->out, L->pre, n, s->act);
-        break;
-    case MTC_L_CONV:
-        mtc_conv2d_forward(L->pre, x, W, b, m->col, &L->cs, B);
-        if (s->act) mtc_act_forward(L->out, L->pre, n, s->act);
-        break;
-    case MTC_L_MAXPOOL:
-        mtc_maxpool_forward(L->out, L->argmax, x, B, L->in_c, L->in_h, L->in_w, s->size, s->stride);
-        break;
-    case MTC_L_AVGPOOL:
-        mtc_avgpool_forward(L->out, x, B, L->in_c, L->in_h, L->in_w, s->size, s->stride);
-        break;
     case MTC_L_FLATTEN:
         memcpy(L->out, x, (size_t)n * sizeof(float));
-        break;
-    case MTC_L_ACT:
-        mtc_act_forward(L->out, x, n, s->act);
         break;
     case MTC_L_DROPOUT:
         if (train && s->p > 0) mtc_dropout_forward(L->out, L->drop_mask, x, n, s->p, rng);
@@ -564,8 +558,8 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
 /* dx may be NULL (input gradient not needed). */
 static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
 {
-    if (parallel_layer(m, L, B)) {
-        layer_backward_par(m, L, x, dx, B);
+    if (sliced(L)) {
+        sliced_backward(m, L, x, dx, B);
         return;
     }
     const mtc_layer_spec *s = &L->spec;
@@ -574,30 +568,9 @@ static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx
     float *db = L->b_off >= 0 ? m->grads + L->b_off : NULL;
     int64_t n = (int64_t)B * L->out_size;
     const float *g = L->dout;
-    if ((s->type == MTC_L_DENSE || s->type == MTC_L_CONV) && s->act) {
-        float *dpre = m->dinput; /* scratch sized for the largest activation */
-        memset(dpre, 0, (size_t)n * sizeof(float));
-        mtc_act_backward(dpre, L->dout, act_in_place(s->act) ? NULL : L->pre, L->out, n, s->act);
-        g = dpre;
-    }
     switch (s->type) {
-    case MTC_L_DENSE:
-        mtc_dense_backward(dx, dW, db, g, x, W, B, (int)L->in_size, s->units);
-        break;
-    case MTC_L_CONV:
-        mtc_conv2d_backward(dx, dW, db, g, x, W, m->col, m->dcol, &L->cs, B);
-        break;
-    case MTC_L_MAXPOOL:
-        if (dx) mtc_maxpool_backward(dx, g, L->argmax, B, L->in_c, L->out_h, L->out_w, L->in_h, L->in_w);
-        break;
-    case MTC_L_AVGPOOL:
-        if (dx) mtc_avgpool_backward(dx, g, B, L->in_c, L->in_h, L->in_w, s->size, s->stride);
-        break;
     case MTC_L_FLATTEN:
         if (dx) for (int64_t i = 0; i < n; i++) dx[i] += g[i];
-        break;
-    case MTC_L_ACT:
-        if (dx) mtc_act_backward(dx, g, x, L->out, n, s->act);
         break;
     case MTC_L_DROPOUT:
         if (dx) {
