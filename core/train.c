@@ -761,6 +761,8 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
                 goto done;
             }
             for (int t = 0; t < tr.T; t++) lsum[t] += loss[t] * bb;
+            if (cfg->step_progress && (step % 16 == 0))
+                cfg->step_progress(cfg->progress_ctx, ep + 1, cfg->epochs, s + bb, nt, now_s() - t0);
         }
         double dt = now_s() - t0;
         mtc_epoch_stats st;

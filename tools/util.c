@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_dataset *d,
                    mtc_err *e)
@@ -58,6 +59,7 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
         cfg->checkpoint_every = o->checkpoint_every;
     }
     cfg->resume_path = o->resume;
+    cfg->step_progress = util_step_progress;
     int kind = !strcmp(o->optimizer, "adam") ? MTC_OPT_ADAM : !strcmp(o->optimizer, "adamw") ? MTC_OPT_ADAMW
              : !strcmp(o->optimizer, "sgd") ? MTC_OPT_SGD : -1;
     if (kind < 0) return mtc_err_set(e, MTC_EINPUT, "--optimizer %s: expected adam, adamw or sgd", o->optimizer);
@@ -123,10 +125,20 @@ void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o,
     mtc_jw_raw(w, res->history_json ? res->history_json : "[]");
 }
 
+void util_step_progress(void *ctx, int epoch, int epochs, int64_t done, int64_t n, double seconds)
+{
+    const cli_common *c = ctx;
+    if ((c && c->quiet) || !isatty(2) || seconds <= 0) return;
+    double sps = done / seconds, left = (n - done) / (sps > 0 ? sps : 1);
+    fprintf(stderr, "\r\033[Kepoch %d/%d  %3.0f%%  %.0f samples/s  epoch ETA %.0fs", epoch, epochs,
+            100.0 * done / n, sps, left);
+}
+
 void util_progress(void *ctx, const mtc_epoch_stats *s)
 {
     const cli_common *c = ctx;
     if (c && c->quiet) return;
+    if (isatty(2)) fprintf(stderr, "\r\033[K"); /* replace the in-epoch line */
     char line[1024];
     int n = snprintf(line, sizeof line, "epoch %d/%d  loss", s->epoch, s->epochs);
     for (int t = 0; t < s->ntasks && n < 900; t++)

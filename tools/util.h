@@ -51,8 +51,10 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
 /* Metadata keys "train" (settings), "task_weights" and "history" of a run. */
 void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o, const cli_common *c,
                         const mtc_train_cfg *cfg, const mtc_train_result *res);
-/* Epoch progress line on stderr. */
+/* Epoch progress line on stderr; on a terminal also a line redrawn within
+ * the epoch (util_step_progress). */
 void util_progress(void *ctx, const mtc_epoch_stats *s);
+void util_step_progress(void *ctx, int epoch, int epochs, int64_t done, int64_t n, double seconds);
 
 /* Per-task metrics table (stdout) and its JSON object ("tasks": {...}). */
 void util_print_eval(FILE *f, const mtc_model *m, const mtc_task_eval *ev);

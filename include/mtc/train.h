@@ -46,6 +46,8 @@ typedef struct mtc_epoch_stats {
     double lr, samples_per_s, elapsed_s, eta_s;
 } mtc_epoch_stats;
 typedef void (*mtc_progress_fn)(void *ctx, const mtc_epoch_stats *s);
+/* Within an epoch, every few steps: samples done of n, seconds so far. */
+typedef void (*mtc_step_fn)(void *ctx, int epoch, int epochs, int64_t done, int64_t n, double seconds);
 
 typedef struct mtc_train_cfg {
     int epochs, batch;
@@ -74,6 +76,7 @@ typedef struct mtc_train_cfg {
     float hint_weight;
     mtc_progress_fn progress;
     void *progress_ctx;
+    mtc_step_fn step_progress;  /* optional, same ctx as progress */
     /* Resumable state: every `checkpoint_every` epochs (0 = off) the whole
      * training state (parameters, optimizer moments, RNG, sample order, task
      * weights, best epoch, history) is written atomically to
