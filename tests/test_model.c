@@ -105,30 +105,43 @@ static double total_loss(gc_ctx *g, int with_grad)
     return L;
 }
 
-static void gradcheck_spec(const char *text)
+/* A model of spec text with B random inputs, labels and targets. */
+static void gc_setup(gc_ctx *g, const char *text, int B, uint64_t init_seed, uint64_t data_seed)
 {
     mtc_spec s;
     mtc_err e;
-    gc_ctx g;
-    memset(&g, 0, sizeof g);
+    memset(g, 0, sizeof *g);
     assert_int_equal(parse(text, &s, &e), 0);
-    assert_int_equal(mtc_model_build(&s, text, &g.m, &e), 0);
-    mtc_model_init_params(&g.m, 3);
-    g.B = 3;
-    assert_int_equal(mtc_model_reserve(&g.m, g.B, &e), 0);
+    assert_int_equal(mtc_model_build(&s, text, &g->m, &e), 0);
+    mtc_model_init_params(&g->m, init_seed);
+    g->B = B;
+    assert_int_equal(mtc_model_reserve(&g->m, B, &e), 0);
     int64_t S = (int64_t)s.c * s.h * s.w;
     mtc_rng r;
-    mtc_rng_seed(&r, 11);
-    g.x = malloc(sizeof(float) * (size_t)(S * g.B));
-    for (int64_t i = 0; i < S * g.B; i++) g.x[i] = mtc_rng_normal(&r);
+    mtc_rng_seed(&r, data_seed);
+    g->x = malloc(sizeof(float) * (size_t)(S * B));
+    for (int64_t i = 0; i < S * B; i++) g->x[i] = mtc_rng_normal(&r);
     for (int t = 0; t < s.ntasks; t++) {
         int D = s.tasks[t].dim;
-        g.lab[t] = malloc(sizeof(int32_t) * g.B);
-        g.targ[t] = malloc(sizeof(float) * (size_t)(g.B * D));
-        g.dout[t] = malloc(sizeof(float) * (size_t)(g.B * D));
-        for (int b = 0; b < g.B; b++) g.lab[t][b] = (int32_t)mtc_rng_below(&r, (uint64_t)D);
-        for (int i = 0; i < g.B * D; i++) g.targ[t][i] = mtc_rng_normal(&r);
+        g->lab[t] = malloc(sizeof(int32_t) * B);
+        g->targ[t] = malloc(sizeof(float) * (size_t)(B * D));
+        g->dout[t] = malloc(sizeof(float) * (size_t)(B * D));
+        for (int b = 0; b < B; b++) g->lab[t][b] = (int32_t)mtc_rng_below(&r, (uint64_t)D);
+        for (int i = 0; i < B * D; i++) g->targ[t][i] = mtc_rng_normal(&r);
     }
+}
+
+static void gc_free(gc_ctx *g)
+{
+    free(g->x);
+    for (int t = 0; t < g->m.spec.ntasks; t++) { free(g->lab[t]); free(g->targ[t]); free(g->dout[t]); }
+    mtc_model_free(&g->m);
+}
+
+static void gradcheck_spec(const char *text)
+{
+    gc_ctx g;
+    gc_setup(&g, text, 3, 3, 11);
     total_loss(&g, 1);
     memset(g.m.grads, 0, sizeof(float) * (size_t)g.m.nparams);
     mtc_model_backward(&g.m, g.x, g.dout, g.B);
@@ -159,9 +172,7 @@ static void gradcheck_spec(const char *text)
     }
     assert_int_equal(bad, 0);
     free(an);
-    free(g.x);
-    for (int t = 0; t < s.ntasks; t++) { free(g.lab[t]); free(g.targ[t]); free(g.dout[t]); }
-    mtc_model_free(&g.m);
+    gc_free(&g);
 }
 
 static void test_model_gradients_match_finite_differences_hard_sharing(void **st)
@@ -449,40 +460,19 @@ static void fwd_bwd(const char *spec, int threads, float **outs, float **grads, 
 {
     mtc_set_threads(threads);
     gc_ctx g;
-    memset(&g, 0, sizeof g);
-    mtc_spec s;
-    mtc_err e;
-    assert_int_equal(parse(spec, &s, &e), 0);
-    assert_int_equal(mtc_model_build(&s, spec, &g.m, &e), 0);
-    mtc_model_init_params(&g.m, 21);
-    g.B = 7;
-    assert_int_equal(mtc_model_reserve(&g.m, g.B, &e), 0);
+    gc_setup(&g, spec, 7, 21, 5);
     if (threads > 1) assert_non_null(g.m.pool);
     g.m.par_always = 1; /* these layers are below the size that is split */
-    int64_t S = (int64_t)s.c * s.h * s.w;
-    mtc_rng r;
-    mtc_rng_seed(&r, 5);
-    g.x = malloc(sizeof(float) * (size_t)(S * g.B));
-    for (int64_t i = 0; i < S * g.B; i++) g.x[i] = mtc_rng_normal(&r);
-    for (int t = 0; t < s.ntasks; t++) {
-        int D = s.tasks[t].dim;
-        g.lab[t] = malloc(sizeof(int32_t) * g.B);
-        g.targ[t] = malloc(sizeof(float) * (size_t)(g.B * D));
-        g.dout[t] = malloc(sizeof(float) * (size_t)(g.B * D));
-        for (int b = 0; b < g.B; b++) g.lab[t][b] = (int32_t)mtc_rng_below(&r, (uint64_t)D);
-        for (int i = 0; i < g.B * D; i++) g.targ[t][i] = mtc_rng_normal(&r);
-    }
     total_loss(&g, 1);
-    *outs = malloc(sizeof(float) * (size_t)g.B * s.tasks[0].dim);
-    memcpy(*outs, g.m.outputs[0], sizeof(float) * (size_t)g.B * s.tasks[0].dim);
+    int D0 = g.m.spec.tasks[0].dim;
+    *outs = malloc(sizeof(float) * (size_t)g.B * D0);
+    memcpy(*outs, g.m.outputs[0], sizeof(float) * (size_t)g.B * D0);
     memset(g.m.grads, 0, sizeof(float) * (size_t)g.m.nparams);
     mtc_model_backward(&g.m, g.x, g.dout, g.B);
     *np = g.m.nparams;
     *grads = malloc(sizeof(float) * (size_t)g.m.nparams);
     memcpy(*grads, g.m.grads, sizeof(float) * (size_t)g.m.nparams);
-    free(g.x);
-    for (int t = 0; t < s.ntasks; t++) { free(g.lab[t]); free(g.targ[t]); free(g.dout[t]); }
-    mtc_model_free(&g.m);
+    gc_free(&g);
     mtc_set_threads(1);
 }
 
