@@ -140,62 +140,81 @@ static void metrics(mtc_rt *rt, const mtc_dataset *d, double *acc, double *mae, 
     mtc_task_eval_free(ev, 2);
 }
 
+/* A small model trained on synthetic data, saved, int8-quantized with qc,
+ * and both checkpoints loaded in the runtime. */
+typedef struct qpair {
+    char *dir, *src, *dst;
+    mtc_dataset train, test;
+    mtc_model m;
+    mtc_ckpt ck;
+    mtc_quant_report rep;
+    mtc_rt *fp, *q8;
+} qpair;
+
+static void qpair_make(qpair *q, const char *spec, int c, int h, int w, const mtc_quant_cfg *qc)
+{
+    q->dir = tu_mkdtemp();
+    q->src = tu_path(q->dir, "m.mtc");
+    q->dst = tu_path(q->dir, "m.q8.mtc");
+    make_data(&q->train, 1500, c, h, w, 1);
+    make_data(&q->test, 400, c, h, w, 2);
+    build(spec, &q->m, 3);
+    train_small(&q->m, &q->train, 6);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&q->m, q->src, NULL, &e), 0);
+    assert_int_equal(mtc_ckpt_load(q->src, &q->ck, &e), 0);
+    if (mtc_quantize(&q->ck, q->src, &q->train, qc, q->dst, &q->rep, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(mtc_rt_load(q->src, &q->fp, &e), 0);
+    assert_int_equal(mtc_rt_load(q->dst, &q->q8, &e), 0);
+}
+
+static void qpair_free(qpair *q)
+{
+    mtc_rt_free(q->fp);
+    mtc_rt_free(q->q8);
+    mtc_ckpt_free(&q->ck);
+    mtc_model_free(&q->m);
+    mtc_data_free(&q->train);
+    mtc_data_free(&q->test);
+    tu_rmdir(q->dir);
+    free(q->dir); free(q->src); free(q->dst);
+}
+
 static void quantize_and_compare(const char *spec, int c, int h, int w, int calib_method, int act_sym)
 {
-    char *dir = tu_mkdtemp(), *src = tu_path(dir, "m.mtc"), *dst = tu_path(dir, "m.q8.mtc");
-    mtc_dataset train, test;
-    make_data(&train, 1500, c, h, w, 1);
-    make_data(&test, 400, c, h, w, 2);
-    mtc_model m;
-    build(spec, &m, 3);
-    train_small(&m, &train, 6);
-    mtc_err e = {0};
-    assert_int_equal(mtc_model_save(&m, src, NULL, &e), 0);
-    mtc_ckpt ck;
-    assert_int_equal(mtc_ckpt_load(src, &ck, &e), 0);
     mtc_quant_cfg qc;
     mtc_quant_cfg_default(&qc);
     qc.calib_n = 300;
     qc.val_n = 300;
     qc.calib_method = calib_method;
     qc.act_symmetric = act_sym;
-    mtc_quant_report rep;
-    if (mtc_quantize(&ck, src, &train, &qc, dst, &rep, &e)) fail_msg("%s", e.msg);
-    assert_true(rep.within_budget);
-    mtc_rt *fp, *q8;
-    assert_int_equal(mtc_rt_load(src, &fp, &e), 0);
-    assert_int_equal(mtc_rt_load(dst, &q8, &e), 0);
-    assert_true(mtc_rt_nquantized(q8) >= 2);
-    assert_true(mtc_rt_weight_bytes(q8) < mtc_rt_weight_bytes(fp) * 0.6);
+    qpair q;
+    qpair_make(&q, spec, c, h, w, &qc);
+    assert_true(q.rep.within_budget);
+    assert_true(mtc_rt_nquantized(q.q8) >= 2);
+    assert_true(mtc_rt_weight_bytes(q.q8) < mtc_rt_weight_bytes(q.fp) * 0.6);
     double af, mf, aq, mq;
     float *of[MTC_MAX_TASKS], *oq[MTC_MAX_TASKS], *ox[MTC_MAX_TASKS];
-    metrics(fp, &test, &af, &mf, of);
-    metrics(q8, &test, &aq, &mq, oq);
+    metrics(q.fp, &q.test, &af, &mf, of);
+    metrics(q.q8, &q.test, &aq, &mq, oq);
     if (af < 0.6) fail_msg("fp32 model did not learn: %.3f", af);
     if (fabs(af - aq) > 0.03 || mq > mf * 1.15 + 0.02)
         fail_msg("int8 %.4f / %.4f vs fp32 %.4f / %.4f", aq, mq, af, mf);
     /* every ISA gives the same bits */
     for (int isa = MTC_ISA_SCALAR; isa <= MTC_ISA_AVX512; isa++) {
         if (!mtc_qgemm_isa_supported(isa)) continue;
-        mtc_rt_set_isa(q8, isa);
-        mtc_rt_set_threads(q8, isa + 1);
+        mtc_rt_set_isa(q.q8, isa);
+        mtc_rt_set_threads(q.q8, isa + 1);
         double a2, m2;
-        metrics(q8, &test, &a2, &m2, ox);
+        metrics(q.q8, &q.test, &a2, &m2, ox);
         for (int t = 0; t < 2; t++) {
-            if (memcmp(ox[t], oq[t], (size_t)test.n * m.spec.tasks[t].dim * sizeof(float)))
+            if (memcmp(ox[t], oq[t], (size_t)q.test.n * q.m.spec.tasks[t].dim * sizeof(float)))
                 fail_msg("isa %s changed task %d outputs", mtc_isa_name(isa), t);
             free(ox[t]);
         }
     }
     for (int t = 0; t < 2; t++) { free(of[t]); free(oq[t]); }
-    mtc_rt_free(fp);
-    mtc_rt_free(q8);
-    mtc_ckpt_free(&ck);
-    mtc_model_free(&m);
-    mtc_data_free(&train);
-    mtc_data_free(&test);
-    tu_rmdir(dir);
-    free(dir); free(src); free(dst);
+    qpair_free(&q);
 }
 
 static void test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa(void **st)
@@ -211,34 +230,20 @@ static void test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa(void 
 static void test_runtime_int8_narrow_trunk_wide_heads(void **st)
 {
     (void)st;
-    const char *spec = "[input] shape = 1x1x4\n[dense] units = 3 act = relu\n"
-                       "[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n";
-    char *dir = tu_mkdtemp(), *src = tu_path(dir, "m.mtc"), *dst = tu_path(dir, "m.q8.mtc");
-    mtc_dataset train, test;
-    make_data(&train, 1500, 1, 1, 4, 1);
-    make_data(&test, 400, 1, 1, 4, 2);
-    mtc_model m;
-    build(spec, &m, 3);
-    train_small(&m, &train, 6);
-    mtc_err e = {0};
-    assert_int_equal(mtc_model_save(&m, src, NULL, &e), 0);
-    mtc_ckpt ck;
-    assert_int_equal(mtc_ckpt_load(src, &ck, &e), 0);
     mtc_quant_cfg qc;
     mtc_quant_cfg_default(&qc);
     qc.calib_method = MTC_CALIB_MINMAX;
-    mtc_quant_report rep;
-    if (mtc_quantize(&ck, src, &train, &qc, dst, &rep, &e)) fail_msg("%s", e.msg);
-    mtc_rt *fp, *q8;
-    assert_int_equal(mtc_rt_load(src, &fp, &e), 0);
-    assert_int_equal(mtc_rt_load(dst, &q8, &e), 0);
-    assert_int_equal(mtc_rt_nquantized(q8), 3);
+    qpair q;
+    qpair_make(&q, "[input] shape = 1x1x4\n[dense] units = 3 act = relu\n"
+                   "[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n",
+               1, 1, 4, &qc);
+    assert_int_equal(mtc_rt_nquantized(q.q8), 3);
     double af, mf, aq, mq;
     float *of[MTC_MAX_TASKS], *oq[MTC_MAX_TASKS];
-    metrics(fp, &test, &af, &mf, of);
-    metrics(q8, &test, &aq, &mq, oq);
+    metrics(q.fp, &q.test, &af, &mf, of);
+    metrics(q.q8, &q.test, &aq, &mq, oq);
     int agree = 0;
-    for (int i = 0; i < test.n; i++) {
+    for (int i = 0; i < q.test.n; i++) {
         int bf = 0, bq = 0;
         for (int k = 1; k < 3; k++) {
             if (of[0][i * 3 + k] > of[0][i * 3 + bf]) bf = k;
@@ -247,16 +252,9 @@ static void test_runtime_int8_narrow_trunk_wide_heads(void **st)
         agree += bf == bq;
         assert_true(isfinite(oq[1][i]));
     }
-    if (agree < 0.9 * test.n) fail_msg("int8 agrees with fp32 on %d of %lld", agree, (long long)test.n);
+    if (agree < 0.9 * q.test.n) fail_msg("int8 agrees with fp32 on %d of %lld", agree, (long long)q.test.n);
     for (int t = 0; t < 2; t++) { free(of[t]); free(oq[t]); }
-    mtc_rt_free(fp);
-    mtc_rt_free(q8);
-    mtc_ckpt_free(&ck);
-    mtc_model_free(&m);
-    mtc_data_free(&train);
-    mtc_data_free(&test);
-    tu_rmdir(dir);
-    free(dir); free(src); free(dst);
+    qpair_free(&q);
 }
 
 static void test_runtime_int8_conv_bn_pool_close_to_fp32(void **st)
