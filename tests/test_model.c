@@ -488,8 +488,14 @@ static void test_two_threads_match_one_thread(void **st)
     fwd_bwd(spec, 2, &o2, &g2, &n2);
     assert_int_equal(n1, n2);
     for (int i = 0; i < 7 * 3; i++) assert_true(tu_relerr(o1[i], o2[i], 1e-6) < 1e-5);
+    /* Summation order differs between the slices, so an entry near zero
+     * carries an absolute error of the size of its summands: compare against
+     * the gradient's scale (max |g|) there, relative error elsewhere. */
+    double gmax = 0;
+    for (int64_t i = 0; i < n1; i++) gmax = fmax(gmax, fabs(g1[i]));
+    assert_true(gmax > 0);
     int bad = 0;
-    for (int64_t i = 0; i < n1; i++) bad += tu_relerr(g1[i], g2[i], 1e-6) > 1e-4;
+    for (int64_t i = 0; i < n1; i++) bad += tu_relerr(g1[i], g2[i], 1e-3 * gmax) > 1e-4;
     assert_int_equal(bad, 0);
     free(o1); free(o2); free(g1); free(g2);
 }
