@@ -88,7 +88,7 @@ static int chain_setup(mtc_chain *ch, const mtc_layer_spec *specs, int n, const 
 {
     ch->n = n;
     for (int i = 0; i < n; i++) {
-        char name[96];
+        char name[192]; /* longer than mtc_layer.name: the compiler cannot bound the parts */
         snprintf(name, sizeof name, "%s.%d.%s", prefix, i, mtc_layer_type_name(specs[i].type));
         int rc = layer_setup(&ch->layers[i], &specs[i], name, c, h, w, poff, soff, e);
         if (rc) return rc;
@@ -472,6 +472,9 @@ static void bwd_task(void *v, int k)
 #define PAR_MIN_MACS_CONV (1 << 22)
 #define PAR_MIN_MACS_DENSE (1 << 25)
 #define PAR_MIN_ELEMS (1 << 20)
+/* Inference forward has no gradient reduction: a slice needs only enough
+ * rows for an efficient GEMM (784->128 at batch 256: 12.8M per thread). */
+#define PAR_MIN_MACS_DENSE_INFER (1 << 22)
 
 /* Dense, conv, pooling and activation layers run as batch slices (one slice
  * when the layer is too small to split or there is no pool). */
@@ -481,7 +484,7 @@ static int sliced(const mtc_layer *L)
     return t == MTC_L_DENSE || t == MTC_L_CONV || t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL || t == MTC_L_ACT;
 }
 
-static int nslices(const mtc_model *m, const mtc_layer *L, int B)
+static int nslices(const mtc_model *m, const mtc_layer *L, int B, int infer)
 {
     int t = L->spec.type;
     int64_t P = mtc_pool_size(m->pool);
@@ -489,22 +492,22 @@ static int nslices(const mtc_model *m, const mtc_layer *L, int B)
     if (m->par_always) return (int)P;
     if (t == MTC_L_DENSE || t == MTC_L_CONV) {
         int64_t per_out = t == MTC_L_CONV ? (int64_t)L->cs.OH * L->cs.OW : 1;
-        return (int64_t)B * L->nw * per_out / P >= (t == MTC_L_CONV ? PAR_MIN_MACS_CONV : PAR_MIN_MACS_DENSE)
-                   ? (int)P : 1;
+        int64_t min = t == MTC_L_CONV ? PAR_MIN_MACS_CONV : infer ? PAR_MIN_MACS_DENSE_INFER : PAR_MIN_MACS_DENSE;
+        return (int64_t)B * L->nw * per_out / P >= min ? (int)P : 1;
     }
     return (int64_t)B * L->in_size / P >= PAR_MIN_ELEMS ? (int)P : 1;
 }
 
-static void sliced_forward(mtc_model *m, mtc_layer *L, const float *x, int B)
+static void sliced_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train)
 {
-    par_ctx c = {m, L, x, NULL, B, nslices(m, L, B)};
+    par_ctx c = {m, L, x, NULL, B, nslices(m, L, B, !train)};
     if (c.P == 1) fwd_task(&c, 0);
     else mtc_pool_run(m->pool, c.P, fwd_task, &c);
 }
 
 static void sliced_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
 {
-    par_ctx c = {m, L, x, dx, B, nslices(m, L, B)};
+    par_ctx c = {m, L, x, dx, B, nslices(m, L, B, 0)};
     if (c.P == 1) {
         bwd_task(&c, 0);
         return;
@@ -524,7 +527,7 @@ static void sliced_backward(mtc_model *m, mtc_layer *L, const float *x, float *d
 static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
 {
     if (sliced(L)) {
-        sliced_forward(m, L, x, B);
+        sliced_forward(m, L, x, B, train);
         return;
     }
     const mtc_layer_spec *s = &L->spec;
