@@ -149,15 +149,24 @@ fi
 
 # ---- the compression pipeline: KD student, pruned, int8 (accuracy, bytes) ---
 # teacher -> soft labels -> KD student (beside its scratch twin) -> AGP 90%
-# with KD fine-tuning -> int8; all on all 60000 training samples (--val 0)
-if [ -f "$WORK/teacher.mtc" ]; then
+# with KD fine-tuning -> int8; all on all 60000 training samples (--val 0).
+# Full mode distills from the demo's teacher recipe (15 epochs, cosine,
+# shifts): the 5-epoch speed teacher is too weak for KD to help the MLP.
+KD_TEACHER=$WORK/teacher.mtc
+if [ "$MODE" = full ]; then
+    say "KD teacher: mtc train, 15 epochs, cosine, shift augmentation"
+    run mtc_kd_teacher "${M[@]}" train --spec "$TEACHER" -o "$WORK/kd_teacher.mtc" --epochs 15 \
+        --schedule cosine --augment shift "${TRAIN_COMMON[@]}"
+    KD_TEACHER=$WORK/kd_teacher.mtc
+fi
+if [ -f "$KD_TEACHER" ]; then
     say "pipeline: label, distill ($S_EPOCHS epochs), prune (AGP $P_STEPS x $P_FT epochs), quantize, verify"
-    run mtc_label "${M[@]}" label "$WORK/teacher.mtc" --data fashion-mnist -o "$WORK/soft.mtl" \
+    run mtc_label "${M[@]}" label "$KD_TEACHER" --data fashion-mnist -o "$WORK/soft.mtl" \
         --threads 2 --json --quiet
 fi
 if [ -f "$WORK/soft.mtl" ]; then
     run mtc_distill "${M[@]}" distill --spec "$STUDENT" --data fashion-mnist --soft "$WORK/soft.mtl" \
-        --teacher "$WORK/teacher.mtc" -o "$WORK/kd.mtc" --epochs $S_EPOCHS --compare-scratch \
+        --teacher "$KD_TEACHER" -o "$WORK/kd.mtc" --epochs $S_EPOCHS --compare-scratch \
         "${TRAIN_COMMON[@]:2}" --quiet
 fi
 if [ -f "$WORK/kd.mtc" ]; then
