@@ -249,8 +249,9 @@ static void model_free_buffers(mtc_model *m)
         m->mix[t] = m->dmix[t] = m->gate_p[t] = NULL;
         m->outputs[t] = NULL;
     }
-    free(m->col); free(m->dcol); free(m->dinput); free(m->pgrad);
-    m->col = m->dcol = m->dinput = m->pgrad = NULL;
+    free(m->col); free(m->dcol); free(m->fuse); free(m->dinput); free(m->pgrad);
+    m->col = m->dcol = m->fuse = m->dinput = m->pgrad = NULL;
+    m->col_stride = m->fuse_stride = 0;
     mtc_pool_free(m->pool);
     m->pool = NULL;
     m->max_batch = 0;
@@ -259,6 +260,26 @@ static void model_free_buffers(mtc_model *m)
 static int act_in_place(int act)
 {
     return act == MTC_ACT_RELU || act == MTC_ACT_LEAKY;
+}
+
+/* A conv whose output feeds a max-pool runs fused with it (conv_pool_*):
+ * chunk by chunk, so its whole-batch output and output gradient (the
+ * largest tensors of a conv net) never exist, only the pooled ones. The
+ * activation's derivative must follow from the pooled value, which is the
+ * activated conv output at the argmax: none, relu or leaky. */
+static int conv_fuses_pool(const mtc_chain *ch, int i)
+{
+    const mtc_layer *L = &ch->layers[i];
+    int act = L->spec.act;
+    return L->spec.type == MTC_L_CONV && i + 1 < ch->n && ch->layers[i + 1].spec.type == MTC_L_MAXPOOL &&
+           (act == MTC_ACT_NONE || act_in_place(act));
+}
+
+/* Floats of a fused conv + max-pool's per-thread scratch: one conv chunk's
+ * output (or its gradient) and the pooled gradient of that chunk. */
+static int64_t conv_pool_floats(const mtc_layer *L, const mtc_layer *P, int B)
+{
+    return (int64_t)mtc_conv_chunk(&L->cs, B) * (L->out_size + P->out_size);
 }
 
 static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
@@ -275,7 +296,7 @@ static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
     } else {
         L->pre = L->out;
     }
-    if ((int64_t)n > *scratch) *scratch = (int64_t)n;
+    if (fused && L->spec.act != MTC_ACT_NONE && (int64_t)n > *scratch) *scratch = (int64_t)n; /* dpre */
     if (L->spec.type == MTC_L_MAXPOOL && !(L->argmax = malloc(n * sizeof(int32_t)))) return -1;
     if (L->spec.type == MTC_L_DROPOUT && !(L->drop_mask = malloc(n))) return -1;
     if (L->spec.type == MTC_L_BATCHNORM || L->spec.type == MTC_L_LAYERNORM) {
@@ -287,61 +308,88 @@ static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
     return 0;
 }
 
+/* Work sizes a chain needs beyond its layers' own buffers (maxima). */
+typedef struct chain_sizes {
+    int64_t scratch, col, convp, fuse;
+} chain_sizes;
+
+/* Buffers of every layer of ch (a conv fused with its max-pool has none:
+ * its output lives in the per-thread scratch, chunk by chunk). */
+static int chain_alloc(mtc_chain *ch, int B, chain_sizes *z)
+{
+    int bad = 0;
+    for (int i = 0; i < ch->n; i++) {
+        mtc_layer *L = &ch->layers[i];
+        if (L->spec.type == MTC_L_CONV) {
+            int64_t c = mtc_conv_col_floats(&L->cs, B);
+            if (c > z->col) z->col = c;
+        }
+        if (L->nw + L->nb > z->convp) z->convp = L->nw + L->nb;
+        if (conv_fuses_pool(ch, i)) {
+            int64_t f = conv_pool_floats(L, &ch->layers[i + 1], B);
+            if (f > z->fuse) z->fuse = f;
+            continue;
+        }
+        bad |= layer_alloc(L, B, &z->scratch);
+    }
+    return bad;
+}
+
+/* Per-thread conv workspaces: im2col (col, dcol) and fused conv + max-pool
+ * scratch, `stride` floats each per thread. */
+static int thread_buffers(mtc_model *m, const chain_sizes *z)
+{
+    int64_t P = m->pool ? mtc_pool_size(m->pool) : 1;
+    m->col_stride = z->col;
+    m->fuse_stride = z->fuse;
+    if (z->col) {
+        m->col = malloc((size_t)(P * z->col) * sizeof(float));
+        m->dcol = malloc((size_t)(P * z->col) * sizeof(float));
+        if (!m->col || !m->dcol) return 1;
+    }
+    if (z->fuse && !(m->fuse = malloc((size_t)(P * z->fuse) * sizeof(float)))) return 1;
+    return 0;
+}
+
 int mtc_model_reserve(mtc_model *m, int B, mtc_err *e)
 {
     if (B <= m->max_batch) return 0;
     model_free_buffers(m);
-    int64_t scratch = 0, col = 0, convp = 0;
+    chain_sizes z = {0, 0, 0, 0};
     int bad = 0;
     int64_t in_size = (int64_t)m->spec.c * m->spec.h * m->spec.w;
     for (int k = 0; k < m->nexperts; k++) {
         mtc_chain *ch = &m->trunk[k];
-        for (int i = 0; i < ch->n; i++) {
-            bad |= layer_alloc(&ch->layers[i], B, &scratch);
-            if (ch->layers[i].spec.type == MTC_L_CONV) {
-                int64_t c = mtc_conv_col_floats(&ch->layers[i].cs, B);
-                if (c > col) col = c;
-            }
-            if (ch->layers[i].nw + ch->layers[i].nb > convp) convp = ch->layers[i].nw + ch->layers[i].nb;
-        }
+        bad |= chain_alloc(ch, B, &z);
         m->dtrunk[k] = ch->n ? ch->layers[ch->n - 1].dout : malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
         bad |= !m->dtrunk[k];
     }
     for (int t = 0; t < m->spec.ntasks; t++) {
-        for (int i = 0; i < m->head[t].n; i++) bad |= layer_alloc(&m->head[t].layers[i], B, &scratch);
+        bad |= chain_alloc(&m->head[t], B, &z);
         m->outputs[t] = m->head[t].layers[m->head[t].n - 1].out;
         m->dmix[t] = malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
         bad |= !m->dmix[t];
         if (m->nexperts > 1) {
-            bad |= layer_alloc(&m->gate[t], B, &scratch);
+            bad |= layer_alloc(&m->gate[t], B, &z.scratch);
+            if (m->gate[t].nw + m->gate[t].nb > z.convp) z.convp = m->gate[t].nw + m->gate[t].nb;
             m->mix[t] = malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
             m->gate_p[t] = malloc((size_t)B * (size_t)m->nexperts * sizeof(float));
             bad |= !m->mix[t] || !m->gate_p[t];
         }
     }
-    for (int t = 0; t < m->spec.ntasks; t++) {
-        for (int i = 0; i < m->head[t].n; i++)
-            if (m->head[t].layers[i].nw + m->head[t].layers[i].nb > convp)
-                convp = m->head[t].layers[i].nw + m->head[t].layers[i].nb;
-        if (m->gate[t].nw + m->gate[t].nb > convp) convp = m->gate[t].nw + m->gate[t].nb;
-    }
     /* dinput doubles as the activation-gradient scratch */
-    if (in_size * B > scratch) scratch = in_size * B;
-    m->dinput = malloc((size_t)scratch * sizeof(float));
-    if (col) {
-        m->col = malloc((size_t)col * sizeof(float));
-        m->dcol = malloc((size_t)col * sizeof(float));
-        bad |= !m->col || !m->dcol;
-    }
+    if (in_size * B > z.scratch) z.scratch = in_size * B;
+    m->dinput = malloc((size_t)z.scratch * sizeof(float));
     bad |= !m->dinput;
     int P = mtc_get_threads();
     if (P > 1 && !bad) {
         m->pool = mtc_pool_create(P);
         bad |= !m->pool;
         P = mtc_pool_size(m->pool);
-        m->pgrad_stride = convp;
-        if (convp && P > 1) bad |= !(m->pgrad = malloc((size_t)((P - 1) * convp) * sizeof(float)));
+        m->pgrad_stride = z.convp;
+        if (z.convp && P > 1) bad |= !(m->pgrad = malloc((size_t)((P - 1) * z.convp) * sizeof(float)));
     }
+    if (!bad) bad |= thread_buffers(m, &z);
     if (bad) {
         model_free_buffers(m);
         return mtc_err_set(e, MTC_ENOMEM, "model: out of memory for batch %d", B);
@@ -375,6 +423,7 @@ void mtc_model_free(mtc_model *m)
 typedef struct par_ctx {
     mtc_model *m;
     mtc_layer *L;
+    mtc_layer *pool; /* the max-pool a conv L runs fused with, or NULL */
     const float *x;
     float *dx;
     int B, P;
@@ -385,6 +434,51 @@ static void slice(const par_ctx *c, int k, int *lo, int *n)
     int a = (int)((int64_t)c->B * k / c->P), b = (int)((int64_t)c->B * (k + 1) / c->P);
     *lo = a;
     *n = b - a;
+}
+
+/* Conv L -> act -> max-pool P over samples [lo, lo+b) (x, the slice's
+ * input), one conv chunk at a time in thread k's scratch: the same values
+ * as the three layers run whole. */
+static void conv_pool_forward(mtc_model *m, const mtc_layer *L, mtc_layer *P, const float *x, int lo,
+                              int b, int k)
+{
+    const int bc = mtc_conv_chunk(&L->cs, b);
+    float *y = m->fuse + k * m->fuse_stride, *col = m->col + k * m->col_stride;
+    const float *W = m->params + L->w_off, *bias = m->params + L->b_off;
+    for (int s = 0; s < b; s += bc) {
+        int n = b - s < bc ? b - s : bc;
+        int64_t at = (int64_t)(lo + s) * P->out_size;
+        mtc_conv2d_forward(y, x + s * L->in_size, W, bias, col, &L->cs, n);
+        if (L->spec.act) mtc_act_forward(y, y, n * L->out_size, L->spec.act);
+        mtc_maxpool_forward(P->out + at, P->argmax + at, y, n, P->in_c, P->in_h, P->in_w, P->spec.size,
+                            P->spec.stride);
+    }
+}
+
+/* Backward of conv_pool_forward, chunk by chunk: the pooled gradient times
+ * act'(pooled output) — the activated conv output at the argmax, whose sign
+ * is the pre-activation's — routed to the argmax, then the conv's backward
+ * on that chunk (same chunks as the conv kernel's own: same dW bytes). */
+static void conv_pool_backward(mtc_model *m, const mtc_layer *L, const mtc_layer *P, const float *x,
+                               float *dx, float *dW, float *db, int lo, int b, int k)
+{
+    const int bc = mtc_conv_chunk(&L->cs, b);
+    float *dy = m->fuse + k * m->fuse_stride, *dp = dy + bc * L->out_size;
+    float *col = m->col + k * m->col_stride, *dcol = m->dcol + k * m->col_stride;
+    for (int s = 0; s < b; s += bc) {
+        int n = b - s < bc ? b - s : bc;
+        int64_t at = (int64_t)(lo + s) * P->out_size, np = n * P->out_size;
+        const float *g = P->dout + at;
+        if (L->spec.act) {
+            memset(dp, 0, (size_t)np * sizeof(float));
+            mtc_act_backward(dp, g, NULL, P->out + at, np, L->spec.act);
+            g = dp;
+        }
+        memset(dy, 0, (size_t)(n * L->out_size) * sizeof(float));
+        mtc_maxpool_backward(dy, g, P->argmax + at, n, P->in_c, P->out_h, P->out_w, P->in_h, P->in_w);
+        mtc_conv2d_backward(dx ? dx + s * L->in_size : NULL, dW, db, dy, x + s * L->in_size,
+                            m->params + L->w_off, col, dcol, &L->cs, n);
+    }
 }
 
 static void fwd_task(void *v, int k)
@@ -404,8 +498,12 @@ static void fwd_task(void *v, int k)
         if (s->act) mtc_act_forward(L->out + lo * os, L->pre + lo * os, b * os, s->act);
         break;
     case MTC_L_CONV:
+        if (c->pool) {
+            conv_pool_forward(m, L, c->pool, x, lo, b, k);
+            break;
+        }
         mtc_conv2d_forward(L->pre + lo * os, x, m->params + L->w_off, m->params + L->b_off,
-                           m->col + mtc_conv_col_floats(&L->cs, lo), &L->cs, b);
+                           m->col + k * m->col_stride, &L->cs, b);
         if (s->act) mtc_act_forward(L->out + lo * os, L->pre + lo * os, b * os, s->act);
         break;
     case MTC_L_MAXPOOL:
@@ -432,22 +530,26 @@ static void bwd_task(void *v, int k)
     int64_t is = L->in_size, os = L->out_size, n = (int64_t)b * os;
     const float *x = c->x + lo * is;
     float *dx = c->dx ? c->dx + lo * is : NULL;
-    const float *g = L->dout + lo * os;
+    const float *g = L->dout ? L->dout + lo * os : NULL;
     switch (s->type) {
     case MTC_L_DENSE:
     case MTC_L_CONV: {
+        float *dW = k ? m->pgrad + (k - 1) * m->pgrad_stride : m->grads + L->w_off;
+        float *db = k ? dW + L->nw : m->grads + L->b_off;
+        if (c->pool) {
+            conv_pool_backward(m, L, c->pool, x, dx, dW, db, lo, b, k);
+            break;
+        }
         if (s->act) {
             float *dpre = m->dinput + lo * os;
             memset(dpre, 0, (size_t)n * sizeof(float));
             mtc_act_backward(dpre, g, L->pre == L->out ? NULL : L->pre + lo * os, L->out + lo * os, n, s->act);
             g = dpre;
         }
-        float *dW = k ? m->pgrad + (k - 1) * m->pgrad_stride : m->grads + L->w_off;
-        float *db = k ? dW + L->nw : m->grads + L->b_off;
         if (s->type == MTC_L_DENSE) {
             mtc_dense_backward(dx, dW, db, g, x, m->params + L->w_off, b, (int)is, s->units);
         } else {
-            int64_t co = mtc_conv_col_floats(&L->cs, lo);
+            int64_t co = k * m->col_stride;
             mtc_conv2d_backward(dx, dW, db, g, x, m->params + L->w_off, m->col + co, m->dcol + co, &L->cs, b);
         }
         break;
@@ -498,23 +600,24 @@ static int nslices(const mtc_model *m, const mtc_layer *L, int B, int infer)
     return (int64_t)B * L->in_size / P >= PAR_MIN_ELEMS ? (int)P : 1;
 }
 
-static void sliced_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train)
+static void sliced_forward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, int B, int train)
 {
-    par_ctx c = {m, L, x, NULL, B, nslices(m, L, B, !train)};
+    par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B, !train)};
     if (c.P == 1) fwd_task(&c, 0);
     else mtc_pool_run(m->pool, c.P, fwd_task, &c);
 }
 
-static void sliced_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
+static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, float *dx, int B)
 {
-    par_ctx c = {m, L, x, dx, B, nslices(m, L, B, 0)};
+    par_ctx c = {m, L, pool, x, dx, B, nslices(m, L, B, 0)};
     if (c.P == 1) {
         bwd_task(&c, 0);
         return;
     }
     int params = L->spec.type == MTC_L_CONV || L->spec.type == MTC_L_DENSE;
     int64_t nwb = L->nw + L->nb;
-    if (params) memset(m->pgrad, 0, (size_t)((c.P - 1) * m->pgrad_stride) * sizeof(float));
+    if (params)
+        for (int k = 1; k < c.P; k++) memset(m->pgrad + (k - 1) * m->pgrad_stride, 0, (size_t)nwb * sizeof(float));
     mtc_pool_run(m->pool, c.P, bwd_task, &c);
     if (params) /* w_off and b_off are adjacent: weights then bias */
         for (int k = 1; k < c.P; k++) {
@@ -527,7 +630,7 @@ static void sliced_backward(mtc_model *m, mtc_layer *L, const float *x, float *d
 static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
 {
     if (sliced(L)) {
-        sliced_forward(m, L, x, B, train);
+        sliced_forward(m, L, NULL, x, B, train);
         return;
     }
     const mtc_layer_spec *s = &L->spec;
@@ -562,7 +665,7 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
 static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
 {
     if (sliced(L)) {
-        sliced_backward(m, L, x, dx, B);
+        sliced_backward(m, L, NULL, x, dx, B);
         return;
     }
     const mtc_layer_spec *s = &L->spec;
@@ -594,7 +697,12 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
                                   mtc_rng *rng)
 {
     for (int i = 0; i < ch->n; i++) {
-        layer_forward(m, &ch->layers[i], x, B, train, rng);
+        if (conv_fuses_pool(ch, i)) { /* fills the max-pool's output: skip that layer */
+            sliced_forward(m, &ch->layers[i], &ch->layers[i + 1], x, B, train);
+            i++;
+        } else {
+            layer_forward(m, &ch->layers[i], x, B, train, rng);
+        }
         x = ch->layers[i].out;
     }
     return x;
@@ -604,16 +712,21 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
 static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *dx, int B)
 {
     for (int i = ch->n - 1; i >= 0; i--) {
+        mtc_layer *pool = NULL;
+        if (i && conv_fuses_pool(ch, i - 1)) /* a max-pool runs inside its conv */
+            pool = &ch->layers[i--];
         const float *in = i ? ch->layers[i - 1].out : x;
         float *din = i ? ch->layers[i - 1].dout : dx;
-        layer_backward(m, &ch->layers[i], in, din, B);
+        if (pool) sliced_backward(m, &ch->layers[i], pool, in, din, B);
+        else layer_backward(m, &ch->layers[i], in, din, B);
     }
 }
 
 static void chain_zero_grads(mtc_chain *ch, int B, int skip_last)
 {
     for (int i = 0; i < ch->n - (skip_last ? 1 : 0); i++)
-        memset(ch->layers[i].dout, 0, (size_t)B * (size_t)ch->layers[i].out_size * sizeof(float));
+        if (ch->layers[i].dout) /* NULL: a conv fused with its max-pool */
+            memset(ch->layers[i].dout, 0, (size_t)B * (size_t)ch->layers[i].out_size * sizeof(float));
 }
 
 static const float *trunk_out(const mtc_model *m, int k, const float *x)

@@ -271,6 +271,19 @@ static void test_conv_shape_rejects_impossible(void **st)
     assert_int_equal(mtc_conv_col_floats(&s, 2), (3 * 9 + 4) * 2 * 25);
 }
 
+/* The kernels work in chunks of about 512 columns, so the workspace stops
+ * growing with the batch (28x28 -> one sample a chunk, 14x14 -> three). */
+static void test_conv_workspace_does_not_grow_with_the_batch(void **st)
+{
+    (void)st;
+    mtc_conv_shape s;
+    assert_int_equal(mtc_conv_shape_init(&s, 1, 28, 28, 32, 3, 1, 1), 0);
+    assert_int_equal(mtc_conv_col_floats(&s, 128), mtc_conv_col_floats(&s, 1));
+    assert_int_equal(mtc_conv_shape_init(&s, 32, 14, 14, 64, 3, 1, 1), 0);
+    assert_int_equal(mtc_conv_chunk(&s, 128), 3);
+    assert_int_equal(mtc_conv_col_floats(&s, 128), (32 * 9 + 64) * 3 * 196);
+}
+
 static void test_conv2d_forward_matches_direct_loop(void **st)
 {
     (void)st;
@@ -294,6 +307,8 @@ static void test_conv2d_backward_matches_fd_stride1(void **st)
     check_conv(1, 2, 5, 4, 3, 3, 1, 1, 1);
     check_conv(1, 3, 4, 4, 2, 1, 1, 0, 1); /* pointwise B == 1 path */
     check_conv(2, 3, 4, 4, 2, 1, 1, 0, 1);
+    check_conv(3, 2, 16, 16, 3, 3, 1, 1, 1); /* chunks of 2 samples + 1 */
+    check_conv(3, 1, 24, 24, 2, 3, 1, 1, 1); /* one sample per chunk */
 }
 
 static void test_conv2d_backward_matches_fd_stride2(void **st)
@@ -636,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_dense_backward_matches_fd),
         cmocka_unit_test(test_dense_batch1_uses_same_math),
         cmocka_unit_test(test_conv_shape_rejects_impossible),
+        cmocka_unit_test(test_conv_workspace_does_not_grow_with_the_batch),
         cmocka_unit_test(test_conv2d_forward_matches_direct_loop),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride1),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride2),

@@ -500,6 +500,44 @@ static void test_two_threads_match_one_thread(void **st)
     free(o1); free(o2); free(g1); free(g2);
 }
 
+/* A conv followed by a max-pool runs fused, chunk by chunk, without its
+ * whole-batch output: outputs and gradients are those of the same conv with
+ * its activation as a separate layer (which is not fused). 24x24 gives one
+ * sample per conv chunk, so the batch of 7 takes seven chunks. */
+static void check_conv_pool_fusion(const char *act, const char *pool)
+{
+    const char *fmt = "[input] shape=2x24x24\n[conv] filters=4 size=3%s%s\n%s\n%s\n[flatten]\n"
+                      "[dense] units=5 act=tanh\n[task a] kind=cls classes=3\n";
+    char fused[512], separate[512], fn[32];
+    snprintf(fn, sizeof fn, "[act] fn=%s", act);
+    snprintf(fused, sizeof fused, fmt, " act=", act, "", pool);
+    snprintf(separate, sizeof separate, fmt, "", "", fn, pool);
+    float *o1, *o2, *g1, *g2;
+    int64_t n1, n2;
+    fwd_bwd(fused, 1, &o1, &g1, &n1);
+    fwd_bwd(separate, 1, &o2, &g2, &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(o1, o2, sizeof(float) * 7 * 3);
+    /* overlapping windows sum a position's gradients before (separate) or
+     * after (fused) the leaky slope: rounding only */
+    double gmax = 0;
+    for (int64_t i = 0; i < n1; i++) gmax = fmax(gmax, fabs(g1[i]));
+    int bad = 0;
+    for (int64_t i = 0; i < n1; i++) bad += tu_relerr(g1[i], g2[i], 1e-4 * gmax) > 1e-5;
+    assert_int_equal(bad, 0);
+    free(o1); free(o2); free(g1); free(g2);
+}
+
+static void test_conv_fused_with_maxpool_matches_separate_layers(void **st)
+{
+    (void)st;
+    check_conv_pool_fusion("relu", "[maxpool] size=2");
+    check_conv_pool_fusion("leaky", "[maxpool] size=2");
+    check_conv_pool_fusion("none", "[maxpool] size=2");
+    check_conv_pool_fusion("relu", "[maxpool] size=3 stride=2");
+    check_conv_pool_fusion("leaky", "[maxpool] size=3 stride=2");
+}
+
 static void test_labels_out_of_range_are_refused(void **st)
 {
     (void)st;
@@ -533,6 +571,7 @@ int main(void)
         cmocka_unit_test(test_same_seed_gives_identical_checkpoint_bytes),
         cmocka_unit_test(test_labels_out_of_range_are_refused),
         cmocka_unit_test(test_two_threads_match_one_thread),
+        cmocka_unit_test(test_conv_fused_with_maxpool_matches_separate_layers),
         cmocka_unit_test(test_hint_loss_decreases_during_training),
         cmocka_unit_test(test_resume_from_a_state_is_bit_identical_to_an_uninterrupted_run),
     };

@@ -81,7 +81,8 @@ typedef struct mtc_layer {
     int64_t w_off, nw, b_off, nb; /* -1/0 when none (BN/LN: gamma, beta) */
     int64_t stat_off;       /* BN running mean at stat_off, var at +C */
     mtc_conv_shape cs;
-    /* per-batch buffers (model_reserve): pre-activation and output */
+    /* per-batch buffers (model_reserve): pre-activation and output; all
+     * NULL for a conv fused with the max-pool after it (core/model.c) */
     float *pre, *out, *dout;
     float *mean, *rstd;     /* BN/LN saved statistics */
     int32_t *argmax;        /* maxpool */
@@ -113,7 +114,11 @@ typedef struct mtc_model {
                                standardisation for reg tasks (dim <= 64) */
     /* workspace (mtc_model_reserve) */
     int max_batch;
-    float *col, *dcol;      /* conv im2col */
+    float *col, *dcol;      /* conv im2col, col_stride floats per thread */
+    int64_t col_stride;
+    float *fuse;            /* conv fused with its max-pool: one chunk's
+                               output / gradient, fuse_stride per thread */
+    int64_t fuse_stride;
     float *mix[MTC_MAX_TASKS];   /* MMoE: per-task mixed trunk output */
     float *dmix[MTC_MAX_TASKS];
     float *gate_p[MTC_MAX_TASKS]; /* MMoE gate softmax (B, nexperts) */

@@ -43,13 +43,20 @@ typedef struct mtc_conv_shape {
 /* OH = (H + 2*pad - K)/stride + 1; returns -1 when the shape is impossible. */
 int mtc_conv_shape_init(mtc_conv_shape *s, int C, int H, int W, int OC, int K,
                         int stride, int pad);
+/* The kernels work through the batch in chunks of
+ * Bc = mtc_conv_chunk(s, B) = min(B, ceil(512 / (OH·OW))) samples,
+ * one im2col + GEMM each, so the workspace does not grow with the batch.
+ * A caller that splits the batch itself at chunk boundaries gets the same
+ * bytes. */
+int mtc_conv_chunk(const mtc_conv_shape *s, int B);
 /* Floats of workspace `col` (and `dcol`) the kernels need for batch B:
- * (C·K·K + OC)·N with N = B·OH·OW. Layout of `col`:
+ * (C·K·K + OC)·N with N = Bc·OH·OW. Layout of `col` per chunk:
  *   col[0, CKK·N)            im2col matrix (C·K·K, N), column b·OH·OW+oh·OW+ow
  *   col[CKK·N, (CKK+OC)·N)   out_tmp (OC, N) in forward / dout regathered as
  *                            (OC, N) in backward
  * `dcol` uses only its first CKK·N floats. col and dcol must not overlap;
- * neither has to survive between calls (backward recomputes im2col). */
+ * neither has to survive between calls (backward recomputes im2col). dW's
+ * sum over the batch runs chunk by chunk. */
 int64_t mtc_conv_col_floats(const mtc_conv_shape *s, int B);
 void mtc_conv2d_forward(float *out, const float *in, const float *W,
                         const float *b, float *col, const mtc_conv_shape *s,
