@@ -27,6 +27,15 @@
  *   quantize CKPT OUT              mtc_quantize with its defaults
  *                                  (both only when runtime.h exists; built
  *                                  with -DMTC_BENCH_NO_INT8 otherwise)
+ *   sparse [--seconds S] [--sparsity 0.3,...,0.98] [--batches 1,4,16,256]
+ *          [--K 784 --N 128]      the runtime's sparse kernel (CSR, the
+ *                                  ISA MTC_ISA picks) against the dense path
+ *                                  it replaces (mtc_dense_forward: sgemv at
+ *                                  batch 1, sgemm above; one thread) on a
+ *                                  random mask of each sparsity: the table
+ *                                  mtc_sparse_crossover was set from
+ *                                  (fastest call of each, interleaved;
+ *                                  also needs runtime.h)
  *   rss LABEL CMD ARGS...          runs CMD (its stdout passes through), then
  *                                  prints its peak RSS (wait4)
  *
@@ -354,6 +363,105 @@ static int cmd_int8(int argc, char **argv)
     return 0;
 }
 
+/* ---- sparse kernel vs sgemm ------------------------------------------------ */
+/* "0.5,0.9" -> up to max fractions in [0, 1); returns the count. */
+static int opt_fracs(int argc, char **argv, const char *name, const char *def, double *v, int max)
+{
+    const char *s = opt_str(argc, argv, name, def);
+    int n = 0;
+    while (*s && n < max) {
+        char *end;
+        double x = strtod(s, &end);
+        if (end == s || !(x >= 0.0 && x < 1.0)) break;
+        v[n++] = x;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return n;
+}
+
+typedef struct {
+    const float *X, *W, *b;
+    const mtc_csr *csr;
+    mtc_spmm_fn spmm;
+    float *Y, *scratch;
+    int B, K, N;
+} sparse_case;
+
+/* Fastest call of the dense path (which = 0) or of the sparse kernel over
+ * secs, in microseconds: on a shared machine a call is either preempted or
+ * not, and the fastest is the one that was not. */
+static double sparse_time_us(int which, const sparse_case *c, double secs)
+{
+    double best = 1e30, t0 = now_s(), t = t0;
+    while (t - t0 < secs) {
+        if (which == 0) mtc_dense_forward(c->Y, c->X, c->W, c->b, c->B, c->K, c->N);
+        else c->spmm(c->X, c->B, c->csr, c->b, 0, c->Y, c->scratch);
+        double t1 = now_s();
+        if (t1 - t < best) best = t1 - t;
+        t = t1;
+    }
+    return best * 1e6;
+}
+
+/* One (sparsity, batch) point: dense and sparse interleaved in rounds, the
+ * fastest call of each. */
+static void sparse_point(sparse_case *c, double secs, double *dense_us, double *sparse_us)
+{
+    enum { R = 5 };
+    *dense_us = *sparse_us = 1e30;
+    for (int r = 0; r < R; r++) {
+        double d = sparse_time_us(0, c, secs / (2 * R)), s = sparse_time_us(1, c, secs / (2 * R));
+        if (d < *dense_us) *dense_us = d;
+        if (s < *sparse_us) *sparse_us = s;
+    }
+}
+
+static int cmd_sparse(int argc, char **argv)
+{
+    double secs = opt_num(argc, argv, "--seconds", 0.2);
+    int K = (int)opt_num(argc, argv, "--K", 784), N = (int)opt_num(argc, argv, "--N", 128);
+    double sp[16];
+    int batches[8], maxb = 1;
+    int ns = opt_fracs(argc, argv, "--sparsity", "0.3,0.4,0.5,0.6,0.7,0.8,0.9,0.95,0.98", sp, 16);
+    int nb = opt_list(argc, argv, "--batches", "1,4,16,256", batches, 8);
+    for (int i = 0; i < nb; i++) maxb = batches[i] > maxb ? batches[i] : maxb;
+    if (K < 1 || N < 1) return fprintf(stderr, "bench_infer: sparse: bad --K/--N\n"), 2;
+    openblas_set_num_threads(1); /* as the runtime runs it */
+    int isa = mtc_qgemm_isa();
+    sparse_case c = {.spmm = mtc_spmm_get(isa), .K = K, .N = N};
+    float *X = malloc((size_t)maxb * K * sizeof(float)), *W = malloc((size_t)N * K * sizeof(float));
+    float *b = malloc((size_t)N * sizeof(float)), *Y = malloc((size_t)maxb * N * sizeof(float));
+    if (!X || !W || !b || !Y) return fprintf(stderr, "bench_infer: out of memory\n"), 2;
+    fill_uniform(X, (int64_t)maxb * K, 1);
+    fill_uniform(b, N, 3);
+    mtc_rng r;
+    mtc_rng_seed(&r, 2);
+    for (int si = 0; si < ns; si++) {
+        for (int64_t i = 0; i < (int64_t)N * K; i++) /* each weight pruned with probability sp[si] */
+            W[i] = mtc_rng_uniform(&r) < sp[si] ? 0.0f : mtc_rng_uniform(&r) - 0.5f;
+        mtc_csr csr;
+        mtc_err e = {0};
+        if (mtc_csr_from_dense(&csr, W, N, K, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
+        float *scratch = malloc((size_t)mtc_spmm_scratch_floats(&csr) * sizeof(float));
+        if (!scratch) return fprintf(stderr, "bench_infer: out of memory\n"), 2;
+        c.X = X, c.W = W, c.b = b, c.Y = Y, c.csr = &csr, c.scratch = scratch;
+        for (int bi = 0; bi < nb; bi++) {
+            double du, su;
+            c.B = batches[bi];
+            sparse_point(&c, secs, &du, &su);
+            printf("{\"mode\":\"sparse\",\"K\":%d,\"N\":%d,\"sparsity\":%.4f,\"batch\":%d,\"isa\":\"%s\","
+                   "\"dense_us\":%.2f,\"sparse_us\":%.2f,\"speedup\":%.3f,\"crossover\":%.2f,"
+                   "\"corename\":\"%s\"}\n", K, N, mtc_sparsity(W, (int64_t)N * K), c.B, mtc_isa_name(isa), du,
+                   su, du / su, mtc_sparse_crossover(c.B), openblas_get_corename());
+            fflush(stdout);
+        }
+        free(scratch);
+        mtc_csr_free(&csr);
+    }
+    free(X), free(W), free(b), free(Y);
+    return 0;
+}
+
 /* Library quantization (defaults of mtc_quant_cfg_default, no budget), so
  * the bench does not depend on the CLI's flags. -DMTC_BENCH_NO_QUANTIZE
  * when libmtc.a has the runtime but not the quantizer yet. */
@@ -401,6 +509,12 @@ static int cmd_quantize(int argc, char **argv)
 {
     return cmd_int8(argc, argv);
 }
+static int cmd_sparse(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    printf("{\"mode\":\"sparse\",\"unavailable\":\"sparse: runtime not built yet\"}\n");
+    return 0;
+}
 #endif
 
 /* ---- peak RSS of a child process ------------------------------------------ */
@@ -427,7 +541,7 @@ static int cmd_rss(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: bench_infer infer|dense|train|int8|quantize|rss ... (see bench/bench_infer.c)\n");
+        fprintf(stderr, "usage: bench_infer infer|dense|train|int8|quantize|sparse|rss ... (see bench_infer.c)\n");
         return 2;
     }
     const char *c = argv[1];
@@ -436,6 +550,7 @@ int main(int argc, char **argv)
     if (!strcmp(c, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(c, "int8")) return cmd_int8(argc - 1, argv + 1);
     if (!strcmp(c, "quantize")) return cmd_quantize(argc - 1, argv + 1);
+    if (!strcmp(c, "sparse")) return cmd_sparse(argc - 1, argv + 1);
     if (!strcmp(c, "rss")) return cmd_rss(argc - 1, argv + 1);
     fprintf(stderr, "bench_infer: unknown mode '%s'\n", c);
     return 2;

@@ -266,6 +266,7 @@ for ct in Haswell SkylakeX; do
     run "dense_$ct" env OPENBLAS_CORETYPE=$ct "$BI" dense --seconds 1.5 --threads 1
 done
 run dense_chosen "${BI_ENV[@]}" "$BI" dense --seconds 1.5 --threads 1
+run sparse_crossover "${BI_ENV[@]}" "$BI" sparse --seconds 0.2 # the runtime's sparse threshold (docs/prune.md)
 run peer_sgemm "${PEER_ENV[@]}" $PEER sgemm --m 256 --n 128 --k 784 --threads 1
 
 # ---- ONE table + latest.json (+ summary.md, full mode) -----------------------

@@ -19,6 +19,7 @@
  */
 #include "runtime/rt_internal.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,7 @@ struct rt_ws {
     int32_t *acc;
     uint8_t *ucol;
     float *col, *mean, *rstd;
+    float *sparse;          /* the sparse kernels' scratch */
     float *experts, *mix, *gate;  /* MMoE */
 };
 
@@ -45,7 +47,7 @@ static void ws_free(rt_ws *w)
     if (!w) return;
     for (int s = 0; s < 2; s++)
         for (int i = 0; i < 2; i++) { free(w->set[s].f[i]); free(w->set[s].u[i]); }
-    free(w->acc); free(w->ucol); free(w->col); free(w->mean); free(w->rstd);
+    free(w->acc); free(w->ucol); free(w->col); free(w->mean); free(w->rstd); free(w->sparse);
     free(w->experts); free(w->mix); free(w->gate);
     free(w);
 }
@@ -55,9 +57,10 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
     rt_ws *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->cap = cap;
-    int64_t act = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w, acc = 1, ucol = 1, col = 1;
+    int64_t act = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w, acc = 1, ucol = 1, col = 1, sp = 1;
     for (int i = 0; i < rt->nops; i++) {
         const rt_op *op = rt->ops[i];
+        if (op->csr.val && mtc_spmm_scratch_floats(&op->csr) > sp) sp = mtc_spmm_scratch_floats(&op->csr);
         if (op->in_size > act) act = op->in_size;
         if (op->out_size > act) act = op->out_size;
         if (op->kind == OP_CONV) {
@@ -84,7 +87,8 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
     w->col = malloc((size_t)col * sizeof(float));
     w->mean = malloc((size_t)cap * sizeof(float) + 64);
     w->rstd = malloc((size_t)cap * sizeof(float) + 64);
-    bad |= !w->acc || !w->ucol || !w->col || !w->mean || !w->rstd;
+    w->sparse = malloc((size_t)sp * sizeof(float));
+    bad |= !w->acc || !w->ucol || !w->col || !w->mean || !w->rstd || !w->sparse;
     if (rt->m.nexperts > 1) {
         size_t H = (size_t)rt->m.trunk_out;
         w->experts = malloc((size_t)rt->m.nexperts * (size_t)cap * H * sizeof(float));
@@ -137,6 +141,7 @@ static void op_free(rt_op *op)
     mtc_qweight_free(&op->qw);
     free(op->wq); free(op->wscale); free(op->bias_q); free(op->bias_eff);
     free(op->m0); free(op->shift); free(op->deq);
+    mtc_csr_free(&op->csr);
 }
 
 int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int32_t *bias_q,
@@ -179,6 +184,38 @@ int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int3
     op->vec_epilogue = mtc_epilogue_vectorizable(op->m0, op->shift, N);
     op->quant = 1;
     return 0;
+}
+
+/* MTC_SPARSE=0: 2, above any sparsity (never sparse); MTC_SPARSE_MIN=<f>:
+ * f at every batch size; otherwise -1: the measured crossover per batch. */
+static int sparse_env(double *min, mtc_err *e)
+{
+    const char *off = getenv("MTC_SPARSE"), *env = getenv("MTC_SPARSE_MIN");
+    *min = -1.0;
+    if (off && !strcmp(off, "0")) *min = 2.0;
+    else if (env && *env) {
+        char *end;
+        *min = strtod(env, &end);
+        if (end == env || *end || !(*min >= 0.0 && *min <= 1.0))
+            return mtc_err_set(e, MTC_EINPUT, "MTC_SPARSE_MIN='%s': want a fraction in [0, 1]", env);
+    }
+    return 0;
+}
+
+int rt_op_sparse(const mtc_rt *rt, const rt_op *op, int B)
+{
+    if (!op->csr.val || op->quant) return 0;
+    return op->sparsity >= (rt->sparse_min >= 0.0 ? rt->sparse_min : mtc_sparse_crossover(B));
+}
+
+/* The CSR copy of a dense op's folded W, when some batch size runs it
+ * sparse (the crossover only falls with the batch size). */
+static int sparse_prepare(const mtc_rt *rt, rt_op *op, mtc_err *e)
+{
+    op->sparsity = mtc_sparsity(op->W, (int64_t)op->N * op->K);
+    double lowest = rt->sparse_min >= 0.0 ? rt->sparse_min : mtc_sparse_crossover(INT_MAX);
+    if (op->sparsity < lowest) return 0;
+    return mtc_csr_from_dense(&op->csr, op->W, op->N, op->K, e);
 }
 
 int64_t rt_op_bytes(const rt_op *op)
@@ -361,6 +398,7 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
                                    st + B->in_c, NORM_EPS);
             }
             op->has_fp32 = 1;
+            if (op->kind == OP_DENSE && (rc = sparse_prepare(rt, op, l->e))) return rc;
             break;
         }
         case MTC_L_MAXPOOL: op->kind = OP_MAXPOOL; break;
@@ -396,6 +434,7 @@ int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err 
     if (!rt) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
     rt->threads = 1;
     mtc_rt_set_isa(rt, mtc_qgemm_isa());
+    if ((rc = sparse_env(&rt->sparse_min, e))) { free(rt); return rc; }
     if ((rc = mtc_model_build(&s, c->spec, &rt->m, e))) { free(rt); return rc; }
     mtc_model *m = &rt->m;
     load_ctx l = {c, path, e};
@@ -473,6 +512,7 @@ void mtc_rt_set_isa(mtc_rt *rt, int isa)
 {
     rt->isa = mtc_qgemm_isa_supported(isa) ? isa : mtc_qgemm_isa();
     rt->gemm = mtc_qgemm_get(rt->isa);
+    rt->spmm = mtc_spmm_get(rt->isa);
     rt->quantize = rt->isa == MTC_ISA_AVX512 ? mtc_quantize_u8_avx512
                  : rt->isa == MTC_ISA_AVX2 ? mtc_quantize_u8_avx2 : mtc_quantize_u8;
 }
@@ -500,6 +540,13 @@ int mtc_rt_nquantized(const mtc_rt *rt)
 {
     int n = 0;
     for (int i = 0; i < rt->nops; i++) n += rt->ops[i]->quant;
+    return n;
+}
+
+int mtc_rt_nsparse(const mtc_rt *rt, int batch)
+{
+    int n = 0;
+    for (int i = 0; i < rt->nops; i++) n += rt_op_sparse(rt, rt->ops[i], batch);
     return n;
 }
 
@@ -657,6 +704,11 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
     const mtc_model *m = &rt->m;
     switch (op->kind) {
     case OP_DENSE:
+        if (rt_op_sparse(rt, op, B)) { /* relu fused into the kernel, other activations after */
+            rt->spmm(x, B, &op->csr, op->b, op->act == MTC_ACT_RELU, y, w->sparse);
+            if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
+            break;
+        }
         mtc_dense_forward(y, x, op->W, op->b, B, op->K, op->N);
         if (op->act) mtc_act_forward(y, y, nout, op->act);
         break;

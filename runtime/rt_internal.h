@@ -36,6 +36,10 @@ typedef struct rt_op {
     float *deq;             /* s_in·s_w, for f32 output */
     mtc_qparams in_p, out_p;
     int vec_epilogue;       /* the AVX-512 epilogue is exact for this op */
+    /* sparse fp32 dense: CSR copy of the folded W (csr.val NULL when the
+     * layer is not sparse enough for any batch size) */
+    double sparsity;        /* fraction of exact zeros in W */
+    mtc_csr csr;
 } rt_op;
 
 typedef struct rt_chain {
@@ -58,6 +62,8 @@ struct mtc_rt {
     int threads, isa;
     mtc_pool *pool;         /* created by the first multi-threaded run */
     mtc_qgemm_fn gemm;
+    mtc_spmm_fn spmm;
+    double sparse_min;      /* MTC_SPARSE_MIN at load, or < 0: the crossover */
     void (*quantize)(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
     int max_batch, nws;
     rt_ws **ws;
@@ -98,7 +104,20 @@ int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int3
                     mtc_qparams in_p, mtc_qparams out_p, mtc_err *e);
 /* Decides each int8 op's output format (u8 when the next op can consume u8). */
 void rt_plan(mtc_rt *rt);
+/* op runs the sparse kernel at B rows per call (fp32 dense with a CSR,
+ * sparse enough at this batch size). */
+int rt_op_sparse(const mtc_rt *rt, const rt_op *op, int B);
 /* Bytes of the stored parameters of op (int8 or fp32 as it runs now). */
 int64_t rt_op_bytes(const rt_op *op);
+/* Columns [0, kw) of rows ≤ T rows of X (row stride ldx) -> xt (kw, T),
+ * rows past `rows` zero; T a multiple of 8. Fills the sparse kernels'
+ * tile (runtime/sparse_avx2.c, also used by the AVX-512 twin). */
+void rt_spmm_transpose_avx2(float *xt, const float *X, int64_t ldx, int rows, int kw, int T);
+/* Y rows = X rows·Wᵀ + bias (relu), one row at a time with 8-wide gathers:
+ * the AVX2 and AVX-512 kernels' path for 1-2 rows. */
+void rt_spmm_rows_avx2(const float *X, int rows, const mtc_csr *W, const float *bias, int relu, float *Y);
+/* The sparse kernels' scratch rounded up to 64 bytes: their tile rows are
+ * 64-byte multiples, and a vector load across two cache lines costs two. */
+static inline float *rt_align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 #endif

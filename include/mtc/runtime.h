@@ -116,6 +116,47 @@ void mtc_epilogue_dense_f32_avx512(const int32_t *C, int M, int N, const int32_t
                                    int relu, float *out);
 int mtc_epilogue_vectorizable(const int32_t *m0, const int *shift, int N);
 
+/* ---- sparse fp32 dense layers (runtime/sparse*.c) ---------------------- */
+/* W (N, K) row-major in CSR: row n's nonzeros are val[rowptr[n] ..
+ * rowptr[n+1]) at columns col16 (when K < 65536) or col32 (the other is
+ * NULL), ascending. The columns are also cut into P panels of KP: row n's
+ * nonzeros in panel p start at split[n·(P+1) + p] (so the batch kernel
+ * walks one panel of the input at a time, cache-sized). Built once when a
+ * pruned checkpoint is loaded. */
+typedef struct mtc_csr {
+    int N, K, KP, P;
+    int32_t nnz;
+    int32_t *rowptr, *split;
+    uint16_t *col16;
+    int32_t *col32;
+    float *val;
+} mtc_csr;
+/* Fraction of W's n values that are exactly 0. */
+double mtc_sparsity(const float *W, int64_t n);
+int mtc_csr_from_dense(mtc_csr *s, const float *W, int N, int K, mtc_err *e);
+void mtc_csr_free(mtc_csr *s);
+/* Y (B, N) = X (B, K)·Wᵀ + bias, then relu (y > 0 ? y : 0, as
+ * mtc_act_forward) when relu != 0. scratch holds mtc_spmm_scratch_floats(W)
+ * floats (a tile of the batch, transposed, and its sums); the kernels never
+ * allocate. */
+#define MTC_SPMM_TILE 32 /* most batch rows any kernel handles at once */
+int64_t mtc_spmm_scratch_floats(const mtc_csr *W);
+typedef void (*mtc_spmm_fn)(const float *X, int B, const mtc_csr *W, const float *bias, int relu,
+                            float *Y, float *scratch);
+void mtc_spmm_scalar(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
+                     float *scratch);
+void mtc_spmm_avx2(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
+                   float *scratch);
+void mtc_spmm_avx512(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
+                     float *scratch);
+mtc_spmm_fn mtc_spmm_get(int isa); /* MTC_ISA_*, as mtc_qgemm_get */
+/* The sparsity from which the sparse kernel beats sgemv/sgemm at batch B
+ * (rows per call and thread) on the machine it was measured on
+ * (bench_infer sparse, docs/prune.md); lowest for large B. The runtime
+ * uses it unless MTC_SPARSE_MIN=<fraction> is set; MTC_SPARSE=0 turns the
+ * sparse path off. */
+double mtc_sparse_crossover(int B);
+
 /* ---- runtime (runtime/) ------------------------------------------------ */
 typedef struct mtc_rt mtc_rt; /* opaque */
 int mtc_rt_load(const char *path, mtc_rt **rt, mtc_err *e);
@@ -145,6 +186,10 @@ int64_t mtc_rt_weight_bytes(const mtc_rt *rt); /* stored parameter bytes */
 int64_t mtc_rt_file_bytes(const mtc_rt *rt);   /* 0 when not from a file */
 int mtc_rt_nlayers(const mtc_rt *rt);          /* dense/conv layers */
 int mtc_rt_nquantized(const mtc_rt *rt);       /* of those, int8 */
+/* fp32 dense layers that run the sparse kernel at `batch` rows per call
+ * (and thread): W sparse enough (mtc_sparse_crossover or MTC_SPARSE_MIN,
+ * read at load; none with MTC_SPARSE=0). */
+int mtc_rt_nsparse(const mtc_rt *rt, int batch);
 
 /* ---- post-training quantization (quantize/quantize.c) ----------------- */
 typedef struct mtc_quant_cfg {

@@ -1,0 +1,169 @@
+/*
+ * sparse_avx2.c — the AVX2 twin of mtc_spmm_scalar (runtime/sparse.c):
+ * same loop orders, 8-wide gathers for the row-by-row dot, tiles of 32 (or
+ * 16) batch rows, 4 (or 2) registers per nonzero. Sums are grouped
+ * differently from the scalar twin: equal to rounding, not to the bit.
+ * Also the 8×8 transpose that fills the tile, shared with the AVX-512 twin.
+ */
+#include "runtime/rt_internal.h"
+
+#include <immintrin.h>
+
+/* r[i] = row i (8 floats) -> r[c] = column c. */
+static inline void transpose8(__m256 r[8])
+{
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* rows 0-3, then 4-7 */
+        __m256 *u = t + 4 * h, *v = s + 4 * h;
+        v[0] = _mm256_shuffle_ps(u[0], u[2], _MM_SHUFFLE(1, 0, 1, 0));
+        v[1] = _mm256_shuffle_ps(u[0], u[2], _MM_SHUFFLE(3, 2, 3, 2));
+        v[2] = _mm256_shuffle_ps(u[1], u[3], _MM_SHUFFLE(1, 0, 1, 0));
+        v[3] = _mm256_shuffle_ps(u[1], u[3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int c = 0; c < 4; c++) {
+        r[c] = _mm256_permute2f128_ps(s[c], s[c + 4], 0x20);
+        r[c + 4] = _mm256_permute2f128_ps(s[c], s[c + 4], 0x31);
+    }
+}
+
+void rt_spmm_transpose_avx2(float *xt, const float *X, int64_t ldx, int rows, int kw, int T)
+{
+    for (int i0 = 0; i0 < T; i0 += 8) {
+        int k = 0;
+        for (; k + 8 <= kw; k += 8) {
+            __m256 r[8];
+            for (int i = 0; i < 8; i++)
+                r[i] = i0 + i < rows ? _mm256_loadu_ps(X + (i0 + i) * ldx + k) : _mm256_setzero_ps();
+            transpose8(r);
+            for (int c = 0; c < 8; c++) _mm256_storeu_ps(xt + (int64_t)(k + c) * T + i0, r[c]);
+        }
+        for (; k < kw; k++)
+            for (int i = i0; i < i0 + 8; i++) xt[(int64_t)k * T + i] = i < rows ? X[i * ldx + k] : 0.0f;
+    }
+}
+
+static inline int col_at(const mtc_csr *W, int32_t j) { return W->col16 ? W->col16[j] : W->col32[j]; }
+
+static inline __m256i cols8(const mtc_csr *W, int32_t j)
+{
+    if (W->col16) return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(W->col16 + j)));
+    return _mm256_loadu_si256((const __m256i *)(W->col32 + j));
+}
+
+static inline float hsum8(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
+}
+
+/* Σ_j val[j]·x[col[j]] over row n: 8 nonzeros a gather, two in flight. */
+static float row_dot(const float *x, const mtc_csr *W, int n)
+{
+    int32_t j = W->rowptr[n], end = W->rowptr[n + 1];
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (; j + 16 <= end; j += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(W->val + j), _mm256_i32gather_ps(x, cols8(W, j), 4), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(W->val + j + 8), _mm256_i32gather_ps(x, cols8(W, j + 8), 4), a1);
+    }
+    float s = hsum8(_mm256_add_ps(a0, a1));
+    for (; j < end; j++) s += W->val[j] * x[col_at(W, j)];
+    return s;
+}
+
+/* acc[n][0..8Q) += Σ over row n's nonzeros in panel p of val·xt[col − k0]:
+ * Q registers of 8 rows per nonzero, 8/Q nonzeros in flight (8 chains).
+ * Inlined with a constant Q, so a[] lives in registers. */
+static inline __attribute__((always_inline)) void panel_q(float *acc, const float *xt, const mtc_csr *W, int p,
+                                                           const int Q)
+{
+    const int U = 8 / Q, T = 8 * Q;
+    int k0 = p * W->KP;
+    const int32_t *split = W->split + p;
+    for (int n = 0; n < W->N; n++, split += W->P + 1) {
+        int32_t j = split[0], end = split[1];
+        if (j == end) continue;
+        float *ac = acc + (int64_t)n * T;
+        __m256 a[8];
+        for (int c = 0; c < 8; c++) a[c] = c < Q ? _mm256_load_ps(ac + 8 * c) : _mm256_setzero_ps();
+        for (; j + U <= end; j += U)
+            for (int u = 0; u < U; u++) {
+                __m256 v = _mm256_set1_ps(W->val[j + u]);
+                const float *x = xt + (int64_t)(col_at(W, j + u) - k0) * T;
+                for (int q = 0; q < Q; q++)
+                    a[u * Q + q] = _mm256_fmadd_ps(v, _mm256_load_ps(x + 8 * q), a[u * Q + q]);
+            }
+        for (; j < end; j++) { /* a[] with a variable index would live on the stack */
+            __m256 v = _mm256_set1_ps(W->val[j]);
+            const float *x = xt + (int64_t)(col_at(W, j) - k0) * T;
+            for (int q = 0; q < Q; q++) a[q] = _mm256_fmadd_ps(v, _mm256_load_ps(x + 8 * q), a[q]);
+        }
+        for (int q = 0; q < Q; q++) {
+            for (int u = 1; u < U; u++) a[q] = _mm256_add_ps(a[q], a[u * Q + q]);
+            _mm256_store_ps(ac + 8 * q, a[q]);
+        }
+    }
+}
+
+/* Up to 8Q rows of X: transposed one panel at a time into the aligned
+ * scratch, sums in acc (N, 8Q) starting from the bias. */
+static inline __attribute__((always_inline)) void tile_q(const float *X, int rows, const mtc_csr *W,
+                                                          const float *bias, int relu, float *Y, float *scratch,
+                                                          const int Q)
+{
+    const int T = 8 * Q;
+    int N = W->N, K = W->K;
+    float *acc = rt_align64(scratch), *xt = acc + (int64_t)N * T;
+    for (int n = 0; n < N; n++) {
+        __m256 b = _mm256_set1_ps(bias ? bias[n] : 0.0f);
+        for (int q = 0; q < Q; q++) _mm256_store_ps(acc + (int64_t)n * T + 8 * q, b);
+    }
+    for (int p = 0; p < W->P; p++) {
+        int k0 = p * W->KP, kw = K - k0 < W->KP ? K - k0 : W->KP;
+        rt_spmm_transpose_avx2(xt, X + k0, K, rows, kw, T);
+        panel_q(acc, xt, W, p, Q);
+    }
+    for (int i = 0; i < rows; i++)
+        for (int n = 0; n < N; n++) {
+            float y = acc[(int64_t)n * T + i];
+            Y[(int64_t)i * N + n] = relu && !(y > 0.0f) ? 0.0f : y;
+        }
+}
+
+static void tile16(const float *X, int rows, const mtc_csr *W, const float *bias, int relu, float *Y, float *s)
+{
+    tile_q(X, rows, W, bias, relu, Y, s, 2);
+}
+
+static void tile32(const float *X, int rows, const mtc_csr *W, const float *bias, int relu, float *Y, float *s)
+{
+    tile_q(X, rows, W, bias, relu, Y, s, 4);
+}
+
+void rt_spmm_rows_avx2(const float *X, int rows, const mtc_csr *W, const float *bias, int relu, float *Y)
+{
+    int K = W->K, N = W->N;
+    for (int b = 0; b < rows; b++)
+        for (int n = 0; n < N; n++) {
+            float y = row_dot(X + (int64_t)b * K, W, n) + (bias ? bias[n] : 0.0f);
+            Y[(int64_t)b * N + n] = relu && !(y > 0.0f) ? 0.0f : y;
+        }
+}
+
+/* 32-row tiles; what is left: one 16-row tile, or row by row for 1-2 rows
+ * (where the padded tile costs more than the gathers). */
+void mtc_spmm_avx2(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
+                   float *scratch)
+{
+    int K = W->K, N = W->N, b = 0;
+    for (int rows; B - b > 16; b += rows) {
+        rows = B - b < 32 ? B - b : 32;
+        tile32(X + (int64_t)b * K, rows, W, bias, relu, Y + (int64_t)b * N, scratch);
+    }
+    if (B - b >= 3) tile16(X + (int64_t)b * K, B - b, W, bias, relu, Y + (int64_t)b * N, scratch);
+    else rt_spmm_rows_avx2(X + (int64_t)b * K, B - b, W, bias, relu, Y + (int64_t)b * N);
+}
