@@ -192,7 +192,7 @@ typedef struct sink {
 
 static int sink_put(sink *s, const void *data, size_t n, int finish)
 {
-    if (!s->gz) return fwrite(data, 1, n, s->f) == n ? 0 : -1;
+    if (!s->gz) return n == 0 || fwrite(data, 1, n, s->f) == n ? 0 : -1; /* finish passes (NULL, 0) */
     s->z.next_in = (Bytef *)data;
     s->z.avail_in = (uInt)n; /* callers pass < 4 GiB per call */
     for (;;) {

@@ -116,7 +116,7 @@ int cmd_label(int argc, char **argv)
     memset(&d, 0, sizeof d);
     char *tl = teachers ? strdup(teachers) : NULL, *tt = task_teacher ? strdup(task_teacher) : NULL;
     char *items[MAX_T + MTC_MAX_TASKS + 2];
-    int idx;
+    int idx = 0;
     if (npos && (rc = find_or_add(&s, pos[0], &idx, &e))) goto out;
     if (tl) {
         int n = split_list(tl, items, MAX_T);
