@@ -9,7 +9,7 @@ MTC=$(realpath "$1"); DATA=${2:-fashion-mnist}; OUT=${3:-demo}
 THREADS=${THREADS:-2}
 case "$DATA" in
   fashion-mnist) T_SPEC=examples/fmnist-teacher.cfg; S_SPEC=examples/fmnist-student.cfg
-                 BUDGET_STUDENT="fashion=0.8,super=0.5"; BUDGET_TEACHER="fashion=5.0,super=1.0" ;;
+                 BUDGET_STUDENT="fashion=0.8,super=0.5"; BUDGET_TEACHER="fashion=6.0,super=1.0" ;;
   multifashion)  T_SPEC=examples/multifashion-teacher.cfg; S_SPEC=examples/multifashion-student.cfg
                  BUDGET_STUDENT="fashion=0.8,digit=0.8"; BUDGET_TEACHER="fashion=5.0,digit=5.0" ;;
   *) echo "demo: DATA must be fashion-mnist or multifashion" >&2; exit 2 ;;
