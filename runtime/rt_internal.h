@@ -116,6 +116,20 @@ void rt_spmm_transpose_avx2(float *xt, const float *X, int64_t ldx, int rows, in
 /* Y rows = X rows·Wᵀ + bias (relu), one row at a time with 8-wide gathers:
  * the AVX2 and AVX-512 kernels' path for 1-2 rows. */
 void rt_spmm_rows_avx2(const float *X, int rows, const mtc_csr *W, const float *bias, int relu, float *Y);
+/* Column of CSR nonzero j (16- or 32-bit indices). */
+static inline int rt_csr_col(const mtc_csr *W, int32_t j) { return W->col16 ? W->col16[j] : W->col32[j]; }
+static inline float rt_relu_if(float y, int relu) { return relu && !(y > 0.0f) ? 0.0f : y; }
+/* Y rows [0, rows) from a tile's sums acc (N, T) (column i = row i), relu
+ * applied: the last step of every sparse kernel's tile. */
+void rt_spmm_tile_store(const float *acc, int T, int rows, int N, int relu, float *Y);
+/* One tile of up to T rows of X -> Y (the SIMD kernels' tile16 / tile32). */
+typedef void (*rt_spmm_tile_fn)(const float *X, int rows, const mtc_csr *W, const float *bias, int relu,
+                                float *Y, float *scratch);
+/* The SIMD kernels' driver: 32-row tiles (t32); what is left, one
+ * 16-row tile (t16), or row by row for 1-2 rows (rt_spmm_rows_avx2),
+ * where the padded tile costs more than the gathers. */
+void rt_spmm_tiled_avx2(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
+                        float *scratch, rt_spmm_tile_fn t32, rt_spmm_tile_fn t16);
 /* The sparse kernels' scratch rounded up to 64 bytes: their tile rows are
  * 64-byte multiples, and a vector load across two cache lines costs two. */
 static inline float *rt_align64(float *p) { return (float *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }

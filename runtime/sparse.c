@@ -90,9 +90,11 @@ int mtc_csr_from_dense(mtc_csr *s, const float *W, int N, int K, mtc_err *e)
  * 64-byte boundary (rt_align64). */
 int64_t mtc_spmm_scratch_floats(const mtc_csr *W) { return ((int64_t)W->N + W->KP) * MTC_SPMM_TILE + 16; }
 
-static inline float relu_if(float y, int relu) { return relu && !(y > 0.0f) ? 0.0f : y; }
-
-static inline int col_at(const mtc_csr *W, int32_t j) { return W->col16 ? W->col16[j] : W->col32[j]; }
+void rt_spmm_tile_store(const float *acc, int T, int rows, int N, int relu, float *Y)
+{
+    for (int i = 0; i < rows; i++)
+        for (int n = 0; n < N; n++) Y[(int64_t)i * N + n] = rt_relu_if(acc[(int64_t)n * T + i], relu);
+}
 
 /* Σ_j val[j]·x[col[j]] over row n, four partial sums (latency, not order). */
 static float row_dot(const float *x, const mtc_csr *W, int n)
@@ -128,7 +130,7 @@ static void panel_scalar(float *acc, const float *xt, const mtc_csr *W, int p)
         memcpy(a, acc + (int64_t)n * TS, sizeof a);
         for (int32_t j = split[0]; j < split[1]; j++) {
             float v = W->val[j];
-            const float *x = xt + (int64_t)(col_at(W, j) - k0) * TS;
+            const float *x = xt + (int64_t)(rt_csr_col(W, j) - k0) * TS;
             for (int i = 0; i < TS; i++) a[i] += v * x[i];
         }
         memcpy(acc + (int64_t)n * TS, a, sizeof a);
@@ -147,8 +149,7 @@ static void tile_scalar(const float *X, int rows, const mtc_csr *W, const float 
         transpose_tile(xt, X + k0, K, rows, kw);
         panel_scalar(acc, xt, W, p);
     }
-    for (int i = 0; i < rows; i++)
-        for (int n = 0; n < N; n++) Y[(int64_t)i * N + n] = relu_if(acc[(int64_t)n * TS + i], relu);
+    rt_spmm_tile_store(acc, TS, rows, N, relu, Y);
 }
 
 /* Tiles of TS rows; the last 1-2 rows row by row (where a padded tile costs
@@ -163,7 +164,7 @@ void mtc_spmm_scalar(const float *X, int B, const mtc_csr *W, const float *bias,
     }
     for (; b < B; b++)
         for (int n = 0; n < N; n++)
-            Y[(int64_t)b * N + n] = relu_if(row_dot(X + (int64_t)b * K, W, n) + (bias ? bias[n] : 0.0f), relu);
+            Y[(int64_t)b * N + n] = rt_relu_if(row_dot(X + (int64_t)b * K, W, n) + (bias ? bias[n] : 0.0f), relu);
 }
 
 mtc_spmm_fn mtc_spmm_get(int isa)

@@ -46,8 +46,6 @@ void rt_spmm_transpose_avx2(float *xt, const float *X, int64_t ldx, int rows, in
     }
 }
 
-static inline int col_at(const mtc_csr *W, int32_t j) { return W->col16 ? W->col16[j] : W->col32[j]; }
-
 static inline __m256i cols8(const mtc_csr *W, int32_t j)
 {
     if (W->col16) return _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(W->col16 + j)));
@@ -71,7 +69,7 @@ static float row_dot(const float *x, const mtc_csr *W, int n)
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(W->val + j + 8), _mm256_i32gather_ps(x, cols8(W, j + 8), 4), a1);
     }
     float s = hsum8(_mm256_add_ps(a0, a1));
-    for (; j < end; j++) s += W->val[j] * x[col_at(W, j)];
+    for (; j < end; j++) s += W->val[j] * x[rt_csr_col(W, j)];
     return s;
 }
 
@@ -93,13 +91,13 @@ static inline __attribute__((always_inline)) void panel_q(float *acc, const floa
         for (; j + U <= end; j += U)
             for (int u = 0; u < U; u++) {
                 __m256 v = _mm256_set1_ps(W->val[j + u]);
-                const float *x = xt + (int64_t)(col_at(W, j + u) - k0) * T;
+                const float *x = xt + (int64_t)(rt_csr_col(W, j + u) - k0) * T;
                 for (int q = 0; q < Q; q++)
                     a[u * Q + q] = _mm256_fmadd_ps(v, _mm256_load_ps(x + 8 * q), a[u * Q + q]);
             }
         for (; j < end; j++) { /* a[] with a variable index would live on the stack */
             __m256 v = _mm256_set1_ps(W->val[j]);
-            const float *x = xt + (int64_t)(col_at(W, j) - k0) * T;
+            const float *x = xt + (int64_t)(rt_csr_col(W, j) - k0) * T;
             for (int q = 0; q < Q; q++) a[q] = _mm256_fmadd_ps(v, _mm256_load_ps(x + 8 * q), a[q]);
         }
         for (int q = 0; q < Q; q++) {
@@ -127,11 +125,7 @@ static inline __attribute__((always_inline)) void tile_q(const float *X, int row
         rt_spmm_transpose_avx2(xt, X + k0, K, rows, kw, T);
         panel_q(acc, xt, W, p, Q);
     }
-    for (int i = 0; i < rows; i++)
-        for (int n = 0; n < N; n++) {
-            float y = acc[(int64_t)n * T + i];
-            Y[(int64_t)i * N + n] = relu && !(y > 0.0f) ? 0.0f : y;
-        }
+    rt_spmm_tile_store(acc, T, rows, N, relu, Y);
 }
 
 static void tile16(const float *X, int rows, const mtc_csr *W, const float *bias, int relu, float *Y, float *s)
@@ -148,22 +142,24 @@ void rt_spmm_rows_avx2(const float *X, int rows, const mtc_csr *W, const float *
 {
     int K = W->K, N = W->N;
     for (int b = 0; b < rows; b++)
-        for (int n = 0; n < N; n++) {
-            float y = row_dot(X + (int64_t)b * K, W, n) + (bias ? bias[n] : 0.0f);
-            Y[(int64_t)b * N + n] = relu && !(y > 0.0f) ? 0.0f : y;
-        }
+        for (int n = 0; n < N; n++)
+            Y[(int64_t)b * N + n] = rt_relu_if(row_dot(X + (int64_t)b * K, W, n) + (bias ? bias[n] : 0.0f), relu);
 }
 
-/* 32-row tiles; what is left: one 16-row tile, or row by row for 1-2 rows
- * (where the padded tile costs more than the gathers). */
-void mtc_spmm_avx2(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
-                   float *scratch)
+void rt_spmm_tiled_avx2(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
+                        float *scratch, rt_spmm_tile_fn t32, rt_spmm_tile_fn t16)
 {
     int K = W->K, N = W->N, b = 0;
     for (int rows; B - b > 16; b += rows) {
         rows = B - b < 32 ? B - b : 32;
-        tile32(X + (int64_t)b * K, rows, W, bias, relu, Y + (int64_t)b * N, scratch);
+        t32(X + (int64_t)b * K, rows, W, bias, relu, Y + (int64_t)b * N, scratch);
     }
-    if (B - b >= 3) tile16(X + (int64_t)b * K, B - b, W, bias, relu, Y + (int64_t)b * N, scratch);
+    if (B - b >= 3) t16(X + (int64_t)b * K, B - b, W, bias, relu, Y + (int64_t)b * N, scratch);
     else rt_spmm_rows_avx2(X + (int64_t)b * K, B - b, W, bias, relu, Y + (int64_t)b * N);
+}
+
+void mtc_spmm_avx2(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
+                   float *scratch)
+{
+    rt_spmm_tiled_avx2(X, B, W, bias, relu, Y, scratch, tile32, tile16);
 }

@@ -8,8 +8,6 @@
 
 #include <immintrin.h>
 
-static inline int col_at(const mtc_csr *W, int32_t j) { return W->col16 ? W->col16[j] : W->col32[j]; }
-
 /* acc[n][0..16Q) += Σ over row n's nonzeros in panel p of val·xt[col − k0]:
  * Q registers of 16 rows per nonzero, 8/Q nonzeros in flight (8 chains).
  * Inlined with a constant Q, so a[] lives in registers. */
@@ -28,13 +26,13 @@ static inline __attribute__((always_inline)) void panel_q(float *acc, const floa
         for (; j + U <= end; j += U)
             for (int u = 0; u < U; u++) {
                 __m512 v = _mm512_set1_ps(W->val[j + u]);
-                const float *x = xt + (int64_t)(col_at(W, j + u) - k0) * T;
+                const float *x = xt + (int64_t)(rt_csr_col(W, j + u) - k0) * T;
                 for (int q = 0; q < Q; q++)
                     a[u * Q + q] = _mm512_fmadd_ps(v, _mm512_load_ps(x + 16 * q), a[u * Q + q]);
             }
         for (; j < end; j++) { /* a[] with a variable index would live on the stack */
             __m512 v = _mm512_set1_ps(W->val[j]);
-            const float *x = xt + (int64_t)(col_at(W, j) - k0) * T;
+            const float *x = xt + (int64_t)(rt_csr_col(W, j) - k0) * T;
             for (int q = 0; q < Q; q++) a[q] = _mm512_fmadd_ps(v, _mm512_load_ps(x + 16 * q), a[q]);
         }
         for (int q = 0; q < Q; q++) {
@@ -62,11 +60,7 @@ static inline __attribute__((always_inline)) void tile_q(const float *X, int row
         rt_spmm_transpose_avx2(xt, X + k0, K, rows, kw, T);
         panel_q(acc, xt, W, p, Q);
     }
-    for (int i = 0; i < rows; i++)
-        for (int n = 0; n < N; n++) {
-            float y = acc[(int64_t)n * T + i];
-            Y[(int64_t)i * N + n] = relu && !(y > 0.0f) ? 0.0f : y;
-        }
+    rt_spmm_tile_store(acc, T, rows, N, relu, Y);
 }
 
 static void tile16(const float *X, int rows, const mtc_csr *W, const float *bias, int relu, float *Y, float *s)
@@ -79,18 +73,11 @@ static void tile32(const float *X, int rows, const mtc_csr *W, const float *bias
     tile_q(X, rows, W, bias, relu, Y, s, 2);
 }
 
-/* 32-row tiles; what is left: one 16-row tile, or row by row for 1-2 rows
- * (where the padded tile costs more than the gathers). Row by row uses the
- * AVX2 gathers: on the AMD EPYC it was measured on, 8-wide gathers beat
- * 16-wide ones (batch 1 at 95% sparse: 2.1 against 2.8 µs). */
+/* rt_spmm_tiled_avx2 with 16-wide tiles. Row by row it uses the AVX2
+ * gathers: on the AMD EPYC it was measured on, 8-wide gathers beat 16-wide
+ * ones (batch 1 at 95% sparse: 2.1 against 2.8 µs). */
 void mtc_spmm_avx512(const float *X, int B, const mtc_csr *W, const float *bias, int relu, float *Y,
                      float *scratch)
 {
-    int K = W->K, N = W->N, b = 0;
-    for (int rows; B - b > 16; b += rows) {
-        rows = B - b < 32 ? B - b : 32;
-        tile32(X + (int64_t)b * K, rows, W, bias, relu, Y + (int64_t)b * N, scratch);
-    }
-    if (B - b >= 3) tile16(X + (int64_t)b * K, B - b, W, bias, relu, Y + (int64_t)b * N, scratch);
-    else rt_spmm_rows_avx2(X + (int64_t)b * K, B - b, W, bias, relu, Y + (int64_t)b * N);
+    rt_spmm_tiled_avx2(X, B, W, bias, relu, Y, scratch, tile32, tile16);
 }

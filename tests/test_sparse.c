@@ -217,15 +217,24 @@ static void run_all(mtc_rt *rt, const float *x, int B, float **outs)
     if (mtc_rt_run(rt, x, B, outs, &e)) fail_msg("run: %s", e.msg);
 }
 
-static void test_sparse_pruned_checkpoint_same_outputs_sparse_or_dense(void **st)
+/* PRUNED_SPEC (seed 3), pruned per layer to `sparsity` when > 0, saved
+ * as dir/file; returns the path. */
+static char *save_test_model(const char *dir, const char *file, double sparsity)
 {
-    (void)st;
-    char *dir = tu_mkdtemp(), *path = tu_path(dir, "pruned.mtc");
+    char *path = tu_path(dir, file);
     mtc_model m;
     mtc_err e = {0};
     assert_int_equal(tu_build_model(PRUNED_SPEC, &m, 3, &e), 0);
-    assert_int_equal(mtc_prune_magnitude(&m, 0.9, MTC_PRUNE_LAYER, NULL, &e), 0);
+    if (sparsity > 0) assert_int_equal(mtc_prune_magnitude(&m, sparsity, MTC_PRUNE_LAYER, NULL, &e), 0);
     assert_int_equal(mtc_model_save(&m, path, NULL, &e), 0);
+    mtc_model_free(&m);
+    return path;
+}
+
+static void test_sparse_pruned_checkpoint_same_outputs_sparse_or_dense(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *path = save_test_model(dir, "pruned.mtc", 0.9);
     float *x = random_sparse(256, 64, 0.0, 11), *want[2], *got[2];
     for (int t = 0; t < 2; t++) {
         want[t] = malloc(256 * 3 * sizeof(float));
@@ -259,7 +268,6 @@ static void test_sparse_pruned_checkpoint_same_outputs_sparse_or_dense(void **st
     mtc_rt_free(dense); mtc_rt_free(sparse); mtc_rt_free(dflt);
     for (int t = 0; t < 2; t++) { free(want[t]); free(got[t]); }
     free(x);
-    mtc_model_free(&m);
     tu_rmdir(dir);
     free(dir); free(path);
 }
@@ -267,11 +275,8 @@ static void test_sparse_pruned_checkpoint_same_outputs_sparse_or_dense(void **st
 static void test_sparse_bad_threshold_fails_the_load(void **st)
 {
     (void)st;
-    char *dir = tu_mkdtemp(), *path = tu_path(dir, "m.mtc");
-    mtc_model m;
+    char *dir = tu_mkdtemp(), *path = save_test_model(dir, "m.mtc", 0);
     mtc_err e = {0};
-    assert_int_equal(tu_build_model(PRUNED_SPEC, &m, 3, &e), 0);
-    assert_int_equal(mtc_model_save(&m, path, NULL, &e), 0);
     const char *bad[] = {"1.5", "-0.1", "ninety", "0.9x"};
     for (int i = 0; i < 4; i++) {
         set_env(NULL, bad[i]);
@@ -281,7 +286,6 @@ static void test_sparse_bad_threshold_fails_the_load(void **st)
         assert_non_null(strstr(e.msg, "MTC_SPARSE_MIN"));
     }
     set_env(NULL, NULL);
-    mtc_model_free(&m);
     tu_rmdir(dir);
     free(dir); free(path);
 }
