@@ -221,7 +221,7 @@ static int open_section(parser *p, const char *name, const char *arg)
         if (s->ntasks >= MTC_MAX_TASKS) return fail(p, "too many tasks", 0, 0);
         mtc_task_spec *t = &s->tasks[s->ntasks++];
         memset(t, 0, sizeof *t);
-        snprintf(t->name, sizeof t->name, "%s", arg);
+        snprintf(t->name, sizeof t->name, "%.*s", MTC_NAME_MAX - 1, arg); /* valid_name bounds it */
         t->kind = MTC_TASK_CLS;
         t->weight = 1.0f;
         t->huber_delta = 1.0f;
@@ -237,7 +237,7 @@ static int open_section(parser *p, const char *name, const char *arg)
             if (!strcmp(p->head_names[i], arg)) return fail(p, "duplicate [head %s]", arg, NULL);
         if (p->nheads >= MTC_MAX_TASKS) return fail(p, "too many heads", 0, 0);
         p->head_task = p->nheads++;
-        snprintf(p->head_names[p->head_task], MTC_NAME_MAX, "%s", arg);
+        snprintf(p->head_names[p->head_task], MTC_NAME_MAX, "%.*s", MTC_NAME_MAX - 1, arg);
         p->head_lines[p->head_task] = p->line;
         p->head_n[p->head_task] = 0;
         p->in_head = 1;
