@@ -268,6 +268,22 @@ static void build(void)
         }
     }
 
+    /* ---- structured pruning: the KD student against its 50%-neuron cut ---------- */
+    const mtc_json *st = rget("mtc_struct", NULL, "file_bytes_after");
+    for (int j = 0; j < 2; j++) {
+        static const int Bs[2] = {1, 256};
+        const mtc_json *a = rget_bt("mtc_infer_struct", Bs[j], 1, NULL), *b = rget_bt("mtc_infer_kd", Bs[j], 1, NULL);
+        if (!a && !b) continue;
+        char w[128];
+        snprintf(w, sizeof w, "structured 50%% neurons: fp32 inference batch %d, 1 thread", Bs[j]);
+        add_row(w, num(a, "samples_per_s"), num(b, "samples_per_s"), 1.6, 1,
+                "samples/s; peer column = the KD student before the cut");
+    }
+    if (st)
+        add_row("structured 50% neurons: checkpoint bytes vs KD student", num(st, "file_bytes_after"),
+                num(st, "file_bytes_before"), 0.55, 0, "lower is better; parameters %.0f -> %.0f",
+                num(st, "parameters_before"), num(st, "parameters_after"));
+
     /* ---- int8 ----------------------------------------------------------------- */
     const mtc_json *m8 = rget_bt("mtc_int8_student", 256, 1, "infer_rt");
     const mtc_json *mf = rget_bt("mtc_infer_student", 256, 1, NULL);
@@ -372,12 +388,31 @@ static void build(void)
         for (int t = 0; t < 2; t++) {
             const char *tk = t ? "super" : "fashion";
             char note[256];
-            snprintf(note, sizeof note, "sparsity %.1f%%, AGP + KD fine-tune; %s bytes (fp32 student %s)",
-                     100 * num(pr, "sparsity"),
+            snprintf(note, sizeof note, "sparsity %.1f%%, AGP + KD fine-tune, %+.2f pt vs KD student; %s bytes "
+                     "(fp32 student %s)", 100 * num(pr, "sparsity"),
+                     100 * (path_num(pr, "test_after", tk, (char *)NULL) - path_num(pr, "test_before", tk, (char *)NULL)),
                      fmt(n1, sizeof n1, vp ? num(vp, "candidate_file_bytes") : num(pr, "file_bytes_after"), 0),
                      fmt(n2, sizeof n2, vp ? num(vp, "reference_file_bytes") : NONE, 0));
             add_acc("student pruned (KD student, mtc prune)", tk, path_num(pr, "test_after", tk, (char *)NULL), NONE,
                     note);
+        }
+    }
+    /* the rest of the AGP grid (90%: the row above) and the structured cut:
+     * drops against the KD student they were pruned from */
+    static const struct { const char *key, *what; } grid[] = {
+        {"mtc_prune_s50", "student AGP 50% (KD fine-tune)"}, {"mtc_prune_s80", "student AGP 80% (KD fine-tune)"},
+        {"mtc_prune_s95", "student AGP 95% (KD fine-tune)"},
+        {"mtc_struct", "student structured 50% neurons (KD fine-tune)"}};
+    for (size_t g = 0; g < sizeof grid / sizeof *grid; g++) {
+        const mtc_json *r = rget(grid[g].key, NULL, "test_after");
+        if (!r) continue;
+        for (int t = 0; t < 2; t++) {
+            const char *tk = t ? "super" : "fashion";
+            double b = path_num(r, "test_before", tk, (char *)NULL), a = path_num(r, "test_after", tk, (char *)NULL);
+            char note[256];
+            snprintf(note, sizeof note, "%+.2f pt vs KD student; %s bytes", 100 * (a - b),
+                     fmt(n1, sizeof n1, num(r, "file_bytes_after"), 0));
+            add_acc(grid[g].what, tk, a, NONE, note);
         }
     }
     const mtc_json *acc8 = rget("mtc_int8_student", "accuracy", NULL);

@@ -12,7 +12,8 @@
 #          `mtc train`, see bench_infer train), the pipeline (label, distill,
 #          prune, quantize, verify) at 1 epoch, short inference timings
 #   full   ~30-40 min on 2 cores: teacher 5 epochs, student 10 epochs, KD
-#          student 10 epochs, AGP pruning to 90% with KD fine-tuning, int8,
+#          student 10 epochs, AGP pruning to 50/80/90/95% with KD fine-tuning,
+#          structured removal of half the neurons (+ KD fine-tune), int8,
 #          the MultiFashion+MNIST teacher and its single-task baselines,
 #          batch/thread scaling tables
 #
@@ -174,6 +175,23 @@ if [ -f "$WORK/kd.mtc" ]; then
         --steps $P_STEPS --finetune-epochs $P_FT --soft "$WORK/soft.mtl" --data fashion-mnist --val 0 \
         --threads 2 --seed 1 --json --quiet
 fi
+# the rest of the AGP grid (full only): same schedule, other final sparsities
+if [ "$MODE" = full ] && [ -f "$WORK/kd.mtc" ]; then
+    for s in 50 80 95; do
+        say "pipeline: prune AGP to $s% ($P_STEPS x $P_FT epochs)"
+        run "mtc_prune_s$s" "${M[@]}" prune "$WORK/kd.mtc" -o "$WORK/pruned$s.mtc" --sparsity 0.$s \
+            --schedule agp --steps $P_STEPS --finetune-epochs $P_FT --soft "$WORK/soft.mtl" --data fashion-mnist \
+            --val 0 --threads 2 --seed 1 --json --quiet
+    done
+fi
+# structured: half of the KD student's hidden neurons removed (l2 ranking),
+# then KD fine-tuning; its speed is timed against the KD student below
+if [ -f "$WORK/kd.mtc" ]; then
+    say "pipeline: structured, keep 0.5 of the neurons, $P_FT epoch(s) KD fine-tune"
+    run mtc_struct "${M[@]}" prune "$WORK/kd.mtc" -o "$WORK/struct.mtc" --structured neurons --keep 0.5 \
+        --rank l2 --finetune-epochs $P_FT --soft "$WORK/soft.mtl" --data fashion-mnist --val 0 \
+        --threads 2 --seed 1 --json --quiet
+fi
 if [ -z "$INT8_NOTE" ]; then
     for src in student pruned; do
         [ -f "$WORK/$src.mtc" ] || continue
@@ -239,6 +257,13 @@ for model in student teacher; do
         --batches "$INFER_BATCHES" --threads "$INFER_THREADS"
     run "peer_infer_$model" "${PEER_ENV[@]}" $PEER infer --model $model --batch "$INFER_BATCHES" \
         --threads "$INFER_THREADS" --seconds "$SECS"
+done
+
+# structured pruning: the same forward on the KD student and its 50%-neuron cut
+for model in kd struct; do
+    [ -f "$WORK/$model.mtc" ] || continue
+    run "mtc_infer_$model" "${BI_ENV[@]}" "$BI" infer "$WORK/$model.mtc" --seconds "$SECS" \
+        --batches "$INFER_BATCHES" --threads 1
 done
 
 # ---- int8: speed against fp32 and PyTorch, and by kernel ISA -----------------
