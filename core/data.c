@@ -272,6 +272,18 @@ static void convert_u8(const uint8_t *src, int c, int h, int w, int dx, int dy,
     }
 }
 
+/* The draws of one augmented sample: shift dx, dy, then flip. */
+static void draw_aug(int aug, mtc_rng *rng, int *dx, int *dy, int *flip)
+{
+    *dx = *dy = *flip = 0;
+    if (!rng) return;
+    if (aug & MTC_AUG_SHIFT) {
+        *dx = (int)mtc_rng_below(rng, 5) - 2;
+        *dy = (int)mtc_rng_below(rng, 5) - 2;
+    }
+    if (aug & MTC_AUG_FLIP) *flip = (int)mtc_rng_below(rng, 2);
+}
+
 void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
                       mtc_rng *rng, float *x)
 {
@@ -282,12 +294,35 @@ void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
             memcpy(o, d->x_f32 + (size_t)idx[b] * ss, ss * sizeof(float));
             continue;
         }
-        int dx = 0, dy = 0, flip = 0;
-        if ((aug & MTC_AUG_SHIFT) && rng) {
-            dx = (int)mtc_rng_below(rng, 5) - 2;
-            dy = (int)mtc_rng_below(rng, 5) - 2;
+        int dx, dy, flip;
+        draw_aug(aug, rng, &dx, &dy, &flip);
+        convert_u8(d->x_u8 + (size_t)idx[b] * ss, d->c, d->h, d->w, dx, dy, flip, o);
+    }
+}
+
+void mtc_data_view(int aug, uint64_t seed, int64_t i, int k, int *dx, int *dy, int *flip)
+{
+    *dx = *dy = *flip = 0;
+    if (k <= 0) return; /* view 0: the sample itself */
+    /* an rng of its own per (seed, sample, view): the labeller and the
+     * student rebuild the same image without sharing any stream */
+    mtc_rng r;
+    mtc_rng_seed(&r, seed ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)k << 48) ^ 0x5f0dd1ce5a17e5edull);
+    draw_aug(aug, &r, dx, dy, flip);
+}
+
+void mtc_data_batch_x_views(const mtc_dataset *d, const int64_t *idx, const int *view, int B, int aug,
+                            uint64_t seed, float *x)
+{
+    size_t ss = (size_t)mtc_data_sample_size(d);
+    for (int b = 0; b < B; b++) {
+        float *o = x + (size_t)b * ss;
+        if (d->x_f32) {
+            memcpy(o, d->x_f32 + (size_t)idx[b] * ss, ss * sizeof(float));
+            continue;
         }
-        if ((aug & MTC_AUG_FLIP) && rng) flip = (int)mtc_rng_below(rng, 2);
+        int dx, dy, flip;
+        mtc_data_view(aug, seed, idx[b], view ? view[b] : 0, &dx, &dy, &flip);
         convert_u8(d->x_u8 + (size_t)idx[b] * ss, d->c, d->h, d->w, dx, dy, flip, o);
     }
 }

@@ -133,6 +133,8 @@ typedef struct trainer {
     const float *targets[MTC_MAX_TASKS];
     float *tstd[MTC_MAX_TASKS];       /* reg targets standardised, per sample */
     float *x;                         /* batch inputs */
+    int *bview;                       /* stored view of each batch sample */
+    int64_t *brow;                    /* its soft-label row: view * n + sample */
     int32_t *blab[MTC_MAX_TASKS];     /* batch labels */
     float *btarg[MTC_MAX_TASKS];      /* batch targets / soft rows */
     float *bsoft[MTC_MAX_TASKS];
@@ -173,7 +175,7 @@ static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scal
     int kd = soft_kind_ok(cfg, t);
     if (kd)
         for (int b = 0; b < B; b++)
-            memcpy(tr->bsoft[t] + (size_t)b * D, cfg->soft->v[t] + bi[b] * D, (size_t)D * sizeof(float));
+            memcpy(tr->bsoft[t] + (size_t)b * D, cfg->soft->v[t] + tr->brow[b] * D, (size_t)D * sizeof(float));
     float alpha = kd ? cfg->kd_alpha[t] : 0.0f, T = cfg->kd_T[t];
     if (ts->kind == MTC_TASK_CLS) {
         for (int b = 0; b < B; b++) tr->blab[t][b] = tr->labels[t][bi[b]];
@@ -297,7 +299,7 @@ static void trainer_free(trainer *tr)
         free(tr->labels[t]); free(tr->tstd[t]); free(tr->blab[t]); free(tr->btarg[t]);
         free(tr->bsoft[t]); free(tr->dout[t]);
     }
-    free(tr->x); free(tr->gn_dW); free(tr->gn_dpre); free(tr->best); free(tr->best_stats);
+    free(tr->x); free(tr->bview); free(tr->brow); free(tr->gn_dW); free(tr->gn_dpre); free(tr->best); free(tr->best_stats);
     free(tr->hP); free(tr->hdP); free(tr->hproj); free(tr->hdtr);
     mtc_optim_free(&tr->s_opt);
     mtc_optim_free(&tr->h_opt);
@@ -324,6 +326,9 @@ static int check_cfg(const mtc_model *m, const mtc_dataset *d, const mtc_train_c
             return mtc_err_set(e, MTC_EINPUT, "hint loss: bad teacher feature size %d", c->hint_dim);
     }
     if (c->soft) {
+        if (c->soft->copies > 1 && c->aug)
+            return mtc_err_set(e, MTC_EINPUT, "soft labels with stored views bring their own augmentation: "
+                                              "drop --augment");
         if (c->soft->n != d->n)
             return mtc_err_set(e, MTC_EINPUT, "soft labels cover %lld samples, data set %s has %lld",
                                (long long)c->soft->n, d->name, (long long)d->n);
@@ -352,6 +357,7 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
     int B = cfg->batch;
     int64_t S = mtc_data_sample_size(d);
     int bad = !(tr->x = malloc((size_t)B * (size_t)S * sizeof(float)));
+    bad |= !(tr->bview = malloc((size_t)B * sizeof(int))) || !(tr->brow = malloc((size_t)B * sizeof(int64_t)));
     for (int t = 0; t < tr->T && !rc; t++) {
         const mtc_task_spec *ts = &m->spec.tasks[t];
         int D = ts->dim;
@@ -426,7 +432,7 @@ static void apply_mask(mtc_model *m)
  * L = beta/(B·Dt) · sum (proj - h_t)^2. Its gradient wrt h joins the heads'
  * gradient (m->dmix[0] is summed into the trunk under hard sharing); P takes
  * its own Adam step. */
-static void hint_step(trainer *tr, const int64_t *bi, int B, float lr)
+static void hint_step(trainer *tr, int B, float lr)
 {
     mtc_model *m = tr->m;
     const mtc_train_cfg *cfg = tr->cfg;
@@ -436,7 +442,7 @@ static void hint_step(trainer *tr, const int64_t *bi, int B, float lr)
     double L = 0;
     float c = 2.0f * cfg->hint_weight / ((float)B * Dt);
     for (int b = 0; b < B; b++) {
-        const float *t = cfg->hints + bi[b] * Dt;
+        const float *t = cfg->hints + tr->brow[b] * Dt;
         float *p = tr->hproj + (int64_t)b * Dt;
         for (int j = 0; j < Dt; j++) {
             float d = p[j] - t[j];
@@ -459,7 +465,19 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
 {
     mtc_model *m = tr->m;
     const mtc_train_cfg *cfg = tr->cfg;
-    mtc_data_batch_x(tr->d, bi, B, cfg->aug, rng, tr->x);
+    const mtc_soft *so = cfg->soft;
+    if (so && so->copies > 1) {
+        /* stored views: one of the K per sample, the image rebuilt as the
+         * labeller made it, its own soft row */
+        for (int b = 0; b < B; b++) {
+            tr->bview[b] = (int)mtc_rng_below(rng, (uint64_t)so->copies);
+            tr->brow[b] = tr->bview[b] * so->n + bi[b];
+        }
+        mtc_data_batch_x_views(tr->d, bi, tr->bview, B, so->aug, so->aug_seed, tr->x);
+    } else {
+        for (int b = 0; b < B; b++) tr->brow[b] = bi[b];
+        mtc_data_batch_x(tr->d, bi, B, cfg->aug, rng, tr->x);
+    }
     mtc_model_forward(m, tr->x, B, 1, rng);
     for (int t = 0; t < tr->T; t++) {
         float scale = (float)tr->w[t];
@@ -469,7 +487,7 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
     }
     memset(m->grads, 0, (size_t)m->nparams * sizeof(float));
     mtc_model_backward_heads(m, tr->x, tr->dout, B);
-    if (tr->hP) hint_step(tr, bi, B, lr);
+    if (tr->hP) hint_step(tr, B, lr);
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
     mtc_model_backward_trunk(m, tr->x, B);
     mtc_optim_step(opt, m->params, m->grads, m->decay_mask, lr);

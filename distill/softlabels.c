@@ -24,6 +24,7 @@
 #define MTL_MAX_DIM 65536
 #define MTL_MAX_ROWS_PER_CHUNK (1 << 20)
 #define MTL_MAX_HINT_DIM (1 << 24)
+#define MTL_MAX_COPIES 64
 
 /* ---- half precision ----------------------------------------------------- */
 
@@ -89,6 +90,7 @@ void mtc_label_cfg_default(mtc_label_cfg *c)
     memset(c, 0, sizeof *c);
     c->batch = 256;
     c->rows_per_chunk = 4096;
+    c->aug_copies = 1;
     for (int t = 0; t < MTC_MAX_TASKS; t++) c->task_teacher_idx[t] = -1;
 }
 
@@ -163,6 +165,11 @@ static int plan_tasks(const mtc_label_cfg *c, ftask *ft, int *nft, int64_t *W, m
 
 /* ---- writer ------------------------------------------------------------- */
 
+static const char *aug_kind_name(int aug)
+{
+    return aug == (MTC_AUG_SHIFT | MTC_AUG_FLIP) ? "shift+flip" : aug == MTC_AUG_FLIP ? "flip" : "shift";
+}
+
 static void header_json(mtc_jw *w, const mtc_label_cfg *c, const uint64_t *hash, const mtc_dataset *d,
                         const ftask *ft, int nft, int64_t nchunks, int64_t hint_dim)
 {
@@ -214,7 +221,17 @@ static void header_json(mtc_jw *w, const mtc_label_cfg *c, const uint64_t *hash,
     mtc_jw_kint(w, "rows_per_chunk", c->rows_per_chunk);
     mtc_jw_kint(w, "chunks", nchunks);
     mtc_jw_kint(w, "hints", hint_dim);
-    mtc_jw_kstr(w, "augmentation", "none");
+    if (c->aug_copies > 1) {
+        mtc_jw_key(w, "augmentation");
+        mtc_jw_obj(w);
+        mtc_jw_kstr(w, "kind", aug_kind_name(c->aug));
+        mtc_jw_kint(w, "copies", c->aug_copies);
+        snprintf(h, sizeof h, "%016llx", (unsigned long long)c->aug_seed);
+        mtc_jw_kstr(w, "seed", h);
+        mtc_jw_obj_end(w);
+    } else {
+        mtc_jw_kstr(w, "augmentation", "none");
+    }
     mtc_jw_obj_end(w);
 }
 
@@ -228,21 +245,26 @@ typedef struct wbuf {
     float *x, *tmp;
     double *acc;
     int64_t *bi;
+    int *view;
     void *chunk, *hchunk;
 } wbuf;
 
 static void wbuf_free(wbuf *b)
 {
-    free(b->x); free(b->tmp); free(b->acc); free(b->bi); free(b->chunk); free(b->hchunk);
+    free(b->x); free(b->tmp); free(b->acc); free(b->bi); free(b->view); free(b->chunk); free(b->hchunk);
 }
 
-/* Rows [r0, r0+B) through every teacher used; averaged values (and hints)
- * into the chunk buffers at row `at`. */
+/* Rows [r0, r0+B) (row r = view r / n of sample r % n) through every
+ * teacher used; averaged values (and hints) into the chunk buffers at row
+ * `at`. */
 static void label_batch(const mtc_label_cfg *c, const mtc_dataset *d, const ftask *ft, int nft, int64_t W,
                         int64_t D, int64_t r0, int B, int64_t at, wbuf *b)
 {
-    for (int i = 0; i < B; i++) b->bi[i] = r0 + i;
-    mtc_data_batch_x(d, b->bi, B, 0, NULL, b->x);
+    for (int i = 0; i < B; i++) {
+        b->bi[i] = (r0 + i) % d->n;
+        b->view[i] = (int)((r0 + i) / d->n);
+    }
+    mtc_data_batch_x_views(d, b->bi, b->view, B, c->aug, c->aug_seed, b->x);
     memset(b->acc, 0, (size_t)B * (size_t)W * sizeof(double));
     for (int k = 0; k < c->nteachers; k++) {
         int used = k == 0 && D > 0;
@@ -283,6 +305,12 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
     if (c->rows_per_chunk < 1 || c->rows_per_chunk > MTL_MAX_ROWS_PER_CHUNK)
         return mtc_err_set(e, MTC_EINPUT, "rows per chunk %d: must be in [1, %d]", c->rows_per_chunk, MTL_MAX_ROWS_PER_CHUNK);
     if (d->n < 1) return mtc_err_set(e, MTC_EINPUT, "%s: the data set is empty", d->name);
+    if (c->aug_copies < 1 || c->aug_copies > MTL_MAX_COPIES)
+        return mtc_err_set(e, MTC_EINPUT, "--augment-copies %d: must be in [1, %d]", c->aug_copies, MTL_MAX_COPIES);
+    if (c->aug_copies > 1 && (!(c->aug & (MTC_AUG_SHIFT | MTC_AUG_FLIP)) || (c->aug & ~(MTC_AUG_SHIFT | MTC_AUG_FLIP))))
+        return mtc_err_set(e, MTC_EINPUT, "--augment-copies %d needs an augmentation (shift and/or flip)", c->aug_copies);
+    if (c->aug_copies > 1 && !d->x_u8)
+        return mtc_err_set(e, MTC_EINPUT, "%s: --augment-copies needs an image data set (this one has features)", d->name);
     if ((rc = plan_tasks(c, ft, &nft, &W, e))) return rc;
     uint64_t hash[MTL_MAX_TEACHERS] = {0};
     int maxdim = 1;
@@ -297,7 +325,8 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
     int64_t D = c->hints ? c->teachers[0]->trunk_out : 0;
     if (c->hints && (D < 1 || D > MTL_MAX_HINT_DIM))
         return mtc_err_set(e, MTC_EINPUT, "--hints: %s has no usable trunk output", teacher_label(c, 0, b1, sizeof b1));
-    int64_t rpc = c->rows_per_chunk, nchunks = (d->n + rpc - 1) / rpc;
+    int64_t R = d->n * c->aug_copies; /* rows: every view of every sample */
+    int64_t rpc = c->rows_per_chunk, nchunks = (R + rpc - 1) / rpc;
     size_t es = c->f16 ? 2 : 4;
     int64_t S = mtc_data_sample_size(d);
     wbuf b = {0};
@@ -305,9 +334,10 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
     b.tmp = malloc((size_t)c->batch * (size_t)maxdim * sizeof(float));
     b.acc = malloc((size_t)c->batch * (size_t)W * sizeof(double));
     b.bi = malloc((size_t)c->batch * sizeof(int64_t));
+    b.view = malloc((size_t)c->batch * sizeof(int));
     b.chunk = malloc((size_t)rpc * (size_t)W * es);
     b.hchunk = D ? malloc((size_t)rpc * (size_t)D * es) : NULL;
-    if (!b.x || !b.tmp || !b.acc || !b.bi || !b.chunk || (D && !b.hchunk)) {
+    if (!b.x || !b.tmp || !b.acc || !b.bi || !b.view || !b.chunk || (D && !b.hchunk)) {
         wbuf_free(&b);
         return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
     }
@@ -321,7 +351,7 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
     rc = mtc_cwriter_section(&w, "header", hj.buf, hj.len, e);
     mtc_jw_free(&hj);
     for (int64_t ci = 0; ci < nchunks && !rc; ci++) {
-        int64_t r0 = ci * rpc, rows = d->n - r0 < rpc ? d->n - r0 : rpc;
+        int64_t r0 = ci * rpc, rows = R - r0 < rpc ? R - r0 : rpc;
         for (int64_t s = 0; s < rows; s += c->batch) {
             int B = (int)(rows - s < c->batch ? rows - s : c->batch);
             label_batch(c, d, ft, nft, W, D, r0 + s, B, s, &b);
@@ -333,7 +363,7 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
             snprintf(name, sizeof name, "hints:%lld", (long long)ci);
             rc = mtc_cwriter_section(&w, name, b.hchunk, (uint64_t)rows * (uint64_t)D * es, e);
         }
-        if (!rc && c->progress) c->progress(c->progress_ctx, r0 + rows, d->n);
+        if (!rc && c->progress) c->progress(c->progress_ctx, r0 + rows, R);
     }
     wbuf_free(&b);
     if (rc) {
@@ -347,8 +377,9 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
 
 typedef struct mtl_info {
     char data_name[256], data_split[16], data_hash[17];
-    int64_t n, rpc, nchunks, hint_dim, W;
-    int f16;
+    int64_t n, rows, rpc, nchunks, hint_dim, W; /* rows = copies * n */
+    int f16, copies, aug;
+    uint64_t aug_seed;
     int ntasks;
     ftask tasks[MTC_MAX_TASKS];
 } mtl_info;
@@ -391,6 +422,28 @@ static int parse_kind(const char *s)
     return -1;
 }
 
+/* "augmentation": "none" (or absent) | {"kind", "copies", "seed"}. */
+static int parse_aug(const char *path, const mtc_json *h, mtl_info *in, mtc_err *e)
+{
+    in->copies = 1, in->aug = 0, in->aug_seed = 0;
+    const mtc_json *a = mtc_json_get(h, "augmentation");
+    if (!a || (a->type == MTC_JSTR && !strcmp(a->str, "none"))) return 0;
+    if (a->type != MTC_JOBJ) return mtc_err_set(e, MTC_EINPUT, "%s: header 'augmentation' is neither \"none\" nor an object", path);
+    int64_t k;
+    int rc = hdr_int(path, a, "copies", 1, MTL_MAX_COPIES, &k, e);
+    if (rc) return rc;
+    const char *kind = mtc_json_str(a, "kind"), *seed = mtc_json_str(a, "seed");
+    static const int augs[3] = {MTC_AUG_SHIFT, MTC_AUG_FLIP, MTC_AUG_SHIFT | MTC_AUG_FLIP};
+    for (int i = 0; i < 3 && kind; i++)
+        if (!strcmp(kind, aug_kind_name(augs[i]))) in->aug = augs[i];
+    if (!in->aug) return mtc_err_set(e, MTC_EINPUT, "%s: augmentation kind must be shift, flip or shift+flip", path);
+    char *end = NULL;
+    if (!seed || strlen(seed) != 16 || (in->aug_seed = strtoull(seed, &end, 16), *end))
+        return mtc_err_set(e, MTC_EINPUT, "%s: augmentation seed must be 16 hex digits", path);
+    in->copies = (int)k;
+    return 0;
+}
+
 static int parse_info(const char *path, const mtc_json *h, mtl_info *in, mtc_err *e)
 {
     memset(in, 0, sizeof *in);
@@ -406,7 +459,9 @@ static int parse_info(const char *path, const mtc_json *h, mtl_info *in, mtc_err
     if ((rc = hdr_int(path, d, "n", 1, (int64_t)1 << 50, &in->n, e))) return rc;
     if ((rc = hdr_int(path, h, "rows_per_chunk", 1, MTL_MAX_ROWS_PER_CHUNK, &in->rpc, e))) return rc;
     if ((rc = hdr_int(path, h, "hints", 0, MTL_MAX_HINT_DIM, &in->hint_dim, e))) return rc;
-    in->nchunks = (in->n + in->rpc - 1) / in->rpc;
+    if ((rc = parse_aug(path, h, in, e))) return rc;
+    in->rows = in->n * in->copies;
+    in->nchunks = (in->rows + in->rpc - 1) / in->rpc;
     if ((rc = hdr_int(path, h, "chunks", in->nchunks, in->nchunks, &v, e))) return rc;
     const char *dt = mtc_json_str(h, "dtype");
     if (!dt || (strcmp(dt, "f32") && strcmp(dt, "f16")))
@@ -509,7 +564,7 @@ static int check_chunks(mtc_creader *r, const mtl_info *in, int hints, mtc_err *
 {
     size_t es = in->f16 ? 2 : 4;
     for (int64_t ci = 0; ci < in->nchunks; ci++) {
-        int64_t r0 = ci * in->rpc, rows = in->n - r0 < in->rpc ? in->n - r0 : in->rpc;
+        int64_t r0 = ci * in->rpc, rows = in->rows - r0 < in->rpc ? in->rows - r0 : in->rpc;
         for (int k = 0; k < 1 + (hints && in->hint_dim > 0); k++) {
             char name[64];
             uint64_t bytes = (uint64_t)rows * (uint64_t)(k ? in->hint_dim : in->W) * es;
@@ -539,7 +594,7 @@ static int read_body(mtc_creader *r, const mtl_info *in, const mtc_model *m, con
     size_t es = in->f16 ? 2 : 4;
     int rc = 0;
     for (int64_t ci = 0; ci < in->nchunks && !rc; ci++) {
-        int64_t r0 = ci * in->rpc, rows = in->n - r0 < in->rpc ? in->n - r0 : in->rpc;
+        int64_t r0 = ci * in->rpc, rows = in->rows - r0 < in->rpc ? in->rows - r0 : in->rpc;
         void *buf = NULL;
         if ((rc = read_chunk(r, "chunk", ci, (uint64_t)rows * (uint64_t)in->W * es, &buf, e))) break;
         for (int t = 0; t < m->spec.ntasks && !rc; t++) {
@@ -549,8 +604,9 @@ static int read_body(mtc_creader *r, const mtl_info *in, const mtc_model *m, con
                 for (int q = 0; q < f->dim; q++) {
                     float v = load(buf, i * in->W + f->off + q, in->f16);
                     if (!isfinite(v)) {
-                        rc = mtc_err_set(e, MTC_EINPUT, "%s: non-finite soft label for task '%s' at sample %lld",
-                                         r->path, f->name, (long long)(r0 + i));
+                        rc = mtc_err_set(e, MTC_EINPUT, "%s: non-finite soft label for task '%s' at sample %lld "
+                                         "(view %lld)", r->path, f->name, (long long)((r0 + i) % in->n),
+                                         (long long)((r0 + i) / in->n));
                         break;
                     }
                     out->v[t][(r0 + i) * f->dim + q] = v;
@@ -590,13 +646,14 @@ int mtc_soft_read(const char *path, const mtc_model *student, const mtc_dataset 
     if ((rc = check_against(path, &in, student, d, allow_missing, map, e))) goto done;
     if ((rc = check_chunks(&r, &in, hints != NULL, e))) goto done;
     out->n = in.n;
+    out->copies = in.copies, out->aug = in.aug, out->aug_seed = in.aug_seed;
     for (int t = 0; t < student->spec.ntasks && !rc; t++) {
         if (map[t] < 0) continue;
         out->dim[t] = in.tasks[map[t]].dim;
-        rc = alloc_rows(&out->v[t], in.n, out->dim[t], path, e);
+        rc = alloc_rows(&out->v[t], in.rows, out->dim[t], path, e);
     }
     float *hv = NULL;
-    if (!rc && hints && in.hint_dim > 0) rc = alloc_rows(&hv, in.n, in.hint_dim, path, e);
+    if (!rc && hints && in.hint_dim > 0) rc = alloc_rows(&hv, in.rows, in.hint_dim, path, e);
     if (!rc) rc = read_body(&r, &in, student, map, out, hv, e);
     if (!rc && hv) {
         *hints = hv;

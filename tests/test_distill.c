@@ -477,6 +477,165 @@ static void test_gap_closed(void **st)
 
 /* ---- command line ------------------------------------------------------------- */
 
+/* ---- stored augmented views (--augment-copies) --------------------------------- */
+
+/* n 1x6x6 u8 images; task "fine" = brightest quadrant (4 classes). */
+static void image_data(mtc_dataset *d, int64_t n, uint64_t seed)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->name, sizeof d->name, "synthetic-images");
+    snprintf(d->split, sizeof d->split, "train");
+    d->n = n; d->c = 1; d->h = 6; d->w = 6;
+    d->x_u8 = malloc((size_t)n * 36);
+    d->ntasks = 1;
+    snprintf(d->tasks[0].name, MTC_NAME_MAX, "fine");
+    d->tasks[0].kind = MTC_TASK_CLS;
+    d->tasks[0].dim = 4;
+    d->tasks[0].labels = malloc(sizeof(int32_t) * (size_t)n);
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) {
+        int q[4] = {0};
+        for (int p = 0; p < 36; p++) {
+            d->x_u8[i * 36 + p] = (uint8_t)mtc_rng_below(&r, 256);
+            q[(p / 6 >= 3) * 2 + (p % 6 >= 3)] += d->x_u8[i * 36 + p];
+        }
+        int best = 0;
+        for (int k = 1; k < 4; k++) best = q[k] > q[best] ? k : best;
+        d->tasks[0].labels[i] = best;
+    }
+    mtc_data_rehash(d);
+}
+
+static const char *img_spec = "[input] shape=1x6x6\n[dense] units=16 act=relu\n[task fine] kind=cls classes=4\n";
+
+static void test_data_view_zero_is_the_sample_and_views_are_reproducible(void **st)
+{
+    (void)st;
+    int seen[5][5] = {{0}}, flips = 0;
+    for (int64_t i = 0; i < 400; i++) {
+        int dx, dy, fl, dx2, dy2, fl2;
+        mtc_data_view(MTC_AUG_SHIFT | MTC_AUG_FLIP, 7, i, 0, &dx, &dy, &fl);
+        assert_true(dx == 0 && dy == 0 && fl == 0); /* view 0: the sample itself */
+        mtc_data_view(MTC_AUG_SHIFT | MTC_AUG_FLIP, 7, i, 3, &dx, &dy, &fl);
+        mtc_data_view(MTC_AUG_SHIFT | MTC_AUG_FLIP, 7, i, 3, &dx2, &dy2, &fl2);
+        assert_true(dx == dx2 && dy == dy2 && fl == fl2); /* a function of (seed, i, k) only */
+        assert_true(dx >= -2 && dx <= 2 && dy >= -2 && dy <= 2);
+        seen[dx + 2][dy + 2] = 1;
+        flips += fl;
+        mtc_data_view(MTC_AUG_FLIP, 7, i, 3, &dx, &dy, &fl);
+        assert_true(dx == 0 && dy == 0); /* flip only: no shift */
+    }
+    for (int a = 0; a < 5; a++)
+        for (int b = 0; b < 5; b++) assert_true(seen[a][b]); /* all 25 shifts occur */
+    assert_true(flips > 120 && flips < 280);
+    /* another seed gives other views */
+    int differ = 0;
+    for (int64_t i = 0; i < 50; i++) {
+        int a[3], b[3];
+        mtc_data_view(MTC_AUG_SHIFT, 7, i, 1, &a[0], &a[1], &a[2]);
+        mtc_data_view(MTC_AUG_SHIFT, 8, i, 1, &b[0], &b[1], &b[2]);
+        differ += a[0] != b[0] || a[1] != b[1];
+    }
+    assert_true(differ > 25);
+}
+
+static void test_augment_copies_store_the_teacher_on_each_view(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d;
+    image_data(&d, 200, 5);
+    mtc_model t;
+    build(img_spec, &t, 3);
+    mtc_label_cfg cfg;
+    mtc_label_cfg_default(&cfg);
+    cfg.nteachers = 1;
+    cfg.teachers[0] = &t;
+    cfg.batch = 64;
+    cfg.rows_per_chunk = 90; /* chunks straddle the view boundaries */
+    char *p1 = write_soft(dir, "plain.mtl", &cfg, &d);
+    cfg.aug_copies = 3;
+    cfg.aug = MTC_AUG_SHIFT | MTC_AUG_FLIP;
+    cfg.aug_seed = 11;
+    char *p3 = write_soft(dir, "views.mtl", &cfg, &d);
+    mtc_soft s1, s3;
+    read_ok(p1, &t, &d, &s1, NULL, NULL);
+    read_ok(p3, &t, &d, &s3, NULL, NULL);
+    assert_int_equal(s1.copies, 1);
+    assert_int_equal(s3.copies, 3);
+    assert_int_equal(s3.aug, MTC_AUG_SHIFT | MTC_AUG_FLIP);
+    assert_true(s3.aug_seed == 11);
+    assert_int_equal(s3.n, 200);
+    /* view 0 rows are the unaugmented file's rows, bit for bit */
+    assert_memory_equal(s3.v[0], s1.v[0], 200 * 4 * sizeof(float));
+    /* every view k row is the teacher's output on the image mtc_data_view rebuilds */
+    float x[36];
+    int changed = 0;
+    for (int k = 0; k < 3; k++)
+        for (int64_t i = 0; i < 200; i++) {
+            mtc_data_batch_x_views(&d, &i, &k, 1, s3.aug, s3.aug_seed, x);
+            mtc_model_forward(&t, x, 1, 0, NULL);
+            for (int q = 0; q < 4; q++)
+                if (tu_relerr(s3.v[0][(k * 200 + i) * 4 + q], t.outputs[0][q], 1e-2) >= 1e-5) /* batch 1 vs 64 */
+                    fail_msg("view %d sample %lld out %d: %.9g vs %.9g", k, (long long)i, q,
+                             s3.v[0][(k * 200 + i) * 4 + q], t.outputs[0][q]);
+            changed += k > 0 && memcmp(&s3.v[0][(k * 200 + i) * 4], &s1.v[0][i * 4], 4 * sizeof(float)) != 0;
+        }
+    assert_true(changed > 300); /* the views really differ from the sample */
+    char *hdr = NULL;
+    mtc_err e = {0};
+    assert_int_equal(mtc_soft_header(p3, &hdr, &e), 0);
+    assert_non_null(strstr(hdr, "\"copies\":3"));
+    assert_non_null(strstr(hdr, "\"kind\":\"shift+flip\""));
+    free(hdr);
+    /* distillation from the views trains, and refuses an extra --augment */
+    mtc_model s;
+    build(img_spec, &s, 4);
+    mtc_train_cfg c;
+    quick_cfg(&c, 2);
+    c.soft = &s3;
+    c.kd_T[0] = 2, c.kd_alpha[0] = 0.5f;
+    c.aug = MTC_AUG_SHIFT;
+    mtc_train_result res = {0};
+    assert_int_not_equal(mtc_train(&s, &d, &c, &res, &e), 0);
+    assert_non_null(strstr(e.msg, "augment"));
+    c.aug = 0;
+    assert_int_equal(mtc_train(&s, &d, &c, &res, &e), 0);
+    assert_int_equal(res.epochs_run, 2);
+    free(res.history_json);
+    /* bad settings are refused before anything is written */
+    cfg.aug = 0;
+    char *p4 = tu_path(dir, "bad.mtl");
+    assert_int_not_equal(mtc_soft_write(p4, &cfg, &d, &e), 0);
+    assert_non_null(strstr(e.msg, "augmentation"));
+    cfg.aug = MTC_AUG_SHIFT;
+    cfg.aug_copies = 65;
+    assert_int_not_equal(mtc_soft_write(p4, &cfg, &d, &e), 0);
+    assert_non_null(strstr(e.msg, "--augment-copies"));
+    size_t n;
+    unsigned char *none = tu_read(p4, &n);
+    assert_null(none);
+    mtc_dataset f;
+    tu_synth_data(&f, 50, 1); /* features: no views */
+    mtc_model ft;
+    build("[input] shape=4\n[dense] units=8 act=relu\n[task fine] kind=cls classes=4\n", &ft, 1);
+    cfg.teachers[0] = &ft;
+    cfg.aug_copies = 2;
+    assert_int_not_equal(mtc_soft_write(p4, &cfg, &f, &e), 0);
+    assert_non_null(strstr(e.msg, "image"));
+    mtc_model_free(&ft);
+    mtc_data_free(&f);
+    mtc_soft_free(&s1);
+    mtc_soft_free(&s3);
+    mtc_model_free(&s);
+    mtc_model_free(&t);
+    mtc_data_free(&d);
+    free(p1); free(p3); free(p4);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 static void test_cli_refuses_augment_and_missing_teacher(void **st)
 {
     (void)st;
@@ -485,7 +644,7 @@ static void test_cli_refuses_augment_and_missing_teacher(void **st)
     int rc = tu_run_mtc(dir, "distill --augment shift --spec s.cfg --data fashion-mnist --soft s.mtl -o x.mtc", &out, &err);
     assert_int_equal(rc, 2);
     assert_non_null(err);
-    assert_non_null(strstr(err, "unaugmented"));
+    assert_non_null(strstr(err, "augment-copies"));
     free(out);
     free(err);
     char args[4200];
@@ -595,6 +754,8 @@ int main(void)
         cmocka_unit_test(test_kd_student_learns_from_a_trained_teacher),
         cmocka_unit_test(test_alpha0_distill_equals_plain_training_bit_for_bit),
         cmocka_unit_test(test_gap_closed),
+        cmocka_unit_test(test_data_view_zero_is_the_sample_and_views_are_reproducible),
+        cmocka_unit_test(test_augment_copies_store_the_teacher_on_each_view),
         cmocka_unit_test(test_cli_refuses_augment_and_missing_teacher),
         cmocka_unit_test(test_cli_label_and_distill_end_to_end),
     };

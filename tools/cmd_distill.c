@@ -216,16 +216,18 @@ int cmd_distill(int argc, char **argv)
                        "Train a student on the teacher's stored soft labels (knowledge distillation).\n"
                        "Per task: cls a*T^2*KL(softmax(t/T)||softmax(s/T)) + (1-a)*CE(s,y); bin the same with\n"
                        "sigmoids; reg a*MSE(s,t) + (1-a)*label loss. Defaults T=2, alpha=0.5 were chosen by a sweep on\n"
-                       "the validation split (docs/distill.md). Stored soft labels are for unaugmented samples, so\n"
-                       "KD runs unaugmented and --augment is refused. --hint-weight adds a hint loss on the\n"
+                       "the validation split (docs/distill.md). Augmentation comes from the soft-label file: with\n"
+                       "`mtc label --augment-copies K` each step trains on one of the K stored views of a sample\n"
+                       "(the --compare-scratch twin then trains with the same augmentation, drawn freshly);\n"
+                       "without, KD runs unaugmented. --augment is refused. --hint-weight adds a hint loss on the\n"
                        "trunk output through a learned projection (soft labels written with --hints).\n"
                        "Every training option of `mtc train` applies.",
                        opts, rargc, rest, pos, 0, &npos);
     if (rc) { free(rest); return rc < 0 ? 0 : rc; }
     free(rest); /* strings still point into argv */
     if (strcmp(to.augment, "none")) {
-        fprintf(stderr, "mtc distill: --augment %s: stored soft labels are for unaugmented samples, so KD from "
-                        "--soft runs unaugmented; drop --augment\n", to.augment);
+        fprintf(stderr, "mtc distill: --augment %s: KD from --soft trains on the views stored in the file "
+                        "(mtc label --augment-copies K); drop --augment\n", to.augment);
         return 2;
     }
     if (!spec_path || !data || !soft_path || !out) {
@@ -290,6 +292,7 @@ int cmd_distill(int argc, char **argv)
     scfg.resume_path = NULL;
     scfg.soft = NULL; /* scratch: plain training, alpha = 0 everywhere */
     scfg.hints = NULL;
+    scfg.aug = soft.copies > 1 ? soft.aug : 0; /* the twin sees augmented images too */
 
     cli_progress(&c, "distill: %s, %lld samples, %lld parameters, %d task(s), soft labels %s", d.name,
                  (long long)d.n, (long long)m.nparams, m.spec.ntasks, soft_path);
@@ -363,7 +366,8 @@ int cmd_distill(int argc, char **argv)
     mtc_jw_kstr(&w, "soft", soft_path);
     mtc_jw_kstr(&w, "soft_dtype", mtc_json_str(&hdr, "dtype") ? mtc_json_str(&hdr, "dtype") : "?");
     mtc_jw_key(&w, "augmentation");
-    mtc_jw_str(&w, "none");
+    if (mtc_json_get(&hdr, "augmentation")) mtc_jw_value(&w, mtc_json_get(&hdr, "augmentation"));
+    else mtc_jw_str(&w, "none");
     mtc_jw_knum(&w, "hint_weight", hints ? hint_weight : 0.0);
     mtc_jw_key(&w, "tasks");
     mtc_jw_obj(&w);

@@ -2,7 +2,9 @@
  * cmd_label.c — `mtc label`: run one or more teachers once over the training
  * split and store their outputs as soft labels (.mtl) for `mtc distill`.
  * Several teachers are averaged per task; --task-teacher picks one teacher
- * for a task. Labels are for the unaugmented samples.
+ * for a task. Labels are for the unaugmented samples, or with
+ * --augment-copies K for K views of each (view 0 the sample, 1..K-1
+ * shifted/flipped, rebuilt bit-exactly by the student's trainer).
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -61,8 +63,8 @@ static void json_summary(const char *out, const char *hdr, double secs)
     mtc_jw_obj(&j);
     mtc_jw_kstr(&j, "soft_labels", out);
     if (!mtc_json_parse(hdr, strlen(hdr), &h, &e)) {
-        const char *keys[] = {"teachers", "data", "tasks", "dtype", "rows_per_chunk", "hints"};
-        for (int i = 0; i < 6; i++) {
+        const char *keys[] = {"teachers", "data", "tasks", "dtype", "rows_per_chunk", "hints", "augmentation"};
+        for (int i = 0; i < 7; i++) {
             const mtc_json *v = mtc_json_get(&h, keys[i]);
             if (v) { mtc_jw_key(&j, keys[i]); mtc_jw_value(&j, v); }
         }
@@ -76,8 +78,8 @@ static void json_summary(const char *out, const char *hdr, double secs)
 
 int cmd_label(int argc, char **argv)
 {
-    const char *data = NULL, *out = NULL, *teachers = NULL, *task_teacher = NULL;
-    int f16 = 0, hints = 0, batch = 256, rpc = 4096;
+    const char *data = NULL, *out = NULL, *teachers = NULL, *task_teacher = NULL, *augment = NULL;
+    int f16 = 0, hints = 0, batch = 256, rpc = 4096, copies = 1;
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
@@ -89,6 +91,8 @@ int cmd_label(int argc, char **argv)
         {"hints", OPT_FLAG, &hints, "also store teacher 0's trunk output (for hint losses)", 1, 0},
         {"batch", OPT_INT, &batch, "inference batch (default 256)", 1, 65536},
         {"rows-per-chunk", OPT_INT, &rpc, "rows per compressed chunk (default 4096)", 1, 1 << 20},
+        {"augment-copies", OPT_INT, &copies, "store K views per sample: the sample + K-1 augmented (default 1)", 1, 64},
+        {"augment", OPT_STR, &augment, "augmentation of the stored views: shift | flip | shift,flip (default shift)", 1, 0},
         CLI_COMMON(&c),
         CLI_END,
     };
@@ -98,12 +102,18 @@ int cmd_label(int argc, char **argv)
                        "Run the teacher(s) once over every training sample (dataset order) and store their\n"
                        "logits (cls/bin) or outputs (reg, label units) per task in a soft-label file for\n"
                        "`mtc distill`. Several teachers are averaged per task (multi-teacher KD).\n"
-                       "Stored soft labels are for the UNAUGMENTED samples: distillation from a .mtl\n"
-                       "runs without augmentation (`mtc distill` refuses --augment with --soft).",
+                       "Without --augment-copies the labels are for the unaugmented samples. With\n"
+                       "--augment-copies K the file holds K views of every sample (view 0 the sample itself,\n"
+                       "views 1..K-1 shifted +-2 px and/or flipped, drawn from --seed), and `mtc distill`\n"
+                       "trains each step on one stored view per sample against the teacher's output for it.",
                        opts, argc, argv, pos, 1, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if ((!npos && !teachers) || !data || !out) {
         fprintf(stderr, "mtc label: a teacher, --data and -o are required (see mtc label --help)\n");
+        return 2;
+    }
+    if (augment && copies < 2) {
+        fprintf(stderr, "mtc label: --augment needs --augment-copies K with K >= 2\n");
         return 2;
     }
     cli_apply_common(&c);
@@ -152,12 +162,15 @@ int cmd_label(int argc, char **argv)
     cfg.hints = hints;
     cfg.batch = batch;
     cfg.rows_per_chunk = rpc;
+    cfg.aug_copies = copies;
+    cfg.aug_seed = c.seed;
+    if (copies > 1 && (rc = util_parse_augment(augment ? augment : "shift", &cfg.aug, &e))) goto out;
     progress_ctx pc = {&c, 0};
     cfg.progress = label_progress;
     cfg.progress_ctx = &pc;
     if ((rc = util_open_data(&s.m[0], data, "train", &d, &e))) goto out;
-    cli_progress(&c, "label: %d teacher(s), %s train split, %lld samples, %s%s", s.nt, d.name, (long long)d.n,
-                 f16 ? "f16" : "f32", hints ? ", with hints" : "");
+    cli_progress(&c, "label: %d teacher(s), %s train split, %lld samples x %d view(s), %s%s", s.nt, d.name,
+                 (long long)d.n, copies, f16 ? "f16" : "f32", hints ? ", with hints" : "");
     pc.t0 = cli_now();
     if ((rc = mtc_soft_write(out, &cfg, &d, &e))) goto out;
     double secs = cli_now() - pc.t0;
@@ -166,7 +179,8 @@ int cmd_label(int argc, char **argv)
     if (c.json) {
         json_summary(out, hdr, secs);
     } else {
-        printf("wrote %s: %lld samples of %s, %s, %.1fs\n", out, (long long)d.n, d.name, f16 ? "f16" : "f32", secs);
+        printf("wrote %s: %lld samples of %s x %d view(s), %s, %.1fs\n", out, (long long)d.n, d.name, copies,
+               f16 ? "f16" : "f32", secs);
     }
     free(hdr);
 out:

@@ -88,16 +88,22 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
     cfg->epochs = o->epochs;
     cfg->batch = o->batch;
     cfg->seed = c->seed;
-    cfg->aug = 0;
-    if (strcmp(o->augment, "none")) {
-        char buf[64];
-        snprintf(buf, sizeof buf, "%s", o->augment);
-        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
-            if (!strcmp(tok, "shift")) cfg->aug |= MTC_AUG_SHIFT;
-            else if (!strcmp(tok, "flip")) cfg->aug |= MTC_AUG_FLIP;
-            else return mtc_err_set(e, MTC_EINPUT, "--augment %s: expected none, shift, flip or shift,flip", o->augment);
-        }
+    return util_parse_augment(o->augment, &cfg->aug, e);
+}
+
+int util_parse_augment(const char *s, int *aug, mtc_err *e)
+{
+    *aug = 0;
+    if (!strcmp(s, "none")) return 0;
+    char buf[64];
+    if (strlen(s) >= sizeof buf) return mtc_err_set(e, MTC_EINPUT, "--augment: too long");
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "shift")) *aug |= MTC_AUG_SHIFT;
+        else if (!strcmp(tok, "flip")) *aug |= MTC_AUG_FLIP;
+        else return mtc_err_set(e, MTC_EINPUT, "--augment %s: expected none, shift, flip or shift,flip", s);
     }
+    if (!*aug) return mtc_err_set(e, MTC_EINPUT, "--augment %s: expected none, shift, flip or shift,flip", s);
     return 0;
 }
 

@@ -48,6 +48,8 @@ void util_train_opts_default(util_train_opts *o);
 /* Fills cfg from the options; errors name the flag. out = the checkpoint
  * being trained (the state goes to out.state). */
 int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc_train_cfg *cfg, mtc_err *e);
+/* --augment none | shift | flip | shift,flip -> MTC_AUG_* bits. */
+int util_parse_augment(const char *s, int *aug, mtc_err *e);
 /* Metadata keys "train" (settings), "task_weights" and "history" of a run. */
 void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o, const cli_common *c,
                         const mtc_train_cfg *cfg, const mtc_train_result *res);

@@ -116,6 +116,14 @@ int mtc_data_split(int64_t n, double val_frac, uint64_t seed, int64_t **train,
 enum { MTC_AUG_SHIFT = 1, MTC_AUG_FLIP = 2 };
 void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
                       mtc_rng *rng, float *x);
+/* Stored augmented views (`mtc label --augment-copies K`): view 0 of sample
+ * i is the sample itself; view k >= 1 is shifted/flipped (aug as above) by
+ * draws from an rng seeded with (seed, i, k) alone, so any process rebuilds
+ * the same image. mtc_data_batch_x_views converts idx[b] as view[b] (view
+ * NULL: all view 0). */
+void mtc_data_view(int aug, uint64_t seed, int64_t i, int k, int *dx, int *dy, int *flip);
+void mtc_data_batch_x_views(const mtc_dataset *d, const int64_t *idx, const int *view, int B, int aug,
+                            uint64_t seed, float *x);
 
 /* ---- helpers shared by the loaders (core/data.c, core/multifashion.c) --- */
 /* Bilinear resize of one u8 plane, align-corners=false (half-pixel centres,

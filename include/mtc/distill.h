@@ -6,15 +6,19 @@
  *   "header"    JSON: {"teachers":[{"path":..,"hash":..}], "data":{"name",
  *               "split","n","hash"}, "tasks":[{"name","kind","dim",
  *               "teacher"}], "dtype":"f32"|"f16", "rows_per_chunk":N,
- *               "hints": D or 0}
- *   "chunk:<i>" rows [i*N, min(n,(i+1)*N)) of every task, row-major, tasks
- *               concatenated per row (sum of dims values per row), f32 or
- *               f16 little-endian
+ *               "hints": D or 0, "augmentation": "none" | {"kind":
+ *               "shift"|"flip"|"shift+flip", "copies": K, "seed": "hex"}}
+ *   "chunk:<i>" rows [i*N, min(R,(i+1)*N)) of every task, R = K*n rows,
+ *               row k*n + s = view k of sample s (K = 1 without
+ *               augmentation), row-major, tasks concatenated per row (sum of
+ *               dims values per row), f32 or f16 little-endian
  *   "hints:<i>" optional teacher trunk outputs for the same rows
  * Written chunk by chunk (streaming) to a temp file, renamed at the end.
  *
- * Stored soft labels are the teachers' outputs for the *unaugmented*
- * samples: KD with stored labels therefore trains unaugmented.
+ * Without --augment-copies the soft labels are the teachers' outputs for the
+ * unaugmented samples; with K copies, view 0 is the sample and views 1..K-1
+ * are shifted/flipped as mtc_data_view rebuilds them, so the student trains
+ * augmented on the teacher's outputs for exactly the images it sees.
  *
  * Tasks of the file: the union of the teachers' tasks in teacher order. A
  * task's values are the mean of every (non task-only) teacher that has it,
@@ -40,6 +44,10 @@ typedef struct mtc_label_cfg {
     int hints;        /* also store teacher 0's trunk output */
     int batch;        /* inference batch */
     int rows_per_chunk; /* default 4096 */
+    /* stored augmented views: copies K >= 1 (1 = the samples only), aug
+     * MTC_AUG_* of view 1..K-1, their seed (see mtc_data_view) */
+    int aug_copies, aug;
+    uint64_t aug_seed;
     /* called after every chunk with rows done so far (may be NULL) */
     void (*progress)(void *ctx, int64_t done, int64_t n);
     void *progress_ctx;

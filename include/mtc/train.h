@@ -27,10 +27,16 @@ const char *mtc_weighting_name(int w);
 /* Soft targets for distillation, indexed by dataset sample: v[t] is
  * (n, dim_t) teacher logits (cls/bin) or outputs in label units (reg), for
  * model task t; NULL = this task trains on hard labels only. */
+/* Soft labels in memory: v[t] holds copies*n rows of dim[t] values, row
+ * k*n + i for view k of sample i (copies 1: the samples themselves; more:
+ * `mtc label --augment-copies`, views rebuilt with mtc_data_view(aug,
+ * aug_seed, i, k)). */
 typedef struct mtc_soft {
     int64_t n;
     float *v[MTC_MAX_TASKS];
     int dim[MTC_MAX_TASKS];
+    int copies, aug;
+    uint64_t aug_seed;
 } mtc_soft;
 
 typedef struct mtc_epoch_stats {
