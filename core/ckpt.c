@@ -9,6 +9,8 @@
  * checked byte count equals the payload size; sections it does not know are
  * skipped (forward compatibility). Text sections may not contain NUL bytes.
  * This file knows nothing about layers: model.c maps models to tensors.
+ * The one exception is `mtc inspect`, which asks the spec's layout how many
+ * weights a layer stored as bitmask + values has, to show its sparsity.
  */
 #include "mtc.h"
 
@@ -272,8 +274,27 @@ int mtc_ckpt_load(const char *path, mtc_ckpt *c, mtc_err *e)
 typedef struct {
     mtc_tensor t; /* no data */
     int64_t numel, zeros;
-    uint64_t bytes;
+    int64_t ones;   /* u8 tensors: bits set (a weight bitmask's kept weights) */
+    uint64_t bytes; /* payload, raw */
+    uint64_t stored; /* the section as stored (zlib) */
 } tensor_row;
+
+/* A layer stored as bitmask + values ("<layer>.weight_bits" and
+ * "<layer>.weight_nz", include/mtc/model.h), shown as one weight tensor. */
+typedef struct {
+    char name[160];  /* "<layer>.weight" */
+    int64_t weights; /* from the spec; -1 when the spec does not say */
+    int64_t kept;    /* bits set */
+    uint64_t stored; /* both sections */
+} sparse_row;
+
+static int64_t count_ones(const unsigned char *p, int64_t n)
+{
+    int64_t k = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (unsigned v = p[i]; v; v &= v - 1) k++;
+    return k;
+}
 
 static int64_t count_zeros(mtc_dtype dt, const unsigned char *p, int64_t n)
 {
@@ -293,6 +314,8 @@ typedef struct {
     mtc_creader r;
     tensor_row *rows;
     int nrows;
+    sparse_row *sparse;
+    int nsparse;
     char *spec;
     mtc_json meta;
     int have_meta;
@@ -302,8 +325,72 @@ static void info_free(inspect_info *in)
 {
     mtc_creader_close(&in->r);
     free(in->rows);
+    free(in->sparse);
     free(in->spec);
     mtc_json_free(&in->meta);
+}
+
+static const tensor_row *find_row(const inspect_info *in, const char *name)
+{
+    for (int i = 0; i < in->nrows; i++)
+        if (!strcmp(in->rows[i].t.name, name)) return &in->rows[i];
+    return NULL;
+}
+
+typedef struct { const char *name; int64_t nw; } layer_query;
+
+static int match_layer(mtc_model *m, mtc_layer *L, void *ctx)
+{
+    (void)m;
+    layer_query *q = ctx;
+    if (strcmp(L->name, q->name)) return 0;
+    q->nw = L->nw;
+    return 1;
+}
+
+/* Pairs "<layer>.weight_bits" with "<layer>.weight_nz"; the layer's weight
+ * count comes from the spec (the bitmask has up to 7 padding bits). Only
+ * what a reader needs to show is derived here: the loader validates. */
+static int collect_sparse(inspect_info *in, mtc_err *e)
+{
+    static const char bits_sfx[] = ".weight_bits";
+    const size_t nsfx = sizeof bits_sfx - 1;
+    mtc_model *m = NULL;
+    for (int i = 0; i < in->nrows; i++) {
+        const tensor_row *b = &in->rows[i];
+        size_t n = strlen(b->t.name);
+        if (b->t.dtype != MTC_U8 || n <= nsfx || strcmp(b->t.name + n - nsfx, bits_sfx)) continue;
+        char layer[128], nzname[160];
+        snprintf(layer, sizeof layer, "%.*s", (int)(n - nsfx), b->t.name);
+        snprintf(nzname, sizeof nzname, "%s.weight_nz", layer);
+        const tensor_row *z = find_row(in, nzname);
+        if (!z) continue;
+        if (!in->sparse && !(in->sparse = calloc((size_t)in->nrows, sizeof *in->sparse)))
+            return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", in->r.path);
+        if (!m && in->spec && (m = calloc(1, sizeof *m))) {
+            mtc_spec sp;
+            mtc_err ignore = {0};
+            if (mtc_spec_parse(in->spec, "spec", &sp, &ignore) || mtc_model_layout(&sp, NULL, m, &ignore))
+                m->nparams = -1; /* no layer names: weights unknown */
+        }
+        layer_query q = {layer, -1};
+        if (m && m->nparams >= 0) mtc_model_for_each_layer(m, match_layer, &q);
+        sparse_row *sr = &in->sparse[in->nsparse++];
+        snprintf(sr->name, sizeof sr->name, "%s.weight", layer);
+        sr->weights = q.nw;
+        sr->kept = b->ones;
+        sr->stored = b->stored + z->stored;
+    }
+    if (m) {
+        if (m->nparams >= 0) mtc_model_free(m);
+        free(m);
+    }
+    return MTC_OK;
+}
+
+static double sparse_sparsity(const sparse_row *s)
+{
+    return s->weights > 0 ? 1.0 - (double)s->kept / (double)s->weights : 0.0;
 }
 
 /* Reads every section (so every CRC is checked) before anything is printed. */
@@ -345,13 +432,15 @@ static int inspect_collect(inspect_info *in, const char *path, const char *magic
             if (!rc) {
                 row->numel = mtc_tensor_numel(&row->t);
                 row->zeros = count_zeros(row->t.dtype, (unsigned char *)buf + hdr, row->numel);
+                if (row->t.dtype == MTC_U8) row->ones = count_ones((unsigned char *)buf + hdr, row->numel);
+                row->stored = r->sections[i].comp_len;
                 in->nrows++;
             }
         }
         free(buf);
         if (rc) return rc;
     }
-    return MTC_OK;
+    return ckpt ? collect_sparse(in, e) : MTC_OK;
 }
 
 static void shape_str(const mtc_tensor *t, char *buf, size_t n)
@@ -404,8 +493,26 @@ static void inspect_json(const inspect_info *in, const char *magic, FILE *out)
         mtc_jw_kint(&w, "numel", row->numel);
         mtc_jw_knum(&w, "sparsity", sparsity(row));
         mtc_jw_kint(&w, "bytes", (int64_t)row->bytes);
+        mtc_jw_kint(&w, "stored_bytes", (int64_t)row->stored);
         mtc_jw_obj_end(&w);
         params += row->numel;
+    }
+    mtc_jw_arr_end(&w);
+    mtc_jw_key(&w, "sparse_weights");
+    mtc_jw_arr(&w);
+    for (int i = 0; i < in->nsparse; i++) {
+        const sparse_row *sr = &in->sparse[i];
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "name", sr->name);
+        mtc_jw_key(&w, "weights");
+        if (sr->weights >= 0) mtc_jw_int(&w, sr->weights);
+        else mtc_jw_null(&w);
+        mtc_jw_kint(&w, "kept", sr->kept);
+        mtc_jw_key(&w, "sparsity");
+        if (sr->weights >= 0) mtc_jw_num(&w, sparse_sparsity(sr));
+        else mtc_jw_null(&w);
+        mtc_jw_kint(&w, "stored_bytes", (int64_t)sr->stored);
+        mtc_jw_obj_end(&w);
     }
     mtc_jw_arr_end(&w);
     mtc_jw_kint(&w, "parameters", params);
@@ -446,22 +553,38 @@ static void inspect_human(const inspect_info *in, const char *magic, FILE *out)
     if (in->nrows) {
         int64_t params = 0, zeros = 0;
         uint64_t bytes = 0;
-        fprintf(out, "\n%-*s  %-5s  %-18s  %12s  %8s  %12s\n", wten, "tensor", "dtype", "shape",
-                "numel", "sparsity", "bytes");
+        fprintf(out, "\n%-*s  %-5s  %-18s  %12s  %8s  %12s  %12s\n", wten, "tensor", "dtype", "shape",
+                "numel", "sparsity", "raw bytes", "stored bytes");
+        uint64_t stored = 0;
         for (int i = 0; i < in->nrows; i++) {
             const tensor_row *row = &in->rows[i];
             char shape[64];
             shape_str(&row->t, shape, sizeof shape);
-            fprintf(out, "%-*s  %-5s  %-18s  %12lld  %8.4f  %12llu\n", wten, row->t.name,
+            fprintf(out, "%-*s  %-5s  %-18s  %12lld  %8.4f  %12llu  %12llu\n", wten, row->t.name,
                     mtc_dtype_name(row->t.dtype), shape, (long long)row->numel, sparsity(row),
-                    (unsigned long long)row->bytes);
+                    (unsigned long long)row->bytes, (unsigned long long)row->stored);
             params += row->numel;
             zeros += row->zeros;
             bytes += row->bytes;
+            stored += row->stored;
         }
-        fprintf(out, "%-*s  %-5s  %-18s  %12lld  %8.4f  %12llu\n", wten, "total", "", "",
+        fprintf(out, "%-*s  %-5s  %-18s  %12lld  %8.4f  %12llu  %12llu\n", wten, "total", "", "",
                 (long long)params, params ? (double)zeros / (double)params : 0.0,
-                (unsigned long long)bytes);
+                (unsigned long long)bytes, (unsigned long long)stored);
+    }
+    if (in->nsparse) {
+        fprintf(out, "\n%-*s  %12s  %12s  %8s  %14s  %12s\n", wten, "bitmask + values", "weights", "kept",
+                "sparsity", "dense f32", "stored bytes");
+        for (int i = 0; i < in->nsparse; i++) {
+            const sparse_row *sr = &in->sparse[i];
+            if (sr->weights >= 0)
+                fprintf(out, "%-*s  %12lld  %12lld  %8.4f  %14lld  %12llu\n", wten, sr->name, (long long)sr->weights,
+                        (long long)sr->kept, sparse_sparsity(sr), (long long)sr->weights * 4,
+                        (unsigned long long)sr->stored);
+            else
+                fprintf(out, "%-*s  %12s  %12lld  %8s  %14s  %12llu\n", wten, sr->name, "?", (long long)sr->kept,
+                        "?", "?", (unsigned long long)sr->stored);
+        }
     }
     if (in->spec) {
         int lines = 0;

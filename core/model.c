@@ -104,7 +104,7 @@ static int64_t chain_out_size(const mtc_chain *ch, int64_t in_size)
 
 /* Layer shapes and parameter offsets of s (m->nparams, m->nstats); nothing
  * large is allocated yet, so a loader can bound the sizes first. */
-static int model_layout(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_err *e)
+int mtc_model_layout(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_err *e)
 {
     memset(m, 0, sizeof *m);
     m->spec = *s;
@@ -185,7 +185,7 @@ fail:
 
 int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m, mtc_err *e)
 {
-    int rc = model_layout(s, spec_text, m, e);
+    int rc = mtc_model_layout(s, spec_text, m, e);
     return rc ? rc : model_alloc(m, e);
 }
 
@@ -871,6 +871,30 @@ static int weight_dims(const mtc_layer *L, int64_t *dims)
 
 typedef struct { mtc_ckpt *c; mtc_err *e; } save_ctx;
 
+/* A masked layer's weights as a bitmask plus the kept values: bit i (LSB
+ * first in byte i/8) = mask[i] != 0, then w[i] of every set bit in order.
+ * A pruned weight is 0 by the mask's contract, so nothing is lost. */
+static int save_weight_bits(mtc_ckpt *c, const mtc_layer *L, const float *w, const float *mask, mtc_err *e)
+{
+    int64_t nbytes = (L->nw + 7) / 8, nnz = 0;
+    uint8_t *bits = calloc((size_t)nbytes + 1, 1);
+    float *nz = malloc((size_t)L->nw * sizeof(float) + 1);
+    if (!bits || !nz) { free(bits); free(nz); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+    for (int64_t i = 0; i < L->nw; i++)
+        if (mask[i] != 0.0f) {
+            bits[i >> 3] |= (uint8_t)(1u << (i & 7));
+            nz[nnz++] = w[i];
+        }
+    char name[160];
+    snprintf(name, sizeof name, "%s.weight_bits", L->name);
+    int rc = mtc_ckpt_add(c, name, MTC_U8, 1, &nbytes, bits, e);
+    snprintf(name, sizeof name, "%s.weight_nz", L->name);
+    if (!rc) rc = mtc_ckpt_add(c, name, MTC_F32, 1, &nnz, nz, e);
+    free(bits);
+    free(nz);
+    return rc;
+}
+
 static int save_layer(mtc_model *m, mtc_layer *L, void *vctx)
 {
     save_ctx *s = vctx;
@@ -879,16 +903,11 @@ static int save_layer(mtc_model *m, mtc_layer *L, void *vctx)
     int rc = 0;
     if (L->w_off >= 0) {
         int nd = weight_dims(L, dims);
-        snprintf(name, sizeof name, "%s.weight", L->name);
-        if ((rc = mtc_ckpt_add(s->c, name, MTC_F32, nd, dims, m->params + L->w_off, s->e))) return rc;
         if (m->mask) {
-            uint8_t *mk = malloc((size_t)L->nw);
-            if (!mk) return mtc_err_set(s->e, MTC_ENOMEM, "out of memory");
-            for (int64_t i = 0; i < L->nw; i++) mk[i] = m->mask[L->w_off + i] != 0.0f;
-            snprintf(name, sizeof name, "%s.mask", L->name);
-            rc = mtc_ckpt_add(s->c, name, MTC_U8, nd, dims, mk, s->e);
-            free(mk);
-            if (rc) return rc;
+            if ((rc = save_weight_bits(s->c, L, m->params + L->w_off, m->mask + L->w_off, s->e))) return rc;
+        } else {
+            snprintf(name, sizeof name, "%s.weight", L->name);
+            if ((rc = mtc_ckpt_add(s->c, name, MTC_F32, nd, dims, m->params + L->w_off, s->e))) return rc;
         }
     }
     if (L->b_off >= 0) {
@@ -942,21 +961,149 @@ int mtc_model_to_ckpt(const mtc_model *mc, const char *meta_json, mtc_ckpt *c, m
     return rc;
 }
 
-typedef struct { const mtc_ckpt *c; mtc_err *e; const char *path; } load_ctx;
+/* ---- a layer's weights in a checkpoint --------------------------------------- */
+
+/* t is f32 with exactly the nd dims given. */
+static int check_f32(const char *path, const mtc_tensor *t, const int64_t *dims, int nd, mtc_err *e)
+{
+    if (t->dtype != MTC_F32 || t->ndim != nd)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' has dtype %s and %d dims, expected f32 with %d", path,
+                           t->name, mtc_dtype_name(t->dtype), t->ndim, nd);
+    for (int i = 0; i < nd; i++)
+        if (t->dims[i] != dims[i])
+            return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' dim %d is %lld, spec says %lld", path, t->name, i,
+                               (long long)t->dims[i], (long long)dims[i]);
+    return 0;
+}
+
+static int check_finite(const char *path, const mtc_tensor *t, int64_t n, mtc_err *e)
+{
+    const float *v = t->data;
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' value %lld is not finite", path, t->name,
+                               (long long)i);
+    return 0;
+}
+
+/* The tensors that may hold layer L's weights, NULL when absent. */
+typedef struct {
+    const mtc_tensor *w, *mask, *bits, *nz;
+    char wn[128], mn[128], bn[128], zn[128];
+} weight_tensors;
+
+static void find_weight(const mtc_ckpt *c, const mtc_layer *L, weight_tensors *t)
+{
+    snprintf(t->wn, sizeof t->wn, "%s.weight", L->name);
+    snprintf(t->mn, sizeof t->mn, "%s.mask", L->name);
+    snprintf(t->bn, sizeof t->bn, "%s.weight_bits", L->name);
+    snprintf(t->zn, sizeof t->zn, "%s.weight_nz", L->name);
+    t->w = mtc_ckpt_find(c, t->wn);
+    t->mask = mtc_ckpt_find(c, t->mn);
+    t->bits = mtc_ckpt_find(c, t->bn);
+    t->nz = mtc_ckpt_find(c, t->zn);
+}
+
+int mtc_layer_weight_form(const mtc_ckpt *c, const mtc_layer *L)
+{
+    weight_tensors t;
+    find_weight(c, L, &t);
+    if (t.bits || t.nz) return MTC_WEIGHT_BITS;
+    if (t.w) return t.mask ? MTC_WEIGHT_DENSE_MASK : MTC_WEIGHT_DENSE;
+    return MTC_WEIGHT_NONE;
+}
+
+/* ".weight" shaped as the spec says, optionally ".mask" (u8, one byte per
+ * weight, 0 = pruned). */
+static int read_dense(const char *path, const mtc_layer *L, const weight_tensors *t, float *w, float *mask,
+                      mtc_err *e)
+{
+    int64_t dims[4];
+    int nd = weight_dims(L, dims), rc;
+    if ((rc = check_f32(path, t->w, dims, nd, e)) || (rc = check_finite(path, t->w, L->nw, e))) return rc;
+    if (t->mask && (t->mask->dtype != MTC_U8 || mtc_tensor_numel(t->mask) != L->nw))
+        return mtc_err_set(e, MTC_EINPUT, "%s: mask '%s' does not match its weight", path, t->mn);
+    const float *src = t->w->data;
+    const uint8_t *keep = t->mask ? t->mask->data : NULL;
+    for (int64_t i = 0; i < L->nw; i++) {
+        int k = !keep || keep[i];
+        w[i] = k || src[i] == 0.0f ? src[i] : 0.0f; /* pruned stays zero (a stored -0.0 as it was) */
+        if (mask) mask[i] = (float)k;
+    }
+    return 0;
+}
+
+/* ".weight_bits" (u8, ceil(nw/8) bytes, padding bits 0) and ".weight_nz"
+ * (f32, one value per set bit). */
+static int read_bits(const char *path, const mtc_layer *L, const weight_tensors *t, float *w, float *mask,
+                     mtc_err *e)
+{
+    const mtc_tensor *b = t->bits, *z = t->nz;
+    int64_t nw = L->nw, nbytes = (nw + 7) / 8, kept = 0;
+    if (b->dtype != MTC_U8 || b->ndim != 1 || b->dims[0] != nbytes)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' is %s with %lld values, expected u8 with %lld (a bit per weight)",
+                           path, b->name, mtc_dtype_name(b->dtype), (long long)mtc_tensor_numel(b), (long long)nbytes);
+    const uint8_t *bits = b->data;
+    if (nw % 8 && bits[nbytes - 1] >> (nw % 8))
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' has padding bits set past its %lld weights", path, b->name,
+                           (long long)nw);
+    for (int64_t i = 0; i < nbytes; i++)
+        for (unsigned v = bits[i]; v; v &= v - 1) kept++;
+    if (z->dtype != MTC_F32 || z->ndim != 1 || z->dims[0] != kept)
+        return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' is %s with %lld values, expected f32 with %lld (the bits set in '%s')",
+                           path, z->name, mtc_dtype_name(z->dtype), (long long)mtc_tensor_numel(z), (long long)kept,
+                           b->name);
+    int rc = check_finite(path, z, kept, e);
+    if (rc) return rc;
+    const float *nz = z->data;
+    for (int64_t i = 0, j = 0; i < nw; i++) {
+        int k = bits[i >> 3] >> (i & 7) & 1;
+        w[i] = k ? nz[j++] : 0.0f;
+        if (mask) mask[i] = (float)k;
+    }
+    return 0;
+}
+
+int mtc_layer_read_weight(const mtc_ckpt *c, const char *path, const mtc_layer *L, float *w, float *mask, int *form,
+                          mtc_err *e)
+{
+    weight_tensors t;
+    find_weight(c, L, &t);
+    *form = MTC_WEIGHT_NONE;
+    int rc;
+    if (t.bits || t.nz) {
+        if (t.w || t.mask)
+            return mtc_err_set(e, MTC_EINPUT, "%s: tensors '%s' and '%s' both hold the weights of %s", path,
+                               t.w ? t.wn : t.mn, t.bits ? t.bn : t.zn, L->name);
+        if (!t.bits || !t.nz)
+            return mtc_err_set(e, MTC_EINPUT, "%s: tensor '%s' missing (it goes with '%s')", path,
+                               t.bits ? t.zn : t.bn, t.bits ? t.bn : t.zn);
+        if ((rc = read_bits(path, L, &t, w, mask, e))) return rc;
+        *form = MTC_WEIGHT_BITS;
+        return 0;
+    }
+    if (!t.w) return 0; /* an int8 layer (a stray old ".mask" says nothing then) */
+    if ((rc = read_dense(path, L, &t, w, mask, e))) return rc;
+    *form = t.mask ? MTC_WEIGHT_DENSE_MASK : MTC_WEIGHT_DENSE;
+    return 0;
+}
+
+/* ---- checkpoint -> model -------------------------------------------------------- */
+
+typedef struct {
+    const mtc_ckpt *c;
+    mtc_err *e;
+    const char *path;
+    int masked; /* some layer's weights came with a mask */
+} load_ctx;
 
 static int load_tensor(load_ctx *l, const char *name, const int64_t *dims, int nd, float *dst)
 {
     const mtc_tensor *t = mtc_ckpt_find(l->c, name);
     if (!t) return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' missing", l->path, name);
-    if (t->dtype != MTC_F32 || t->ndim != nd)
-        return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' has dtype %s and %d dims, expected f32 with %d",
-                           l->path, name, mtc_dtype_name(t->dtype), t->ndim, nd);
-    for (int i = 0; i < nd; i++)
-        if (t->dims[i] != dims[i])
-            return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' dim %d is %lld, spec says %lld", l->path,
-                               name, i, (long long)t->dims[i], (long long)dims[i]);
-    memcpy(dst, t->data, (size_t)mtc_tensor_numel(t) * sizeof(float));
-    return 0;
+    int rc = check_f32(l->path, t, dims, nd, l->e);
+    if (!rc) memcpy(dst, t->data, (size_t)mtc_tensor_numel(t) * sizeof(float));
+    return rc;
 }
 
 static int load_layer(mtc_model *m, mtc_layer *L, void *vctx)
@@ -964,24 +1111,13 @@ static int load_layer(mtc_model *m, mtc_layer *L, void *vctx)
     load_ctx *l = vctx;
     char name[160];
     int64_t dims[4];
-    int rc;
+    int rc, form;
     if (L->w_off >= 0) {
-        int nd = weight_dims(L, dims);
-        snprintf(name, sizeof name, "%s.weight", L->name);
-        if ((rc = load_tensor(l, name, dims, nd, m->params + L->w_off))) return rc;
-        snprintf(name, sizeof name, "%s.mask", L->name);
-        const mtc_tensor *mk = mtc_ckpt_find(l->c, name);
-        if (mk) {
-            if (mk->dtype != MTC_U8 || mtc_tensor_numel(mk) != L->nw)
-                return mtc_err_set(l->e, MTC_EINPUT, "%s: mask '%s' does not match its weight", l->path, name);
-            if (!m->mask) {
-                m->mask = malloc((size_t)m->nparams * sizeof(float));
-                if (!m->mask) return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
-                for (int64_t i = 0; i < m->nparams; i++) m->mask[i] = 1.0f;
-            }
-            const uint8_t *src = mk->data;
-            for (int64_t i = 0; i < L->nw; i++) m->mask[L->w_off + i] = src[i] ? 1.0f : 0.0f;
-        }
+        rc = mtc_layer_read_weight(l->c, l->path, L, m->params + L->w_off, m->mask + L->w_off, &form, l->e);
+        if (rc) return rc;
+        if (form == MTC_WEIGHT_NONE)
+            return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s.weight' missing", l->path, L->name);
+        l->masked |= form != MTC_WEIGHT_DENSE;
     }
     if (L->b_off >= 0) {
         dims[0] = L->nb;
@@ -1007,13 +1143,18 @@ int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path, mtc_model *m, 
     snprintf(where, sizeof where, "%s(spec)", path);
     int rc = mtc_spec_parse(c->spec, where, &s, e);
     if (rc) return rc;
-    /* Every parameter and statistic comes from an f32 tensor of the file:
-     * a spec asking for more than the file holds is refused before the
-     * model's buffers are allocated. */
-    if ((rc = model_layout(&s, c->spec, m, e))) return rc;
+    /* Every parameter and statistic comes from an f32 tensor of the file
+     * or a bit of a weight bitmask: a spec asking for more than the file
+     * holds is refused before the model's buffers are allocated. */
+    if ((rc = mtc_model_layout(&s, c->spec, m, e))) return rc;
     int64_t have = 0;
-    for (int i = 0; i < c->ntensors; i++)
-        if (c->tensors[i].dtype == MTC_F32) have += mtc_tensor_numel(&c->tensors[i]);
+    for (int i = 0; i < c->ntensors; i++) {
+        const mtc_tensor *t = &c->tensors[i];
+        size_t n = strlen(t->name);
+        if (t->dtype == MTC_F32) have += mtc_tensor_numel(t);
+        else if (n > 12 && !strcmp(t->name + n - 12, ".weight_bits")) /* a weight per bit; */
+            have += 8 * mtc_tensor_numel(t) * (int64_t)mtc_dtype_size(t->dtype); /* a wrong dtype is named later */
+    }
     if (m->nparams + m->nstats > have) {
         rc = mtc_err_set(e, MTC_EINPUT, "%s: the spec needs %lld values but the file holds %lld",
                          path, (long long)(m->nparams + m->nstats), (long long)have);
@@ -1021,8 +1162,18 @@ int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path, mtc_model *m, 
         return rc;
     }
     if ((rc = model_alloc(m, e))) return rc;
-    load_ctx l = {c, e, path};
+    /* every layer reads its mask; the model keeps one only if the file had one */
+    if (!(m->mask = malloc((size_t)m->nparams * sizeof(float) + 1))) {
+        mtc_model_free(m);
+        return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < m->nparams; i++) m->mask[i] = 1.0f;
+    load_ctx l = {c, e, path, 0};
     rc = for_each_layer(m, load_layer, &l);
+    if (!l.masked) {
+        free(m->mask);
+        m->mask = NULL;
+    }
     for (int t = 0; t < s.ntasks && !rc; t++) {
         if (s.tasks[t].kind != MTC_TASK_REG) continue;
         char name[160];

@@ -213,6 +213,17 @@ static inline int fz_make_seeds(const char *which, const char *dir, fz_fixture *
         snprintf(p, sizeof p, "%s/tiny.mtc", dir);
         if ((rc = mtc_model_save(&fx->m, p, "{\"producer\":\"fuzz\",\"n\":[1,2.5,null]}", e))) return rc;
         if (fz_seed_pack(dir, "tiny.mtc", "MTC1")) return mtc_err_set(e, MTC_EINPUT, "%s: unpack", p);
+        /* the same model pruned: weights as bitmask + values */
+        float *mask = malloc((size_t)fx->m.nparams * sizeof(float) + 1);
+        if (!mask) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        for (int64_t i = 0; i < fx->m.nparams; i++) mask[i] = (float)(i % 3 != 0);
+        fx->m.mask = mask;
+        snprintf(p, sizeof p, "%s/pruned.mtc", dir);
+        rc = mtc_model_save(&fx->m, p, "{}", e);
+        fx->m.mask = NULL;
+        free(mask);
+        if (rc) return rc;
+        if (fz_seed_pack(dir, "pruned.mtc", "MTC1")) return mtc_err_set(e, MTC_EINPUT, "%s: unpack", p);
         /* a bare checkpoint with every dtype */
         mtc_ckpt c = {0};
         int64_t dims[2] = {2, 3};

@@ -228,7 +228,10 @@ static int write_ckpt(qstate *q, const mtc_ckpt *src, const char *src_path, cons
                 size_t ln = names[j] ? strlen(names[j]) : 0;
                 if (!ln || strncmp(t->name, names[j], ln) || t->name[ln] != '.') continue;
                 const char *suf = t->name + ln + 1;
-                skip = !strcmp(suf, "weight") || !strcmp(suf, "bias") || !strcmp(suf, "running_mean") ||
+                /* the fp32 weights in any stored form, mask included: the
+                 * int8 weights keep pruned ones as exact zeros */
+                skip = !strcmp(suf, "weight") || !strcmp(suf, "weight_bits") || !strcmp(suf, "weight_nz") ||
+                       !strcmp(suf, "mask") || !strcmp(suf, "bias") || !strcmp(suf, "running_mean") ||
                        !strcmp(suf, "running_var");
             }
         }

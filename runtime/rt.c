@@ -278,18 +278,9 @@ static int load_layer(mtc_model *m, mtc_layer *L, void *vctx)
     load_ctx *l = vctx;
     char name[160];
     int rc = 0;
-    if (L->w_off >= 0) {
-        snprintf(name, sizeof name, "%s.weight", L->name);
-        get_f32(l, name, L->nw, m->params + L->w_off, &rc);
-        snprintf(name, sizeof name, "%s.mask", L->name);
-        const mtc_tensor *mk = mtc_ckpt_find(l->c, name);
-        if (!rc && mk) {
-            if (mk->dtype != MTC_U8 || mtc_tensor_numel(mk) != L->nw)
-                return mtc_err_set(l->e, MTC_EINPUT, "%s: mask '%s' does not match its weight", l->path, name);
-            const uint8_t *src = mk->data;
-            for (int64_t i = 0; i < L->nw; i++)
-                if (!src[i]) m->params[L->w_off + i] = 0.0f; /* pruned stays zero */
-        }
+    if (L->w_off >= 0) { /* dense or bitmask + values; pruned weights 0; absent for int8 layers */
+        int form;
+        rc = mtc_layer_read_weight(l->c, l->path, L, m->params + L->w_off, NULL, &form, l->e);
     }
     if (!rc && L->b_off >= 0) {
         snprintf(name, sizeof name, "%s.bias", L->name);
@@ -304,12 +295,14 @@ static int load_layer(mtc_model *m, mtc_layer *L, void *vctx)
     return rc;
 }
 
+/* Tensor "<L>.<suffix>"; "weight" in either stored form (dense or bitmask). */
 static int need(load_ctx *l, const mtc_layer *L, const char *suffix)
 {
     char name[160];
     snprintf(name, sizeof name, "%s.%s", L->name, suffix);
-    if (mtc_ckpt_find(l->c, name)) return 0;
-    return mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' missing", l->path, name);
+    int have = !strcmp(suffix, "weight") ? mtc_layer_weight_form(l->c, L) != MTC_WEIGHT_NONE
+                                         : mtc_ckpt_find(l->c, name) != NULL;
+    return have ? 0 : mtc_err_set(l->e, MTC_EINPUT, "%s: tensor '%s' missing", l->path, name);
 }
 
 static const mtc_tensor *find_typed(load_ctx *l, const mtc_layer *L, const char *suffix, mtc_dtype dt,

@@ -3,6 +3,7 @@
 #include "tests/testutil.h"
 #include <cmocka.h>
 #include <dirent.h>
+#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -746,6 +747,93 @@ static void test_inspect_reports_tensors_and_sparsity(void **st)
     free(dir);
 }
 
+/* A layer stored as bitmask + values shows as one weight tensor with its
+ * spec weight count, kept weights and sparsity; every tensor shows the
+ * bytes its section takes in the file. */
+static void test_inspect_shows_bitmask_weights_with_sparsity_and_stored_bytes(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *p = tu_path(dir, "pruned.mtc"), *q = tu_path(dir, "nospec.mtc");
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model("[input] shape = 5\n[dense] units = 3\n[task y] kind = cls classes = 2\n", &m, 1, &e), 0);
+    m.mask = malloc((size_t)m.nparams * sizeof(float));
+    for (int64_t i = 0; i < m.nparams; i++) m.mask[i] = 1.0f;
+    const mtc_layer *L = &m.trunk[0].layers[0]; /* 15 weights: 5 pruned */
+    for (int64_t i = 0; i < L->nw; i += 3) m.mask[L->w_off + i] = m.params[L->w_off + i] = 0.0f;
+    assert_int_equal(mtc_model_save(&m, p, "{}", &e), 0);
+    mtc_model_free(&m);
+
+    char *out = NULL;
+    size_t n = 0;
+    FILE *o = open_memstream(&out, &n);
+    assert_int_equal(mtc_ckpt_inspect(p, 0, o, &e), 0);
+    fclose(o);
+    assert_non_null(strstr(out, "bitmask + values"));
+    assert_non_null(strstr(out, "stored bytes"));
+    const char *row = strstr(out, "\ntrunk.0.dense.weight ");
+    assert_non_null(row);
+    long long weights, kept, dense;
+    double sparsity;
+    assert_int_equal(sscanf(row, " trunk.0.dense.weight %lld %lld %lf %lld", &weights, &kept, &sparsity, &dense), 4);
+    assert_int_equal(weights, 15);
+    assert_int_equal(kept, 10);
+    assert_true(fabs(sparsity - 1.0 / 3.0) < 1e-4);
+    assert_int_equal(dense, 60);
+    free(out);
+
+    o = open_memstream(&out, &n);
+    assert_int_equal(mtc_ckpt_inspect(p, 1, o, &e), 0);
+    fclose(o);
+    mtc_json j;
+    assert_int_equal(mtc_json_parse(out, n, &j, &e), 0);
+    const mtc_json *sw = mtc_json_get(&j, "sparse_weights"), *t = mtc_json_get(&j, "tensors"),
+                   *secs = mtc_json_get(&j, "sections");
+    assert_int_equal(sw->n, 2); /* the dense layer and the output layer */
+    assert_string_equal(mtc_json_str(&sw->items[0], "name"), "trunk.0.dense.weight");
+    assert_true(mtc_json_num(&sw->items[0], "weights", -1) == 15);
+    assert_true(mtc_json_num(&sw->items[0], "kept", -1) == 10);
+    assert_true(mtc_json_num(&sw->items[0], "sparsity", -1) == 1.0 - 10.0 / 15.0);
+    assert_true(mtc_json_num(&sw->items[1], "sparsity", -1) == 0.0);
+    double both = 0;
+    for (int i = 0; i < t->n; i++) { /* a tensor's stored bytes = its section's */
+        char sec[160];
+        snprintf(sec, sizeof sec, "tensor:%s", mtc_json_str(&t->items[i], "name"));
+        int found = 0;
+        for (int k = 0; k < secs->n; k++)
+            if (!strcmp(mtc_json_str(&secs->items[k], "name"), sec)) {
+                assert_true(mtc_json_num(&t->items[i], "stored_bytes", -1) ==
+                            mtc_json_num(&secs->items[k], "stored_bytes", -2));
+                found = 1;
+            }
+        assert_true(found);
+        if (!strncmp(sec, "tensor:trunk.0.dense.weight_", 28)) both += mtc_json_num(&t->items[i], "stored_bytes", 0);
+    }
+    assert_true(both > 0 && mtc_json_num(&sw->items[0], "stored_bytes", -1) == both);
+    mtc_json_free(&j);
+    free(out);
+
+    /* without a spec that parses the weight count is unknown, not guessed */
+    mtc_ckpt c;
+    assert_int_equal(mtc_ckpt_load(p, &c, &e), 0);
+    assert_int_equal(mtc_ckpt_set_text(&c.spec, "not a spec"), 0);
+    assert_int_equal(mtc_ckpt_save(q, &c, &e), 0);
+    mtc_ckpt_free(&c);
+    o = open_memstream(&out, &n);
+    assert_int_equal(mtc_ckpt_inspect(q, 1, o, &e), 0);
+    fclose(o);
+    assert_int_equal(mtc_json_parse(out, n, &j, &e), 0);
+    sw = mtc_json_get(&j, "sparse_weights");
+    assert_int_equal(sw->n, 2);
+    assert_int_equal(mtc_json_get(&sw->items[0], "weights")->type, MTC_JNULL);
+    assert_true(mtc_json_num(&sw->items[0], "kept", -1) == 10);
+    mtc_json_free(&j);
+    free(out);
+    free(p); free(q);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 static void test_inspect_cli_exit_codes_and_json(void **st)
 {
     (void)st;
@@ -807,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_ckpt_bad_magic_and_version),
         cmocka_unit_test(test_ckpt_failed_save_leaves_previous_file),
         cmocka_unit_test(test_inspect_reports_tensors_and_sparsity),
+        cmocka_unit_test(test_inspect_shows_bitmask_weights_with_sparsity_and_stored_bytes),
         cmocka_unit_test(test_inspect_cli_exit_codes_and_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -2,7 +2,9 @@
  * test_prune.c — magnitude pruning (global / per layer, smallest first,
  * output rows kept alive), masks through fine-tuning and save/load, the AGP
  * formula, per-task budgets, sensitivity, structured removal (identical
- * outputs when the removed units were dead, smaller checkpoint), CLI errors.
+ * outputs when the removed units were dead, smaller checkpoint), CLI errors;
+ * pruned models stored as bitmask + values (exact round trip, files of
+ * before still load, every corruption refused, smaller than dense + mask).
  */
 #include "tests/testutil.h"
 #include <cmocka.h>
@@ -37,6 +39,14 @@ static void train(mtc_model *m, const mtc_dataset *d, int epochs)
 }
 
 /* Largest pruned |w| (from orig) and smallest kept |w| over layers ls. */
+/* Equal values; a pruned weight that masking left at -0.0 in memory loads
+ * as +0.0 (the bitmask form stores no value for it). */
+static void assert_same_values(const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!(a[i] == b[i])) fail_msg("value %lld: %.9g != %.9g", (long long)i, a[i], b[i]);
+}
+
 static void check_smallest_pruned(const mtc_model *m, const float *orig, mtc_layer **ls, int n)
 {
     float max_pruned = 0, min_kept = INFINITY;
@@ -166,7 +176,7 @@ static void test_prune_keeps_mask_after_finetune_and_save_load(void **st)
     assert_int_equal(mtc_model_load(p, &l, NULL, &e), 0);
     assert_non_null(l.mask);
     assert_memory_equal(l.mask, m.mask, (size_t)m.nparams * sizeof(float));
-    assert_memory_equal(l.params, m.params, (size_t)m.nparams * sizeof(float));
+    assert_same_values(l.params, m.params, m.nparams);
     train(&l, &d, 1); /* mask still enforced after a reload */
     for (int64_t i = 0; i < l.nparams; i++)
         if (l.mask[i] == 0.0f) assert_true(l.params[i] == 0.0f);
@@ -177,6 +187,242 @@ static void test_prune_keeps_mask_after_finetune_and_save_load(void **st)
     free(dir);
     mtc_model_free(&m);
     mtc_data_free(&d);
+}
+
+/* ---- storage: bitmask + values -------------------------------------------------- */
+
+/* No weight count here is a multiple of 8, so every bitmask has padding:
+ * conv 3·1·3·3 = 27, batchnorm γ 3, dense 75·7 = 525, output 7·3 = 21. */
+static const char *odd_spec =
+    "[input] shape=1x5x5\n[conv] filters=3 size=3\n[batchnorm]\n[act] fn=relu\n[flatten]\n"
+    "[dense] units=7 act=relu\n[task fine] kind=cls classes=3\n";
+
+/* odd_spec (seed 4) pruned to 60% in each layer. */
+static void build_pruned(mtc_model *m)
+{
+    build(odd_spec, m, 4);
+    mtc_err e = {0};
+    if (mtc_prune_magnitude(m, 0.6, MTC_PRUNE_LAYER, NULL, &e)) fail_msg("prune: %s", e.msg);
+}
+
+static void assert_same_model(const mtc_model *a, const mtc_model *b)
+{
+    assert_int_equal(a->nparams, b->nparams);
+    assert_int_equal(a->nstats, b->nstats);
+    assert_same_values(a->params, b->params, a->nparams);
+    assert_memory_equal(a->stats, b->stats, (size_t)a->nstats * sizeof(float));
+    assert_non_null(a->mask);
+    assert_non_null(b->mask);
+    assert_memory_equal(a->mask, b->mask, (size_t)a->nparams * sizeof(float));
+}
+
+static const mtc_tensor *find_suffix(const mtc_ckpt *c, const mtc_layer *L, const char *suffix)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s.%s", L->name, suffix);
+    return mtc_ckpt_find(c, name);
+}
+
+/* Layer L is stored as its mask's bits (LSB first, padding 0) and its
+ * kept weights in order, and as nothing else. */
+static int check_bits_form(mtc_model *m, mtc_layer *L, void *ctx)
+{
+    const mtc_ckpt *c = ctx;
+    if (L->w_off < 0) return 0;
+    const mtc_tensor *b = find_suffix(c, L, "weight_bits"), *z = find_suffix(c, L, "weight_nz");
+    assert_non_null(b);
+    assert_non_null(z);
+    assert_null(find_suffix(c, L, "weight"));
+    assert_null(find_suffix(c, L, "mask"));
+    assert_int_equal(b->dtype, MTC_U8);
+    assert_int_equal(b->ndim, 1);
+    assert_int_equal(b->dims[0], (L->nw + 7) / 8);
+    assert_int_equal(z->dtype, MTC_F32);
+    assert_int_equal(z->ndim, 1);
+    const uint8_t *bits = b->data;
+    const float *nz = z->data;
+    int64_t j = 0;
+    for (int64_t i = 0; i < 8 * b->dims[0]; i++) {
+        int bit = bits[i >> 3] >> (i & 7) & 1;
+        if (i >= L->nw) { assert_int_equal(bit, 0); continue; }
+        assert_int_equal(bit, m->mask[L->w_off + i] != 0.0f);
+        if (bit) assert_true(nz[j++] == m->params[L->w_off + i]);
+    }
+    assert_int_equal(j, z->dims[0]);
+    return 0;
+}
+
+static void test_prune_pruned_model_saves_bitmask_and_values_and_reloads_exactly(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *p = tu_path(dir, "pruned.mtc"), *q = tu_path(dir, "dense.mtc");
+    mtc_model m, l;
+    build_pruned(&m);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, p, "{}", &e), 0);
+    mtc_ckpt c;
+    assert_int_equal(mtc_ckpt_load(p, &c, &e), 0);
+    assert_int_equal(mtc_model_for_each_layer(&m, check_bits_form, &c), 0);
+    mtc_ckpt_free(&c);
+    assert_int_equal(mtc_model_load(p, &l, NULL, &e), 0);
+    assert_same_model(&m, &l);
+    mtc_model_free(&l);
+    mtc_model_free(&m);
+
+    /* an unpruned model keeps dense ".weight" tensors and loads without a mask */
+    build(odd_spec, &m, 4);
+    assert_int_equal(mtc_model_save(&m, q, "{}", &e), 0);
+    assert_int_equal(mtc_ckpt_load(q, &c, &e), 0);
+    assert_non_null(mtc_ckpt_find(&c, "trunk.0.conv.weight"));
+    assert_null(mtc_ckpt_find(&c, "trunk.0.conv.weight_bits"));
+    assert_null(mtc_ckpt_find(&c, "trunk.0.conv.mask"));
+    mtc_ckpt_free(&c);
+    assert_int_equal(mtc_model_load(q, &l, NULL, &e), 0);
+    assert_null(l.mask);
+    assert_memory_equal(l.params, m.params, (size_t)m.nparams * sizeof(float));
+    mtc_model_free(&l);
+    mtc_model_free(&m);
+    free(p); free(q);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* Outputs of the runtime for 9 fixed inputs. */
+static float *rt_outputs(const char *path)
+{
+    mtc_rt *rt = NULL;
+    mtc_err e = {0};
+    if (mtc_rt_load(path, &rt, &e)) fail_msg("runtime: %s", e.msg);
+    float x[9 * 25], *out = malloc(9 * 3 * sizeof(float)), *outs[1] = {out};
+    for (int i = 0; i < 9 * 25; i++) x[i] = (float)((i * 37) % 11) / 5.0f - 1.0f;
+    if (mtc_rt_run(rt, x, 9, outs, &e)) fail_msg("run: %s", e.msg);
+    mtc_rt_free(rt);
+    return out;
+}
+
+static void test_prune_dense_and_mask_file_of_before_loads_identically(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *old = tu_path(dir, "old.mtc"), *now = tu_path(dir, "new.mtc");
+    mtc_model m, l;
+    build_pruned(&m);
+    mtc_err e = {0};
+    assert_int_equal(tu_save_dense_mask(&m, old, &e), 0);
+    mtc_ckpt c;
+    assert_int_equal(mtc_ckpt_load(old, &c, &e), 0);
+    assert_non_null(mtc_ckpt_find(&c, "trunk.4.dense.weight"));
+    assert_non_null(mtc_ckpt_find(&c, "trunk.4.dense.mask"));
+    assert_null(mtc_ckpt_find(&c, "trunk.4.dense.weight_bits"));
+    mtc_ckpt_free(&c);
+    assert_int_equal(mtc_model_load(old, &l, NULL, &e), 0);
+    assert_same_model(&m, &l);
+    assert_int_equal(mtc_model_save(&l, now, "{}", &e), 0); /* re-saved as bitmask + values */
+    float *a = rt_outputs(old), *b = rt_outputs(now);
+    assert_memory_equal(a, b, 9 * 3 * sizeof(float));
+    free(a); free(b);
+    mtc_model_free(&l);
+    mtc_model_free(&m);
+    free(old); free(now);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* Both loaders refuse path with one line naming it, `tensor` and `what`. */
+static void expect_refused(const char *path, const char *tensor, const char *what)
+{
+    mtc_model m;
+    mtc_rt *rt = NULL;
+    mtc_err e = {0};
+    for (int k = 0; k < 2; k++) {
+        int rc = k ? mtc_rt_load(path, &rt, &e) : mtc_model_load(path, &m, NULL, &e);
+        if (rc != MTC_EINPUT) fail_msg("%s: %s loaded (rc %d)", tensor, k ? "runtime" : "model", rc);
+        if (!strstr(e.msg, path) || !strstr(e.msg, tensor) || !strstr(e.msg, what) || strchr(e.msg, '\n'))
+            fail_msg("want '%s' and '%s' in: %s", tensor, what, e.msg);
+    }
+}
+
+static void test_prune_corrupt_bitmask_or_values_fail_naming_file_and_tensor(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *p = tu_path(dir, "pruned.mtc"), *q = tu_path(dir, "bad.mtc");
+    mtc_model m;
+    build_pruned(&m);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, p, "{}", &e), 0);
+    mtc_model_free(&m);
+    const char *bn = "trunk.4.dense.weight_bits", *zn = "trunk.4.dense.weight_nz"; /* 525 weights: 66 bytes */
+    enum { LONGER, SHORTER, PADDING, S8, EXTRA_BIT, FEWER_NZ, MORE_NZ, NAN_NZ, NO_NZ, BOTH, NCASES };
+    for (int k = 0; k < NCASES; k++) {
+        mtc_ckpt c;
+        assert_int_equal(mtc_ckpt_load(p, &c, &e), 0);
+        mtc_tensor *b = (mtc_tensor *)mtc_ckpt_find(&c, bn), *z = (mtc_tensor *)mtc_ckpt_find(&c, zn);
+        assert_int_equal(b->dims[0], 66);
+        uint8_t bits[67] = {0};
+        memcpy(bits, b->data, 66);
+        int64_t n = b->dims[0], nz = z->dims[0];
+        float *vals = calloc((size_t)nz + 1, sizeof(float));
+        memcpy(vals, z->data, (size_t)nz * sizeof(float));
+        const char *tensor = bn, *what = "";
+        switch (k) {
+        case LONGER: n = 67; what = "a bit per weight"; break;
+        case SHORTER: n = 65; what = "a bit per weight"; break;
+        case PADDING: bits[65] |= 0x80; what = "padding"; break; /* weight 527 of 525 */
+        case S8: what = "a bit per weight"; break;
+        case EXTRA_BIT: /* a pruned weight marked kept: one value short */
+            for (int i = 0; i < 525; i++)
+                if (!(bits[i >> 3] >> (i & 7) & 1)) { bits[i >> 3] |= (uint8_t)(1u << (i & 7)); break; }
+            tensor = zn; what = "bits set";
+            break;
+        case FEWER_NZ: nz--; tensor = zn; what = "bits set"; break;
+        case MORE_NZ: nz++; tensor = zn; what = "bits set"; break;
+        case NAN_NZ: vals[1] = NAN; tensor = zn; what = "not finite"; break;
+        case NO_NZ: snprintf(z->name, sizeof z->name, "trunk.4.dense.unused"); tensor = zn; what = "missing"; break;
+        case BOTH: {
+            int64_t dims[2] = {7, 75};
+            float *w = calloc(525, sizeof(float));
+            assert_int_equal(mtc_ckpt_add(&c, "trunk.4.dense.weight", MTC_F32, 2, dims, w, &e), 0);
+            free(w);
+            what = "both";
+            break;
+        }
+        }
+        if (k != NO_NZ) {
+            assert_int_equal(mtc_ckpt_add(&c, bn, k == S8 ? MTC_S8 : MTC_U8, 1, &n, bits, &e), 0);
+            assert_int_equal(mtc_ckpt_add(&c, zn, MTC_F32, 1, &nz, vals, &e), 0);
+        }
+        free(vals);
+        assert_int_equal(mtc_ckpt_save(q, &c, &e), 0);
+        mtc_ckpt_free(&c);
+        expect_refused(q, tensor, what);
+    }
+    free(p); free(q);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_prune_90_percent_file_is_smaller_than_dense_plus_mask(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *old = tu_path(dir, "old.mtc"), *now = tu_path(dir, "new.mtc");
+    mtc_model m, a, b;
+    build("[input] shape=256\n[dense] units=128 act=relu\n[task fine] kind=cls classes=4\n", &m, 5);
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_magnitude(&m, 0.9, MTC_PRUNE_GLOBAL, NULL, &e), 0);
+    assert_int_equal(mtc_model_save(&m, now, "{}", &e), 0);
+    assert_int_equal(tu_save_dense_mask(&m, old, &e), 0);
+    struct stat so, sn;
+    assert_int_equal(stat(old, &so), 0);
+    assert_int_equal(stat(now, &sn), 0);
+    print_message("90%% pruned, 33 284 parameters: dense + mask %lld bytes, bitmask + values %lld\n",
+                  (long long)so.st_size, (long long)sn.st_size);
+    assert_true(sn.st_size < so.st_size);
+    assert_int_equal(mtc_model_load(old, &a, NULL, &e), 0); /* the same model either way */
+    assert_int_equal(mtc_model_load(now, &b, NULL, &e), 0);
+    assert_same_model(&a, &b);
+    mtc_model_free(&a); mtc_model_free(&b); mtc_model_free(&m);
+    free(old); free(now);
+    tu_rmdir(dir);
+    free(dir);
 }
 
 static void test_agp_schedule_matches_formula(void **st)
@@ -497,6 +743,10 @@ int main(void)
         cmocka_unit_test(test_prune_layer_scope_reaches_sparsity_in_every_layer),
         cmocka_unit_test(test_prune_output_rows_keep_a_weight_and_ties_are_deterministic),
         cmocka_unit_test(test_prune_keeps_mask_after_finetune_and_save_load),
+        cmocka_unit_test(test_prune_pruned_model_saves_bitmask_and_values_and_reloads_exactly),
+        cmocka_unit_test(test_prune_dense_and_mask_file_of_before_loads_identically),
+        cmocka_unit_test(test_prune_corrupt_bitmask_or_values_fail_naming_file_and_tensor),
+        cmocka_unit_test(test_prune_90_percent_file_is_smaller_than_dense_plus_mask),
         cmocka_unit_test(test_agp_schedule_matches_formula),
         cmocka_unit_test(test_protect_budget_respected_oneshot_and_agp),
         cmocka_unit_test(test_sensitivity_reports_every_task_per_layer),

@@ -2,8 +2,10 @@
  * test_runtime.c — the reference runtime and post-training quantization on
  * small synthetic models: fp32 outputs equal mtc_model's (batchnorm folded,
  * relu fused), threads change nothing, an int8 model stays close to fp32
- * and gives the same bits on every ISA, pruned weights stay zero, the
- * accuracy budget fallback keeps its promise.
+ * and gives the same bits on every ISA, pruned weights stay zero (also
+ * through int8), a pruned checkpoint gives the model's outputs whichever
+ * way its weights are stored, the accuracy budget fallback keeps its
+ * promise.
  */
 #include "tests/testutil.h"
 #include <cmocka.h>
@@ -114,6 +116,45 @@ static void test_runtime_fp32_equals_model_with_batchnorm_folded(void **st)
     mtc_model_free(&m);
     tu_rmdir(dir);
     free(dir); free(path);
+}
+
+/* A pruned model through the runtime: its file as bitmask + values gives
+ * the model's outputs, and the same model written as dense + mask (files
+ * of before) gives the same bits. */
+static void test_runtime_pruned_model_equals_model_in_either_file_format(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *now = tu_path(dir, "m.mtc"), *old = tu_path(dir, "old.mtc");
+    mtc_model m;
+    build(CONV_SPEC, &m, 4);
+    perturb(&m);
+    mtc_err e = {0};
+    assert_int_equal(mtc_prune_magnitude(&m, 0.7, MTC_PRUNE_LAYER, NULL, &e), 0);
+    assert_int_equal(mtc_model_save(&m, now, NULL, &e), 0);
+    assert_int_equal(tu_save_dense_mask(&m, old, &e), 0);
+    mtc_dataset d;
+    make_data(&d, 37, 2, 6, 6, 1);
+    float *want[MTC_MAX_TASKS], *got[MTC_MAX_TASKS], *got_old[MTC_MAX_TASKS];
+    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 16, want, &e), 0);
+    mtc_rt *rt, *rt_old;
+    assert_int_equal(mtc_rt_load(now, &rt, &e), 0);
+    assert_int_equal(mtc_rt_load(old, &rt_old, &e), 0);
+    assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, 16, got, &e), 0);
+    assert_int_equal(mtc_rt_predict(rt_old, &d, NULL, 0, 16, got_old, &e), 0);
+    for (int t = 0; t < 2; t++) {
+        int64_t n = d.n * m.spec.tasks[t].dim;
+        for (int64_t i = 0; i < n; i++)
+            if (tu_relerr(want[t][i], got[t][i], 1.0) > 1e-5)
+                fail_msg("task %d row %lld: model %g runtime %g", t, (long long)i, want[t][i], got[t][i]);
+        assert_memory_equal(got[t], got_old[t], (size_t)n * sizeof(float));
+        free(want[t]); free(got[t]); free(got_old[t]);
+    }
+    mtc_rt_free(rt);
+    mtc_rt_free(rt_old);
+    mtc_data_free(&d);
+    mtc_model_free(&m);
+    tu_rmdir(dir);
+    free(dir); free(now); free(old);
 }
 
 static void train_small(mtc_model *m, const mtc_dataset *d, int epochs)
@@ -288,16 +329,17 @@ static void test_runtime_quantize_keeps_pruned_weights_zero(void **st)
     char name[160];
     snprintf(name, sizeof name, "%s.weight_q", L->name);
     const mtc_tensor *wq = mtc_ckpt_find(&out, name);
-    snprintf(name, sizeof name, "%s.mask", L->name);
-    const mtc_tensor *mk = mtc_ckpt_find(&out, name);
     assert_non_null(wq);
-    assert_non_null(mk);
-    snprintf(name, sizeof name, "%s.weight", L->name);
-    assert_null(mtc_ckpt_find(&out, name)); /* replaced, not duplicated */
+    snprintf(name, sizeof name, "%s.weight_bits", L->name);
+    assert_non_null(mtc_ckpt_find(&ck, name)); /* the source holds bitmask + values */
+    const char *fp32[] = {"weight", "weight_bits", "weight_nz", "mask"};
+    for (int i = 0; i < 4; i++) { /* replaced, not duplicated */
+        snprintf(name, sizeof name, "%s.%s", L->name, fp32[i]);
+        assert_null(mtc_ckpt_find(&out, name));
+    }
     const int8_t *q = wq->data;
-    const uint8_t *k = mk->data;
     for (int64_t i = 0; i < L->nw; i++)
-        if (!k[i]) assert_int_equal(q[i], 0);
+        if (m.mask[L->w_off + i] == 0.0f) assert_int_equal(q[i], 0);
     assert_non_null(strstr(out.meta, "\"int8_layers\""));
     mtc_ckpt_free(&out);
     mtc_ckpt_free(&ck);
@@ -357,6 +399,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_runtime_fp32_equals_model_with_batchnorm_folded),
+        cmocka_unit_test(test_runtime_pruned_model_equals_model_in_either_file_format),
         cmocka_unit_test(test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa),
         cmocka_unit_test(test_runtime_int8_conv_bn_pool_close_to_fp32),
         cmocka_unit_test(test_runtime_int8_narrow_trunk_wide_heads),

@@ -117,3 +117,43 @@ int tu_build_model(const char *text, mtc_model *m, uint64_t seed, mtc_err *e)
     if (!rc) mtc_model_init_params(m, seed);
     return rc;
 }
+
+typedef struct { mtc_ckpt *c; const float *mask; mtc_err *e; } dense_mask_ctx;
+
+/* Adds "<layer>.mask" shaped like the "<layer>.weight" already in c. */
+static int add_mask(mtc_model *m, mtc_layer *L, void *vctx)
+{
+    dense_mask_ctx *x = vctx;
+    if (L->w_off < 0) return 0;
+    char name[160];
+    snprintf(name, sizeof name, "%s.weight", L->name);
+    const mtc_tensor *w = mtc_ckpt_find(x->c, name);
+    if (!w) return mtc_err_set(x->e, MTC_EINTERNAL, "%s missing", name);
+    uint8_t *keep = malloc((size_t)L->nw);
+    if (!keep) return mtc_err_set(x->e, MTC_ENOMEM, "out of memory");
+    for (int64_t i = 0; i < L->nw; i++) keep[i] = x->mask[L->w_off + i] != 0.0f;
+    (void)m;
+    int64_t dims[MTC_MAX_DIMS]; /* adding may move w */
+    int nd = w->ndim;
+    memcpy(dims, w->dims, sizeof dims);
+    snprintf(name, sizeof name, "%s.mask", L->name);
+    int rc = mtc_ckpt_add(x->c, name, MTC_U8, nd, dims, keep, x->e);
+    free(keep);
+    return rc;
+}
+
+int tu_save_dense_mask(const mtc_model *mc, const char *path, mtc_err *e)
+{
+    mtc_model *m = (mtc_model *)mc; /* the mask is hidden for a moment */
+    float *mask = m->mask;
+    mtc_ckpt c;
+    m->mask = NULL; /* unpruned: every layer as a dense ".weight" */
+    int rc = mtc_model_to_ckpt(m, "{}", &c, e);
+    m->mask = mask;
+    if (rc) return rc;
+    dense_mask_ctx x = {&c, mask, e};
+    rc = mtc_model_for_each_layer(m, add_mask, &x);
+    if (!rc) rc = mtc_ckpt_save(path, &c, e);
+    mtc_ckpt_free(&c);
+    return rc;
+}

@@ -29,6 +29,10 @@ int tu_run_mtc(const char *dir, const char *args, char **out, char **err);
 void tu_synth_data(mtc_dataset *d, int64_t n, uint64_t seed);
 /* Parses spec text, builds and initialises a model; 0 or an error in e. */
 int tu_build_model(const char *text, mtc_model *m, uint64_t seed, mtc_err *e);
+/* m (pruned: m->mask set) saved the way files were written before weight
+ * bitmasks: "<layer>.weight" f32 with the pruned weights 0 plus a u8
+ * "<layer>.mask", through mtc_ckpt_add. 0 or an error in e. */
+int tu_save_dense_mask(const mtc_model *m, const char *path, mtc_err *e);
 /* Relative error |a-b| / max(|a|,|b|,floor). */
 double tu_relerr(double a, double b, double floor);
 

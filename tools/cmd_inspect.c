@@ -1,6 +1,7 @@
 /*
  * cmd_inspect.c — `mtc inspect FILE [--json]`: a checkpoint's sections
- * (raw / stored bytes), tensors (dtype, shape, numel, sparsity, bytes) and
+ * (raw / stored bytes), tensors (dtype, shape, numel, sparsity, raw / stored
+ * bytes), layers stored as bitmask + values (weights, kept, sparsity) and
  * metadata, or the same as one JSON object. Every section is read and
  * CRC-checked before anything is printed, so a bad file gives exactly one
  * line on stderr and exit 2. Soft-label files (.mtl) list their sections.

@@ -31,7 +31,15 @@ static int64_t file_bytes(const char *path)
     return stat(path, &st) == 0 ? (int64_t)st.st_size : -1;
 }
 
-/* Stored (zlib) bytes of the weight and mask tensors of a checkpoint. */
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), k = strlen(suffix);
+    return n > k && !strcmp(s + n - k, suffix);
+}
+
+/* Stored (zlib) bytes of the weight values and of the masks of a
+ * checkpoint: ".weight" / ".weight_nz" and ".mask" / ".weight_bits"
+ * (include/mtc/model.h). */
 static void stored_weight_bytes(const char *path, int64_t *weights, int64_t *masks)
 {
     mtc_creader r;
@@ -40,10 +48,10 @@ static void stored_weight_bytes(const char *path, int64_t *weights, int64_t *mas
     if (mtc_creader_open(&r, path, "MTC1", &e)) return;
     for (int i = 0; i < r.nsections; i++) {
         const char *n = r.sections[i].name;
-        size_t L = strlen(n);
+        int64_t stored = (int64_t)r.sections[i].comp_len;
         if (strncmp(n, "tensor:", 7)) continue;
-        if (L > 7 && !strcmp(n + L - 7, ".weight")) *weights += (int64_t)r.sections[i].comp_len;
-        if (L > 5 && !strcmp(n + L - 5, ".mask")) *masks += (int64_t)r.sections[i].comp_len;
+        if (ends_with(n, ".weight") || ends_with(n, ".weight_nz")) *weights += stored;
+        if (ends_with(n, ".mask") || ends_with(n, ".weight_bits")) *masks += stored;
     }
     mtc_creader_close(&r);
 }

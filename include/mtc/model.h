@@ -152,7 +152,12 @@ const float *mtc_model_trunk_output(const mtc_model *m);
 void mtc_model_unstandardise(const mtc_model *m, int task, float *y, int B);
 
 /* Checkpoint <-> model. Tensor names: "<layer name>.weight", ".bias",
- * ".running_mean", ".running_var", "<layer>.mask" when pruned. */
+ * ".running_mean", ".running_var". A pruned model (m->mask set) stores each
+ * weighted layer's weights as a bitmask plus the kept values instead of
+ * ".weight": "<layer>.weight_bits" u8 (ceil(nw/8) bytes; bit i, LSB first
+ * in byte i/8, = weight i kept; padding bits 0) and "<layer>.weight_nz"
+ * f32 (the kept weights in row-major order). Older files hold ".weight"
+ * with the pruned weights 0 and a u8 "<layer>.mask"; they still load. */
 int mtc_model_to_ckpt(const mtc_model *m, const char *meta_json, mtc_ckpt *c,
                       mtc_err *e);
 int mtc_model_from_ckpt(const mtc_ckpt *c, mtc_model *m, mtc_err *e);
@@ -181,6 +186,28 @@ int mtc_model_for_each_layer(mtc_model *m,
                              void *ctx);
 int mtc_model_from_ckpt_path(const mtc_ckpt *c, const char *path,
                              mtc_model *m, mtc_err *e);
+/* How a layer's weights are stored in c (above). */
+enum {
+    MTC_WEIGHT_NONE = 0,   /* no weight tensor (an int8 layer: ".weight_q") */
+    MTC_WEIGHT_DENSE,      /* ".weight" */
+    MTC_WEIGHT_DENSE_MASK, /* ".weight" + ".mask" (files before bitmasks) */
+    MTC_WEIGHT_BITS        /* ".weight_bits" + ".weight_nz" */
+};
+int mtc_layer_weight_form(const mtc_ckpt *c, const mtc_layer *L);
+/* The one reader of a layer's weights (the model loader and the runtime):
+ * fills w[L->nw] from whichever form c holds, pruned weights 0, and, when
+ * mask is not NULL, mask[L->nw] with 1 kept / 0 pruned (all 1 without a
+ * mask). Checks names, dtypes, shapes, that the bitmask has exactly
+ * ceil(nw/8) bytes with zero padding bits and as many set bits as values,
+ * and that every value is finite; errors name path and the tensor. *form
+ * gets the form; MTC_WEIGHT_NONE touches nothing and is not an error. */
+int mtc_layer_read_weight(const mtc_ckpt *c, const char *path,
+                          const mtc_layer *L, float *w, float *mask,
+                          int *form, mtc_err *e);
+/* Layers and parameter offsets of a spec without allocating parameters
+ * (for reports on a file's tensors); mtc_model_free releases it. */
+int mtc_model_layout(const mtc_spec *s, const char *spec_text, mtc_model *m,
+                     mtc_err *e);
 /* Class names of string-labelled tasks: copy from a data set (after
  * training data is opened) / read from a checkpoint's task.<t>.classes. */
 int mtc_model_set_class_names(mtc_model *m, const mtc_dataset *d, mtc_err *e);

@@ -10,8 +10,9 @@
  * weight per output row, so no output becomes a constant.
  *
  * Unstructured pruning sets m->mask (created when NULL) and zeros the pruned
- * weights; mtc_train re-applies the mask after every optimizer step, and the
- * mask is saved as "<layer>.mask", so pruned weights stay exactly 0.
+ * weights; mtc_train re-applies the mask after every optimizer step, and a
+ * pruned model is saved as "<layer>.weight_bits" + "<layer>.weight_nz"
+ * (mtc/model.h), so pruned weights stay exactly 0.
  *
  * Budgets and sensitivities are measured on the validation split that
  * mtc_train holds out (mtc_data_split(n, val_frac, seed)), never on test.
