@@ -212,6 +212,15 @@ static void layer_init(mtc_model *m, mtc_layer *L, mtc_rng *r)
     }
 }
 
+void mtc_model_apply_mask(mtc_model *m)
+{
+    if (!m->mask) return;
+    /* assignment, not p *= 0: a pruned weight is +0.0, never -0.0, so it
+     * survives the bitmask + values form of a checkpoint bit for bit */
+    for (int64_t i = 0; i < m->nparams; i++)
+        if (m->mask[i] == 0.0f) m->params[i] = 0.0f;
+}
+
 void mtc_model_init_params(mtc_model *m, uint64_t seed)
 {
     mtc_rng r;

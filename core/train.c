@@ -422,12 +422,6 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
     return 0;
 }
 
-static void apply_mask(mtc_model *m)
-{
-    if (!m->mask) return;
-    for (int64_t i = 0; i < m->nparams; i++) m->params[i] *= m->mask[i];
-}
-
 /* Hint loss on the trunk output h (B,H): proj = h·Pᵀ (B,Dt),
  * L = beta/(B·Dt) · sum (proj - h_t)^2. Its gradient wrt h joins the heads'
  * gradient (m->dmix[0] is summed into the trunk under hard sharing); P takes
@@ -491,7 +485,7 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
     mtc_model_backward_trunk(m, tr->x, B);
     mtc_optim_step(opt, m->params, m->grads, m->decay_mask, lr);
-    apply_mask(m);
+    mtc_model_apply_mask(m);
     if (cfg->weighting == MTC_WEIGHT_UNCERTAINTY) {
         /* d/ds [exp(-s) L + s] = 1 - exp(-s) L */
         for (int t = 0; t < tr->T; t++) tr->ds[t] = 1.0f - expf(-tr->s[t]) * (float)loss[t];
@@ -760,7 +754,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     int since_best = ls.since_best;
     double last_val[MTC_MAX_TASKS];
     for (int t = 0; t < MTC_MAX_TASKS; t++) last_val[t] = res->val_metric[t];
-    apply_mask(m);
+    mtc_model_apply_mask(m);
     for (int ep = ls.ep; ep < cfg->epochs; ep++) {
         if (cfg->patience > 0 && since_best >= cfg->patience) break;
         double t0 = now_s(), lsum[MTC_MAX_TASKS] = {0};

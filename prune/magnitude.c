@@ -172,8 +172,7 @@ static int prune_set(mtc_model *m, mtc_layer **ls, int n, int64_t k, mtc_err *e)
         m->mask[c[j].idx] = 0.0f;
         pruned++;
     }
-    for (int i = 0; i < n; i++)
-        for (int64_t q = 0; q < ls[i]->nw; q++) m->params[ls[i]->w_off + q] *= m->mask[ls[i]->w_off + q];
+    mtc_model_apply_mask(m);
     for (int i = 0; i < ng; i++) free(g[i].alive);
     free(g);
     free(c);

@@ -38,15 +38,15 @@ static void train(mtc_model *m, const mtc_dataset *d, int epochs)
     free(res.history_json);
 }
 
-/* Largest pruned |w| (from orig) and smallest kept |w| over layers ls. */
-/* Equal values; a pruned weight that masking left at -0.0 in memory loads
- * as +0.0 (the bitmask form stores no value for it). */
+/* The same bits (masking writes pruned weights as +0.0, which is what the
+ * bitmask form reloads them as, so a round trip is exact). */
 static void assert_same_values(const float *a, const float *b, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
-        if (!(a[i] == b[i])) fail_msg("value %lld: %.9g != %.9g", (long long)i, a[i], b[i]);
+        if (memcmp(&a[i], &b[i], sizeof *a)) fail_msg("value %lld: %.9g != %.9g", (long long)i, a[i], b[i]);
 }
 
+/* Largest pruned |w| (from orig) and smallest kept |w| over layers ls. */
 static void check_smallest_pruned(const mtc_model *m, const float *orig, mtc_layer **ls, int n)
 {
     float max_pruned = 0, min_kept = INFINITY;

@@ -137,6 +137,8 @@ int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m,
                     mtc_err *e);
 void mtc_model_free(mtc_model *m);
 void mtc_model_init_params(mtc_model *m, uint64_t seed); /* He/Xavier */
+/* Pruned weights (mask 0) set to +0.0; no-op without a mask. */
+void mtc_model_apply_mask(mtc_model *m);
 int mtc_model_reserve(mtc_model *m, int max_batch, mtc_err *e);
 /* x (B, c*h*w). train != 0: dropout on, BN batch statistics. Outputs are in
  * m->outputs[t] as (B, dim) logits (cls/bin) or standardised values (reg). */
