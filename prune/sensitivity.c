@@ -54,8 +54,15 @@ int mtc_prune_sensitivity_scan(mtc_model *m, const mtc_dataset *d, const int64_t
         for (int g = 0; g < ngrid && !rc; g++) {
             rc = mtc_prune_magnitude(m, grid[g], MTC_PRUNE_LAYER, ls[l], e);
             if (!rc) rc = mtc_prune_eval_primary(m, d, idx, n, out->metric + ((size_t)l * ngrid + g) * T, e);
+            /* restore params and mask: a trial's zeros must not leak into
+             * the next layer's trials */
             memcpy(m->params, save_p, (size_t)m->nparams * sizeof(float));
-            if (had_mask) memcpy(m->mask, save_m, (size_t)m->nparams * sizeof(float));
+            if (had_mask) {
+                memcpy(m->mask, save_m, (size_t)m->nparams * sizeof(float));
+            } else {
+                free(m->mask);
+                m->mask = NULL;
+            }
         }
     }
 done:

@@ -511,7 +511,9 @@ static void test_sensitivity_reports_every_task_per_layer(void **st)
     assert_memory_equal(orig, m.params, (size_t)m.nparams * sizeof(float)); /* restored */
     assert_null(m.mask);
     for (int l = 0; l < s.nlayers; l++)
-        for (int t = 0; t < 3; t++) assert_true(fabs(s.metric[(l * 3 + 0) * 3 + t] - s.base[t]) < 1e-12);
+        for (int t = 0; t < 3; t++)
+            if (!(fabs(s.metric[(l * 3 + 0) * 3 + t] - s.base[t]) < 1e-12))
+                fail_msg("layer %d task %d: %.17g vs base %.17g", l, t, s.metric[(l * 3 + 0) * 3 + t], s.base[t]);
     /* the level head's hidden layer only matters to task level */
     int lvl = -1;
     for (int l = 0; l < s.nlayers; l++)
