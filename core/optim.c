@@ -66,20 +66,50 @@ static double grad_norm(const float *g, int64_t n)
     return sqrt(s);
 }
 
-float mtc_optim_step(mtc_optim *o, float *params, float *grads,
-                     const uint8_t *decay_mask, float lr)
+/* One step's constants; the element loop needs nothing else, so any
+ * range of elements can be updated independently (bit for bit the same
+ * whatever the split). */
+typedef struct step_ctx {
+    mtc_optim *o;
+    float *params;
+    const float *grads;
+    const uint8_t *decay_mask;
+    float lr, cs, l1, l2, b1, b2, eps, step, ibc2, wd;
+    int penal;
+    int64_t n, chunk;
+} step_ctx;
+
+static void step_prepare(step_ctx *k, mtc_optim *o, float *params, const float *grads, const uint8_t *decay_mask,
+                         float lr, double norm)
 {
     const mtc_optim_cfg *c = &o->cfg;
-    const int64_t n = o->n;
-    const double norm = grad_norm(grads, n);
-    const float cs = (c->clip_norm > 0.0f && norm > c->clip_norm)
-                         ? (float)(c->clip_norm / norm) : 1.0f;
-    const float l1 = c->l1, l2 = c->l2 + (c->kind == MTC_OPT_ADAMW ? 0.0f : c->weight_decay);
-    const int penal = l1 != 0.0f || l2 != 0.0f;
+    memset(k, 0, sizeof *k);
+    k->o = o, k->params = params, k->grads = grads, k->decay_mask = decay_mask, k->lr = lr, k->n = o->n;
+    k->cs = (c->clip_norm > 0.0f && norm > c->clip_norm) ? (float)(c->clip_norm / norm) : 1.0f;
+    k->l1 = c->l1;
+    k->l2 = c->l2 + (c->kind == MTC_OPT_ADAMW ? 0.0f : c->weight_decay);
+    k->penal = k->l1 != 0.0f || k->l2 != 0.0f;
     o->t++;
+    if (c->kind == MTC_OPT_SGD) return;
+    k->b1 = c->beta1, k->b2 = c->beta2, k->eps = c->eps;
+    const float bc1 = (float)(1.0 - pow(k->b1, (double)o->t));
+    const float bc2 = (float)(1.0 - pow(k->b2, (double)o->t));
+    k->step = lr / bc1, k->ibc2 = 1.0f / bc2;
+    k->wd = c->kind == MTC_OPT_ADAMW ? lr * c->weight_decay : 0.0f;
+}
+
+static void step_range(const step_ctx *k, int64_t i0, int64_t i1)
+{
+    const mtc_optim *o = k->o;
+    const mtc_optim_cfg *c = &o->cfg;
+    float *params = k->params;
+    const float *grads = k->grads;
+    const uint8_t *decay_mask = k->decay_mask;
+    const float cs = k->cs, l1 = k->l1, l2 = k->l2, lr = k->lr;
+    const int penal = k->penal;
     if (c->kind == MTC_OPT_SGD) {
         const float mu = c->momentum;
-        for (int64_t i = 0; i < n; i++) {
+        for (int64_t i = i0; i < i1; i++) {
             float p = params[i], g = grads[i] * cs;
             if (penal && (!decay_mask || decay_mask[i]))
                 g += l2 * p + (p > 0.0f ? l1 : (p < 0.0f ? -l1 : 0.0f));
@@ -89,14 +119,10 @@ float mtc_optim_step(mtc_optim *o, float *params, float *grads,
             }
             params[i] = p - lr * g;
         }
-        return (float)norm;
+        return;
     }
-    const float b1 = c->beta1, b2 = c->beta2, eps = c->eps;
-    const float bc1 = (float)(1.0 - pow(b1, (double)o->t));
-    const float bc2 = (float)(1.0 - pow(b2, (double)o->t));
-    const float step = lr / bc1, ibc2 = 1.0f / bc2;
-    const float wd = c->kind == MTC_OPT_ADAMW ? lr * c->weight_decay : 0.0f;
-    for (int64_t i = 0; i < n; i++) {
+    const float b1 = k->b1, b2 = k->b2, eps = k->eps, step = k->step, ibc2 = k->ibc2, wd = k->wd;
+    for (int64_t i = i0; i < i1; i++) {
         float p = params[i], g = grads[i] * cs;
         const int dec = !decay_mask || decay_mask[i];
         if (penal && dec) g += l2 * p + (p > 0.0f ? l1 : (p < 0.0f ? -l1 : 0.0f));
@@ -105,6 +131,39 @@ float mtc_optim_step(mtc_optim *o, float *params, float *grads,
         float v = o->v[i] = b2 * o->v[i] + (1.0f - b2) * g * g;
         params[i] = p - step * m / (sqrtf(v * ibc2) + eps);
     }
+}
+
+float mtc_optim_step(mtc_optim *o, float *params, float *grads,
+                     const uint8_t *decay_mask, float lr)
+{
+    const double norm = grad_norm(grads, o->n);
+    step_ctx k;
+    step_prepare(&k, o, params, grads, decay_mask, lr, norm);
+    step_range(&k, 0, o->n);
+    return (float)norm;
+}
+
+static void step_task(void *ctx, int t)
+{
+    const step_ctx *k = ctx;
+    int64_t i0 = (int64_t)t * k->chunk, i1 = i0 + k->chunk < k->n ? i0 + k->chunk : k->n;
+    if (i0 < i1) step_range(k, i0, i1);
+}
+
+/* Below this many parameters one thread is faster than waking the pool. */
+#define OPTIM_PAR_MIN (1 << 16)
+
+float mtc_optim_step_pool(mtc_optim *o, mtc_pool *pool, float *params, float *grads,
+                          const uint8_t *decay_mask, float lr)
+{
+    int P = pool ? mtc_pool_size(pool) : 1;
+    if (P < 2 || o->n < OPTIM_PAR_MIN) return mtc_optim_step(o, params, grads, decay_mask, lr);
+    /* the norm only when clipping needs it: it is a whole extra pass */
+    const double norm = o->cfg.clip_norm > 0.0f ? grad_norm(grads, o->n) : 0.0;
+    step_ctx k;
+    step_prepare(&k, o, params, grads, decay_mask, lr, norm);
+    k.chunk = ((o->n + P - 1) / P + 15) / 16 * 16; /* 64-byte aligned slices */
+    mtc_pool_run(pool, P, step_task, &k);
     return (float)norm;
 }
 

@@ -484,7 +484,7 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
     if (tr->hP) hint_step(tr, B, lr);
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
     mtc_model_backward_trunk(m, tr->x, B);
-    mtc_optim_step(opt, m->params, m->grads, m->decay_mask, lr);
+    mtc_optim_step_pool(opt, m->pool, m->params, m->grads, m->decay_mask, lr);
     mtc_model_apply_mask(m);
     if (cfg->weighting == MTC_WEIGHT_UNCERTAINTY) {
         /* d/ds [exp(-s) L + s] = 1 - exp(-s) L */

@@ -7,6 +7,7 @@
 #include "tests/testutil.h"
 #include <cmocka.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EPS 1e-6
@@ -228,6 +229,50 @@ static void test_schedule_warmup_step_cosine(void **st)
     assert_float_equal(mtc_sched_lr(&k, 500, 110), 0.1, EPS);
 }
 
+/* The pool-split step updates every element exactly as the serial one,
+ * for each optimizer, with L1/L2, a decay mask and clipping, over a size
+ * that does not divide evenly between threads. */
+static void test_pool_step_equals_serial_bit_for_bit(void **st)
+{
+    (void)st;
+    const int64_t n = (1 << 17) + 13;
+    mtc_pool *pool = mtc_pool_create(3);
+    assert_non_null(pool);
+    float *pa = malloc(n * sizeof(float)), *pb = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
+    uint8_t *mask = malloc((size_t)n);
+    assert_true(pa && pb && g && mask);
+    for (int kind = MTC_OPT_SGD; kind <= MTC_OPT_ADAMW; kind++)
+        for (int clip = 0; clip < 2; clip++) {
+            mtc_optim_cfg c;
+            mtc_optim_cfg_default(&c, kind);
+            c.l1 = 1e-4f, c.l2 = 1e-3f, c.nesterov = kind == MTC_OPT_SGD;
+            c.clip_norm = clip ? 0.5f : 0.0f;
+            mtc_optim a, b;
+            mtc_err e = {0};
+            assert_int_equal(mtc_optim_init(&a, &c, n, &e), 0);
+            assert_int_equal(mtc_optim_init(&b, &c, n, &e), 0);
+            mtc_rng r;
+            mtc_rng_seed(&r, 5 + kind);
+            for (int64_t i = 0; i < n; i++) {
+                pa[i] = pb[i] = mtc_rng_normal(&r);
+                mask[i] = (uint8_t)(i % 3 != 0);
+            }
+            for (int s = 0; s < 3; s++) {
+                for (int64_t i = 0; i < n; i++) g[i] = mtc_rng_normal(&r) * 0.01f;
+                float na = mtc_optim_step(&a, pa, g, mask, 1e-2f);
+                float nb = mtc_optim_step_pool(&b, pool, pb, g, mask, 1e-2f);
+                if (clip) assert_true(na == nb);
+            }
+            assert_memory_equal(pa, pb, n * sizeof(float));
+            if (a.m) assert_memory_equal(a.m, b.m, n * sizeof(float));
+            if (a.v) assert_memory_equal(a.v, b.v, n * sizeof(float));
+            mtc_optim_free(&a);
+            mtc_optim_free(&b);
+        }
+    free(pa); free(pb); free(g); free(mask);
+    mtc_pool_free(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -241,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_clipping_scales_to_max_norm_first),
         cmocka_unit_test(test_each_optimizer_minimises_a_quadratic),
         cmocka_unit_test(test_schedule_warmup_step_cosine),
+        cmocka_unit_test(test_pool_step_equals_serial_bit_for_bit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

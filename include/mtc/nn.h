@@ -184,6 +184,11 @@ void mtc_optim_free(mtc_optim *o);
  * clipping. */
 float mtc_optim_step(mtc_optim *o, float *params, float *grads,
                      const uint8_t *decay_mask, float lr);
+/* The same step with the element loop split over a thread pool (identical
+ * results: elements are independent). Returns the grad norm only when
+ * clipping is on (computing it is a whole extra pass), else 0. */
+float mtc_optim_step_pool(mtc_optim *o, mtc_pool *pool, float *params, float *grads,
+                          const uint8_t *decay_mask, float lr);
 
 typedef enum { MTC_SCHED_CONST = 0, MTC_SCHED_STEP, MTC_SCHED_COSINE } mtc_sched_kind;
 typedef struct mtc_sched {
