@@ -399,6 +399,35 @@ static void test_maxpool_backward_routes_to_argmax(void **st)
     check_pool(0, 1, 1, 5, 5, 2, 1);
 }
 
+/* Max pooling's rule on ties, the one argmax (and so the backward pass)
+ * relies on: scan order, strict >, the first maximum wins; odd sizes drop
+ * the last row/column. */
+static void test_maxpool_2x2_ties_pick_the_first_maximum(void **st)
+{
+    (void)st;
+    const int B = 2, C = 3, H = 7, W = 9, OH = 3, OW = 4;
+    float in[2 * 3 * 7 * 9], out[2 * 3 * 3 * 4];
+    int32_t am[2 * 3 * 3 * 4];
+    mtc_rng r;
+    mtc_rng_seed(&r, 77);
+    for (int i = 0; i < B * C * H * W; i++) in[i] = (float)mtc_rng_below(&r, 3); /* many ties */
+    mtc_maxpool_forward(out, am, in, B, C, H, W, 2, 2);
+    for (int pl = 0; pl < B * C; pl++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                const float *x = in + pl * H * W;
+                int best = 2 * oh * W + 2 * ow;
+                for (int kh = 0; kh < 2; kh++)
+                    for (int kw = 0; kw < 2; kw++) {
+                        int q = (2 * oh + kh) * W + 2 * ow + kw;
+                        if (x[q] > x[best]) best = q;
+                    }
+                int o = (pl * OH + oh) * OW + ow;
+                assert_int_equal(am[o], best);
+                assert_true(out[o] == x[best]);
+            }
+}
+
 static void test_avgpool_backward_matches_fd(void **st)
 {
     (void)st;
@@ -656,6 +685,7 @@ int main(void)
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride1),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride2),
         cmocka_unit_test(test_maxpool_backward_routes_to_argmax),
+        cmocka_unit_test(test_maxpool_2x2_ties_pick_the_first_maximum),
         cmocka_unit_test(test_avgpool_backward_matches_fd),
         cmocka_unit_test(test_dropout_fixed_mask_backward_matches_fd),
         cmocka_unit_test(test_dropout_keep_rate),
