@@ -284,8 +284,11 @@ static void draw_aug(int aug, mtc_rng *rng, int *dx, int *dy, int *flip)
     if (aug & MTC_AUG_FLIP) *flip = (int)mtc_rng_below(rng, 2);
 }
 
-void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
-                      mtc_rng *rng, float *x)
+/* Samples idx[0..B) to floats; an image sample is shifted/flipped as view
+ * view[b] of seed when view is given, else by draws from rng (none when rng
+ * is NULL). */
+static void batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug, mtc_rng *rng, const int *view,
+                    uint64_t seed, float *x)
 {
     size_t ss = (size_t)mtc_data_sample_size(d);
     for (int b = 0; b < B; b++) {
@@ -295,9 +298,16 @@ void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
             continue;
         }
         int dx, dy, flip;
-        draw_aug(aug, rng, &dx, &dy, &flip);
+        if (view) mtc_data_view(aug, seed, idx[b], view[b], &dx, &dy, &flip);
+        else draw_aug(aug, rng, &dx, &dy, &flip);
         convert_u8(d->x_u8 + (size_t)idx[b] * ss, d->c, d->h, d->w, dx, dy, flip, o);
     }
+}
+
+void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
+                      mtc_rng *rng, float *x)
+{
+    batch_x(d, idx, B, aug, rng, NULL, 0, x);
 }
 
 void mtc_data_view(int aug, uint64_t seed, int64_t i, int k, int *dx, int *dy, int *flip)
@@ -314,17 +324,7 @@ void mtc_data_view(int aug, uint64_t seed, int64_t i, int k, int *dx, int *dy, i
 void mtc_data_batch_x_views(const mtc_dataset *d, const int64_t *idx, const int *view, int B, int aug,
                             uint64_t seed, float *x)
 {
-    size_t ss = (size_t)mtc_data_sample_size(d);
-    for (int b = 0; b < B; b++) {
-        float *o = x + (size_t)b * ss;
-        if (d->x_f32) {
-            memcpy(o, d->x_f32 + (size_t)idx[b] * ss, ss * sizeof(float));
-            continue;
-        }
-        int dx, dy, flip;
-        mtc_data_view(aug, seed, idx[b], view ? view[b] : 0, &dx, &dy, &flip);
-        convert_u8(d->x_u8 + (size_t)idx[b] * ss, d->c, d->h, d->w, dx, dy, flip, o);
-    }
+    batch_x(d, idx, B, aug, NULL, view, seed, x); /* view NULL: every sample as it is */
 }
 
 /* ---- CLI task lists ------------------------------------------------------------ */
