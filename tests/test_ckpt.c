@@ -708,27 +708,36 @@ static void test_ckpt_failed_save_leaves_previous_file(void **st)
 }
 
 /* ---- inspect ------------------------------------------------------------------ */
+/* What `mtc inspect` prints for path (text, or JSON with json = 1); the
+ * call must succeed. *n gets the length; free() the result. */
+static char *inspect_out(const char *path, int json, size_t *n)
+{
+    char *out = NULL;
+    mtc_err e = {0};
+    FILE *o = open_memstream(&out, n);
+    assert_non_null(o);
+    int rc = mtc_ckpt_inspect(path, json, o, &e);
+    fclose(o);
+    if (rc) fail_msg("inspect %s: %s", path, e.msg);
+    return out;
+}
+
 static void test_inspect_reports_tensors_and_sparsity(void **st)
 {
     (void)st;
     char *dir = tu_mkdtemp(), *p = tu_path(dir, "ok.mtc");
     size_t size;
     free(save_small(p, &size));
-    char *out = NULL;
     size_t n = 0;
     mtc_err e = {0};
-    FILE *o = open_memstream(&out, &n);
-    assert_int_equal(mtc_ckpt_inspect(p, 0, o, &e), 0);
-    fclose(o);
+    char *out = inspect_out(p, 0, &n);
     assert_non_null(strstr(out, "trunk.0.dense.weight"));
     assert_non_null(strstr(out, "3x4"));
     assert_non_null(strstr(out, "0.3333"));
     assert_non_null(strstr(out, "\"stage\": \"teacher\""));
     free(out);
 
-    o = open_memstream(&out, &n);
-    assert_int_equal(mtc_ckpt_inspect(p, 1, o, &e), 0);
-    fclose(o);
+    out = inspect_out(p, 1, &n);
     mtc_json j;
     assert_int_equal(mtc_json_parse(out, n, &j, &e), 0);
     const mtc_json *t = mtc_json_get(&j, "tensors");
@@ -764,11 +773,8 @@ static void test_inspect_shows_bitmask_weights_with_sparsity_and_stored_bytes(vo
     assert_int_equal(mtc_model_save(&m, p, "{}", &e), 0);
     mtc_model_free(&m);
 
-    char *out = NULL;
     size_t n = 0;
-    FILE *o = open_memstream(&out, &n);
-    assert_int_equal(mtc_ckpt_inspect(p, 0, o, &e), 0);
-    fclose(o);
+    char *out = inspect_out(p, 0, &n);
     assert_non_null(strstr(out, "bitmask + values"));
     assert_non_null(strstr(out, "stored bytes"));
     const char *row = strstr(out, "\ntrunk.0.dense.weight ");
@@ -782,9 +788,7 @@ static void test_inspect_shows_bitmask_weights_with_sparsity_and_stored_bytes(vo
     assert_int_equal(dense, 60);
     free(out);
 
-    o = open_memstream(&out, &n);
-    assert_int_equal(mtc_ckpt_inspect(p, 1, o, &e), 0);
-    fclose(o);
+    out = inspect_out(p, 1, &n);
     mtc_json j;
     assert_int_equal(mtc_json_parse(out, n, &j, &e), 0);
     const mtc_json *sw = mtc_json_get(&j, "sparse_weights"), *t = mtc_json_get(&j, "tensors"),
@@ -819,9 +823,7 @@ static void test_inspect_shows_bitmask_weights_with_sparsity_and_stored_bytes(vo
     assert_int_equal(mtc_ckpt_set_text(&c.spec, "not a spec"), 0);
     assert_int_equal(mtc_ckpt_save(q, &c, &e), 0);
     mtc_ckpt_free(&c);
-    o = open_memstream(&out, &n);
-    assert_int_equal(mtc_ckpt_inspect(q, 1, o, &e), 0);
-    fclose(o);
+    out = inspect_out(q, 1, &n);
     assert_int_equal(mtc_json_parse(out, n, &j, &e), 0);
     sw = mtc_json_get(&j, "sparse_weights");
     assert_int_equal(sw->n, 2);
