@@ -14,7 +14,7 @@
 CC      ?= gcc
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
-CFLAGS  += -std=c11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -I. -pthread
+CFLAGS  += -std=c11 -fno-math-errno -Wall -Wextra -D_GNU_SOURCE -Iinclude -I. -pthread
 LDLIBS   = -lopenblas -lpng -lz -lm -lpthread
 BUILD   ?= build
 

@@ -319,7 +319,7 @@ static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
 
 /* Work sizes a chain needs beyond its layers' own buffers (maxima). */
 typedef struct chain_sizes {
-    int64_t scratch, col, convp, fuse;
+    int64_t scratch, col, convp /* largest conv weights+bias: private grads */, fuse;
 } chain_sizes;
 
 /* Buffers of every layer of ch (a conv fused with its max-pool has none:
@@ -333,7 +333,7 @@ static int chain_alloc(mtc_chain *ch, int B, chain_sizes *z)
             int64_t c = mtc_conv_col_floats(&L->cs, B);
             if (c > z->col) z->col = c;
         }
-        if (L->nw + L->nb > z->convp) z->convp = L->nw + L->nb;
+        if (L->spec.type == MTC_L_CONV && L->nw + L->nb > z->convp) z->convp = L->nw + L->nb;
         if (conv_fuses_pool(ch, i)) {
             int64_t f = conv_pool_floats(L, &ch->layers[i + 1], B);
             if (f > z->fuse) z->fuse = f;
@@ -380,7 +380,6 @@ int mtc_model_reserve(mtc_model *m, int B, mtc_err *e)
         bad |= !m->dmix[t];
         if (m->nexperts > 1) {
             bad |= layer_alloc(&m->gate[t], B, &z.scratch);
-            if (m->gate[t].nw + m->gate[t].nb > z.convp) z.convp = m->gate[t].nw + m->gate[t].nb;
             m->mix[t] = malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
             m->gate_p[t] = malloc((size_t)B * (size_t)m->nexperts * sizeof(float));
             bad |= !m->mix[t] || !m->gate_p[t];
@@ -438,11 +437,17 @@ typedef struct par_ctx {
     int B, P;
 } par_ctx;
 
+/* Part k of P of [0, n): [*lo, *lo + *len). */
+static void span(int n, int k, int P, int *lo, int *len)
+{
+    int a = (int)((int64_t)n * k / P), b = (int)((int64_t)n * (k + 1) / P);
+    *lo = a;
+    *len = b - a;
+}
+
 static void slice(const par_ctx *c, int k, int *lo, int *n)
 {
-    int a = (int)((int64_t)c->B * k / c->P), b = (int)((int64_t)c->B * (k + 1) / c->P);
-    *lo = a;
-    *n = b - a;
+    span(c->B, k, c->P, lo, n);
 }
 
 /* Conv L -> act -> max-pool P over samples [lo, lo+b) (x, the slice's
@@ -575,17 +580,62 @@ static void bwd_task(void *v, int k)
     }
 }
 
+/* Dense backward, split with no reduction. Phase 1 (rows): the
+ * pre-activation gradient g of batch rows [lo, lo+b). Phase 2: task k owns
+ * output units [o0, o0+on) of dW and db (all rows of g) and batch rows
+ * [lo, lo+b) of dx (all units): every element has one writer, so there are
+ * no private gradient copies to clear and sum (which made the batch split
+ * 40% slower than one thread on the 784->128 student). */
+static const float *dense_grad_in(const par_ctx *c)
+{
+    const mtc_layer *L = c->L;
+    return L->spec.act ? c->m->dinput : L->dout;
+}
+
+static void dense_dpre_task(void *v, int k)
+{
+    par_ctx *c = v;
+    const mtc_layer *L = c->L;
+    int lo, b;
+    slice(c, k, &lo, &b);
+    int64_t os = L->out_size, n = (int64_t)b * os;
+    if (b <= 0) return;
+    float *dpre = c->m->dinput + lo * os;
+    memset(dpre, 0, (size_t)n * sizeof(float));
+    mtc_act_backward(dpre, L->dout + lo * os, L->pre == L->out ? NULL : L->pre + lo * os, L->out + lo * os, n,
+                     L->spec.act);
+}
+
+static void dense_grad_task(void *v, int k)
+{
+    par_ctx *c = v;
+    const mtc_layer *L = c->L;
+    const mtc_model *m = c->m;
+    const int I = (int)L->in_size, O = L->spec.units;
+    const float *g = dense_grad_in(c), *W = m->params + L->w_off;
+    int o0, on, lo, b;
+    span(O, k, c->P, &o0, &on);
+    if (on > 0)
+        mtc_dense_backward_ld(NULL, m->grads + L->w_off + (int64_t)o0 * I, m->grads + L->b_off + o0, g + o0, O, c->x,
+                              W, c->B, I, on);
+    slice(c, k, &lo, &b);
+    if (c->dx && b > 0) mtc_dense_backward(c->dx + (int64_t)lo * I, NULL, NULL, g + (int64_t)lo * O, NULL, W, b, I, O);
+}
+
+static void dense_split_backward(par_ctx *c)
+{
+    if (c->L->spec.act) mtc_pool_run(c->m->pool, c->P, dense_dpre_task, c);
+    mtc_pool_run(c->m->pool, c->P, dense_grad_task, c);
+}
+
 /* Splitting pays only when each slice has real work. Measured here (2
- * vCPUs): conv slices of 4M multiply-adds gain; a dense 784->128 layer at
- * batch 128 (6.4M per thread) ran 40% slower split than whole, as the small
- * GEMMs and the private-gradient reduction cost more than they saved, so
- * dense layers need 32M per thread. Pooling/activations: 1M elements. */
+ * vCPUs): conv slices of 4M multiply-adds gain (their backward sums private
+ * gradient copies); dense layers split with no reduction either way, so a
+ * slice needs only enough work for an efficient GEMM (784->128 at batch
+ * 128: 6.4M per thread). Pooling/activations: 1M elements. */
 #define PAR_MIN_MACS_CONV (1 << 22)
-#define PAR_MIN_MACS_DENSE (1 << 25)
+#define PAR_MIN_MACS_DENSE (1 << 22)
 #define PAR_MIN_ELEMS (1 << 20)
-/* Inference forward has no gradient reduction: a slice needs only enough
- * rows for an efficient GEMM (784->128 at batch 256: 12.8M per thread). */
-#define PAR_MIN_MACS_DENSE_INFER (1 << 22)
 
 /* Dense, conv, pooling and activation layers run as batch slices (one slice
  * when the layer is too small to split or there is no pool). */
@@ -595,7 +645,7 @@ static int sliced(const mtc_layer *L)
     return t == MTC_L_DENSE || t == MTC_L_CONV || t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL || t == MTC_L_ACT;
 }
 
-static int nslices(const mtc_model *m, const mtc_layer *L, int B, int infer)
+static int nslices(const mtc_model *m, const mtc_layer *L, int B)
 {
     int t = L->spec.type;
     int64_t P = mtc_pool_size(m->pool);
@@ -603,27 +653,31 @@ static int nslices(const mtc_model *m, const mtc_layer *L, int B, int infer)
     if (m->par_always) return (int)P;
     if (t == MTC_L_DENSE || t == MTC_L_CONV) {
         int64_t per_out = t == MTC_L_CONV ? (int64_t)L->cs.OH * L->cs.OW : 1;
-        int64_t min = t == MTC_L_CONV ? PAR_MIN_MACS_CONV : infer ? PAR_MIN_MACS_DENSE_INFER : PAR_MIN_MACS_DENSE;
+        int64_t min = t == MTC_L_CONV ? PAR_MIN_MACS_CONV : PAR_MIN_MACS_DENSE;
         return (int64_t)B * L->nw * per_out / P >= min ? (int)P : 1;
     }
     return (int64_t)B * L->in_size / P >= PAR_MIN_ELEMS ? (int)P : 1;
 }
 
-static void sliced_forward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, int B, int train)
+static void sliced_forward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, int B)
 {
-    par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B, !train)};
+    par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B)};
     if (c.P == 1) fwd_task(&c, 0);
     else mtc_pool_run(m->pool, c.P, fwd_task, &c);
 }
 
 static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, float *dx, int B)
 {
-    par_ctx c = {m, L, pool, x, dx, B, nslices(m, L, B, 0)};
+    par_ctx c = {m, L, pool, x, dx, B, nslices(m, L, B)};
     if (c.P == 1) {
         bwd_task(&c, 0);
         return;
     }
-    int params = L->spec.type == MTC_L_CONV || L->spec.type == MTC_L_DENSE;
+    if (L->spec.type == MTC_L_DENSE) {
+        dense_split_backward(&c);
+        return;
+    }
+    int params = L->spec.type == MTC_L_CONV;
     int64_t nwb = L->nw + L->nb;
     if (params)
         for (int k = 1; k < c.P; k++) memset(m->pgrad + (k - 1) * m->pgrad_stride, 0, (size_t)nwb * sizeof(float));
@@ -639,7 +693,7 @@ static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const f
 static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
 {
     if (sliced(L)) {
-        sliced_forward(m, L, NULL, x, B, train);
+        sliced_forward(m, L, NULL, x, B);
         return;
     }
     const mtc_layer_spec *s = &L->spec;
@@ -707,7 +761,7 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
 {
     for (int i = 0; i < ch->n; i++) {
         if (conv_fuses_pool(ch, i)) { /* fills the max-pool's output: skip that layer */
-            sliced_forward(m, &ch->layers[i], &ch->layers[i + 1], x, B, train);
+            sliced_forward(m, &ch->layers[i], &ch->layers[i + 1], x, B);
             i++;
         } else {
             layer_forward(m, &ch->layers[i], x, B, train, rng);

@@ -153,6 +153,18 @@ static void check_dense(int B, int I, int O, int with_bias)
     if (with_bias) assert_true(gc_doubled("dense db", db1, db, O));
     /* NULL gradients are skipped */
     mtc_dense_backward(NULL, NULL, NULL, proj, in, W, B, I, O);
+    /* a block of output units [o0, O) through the strided form (the split
+     * backward's per-thread share) accumulates the same rows of dW, db */
+    if (O > 1) {
+        const int o0 = O / 2;
+        float *dWb = gc_zeros(nw), *dbb = gc_zeros(O), *dWf = gc_zeros(nw), *dbf = gc_zeros(O);
+        mtc_dense_backward(NULL, dWf, dbf, proj, in, W, B, I, O);
+        mtc_dense_backward_ld(NULL, dWb + (int64_t)o0 * I, dbb + o0, proj + o0, O, in, W, B, I, O - o0);
+        for (int64_t i = (int64_t)o0 * I; i < nw; i++) assert_true(fabsf(dWb[i] - dWf[i]) <= 1e-6f * (1 + fabsf(dWf[i])));
+        for (int o = o0; o < O; o++) assert_true(fabsf(dbb[o] - dbf[o]) <= 1e-6f * (1 + fabsf(dbf[o])));
+        for (int64_t i = 0; i < (int64_t)o0 * I; i++) assert_true(dWb[i] == 0.0f); /* nothing outside the block */
+        free(dWb); free(dbb); free(dWf); free(dbf);
+    }
     free(in); free(W); free(b); free(proj); free(out); free(din); free(dW); free(db);
     free(din1); free(dW1); free(db1);
     free(c.in); free(c.W); free(c.b); free(c.proj); free(ref); free(g);

@@ -241,11 +241,14 @@ static void test_pool_step_equals_serial_bit_for_bit(void **st)
     float *pa = malloc(n * sizeof(float)), *pb = malloc(n * sizeof(float)), *g = malloc(n * sizeof(float));
     uint8_t *mask = malloc((size_t)n);
     assert_true(pa && pb && g && mask);
+    /* clip x penalties: plain Adam (no penalty, no decay) takes its own
+     * branch-free loop, the rest the general one */
     for (int kind = MTC_OPT_SGD; kind <= MTC_OPT_ADAMW; kind++)
-        for (int clip = 0; clip < 2; clip++) {
+        for (int var = 0; var < 4; var++) {
+            const int clip = var & 1, pen = var >> 1;
             mtc_optim_cfg c;
             mtc_optim_cfg_default(&c, kind);
-            c.l1 = 1e-4f, c.l2 = 1e-3f, c.nesterov = kind == MTC_OPT_SGD;
+            c.l1 = pen ? 1e-4f : 0.0f, c.l2 = pen ? 1e-3f : 0.0f, c.nesterov = kind == MTC_OPT_SGD;
             c.clip_norm = clip ? 0.5f : 0.0f;
             mtc_optim a, b;
             mtc_err e = {0};

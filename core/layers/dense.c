@@ -34,14 +34,16 @@ void mtc_dense_forward(float *out, const float *in, const float *W,
                     W, I, beta, out, O);
 }
 
-/* dW += doutᵀ·in, db += Σ_rows dout, din += dout·W. */
-void mtc_dense_backward(float *din, float *dW, float *db, const float *dout,
-                        const float *in, const float *W, int B, int I, int O)
+/* dW += doutᵀ·in, db += Σ_rows dout, din += dout·W; dout rows are ld apart
+ * (ld > O: a block of output units of a wider gradient, as the model's
+ * split backward hands each thread). */
+void mtc_dense_backward_ld(float *din, float *dW, float *db, const float *dout, int ld,
+                           const float *in, const float *W, int B, int I, int O)
 {
     if (B <= 0 || O <= 0) return;
     if (db)
         for (int r = 0; r < B; r++) {
-            const float *g = dout + (size_t)r * O;
+            const float *g = dout + (size_t)r * ld;
             for (int o = 0; o < O; o++) db[o] += g[o];
         }
     if (I <= 0) return;
@@ -51,9 +53,15 @@ void mtc_dense_backward(float *din, float *dW, float *db, const float *dout,
         return;
     }
     if (dW)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, B, 1.0f, dout, O,
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, O, I, B, 1.0f, dout, ld,
                     in, I, 1.0f, dW, I);
     if (din)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, O, 1.0f, dout, O,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, I, O, 1.0f, dout, ld,
                     W, I, 1.0f, din, I);
+}
+
+void mtc_dense_backward(float *din, float *dW, float *db, const float *dout,
+                        const float *in, const float *W, int B, int I, int O)
+{
+    mtc_dense_backward_ld(din, dW, db, dout, O, in, W, B, I, O);
 }

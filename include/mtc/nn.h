@@ -35,6 +35,10 @@ void mtc_dense_forward(float *out, const float *in, const float *W,
                        const float *b, int B, int I, int O);
 void mtc_dense_backward(float *din, float *dW, float *db, const float *dout,
                         const float *in, const float *W, int B, int I, int O);
+/* The same with dout rows ld floats apart (ld >= O): the gradient of a block
+ * of O output units inside a wider layer (dW, db then point at that block). */
+void mtc_dense_backward_ld(float *din, float *dW, float *db, const float *dout, int ld,
+                           const float *in, const float *W, int B, int I, int O);
 
 /* ---- conv2d: in (B,C,H,W), W (OC,C,K,K), b (OC), out (B,OC,OH,OW) ------ */
 typedef struct mtc_conv_shape {
