@@ -17,7 +17,7 @@ side-by-side reference measured in the same run:
   recipe  Adam lr 1e-3, batch 128, reshuffled every epoch, all 60000 samples
 
 Modes (each prints ONE JSON line on stdout):
-  train  --model teacher|student --epochs E --threads N [--max-batches K]
+  train  --model teacher|teacher-bn|student --epochs E --threads N [--max-batches K]
          [--data-dir DIR --tasks fashion,digit]
   infer  --model ... --batch B[,B..] --threads N[,N..] --seconds S
          [--int8 dynamic|static] [--load state_dict]
@@ -90,7 +90,15 @@ def build_model(kind, classes=(10, 4)):
     class MultiTask(nn.Module):
         def __init__(self):
             super().__init__()
-            if kind == "teacher":
+            if kind == "teacher-bn":  # examples/multifashion-teacher.cfg: conv-bn-relu-pool x2
+                self.trunk = nn.Sequential(
+                    nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+                    nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU())
+                width = 256
+                self.fuse = [["trunk.0", "trunk.1", "trunk.2"], ["trunk.4", "trunk.5", "trunk.6"],
+                             ["trunk.9", "trunk.10"]]
+            elif kind == "teacher":
                 self.trunk = nn.Sequential(
                     nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -319,7 +327,7 @@ def main():
     common.add_argument("--threads", default="1", help="threads (infer: a list, e.g. 1,2)")
     common.add_argument("--seed", type=int, default=1)
     t = sub.add_parser("train", parents=[common])
-    t.add_argument("--model", choices=["teacher", "student"], required=True)
+    t.add_argument("--model", choices=["teacher", "teacher-bn", "student"], required=True)
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3)

@@ -222,14 +222,14 @@ if [ "$MODE" = full ]; then
     say "multifashion: mtc train, 2 tasks, $T_EPOCHS epochs"
     run mtc_mf_teacher "${M[@]}" train --spec "$MF_TEACHER" -o "$WORK/mf.mtc" "${MF_COMMON[@]}"
     say "multifashion: peer, 2 tasks, $T_EPOCHS epochs"
-    run peer_mf_teacher "${PEER_ENV[@]}" $PEER train --model teacher --epochs $T_EPOCHS --threads 2 \
+    run peer_mf_teacher "${PEER_ENV[@]}" $PEER train --model teacher-bn --epochs $T_EPOCHS --threads 2 \
         --data-dir "$WORK/mf" --tasks fashion,digit
     for t in fashion digit; do
         say "multifashion: mtc train, $t only, $T_EPOCHS epochs"
         run "mtc_mf_${t}_only" "${M[@]}" train --spec "$WORK/mf-$t.cfg" -o "$WORK/mf-$t.mtc" "${MF_COMMON[@]}"
         if [ "${BENCH_PEER_SINGLE:-0}" = 1 ]; then
             say "multifashion: peer, $t only, $T_EPOCHS epochs"
-            run "peer_mf_${t}_only" "${PEER_ENV[@]}" $PEER train --model teacher --epochs $T_EPOCHS --threads 2 \
+            run "peer_mf_${t}_only" "${PEER_ENV[@]}" $PEER train --model teacher-bn --epochs $T_EPOCHS --threads 2 \
                 --data-dir "$WORK/mf" --tasks $t
         fi
     done

@@ -690,6 +690,50 @@ static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const f
         }
 }
 
+/* Batchnorm in training, channels split over the pool: a channel's
+ * statistics are its own, so any split gives the serial bytes. */
+#define PAR_MIN_ELEMS_BN (1 << 18)
+
+static int bn_parts(const mtc_model *m, const mtc_layer *L, int B)
+{
+    int P = mtc_pool_size(m->pool);
+    if (!m->pool || P < 2 || L->in_c < 2) return 1;
+    return m->par_always || (int64_t)B * L->in_size / P >= PAR_MIN_ELEMS_BN ? P : 1;
+}
+
+static void bn_fwd_task(void *v, int k)
+{
+    par_ctx *c = v;
+    mtc_layer *L = c->L;
+    mtc_model *m = c->m;
+    int c0, nc;
+    span(L->in_c, k, c->P, &c0, &nc);
+    float *rm = m->stats + L->stat_off, *rv = rm + L->in_c;
+    const float *W = L->w_off >= 0 ? m->params + L->w_off : NULL, *b = L->b_off >= 0 ? m->params + L->b_off : NULL;
+    mtc_batchnorm_forward_train_ch(L->out, L->mean, L->rstd, c->x, W, b, rm, rv, BN_MOMENTUM, NORM_EPS, c->B, L->in_c,
+                                   L->in_h * L->in_w, c0, c0 + nc);
+}
+
+static void bn_bwd_task(void *v, int k)
+{
+    par_ctx *c = v;
+    mtc_layer *L = c->L;
+    mtc_model *m = c->m;
+    int c0, nc;
+    span(L->in_c, k, c->P, &c0, &nc);
+    const int has_w = L->w_off >= 0, has_b = L->b_off >= 0;
+    mtc_batchnorm_backward_ch(c->dx, has_w ? m->grads + L->w_off : NULL, has_b ? m->grads + L->b_off : NULL, L->dout,
+                              c->x, L->mean, L->rstd, has_w ? m->params + L->w_off : NULL, c->B, L->in_c,
+                              L->in_h * L->in_w, c0, c0 + nc);
+}
+
+static void bn_run(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B, void (*task)(void *, int))
+{
+    par_ctx c = {m, L, NULL, x, dx, B, bn_parts(m, L, B)};
+    if (c.P == 1) task(&c, 0);
+    else mtc_pool_run(m->pool, c.P, task, &c);
+}
+
 static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
 {
     if (sliced(L)) {
@@ -712,8 +756,7 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
         float *rm = m->stats + L->stat_off, *rv = rm + L->in_c;
         int S = L->in_h * L->in_w;
         if (train)
-            mtc_batchnorm_forward_train(L->out, L->mean, L->rstd, x, W, b, rm, rv, BN_MOMENTUM,
-                                        NORM_EPS, B, L->in_c, S);
+            bn_run(m, L, x, NULL, B, bn_fwd_task);
         else
             mtc_batchnorm_forward_eval(L->out, x, W, b, rm, rv, NORM_EPS, B, L->in_c, S);
         break;
@@ -748,7 +791,7 @@ static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx
         }
         break;
     case MTC_L_BATCHNORM:
-        mtc_batchnorm_backward(dx, dW, db, g, x, L->mean, L->rstd, W, B, L->in_c, L->in_h * L->in_w);
+        bn_run(m, L, x, dx, B, bn_bwd_task);
         break;
     case MTC_L_LAYERNORM:
         mtc_layernorm_backward(dx, dW, db, g, x, L->mean, L->rstd, W, B, (int)L->in_size);

@@ -480,7 +480,8 @@ static void test_two_threads_match_one_thread(void **st)
 {
     (void)st;
     const char *spec = "[input] shape=2x6x6\n[conv] filters=4 size=3 act=relu\n[maxpool] size=2\n"
-                       "[conv] filters=3 size=3 act=tanh\n[avgpool] size=3\n[flatten]\n[dense] units=5 act=relu\n"
+                       "[conv] filters=3 size=3 act=tanh\n[batchnorm]\n[avgpool] size=3\n[flatten]\n"
+                       "[dense] units=5 act=relu\n"
                        "[act] fn=sigmoid\n[task a] kind=cls classes=3\n[task b] kind=reg outputs=2\n";
     float *o1, *o2, *g1, *g2;
     int64_t n1, n2;

@@ -107,6 +107,14 @@ void mtc_batchnorm_backward(float *din, float *dgamma, float *dbeta,
                             const float *dout, const float *in,
                             const float *mean, const float *rstd,
                             const float *gamma, int B, int C, int S);
+/* The same for channels [c0, c1) only (each channel is independent: a
+ * thread per channel range gives the serial bytes). */
+void mtc_batchnorm_forward_train_ch(float *out, float *mean, float *rstd, const float *in, const float *gamma,
+                                    const float *beta, float *run_mean, float *run_var, float momentum, float eps,
+                                    int B, int C, int S, int c0, int c1);
+void mtc_batchnorm_backward_ch(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                               const float *mean, const float *rstd, const float *gamma, int B, int C, int S,
+                               int c0, int c1);
 /* Folds eval-mode BN into the preceding layer's weights: W (C, fan_in)
  * (conv: fan_in = Cin·K·K), b (C) required (pass zeros if the layer had no
  * bias): W' = W·γ/sqrt(var+eps), b' = (b - mean)·γ/sqrt(var+eps) + β. */
