@@ -117,7 +117,13 @@ void mtc_batchnorm_backward_ch(float *din, float *dgamma, float *dbeta, const fl
         for (int b = 0; b < B; b++) {
             const float *x = in + ((int64_t)b * C + c) * S;
             const float *dy = dout + ((int64_t)b * C + c) * S;
-            for (int i = 0; i < S; i++) {
+            int i = 0;
+            for (; i + BN_LANES <= S; i += BN_LANES)
+                for (int j = 0; j < BN_LANES; j++) {
+                    ly[j] += dy[i + j];
+                    lx[j] += dy[i + j] * ((x[i + j] - mu) * rs);
+                }
+            for (; i < S; i++) {
                 ly[i % BN_LANES] += dy[i];
                 lx[i % BN_LANES] += dy[i] * ((x[i] - mu) * rs);
             }
