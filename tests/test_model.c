@@ -539,6 +539,32 @@ static void test_conv_fused_with_maxpool_matches_separate_layers(void **st)
     check_conv_pool_fusion("leaky", "[maxpool] size=3 stride=2");
 }
 
+/* A batchnorm followed by a relu runs as one layer in training; with a
+ * no-op dropout between them it runs as two (each checked against finite
+ * differences on its own above). Same bytes both ways, on 1 and 2 threads
+ * (the BN split over channels). A finite-difference check of the pair
+ * itself would straddle the relu's kink: BN centres its outputs on 0. */
+static void test_batchnorm_fused_with_relu_matches_separate_layers(void **st)
+{
+    (void)st;
+    const char *fmt = "[input] shape=2x8x8\n[conv] filters=4 size=3 pad=1\n[batchnorm]\n%s[act] fn=relu\n"
+                      "[maxpool] size=2\n[flatten]\n[dense] units=6\n[batchnorm]\n%s[act] fn=relu\n"
+                      "[task a] kind=cls classes=3\n";
+    char fused[512], separate[512];
+    snprintf(fused, sizeof fused, fmt, "", "");
+    snprintf(separate, sizeof separate, fmt, "[dropout] p=0\n", "[dropout] p=0\n");
+    for (int threads = 1; threads <= 2; threads++) {
+        float *o1, *o2, *g1, *g2;
+        int64_t n1, n2;
+        fwd_bwd(fused, threads, &o1, &g1, &n1);
+        fwd_bwd(separate, threads, &o2, &g2, &n2);
+        assert_int_equal(n1, n2);
+        assert_memory_equal(o1, o2, sizeof(float) * 7 * 3);
+        assert_memory_equal(g1, g2, sizeof(float) * (size_t)n1);
+        free(o1); free(o2); free(g1); free(g2);
+    }
+}
+
 static void test_labels_out_of_range_are_refused(void **st)
 {
     (void)st;
@@ -566,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_model_gradients_match_finite_differences_hard_sharing),
         cmocka_unit_test(test_model_gradients_match_finite_differences_mmoe_gates),
         cmocka_unit_test(test_model_gradients_match_finite_differences_batchnorm),
+        cmocka_unit_test(test_batchnorm_fused_with_relu_matches_separate_layers),
         cmocka_unit_test(test_training_learns_every_task_of_a_synthetic_problem),
         cmocka_unit_test(test_uncertainty_and_gradnorm_weights_move),
         cmocka_unit_test(test_checkpoint_round_trip_gives_identical_outputs),

@@ -48,7 +48,7 @@ static void lanes_sq(double *l, const float *x, int S, double mu)
 
 void mtc_batchnorm_forward_train_ch(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                                     const float *beta, float *run_mean, float *run_var, float momentum, float eps,
-                                    int B, int C, int S, int c0, int c1)
+                                    int B, int C, int S, int c0, int c1, int relu)
 {
     const int64_t n = (int64_t)B * S;
     for (int c = c0; c < c1; c++) {
@@ -72,7 +72,13 @@ void mtc_batchnorm_forward_train_ch(float *out, float *mean, float *rstd, const 
         for (int b = 0; b < B; b++) {
             const float *x = in + ((int64_t)b * C + c) * S;
             float *y = out + ((int64_t)b * C + c) * S;
-            for (int i = 0; i < S; i++) y[i] = a * x[i] + sh;
+            if (relu)
+                for (int i = 0; i < S; i++) {
+                    const float v = a * x[i] + sh;
+                    y[i] = v > 0.0f ? v : 0.0f; /* mtc_act_forward's relu */
+                }
+            else
+                for (int i = 0; i < S; i++) y[i] = a * x[i] + sh;
         }
     }
 }
@@ -83,7 +89,8 @@ void mtc_batchnorm_forward_train(float *out, float *mean, float *rstd,
                                  float *run_var, float momentum, float eps,
                                  int B, int C, int S)
 {
-    mtc_batchnorm_forward_train_ch(out, mean, rstd, in, gamma, beta, run_mean, run_var, momentum, eps, B, C, S, 0, C);
+    mtc_batchnorm_forward_train_ch(out, mean, rstd, in, gamma, beta, run_mean, run_var, momentum, eps, B, C, S, 0, C,
+                                   0);
 }
 
 void mtc_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
@@ -105,9 +112,38 @@ void mtc_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
 
 /* x̂ = (x−μ)·rstd;  dβ += Σ dy;  dγ += Σ dy·x̂;
  * dx += γ·rstd/n · (n·dy − Σdy − x̂·Σ(dy·x̂)). */
+/* Σdy and Σdy·x̂ of one channel's row of S values into the lanes; with o
+ * (a fused relu's output) dy counts only where o > 0: masked into a float
+ * block first (a blend), so both loops vectorise. */
+#define BN_BLOCK 256 /* a multiple of BN_LANES: lane = i % BN_LANES */
+
+static void bwd_sums(double *ly, double *lx, const float *x, const float *dy, const float *o, int S, float mu,
+                     float rs)
+{
+    float blk[BN_BLOCK];
+    for (int i0 = 0; i0 < S; i0 += BN_BLOCK) {
+        const int n = S - i0 < BN_BLOCK ? S - i0 : BN_BLOCK;
+        const float *d = dy + i0, *xs = x + i0;
+        if (o) {
+            for (int i = 0; i < n; i++) blk[i] = o[i0 + i] > 0.0f ? d[i] : 0.0f;
+            d = blk;
+        }
+        int i = 0;
+        for (; i + BN_LANES <= n; i += BN_LANES)
+            for (int j = 0; j < BN_LANES; j++) {
+                ly[j] += d[i + j];
+                lx[j] += d[i + j] * ((xs[i + j] - mu) * rs);
+            }
+        for (; i < n; i++) {
+            ly[i % BN_LANES] += d[i];
+            lx[i % BN_LANES] += d[i] * ((xs[i] - mu) * rs);
+        }
+    }
+}
+
 void mtc_batchnorm_backward_ch(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                                const float *mean, const float *rstd, const float *gamma, int B, int C, int S,
-                               int c0, int c1)
+                               int c0, int c1, const float *relu_out)
 {
     const int64_t n = (int64_t)B * S;
     if (n <= 0) return;
@@ -115,18 +151,8 @@ void mtc_batchnorm_backward_ch(float *din, float *dgamma, float *dbeta, const fl
         const float mu = mean[c], rs = rstd[c];
         double ly[BN_LANES] = {0}, lx[BN_LANES] = {0};
         for (int b = 0; b < B; b++) {
-            const float *x = in + ((int64_t)b * C + c) * S;
-            const float *dy = dout + ((int64_t)b * C + c) * S;
-            int i = 0;
-            for (; i + BN_LANES <= S; i += BN_LANES)
-                for (int j = 0; j < BN_LANES; j++) {
-                    ly[j] += dy[i + j];
-                    lx[j] += dy[i + j] * ((x[i + j] - mu) * rs);
-                }
-            for (; i < S; i++) {
-                ly[i % BN_LANES] += dy[i];
-                lx[i % BN_LANES] += dy[i] * ((x[i] - mu) * rs);
-            }
+            const int64_t at = ((int64_t)b * C + c) * S;
+            bwd_sums(ly, lx, in + at, dout + at, relu_out ? relu_out + at : NULL, S, mu, rs);
         }
         const double sdy = fold_lanes(ly), sdyx = fold_lanes(lx);
         if (dbeta) dbeta[c] += (float)sdy;
@@ -135,11 +161,14 @@ void mtc_batchnorm_backward_ch(float *din, float *dgamma, float *dbeta, const fl
         const float g = gamma ? gamma[c] : 1.0f;
         const float k = g * rs, mdy = (float)(sdy / n), mdyx = (float)(sdyx / n);
         for (int b = 0; b < B; b++) {
-            const float *x = in + ((int64_t)b * C + c) * S;
-            const float *dy = dout + ((int64_t)b * C + c) * S;
-            float *dx = din + ((int64_t)b * C + c) * S;
-            for (int i = 0; i < S; i++)
-                dx[i] += k * (dy[i] - mdy - (x[i] - mu) * rs * mdyx);
+            const int64_t at = ((int64_t)b * C + c) * S;
+            const float *x = in + at, *dy = dout + at, *o = relu_out ? relu_out + at : NULL;
+            float *dx = din + at;
+            if (o)
+                for (int i = 0; i < S; i++)
+                    dx[i] += k * ((o[i] > 0.0f ? dy[i] : 0.0f) - mdy - (x[i] - mu) * rs * mdyx);
+            else
+                for (int i = 0; i < S; i++) dx[i] += k * (dy[i] - mdy - (x[i] - mu) * rs * mdyx);
         }
     }
 }
@@ -149,7 +178,7 @@ void mtc_batchnorm_backward(float *din, float *dgamma, float *dbeta,
                             const float *mean, const float *rstd,
                             const float *gamma, int B, int C, int S)
 {
-    mtc_batchnorm_backward_ch(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, S, 0, C);
+    mtc_batchnorm_backward_ch(din, dgamma, dbeta, dout, in, mean, rstd, gamma, B, C, S, 0, C, NULL);
 }
 
 /* W'[c,:] = W[c,:]·a_c,  b'_c = (b_c − μ_c)·a_c + β_c,  a_c = γ_c/√(var_c+eps).
