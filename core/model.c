@@ -431,7 +431,8 @@ void mtc_model_free(mtc_model *m)
 typedef struct par_ctx {
     mtc_model *m;
     mtc_layer *L;
-    mtc_layer *pool; /* the max-pool a conv L runs fused with, or NULL */
+    mtc_layer *pool; /* the max-pool a conv L runs fused with (the relu a BN
+                      * L runs fused with), or NULL */
     const float *x;
     float *dx;
     int B, P;
