@@ -436,6 +436,7 @@ typedef struct par_ctx {
     const float *x;
     float *dx;
     int B, P;
+    int train; /* forward: keep what backward needs (max-pool argmax) */
 } par_ctx;
 
 /* Part k of P of [0, n): [*lo, *lo + *len). */
@@ -455,7 +456,7 @@ static void slice(const par_ctx *c, int k, int *lo, int *n)
  * input), one conv chunk at a time in thread k's scratch: the same values
  * as the three layers run whole. */
 static void conv_pool_forward(mtc_model *m, const mtc_layer *L, mtc_layer *P, const float *x, int lo,
-                              int b, int k)
+                              int b, int k, int train)
 {
     const int bc = mtc_conv_chunk(&L->cs, b);
     float *y = m->fuse + k * m->fuse_stride, *col = m->col + k * m->col_stride;
@@ -465,8 +466,8 @@ static void conv_pool_forward(mtc_model *m, const mtc_layer *L, mtc_layer *P, co
         int64_t at = (int64_t)(lo + s) * P->out_size;
         mtc_conv2d_forward(y, x + s * L->in_size, W, bias, col, &L->cs, n);
         if (L->spec.act) mtc_act_forward(y, y, n * L->out_size, L->spec.act);
-        mtc_maxpool_forward(P->out + at, P->argmax + at, y, n, P->in_c, P->in_h, P->in_w, P->spec.size,
-                            P->spec.stride);
+        mtc_maxpool_forward(P->out + at, train ? P->argmax + at : NULL, y, n, P->in_c, P->in_h, P->in_w,
+                            P->spec.size, P->spec.stride);
     }
 }
 
@@ -514,7 +515,7 @@ static void fwd_task(void *v, int k)
         break;
     case MTC_L_CONV:
         if (c->pool) {
-            conv_pool_forward(m, L, c->pool, x, lo, b, k);
+            conv_pool_forward(m, L, c->pool, x, lo, b, k, c->train);
             break;
         }
         mtc_conv2d_forward(L->pre + lo * os, x, m->params + L->w_off, m->params + L->b_off,
@@ -522,7 +523,8 @@ static void fwd_task(void *v, int k)
         if (s->act) mtc_act_forward(L->out + lo * os, L->pre + lo * os, b * os, s->act);
         break;
     case MTC_L_MAXPOOL:
-        mtc_maxpool_forward(L->out + lo * os, L->argmax + lo * os, x, b, L->in_c, L->in_h, L->in_w, s->size, s->stride);
+        mtc_maxpool_forward(L->out + lo * os, c->train ? L->argmax + lo * os : NULL, x, b, L->in_c, L->in_h, L->in_w,
+                            s->size, s->stride);
         break;
     case MTC_L_AVGPOOL:
         mtc_avgpool_forward(L->out + lo * os, x, b, L->in_c, L->in_h, L->in_w, s->size, s->stride);
@@ -660,16 +662,16 @@ static int nslices(const mtc_model *m, const mtc_layer *L, int B)
     return (int64_t)B * L->in_size / P >= PAR_MIN_ELEMS ? (int)P : 1;
 }
 
-static void sliced_forward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, int B)
+static void sliced_forward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, int B, int train)
 {
-    par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B)};
+    par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B), train};
     if (c.P == 1) fwd_task(&c, 0);
     else mtc_pool_run(m->pool, c.P, fwd_task, &c);
 }
 
 static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, float *dx, int B)
 {
-    par_ctx c = {m, L, pool, x, dx, B, nslices(m, L, B)};
+    par_ctx c = {m, L, pool, x, dx, B, nslices(m, L, B), 1};
     if (c.P == 1) {
         bwd_task(&c, 0);
         return;
@@ -733,7 +735,7 @@ static void bn_bwd_task(void *v, int k)
 static void bn_run(mtc_model *m, mtc_layer *L, mtc_layer *relu, const float *x, float *dx, int B,
                    void (*task)(void *, int))
 {
-    par_ctx c = {m, L, relu, x, dx, B, bn_parts(m, L, B)};
+    par_ctx c = {m, L, relu, x, dx, B, bn_parts(m, L, B), 1};
     if (c.P == 1) task(&c, 0);
     else mtc_pool_run(m->pool, c.P, task, &c);
 }
@@ -741,7 +743,7 @@ static void bn_run(mtc_model *m, mtc_layer *L, mtc_layer *relu, const float *x, 
 static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int train, mtc_rng *rng)
 {
     if (sliced(L)) {
-        sliced_forward(m, L, NULL, x, B);
+        sliced_forward(m, L, NULL, x, B, train);
         return;
     }
     const mtc_layer_spec *s = &L->spec;
@@ -817,7 +819,7 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
 {
     for (int i = 0; i < ch->n; i++) {
         if (conv_fuses_pool(ch, i)) { /* fills the max-pool's output: skip that layer */
-            sliced_forward(m, &ch->layers[i], &ch->layers[i + 1], x, B);
+            sliced_forward(m, &ch->layers[i], &ch->layers[i + 1], x, B, train);
             i++;
         } else if (train && bn_fuses_relu(ch, i)) {
             bn_run(m, &ch->layers[i], &ch->layers[i + 1], x, NULL, B, bn_fwd_task);

@@ -438,6 +438,13 @@ static void test_maxpool_2x2_ties_pick_the_first_maximum(void **st)
                 assert_int_equal(am[o], best);
                 assert_true(out[o] == x[best]);
             }
+    /* inference (no argmax) takes its own vectorised 2x2 path: the same
+     * bytes, also with signed zeros and NaNs among the ties */
+    in[5] = -0.0f, in[6] = 0.0f, in[W + 5] = NAN, in[2 * W] = NAN, in[3 * W + 1] = -0.0f;
+    float out2[2 * 3 * 3 * 4];
+    mtc_maxpool_forward(out, am, in, B, C, H, W, 2, 2);
+    mtc_maxpool_forward(out2, NULL, in, B, C, H, W, 2, 2);
+    assert_memory_equal(out, out2, sizeof out);
 }
 
 static void test_avgpool_backward_matches_fd(void **st)
