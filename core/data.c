@@ -65,6 +65,7 @@ void mtc_data_free(mtc_dataset *d)
     if (!d) return;
     free(d->x_u8);
     free(d->x_f32);
+    free(d->group);
     for (int t = 0; t < d->ntasks && t < MTC_MAX_TASKS; t++) {
         mtc_data_task *k = &d->tasks[t];
         free(k->labels);
@@ -219,8 +220,46 @@ int mtc_data_load_fashion(const char *arg, const char *split,
 
 /* ---- splits and batches ------------------------------------------------------ */
 
-int mtc_data_split(int64_t n, double val_frac, uint64_t seed, int64_t **train,
-                   int64_t *ntrain, int64_t **val, int64_t *nval, mtc_err *e)
+/* Grouped split: whole groups go to validation, in a seeded order of the
+ * group ids, until it holds at least round(n*frac) samples; both sides are
+ * then shuffled from the same stream. */
+static int split_grouped(int64_t n, const int32_t *group, int64_t nv_want, mtc_rng *r,
+                         int64_t *t, int64_t *nt, int64_t *v, int64_t *nv, mtc_err *e)
+{
+    int64_t ng = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (group[i] < 0 || group[i] >= n)
+            return mtc_err_set(e, MTC_EINPUT, "split: group id %d at sample %lld is not in [0, %lld)",
+                               group[i], (long long)i, (long long)n);
+        if (group[i] + 1LL > ng) ng = group[i] + 1LL;
+    }
+    int64_t *order = malloc((size_t)(ng ? ng : 1) * sizeof *order);
+    int64_t *count = calloc((size_t)(ng ? ng : 1), sizeof *count);
+    uint8_t *isval = calloc((size_t)(ng ? ng : 1), 1);
+    if (!order || !count || !isval) {
+        free(order); free(count); free(isval);
+        return mtc_err_set(e, MTC_ENOMEM, "split: out of memory for %lld groups", (long long)ng);
+    }
+    for (int64_t i = 0; i < n; i++) count[group[i]]++;
+    for (int64_t g = 0; g < ng; g++) order[g] = g;
+    mtc_shuffle_i64(r, order, ng);
+    for (int64_t k = 0, got = 0; k < ng && got < nv_want; k++) {
+        isval[order[k]] = 1;
+        got += count[order[k]];
+    }
+    *nt = *nv = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (isval[group[i]]) v[(*nv)++] = i;
+        else t[(*nt)++] = i;
+    }
+    mtc_shuffle_i64(r, v, *nv);
+    mtc_shuffle_i64(r, t, *nt);
+    free(order); free(count); free(isval);
+    return MTC_OK;
+}
+
+int mtc_data_split(int64_t n, const int32_t *group, double val_frac, uint64_t seed,
+                   int64_t **train, int64_t *ntrain, int64_t **val, int64_t *nval, mtc_err *e)
 {
     *train = *val = NULL;
     *ntrain = *nval = 0;
@@ -230,23 +269,29 @@ int mtc_data_split(int64_t n, double val_frac, uint64_t seed, int64_t **train,
     int64_t nv = llround((double)n * val_frac);
     if (nv > n) nv = n;
     int64_t *perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
-    int64_t *v = malloc((size_t)(nv ? nv : 1) * sizeof *v);
-    int64_t *t = malloc((size_t)(n - nv ? n - nv : 1) * sizeof *t);
+    int64_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    int64_t *t = malloc((size_t)(n ? n : 1) * sizeof *t);
     if (!perm || !v || !t) {
         free(perm); free(v); free(t);
         return mtc_err_set(e, MTC_ENOMEM, "split: out of memory for %lld indices", (long long)n);
     }
-    for (int64_t i = 0; i < n; i++) perm[i] = i;
     mtc_rng r;
     mtc_rng_seed(&r, seed);
-    mtc_shuffle_i64(&r, perm, n);
-    /* The first nv of the shuffled order validate; the rest train, still
-     * shuffled (the trainer reshuffles every epoch). */
-    memcpy(v, perm, (size_t)nv * sizeof *v);
-    memcpy(t, perm + nv, (size_t)(n - nv) * sizeof *t);
+    int64_t nt = n - nv;
+    if (group && nv > 0) {
+        int rc = split_grouped(n, group, nv, &r, t, &nt, v, &nv, e);
+        if (rc) { free(perm); free(v); free(t); return rc; }
+    } else {
+        for (int64_t i = 0; i < n; i++) perm[i] = i;
+        mtc_shuffle_i64(&r, perm, n);
+        /* The first nv of the shuffled order validate; the rest train, still
+         * shuffled (the trainer reshuffles every epoch). */
+        memcpy(v, perm, (size_t)nv * sizeof *v);
+        memcpy(t, perm + nv, (size_t)nt * sizeof *t);
+    }
     free(perm);
     *val = v; *nval = nv;
-    *train = t; *ntrain = n - nv;
+    *train = t; *ntrain = nt;
     return MTC_OK;
 }
 

@@ -27,9 +27,10 @@
 int mtc_multifashion_build(const uint8_t *fashion_px, const uint8_t *fashion_lab,
                            int64_t n, const uint8_t *digit_px,
                            const uint8_t *digit_lab, int64_t ndigits,
-                           uint64_t seed, uint8_t *out_px, uint8_t *out_digit)
+                           uint64_t seed, uint8_t *out_px, uint8_t *out_digit,
+                           int32_t *out_index)
 {
-    if (ndigits <= 0 || n < 0) return MTC_EINPUT;
+    if (ndigits <= 0 || ndigits > INT32_MAX || n < 0) return MTC_EINPUT;
     for (int64_t i = 0; i < n; i++)
         if (fashion_lab[i] > 9) return MTC_EINPUT;
     for (int64_t j = 0; j < ndigits; j++)
@@ -51,13 +52,15 @@ int mtc_multifashion_build(const uint8_t *fashion_px, const uint8_t *fashion_lab
         mtc_resize_bilinear_u8(canvas, MF_CANVAS, MF_CANVAS, out_px + i * MF_PIX, MF_SIDE,
                                MF_SIDE);
         out_digit[i] = digit_lab[j];
+        if (out_index) out_index[i] = (int32_t)j;
     }
     return MTC_OK;
 }
 
-/* Builds one side in memory: px (n,28,28), fashion and digit labels. */
+/* Builds one side in memory: px (n,28,28), fashion and digit labels and,
+ * when group is not NULL, the index of the digit image of each pair. */
 static int build_side(const char *split, uint64_t seed, int64_t *n, uint8_t **px,
-                      uint8_t **flab, uint8_t **dlab, mtc_err *e)
+                      uint8_t **flab, uint8_t **dlab, int32_t **group, mtc_err *e)
 {
     uint8_t *fpx = NULL, *gpx = NULL, *glab = NULL;
     int64_t ng;
@@ -67,15 +70,21 @@ static int build_side(const char *split, uint64_t seed, int64_t *n, uint8_t **px
     if (!rc) {
         *px = malloc((size_t)*n * MF_PIX);
         *dlab = malloc((size_t)*n + 1);
-        if (!*px || !*dlab) rc = mtc_err_set(e, MTC_ENOMEM, "multifashion: out of memory");
+        if (group) *group = malloc(((size_t)*n + 1) * sizeof **group);
+        if (!*px || !*dlab || (group && !*group)) rc = mtc_err_set(e, MTC_ENOMEM, "multifashion: out of memory");
     }
     if (!rc) {
         uint64_t s = strcmp(split, "test") ? seed : seed ^ MF_TEST_SALT;
-        if (mtc_multifashion_build(fpx, *flab, *n, gpx, glab, ng, s, *px, *dlab))
+        if (mtc_multifashion_build(fpx, *flab, *n, gpx, glab, ng, s, *px, *dlab,
+                                   group ? *group : NULL))
             rc = mtc_err_set(e, MTC_EINPUT, "multifashion: bad source labels");
     }
     free(fpx); free(gpx); free(glab);
-    if (rc) { free(*px); free(*flab); free(*dlab); *px = *flab = *dlab = NULL; }
+    if (rc) {
+        free(*px); free(*flab); free(*dlab);
+        *px = *flab = *dlab = NULL;
+        if (group) { free(*group); *group = NULL; }
+    }
     return rc;
 }
 
@@ -100,7 +109,10 @@ int mtc_data_load_multifashion(const char *arg, const char *split,
     int rc = parse_seed(arg, &seed, e);
     if (rc) return rc;
     uint8_t *flab, *dlab;
-    rc = build_side(split, seed, &d->n, &d->x_u8, &flab, &dlab, e);
+    /* Groups = the digit drawn: a validation split then holds digits that no
+     * training pair shows, as the test split does (60,000 pairs reuse the
+     * ~8,000 training digits). */
+    rc = build_side(split, seed, &d->n, &d->x_u8, &flab, &dlab, &d->group, e);
     if (rc) return rc;
     d->c = 1; d->h = MF_SIDE; d->w = MF_SIDE;
     rc = mtc_data_add_cls_task(d, "fashion", 10, flab, e);
@@ -168,7 +180,7 @@ static int write_side(const char *dir, const char *split, const char *pre, uint6
 {
     int64_t n;
     uint8_t *px, *flab, *dlab;
-    int rc = build_side(split, seed, &n, &px, &flab, &dlab, e);
+    int rc = build_side(split, seed, &n, &px, &flab, &dlab, NULL, e);
     if (rc) return rc;
     char path[4200];
     snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, pre);

@@ -736,7 +736,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     mtc_jw hist;
     mtc_jw_init(&hist);
     mtc_jw_arr(&hist);
-    if (!rc) rc = mtc_data_split(d->n, cfg->val_frac, cfg->seed, &tidx, &nt, &vidx, &nv, e);
+    if (!rc) rc = mtc_data_split(d->n, d->group, cfg->val_frac, cfg->seed, &tidx, &nt, &vidx, &nv, e);
     if (!rc && nt < 1) rc = mtc_err_set(e, MTC_EINPUT, "%s: no training samples left after the validation split", d->name);
     if (!rc) rc = mtc_optim_init(&opt, &cfg->opt, m->nparams, e);
     if (rc) goto done;

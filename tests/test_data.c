@@ -405,10 +405,15 @@ static void test_multifashion_puts_the_drawn_digit_down_right(void **st)
     mf_src s;
     mf_src_init(&s);
     uint8_t out[50 * 784], dl[50];
-    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 1, out, dl), 0);
+    int32_t idx[50];
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 1, out, dl, idx), 0);
     int seen[10] = {0};
     for (int i = 0; i < 50; i++) {
         const uint8_t *o = out + i * 784;
+        /* the index names the digit image drawn: its label, its pixels */
+        assert_true(idx[i] >= 0 && idx[i] < 30);
+        assert_int_equal(dl[i], s.glab[idx[i]]);
+        assert_int_equal(o[20 * 28 + 20], s.gpx[idx[i] * 784]);
         /* canvas (8..35) holds the digit: output >= 7 is inside it entirely */
         assert_int_equal(o[20 * 28 + 20], 20 + 20 * dl[i]);
         assert_int_equal(o[27 * 28 + 27], 20 + 20 * dl[i]);
@@ -424,13 +429,13 @@ static void test_multifashion_puts_the_drawn_digit_down_right(void **st)
      * when the digit pool is black */
     memset(s.fpx, 255, 784);
     memset(s.gpx, 0, sizeof s.gpx);
-    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 30, 1, out, dl), 0);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 30, 1, out, dl, NULL), 0);
     assert_int_equal(out[0], 255);
     assert_int_equal(out[27 * 28 + 27], 0);
     /* bad input: empty pool, label out of range */
-    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 0, 1, out, dl), MTC_EINPUT);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 0, 1, out, dl, NULL), MTC_EINPUT);
     s.glab[3] = 10;
-    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 30, 1, out, dl), MTC_EINPUT);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 1, s.gpx, s.glab, 30, 1, out, dl, NULL), MTC_EINPUT);
 }
 
 static void test_multifashion_same_seed_same_bytes_other_seed_differs(void **st)
@@ -440,9 +445,9 @@ static void test_multifashion_same_seed_same_bytes_other_seed_differs(void **st)
     mf_src_init(&s);
     fill_pattern(s.fpx, sizeof s.fpx, 2);
     uint8_t a[50 * 784], b[50 * 784], c[50 * 784], da[50], db[50], dc[50];
-    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 5, a, da), 0);
-    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 5, b, db), 0);
-    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 6, c, dc), 0);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 5, a, da, NULL), 0);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 5, b, db, NULL), 0);
+    assert_int_equal(mtc_multifashion_build(s.fpx, s.flab, 50, s.gpx, s.glab, 30, 6, c, dc, NULL), 0);
     assert_memory_equal(a, b, sizeof a);
     assert_memory_equal(da, db, sizeof da);
     assert_true(memcmp(a, c, sizeof a) != 0);
@@ -481,6 +486,25 @@ static void test_real_multifashion_keeps_fashion_labels_and_digit_correlates(voi
     for (int k = 0; k < 10; k++) assert_true(cnt[k] > 700);
     assert_true(ink[0] / cnt[0] > 1.5 * ink[1] / cnt[1]);
     assert_true(ink[8] / cnt[8] > 1.5 * ink[1] / cnt[1]);
+    /* groups name the digit image: one group, one digit label and the same
+     * ink in the corner only the digit reaches; ~2,000 test digits in use */
+    assert_non_null(mf.group);
+    int32_t lab_of[10000];
+    double ink_of[10000];
+    int ngroups = 0;
+    for (int g = 0; g < 10000; g++) lab_of[g] = -1;
+    for (int64_t i = 0; i < mf.n; i++) {
+        int32_t g = mf.group[i];
+        assert_true(g >= 0 && g < 10000);
+        const uint8_t *o = mf.x_u8 + i * 784;
+        double s = 0;
+        for (int y = 22; y < 28; y++)
+            for (int x = 22; x < 28; x++) s += o[y * 28 + x];
+        if (lab_of[g] < 0) { lab_of[g] = mf.tasks[1].labels[i]; ink_of[g] = s; ngroups++; continue; }
+        assert_int_equal(lab_of[g], mf.tasks[1].labels[i]);
+        assert_true(ink_of[g] == s);
+    }
+    assert_true(ngroups > 1500 && ngroups <= 2100);
     assert_int_equal(mtc_data_open("multifashion@1", "test", NULL, &mf2, &e), 0);
     assert_true(mf.hash == mf2.hash);
     mtc_data_free(&mf2);
@@ -949,10 +973,10 @@ static void test_split_is_seeded_permutation_with_rounded_val(void **st)
     (void)st;
     int64_t *t1, *v1, *t2, *v2, nt, nv, nt2, nv2;
     mtc_err e = {0};
-    assert_int_equal(mtc_data_split(1001, 0.1, 7, &t1, &nt, &v1, &nv, &e), 0);
+    assert_int_equal(mtc_data_split(1001, NULL, 0.1, 7, &t1, &nt, &v1, &nv, &e), 0);
     assert_int_equal(nv, 100);
     assert_int_equal(nt, 901);
-    assert_int_equal(mtc_data_split(1001, 0.1, 7, &t2, &nt2, &v2, &nv2, &e), 0);
+    assert_int_equal(mtc_data_split(1001, NULL, 0.1, 7, &t2, &nt2, &v2, &nv2, &e), 0);
     assert_memory_equal(t1, t2, nt * sizeof *t1);
     assert_memory_equal(v1, v2, nv * sizeof *v1);
     char *seen = calloc(1001, 1);
@@ -961,14 +985,54 @@ static void test_split_is_seeded_permutation_with_rounded_val(void **st)
     for (int i = 0; i < 1001; i++) assert_int_equal(seen[i], 1);
     free(seen);
     free(t2); free(v2);
-    assert_int_equal(mtc_data_split(1001, 0.1, 8, &t2, &nt2, &v2, &nv2, &e), 0);
+    assert_int_equal(mtc_data_split(1001, NULL, 0.1, 8, &t2, &nt2, &v2, &nv2, &e), 0);
     assert_true(memcmp(v1, v2, nv * sizeof *v1) != 0);
     free(t1); free(v1); free(t2); free(v2);
-    assert_int_equal(mtc_data_split(10, 0.0, 1, &t1, &nt, &v1, &nv, &e), 0);
+    assert_int_equal(mtc_data_split(10, NULL, 0.0, 1, &t1, &nt, &v1, &nv, &e), 0);
     assert_int_equal(nv, 0);
     assert_int_equal(nt, 10);
     free(t1); free(v1);
-    assert_int_equal(mtc_data_split(10, 1.5, 1, &t1, &nt, &v1, &nv, &e), MTC_EINPUT);
+    assert_int_equal(mtc_data_split(10, NULL, 1.5, 1, &t1, &nt, &v1, &nv, &e), MTC_EINPUT);
+}
+
+/* Grouped split: whole groups on one side, at least round(n*frac) samples in
+ * validation, a permutation of [0, n), same seed same split. */
+static void test_split_grouped_keeps_groups_on_one_side(void **st)
+{
+    (void)st;
+    enum { N = 1000, G = 97 };
+    int32_t *g = malloc(N * sizeof *g);
+    for (int i = 0; i < N; i++) g[i] = (int32_t)((i * 31) % G); /* groups of 10 or 11 */
+    int64_t *t1, *v1, *t2, *v2, nt, nv, nt2, nv2;
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_split(N, g, 0.1, 3, &t1, &nt, &v1, &nv, &e), 0);
+    assert_true(nv >= 100 && nv < 100 + 11);
+    assert_int_equal(nt + nv, N);
+    char side[G] = {0}, seen[N] = {0};
+    for (int64_t i = 0; i < nv; i++) { side[g[v1[i]]] |= 1; seen[v1[i]]++; }
+    for (int64_t i = 0; i < nt; i++) { side[g[t1[i]]] |= 2; seen[t1[i]]++; }
+    for (int k = 0; k < G; k++) assert_true(side[k] == 1 || side[k] == 2);
+    for (int i = 0; i < N; i++) assert_int_equal(seen[i], 1);
+    assert_int_equal(mtc_data_split(N, g, 0.1, 3, &t2, &nt2, &v2, &nv2, &e), 0);
+    assert_int_equal(nv2, nv);
+    assert_memory_equal(v1, v2, nv * sizeof *v1);
+    assert_memory_equal(t1, t2, nt * sizeof *t1);
+    free(t2); free(v2);
+    /* another seed draws other groups; frac 0 leaves validation empty */
+    assert_int_equal(mtc_data_split(N, g, 0.1, 4, &t2, &nt2, &v2, &nv2, &e), 0);
+    int same = nv2 == nv;
+    for (int64_t i = 0; same && i < nv; i++) same = side[g[v2[i]]] == 1;
+    assert_false(same);
+    free(t2); free(v2);
+    assert_int_equal(mtc_data_split(N, g, 0.0, 3, &t2, &nt2, &v2, &nv2, &e), 0);
+    assert_int_equal(nv2, 0);
+    assert_int_equal(nt2, N);
+    free(t2); free(v2);
+    /* ids outside [0, n) are refused */
+    g[5] = -1;
+    assert_int_equal(mtc_data_split(N, g, 0.1, 3, &t2, &nt2, &v2, &nv2, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "group id -1 at sample 5"));
+    free(t1); free(v1); free(g);
 }
 
 static void test_batch_x_scales_u8_and_shift_keeps_values(void **st)
@@ -1134,6 +1198,7 @@ int main(void)
         cmocka_unit_test(test_png_folder_classes_sorted_and_every_fifth_file_is_test),
         cmocka_unit_test(test_png_folder_with_train_and_test_subfolders_uses_them),
         cmocka_unit_test(test_split_is_seeded_permutation_with_rounded_val),
+        cmocka_unit_test(test_split_grouped_keeps_groups_on_one_side),
         cmocka_unit_test(test_batch_x_scales_u8_and_shift_keeps_values),
         cmocka_unit_test(test_hash_covers_inputs_and_labels),
         cmocka_unit_test(test_parse_csv_tasks_reads_kind_and_column),

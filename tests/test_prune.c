@@ -472,7 +472,7 @@ static void test_protect_budget_respected_oneshot_and_agp(void **st)
         assert_true(r.sparsity > 0.0);
         /* re-measure independently on the same validation split */
         int64_t *ti, *vi, nt, nv;
-        assert_int_equal(mtc_data_split(d.n, c.train.val_frac, c.train.seed, &ti, &nt, &vi, &nv, &e), 0);
+        assert_int_equal(mtc_data_split(d.n, d.group, c.train.val_frac, c.train.seed, &ti, &nt, &vi, &nv, &e), 0);
         double now[MTC_MAX_TASKS];
         assert_int_equal(mtc_prune_eval_primary(&m, &d, vi, nv, now, &e), 0);
         assert_true(100 * (r.val_before[0] - now[0]) <= 0.5 + 1e-9);

@@ -181,7 +181,7 @@ static int run_sensitivity(const prune_opts *o, const cli_common *c)
     if ((rc = parse_grid(o->grid, grid, 64, &ngrid, &e))) return cli_fail("prune", &e);
     if ((rc = mtc_model_load(o->sensitivity, &m, NULL, &e))) return cli_fail("prune", &e);
     if ((rc = util_open_data(&m, o->data, "train", &d, &e))) goto out;
-    if ((rc = mtc_data_split(d.n, o->val, c->seed, &tidx, &nt, &vidx, &nv, &e))) goto out;
+    if ((rc = mtc_data_split(d.n, d.group, o->val, c->seed, &tidx, &nt, &vidx, &nv, &e))) goto out;
     if (nv == 0) { rc = mtc_err_set(&e, MTC_EINPUT, "--val %g: the validation split is empty", o->val); goto out; }
     if (o->val_samples > 0 && nv > o->val_samples) nv = o->val_samples;
     cli_progress(c, "sensitivity: %s on %lld validation samples of %s, %d sparsities", o->sensitivity,
@@ -358,7 +358,7 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     /* before */
     if (o->data) {
         if ((rc = util_open_data(&m, o->data, "train", &d, &e))) goto out;
-        if ((rc = mtc_data_split(d.n, pc.train.val_frac, c->seed, &tidx, &nt, &vidx, &nv, &e))) goto out;
+        if ((rc = mtc_data_split(d.n, d.group, pc.train.val_frac, c->seed, &tidx, &nt, &vidx, &nv, &e))) goto out;
         if (nv > 0 && (rc = mtc_prune_eval_primary(&m, &d, vidx, nv, val_b, &e))) goto out;
         if (!o->no_test) {
             if ((rc = util_open_data(&m, o->data, "test", &dt, &e))) goto out;

@@ -46,6 +46,9 @@ typedef struct mtc_dataset {
     int ntasks;
     mtc_data_task tasks[MTC_MAX_TASKS];
     uint64_t hash;      /* FNV-1a over inputs and labels: identifies the data */
+    int32_t *group;     /* n group ids or NULL: a validation split keeps each group
+                           on one side (multifashion: the digit image drawn, so
+                           validation pairs carry digits training never saw) */
 } mtc_dataset;
 
 /* CSV column selection (ignored by the image datasets). */
@@ -94,20 +97,25 @@ int mtc_png_write(const char *path, int h, int w, int channels,
 
 /* MultiFashion+MNIST: fashion (n,28,28) and a digit pool; pairs each fashion
  * item with a digit drawn by the seeded RNG from the same side's pool.
- * out_px is n*28*28, out_digit n labels (fashion labels are unchanged).
+ * out_px is n*28*28, out_digit n labels (fashion labels are unchanged),
+ * out_index (or NULL) the index of the digit image drawn for each pair.
  * Returns MTC_EINPUT when the pool is empty or a label is not in [0,10). */
 int mtc_multifashion_build(const uint8_t *fashion_px, const uint8_t *fashion_lab,
                            int64_t n, const uint8_t *digit_px,
                            const uint8_t *digit_lab, int64_t ndigits,
-                           uint64_t seed, uint8_t *out_px, uint8_t *out_digit);
+                           uint64_t seed, uint8_t *out_px, uint8_t *out_digit,
+                           int32_t *out_index);
 /* Creates DIR if needed and writes DIR/{train,t10k}-images-idx3-ubyte.gz,
  * DIR/{train,t10k}-{fashion,digit}-labels-idx1-ubyte.gz and
  * DIR/contact-sheet.png (first 64 train samples). Same seed, same bytes. */
 int mtc_data_write_multifashion(const char *dir, uint64_t seed, mtc_err *e);
 
-/* Seeded shuffle and validation split over [0, n): val gets round(n*frac). */
-int mtc_data_split(int64_t n, double val_frac, uint64_t seed, int64_t **train,
-                   int64_t *ntrain, int64_t **val, int64_t *nval, mtc_err *e);
+/* Seeded shuffle and validation split over [0, n): val gets round(n*frac).
+ * With group (ids in [0, n), e.g. mtc_dataset.group) whole groups go to val, in a
+ * seeded order, until it holds at least round(n*frac) samples, so no group
+ * is on both sides; group NULL or frac 0 = split by sample. */
+int mtc_data_split(int64_t n, const int32_t *group, double val_frac, uint64_t seed,
+                   int64_t **train, int64_t *ntrain, int64_t **val, int64_t *nval, mtc_err *e);
 
 /* Converts samples idx[0..B) to floats (u8/255 or f32 copy) into x (B*c*h*w).
  * aug: 0 none; MTC_AUG_SHIFT random shift +-2 px (zero fill); MTC_AUG_FLIP
