@@ -423,28 +423,31 @@ static void test_maxpool_2x2_ties_pick_the_first_maximum(void **st)
     mtc_rng r;
     mtc_rng_seed(&r, 77);
     for (int i = 0; i < B * C * H * W; i++) in[i] = (float)mtc_rng_below(&r, 3); /* many ties */
-    mtc_maxpool_forward(out, am, in, B, C, H, W, 2, 2);
-    for (int pl = 0; pl < B * C; pl++)
-        for (int oh = 0; oh < OH; oh++)
-            for (int ow = 0; ow < OW; ow++) {
-                const float *x = in + pl * H * W;
-                int best = 2 * oh * W + 2 * ow;
-                for (int kh = 0; kh < 2; kh++)
-                    for (int kw = 0; kw < 2; kw++) {
-                        int q = (2 * oh + kh) * W + 2 * ow + kw;
-                        if (x[q] > x[best]) best = q;
-                    }
-                int o = (pl * OH + oh) * OW + ow;
-                assert_int_equal(am[o], best);
-                assert_true(out[o] == x[best]);
-            }
-    /* inference (no argmax) takes its own vectorised 2x2 path: the same
-     * bytes, also with signed zeros and NaNs among the ties */
-    in[5] = -0.0f, in[6] = 0.0f, in[W + 5] = NAN, in[2 * W] = NAN, in[3 * W + 1] = -0.0f;
-    float out2[2 * 3 * 3 * 4];
-    mtc_maxpool_forward(out, am, in, B, C, H, W, 2, 2);
-    mtc_maxpool_forward(out2, NULL, in, B, C, H, W, 2, 2);
-    assert_memory_equal(out, out2, sizeof out);
+    /* twice: plain ties, then signed zeros and NaNs among them (NaN never
+     * wins a strict >); the 2x2 paths are vectorised selects, the reference
+     * is the scan loop */
+    for (int round = 0; round < 2; round++) {
+        if (round) in[5] = -0.0f, in[6] = 0.0f, in[W + 5] = NAN, in[2 * W] = NAN, in[3 * W + 1] = -0.0f;
+        mtc_maxpool_forward(out, am, in, B, C, H, W, 2, 2);
+        for (int pl = 0; pl < B * C; pl++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    const float *x = in + pl * H * W;
+                    int best = 2 * oh * W + 2 * ow;
+                    for (int kh = 0; kh < 2; kh++)
+                        for (int kw = 0; kw < 2; kw++) {
+                            int q = (2 * oh + kh) * W + 2 * ow + kw;
+                            if (x[q] > x[best]) best = q;
+                        }
+                    int o = (pl * OH + oh) * OW + ow;
+                    assert_int_equal(am[o], best);
+                    assert_memory_equal(&out[o], &x[best], sizeof(float));
+                }
+        /* inference (no argmax) takes its own path: the same bytes */
+        float out2[2 * 3 * 3 * 4];
+        mtc_maxpool_forward(out2, NULL, in, B, C, H, W, 2, 2);
+        assert_memory_equal(out, out2, sizeof out);
+    }
 }
 
 static void test_avgpool_backward_matches_fd(void **st)

@@ -30,13 +30,47 @@ static void maxpool2_values(float *out, const float *in, int64_t planes, int H, 
     }
 }
 
+/* Training 2x2/2: the same comparisons again, with the winner's index
+ * carried by the same selects (first maximum on ties, as the loop below). */
+static void maxpool2_argmax(float *out, int32_t *argmax, const float *in, int64_t planes, int H,
+                            int W)
+{
+    const int OH = H / 2, OW = W / 2;
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *x = in + pl * H * W;
+        float *y = out + pl * OH * OW;
+        int32_t *a = argmax + pl * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+            const int32_t i0 = 2 * oh * W, i1 = i0 + W;
+            float *yo = y + oh * OW;
+            int32_t *ao = a + oh * OW;
+            for (int ow = 0; ow < OW; ow++) {
+                float m = r0[2 * ow], v = r0[2 * ow + 1];
+                int32_t b = i0 + 2 * ow;
+                b = v > m ? i0 + 2 * ow + 1 : b;
+                m = v > m ? v : m;
+                v = r1[2 * ow];
+                b = v > m ? i1 + 2 * ow : b;
+                m = v > m ? v : m;
+                v = r1[2 * ow + 1];
+                b = v > m ? i1 + 2 * ow + 1 : b;
+                m = v > m ? v : m;
+                yo[ow] = m;
+                ao[ow] = b;
+            }
+        }
+    }
+}
+
 void mtc_maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
                          int C, int H, int W, int K, int stride)
 {
     const int OH = (H - K) / stride + 1, OW = (W - K) / stride + 1;
     const int64_t planes = (int64_t)B * C;
-    if (!argmax && K == 2 && stride == 2) {
-        maxpool2_values(out, in, planes, H, W);
+    if (K == 2 && stride == 2) {
+        if (argmax) maxpool2_argmax(out, argmax, in, planes, H, W);
+        else maxpool2_values(out, in, planes, H, W);
         return;
     }
     for (int64_t pl = 0; pl < planes; pl++) {
