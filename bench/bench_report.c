@@ -76,6 +76,28 @@ static double num(const mtc_json *r, const char *field)
     return v && v->type == MTC_JNUM ? v->num : NONE;
 }
 
+/* Training rate of a record: the mean of its epochs' rates (both sides
+ * report it; one epoch of a 2-thread run on a shared VM swings +-10%), else
+ * the last epoch's. */
+static double train_sps(const mtc_json *r)
+{
+    double m = num(r, "samples_per_s_mean");
+    return HAVE(m) ? m : num(r, "samples_per_s");
+}
+
+/* training samples/s of key, or of key_rep (a second run of the same command,
+ * alternated with the other side's) when that is higher: short runs on a
+ * shared VM catch a slow moment now and then, and each side gets the same
+ * best-of-two. */
+static double best_sps(const char *key, const char *mode)
+{
+    char rep[96];
+    snprintf(rep, sizeof rep, "%s_rep", key);
+    double a = train_sps(rget(key, mode, "samples_per_s"));
+    double b = train_sps(rget(rep, mode, "samples_per_s"));
+    return HAVE(b) && (!HAVE(a) || b > a) ? b : a;
+}
+
 /* obj.a.b... as a number (NULL-terminated path). */
 static double path_num(const mtc_json *r, ...)
 {
@@ -240,18 +262,19 @@ static void build(void)
     if (pt) {
         double ep = num(pt, "epochs_run"), nb = num(pt, "batches");
         if (ep == 1 && nb < 469) snprintf(n1, sizeof n1, "%.0f batches", nb);
-        else snprintf(n1, sizeof n1, "%.0f epochs", ep);
+        else snprintf(n1, sizeof n1, "%.0f epochs, mean of the epochs' rates", ep);
     }
     n2[0] = 0;
-    if (ps) snprintf(n2, sizeof n2, "%.0f epoch(s)", num(ps, "epochs_run"));
-    add_row("teacher training samples/s, 2 threads", num(mt, "samples_per_s"), num(pt, "samples_per_s"), 1.5, 1,
+    if (ps)
+        snprintf(n2, sizeof n2, "%.0f epoch(s), mean of the epochs' rates%s", num(ps, "epochs_run"),
+                 rget("peer_student_rep", "train", NULL) ? ", best of 2 runs each" : "");
+    add_row("teacher training samples/s, 2 threads", train_sps(mt), train_sps(pt), 1.5, 1,
             "%s", n1);
-    add_row("student training samples/s, 2 threads", num(ms, "samples_per_s"), num(ps, "samples_per_s"), 2.0, 1,
-            "%s", n2);
+    add_row("student training samples/s, 2 threads", best_sps("mtc_student", NULL),
+            best_sps("peer_student", "train"), 2.0, 1, "%s", n2);
     const mtc_json *mmf = rget("mtc_mf_teacher", NULL, "samples_per_s"), *pmf = rget("peer_mf_teacher", "train", NULL);
     if (mmf || pmf)
-        add_row("MultiFashion teacher training samples/s, 2 threads", num(mmf, "samples_per_s"),
-                num(pmf, "samples_per_s"), 1.5, 1, "%s", pmf ? "5 epochs, tasks fashion+digit" : "");
+        add_row("MultiFashion teacher training samples/s, 2 threads", train_sps(mmf), train_sps(pmf), 1.5, 1, "%s", pmf ? "5 epochs, mean of the epochs' rates, tasks fashion+digit" : "");
 
     /* ---- fp32 inference (1 thread: the BENCH.md reference) --------------------- */
     static const char *models[2] = {"student", "teacher"};
@@ -490,11 +513,14 @@ static void build(void)
             char km[64], kp[64];
             snprintf(km, sizeof km, "mtc_student_b%d_t%d", tb[j], T);
             snprintf(kp, sizeof kp, "peer_student_b%d_t%d", tb[j], T);
-            const mtc_json *m = rget(km, NULL, "samples_per_s"), *p = rget(kp, "train", NULL);
-            if (tb[j] == 128 && T == 2) m = m ? m : ms, p = p ? p : ps;
-            if ((m || p) && g_ntrs < 16) {
+            double m = train_sps(rget(km, NULL, "samples_per_s"));
+            double p = train_sps(rget(kp, "train", NULL));
+            if (tb[j] == 128 && T == 2) /* the main run, as in the table above */
+                m = HAVE(m) ? m : best_sps("mtc_student", NULL),
+                p = HAVE(p) ? p : best_sps("peer_student", "train");
+            if ((HAVE(m) || HAVE(p)) && g_ntrs < 16) {
                 g_trs[g_ntrs].batch = tb[j], g_trs[g_ntrs].threads = T;
-                g_trs[g_ntrs].mtc = num(m, "samples_per_s"), g_trs[g_ntrs].peer = num(p, "samples_per_s");
+                g_trs[g_ntrs].mtc = m, g_trs[g_ntrs].peer = p;
                 g_ntrs++;
             }
         }

@@ -751,6 +751,8 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     }
     int64_t step = ls.step;
     double best_val = ls.best_val;
+    double rate_sum = 0; /* per-epoch samples/s of this process (not of a resumed part) */
+    int rate_n = 0;
     int since_best = ls.since_best;
     double last_val[MTC_MAX_TASKS];
     for (int t = 0; t < MTC_MAX_TASKS; t++) last_val[t] = res->val_metric[t];
@@ -816,6 +818,8 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         history_epoch(&hist, &st);
         res->epochs_run = ep + 1;
         res->samples_per_s = st.samples_per_s;
+        rate_sum += st.samples_per_s;
+        res->samples_per_s_mean = rate_sum / ++rate_n;
         if (vloss < best_val || !isfinite(best_val)) {
             best_val = vloss;
             res->best_epoch = ep + 1;

@@ -403,6 +403,7 @@ int cmd_distill(int argc, char **argv)
         if (teacher_path) mtc_jw_kstr(&j, "teacher", teacher_path);
         mtc_jw_kint(&j, "parameters", m.nparams);
         mtc_jw_knum(&j, "samples_per_s", res.samples_per_s);
+        mtc_jw_knum(&j, "samples_per_s_mean", res.samples_per_s_mean);
         mtc_jw_key(&j, "tasks");
         json_report(&j, rows, m.spec.ntasks);
         mtc_jw_obj_end(&j);

@@ -96,6 +96,7 @@ int cmd_train(int argc, char **argv)
             mtc_jw_kstr(&j, "data", data);
             mtc_jw_kint(&j, "parameters", m.nparams);
             mtc_jw_knum(&j, "samples_per_s", res.samples_per_s);
+            mtc_jw_knum(&j, "samples_per_s_mean", res.samples_per_s_mean);
             if (have_ev) { mtc_jw_key(&j, "tasks"); util_json_eval(&j, &m, ev); }
             mtc_jw_obj_end(&j);
             printf("%s\n", j.buf);

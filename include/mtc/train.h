@@ -99,7 +99,8 @@ typedef struct mtc_train_result {
     int epochs_run, best_epoch;
     double val_metric[MTC_MAX_TASKS];
     double weight[MTC_MAX_TASKS];
-    double samples_per_s;
+    double samples_per_s;       /* the last epoch's rate */
+    double samples_per_s_mean;  /* mean of the epochs' rates in this run */
     char *history_json;         /* JSON array, one object per epoch; free() */
 } mtc_train_result;
 
