@@ -262,16 +262,17 @@ static void build(void)
     if (pt) {
         double ep = num(pt, "epochs_run"), nb = num(pt, "batches");
         if (ep == 1 && nb < 469) snprintf(n1, sizeof n1, "%.0f batches", nb);
-        else snprintf(n1, sizeof n1, "%.0f epochs, mean of the epochs' rates", ep);
+        else snprintf(n1, sizeof n1, "%.0f epochs", ep);
     }
     n2[0] = 0;
     if (ps)
-        snprintf(n2, sizeof n2, "%.0f epoch(s), mean of the epochs' rates%s", num(ps, "epochs_run"),
-                 rget("peer_student_rep", "train", NULL) ? ", best of 2 runs each" : "");
+        snprintf(n2, sizeof n2, "%.0f epoch(s)", num(ps, "epochs_run"));
     add_row("teacher training samples/s, 2 threads", train_sps(mt), train_sps(pt), 1.5, 1,
-            "%s", n1);
+            "%s%s", n1, HAVE(num(pt, "samples_per_s_mean")) ? ", mean of the epochs' rates" : "");
     add_row("student training samples/s, 2 threads", best_sps("mtc_student", NULL),
-            best_sps("peer_student", "train"), 2.0, 1, "%s", n2);
+            best_sps("peer_student", "train"), 2.0, 1, "%s%s%s", n2,
+            HAVE(num(ps, "samples_per_s_mean")) ? ", mean of the epochs' rates" : "",
+            rget("peer_student_rep", "train", NULL) ? ", best of 2 runs each" : "");
     const mtc_json *mmf = rget("mtc_mf_teacher", NULL, "samples_per_s"), *pmf = rget("peer_mf_teacher", "train", NULL);
     if (mmf || pmf)
         add_row("MultiFashion teacher training samples/s, 2 threads", train_sps(mmf), train_sps(pmf), 1.5, 1, "%s", pmf ? "5 epochs, mean of the epochs' rates, tasks fashion+digit" : "");
