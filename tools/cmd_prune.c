@@ -566,7 +566,7 @@ int cmd_prune(int argc, char **argv)
         {"lr", OPT_FLOAT, &o.lr, "fine-tune learning rate (default 1e-3)", 1e-9, 10},
         {"batch", OPT_INT, &o.batch, "fine-tune batch size (default 128)", 1, 65536},
         {"optimizer", OPT_STR, &o.optimizer, "fine-tune optimizer: adam | adamw | sgd (default adam)", 1, 0},
-        {"val", OPT_FLOAT, &o.val, "validation fraction of the train split (default 0.1)", 0, 0.89},
+        {"val", OPT_FLOAT, &o.val, "validation fraction of the train split (default 0.1; multifashion holds out whole digits)", 0, 0.89},
         {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default 2, as mtc distill)", 0.01, 100},
         {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default 0.5, as mtc distill)", 0, 1},
         CLI_COMMON(&c),

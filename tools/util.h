@@ -40,7 +40,7 @@ void util_train_opts_default(util_train_opts *o);
     {"min-lr", OPT_FLOAT, &(o)->min_lr, "cosine floor (default 0)", 0, 10},        \
     {"weighting", OPT_STR, &(o)->weighting, "task weighting: fixed | uncertainty | gradnorm | dwa", 1, 0}, \
     {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default 1.5)", 0, 10}, \
-    {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default 0.1)", 0, 0.89}, \
+    {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default 0.1; multifashion holds out whole digits)", 0, 0.89}, \
     {"patience", OPT_INT, &(o)->patience, "early stopping after N epochs without val gain, 0 = off", 0, 100000}, \
     {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default none)", 1, 0}, \
     {"checkpoint-every", OPT_INT, &(o)->checkpoint_every, "write a resumable state to OUT.state every N epochs (0 = off)", 0, 100000}, \
