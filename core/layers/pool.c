@@ -7,44 +7,21 @@
  */
 #include "mtc.h"
 
-/* Inference 2x2/2 with no argmax: the same comparisons in the same order
- * as the loop below (keep the first maximum: x > m replaces), written as
- * selects over a row so that they vectorise. */
-static void maxpool2_values(float *out, const float *in, int64_t planes, int H, int W)
+/* 2x2/2: the same comparisons in the same order as the loop below (keep
+ * the first maximum: x > m replaces), written as selects over a row so that
+ * they vectorise; the winner's index rides on the same selects. Inlined
+ * twice, with argmax NULL (inference: the index work drops out) and not. */
+static inline void maxpool2(float *out, int32_t *argmax, const float *in, int64_t planes, int H, int W)
 {
     const int OH = H / 2, OW = W / 2;
     for (int64_t pl = 0; pl < planes; pl++) {
         const float *x = in + pl * H * W;
         float *y = out + pl * OH * OW;
-        for (int oh = 0; oh < OH; oh++) {
-            const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
-            float *yo = y + oh * OW;
-            for (int ow = 0; ow < OW; ow++) {
-                float m = r0[2 * ow];
-                m = r0[2 * ow + 1] > m ? r0[2 * ow + 1] : m;
-                m = r1[2 * ow] > m ? r1[2 * ow] : m;
-                m = r1[2 * ow + 1] > m ? r1[2 * ow + 1] : m;
-                yo[ow] = m;
-            }
-        }
-    }
-}
-
-/* Training 2x2/2: the same comparisons again, with the winner's index
- * carried by the same selects (first maximum on ties, as the loop below). */
-static void maxpool2_argmax(float *out, int32_t *argmax, const float *in, int64_t planes, int H,
-                            int W)
-{
-    const int OH = H / 2, OW = W / 2;
-    for (int64_t pl = 0; pl < planes; pl++) {
-        const float *x = in + pl * H * W;
-        float *y = out + pl * OH * OW;
-        int32_t *a = argmax + pl * OH * OW;
         for (int oh = 0; oh < OH; oh++) {
             const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
             const int32_t i0 = 2 * oh * W, i1 = i0 + W;
             float *yo = y + oh * OW;
-            int32_t *ao = a + oh * OW;
+            int32_t *ao = argmax ? argmax + pl * OH * OW + oh * OW : NULL;
             for (int ow = 0; ow < OW; ow++) {
                 float m = r0[2 * ow], v = r0[2 * ow + 1];
                 int32_t b = i0 + 2 * ow;
@@ -57,7 +34,7 @@ static void maxpool2_argmax(float *out, int32_t *argmax, const float *in, int64_
                 b = v > m ? i1 + 2 * ow + 1 : b;
                 m = v > m ? v : m;
                 yo[ow] = m;
-                ao[ow] = b;
+                if (argmax) ao[ow] = b;
             }
         }
     }
@@ -69,8 +46,8 @@ void mtc_maxpool_forward(float *out, int32_t *argmax, const float *in, int B,
     const int OH = (H - K) / stride + 1, OW = (W - K) / stride + 1;
     const int64_t planes = (int64_t)B * C;
     if (K == 2 && stride == 2) {
-        if (argmax) maxpool2_argmax(out, argmax, in, planes, H, W);
-        else maxpool2_values(out, in, planes, H, W);
+        if (argmax) maxpool2(out, argmax, in, planes, H, W);
+        else maxpool2(out, NULL, in, planes, H, W);
         return;
     }
     for (int64_t pl = 0; pl < planes; pl++) {
