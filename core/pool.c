@@ -18,10 +18,15 @@ extern void openblas_set_num_threads(int);
 
 static int g_threads = 1;
 
+void mtc_blas_single_thread(void)
+{
+    openblas_set_num_threads(1);
+}
+
 void mtc_set_threads(int n)
 {
     g_threads = n < 1 ? 1 : n > 256 ? 256 : n;
-    openblas_set_num_threads(1);
+    mtc_blas_single_thread();
 }
 
 int mtc_get_threads(void)

@@ -61,6 +61,9 @@ void mtc_shuffle_i64(mtc_rng *r, int64_t *a, int64_t n);
  * pool region OpenBLAS runs single-threaded. */
 void mtc_set_threads(int n);
 int mtc_get_threads(void);
+/* OpenBLAS single-threaded: mtc splits the work itself (mtc_set_threads
+ * does this; so does the runtime when it loads a model). */
+void mtc_blas_single_thread(void);
 typedef struct mtc_pool mtc_pool;
 mtc_pool *mtc_pool_create(int threads);
 int mtc_pool_size(const mtc_pool *p);

@@ -25,8 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-extern void openblas_set_num_threads(int);
-
 
 #define NORM_EPS 1e-5f
 
@@ -422,7 +420,7 @@ int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err 
     /* the runtime splits work over its own pool: OpenBLAS (its fp32 dense
      * and conv layers) runs single-threaded, or its threads would take the
      * cores the pool runs on (and a "1-thread" fp32 run would use them all) */
-    openblas_set_num_threads(1);
+    mtc_blas_single_thread();
     if (!c->spec || !c->spec[0]) return mtc_err_set(e, MTC_EINPUT, "%s: checkpoint has no model spec", path);
     mtc_spec s;
     char where[300];
