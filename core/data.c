@@ -268,11 +268,10 @@ int mtc_data_split(int64_t n, const int32_t *group, double val_frac, uint64_t se
                            val_frac);
     int64_t nv = llround((double)n * val_frac);
     if (nv > n) nv = n;
-    int64_t *perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
     int64_t *v = malloc((size_t)(n ? n : 1) * sizeof *v);
     int64_t *t = malloc((size_t)(n ? n : 1) * sizeof *t);
-    if (!perm || !v || !t) {
-        free(perm); free(v); free(t);
+    if (!v || !t) {
+        free(v); free(t);
         return mtc_err_set(e, MTC_ENOMEM, "split: out of memory for %lld indices", (long long)n);
     }
     mtc_rng r;
@@ -280,16 +279,15 @@ int mtc_data_split(int64_t n, const int32_t *group, double val_frac, uint64_t se
     int64_t nt = n - nv;
     if (group && nv > 0) {
         int rc = split_grouped(n, group, nv, &r, t, &nt, v, &nv, e);
-        if (rc) { free(perm); free(v); free(t); return rc; }
+        if (rc) { free(v); free(t); return rc; }
     } else {
-        for (int64_t i = 0; i < n; i++) perm[i] = i;
-        mtc_shuffle_i64(&r, perm, n);
         /* The first nv of the shuffled order validate; the rest train, still
          * shuffled (the trainer reshuffles every epoch). */
-        memcpy(v, perm, (size_t)nv * sizeof *v);
-        memcpy(t, perm + nv, (size_t)nt * sizeof *t);
+        for (int64_t i = 0; i < n; i++) t[i] = i;
+        mtc_shuffle_i64(&r, t, n);
+        memcpy(v, t, (size_t)nv * sizeof *v);
+        memmove(t, t + nv, (size_t)nt * sizeof *t);
     }
-    free(perm);
     *val = v; *nval = nv;
     *train = t; *ntrain = nt;
     return MTC_OK;
