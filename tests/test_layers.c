@@ -309,6 +309,11 @@ static void test_conv2d_forward_matches_direct_loop(void **st)
     check_conv(2, 1, 8, 8, 2, 5, 3, 2, 0);
     check_conv(1, 1, 3, 3, 2, 2, 1, 2, 0);  /* windows entirely in padding */
     check_conv(4, 1, 28, 28, 8, 3, 1, 1, 0);
+    /* "same" convolutions (stride 1, output size = input size) shift whole
+     * planes: 5x5 pad 2, shifts longer than a 2x2 plane, a 3x7 plane */
+    check_conv(2, 2, 7, 6, 3, 5, 1, 2, 0);
+    check_conv(2, 1, 2, 2, 2, 5, 1, 2, 0);
+    check_conv(3, 2, 3, 7, 2, 3, 1, 1, 0);
 }
 
 static void test_conv2d_backward_matches_fd_stride1(void **st)
@@ -321,6 +326,8 @@ static void test_conv2d_backward_matches_fd_stride1(void **st)
     check_conv(2, 3, 4, 4, 2, 1, 1, 0, 1);
     check_conv(3, 2, 16, 16, 3, 3, 1, 1, 1); /* chunks of 2 samples + 1 */
     check_conv(3, 1, 24, 24, 2, 3, 1, 1, 1); /* one sample per chunk */
+    check_conv(2, 2, 7, 6, 3, 5, 1, 2, 1);   /* "same" 5x5: shifted planes */
+    check_conv(2, 1, 2, 2, 2, 5, 1, 2, 1);
 }
 
 static void test_conv2d_backward_matches_fd_stride2(void **st)

@@ -78,11 +78,41 @@ static void valid_range(const mtc_conv_shape *s, int kw, int *lo, int *hi)
     *hi = h;
 }
 
+/* A "same" convolution (stride 1, output as large as the input): the
+ * (kh, kw) row of one sample's plane is the input plane shifted by
+ * (kh − pad)·W + kw − pad, so one copy moves it, and only the ends (rows
+ * above and below the image) and the columns that wrapped around a row edge
+ * (ow outside [lo, hi)) are zeroed after. Row by row this was OH short
+ * memcpy/memset calls per plane: 6% of a BN teacher's training went to
+ * the calls. */
+static int same_conv(const mtc_conv_shape *s)
+{
+    return s->stride == 1 && s->OH == s->H && s->OW == s->W;
+}
+
+static void shift_plane(float *dst, const float *src, const mtc_conv_shape *s, int kh, int kw, int lo, int hi)
+{
+    const int OW = s->OW;
+    const int64_t n = (int64_t)s->OH * OW, shift = (int64_t)(kh - s->pad) * s->W + (kw - s->pad);
+    int64_t i0 = shift < 0 ? -shift : 0, i1 = shift > 0 ? n - shift : n;
+    if (i0 > n) i0 = n;
+    if (i1 < i0) i1 = i0;
+    for (int64_t i = 0; i < i0; i++) dst[i] = 0.0f;
+    memcpy(dst + i0, src + i0 + shift, (size_t)(i1 - i0) * sizeof *dst);
+    for (int64_t i = i1; i < n; i++) dst[i] = 0.0f;
+    /* strided column stores (a row-by-row loop became memset calls) */
+    for (int ow = 0; ow < lo; ow++)
+        for (int64_t i = ow; i < n; i += OW) dst[i] = 0.0f;
+    for (int ow = hi; ow < OW; ow++)
+        for (int64_t i = ow; i < n; i += OW) dst[i] = 0.0f;
+}
+
 /* col[r, b·OHW + oh·OW + ow] = in[b, c, oh·st − pad + kh, ow·st − pad + kw] */
 static void im2col(float *col, const float *in, const mtc_conv_shape *s, int B)
 {
     const int K = s->K, st = s->stride, p = s->pad, OH = s->OH, OW = s->OW;
     const int64_t OHW = (int64_t)OH * OW, N = B * OHW, HW = (int64_t)s->H * s->W;
+    const int same = same_conv(s);
     for (int c = 0; c < s->C; c++)
         for (int kh = 0; kh < K; kh++)
             for (int kw = 0; kw < K; kw++) {
@@ -91,6 +121,10 @@ static void im2col(float *col, const float *in, const mtc_conv_shape *s, int B)
                 valid_range(s, kw, &lo, &hi);
                 for (int b = 0; b < B; b++) {
                     const float *src = in + ((int64_t)b * s->C + c) * HW;
+                    if (same) {
+                        shift_plane(dst + b * OHW, src, s, kh, kw, lo, hi);
+                        continue;
+                    }
                     for (int oh = 0; oh < OH; oh++) {
                         float *row = dst + b * OHW + (int64_t)oh * OW;
                         int ih = oh * st - p + kh;
