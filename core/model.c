@@ -437,6 +437,9 @@ typedef struct par_ctx {
     float *dx;
     int B, P;
     int train; /* forward: keep what backward needs (max-pool argmax) */
+    int fresh; /* backward: dx holds garbage (a layer's own input gradient,
+                * written by this layer alone): each task clears or
+                * overwrites its part instead of adding to it */
 } par_ctx;
 
 /* Part k of P of [0, n): [*lo, *lo + *len). */
@@ -548,6 +551,7 @@ static void bwd_task(void *v, int k)
     const float *x = c->x + lo * is;
     float *dx = c->dx ? c->dx + lo * is : NULL;
     const float *g = L->dout ? L->dout + lo * os : NULL;
+    if (dx && c->fresh) memset(dx, 0, (size_t)(b * is) * sizeof(float));
     switch (s->type) {
     case MTC_L_DENSE:
     case MTC_L_CONV: {
@@ -622,7 +626,10 @@ static void dense_grad_task(void *v, int k)
         mtc_dense_backward_ld(NULL, m->grads + L->w_off + (int64_t)o0 * I, m->grads + L->b_off + o0, g + o0, O, c->x,
                               W, c->B, I, on);
     slice(c, k, &lo, &b);
-    if (c->dx && b > 0) mtc_dense_backward(c->dx + (int64_t)lo * I, NULL, NULL, g + (int64_t)lo * O, NULL, W, b, I, O);
+    if (c->dx && b > 0) {
+        if (c->fresh) memset(c->dx + (int64_t)lo * I, 0, (size_t)b * (size_t)I * sizeof(float));
+        mtc_dense_backward(c->dx + (int64_t)lo * I, NULL, NULL, g + (int64_t)lo * O, NULL, W, b, I, O);
+    }
 }
 
 static void dense_split_backward(par_ctx *c)
@@ -664,14 +671,15 @@ static int nslices(const mtc_model *m, const mtc_layer *L, int B)
 
 static void sliced_forward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, int B, int train)
 {
-    par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B), train};
+    par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B), train, 0};
     if (c.P == 1) fwd_task(&c, 0);
     else mtc_pool_run(m->pool, c.P, fwd_task, &c);
 }
 
-static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, float *dx, int B)
+static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, float *dx, int B,
+                            int fresh)
 {
-    par_ctx c = {m, L, pool, x, dx, B, nslices(m, L, B), 1};
+    par_ctx c = {m, L, pool, x, dx, B, nslices(m, L, B), 1, fresh};
     if (c.P == 1) {
         bwd_task(&c, 0);
         return;
@@ -729,13 +737,13 @@ static void bn_bwd_task(void *v, int k)
     const mtc_layer *R = c->pool; /* fused relu: its gradient and output */
     mtc_batchnorm_backward_ch(c->dx, has_w ? m->grads + L->w_off : NULL, has_b ? m->grads + L->b_off : NULL,
                               R ? R->dout : L->dout, c->x, L->mean, L->rstd, has_w ? m->params + L->w_off : NULL, c->B,
-                              L->in_c, L->in_h * L->in_w, c0, c0 + nc, R ? R->out : NULL);
+                              L->in_c, L->in_h * L->in_w, c0, c0 + nc, R ? R->out : NULL, !c->fresh);
 }
 
-static void bn_run(mtc_model *m, mtc_layer *L, mtc_layer *relu, const float *x, float *dx, int B,
+static void bn_run(mtc_model *m, mtc_layer *L, mtc_layer *relu, const float *x, float *dx, int B, int fresh,
                    void (*task)(void *, int))
 {
-    par_ctx c = {m, L, relu, x, dx, B, bn_parts(m, L, B), 1};
+    par_ctx c = {m, L, relu, x, dx, B, bn_parts(m, L, B), 1, fresh};
     if (c.P == 1) task(&c, 0);
     else mtc_pool_run(m->pool, c.P, task, &c);
 }
@@ -762,7 +770,7 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
         float *rm = m->stats + L->stat_off, *rv = rm + L->in_c;
         int S = L->in_h * L->in_w;
         if (train)
-            bn_run(m, L, NULL, x, NULL, B, bn_fwd_task);
+            bn_run(m, L, NULL, x, NULL, B, 0, bn_fwd_task);
         else
             mtc_batchnorm_forward_eval(L->out, x, W, b, rm, rv, NORM_EPS, B, L->in_c, S);
         break;
@@ -773,13 +781,18 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
     }
 }
 
-/* dx may be NULL (input gradient not needed). */
-static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B)
+/* dx may be NULL (input gradient not needed); fresh: see par_ctx. */
+static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx, int B, int fresh)
 {
     if (sliced(L)) {
-        sliced_backward(m, L, NULL, x, dx, B);
+        sliced_backward(m, L, NULL, x, dx, B, fresh);
         return;
     }
+    if (L->spec.type == MTC_L_BATCHNORM) {
+        bn_run(m, L, NULL, x, dx, B, fresh, bn_bwd_task);
+        return;
+    }
+    if (dx && fresh) memset(dx, 0, (size_t)B * (size_t)L->in_size * sizeof(float));
     const mtc_layer_spec *s = &L->spec;
     float *W = L->w_off >= 0 ? m->params + L->w_off : NULL;
     float *dW = L->w_off >= 0 ? m->grads + L->w_off : NULL;
@@ -795,9 +808,6 @@ static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx
             if (s->p > 0) mtc_dropout_backward(dx, g, L->drop_mask, n, s->p);
             else for (int64_t i = 0; i < n; i++) dx[i] += g[i];
         }
-        break;
-    case MTC_L_BATCHNORM:
-        bn_run(m, L, NULL, x, dx, B, bn_bwd_task);
         break;
     case MTC_L_LAYERNORM:
         mtc_layernorm_backward(dx, dW, db, g, x, L->mean, L->rstd, W, B, (int)L->in_size);
@@ -822,7 +832,7 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
             sliced_forward(m, &ch->layers[i], &ch->layers[i + 1], x, B, train);
             i++;
         } else if (train && bn_fuses_relu(ch, i)) {
-            bn_run(m, &ch->layers[i], &ch->layers[i + 1], x, NULL, B, bn_fwd_task);
+            bn_run(m, &ch->layers[i], &ch->layers[i + 1], x, NULL, B, 0, bn_fwd_task);
             i++;
         } else {
             layer_forward(m, &ch->layers[i], x, B, train, rng);
@@ -843,20 +853,11 @@ static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *d
         if (i && bn_fuses_relu(ch, i - 1)) /* the relu runs inside its batchnorm */
             relu = &ch->layers[i--];
         const float *in = i ? ch->layers[i - 1].out : x;
-        float *din = i ? ch->layers[i - 1].dout : dx;
-        if (pool) sliced_backward(m, &ch->layers[i], pool, in, din, B);
-        else if (relu) bn_run(m, &ch->layers[i], relu, in, din, B, bn_bwd_task);
-        else layer_backward(m, &ch->layers[i], in, din, B);
+        float *din = i ? ch->layers[i - 1].dout : dx; /* inside the chain: written only here */
+        if (pool) sliced_backward(m, &ch->layers[i], pool, in, din, B, i > 0);
+        else if (relu) bn_run(m, &ch->layers[i], relu, in, din, B, i > 0, bn_bwd_task);
+        else layer_backward(m, &ch->layers[i], in, din, B, i > 0);
     }
-}
-
-static void chain_zero_grads(mtc_chain *ch, int B, int skip_last)
-{
-    for (int i = 0; i < ch->n - (skip_last ? 1 : 0); i++)
-        /* dout NULL: a conv fused with its max-pool; a BN fused with its
-         * relu reads the relu's gradient, its own is never written */
-        if (ch->layers[i].dout && !bn_fuses_relu(ch, i))
-            memset(ch->layers[i].dout, 0, (size_t)B * (size_t)ch->layers[i].out_size * sizeof(float));
 }
 
 static const float *trunk_out(const mtc_model *m, int k, const float *x)
@@ -900,7 +901,6 @@ void mtc_model_backward_heads(mtc_model *m, const float *x, float *const *dout, 
         mtc_chain *ch = &m->head[t];
         memset(m->dmix[t], 0, (size_t)B * (size_t)H * sizeof(float));
         if (!dout[t]) continue;
-        chain_zero_grads(ch, B, 1);
         mtc_layer *last = &ch->layers[ch->n - 1];
         memcpy(last->dout, dout[t], (size_t)B * (size_t)last->out_size * sizeof(float));
         chain_backward(m, ch, head_input(m, t, x), m->dmix[t], B);
@@ -912,7 +912,6 @@ void mtc_model_backward_trunk(mtc_model *m, const float *x, int B)
     int64_t H = m->trunk_out;
     int E = m->nexperts;
     for (int k = 0; k < E; k++) {
-        chain_zero_grads(&m->trunk[k], B, 1);
         memset(m->dtrunk[k], 0, (size_t)B * (size_t)H * sizeof(float));
     }
     for (int t = 0; t < m->spec.ntasks; t++) {
@@ -940,7 +939,7 @@ void mtc_model_backward_trunk(mtc_model *m, const float *x, int B)
             }
             for (int k = 0; k < E; k++) G->dout[b * E + k] = p[b * E + k] * (dg[k] - dot);
         }
-        layer_backward(m, G, x, NULL, B);
+        layer_backward(m, G, x, NULL, B, 0);
     }
     for (int k = 0; k < E; k++) chain_backward(m, &m->trunk[k], x, NULL, B);
 }

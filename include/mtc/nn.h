@@ -111,13 +111,14 @@ void mtc_batchnorm_backward(float *din, float *dgamma, float *dbeta,
  * thread per channel range gives the serial bytes), fused with a following
  * relu: forward with relu != 0 writes relu(y); backward with relu_out (that
  * relu's output) takes dout as the gradient after the relu. Same bytes as
- * the two layers run apart. */
+ * the two layers run apart. Backward with accumulate 0 writes din (its old
+ * contents ignored) instead of adding to it. */
 void mtc_batchnorm_forward_train_ch(float *out, float *mean, float *rstd, const float *in, const float *gamma,
                                     const float *beta, float *run_mean, float *run_var, float momentum, float eps,
                                     int B, int C, int S, int c0, int c1, int relu);
 void mtc_batchnorm_backward_ch(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                                const float *mean, const float *rstd, const float *gamma, int B, int C, int S,
-                               int c0, int c1, const float *relu_out);
+                               int c0, int c1, const float *relu_out, int accumulate);
 /* Folds eval-mode BN into the preceding layer's weights: W (C, fan_in)
  * (conv: fan_in = Cin·K·K), b (C) required (pass zeros if the layer had no
  * bias): W' = W·γ/sqrt(var+eps), b' = (b - mean)·γ/sqrt(var+eps) + β. */
