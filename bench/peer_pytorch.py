@@ -90,7 +90,7 @@ def build_model(kind, classes=(10, 4)):
     class MultiTask(nn.Module):
         def __init__(self):
             super().__init__()
-            if kind == "teacher-bn":  # examples/multifashion-teacher.cfg: conv-bn-relu-pool x2
+            if kind == "teacher-bn":  # examples/{multifashion-teacher,fmnist-teacher-bn}.cfg: conv-bn-relu-pool x2
                 self.trunk = nn.Sequential(
                     nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),

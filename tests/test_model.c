@@ -15,6 +15,30 @@ static int parse(const char *text, mtc_spec *s, mtc_err *e)
     return mtc_spec_parse(text, "t.cfg", s, e);
 }
 
+/* Every spec shipped in examples/ parses and builds; the two Fashion-MNIST
+ * teachers differ only by their batchnorms (the same parameter count
+ * apart from BN's γ and β: 2·(32 + 64)). */
+static void test_example_specs_build(void **st)
+{
+    (void)st;
+    const char *files[] = {"examples/fmnist-teacher.cfg", "examples/fmnist-teacher-bn.cfg",
+                           "examples/fmnist-student.cfg", "examples/multifashion-teacher.cfg",
+                           "examples/multifashion-student.cfg", "examples/tabular-mmoe.cfg"};
+    int64_t np[6];
+    for (int i = 0; i < 6; i++) {
+        mtc_spec s;
+        mtc_err e = {0};
+        char *text = NULL;
+        mtc_model m;
+        if (mtc_spec_load(files[i], &s, &text, &e)) fail_msg("%s: %s", files[i], e.msg);
+        if (mtc_model_build(&s, text, &m, &e)) fail_msg("%s: %s", files[i], e.msg);
+        np[i] = m.nparams;
+        mtc_model_free(&m);
+        free(text);
+    }
+    assert_int_equal(np[1] - np[0], 2 * (32 + 64));
+}
+
 static void test_spec_parses_layers_tasks_heads_and_maps(void **st)
 {
     (void)st;
@@ -587,6 +611,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_parses_layers_tasks_heads_and_maps),
+        cmocka_unit_test(test_example_specs_build),
         cmocka_unit_test(test_spec_errors_name_file_line_and_problem),
         cmocka_unit_test(test_model_build_rejects_shape_mismatch),
         cmocka_unit_test(test_model_gradients_match_finite_differences_hard_sharing),
