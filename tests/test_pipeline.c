@@ -53,6 +53,27 @@ static void test_pipeline_runs_every_stage_and_prints_the_table(void **st)
     assert_non_null(strstr(out, "PASS: every candidate within its budgets"));
     free(out);
     free(err);
+    /* [summary] without budgets: the same table as a report, no verdicts */
+    char *end = strstr(recipe, "[summary] max-drop");
+    assert_non_null(end);
+    snprintf(end, sizeof recipe - (size_t)(end - recipe), "[summary]\n");
+    char *o = strstr(recipe, "/run\n");
+    assert_non_null(o);
+    memmove(o + 5, o + 4, strlen(o + 4) + 1); /* out = DIR/run2 */
+    memcpy(o, "/run2", 5);
+    assert_int_equal(tu_write(rp, recipe, strlen(recipe)), 0);
+    rc = tu_run_mtc(dir, args, &out, &err);
+    if (rc != 0) fail_msg("pipeline (report summary) exited %d:\n%s\n%s", rc, out, err);
+    assert_non_null(strstr(out, "student.q8.mtc"));
+    assert_null(strstr(out, "every candidate within its budgets"));
+    assert_null(strstr(out, "over its budget"));
+    char *sj = tu_path(dir, "run2/summary.json"), *js = (char *)tu_read(sj, NULL);
+    assert_non_null(js);
+    assert_non_null(strstr(js, "\"drop\""));
+    assert_null(strstr(js, "\"pass\""));
+    free(js); free(sj);
+    free(out);
+    free(err);
     free(run); free(tc); free(sc); free(rp);
     tu_rmdir(dir);
     free(dir);

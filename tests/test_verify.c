@@ -156,6 +156,51 @@ static void test_verify_broken_head_fails_only_that_task(void **st)
     free(x);
 }
 
+/* --report-only: the broken head that fails the gate above is reported
+ * (its drop in the table and the JSON), with no budget, verdict or failing
+ * exit; it refuses budgets and JUnit, which only a gate has. */
+static void test_verify_report_only_reports_without_verdict(void **st)
+{
+    (void)st;
+    char bad[4200], rj[4200];
+    snprintf(bad, sizeof bad, "%s/broken2.mtc", F.dir);
+    snprintf(rj, sizeof rj, "%s/ro.json", F.dir);
+    write_broken(F.ref, bad, "b");
+    assert_int_equal(mtc("verify --reference %s --candidate %s --data csv:%s", F.ref, bad, F.csv), 1);
+    assert_int_equal(mtc("verify --reference %s --candidate %s --data csv:%s --report-only --report-json %s", F.ref,
+                         bad, F.csv, rj),
+                     0);
+    assert_null(strstr(last_out, "PASS"));
+    assert_null(strstr(last_out, "FAIL"));
+    assert_non_null(strstr(last_out, "accuracy"));
+    char *j = (char *)tu_read(rj, NULL);
+    assert_non_null(j);
+    mtc_json doc;
+    mtc_err e = {0};
+    assert_int_equal(mtc_json_parse(j, strlen(j), &doc, &e), 0);
+    const mtc_json *b = mtc_json_get(mtc_json_get(&doc, "tasks"), "b");
+    assert_non_null(b);
+    assert_true(mtc_json_num(b, "drop", 0) > 10); /* a zeroed head: points lost */
+    assert_null(mtc_json_get(b, "pass"));
+    assert_null(mtc_json_get(b, "budget"));
+    assert_null(mtc_json_get(&doc, "pass"));
+    mtc_json_free(&doc);
+    free(j);
+    /* several candidates: the pipeline table, still no verdicts */
+    assert_int_equal(mtc("verify --reference %s --candidate %s,%s --data csv:%s --report-only", F.ref, F.ref, bad,
+                         F.csv),
+                     0);
+    assert_null(strstr(last_out, "FAIL"));
+    assert_non_null(strstr(last_out, "broken2.mtc"));
+    assert_int_equal(mtc("verify --reference %s --candidate %s --data csv:%s --report-only --max-drop a=1", F.ref, bad,
+                         F.csv),
+                     2);
+    assert_non_null(strstr(last_err, "--max-drop"));
+    assert_int_equal(mtc("verify --reference %s --candidate %s --data csv:%s --report-only --junit %s/x.xml", F.ref,
+                         bad, F.csv, F.dir),
+                     2);
+}
+
 static void test_verify_bad_input_exits_2(void **st)
 {
     (void)st;
@@ -198,6 +243,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verify_int8_candidate_passes_with_reports),
         cmocka_unit_test(test_verify_broken_head_fails_only_that_task),
+        cmocka_unit_test(test_verify_report_only_reports_without_verdict),
         cmocka_unit_test(test_verify_bad_input_exits_2),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -15,10 +15,11 @@
  *   [prune]    sparsity = 0.9  schedule = agp  steps = 5  finetune-epochs = 2
  *   [quantize] calib-method = percentile
  *   [verify]   max-drop = fashion=0.8,super=0.5
- *   [summary]  max-drop = fashion=5,super=1
+ *   [summary]                 (or max-drop = ... to give the table budgets)
  *
  * A missing [prune] or [quantize] section skips that stage. The exit code is
- * the verify gate's (int8 student against its fp32 KD parent).
+ * the verify gate's (int8 student against its fp32 KD parent); the summary
+ * table is a report (`verify --report-only`) unless [summary] has budgets.
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -320,6 +321,7 @@ int cmd_pipeline(int argc, char **argv)
     arg2(&a, "reference", teacher);
     arg2(&a, "candidate", list);
     pass_keys(&a, &secs[S_SUMMARY], NULL);
+    if (!get(&secs[S_SUMMARY], "max-drop")) arg(&a, "--report-only"); /* no budgets: a report */
     arg2(&a, "data", data);
     arg2(&a, "report-json", sj);
     common_args(&a, &c, "1");

@@ -2,7 +2,8 @@
  * cmd_verify.c — `mtc verify`: per-task retention gate between a reference
  * and a candidate checkpoint, both run through the reference runtime on the
  * same data. Exit 0 when every task's drop is within its budget, 1 when one
- * is not, 2 on bad input (including a reference at chance level).
+ * is not, 2 on bad input (including a reference at chance level). With
+ * --report-only the same tables without budgets or verdicts, exit 0.
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -195,8 +196,9 @@ static int write_junit(const char *path, const side *cands, task_row (*rows)[MTC
     return rc;
 }
 
+/* report: --report-only (no budgets: "budget" and "pass" left out) */
 static void json_report(mtc_jw *w, const side *ref, const side *cand, const mtc_dataset *d, const task_row *rows,
-                        int T, int relative, int pass)
+                        int T, int relative, int pass, int report)
 {
     mtc_jw_obj(w);
     mtc_jw_kstr(w, "reference", ref->path);
@@ -214,9 +216,11 @@ static void json_report(mtc_jw *w, const side *ref, const side *cand, const mtc_
         mtc_jw_knum(w, "reference", r->ref);
         mtc_jw_knum(w, "candidate", r->cand);
         mtc_jw_knum(w, "drop", r->drop);
-        mtc_jw_knum(w, "budget", r->budget);
-        mtc_jw_key(w, "pass");
-        mtc_jw_bool(w, r->pass);
+        if (!report) {
+            mtc_jw_knum(w, "budget", r->budget);
+            mtc_jw_key(w, "pass");
+            mtc_jw_bool(w, r->pass);
+        }
         if (r->kind != MTC_TASK_REG) mtc_jw_knum(w, "top1_agreement", r->agree);
         if (r->kind == MTC_TASK_CLS) mtc_jw_knum(w, "mean_kl", r->kl);
         if (r->kind == MTC_TASK_REG) mtc_jw_knum(w, "mean_abs_diff", r->mad);
@@ -231,13 +235,15 @@ static void json_report(mtc_jw *w, const side *ref, const side *cand, const mtc_
     mtc_jw_kint(w, "candidate_weight_bytes", mtc_rt_weight_bytes(cand->rt));
     mtc_jw_knum(w, "reference_samples_per_s", ref->sps);
     mtc_jw_knum(w, "candidate_samples_per_s", cand->sps);
-    mtc_jw_key(w, "pass");
-    mtc_jw_bool(w, pass);
+    if (!report) {
+        mtc_jw_key(w, "pass");
+        mtc_jw_bool(w, pass);
+    }
     mtc_jw_obj_end(w);
 }
 
 static void print_detail(const side *ref, const side *cand, const mtc_dataset *d, const char *split,
-                         const task_row *rows, int T, int relative, int batch, int threads, int all_pass)
+                         const task_row *rows, int T, int relative, int batch, int threads, int all_pass, int report)
 {
     printf("reference %s, candidate %s on %s/%s (%lld samples)\n", ref->path, cand->path, d->name, split,
            (long long)d->n);
@@ -251,8 +257,10 @@ static void print_detail(const side *ref, const side *cand, const mtc_dataset *d
         snprintf(b, sizeof b, acc ? "%.2f%%" : "%.4f", acc ? 100 * r->cand : r->cand);
         if (acc) snprintf(ag, sizeof ag, "%.2f%%", 100 * r->agree);
         snprintf(kd, sizeof kd, "%.4g", r->kind == MTC_TASK_CLS ? r->kl : r->kind == MTC_TASK_REG ? r->mad : 0.0);
-        printf("%-12s %-8s %10s %10s %9.3f %8.3f %6s %9s %9s\n", r->name, r->metric_name, a, b, r->drop, r->budget,
-               r->pass ? "PASS" : "FAIL", ag, kd);
+        char bud[32] = "-";
+        if (!report) snprintf(bud, sizeof bud, "%.3f", r->budget);
+        printf("%-12s %-8s %10s %10s %9.3f %8s %6s %9s %9s\n", r->name, r->metric_name, a, b, r->drop, bud,
+               report ? "" : r->pass ? "PASS" : "FAIL", ag, kd);
     }
     int64_t fr = mtc_rt_file_bytes(ref->rt), fc = mtc_rt_file_bytes(cand->rt);
     printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx %s); weights %lld -> %lld bytes\n",
@@ -261,7 +269,7 @@ static void print_detail(const side *ref, const side *cand, const mtc_dataset *d
            (long long)mtc_rt_weight_bytes(cand->rt));
     printf("speed: reference %.0f samples/s, candidate %.0f samples/s (%.2fx; batch %d, %d thread%s)\n", ref->sps,
            cand->sps, ref->sps > 0 ? cand->sps / ref->sps : 0, batch, threads, threads > 1 ? "s" : "");
-    printf("%s\n", all_pass ? "PASS: every task within its budget" : "FAIL: a task is over its budget");
+    if (!report) printf("%s\n", all_pass ? "PASS: every task within its budget" : "FAIL: a task is over its budget");
 }
 
 static const char *base_name(const char *p)
@@ -272,7 +280,7 @@ static const char *base_name(const char *p)
 
 /* One row per checkpoint and task: the pipeline table of `make demo`. */
 static void print_summary(const side *ref, const side *cands, int nc, const mtc_dataset *d, const char *split,
-                          task_row (*rows)[MTC_MAX_TASKS], int T, int relative)
+                          task_row (*rows)[MTC_MAX_TASKS], int T, int relative, int report)
 {
     printf("reference %s on %s/%s (%lld samples); drop in %s\n", ref->path, d->name, split, (long long)d->n,
            relative ? "% of the reference" : "points");
@@ -290,11 +298,11 @@ static void print_summary(const side *ref, const side *cands, int nc, const mtc_
             snprintf(val, sizeof val, acc ? "%.2f%%" : "%.4f", acc ? 100 * v : v);
             if (k >= 0) {
                 snprintf(drop, sizeof drop, "%.2f", r->drop);
-                snprintf(bud, sizeof bud, "%.2f", r->budget);
+                if (!report) snprintf(bud, sizeof bud, "%.2f", r->budget);
             }
             printf("%-22.22s %-10.10s %-8.8s %9s %7s %7s %12lld %7.2fx %12.0f %6s\n", t ? "" : base_name(s->path),
                    r->name, r->metric_name, val, drop, bud, (long long)fb, fb ? (double)fr / fb : 0, s->sps,
-                   k < 0 ? "ref" : r->pass ? "PASS" : "FAIL");
+                   k < 0 ? "ref" : report ? "" : r->pass ? "PASS" : "FAIL");
         }
     }
 }
@@ -303,7 +311,7 @@ int cmd_verify(int argc, char **argv)
 {
     const char *refp = NULL, *candp = NULL, *data = NULL, *split = "test", *max_drop = NULL, *rjson = NULL,
                *junit = NULL;
-    int relative = 0, batch = 256;
+    int relative = 0, batch = 256, report = 0;
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
@@ -313,6 +321,7 @@ int cmd_verify(int argc, char **argv)
         {"split", OPT_STR, &split, "train | test (default test)", 1, 0},
         {"max-drop", OPT_STR, &max_drop, "per-task budget TASK=POINTS,... (others: 1.0 point)", 1, 0},
         {"relative", OPT_FLAG, &relative, "budgets in % of the reference metric", 1, 0},
+        {"report-only", OPT_FLAG, &report, "compare only: no budgets, no PASS/FAIL, exit 0 (2 on bad input)", 1, 0},
         {"report-json", OPT_STR, &rjson, "write the report as JSON to this file", 1, 0},
         {"junit", OPT_STR, &junit, "write a JUnit XML report (one testcase per task)", 1, 0},
         {"batch", OPT_INT, &batch, "inference batch (default 256)", 1, 65536},
@@ -327,6 +336,10 @@ int cmd_verify(int argc, char **argv)
     if (rc) return rc < 0 ? 0 : rc;
     if (!refp || !candp || !data || npos) {
         fprintf(stderr, "mtc verify: need --reference, --candidate and --data (see mtc verify --help)\n");
+        return 2;
+    }
+    if (report && (max_drop || junit)) {
+        fprintf(stderr, "mtc verify: --report-only checks no budgets: drop --%s\n", max_drop ? "max-drop" : "junit");
         return 2;
     }
     if (strcmp(split, "train") && strcmp(split, "test")) {
@@ -394,7 +407,7 @@ int cmd_verify(int argc, char **argv)
             r->cand = cands[k].metric[t];
             r->drop = mtc_metric_drop(r->kind, r->ref, r->cand, relative);
             r->budget = budget[t];
-            r->pass = r->drop <= r->budget;
+            r->pass = report || r->drop <= r->budget;
             all_pass &= r->pass;
             agreement(r, ref.outs[t], cands[k].outs[t], d.n, m->spec.tasks[t].dim);
         }
@@ -402,7 +415,7 @@ int cmd_verify(int argc, char **argv)
     mtc_jw w;
     mtc_jw_init(&w);
     if (nc == 1) {
-        json_report(&w, &ref, &cands[0], &d, rows[0], T, relative, all_pass);
+        json_report(&w, &ref, &cands[0], &d, rows[0], T, relative, all_pass, report);
     } else {
         mtc_jw_obj(&w);
         mtc_jw_kstr(&w, "reference", refp);
@@ -412,11 +425,13 @@ int cmd_verify(int argc, char **argv)
         for (int k = 0; k < nc; k++) {
             int ok = 1;
             for (int t = 0; t < T; t++) ok &= rows[k][t].pass;
-            json_report(&w, &ref, &cands[k], &d, rows[k], T, relative, ok);
+            json_report(&w, &ref, &cands[k], &d, rows[k], T, relative, ok, report);
         }
         mtc_jw_arr_end(&w);
-        mtc_jw_key(&w, "pass");
-        mtc_jw_bool(&w, all_pass);
+        if (!report) {
+            mtc_jw_key(&w, "pass");
+            mtc_jw_bool(&w, all_pass);
+        }
         mtc_jw_obj_end(&w);
     }
     if (rjson && !rc) rc = mtc_write_file_atomic(rjson, w.buf, w.len, &e);
@@ -424,10 +439,11 @@ int cmd_verify(int argc, char **argv)
     if (!rc && c.json) {
         printf("%s\n", w.buf);
     } else if (!rc && nc == 1) {
-        print_detail(&ref, &cands[0], &d, split, rows[0], T, relative, batch, c.threads, all_pass);
+        print_detail(&ref, &cands[0], &d, split, rows[0], T, relative, batch, c.threads, all_pass, report);
     } else if (!rc) {
-        print_summary(&ref, cands, nc, &d, split, rows, T, relative);
-        printf("%s\n", all_pass ? "PASS: every candidate within its budgets" : "FAIL: a task is over its budget");
+        print_summary(&ref, cands, nc, &d, split, rows, T, relative, report);
+        if (!report)
+            printf("%s\n", all_pass ? "PASS: every candidate within its budgets" : "FAIL: a task is over its budget");
     }
     mtc_jw_free(&w);
     if (!rc && !all_pass) rc = -1;

@@ -9,12 +9,12 @@ MTC=$(realpath "$1"); DATA=${2:-fashion-mnist}; OUT=${3:-demo}
 THREADS=${THREADS:-2}
 case "$DATA" in
   fashion-mnist) T_SPEC=examples/fmnist-teacher.cfg; S_SPEC=examples/fmnist-student.cfg; S_DEF=10; SPARSITY=0.9
-                 BUDGET_STUDENT="fashion=0.8,super=0.5"; BUDGET_TEACHER="fashion=6.0,super=1.0" ;;
+                 BUDGET_STUDENT="fashion=0.8,super=0.5" ;;
   # 30 student epochs: where KD beats scratch on both tasks (validation with
   # held-out digits, docs/distill.md); 80%: 90% costs that student 1.6 points
   multifashion)  T_SPEC=examples/multifashion-teacher.cfg; S_SPEC=examples/multifashion-student.cfg; S_DEF=30
                  SPARSITY=0.8
-                 BUDGET_STUDENT="fashion=0.8,digit=0.8"; BUDGET_TEACHER="fashion=5.0,digit=5.0" ;;
+                 BUDGET_STUDENT="fashion=0.8,digit=0.8" ;;
   *) echo "demo: DATA must be fashion-mnist or multifashion" >&2; exit 2 ;;
 esac
 # The teacher trains longer than the 5-epoch speed recipe, with a cosine
@@ -53,10 +53,11 @@ status=0
 "$MTC" verify --reference "$OUT/student.mtc" --candidate "$OUT/student.q8.mtc" --data "$DATA" \
   --max-drop "$BUDGET_STUDENT" --threads 1 --report-json "$OUT/verify.json" --junit "$OUT/verify.xml" || status=$?
 
+# a report, not a gate: a student is meant to be smaller than its teacher
 stage "summary: every stage against the teacher (test split; inference batch 256, 1 thread)"
-"$MTC" verify --reference "$OUT/teacher.mtc" --data "$DATA" --threads 1 --max-drop "$BUDGET_TEACHER" \
+"$MTC" verify --reference "$OUT/teacher.mtc" --data "$DATA" --threads 1 --report-only \
   --candidate "$OUT/student-scratch.mtc,$OUT/student.mtc,$OUT/pruned.mtc,$OUT/student.q8.mtc" \
-  --report-json "$OUT/summary.json" || true
+  --report-json "$OUT/summary.json"
 
 "$MTC" plot curves "$OUT/teacher.mtc" -o "$OUT/teacher-curves.png" || true
 "$MTC" plot confusion "$OUT/student.mtc" -o "$OUT/student-confusion.png" || true
