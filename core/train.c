@@ -541,6 +541,7 @@ static uint64_t cfg_fingerprint(const trainer *tr, const mtc_dataset *d)
     f[n++] = (double)c->sched.step_size; f[n++] = c->sched.gamma; f[n++] = c->sched.min_lr;
     f[n++] = c->weighting; f[n++] = c->gradnorm_alpha; f[n++] = c->weight_lr; f[n++] = c->dwa_temp;
     f[n++] = c->val_frac; f[n++] = c->patience; f[n++] = c->aug; f[n++] = (double)c->seed;
+    f[n++] = (double)mtc_train_split_seed(c);
     f[n++] = c->soft != NULL; f[n++] = c->hint_weight; f[n++] = c->hint_dim; f[n++] = (double)m->nparams;
     f[n++] = (double)d->n;
     for (int t = 0; t < tr->T; t++) { f[n++] = c->kd_T[t]; f[n++] = c->kd_alpha[t]; }
@@ -726,6 +727,11 @@ out:
     return rc;
 }
 
+uint64_t mtc_train_split_seed(const mtc_train_cfg *cfg)
+{
+    return cfg->val_seed ? cfg->val_seed : cfg->seed;
+}
+
 int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_train_result *res, mtc_err *e)
 {
     memset(res, 0, sizeof *res);
@@ -736,7 +742,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     mtc_jw hist;
     mtc_jw_init(&hist);
     mtc_jw_arr(&hist);
-    if (!rc) rc = mtc_data_split(d->n, d->group, cfg->val_frac, cfg->seed, &tidx, &nt, &vidx, &nv, e);
+    if (!rc) rc = mtc_data_split(d->n, d->group, cfg->val_frac, mtc_train_split_seed(cfg), &tidx, &nt, &vidx, &nv, e);
     if (!rc && nt < 1) rc = mtc_err_set(e, MTC_EINPUT, "%s: no training samples left after the validation split", d->name);
     if (!rc) rc = mtc_optim_init(&opt, &cfg->opt, m->nparams, e);
     if (rc) goto done;

@@ -209,7 +209,7 @@ int mtc_prune_run(mtc_model *m, const mtc_dataset *d, const mtc_prune_cfg *cfg, 
     int rc = mtc_model_check_input(m, d, e);
     if (rc) return rc;
     int64_t *tidx = NULL, *vidx = NULL, nt = 0, nv = 0;
-    if ((rc = mtc_data_split(d->n, d->group, cfg->train.val_frac, cfg->train.seed, &tidx, &nt, &vidx, &nv, e))) return rc;
+    if ((rc = mtc_data_split(d->n, d->group, cfg->train.val_frac, mtc_train_split_seed(&cfg->train), &tidx, &nt, &vidx, &nv, e))) return rc;
     free(tidx);
     if (nv > 0 && (rc = mtc_prune_eval_primary(m, d, vidx, nv, res->val_before, e))) goto out;
     if (cfg->agp) {

@@ -355,6 +355,52 @@ static void test_same_seed_gives_identical_checkpoint_bytes(void **st)
     free(dir);
 }
 
+static void keep_val_loss(void *ctx, const mtc_epoch_stats *s)
+{
+    *(double *)ctx = s->val_loss;
+}
+
+/* The validation loss of an (almost) untrained model on the split drawn by
+ * (seed, val_seed): lr 1e-9, so the model is its initialisation and the
+ * loss depends on which samples are held out, not on the shuffling. */
+static double val_loss_of_split(const mtc_dataset *d, uint64_t seed, uint64_t val_seed)
+{
+    mtc_model m;
+    build(synth_spec, &m, 3);
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = 1;
+    cfg.sched.lr = 1e-9f;
+    cfg.seed = seed;
+    cfg.val_seed = val_seed;
+    double vl = -1;
+    cfg.progress = keep_val_loss;
+    cfg.progress_ctx = &vl;
+    mtc_train_result res;
+    mtc_err e = {0};
+    if (mtc_train(&m, d, &cfg, &res, &e)) fail_msg("train: %s", e.msg);
+    free(res.history_json);
+    mtc_model_free(&m);
+    return vl;
+}
+
+/* --val-seed fixes the validation split across training seeds; without it
+ * the split follows the seed. */
+static void test_val_seed_fixes_the_split_across_seeds(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    tu_synth_data(&d, 1000, 6);
+    double a = val_loss_of_split(&d, 1, 7), b = val_loss_of_split(&d, 2, 7);
+    double c = val_loss_of_split(&d, 1, 0), c1 = val_loss_of_split(&d, 1, 1), dd = val_loss_of_split(&d, 2, 0);
+    assert_true(a > 0 && c > 0);
+    assert_true(fabs(a - b) < 1e-6 * a);   /* one split, two seeds */
+    assert_true(fabs(c - c1) < 1e-6 * c);  /* 0 = the seed */
+    assert_true(fabs(c - dd) > 1e-3 * c);  /* by default each seed draws its own */
+    assert_true(fabs(a - c) > 1e-3 * a);
+    mtc_data_free(&d);
+}
+
 /* The hint loss pulls the trunk output towards teacher features through a
  * learned projection: its per-epoch value must fall. */
 static void test_hint_loss_decreases_during_training(void **st)
@@ -612,6 +658,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spec_parses_layers_tasks_heads_and_maps),
         cmocka_unit_test(test_example_specs_build),
+        cmocka_unit_test(test_val_seed_fixes_the_split_across_seeds),
         cmocka_unit_test(test_spec_errors_name_file_line_and_problem),
         cmocka_unit_test(test_model_build_rejects_shape_mismatch),
         cmocka_unit_test(test_model_gradients_match_finite_differences_hard_sharing),

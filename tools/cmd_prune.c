@@ -17,6 +17,7 @@ typedef struct prune_opts {
     const char *out, *scope, *schedule, *soft, *data, *structured, *rank, *protect, *sensitivity, *grid,
         *report_json, *spec_out, *optimizer;
     float sparsity, initial, keep, lr, val, temperature, alpha;
+    uint64_t val_seed;
     int steps, finetune_epochs, batch, val_samples, no_test, taylor_batches;
 } prune_opts;
 
@@ -181,7 +182,8 @@ static int run_sensitivity(const prune_opts *o, const cli_common *c)
     if ((rc = parse_grid(o->grid, grid, 64, &ngrid, &e))) return cli_fail("prune", &e);
     if ((rc = mtc_model_load(o->sensitivity, &m, NULL, &e))) return cli_fail("prune", &e);
     if ((rc = util_open_data(&m, o->data, "train", &d, &e))) goto out;
-    if ((rc = mtc_data_split(d.n, d.group, o->val, c->seed, &tidx, &nt, &vidx, &nv, &e))) goto out;
+    if ((rc = mtc_data_split(d.n, d.group, o->val, o->val_seed ? o->val_seed : c->seed, &tidx, &nt, &vidx, &nv, &e)))
+        goto out;
     if (nv == 0) { rc = mtc_err_set(&e, MTC_EINPUT, "--val %g: the validation split is empty", o->val); goto out; }
     if (o->val_samples > 0 && nv > o->val_samples) nv = o->val_samples;
     cli_progress(c, "sensitivity: %s on %lld validation samples of %s, %d sparsities", o->sensitivity,
@@ -339,6 +341,7 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     to.lr = o->lr;
     to.batch = o->batch;
     to.val = o->val;
+    to.val_seed = o->val_seed;
     to.epochs = o->finetune_epochs > 0 ? o->finetune_epochs : 1;
     if ((rc = util_train_cfg(&to, c, NULL, &pc.train, &e))) goto out;
     pc.train.keep_standardisation = 1;
@@ -358,7 +361,9 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     /* before */
     if (o->data) {
         if ((rc = util_open_data(&m, o->data, "train", &d, &e))) goto out;
-        if ((rc = mtc_data_split(d.n, d.group, pc.train.val_frac, c->seed, &tidx, &nt, &vidx, &nv, &e))) goto out;
+        if ((rc = mtc_data_split(d.n, d.group, pc.train.val_frac, mtc_train_split_seed(&pc.train), &tidx, &nt, &vidx,
+                                 &nv, &e)))
+            goto out;
         if (nv > 0 && (rc = mtc_prune_eval_primary(&m, &d, vidx, nv, val_b, &e))) goto out;
         if (!o->no_test) {
             if ((rc = util_open_data(&m, o->data, "test", &dt, &e))) goto out;
@@ -567,6 +572,7 @@ int cmd_prune(int argc, char **argv)
         {"batch", OPT_INT, &o.batch, "fine-tune batch size (default 128)", 1, 65536},
         {"optimizer", OPT_STR, &o.optimizer, "fine-tune optimizer: adam | adamw | sgd (default adam)", 1, 0},
         {"val", OPT_FLOAT, &o.val, "validation fraction of the train split (default 0.1; multifashion holds out whole digits)", 0, 0.89},
+        {"val-seed", OPT_U64, &o.val_seed, "seed of the validation split (default: --seed)", 1, 0},
         {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default 2, as mtc distill)", 0.01, 100},
         {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default 0.5, as mtc distill)", 0, 1},
         CLI_COMMON(&c),

@@ -84,6 +84,7 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
         return mtc_err_set(e, MTC_EINPUT, "--weighting %s: expected fixed, uncertainty, gradnorm or dwa", o->weighting);
     cfg->gradnorm_alpha = o->gradnorm_alpha;
     cfg->val_frac = o->val;
+    cfg->val_seed = o->val_seed;
     cfg->patience = o->patience;
     cfg->epochs = o->epochs;
     cfg->batch = o->batch;
@@ -121,6 +122,8 @@ void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o,
     mtc_jw_kstr(w, "schedule", o->schedule);
     mtc_jw_kstr(w, "weighting", o->weighting);
     mtc_jw_kint(w, "seed", (int64_t)c->seed);
+    mtc_jw_knum(w, "val", cfg->val_frac);
+    mtc_jw_kint(w, "val_seed", (int64_t)mtc_train_split_seed(cfg));
     mtc_jw_kint(w, "threads", c->threads);
     mtc_jw_obj_end(w);
     mtc_jw_key(w, "task_weights");

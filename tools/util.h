@@ -19,6 +19,7 @@ typedef struct util_train_opts {
     char state_path[4200];
     float lr, momentum, weight_decay, l1, l2, clip, gamma, min_lr;
     float gradnorm_alpha, val;
+    uint64_t val_seed;
     int epochs, batch, nesterov, warmup, step_size, patience;
 } util_train_opts;
 void util_train_opts_default(util_train_opts *o);
@@ -41,6 +42,7 @@ void util_train_opts_default(util_train_opts *o);
     {"weighting", OPT_STR, &(o)->weighting, "task weighting: fixed | uncertainty | gradnorm | dwa", 1, 0}, \
     {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default 1.5)", 0, 10}, \
     {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default 0.1; multifashion holds out whole digits)", 0, 0.89}, \
+    {"val-seed", OPT_U64, &(o)->val_seed, "seed of the validation split (default: --seed); fix it to compare seeds on one split", 1, 0}, \
     {"patience", OPT_INT, &(o)->patience, "early stopping after N epochs without val gain, 0 = off", 0, 100000}, \
     {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default none)", 1, 0}, \
     {"checkpoint-every", OPT_INT, &(o)->checkpoint_every, "write a resumable state to OUT.state every N epochs (0 = off)", 0, 100000}, \

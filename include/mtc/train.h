@@ -64,6 +64,7 @@ typedef struct mtc_train_cfg {
     float weight_lr;            /* GradNorm weight learning rate, default 0.025 */
     float dwa_temp;             /* default 2 */
     double val_frac;            /* held out of the training split, default 0.1 */
+    uint64_t val_seed;          /* seed of that split; 0 = seed (the default) */
     int patience;               /* early stopping on val loss, 0 = off; when on,
                                    the best epoch's parameters are kept, else
                                    the last epoch's */
@@ -104,6 +105,8 @@ typedef struct mtc_train_result {
     char *history_json;         /* JSON array, one object per epoch; free() */
 } mtc_train_result;
 
+/* The seed that draws the validation split: val_seed, or seed when 0. */
+uint64_t mtc_train_split_seed(const mtc_train_cfg *cfg);
 /* Trains m in place on d (training split; cfg->val_frac of it held out for
  * validation and early stopping). */
 int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg,
