@@ -182,8 +182,8 @@ static int run_sensitivity(const prune_opts *o, const cli_common *c)
     if ((rc = parse_grid(o->grid, grid, 64, &ngrid, &e))) return cli_fail("prune", &e);
     if ((rc = mtc_model_load(o->sensitivity, &m, NULL, &e))) return cli_fail("prune", &e);
     if ((rc = util_open_data(&m, o->data, "train", &d, &e))) goto out;
-    if ((rc = mtc_data_split(d.n, d.group, o->val, o->val_seed ? o->val_seed : c->seed, &tidx, &nt, &vidx, &nv, &e)))
-        goto out;
+    const uint64_t split_seed = mtc_train_split_seed(&(mtc_train_cfg){.seed = c->seed, .val_seed = o->val_seed});
+    if ((rc = mtc_data_split(d.n, d.group, o->val, split_seed, &tidx, &nt, &vidx, &nv, &e))) goto out;
     if (nv == 0) { rc = mtc_err_set(&e, MTC_EINPUT, "--val %g: the validation split is empty", o->val); goto out; }
     if (o->val_samples > 0 && nv > o->val_samples) nv = o->val_samples;
     cli_progress(c, "sensitivity: %s on %lld validation samples of %s, %d sparsities", o->sensitivity,

@@ -36,21 +36,10 @@ static void lanes_add(double *l, const float *f, int n)
     for (int j = 0; j < u; j++) l[j] += f[j];
 }
 
-static void lanes_sum(double *l, const float *x, int S)
-{
-    for (int i0 = 0; i0 < S; i0 += BN_BLOCK) {
-        const int n = S - i0 < BN_BLOCK ? S - i0 : BN_BLOCK;
-        const float *xs = x + i0;
-        float f[BN_LANES] = {0};
-        int i = 0;
-        for (; i + BN_LANES <= n; i += BN_LANES)
-            for (int j = 0; j < BN_LANES; j++) f[j] += xs[i + j];
-        for (; i < n; i++) f[i % BN_LANES] += xs[i];
-        lanes_add(l, f, n);
-    }
-}
-
-static void lanes_sq(double *l, const float *x, int S, float mu)
+/* Σ (x − mu) (square 0) or Σ (x − mu)² (square 1) over one row into the
+ * lanes; inlined with constant arguments, so each use is its own loop. The
+ * sum passes mu = 0: x − 0 is x, bit for bit. */
+static inline void lanes_moment(double *l, const float *x, int S, float mu, int square)
 {
     for (int i0 = 0; i0 < S; i0 += BN_BLOCK) {
         const int n = S - i0 < BN_BLOCK ? S - i0 : BN_BLOCK;
@@ -60,11 +49,11 @@ static void lanes_sq(double *l, const float *x, int S, float mu)
         for (; i + BN_LANES <= n; i += BN_LANES)
             for (int j = 0; j < BN_LANES; j++) {
                 const float d = xs[i + j] - mu;
-                f[j] += d * d;
+                f[j] += square ? d * d : d;
             }
         for (; i < n; i++) {
             const float d = xs[i] - mu;
-            f[i % BN_LANES] += d * d;
+            f[i % BN_LANES] += square ? d * d : d;
         }
         lanes_add(l, f, n);
     }
@@ -77,10 +66,10 @@ void mtc_batchnorm_forward_train_ch(float *out, float *mean, float *rstd, const 
     const int64_t n = (int64_t)B * S;
     for (int c = c0; c < c1; c++) {
         double ls[BN_LANES] = {0}, lq[BN_LANES] = {0};
-        for (int b = 0; b < B; b++) lanes_sum(ls, in + ((int64_t)b * C + c) * S, S);
+        for (int b = 0; b < B; b++) lanes_moment(ls, in + ((int64_t)b * C + c) * S, S, 0.0f, 0);
         double mu = n > 0 ? fold_lanes(ls) / (double)n : 0.0;
         /* two-pass variance: no cancellation */
-        for (int b = 0; b < B; b++) lanes_sq(lq, in + ((int64_t)b * C + c) * S, S, (float)mu);
+        for (int b = 0; b < B; b++) lanes_moment(lq, in + ((int64_t)b * C + c) * S, S, (float)mu, 1);
         double sq = fold_lanes(lq);
         double var = n > 0 ? sq / (double)n : 0.0;
         float rs = (float)(1.0 / sqrt(var + eps)), m = (float)mu;
@@ -137,7 +126,7 @@ void mtc_batchnorm_forward_eval(float *out, const float *in, const float *gamma,
 /* x̂ = (x−μ)·rstd;  dβ += Σ dy;  dγ += Σ dy·x̂;
  * dx += γ·rstd/n · (n·dy − Σdy − x̂·Σ(dy·x̂)). */
 /* Σdy and Σdy·x̂ of one channel's row of S values into the lanes, in float
- * blocks as lanes_sum; with o (a fused relu's output) dy counts only where
+ * blocks as lanes_moment; with o (a fused relu's output) dy counts only where
  * o > 0 (a blend in the same loop). */
 static void bwd_sums(double *ly, double *lx, const float *x, const float *dy, const float *o, int S, float mu,
                      float rs)
