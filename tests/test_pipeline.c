@@ -74,6 +74,18 @@ static void test_pipeline_runs_every_stage_and_prints_the_table(void **st)
     free(js); free(sj);
     free(out);
     free(err);
+    /* [summary] asking for JUnit only: a gate with the default budgets */
+    end = strstr(recipe, "[summary]");
+    snprintf(end, sizeof recipe - (size_t)(end - recipe), "[summary] junit = %s/s.xml\n", dir);
+    assert_int_equal(tu_write(rp, recipe, strlen(recipe)), 0);
+    rc = tu_run_mtc(dir, args, &out, &err);
+    if (rc != 0) fail_msg("pipeline (summary junit) exited %d:\n%s\n%s", rc, out, err);
+    char *sx = tu_path(dir, "s.xml"), *xml = (char *)tu_read(sx, NULL);
+    assert_non_null(xml);
+    assert_non_null(strstr(xml, "<testsuite"));
+    free(xml); free(sx);
+    free(out);
+    free(err);
     free(run); free(tc); free(sc); free(rp);
     tu_rmdir(dir);
     free(dir);

@@ -19,7 +19,8 @@
  *
  * A missing [prune] or [quantize] section skips that stage. The exit code is
  * the verify gate's (int8 student against its fp32 KD parent); the summary
- * table is a report (`verify --report-only`) unless [summary] has budgets.
+ * table is a report (`verify --report-only`) unless [summary] sets max-drop
+ * or junit (a gate's keys).
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -321,7 +322,9 @@ int cmd_pipeline(int argc, char **argv)
     arg2(&a, "reference", teacher);
     arg2(&a, "candidate", list);
     pass_keys(&a, &secs[S_SUMMARY], NULL);
-    if (!get(&secs[S_SUMMARY], "max-drop")) arg(&a, "--report-only"); /* no budgets: a report */
+    /* no key that only a gate uses: the table is a report */
+    const section *sum = &secs[S_SUMMARY];
+    if (!get(sum, "max-drop") && !get(sum, "junit")) arg(&a, "--report-only");
     arg2(&a, "data", data);
     arg2(&a, "report-json", sj);
     common_args(&a, &c, "1");
