@@ -3,10 +3,13 @@
  * build/release/libmtc.a). Every subcommand prints JSON lines on stdout, one
  * per measurement, so run.sh can collect them; it never asserts a speed.
  *
- *   infer CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]
- *                                  fp32 inference samples/s of a checkpoint
- *                                  (mtc_model_forward, eval mode; threads =
- *                                  mtc's pool, OpenBLAS single-threaded)
+ *   infer CKPT [--engine rt|model] [--seconds S] [--batches 1,16,256]
+ *         [--threads 1,2]         fp32 inference samples/s of a checkpoint
+ *                                  through the runtime (mtc_rt_run: what
+ *                                  mtc eval/predict/verify run; the default)
+ *                                  or the training engine's eval forward
+ *                                  (mtc_model_forward); threads = mtc's
+ *                                  pool, OpenBLAS single-threaded
  *   dense [--seconds S] [--threads N] [--B 256 --I 784 --O 128]
  *                                  mtc_dense_forward GFLOP/s next to a bare
  *                                  cblas_sgemm of the same shape and a
@@ -135,12 +138,76 @@ static float *test_inputs(int64_t want, int64_t *S, mtc_err *e)
 }
 
 /* ---- fp32 inference ---------------------------------------------------- */
+/* One timed forward of B samples through the chosen engine. */
+typedef struct engine {
+    mtc_model m;            /* --engine model */
+#ifdef HAVE_RT
+    mtc_rt *rt;             /* --engine rt */
+    float *outs[MTC_MAX_TASKS];
+#endif
+} engine;
+
+static int engine_open(engine *g, const char *path, int use_rt, int threads, int maxb, mtc_err *e)
+{
+    memset(g, 0, sizeof *g);
+#ifdef HAVE_RT
+    if (use_rt) {
+        if (mtc_rt_load(path, &g->rt, e)) return -1;
+        mtc_rt_set_threads(g->rt, threads);
+        const mtc_model *m = mtc_rt_model(g->rt);
+        for (int t = 0; t < m->spec.ntasks; t++)
+            if (!(g->outs[t] = malloc((size_t)maxb * (size_t)m->spec.tasks[t].dim * sizeof(float))))
+                return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        return mtc_rt_reserve(g->rt, maxb, e);
+    }
+#else
+    (void)use_rt;
+#endif
+    /* mtc's own pool over batch slices, OpenBLAS single-threaded (as `mtc
+     * --threads N`): the model sizes its pool when it reserves its buffers */
+    mtc_set_threads(threads);
+    char *meta = NULL;
+    if (mtc_model_load(path, &g->m, &meta, e)) return -1;
+    free(meta);
+    return mtc_model_reserve(&g->m, maxb, e);
+}
+
+static int engine_run(engine *g, const float *x, int B, mtc_err *e)
+{
+#ifdef HAVE_RT
+    if (g->rt) return mtc_rt_run(g->rt, x, B, g->outs, e);
+#endif
+    mtc_model_forward(&g->m, x, B, 0, NULL);
+    (void)e;
+    return 0;
+}
+
+static void engine_close(engine *g)
+{
+#ifdef HAVE_RT
+    if (g->rt) {
+        for (int t = 0; t < MTC_MAX_TASKS; t++) free(g->outs[t]);
+        mtc_rt_free(g->rt);
+        return;
+    }
+#endif
+    mtc_model_free(&g->m);
+}
+
 static int cmd_infer(int argc, char **argv)
 {
     if (argc < 2)
-        return fprintf(stderr, "usage: bench_infer infer CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]\n"), 2;
+        return fprintf(stderr, "usage: bench_infer infer CKPT [--engine rt|model] [--seconds S] [--batches 1,16,256] "
+                               "[--threads 1,2]\n"), 2;
     const char *path = argv[1];
     double secs = opt_num(argc, argv, "--seconds", 1.0);
+#ifdef HAVE_RT
+    const char *eng = opt_str(argc, argv, "--engine", "rt");
+#else
+    const char *eng = opt_str(argc, argv, "--engine", "model");
+#endif
+    int use_rt = !strcmp(eng, "rt");
+    if (!use_rt && strcmp(eng, "model")) return fprintf(stderr, "bench_infer: --engine rt|model, not '%s'\n", eng), 2;
     mtc_err e = {0};
     int batches[8], threads[8], maxb = 1;
     int nb = opt_list(argc, argv, "--batches", "1,16,256", batches, 8);
@@ -150,30 +217,27 @@ static int cmd_infer(int argc, char **argv)
     float *x = test_inputs(pool, &S, &e);
     if (!x) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
     for (int ti = 0; ti < nt; ti++) {
-        /* mtc's own pool over batch slices, OpenBLAS single-threaded (as
-         * `mtc --threads N`): the model sizes its pool when it reserves its
-         * buffers, so it is loaded again for every thread count */
-        mtc_set_threads(threads[ti]);
-        mtc_model m;
-        char *meta = NULL;
-        if (mtc_model_load(path, &m, &meta, &e) || mtc_model_reserve(&m, maxb, &e))
+        /* loaded again for every thread count (the model sizes its pool
+         * when it reserves its buffers) */
+        engine g;
+        if (engine_open(&g, path, use_rt, threads[ti], maxb, &e))
             return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
-        free(meta);
         for (int bi = 0; bi < nb; bi++) {
             int B = batches[bi];
             int64_t slots = pool / B, it = 0;
-            for (int w = 0; w < 10; w++) mtc_model_forward(&m, x + (w % slots) * B * S, B, 0, NULL);
+            for (int w = 0; w < 10; w++)
+                if (engine_run(&g, x + (w % slots) * B * S, B, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
             double t0 = now_s(), dt;
             for (;;) {
-                mtc_model_forward(&m, x + (it % slots) * B * S, B, 0, NULL);
+                if (engine_run(&g, x + (it % slots) * B * S, B, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
                 if (++it % 8 == 0 && (dt = now_s() - t0) >= secs) break;
             }
-            printf("{\"mode\":\"infer\",\"model\":\"%s\",\"dtype\":\"fp32\",\"batch\":%d,\"threads\":%d,"
-                   "\"samples_per_s\":%.1f,\"iters\":%lld,\"corename\":\"%s\"}\n",
-                   path, B, threads[ti], it * B / dt, (long long)it, openblas_get_corename());
+            printf("{\"mode\":\"infer\",\"model\":\"%s\",\"engine\":\"%s\",\"dtype\":\"fp32\",\"batch\":%d,"
+                   "\"threads\":%d,\"samples_per_s\":%.1f,\"iters\":%lld,\"corename\":\"%s\"}\n",
+                   path, eng, B, threads[ti], it * B / dt, (long long)it, openblas_get_corename());
             fflush(stdout);
         }
-        mtc_model_free(&m);
+        engine_close(&g);
     }
     printf("{\"mode\":\"rss\",\"what\":\"bench_infer infer\",\"peak_rss_kib\":%ld}\n", peak_rss_kib());
     free(x);

@@ -287,8 +287,30 @@ static void build(void)
             snprintf(km, sizeof km, "mtc_infer_%s", models[k]);
             snprintf(kp, sizeof kp, "peer_infer_%s", models[k]);
             snprintf(w, sizeof w, "fp32 inference %s, batch %d, 1 thread", models[k], Bs[j]);
-            add_row(w, num(rget_bt(km, Bs[j], 1, NULL), "samples_per_s"),
-                    num(rget_bt(kp, Bs[j], 1, NULL), "samples_per_s"), tg[j], 1, "samples/s vs PyTorch eager");
+            const mtc_json *r = rget_bt(km, Bs[j], 1, NULL);
+            const char *eng = r ? mtc_json_str(r, "engine") : NULL;
+            add_row(w, num(r, "samples_per_s"), num(rget_bt(kp, Bs[j], 1, NULL), "samples_per_s"), tg[j], 1,
+                    "samples/s vs PyTorch eager; mtc %s", eng && !strcmp(eng, "rt") ? "runtime (mtc_rt_run)"
+                                                          : "mtc_model_forward");
+        }
+    }
+    /* the teacher's conv: Winograd against im2col in the runtime, and the
+     * runtime against the training engine's forward */
+    for (int j = 0; j < 2; j++) {
+        static const int Bs[2] = {1, 256};
+        const mtc_json *rw = rget_bt("mtc_infer_teacher", Bs[j], 1, NULL);
+        const mtc_json *ri = rget_bt("mtc_infer_teacher_im2col", Bs[j], 1, NULL);
+        const mtc_json *rm = rget_bt("mtc_infer_teacher_model", Bs[j], 1, NULL);
+        char w[128];
+        if (ri) {
+            snprintf(w, sizeof w, "fp32 teacher batch %d: runtime Winograd vs im2col", Bs[j]);
+            add_row(w, num(rw, "samples_per_s"), num(ri, "samples_per_s"), NONE, 1,
+                    "samples/s, 1 thread; peer column = MTC_WINOGRAD=0");
+        }
+        if (rm) {
+            snprintf(w, sizeof w, "fp32 teacher batch %d: runtime vs mtc_model_forward", Bs[j]);
+            add_row(w, num(rw, "samples_per_s"), num(rm, "samples_per_s"), NONE, 1,
+                    "samples/s, 1 thread; peer column = the training engine's eval forward (im2col)");
         }
     }
 
@@ -311,15 +333,15 @@ static void build(void)
     /* ---- int8 ----------------------------------------------------------------- */
     const mtc_json *m8 = rget_bt("mtc_int8_student", 256, 1, "infer_rt");
     const mtc_json *mf = rget_bt("mtc_infer_student", 256, 1, NULL);
-    const mtc_json *rf = rget_bt("mtc_rt_fp32_student", 256, 1, "infer_rt");
+    const mtc_json *rf = rget_bt("mtc_model_fp32_student", 256, 1, NULL);
     const mtc_json *pdyn = rget_bt("peer_int8_dynamic", 256, 1, NULL);
     const mtc_json *pst = rget_bt("peer_int8_static", 256, 1, NULL);
     if (!pst) pst = rget("peer_int8_static", NULL, NULL);
     add_row("int8 inference student, batch 256 vs mtc fp32", num(m8, "samples_per_s"), num(mf, "samples_per_s"), 2.5,
-            1, "%s", note8 ? note8 : "peer column = mtc fp32 (mtc_model_forward)");
+            1, "%s", note8 ? note8 : "peer column = mtc fp32 (the same runtime)");
     if (rf)
-        add_row("int8 inference student, batch 256 vs fp32, both via runtime", num(m8, "samples_per_s"),
-                num(rf, "samples_per_s"), NONE, 1, "peer column = the fp32 checkpoint through mtc_rt_run");
+        add_row("int8 inference student, batch 256 vs fp32 mtc_model_forward", num(m8, "samples_per_s"),
+                num(rf, "samples_per_s"), NONE, 1, "peer column = the fp32 checkpoint through the training engine");
     const char *eng = pdyn ? mtc_json_str(pdyn, "engine") : NULL;
     add_row("int8 inference student, batch 256 vs PyTorch dynamic", num(m8, "samples_per_s"),
             num(pdyn, "samples_per_s"), 1.5, 1, "%s%speer engine %s", note8 ? note8 : "", note8 ? "; " : "",

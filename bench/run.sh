@@ -265,6 +265,16 @@ for model in student teacher; do
         --threads "$INFER_THREADS" --seconds "$SECS"
 done
 
+# the teacher at batch 1 and 256 three ways, side by side: the runtime above
+# (Winograd for its 32->64 conv), the runtime on im2col (MTC_WINOGRAD=0), and
+# the training engine's eval forward (mtc_model_forward, im2col)
+if [ -f "$WORK/teacher.mtc" ]; then
+    run mtc_infer_teacher_im2col "${BI_ENV[@]}" MTC_WINOGRAD=0 "$BI" infer "$WORK/teacher.mtc" --seconds "$SECS" \
+        --batches 1,256 --threads 1
+    run mtc_infer_teacher_model "${BI_ENV[@]}" "$BI" infer "$WORK/teacher.mtc" --engine model --seconds "$SECS" \
+        --batches 1,256 --threads 1
+fi
+
 # structured pruning: the same forward on the KD student and its 50%-neuron cut
 for model in kd struct; do
     [ -f "$WORK/$model.mtc" ] || continue
@@ -284,7 +294,8 @@ if [ -f "$WORK/student.q8.mtc" ]; then
     done
 fi
 if [ -f "$WORK/student.mtc" ] && ! "$BI" int8 2>/dev/null | grep -q unavailable; then
-    run mtc_rt_fp32_student "${BI_ENV[@]}" "$BI" int8 "$WORK/student.mtc" --seconds "$SECS" --batches 256 --threads 1
+    run mtc_model_fp32_student "${BI_ENV[@]}" "$BI" infer "$WORK/student.mtc" --engine model --seconds "$SECS" \
+        --batches 256 --threads 1
 fi
 for how in dynamic static; do
     run "peer_int8_$how" "${PEER_ENV[@]}" $PEER infer --model student --int8 $how --batch "$INFER_BATCHES" \

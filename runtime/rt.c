@@ -70,6 +70,7 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
             if (P * op->N > acc) acc = P * op->N;
             int64_t c = mtc_conv_col_floats(cs, cap);
             if (c > col) col = c;
+            if (op->wino && mtc_wino_work_floats(cs) > col) col = mtc_wino_work_floats(cs);
         } else if (op->kind == OP_DENSE && (int64_t)cap * op->N > acc) {
             acc = (int64_t)cap * op->N;
         }
@@ -142,6 +143,7 @@ static void op_free(rt_op *op)
     free(op->wq); free(op->wscale); free(op->bias_q); free(op->bias_eff);
     free(op->m0); free(op->shift); free(op->deq);
     mtc_csr_free(&op->csr);
+    free(op->wino);
 }
 
 int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int32_t *bias_q,
@@ -392,6 +394,11 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
             }
             op->has_fp32 = 1;
             if (op->kind == OP_DENSE && (rc = sparse_prepare(rt, op, l->e))) return rc;
+            if (op->kind == OP_CONV && rt->winograd && mtc_wino_eligible(&L->cs)) {
+                if (!(op->wino = malloc((size_t)mtc_wino_u_floats(&L->cs) * sizeof(float))))
+                    return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
+                mtc_wino_weights(op->wino, op->W, &L->cs);
+            }
             break;
         }
         case MTC_L_MAXPOOL: op->kind = OP_MAXPOOL; break;
@@ -432,6 +439,8 @@ int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err 
     rt->threads = 1;
     mtc_rt_set_isa(rt, mtc_qgemm_isa());
     if ((rc = sparse_env(&rt->sparse_min, e))) { free(rt); return rc; }
+    const char *wino = getenv("MTC_WINOGRAD");
+    rt->winograd = !(wino && !strcmp(wino, "0"));
     if ((rc = mtc_model_build(&s, c->spec, &rt->m, e))) { free(rt); return rc; }
     mtc_model *m = &rt->m;
     load_ctx l = {c, path, e};
@@ -710,6 +719,12 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
         if (op->act) mtc_act_forward(y, y, nout, op->act);
         break;
     case OP_CONV:
+        if (op->wino) { /* relu fused into the output transform, others after */
+            mtc_wino_forward(y, x, op->wino, op->b, op->act == MTC_ACT_RELU, w->col, &L->cs, B,
+                             rt->isa >= MTC_ISA_AVX2);
+            if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
+            break;
+        }
         mtc_conv2d_forward(y, x, op->W, op->b, w->col, &L->cs, B);
         if (op->act) mtc_act_forward(y, y, nout, op->act);
         break;

@@ -40,6 +40,9 @@ typedef struct rt_op {
      * layer is not sparse enough for any batch size) */
     double sparsity;        /* fraction of exact zeros in W */
     mtc_csr csr;
+    /* fp32 conv with mtc_wino_eligible: the Winograd-transformed W (owned),
+     * or NULL (im2col; MTC_WINOGRAD=0 at load keeps every conv there) */
+    float *wino;
 } rt_op;
 
 typedef struct rt_chain {
@@ -64,6 +67,7 @@ struct mtc_rt {
     mtc_qgemm_fn gemm;
     mtc_spmm_fn spmm;
     double sparse_min;      /* MTC_SPARSE_MIN at load, or < 0: the crossover */
+    int winograd;           /* 0 when MTC_WINOGRAD=0 at load */
     void (*quantize)(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
     int max_batch, nws;
     rt_ws **ws;

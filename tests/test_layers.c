@@ -316,6 +316,58 @@ static void test_conv2d_forward_matches_direct_loop(void **st)
     check_conv(3, 2, 3, 7, 2, 3, 1, 1, 0);
 }
 
+/* Winograd F(2x2, 3x3) (inference) against the double direct loop, with
+ * and without relu, on the scalar kernels and on the AVX2 ones when the CPU
+ * has them: tile counts beyond one block of MTC_WINO_TB, odd output sizes
+ * (half-used edge tiles), channel counts that are not multiples of 8 or 16
+ * (the kernels' tails), pad 0 and 2. The workspace starts as garbage. */
+static void check_wino(int B, int C, int H, int W, int OC, int pad)
+{
+    char what[96];
+    snprintf(what, sizeof what, "winograd B%d C%d %dx%d OC%d p%d", B, C, H, W, OC, pad);
+    mtc_conv_shape s;
+    assert_int_equal(mtc_conv_shape_init(&s, C, H, W, OC, 3, 1, pad), 0);
+    assert_true(mtc_wino_eligible(&s));
+    mtc_rng r;
+    mtc_rng_seed(&r, 11 * B + C + pad);
+    const int64_t nin = (int64_t)B * C * H * W, nw = (int64_t)OC * C * 9, nout = (int64_t)B * OC * s.OH * s.OW;
+    float *in = gc_rand(&r, nin, -1, 1), *Wt = gc_rand(&r, nw, -1, 1), *b = gc_rand(&r, OC, -1, 1);
+    float *U = gc_zeros(mtc_wino_u_floats(&s)), *out = gc_zeros(nout);
+    float *work = gc_rand(&r, mtc_wino_work_floats(&s), -9, 9);
+    conv_ctx c = {gc_dup(in, nin), gc_dup(Wt, nw), gc_dup(b, OC), NULL, s, B};
+    double *ref = gc_dzeros(nout), *ref_relu = gc_dzeros(nout);
+    conv_ref(ref, &c);
+    for (int64_t i = 0; i < nout; i++) ref_relu[i] = ref[i] > 0 ? ref[i] : 0;
+    mtc_wino_weights(U, Wt, &s);
+    for (int avx2 = 0; avx2 <= mtc_qgemm_isa_supported(MTC_ISA_AVX2); avx2++)
+        for (int relu = 0; relu <= 1; relu++) {
+            for (int64_t i = 0; i < nout; i++) out[i] = NAN; /* every output written */
+            mtc_wino_forward(out, in, U, b, relu, work, &s, B, avx2);
+            for (int64_t i = 0; i < nout; i++) /* gc_err's fmax would skip a NaN */
+                if (!isfinite(out[i])) fail_msg("%s avx2 %d: output %lld not written", what, avx2, (long long)i);
+            if (!fwd_ok(what, out, relu ? ref_relu : ref, nout)) fail_msg("%s avx2 %d relu %d", what, avx2, relu);
+        }
+    free(in); free(Wt); free(b); free(U); free(out); free(work);
+    free(c.in); free(c.W); free(c.b); free(ref); free(ref_relu);
+}
+
+static void test_winograd_matches_direct_loop(void **st)
+{
+    (void)st;
+    check_wino(1, 8, 14, 14, 16, 1);  /* 49 tiles: four full blocks and one */
+    check_wino(2, 9, 7, 5, 13, 1);    /* odd sizes; C and OC tails */
+    check_wino(3, 16, 6, 6, 40, 0);   /* pad 0; OC = 32 + 8 */
+    check_wino(1, 8, 5, 5, 24, 2);    /* pad 2: output larger than input */
+    check_wino(2, 32, 14, 14, 64, 1); /* the teacher's second conv */
+    mtc_conv_shape s;
+    assert_int_equal(mtc_conv_shape_init(&s, 8, 9, 9, 4, 5, 1, 2), 0);
+    assert_false(mtc_wino_eligible(&s)); /* 5x5 */
+    assert_int_equal(mtc_conv_shape_init(&s, 8, 9, 9, 4, 3, 2, 1), 0);
+    assert_false(mtc_wino_eligible(&s)); /* stride 2 */
+    assert_int_equal(mtc_conv_shape_init(&s, 1, 28, 28, 32, 3, 1, 1), 0);
+    assert_false(mtc_wino_eligible(&s)); /* one input channel: im2col is cheaper */
+}
+
 static void test_conv2d_backward_matches_fd_stride1(void **st)
 {
     (void)st;
@@ -711,6 +763,7 @@ int main(void)
         cmocka_unit_test(test_conv_shape_rejects_impossible),
         cmocka_unit_test(test_conv_workspace_does_not_grow_with_the_batch),
         cmocka_unit_test(test_conv2d_forward_matches_direct_loop),
+        cmocka_unit_test(test_winograd_matches_direct_loop),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride1),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride2),
         cmocka_unit_test(test_maxpool_backward_routes_to_argmax),

@@ -118,6 +118,51 @@ static void test_runtime_fp32_equals_model_with_batchnorm_folded(void **st)
     free(dir); free(path);
 }
 
+/* Convolutions with 8+ input channels run Winograd in the runtime: the
+ * outputs stay the model's (which runs im2col) to fp32 rounding, relu and a
+ * folded batchnorm included; MTC_WINOGRAD=0 runs im2col and gives other
+ * bits (so the default did take the Winograd path). */
+#define WINO_SPEC                                                                                    \
+    "[input] shape = 8x7x6\n[conv] filters = 12 size = 3 pad = 1 act = relu\n"                      \
+    "[conv] filters = 16 size = 3 pad = 1\n[batchnorm]\n[act] fn = relu\n[maxpool] size = 2\n"      \
+    "[flatten]\n[dense] units = 8 act = relu\n[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n"
+
+static void test_runtime_winograd_conv_equals_model(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *path = tu_path(dir, "w.mtc");
+    mtc_model m;
+    build(WINO_SPEC, &m, 5);
+    perturb(&m);
+    mtc_err e = {0};
+    assert_int_equal(mtc_model_save(&m, path, NULL, &e), 0);
+    mtc_dataset d;
+    make_data(&d, 21, 8, 7, 6, 2);
+    float *want[MTC_MAX_TASKS], *got[2][MTC_MAX_TASKS];
+    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 8, want, &e), 0);
+    for (int im2col = 0; im2col <= 1; im2col++) {
+        if (im2col) setenv("MTC_WINOGRAD", "0", 1);
+        mtc_rt *rt;
+        assert_int_equal(mtc_rt_load(path, &rt, &e), 0);
+        unsetenv("MTC_WINOGRAD");
+        assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, 8, got[im2col], &e), 0);
+        for (int t = 0; t < 2; t++)
+            for (int64_t i = 0; i < d.n * m.spec.tasks[t].dim; i++)
+                if (tu_relerr(want[t][i], got[im2col][t][i], 1.0) > 1e-5)
+                    fail_msg("im2col %d task %d row %lld: model %g runtime %g", im2col, t, (long long)i,
+                             want[t][i], got[im2col][t][i]);
+        mtc_rt_free(rt);
+    }
+    int differ = 0;
+    for (int64_t i = 0; i < d.n; i++) differ |= got[0][1][i] != got[1][1][i];
+    assert_true(differ);
+    for (int t = 0; t < 2; t++) { free(want[t]); free(got[0][t]); free(got[1][t]); }
+    mtc_data_free(&d);
+    mtc_model_free(&m);
+    tu_rmdir(dir);
+    free(dir); free(path);
+}
+
 /* A pruned model through the runtime: its file as bitmask + values gives
  * the model's outputs, and the same model written as dense + mask (files
  * of before) gives the same bits. */
@@ -402,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_runtime_pruned_model_equals_model_in_either_file_format),
         cmocka_unit_test(test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa),
         cmocka_unit_test(test_runtime_int8_conv_bn_pool_close_to_fp32),
+        cmocka_unit_test(test_runtime_winograd_conv_equals_model),
         cmocka_unit_test(test_runtime_int8_narrow_trunk_wide_heads),
         cmocka_unit_test(test_runtime_quantize_keeps_pruned_weights_zero),
         cmocka_unit_test(test_runtime_fallback_meets_budget_or_fails_loudly),

@@ -69,6 +69,28 @@ void mtc_conv2d_backward(float *din, float *dW, float *db, const float *dout,
                          const float *in, const float *W, float *col,
                          float *dcol, const mtc_conv_shape *s, int B);
 
+/* ---- Winograd F(2×2, 3×3), inference only (core/layers/wino.c) -------- *
+ * For a conv with mtc_wino_eligible (3×3, stride 1, pad ≤ 2, C ≥ 8):
+ * U (mtc_wino_u_floats) = the weights transformed once by mtc_wino_weights;
+ * mtc_wino_forward then writes what mtc_conv2d_forward (+ relu when relu is
+ * set) writes, equal to rounding, with a workspace of
+ * mtc_wino_work_floats(s) floats (independent of B). avx2: use the AVX2
+ * kernels (the caller checks the CPU). Tiles go MTC_WINO_TB at a time:
+ * V (16, MTC_WINO_TB, C), M (16, MTC_WINO_TB, OC) per block. */
+#define MTC_WINO_TB 12
+typedef void (*mtc_wino_gemm_fn)(float *M, const float *U, const float *V, int C, int OC, int T);
+int mtc_wino_eligible(const mtc_conv_shape *s);
+int64_t mtc_wino_u_floats(const mtc_conv_shape *s);
+int64_t mtc_wino_work_floats(const mtc_conv_shape *s);
+void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s);
+void mtc_wino_gemm_scalar(float *M, const float *U, const float *V, int C, int OC, int T);
+void mtc_wino_gemm_avx2(float *M, const float *U, const float *V, int C, int OC, int T);
+/* The input transform of tile t (origin th, tw in the padded channels-last
+ * plane P, Wp columns) for channels [0, C & ~7); returns C & ~7. */
+int mtc_wino_input_avx2(float *V, int t, const float *P, int th, int tw, int C, int Wp);
+void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, float *work,
+                      const mtc_conv_shape *s, int B, int avx2);
+
 /* ---- pooling: in (B,C,H,W) -> out (B,C,OH,OW), OH = (H-K)/stride + 1 --- *
  * argmax (B,C,OH,OW) = index ih·W+iw inside the input plane (first max on
  * ties); may be NULL in forward when no backward follows. No padding. */

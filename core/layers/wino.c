@@ -1,0 +1,204 @@
+/*
+ * wino.c — Winograd F(2×2, 3×3) convolution for inference: a 3×3, stride-1
+ * convolution computed on 2×2 output tiles from 4×4 input tiles with 16
+ * multiplies per (tile, in-channel, out-channel) instead of 36 (Lavin &
+ * Gray 2016). Forward only: training keeps im2col + sgemm (conv2d.c), whose
+ * backward it mirrors.
+ *
+ *   U = G g Gᵀ  (weights, once per model: U[ξ][c][oc], ξ = 4i + j)
+ *   V = Bᵀ d B  (each 4×4 input tile d, rows/cols 2t − pad .. 2t − pad + 3)
+ *   M[ξ] = V[ξ] · U[ξ]  (16 GEMMs over the channels: tiles × C times C × OC)
+ *   y = Aᵀ M A  (the 2×2 output tile) + bias, relu if asked
+ *       G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]
+ *       Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]
+ *       Aᵀ = [1 1 1 0; 0 1 −1 −1]
+ * Values equal im2col's to rounding, not to the bit (tests bound the gap).
+ *
+ * Per sample, the input is copied once to a zero-padded channels-last plane
+ * (so a tile's channels are contiguous and the transforms run along them),
+ * then tiles go in blocks of MTC_WINO_TB: transform in, 16 GEMMs, transform out,
+ * all inside a few tens of KB. The GEMM and the input transform have AVX2
+ * twins in wino_avx2.c (the output transform vectorizes as written).
+ * Workspace layout (mtc_wino_work_floats):
+ *   [0, Hp·Wp·C)            padded channels-last sample, Hp = 2·TH + 2
+ *   then V (16, TB, C), M (16, TB, OC), one output tile Y (4, OC)
+ */
+#include "mtc.h"
+
+#include <string.h>
+
+
+int mtc_wino_eligible(const mtc_conv_shape *s)
+{
+    /* at C < 8 the transforms cost more than the multiplies they save */
+    return s->K == 3 && s->stride == 1 && s->pad <= 2 && s->C >= 8;
+}
+
+int64_t mtc_wino_u_floats(const mtc_conv_shape *s)
+{
+    return 16 * (int64_t)s->C * s->OC;
+}
+
+static int tiles_h(const mtc_conv_shape *s) { return (s->OH + 1) / 2; }
+static int tiles_w(const mtc_conv_shape *s) { return (s->OW + 1) / 2; }
+
+int64_t mtc_wino_work_floats(const mtc_conv_shape *s)
+{
+    int64_t Hp = 2 * tiles_h(s) + 2, Wp = 2 * tiles_w(s) + 2;
+    return Hp * Wp * s->C + 16 * MTC_WINO_TB * ((int64_t)s->C + s->OC) + 4 * (int64_t)s->OC;
+}
+
+/* U[ξ][c][oc] = (G g Gᵀ)[i][j] for g = W[oc][c] (3×3). */
+void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s)
+{
+    const int C = s->C, OC = s->OC;
+    const int64_t plane = (int64_t)C * OC;
+    for (int oc = 0; oc < OC; oc++)
+        for (int c = 0; c < C; c++) {
+            const float *g = W + ((int64_t)oc * C + c) * 9;
+            float q[4][3], u[4][4];
+            for (int j = 0; j < 3; j++) { /* q = G g */
+                q[0][j] = g[j];
+                q[1][j] = 0.5f * (g[j] + g[3 + j] + g[6 + j]);
+                q[2][j] = 0.5f * (g[j] - g[3 + j] + g[6 + j]);
+                q[3][j] = g[6 + j];
+            }
+            for (int i = 0; i < 4; i++) { /* u = q Gᵀ */
+                u[i][0] = q[i][0];
+                u[i][1] = 0.5f * (q[i][0] + q[i][1] + q[i][2]);
+                u[i][2] = 0.5f * (q[i][0] - q[i][1] + q[i][2]);
+                u[i][3] = q[i][2];
+            }
+            for (int x = 0; x < 16; x++) U[x * plane + (int64_t)c * OC + oc] = u[x / 4][x % 4];
+        }
+}
+
+/* M[ξ][t][oc] = Σ_c V[ξ][t][c]·U[ξ][c][oc] for t < T (T ≤ MTC_WINO_TB; V and M
+ * hold MTC_WINO_TB tiles per ξ). */
+void mtc_wino_gemm_scalar(float *M, const float *U, const float *V, int C, int OC, int T)
+{
+    for (int x = 0; x < 16; x++) {
+        const float *Ux = U + (int64_t)x * C * OC, *Vx = V + (int64_t)x * MTC_WINO_TB * C;
+        float *Mx = M + (int64_t)x * MTC_WINO_TB * OC;
+        for (int t = 0; t < T; t++) {
+            float *m = Mx + (int64_t)t * OC;
+            for (int oc = 0; oc < OC; oc++) m[oc] = 0.0f;
+            for (int c = 0; c < C; c++) {
+                const float v = Vx[(int64_t)t * C + c], *u = Ux + (int64_t)c * OC;
+                for (int oc = 0; oc < OC; oc++) m[oc] += v * u[oc];
+            }
+        }
+    }
+}
+
+/* P[(y·Wp + x)·C + c] = in[c][y − pad][x − pad], 0 outside the image. */
+static void pad_channels_last(float *P, const float *in, const mtc_conv_shape *s, int Hp, int Wp)
+{
+    const int C = s->C, H = s->H, Wd = s->W, p = s->pad;
+    memset(P, 0, (size_t)Hp * Wp * C * sizeof *P);
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < H && y + p < Hp; y++) {
+            const float *row = in + ((int64_t)c * H + y) * Wd;
+            float *dst = P + ((int64_t)(y + p) * Wp + p) * C + c;
+            for (int x = 0; x < Wd && x + p < Wp; x++) dst[(int64_t)x * C] = row[x];
+        }
+}
+
+/* V[ξ][t][c] = Bᵀ d B for tile t at (th, tw), channels c0..C−1: d rows
+ * 2th.., cols 2tw.. of P. Channels innermost: every load and store is
+ * contiguous in c (mtc_wino_input_avx2 does 8 at a time). */
+static void input_tile(float *restrict V, int t, const float *restrict P, int th, int tw, int C, int Wp, int c0)
+{
+    const int64_t vs = (int64_t)MTC_WINO_TB * C, rs = (int64_t)Wp * C; /* ξ stride, row stride */
+    float *v = V + (int64_t)t * C;
+    const float *d = P + ((int64_t)2 * th * Wp + 2 * tw) * C;
+    for (int c = c0; c < C; c++) {
+        float r[4][4];
+        for (int j = 0; j < 4; j++) { /* r = Bᵀ d, column j */
+            float d0 = d[j * C + c], d1 = d[rs + j * C + c], d2 = d[2 * rs + j * C + c],
+                  d3 = d[3 * rs + j * C + c];
+            r[0][j] = d0 - d2;
+            r[1][j] = d1 + d2;
+            r[2][j] = d2 - d1;
+            r[3][j] = d1 - d3;
+        }
+        for (int i = 0; i < 4; i++) { /* (Bᵀ d) B, row i */
+            v[(4 * i + 0) * vs + c] = r[i][0] - r[i][2];
+            v[(4 * i + 1) * vs + c] = r[i][1] + r[i][2];
+            v[(4 * i + 2) * vs + c] = r[i][2] - r[i][1];
+            v[(4 * i + 3) * vs + c] = r[i][1] - r[i][3];
+        }
+    }
+}
+
+/* Y[a·2 + e][oc] = (Aᵀ M A)[a][e] + b[oc], relu'd when asked: one tile,
+ * channels innermost. */
+static void output_transform(float *restrict Y, const float *restrict M, int t, int OC, const float *b, int relu)
+{
+    const int64_t ms = (int64_t)MTC_WINO_TB * OC;
+    const float *m = M + (int64_t)t * OC;
+    for (int oc = 0; oc < OC; oc++) {
+        float k[4][4], sa[2][4];
+        for (int x = 0; x < 16; x++) k[x / 4][x % 4] = m[x * ms + oc];
+        for (int j = 0; j < 4; j++) { /* Aᵀ M */
+            sa[0][j] = k[0][j] + k[1][j] + k[2][j];
+            sa[1][j] = k[1][j] - k[2][j] - k[3][j];
+        }
+        const float bias = b ? b[oc] : 0.0f;
+        for (int a = 0; a < 2; a++) { /* (Aᵀ M) A */
+            float y0 = sa[a][0] + sa[a][1] + sa[a][2] + bias, y1 = sa[a][1] - sa[a][2] - sa[a][3] + bias;
+            if (relu) {
+                y0 = y0 > 0.0f ? y0 : 0.0f;
+                y1 = y1 > 0.0f ? y1 : 0.0f;
+            }
+            Y[(2 * a) * OC + oc] = y0;
+            Y[(2 * a + 1) * OC + oc] = y1;
+        }
+    }
+}
+
+/* out[oc][2th + a][2tw + e] = Y[a·2 + e][oc], inside the output only. */
+static void store_tile(float *out, const float *Y, int th, int tw, const mtc_conv_shape *s)
+{
+    const int OC = s->OC, OH = s->OH, OW = s->OW;
+    const int64_t OHW = (int64_t)OH * OW;
+    const int oy = 2 * th, ox = 2 * tw, two_r = oy + 1 < OH, two_c = ox + 1 < OW;
+    float *o = out + (int64_t)oy * OW + ox;
+    for (int oc = 0; oc < OC; oc++, o += OHW) {
+        o[0] = Y[oc];
+        if (two_c) o[1] = Y[OC + oc];
+        if (two_r) {
+            o[OW] = Y[2 * OC + oc];
+            if (two_c) o[OW + 1] = Y[3 * OC + oc];
+        }
+    }
+}
+
+void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, float *work,
+                      const mtc_conv_shape *s, int B, int avx2)
+{
+    mtc_wino_gemm_fn gemm = avx2 ? mtc_wino_gemm_avx2 : mtc_wino_gemm_scalar;
+    const int C = s->C, OC = s->OC, TH = tiles_h(s), TW = tiles_w(s), T = TH * TW;
+    const int Hp = 2 * TH + 2, Wp = 2 * TW + 2;
+    float *P = work, *V = P + (int64_t)Hp * Wp * C, *M = V + 16 * MTC_WINO_TB * (int64_t)C;
+    float *Y = M + 16 * MTC_WINO_TB * (int64_t)OC;
+    const int64_t in_size = (int64_t)C * s->H * s->W, out_size = (int64_t)OC * s->OH * s->OW;
+    for (int bi = 0; bi < B; bi++) {
+        pad_channels_last(P, in + bi * in_size, s, Hp, Wp);
+        float *o = out + bi * out_size;
+        for (int t0 = 0; t0 < T; t0 += MTC_WINO_TB) {
+            int n = T - t0 < MTC_WINO_TB ? T - t0 : MTC_WINO_TB, n6 = (n + 5) / 6 * 6;
+            for (int t = 0; t < n; t++) {
+                int th = (t0 + t) / TW, tw = (t0 + t) % TW;
+                input_tile(V, t, P, th, tw, C, Wp, avx2 ? mtc_wino_input_avx2(V, t, P, th, tw, C, Wp) : 0);
+            }
+            for (int x = 0; x < 16 && n6 > n; x++) /* the AVX2 kernel reads tiles in sixes */
+                memset(V + ((int64_t)x * MTC_WINO_TB + n) * C, 0, (size_t)(n6 - n) * C * sizeof *V);
+            gemm(M, U, V, C, OC, n);
+            for (int t = 0; t < n; t++) {
+                output_transform(Y, M, t, OC, b, relu);
+                store_tile(o, Y, (t0 + t) / TW, (t0 + t) % TW, s);
+            }
+        }
+    }
+}
