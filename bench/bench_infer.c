@@ -182,6 +182,24 @@ static int engine_run(engine *g, const float *x, int B, mtc_err *e)
     return 0;
 }
 
+/* Samples/s of batch B: 10 warm-up runs, then runs over the pool of test
+ * inputs until secs have passed (checked every 8 runs). */
+static int time_batch(engine *g, const float *x, int64_t S, int64_t pool, int B, double secs, double *sps,
+                      int64_t *iters, mtc_err *e)
+{
+    int64_t slots = pool / B, it = 0;
+    for (int w = 0; w < 10; w++)
+        if (engine_run(g, x + (w % slots) * B * S, B, e)) return -1;
+    double t0 = now_s(), dt;
+    for (;;) {
+        if (engine_run(g, x + (it % slots) * B * S, B, e)) return -1;
+        if (++it % 8 == 0 && (dt = now_s() - t0) >= secs) break;
+    }
+    *sps = it * B / dt;
+    *iters = it;
+    return 0;
+}
+
 static void engine_close(engine *g)
 {
 #ifdef HAVE_RT
@@ -224,17 +242,12 @@ static int cmd_infer(int argc, char **argv)
             return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
         for (int bi = 0; bi < nb; bi++) {
             int B = batches[bi];
-            int64_t slots = pool / B, it = 0;
-            for (int w = 0; w < 10; w++)
-                if (engine_run(&g, x + (w % slots) * B * S, B, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
-            double t0 = now_s(), dt;
-            for (;;) {
-                if (engine_run(&g, x + (it % slots) * B * S, B, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
-                if (++it % 8 == 0 && (dt = now_s() - t0) >= secs) break;
-            }
+            double sps;
+            int64_t it;
+            if (time_batch(&g, x, S, pool, B, secs, &sps, &it, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
             printf("{\"mode\":\"infer\",\"model\":\"%s\",\"engine\":\"%s\",\"dtype\":\"fp32\",\"batch\":%d,"
                    "\"threads\":%d,\"samples_per_s\":%.1f,\"iters\":%lld,\"corename\":\"%s\"}\n",
-                   path, eng, B, threads[ti], it * B / dt, (long long)it, openblas_get_corename());
+                   path, eng, B, threads[ti], sps, (long long)it, openblas_get_corename());
             fflush(stdout);
         }
         engine_close(&g);
@@ -395,8 +408,10 @@ static int cmd_int8(int argc, char **argv)
     mtc_data_free(&dt);
     int64_t S, pool = 2048;
     float *x = test_inputs(pool, &S, &e);
-    float *outs[MTC_MAX_TASKS] = {0};
-    for (int t = 0; t < T; t++) outs[t] = malloc(256 * (size_t)m->spec.tasks[t].dim * sizeof(float));
+    engine g; /* the loaded runtime, timed as `infer --engine rt` times it */
+    memset(&g, 0, sizeof g);
+    g.rt = rt;
+    for (int t = 0; t < T; t++) g.outs[t] = malloc(256 * (size_t)m->spec.tasks[t].dim * sizeof(float));
     if (!x) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
     int batches[8], threads[8];
     int nb = opt_list(argc, argv, "--batches", "1,16,256", batches, 8);
@@ -407,23 +422,17 @@ static int cmd_int8(int argc, char **argv)
         mtc_rt_set_threads(rt, threads[ti]);
         for (int bi = 0; bi < nb; bi++) {
             int B = batches[bi];
-            int64_t slots = pool / B, it = 0;
-            for (int w = 0; w < 10; w++) mtc_rt_run(rt, x + (w % slots) * B * S, B, outs, &e);
-            double t0 = now_s(), dt_s;
-            for (;;) {
-                if (mtc_rt_run(rt, x + (it % slots) * B * S, B, outs, &e))
-                    return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
-                if (++it % 8 == 0 && (dt_s = now_s() - t0) >= secs) break;
-            }
+            double sps;
+            int64_t it;
+            if (time_batch(&g, x, S, pool, B, secs, &sps, &it, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
             printf("{\"mode\":\"infer_rt\",\"model\":\"%s\",\"dtype\":\"%s\",\"isa\":\"%s\",\"batch\":%d,"
                    "\"threads\":%d,\"samples_per_s\":%.1f,\"iters\":%lld}\n", argv[1], dtype,
-                   mtc_isa_name(mtc_qgemm_isa()), B, threads[ti], it * B / dt_s, (long long)it);
+                   mtc_isa_name(mtc_qgemm_isa()), B, threads[ti], sps, (long long)it);
             fflush(stdout);
         }
     }
-    for (int t = 0; t < T; t++) free(outs[t]);
     free(x);
-    mtc_rt_free(rt);
+    engine_close(&g); /* frees the outputs and the runtime */
     return 0;
 }
 

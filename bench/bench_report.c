@@ -279,8 +279,8 @@ static void build(void)
 
     /* ---- fp32 inference (1 thread: the BENCH.md reference) --------------------- */
     static const char *models[2] = {"student", "teacher"};
+    static const int Bs[2] = {1, 256}; /* the batches of the 1-thread rows below */
     for (int k = 0; k < 2; k++) {
-        static const int Bs[2] = {1, 256};
         static const double tg[2] = {3.0, 1.2};
         for (int j = 0; j < 2; j++) {
             char km[64], kp[64], w[128];
@@ -297,7 +297,6 @@ static void build(void)
     /* the teacher's conv: Winograd against im2col in the runtime, and the
      * runtime against the training engine's forward */
     for (int j = 0; j < 2; j++) {
-        static const int Bs[2] = {1, 256};
         const mtc_json *rw = rget_bt("mtc_infer_teacher", Bs[j], 1, NULL);
         const mtc_json *ri = rget_bt("mtc_infer_teacher_im2col", Bs[j], 1, NULL);
         const mtc_json *rm = rget_bt("mtc_infer_teacher_model", Bs[j], 1, NULL);
@@ -317,7 +316,6 @@ static void build(void)
     /* ---- structured pruning: the KD student against its 50%-neuron cut ---------- */
     const mtc_json *st = rget("mtc_struct", NULL, "file_bytes_after");
     for (int j = 0; j < 2; j++) {
-        static const int Bs[2] = {1, 256};
         const mtc_json *a = rget_bt("mtc_infer_struct", Bs[j], 1, NULL), *b = rget_bt("mtc_infer_kd", Bs[j], 1, NULL);
         if (!a && !b) continue;
         char w[128];

@@ -83,6 +83,17 @@ static void perturb(mtc_model *m)
     m->reg_std[1][0] = 2.0f;
 }
 
+/* Every output of tasks a and v (n samples) within 1e-5 relative of the
+ * model's; what names the run in a failure. */
+static void expect_model_outputs(float *const *want, float *const *got, const mtc_model *m, int64_t n,
+                                 const char *what)
+{
+    for (int t = 0; t < 2; t++)
+        for (int64_t i = 0; i < n * m->spec.tasks[t].dim; i++)
+            if (tu_relerr(want[t][i], got[t][i], 1.0) > 1e-5)
+                fail_msg("%s task %d row %lld: model %g runtime %g", what, t, (long long)i, want[t][i], got[t][i]);
+}
+
 static void test_runtime_fp32_equals_model_with_batchnorm_folded(void **st)
 {
     (void)st;
@@ -104,10 +115,9 @@ static void test_runtime_fp32_equals_model_with_batchnorm_folded(void **st)
         assert_int_equal(mtc_rt_nquantized(rt), 0);
         assert_true(mtc_rt_file_bytes(rt) > 0);
         assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, 16, got, &e), 0);
-        for (int t = 0; t < 2; t++)
-            for (int64_t i = 0; i < d.n * m.spec.tasks[t].dim; i++)
-                if (tu_relerr(want[t][i], got[t][i], 1.0) > 1e-5)
-                    fail_msg("task %d row %lld: model %g runtime %g", t, (long long)i, want[t][i], got[t][i]);
+        char what[32];
+        snprintf(what, sizeof what, "threads %d", threads);
+        expect_model_outputs(want, got, &m, d.n, what);
         for (int t = 0; t < 2; t++) free(got[t]);
         mtc_rt_free(rt);
     }
@@ -146,11 +156,7 @@ static void test_runtime_winograd_conv_equals_model(void **st)
         assert_int_equal(mtc_rt_load(path, &rt, &e), 0);
         unsetenv("MTC_WINOGRAD");
         assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, 8, got[im2col], &e), 0);
-        for (int t = 0; t < 2; t++)
-            for (int64_t i = 0; i < d.n * m.spec.tasks[t].dim; i++)
-                if (tu_relerr(want[t][i], got[im2col][t][i], 1.0) > 1e-5)
-                    fail_msg("im2col %d task %d row %lld: model %g runtime %g", im2col, t, (long long)i,
-                             want[t][i], got[im2col][t][i]);
+        expect_model_outputs(want, got[im2col], &m, d.n, im2col ? "MTC_WINOGRAD=0" : "winograd");
         mtc_rt_free(rt);
     }
     int differ = 0;
@@ -186,11 +192,9 @@ static void test_runtime_pruned_model_equals_model_in_either_file_format(void **
     assert_int_equal(mtc_rt_load(old, &rt_old, &e), 0);
     assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, 16, got, &e), 0);
     assert_int_equal(mtc_rt_predict(rt_old, &d, NULL, 0, 16, got_old, &e), 0);
+    expect_model_outputs(want, got, &m, d.n, "pruned");
     for (int t = 0; t < 2; t++) {
         int64_t n = d.n * m.spec.tasks[t].dim;
-        for (int64_t i = 0; i < n; i++)
-            if (tu_relerr(want[t][i], got[t][i], 1.0) > 1e-5)
-                fail_msg("task %d row %lld: model %g runtime %g", t, (long long)i, want[t][i], got[t][i]);
         assert_memory_equal(got[t], got_old[t], (size_t)n * sizeof(float));
         free(want[t]); free(got[t]); free(got_old[t]);
     }
