@@ -144,6 +144,7 @@ static void op_free(rt_op *op)
     free(op->m0); free(op->shift); free(op->deq);
     mtc_csr_free(&op->csr);
     free(op->wino);
+    free(op->wp);
 }
 
 int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int32_t *bias_q,
@@ -393,7 +394,12 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
                                    st + B->in_c, NORM_EPS);
             }
             op->has_fp32 = 1;
-            if (op->kind == OP_DENSE && (rc = sparse_prepare(rt, op, l->e))) return rc;
+            if (op->kind == OP_DENSE) {
+                if ((rc = sparse_prepare(rt, op, l->e))) return rc;
+                if (!(op->wp = malloc((size_t)mtc_gemm_pack_floats(op->N, op->K) * sizeof(float))))
+                    return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
+                mtc_gemm_pack(op->wp, op->W, op->N, op->K);
+            }
             if (op->kind == OP_CONV && rt->winograd && mtc_wino_eligible(&L->cs)) {
                 if (!(op->wino = malloc((size_t)mtc_wino_u_floats(&L->cs) * sizeof(float))))
                     return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
@@ -712,6 +718,12 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
     case OP_DENSE:
         if (rt_op_sparse(rt, op, B)) { /* relu fused into the kernel, other activations after */
             rt->spmm(x, B, &op->csr, op->b, op->act == MTC_ACT_RELU, y, w->sparse);
+            if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
+            break;
+        }
+        if (op->wp && B >= RT_GEMM_MIN_B && rt->isa >= MTC_ISA_AVX2) { /* relu fused, others after */
+            mtc_gemm_avx2(y, op->N, x, op->K, B, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b,
+                          op->act == MTC_ACT_RELU);
             if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
             break;
         }

@@ -43,7 +43,12 @@ typedef struct rt_op {
     /* fp32 conv with mtc_wino_eligible: the Winograd-transformed W (owned),
      * or NULL (im2col; MTC_WINOGRAD=0 at load keeps every conv there) */
     float *wino;
+    /* fp32 dense: W packed for mtc_gemm (owned), run at batch ≥ RT_GEMM_MIN_B
+     * on AVX2 (OpenBLAS below: sgemv at batch 1, and on CPUs without AVX2) */
+    float *wp;
 } rt_op;
+
+#define RT_GEMM_MIN_B 6
 
 typedef struct rt_chain {
     int n;

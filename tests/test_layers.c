@@ -368,6 +368,69 @@ static void test_winograd_matches_direct_loop(void **st)
     assert_false(mtc_wino_eligible(&s)); /* one input channel: im2col is cheaper */
 }
 
+/* mtc_gemm (the runtime's dense layers and the Winograd planes), scalar and
+ * AVX2, against the double loop: packed and row-major W, with and without
+ * bias and relu, row counts across the 6/4/3 row blocks, column tails of
+ * 16/8/masked/single columns. Y has a wider row stride, filled with NaN: every
+ * output written, nothing past column N or row M touched. X holds exactly M
+ * rows (make sanitize sees a read past them). */
+static void check_gemm(int M, int N, int K, int packed)
+{
+    mtc_rng r;
+    mtc_rng_seed(&r, 131 * M + 7 * N + K + packed);
+    const int ldx = K + 3, ldy = N + 5;
+    float *X = gc_rand(&r, (int64_t)(M - 1) * ldx + K, -1, 1), *Wd = gc_rand(&r, (int64_t)N * K, -1, 1);
+    float *b = gc_rand(&r, N, -1, 1), *Y = gc_zeros((int64_t)M * ldy + 1);
+    float *P = gc_zeros(packed ? mtc_gemm_pack_floats(N, K) : (int64_t)K * N);
+    if (packed) {
+        mtc_gemm_pack(P, Wd, N, K);
+    } else { /* row-major (K, N) */
+        for (int n = 0; n < N; n++)
+            for (int k = 0; k < K; k++) P[(int64_t)k * N + n] = Wd[(int64_t)n * K + k];
+    }
+    mtc_gemm_w W = {P, K, N, packed};
+    double *ref = gc_dzeros((int64_t)M * N);
+    for (int isa = 0; isa <= mtc_qgemm_isa_supported(MTC_ISA_AVX2); isa++)
+        for (int v = 0; v < 4; v++) { /* bias, relu */
+            int bias = v & 1, relu = v >> 1;
+            char what[96];
+            snprintf(what, sizeof what, "gemm M%d N%d K%d packed %d isa %d bias %d relu %d", M, N, K, packed, isa,
+                     bias, relu);
+            for (int i = 0; i < M; i++)
+                for (int n = 0; n < N; n++) {
+                    double a = bias ? b[n] : 0.0;
+                    for (int k = 0; k < K; k++) a += (double)X[(int64_t)i * ldx + k] * Wd[(int64_t)n * K + k];
+                    ref[(int64_t)i * N + n] = relu && a < 0 ? 0.0 : a;
+                }
+            for (int64_t i = 0; i < (int64_t)M * ldy + 1; i++) Y[i] = NAN;
+            (isa ? mtc_gemm_avx2 : mtc_gemm_scalar)(Y, ldy, X, ldx, M, &W, bias ? b : NULL, relu);
+            float *got = gc_zeros((int64_t)M * N);
+            for (int i = 0; i < M; i++)
+                for (int n = 0; n < ldy; n++) {
+                    float y = Y[(int64_t)i * ldy + n];
+                    if (n < N && !isfinite(y)) fail_msg("%s: Y[%d][%d] not written", what, i, n);
+                    if (n >= N && !isnan(y)) fail_msg("%s: Y[%d][%d] past N written", what, i, n);
+                    if (n < N) got[(int64_t)i * N + n] = y;
+                }
+            if (!isnan(Y[(int64_t)M * ldy])) fail_msg("%s: row M written", what);
+            if (!fwd_ok(what, got, ref, (int64_t)M * N)) fail_msg("%s", what);
+            free(got);
+        }
+    free(X); free(Wd); free(b); free(Y); free(P); free(ref);
+}
+
+static void test_gemm_matches_double_loop(void **st)
+{
+    (void)st;
+    for (int packed = 0; packed <= 1; packed++) {
+        for (int M = 1; M <= 13; M++) check_gemm(M, 40, 9, packed); /* every 6/4/3 row block mix */
+        check_gemm(7, 10, 33, packed);   /* a head: 8 + 2 columns */
+        check_gemm(5, 4, 17, packed);    /* fewer than 8 columns */
+        check_gemm(12, 16, 1, packed);   /* K = 1 */
+        check_gemm(32, 128, 784, packed); /* the student's trunk */
+    }
+}
+
 static void test_conv2d_backward_matches_fd_stride1(void **st)
 {
     (void)st;
@@ -764,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_conv_workspace_does_not_grow_with_the_batch),
         cmocka_unit_test(test_conv2d_forward_matches_direct_loop),
         cmocka_unit_test(test_winograd_matches_direct_loop),
+        cmocka_unit_test(test_gemm_matches_double_loop),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride1),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride2),
         cmocka_unit_test(test_maxpool_backward_routes_to_argmax),

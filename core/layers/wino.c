@@ -17,8 +17,9 @@
  * Per sample, the input is copied once to a zero-padded channels-last plane
  * (so a tile's channels are contiguous and the transforms run along them),
  * then tiles go in blocks of MTC_WINO_TB: transform in, 16 GEMMs, transform out,
- * all inside a few tens of KB. The GEMM and the input transform have AVX2
- * twins in wino_avx2.c (the output transform vectorizes as written).
+ * all inside a few tens of KB. The GEMMs are mtc_gemm's (gemm.c, AVX2 in
+ * gemm_avx2.c), the input transform has an AVX2 twin in wino_avx2.c (the
+ * output transform vectorizes as written).
  * Workspace layout (mtc_wino_work_floats):
  *   [0, Hp·Wp·C)            padded channels-last sample, Hp = 2·TH + 2
  *   then V (16, TB, C), M (16, TB, OC), one output tile Y (4, OC)
@@ -71,24 +72,6 @@ void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s)
             }
             for (int x = 0; x < 16; x++) U[x * plane + (int64_t)c * OC + oc] = u[x / 4][x % 4];
         }
-}
-
-/* M[ξ][t][oc] = Σ_c V[ξ][t][c]·U[ξ][c][oc] for t < T (T ≤ MTC_WINO_TB; V and M
- * hold MTC_WINO_TB tiles per ξ). */
-void mtc_wino_gemm_scalar(float *M, const float *U, const float *V, int C, int OC, int T)
-{
-    for (int x = 0; x < 16; x++) {
-        const float *Ux = U + (int64_t)x * C * OC, *Vx = V + (int64_t)x * MTC_WINO_TB * C;
-        float *Mx = M + (int64_t)x * MTC_WINO_TB * OC;
-        for (int t = 0; t < T; t++) {
-            float *m = Mx + (int64_t)t * OC;
-            for (int oc = 0; oc < OC; oc++) m[oc] = 0.0f;
-            for (int c = 0; c < C; c++) {
-                const float v = Vx[(int64_t)t * C + c], *u = Ux + (int64_t)c * OC;
-                for (int oc = 0; oc < OC; oc++) m[oc] += v * u[oc];
-            }
-        }
-    }
 }
 
 /* P[(y·Wp + x)·C + c] = in[c][y − pad][x − pad], 0 outside the image. */
@@ -177,7 +160,7 @@ static void store_tile(float *out, const float *Y, int th, int tw, const mtc_con
 void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, float *work,
                       const mtc_conv_shape *s, int B, int avx2)
 {
-    mtc_wino_gemm_fn gemm = avx2 ? mtc_wino_gemm_avx2 : mtc_wino_gemm_scalar;
+    mtc_gemm_fn gemm = avx2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
     const int C = s->C, OC = s->OC, TH = tiles_h(s), TW = tiles_w(s), T = TH * TW;
     const int Hp = 2 * TH + 2, Wp = 2 * TW + 2;
     float *P = work, *V = P + (int64_t)Hp * Wp * C, *M = V + 16 * MTC_WINO_TB * (int64_t)C;
@@ -187,14 +170,14 @@ void mtc_wino_forward(float *out, const float *in, const float *U, const float *
         pad_channels_last(P, in + bi * in_size, s, Hp, Wp);
         float *o = out + bi * out_size;
         for (int t0 = 0; t0 < T; t0 += MTC_WINO_TB) {
-            int n = T - t0 < MTC_WINO_TB ? T - t0 : MTC_WINO_TB, n6 = (n + 5) / 6 * 6;
+            int n = T - t0 < MTC_WINO_TB ? T - t0 : MTC_WINO_TB;
             for (int t = 0; t < n; t++) {
                 int th = (t0 + t) / TW, tw = (t0 + t) % TW;
                 input_tile(V, t, P, th, tw, C, Wp, avx2 ? mtc_wino_input_avx2(V, t, P, th, tw, C, Wp) : 0);
             }
-            for (int x = 0; x < 16 && n6 > n; x++) /* the AVX2 kernel reads tiles in sixes */
-                memset(V + ((int64_t)x * MTC_WINO_TB + n) * C, 0, (size_t)(n6 - n) * C * sizeof *V);
-            gemm(M, U, V, C, OC, n);
+            for (int x = 0; x < 16; x++) /* M[ξ] (n, OC) = V[ξ] (n, C) · U[ξ] (C, OC) */
+                gemm(M + (int64_t)x * MTC_WINO_TB * OC, OC, V + (int64_t)x * MTC_WINO_TB * C, C, n,
+                     &(mtc_gemm_w){U + (int64_t)x * C * OC, C, OC, 0}, NULL, 0);
             for (int t = 0; t < n; t++) {
                 output_transform(Y, M, t, OC, b, relu);
                 store_tile(o, Y, (t0 + t) / TW, (t0 + t) % TW, s);
