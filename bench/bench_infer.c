@@ -259,7 +259,7 @@ static int cmd_infer(int argc, char **argv)
 
 /* ---- dense forward vs bare sgemm ---------------------------------------- */
 typedef struct {
-    float *in, *W, *b, *out;
+    float *in, *W, *b, *out, *Wp; /* Wp: W packed for mtc_gemm (the runtime's dense) */
     int B, I, O;
 } dense_case;
 
@@ -270,6 +270,8 @@ static double time_rounds(int which, const dense_case *c, double secs)
     for (;;) {
         if (which == 0)
             mtc_dense_forward(c->out, c->in, c->W, c->b, c->B, c->I, c->O);
+        else if (which == 2) /* the runtime's dense layer at batch ≥ 6 on AVX2 */
+            mtc_gemm_avx2(c->out, c->O, c->in, c->I, c->B, &(mtc_gemm_w){c->Wp, c->I, c->O, 1}, c->b, 0);
         else /* the same product, nothing else: in·Wᵀ */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->B, c->O, c->I, 1.0f, c->in,
                         c->I, c->W, c->I, 0.0f, c->out, c->O);
@@ -304,24 +306,32 @@ static int cmd_dense(int argc, char **argv)
         fill_uniform(d->W, (int64_t)d->O * d->I, 2);
         fill_uniform(d->b, d->O, 3);
     }
+    int packed = mtc_qgemm_isa_supported(MTC_ISA_AVX2);
+    if (packed) {
+        if (!(c.Wp = malloc(sizeof(float) * (size_t)mtc_gemm_pack_floats(c.O, c.I))))
+            return fprintf(stderr, "bench_infer: out of memory\n"), 2;
+        mtc_gemm_pack(c.Wp, c.W, c.O, c.I);
+    }
     enum { R = 5 };
-    double g_dense[R], g_sgemm[R], g_peak[R];
+    double g_dense[R], g_sgemm[R], g_peak[R], g_rt[R] = {0};
     time_rounds(0, &c, 0.05), time_rounds(1, &c, 0.05); /* warm-up */
-    for (int r = 0; r < R; r++) { /* interleaved: noise from neighbours hits both */
-        g_dense[r] = time_rounds(0, &c, secs / (3 * R));
-        g_sgemm[r] = time_rounds(1, &c, secs / (3 * R));
-        g_peak[r] = time_rounds(1, &big, secs / (3 * R));
+    for (int r = 0; r < R; r++) { /* interleaved: noise from neighbours hits all */
+        g_dense[r] = time_rounds(0, &c, secs / (4 * R));
+        g_sgemm[r] = time_rounds(1, &c, secs / (4 * R));
+        g_peak[r] = time_rounds(1, &big, secs / (4 * R));
+        if (packed) g_rt[r] = time_rounds(2, &c, secs / (4 * R));
     }
     qsort(g_dense, R, sizeof(double), cmp_d);
     qsort(g_sgemm, R, sizeof(double), cmp_d);
     qsort(g_peak, R, sizeof(double), cmp_d);
+    qsort(g_rt, R, sizeof(double), cmp_d);
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("{\"mode\":\"dense\",\"B\":%d,\"I\":%d,\"O\":%d,\"threads\":%d,\"dense_gflops\":%.2f,"
-           "\"sgemm_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,\"dense_vs_sgemm\":%.3f,"
+           "\"sgemm_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,\"dense_vs_sgemm\":%.3f,\"rt_dense_gflops\":%.2f,"
            "\"openblas_coretype_env\":\"%s\",\"corename\":\"%s\"}\n",
            c.B, c.I, c.O, T, g_dense[R / 2], g_sgemm[R / 2], g_peak[R / 2], g_dense[R / 2] / g_sgemm[R / 2],
-           ct ? ct : "", openblas_get_corename());
-    for (int k = 0; k < 2; k++) free(cs[k]->in), free(cs[k]->W), free(cs[k]->b), free(cs[k]->out);
+           g_rt[R / 2], ct ? ct : "", openblas_get_corename());
+    for (int k = 0; k < 2; k++) free(cs[k]->in), free(cs[k]->W), free(cs[k]->b), free(cs[k]->out), free(cs[k]->Wp);
     return 0;
 }
 

@@ -380,6 +380,10 @@ static void build(void)
                 "core %s; peer column = OpenBLAS, same shape", cn ? cn : "?");
         add_row("dense fwd GFLOP/s vs sgemm 1024^3 peak", num(dc, "dense_gflops"), num(dc, "sgemm_peak_gflops"),
                 NONE, 1, "peer column = OpenBLAS peak");
+        if (num(dc, "rt_dense_gflops") > 0)
+            add_row("runtime dense fwd (packed weights) GFLOP/s vs bare sgemm", num(dc, "rt_dense_gflops"),
+                    num(dc, "sgemm_gflops"), NONE, 1, "mtc_gemm_avx2, batch %.0f; peer column = OpenBLAS, same shape",
+                    num(dc, "B"));
     }
     const mtc_json *dh = rget("dense_Haswell", "dense", NULL), *dsx = rget("dense_SkylakeX", "dense", NULL);
     if (dh && dsx) {

@@ -424,6 +424,14 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
             return mtc_err_set(l->e, MTC_EINPUT, "%s: layer %s not supported by the runtime", l->path, L->name);
         }
     }
+    /* a Winograd conv whose output feeds a 2×2/2 max pool pools inside its
+     * output transform; its act must commute with max (none, relu) */
+    for (int i = 0; i + 1 < rc_out->n; i++) {
+        rt_op *op = &rc_out->ops[i];
+        const mtc_layer *P = rc_out->ops[i + 1].L;
+        op->pool_fuse = op->wino && (op->act == MTC_ACT_NONE || op->act == MTC_ACT_RELU) &&
+                        rc_out->ops[i + 1].kind == OP_MAXPOOL && P->spec.size == 2 && P->spec.stride == 2;
+    }
     return 0;
 }
 
@@ -672,7 +680,9 @@ static act as_u8(const mtc_rt *rt, act a, rt_set *s, int64_t n, mtc_qparams p)
     return (act){NULL, dst, p, slot};
 }
 
-static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B)
+/* pool: op->pool_fuse in effect, the op writes the pooled map (run_chain
+ * then skips the pool op) */
+static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B, int pool)
 {
     const mtc_layer *L = op->L;
     int64_t nin = (int64_t)B * op->in_size, nout = (int64_t)B * op->out_size;
@@ -732,7 +742,7 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
         break;
     case OP_CONV:
         if (op->wino) { /* relu fused into the output transform, others after */
-            mtc_wino_forward(y, x, op->wino, op->b, op->act == MTC_ACT_RELU, w->col, &L->cs, B,
+            mtc_wino_forward(y, x, op->wino, op->b, op->act == MTC_ACT_RELU, pool, w->col, &L->cs, B,
                              rt->isa >= MTC_ISA_AVX2);
             if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
             break;
@@ -769,7 +779,12 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
 
 static act run_chain(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_chain *ch, act a, int B)
 {
-    for (int i = 0; i < ch->n; i++) a = run_op(rt, w, s, &ch->ops[i], a, B);
+    for (int i = 0; i < ch->n; i++) {
+        const rt_op *op = &ch->ops[i];
+        int pool = op->pool_fuse && !op->quant && !rt->tap; /* the tap sees every op */
+        a = run_op(rt, w, s, op, a, B, pool);
+        i += pool;
+    }
     return a;
 }
 

@@ -43,6 +43,8 @@ typedef struct rt_op {
     /* fp32 conv with mtc_wino_eligible: the Winograd-transformed W (owned),
      * or NULL (im2col; MTC_WINOGRAD=0 at load keeps every conv there) */
     float *wino;
+    int pool_fuse;          /* wino op followed by a 2×2/2 max pool: run as
+                               one (fp32, no calibration tap), pool op skipped */
     /* fp32 dense: W packed for mtc_gemm (owned), run at batch ≥ RT_GEMM_MIN_B
      * on AVX2 (OpenBLAS below: sgemv at batch 1, and on CPUs without AVX2) */
     float *wp;

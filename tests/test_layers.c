@@ -317,8 +317,9 @@ static void test_conv2d_forward_matches_direct_loop(void **st)
 }
 
 /* Winograd F(2x2, 3x3) (inference) against the double direct loop, with
- * and without relu, on the scalar kernels and on the AVX2 ones when the CPU
- * has them: tile counts beyond one block of MTC_WINO_TB, odd output sizes
+ * and without relu (and with a fused 2x2 max pool against the pool of its
+ * output, bit for bit), on the scalar kernels and on the AVX2 ones when the
+ * CPU has them: tile counts beyond one block of MTC_WINO_TB, odd output sizes
  * (half-used edge tiles), channel counts that are not multiples of 8 or 16
  * (the kernels' tails), pad 0 and 2. The workspace starts as garbage. */
 static void check_wino(int B, int C, int H, int W, int OC, int pad)
@@ -339,14 +340,23 @@ static void check_wino(int B, int C, int H, int W, int OC, int pad)
     conv_ref(ref, &c);
     for (int64_t i = 0; i < nout; i++) ref_relu[i] = ref[i] > 0 ? ref[i] : 0;
     mtc_wino_weights(U, Wt, &s);
+    const int64_t npool = (int64_t)B * OC * (s.OH / 2) * (s.OW / 2);
+    float *pooled = gc_zeros(npool), *fused = gc_zeros(npool);
     for (int avx2 = 0; avx2 <= mtc_qgemm_isa_supported(MTC_ISA_AVX2); avx2++)
         for (int relu = 0; relu <= 1; relu++) {
             for (int64_t i = 0; i < nout; i++) out[i] = NAN; /* every output written */
-            mtc_wino_forward(out, in, U, b, relu, work, &s, B, avx2);
+            mtc_wino_forward(out, in, U, b, relu, 0, work, &s, B, avx2);
             for (int64_t i = 0; i < nout; i++) /* gc_err's fmax would skip a NaN */
                 if (!isfinite(out[i])) fail_msg("%s avx2 %d: output %lld not written", what, avx2, (long long)i);
             if (!fwd_ok(what, out, relu ? ref_relu : ref, nout)) fail_msg("%s avx2 %d relu %d", what, avx2, relu);
+            /* the fused 2x2/2 max pool: the same bits as pooling the output */
+            mtc_maxpool_forward(pooled, NULL, out, B, OC, s.OH, s.OW, 2, 2);
+            for (int64_t i = 0; i < npool; i++) fused[i] = NAN;
+            mtc_wino_forward(fused, in, U, b, relu, 1, work, &s, B, avx2);
+            if (memcmp(fused, pooled, (size_t)npool * sizeof *fused))
+                fail_msg("%s avx2 %d relu %d: fused max pool differs", what, avx2, relu);
         }
+    free(pooled); free(fused);
     free(in); free(Wt); free(b); free(U); free(out); free(work);
     free(c.in); free(c.W); free(c.b); free(ref); free(ref_relu);
 }

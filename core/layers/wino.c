@@ -157,15 +157,35 @@ static void store_tile(float *out, const float *Y, int th, int tw, const mtc_con
     }
 }
 
-void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, float *work,
-                      const mtc_conv_shape *s, int B, int avx2)
+/* out[oc][th][tw] = the max of the tile's 2×2 outputs Y[0..3][oc], compared
+ * in mtc_maxpool_forward's order (row-major, x > m replaces): the same bits
+ * as pooling the stored tile. Tiles past the pooled map (odd OH or OW) are
+ * dropped, as the pool drops their row or column. */
+static void store_tile_pooled(float *out, const float *Y, int th, int tw, const mtc_conv_shape *s)
+{
+    const int OC = s->OC, PH = s->OH / 2, PW = s->OW / 2;
+    if (th >= PH || tw >= PW) return;
+    float *o = out + (int64_t)th * PW + tw;
+    for (int oc = 0; oc < OC; oc++, o += (int64_t)PH * PW) {
+        float m = Y[oc], v = Y[OC + oc];
+        m = v > m ? v : m;
+        v = Y[2 * OC + oc];
+        m = v > m ? v : m;
+        v = Y[3 * OC + oc];
+        *o = v > m ? v : m;
+    }
+}
+
+void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, int pool,
+                      float *work, const mtc_conv_shape *s, int B, int avx2)
 {
     mtc_gemm_fn gemm = avx2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
     const int C = s->C, OC = s->OC, TH = tiles_h(s), TW = tiles_w(s), T = TH * TW;
     const int Hp = 2 * TH + 2, Wp = 2 * TW + 2;
     float *P = work, *V = P + (int64_t)Hp * Wp * C, *M = V + 16 * MTC_WINO_TB * (int64_t)C;
     float *Y = M + 16 * MTC_WINO_TB * (int64_t)OC;
-    const int64_t in_size = (int64_t)C * s->H * s->W, out_size = (int64_t)OC * s->OH * s->OW;
+    const int64_t in_size = (int64_t)C * s->H * s->W;
+    const int64_t out_size = pool ? (int64_t)OC * (s->OH / 2) * (s->OW / 2) : (int64_t)OC * s->OH * s->OW;
     for (int bi = 0; bi < B; bi++) {
         pad_channels_last(P, in + bi * in_size, s, Hp, Wp);
         float *o = out + bi * out_size;
@@ -180,7 +200,7 @@ void mtc_wino_forward(float *out, const float *in, const float *U, const float *
                      &(mtc_gemm_w){U + (int64_t)x * C * OC, C, OC, 0}, NULL, 0);
             for (int t = 0; t < n; t++) {
                 output_transform(Y, M, t, OC, b, relu);
-                store_tile(o, Y, (t0 + t) / TW, (t0 + t) % TW, s);
+                (pool ? store_tile_pooled : store_tile)(o, Y, (t0 + t) / TW, (t0 + t) % TW, s);
             }
         }
     }

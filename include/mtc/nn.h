@@ -115,8 +115,11 @@ void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s);
 /* The input transform of tile t (origin th, tw in the padded channels-last
  * plane P, Wp columns) for channels [0, C & ~7); returns C & ~7. */
 int mtc_wino_input_avx2(float *V, int t, const float *P, int th, int tw, int C, int Wp);
-void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, float *work,
-                      const mtc_conv_shape *s, int B, int avx2);
+/* pool: a 2×2 stride-2 max pool follows and is fused: out is the pooled
+ * (B, OC, OH/2, OW/2) map, the same bits as mtc_maxpool_forward on the
+ * unpooled output (each 2×2 output tile is one pooling window). */
+void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, int pool,
+                      float *work, const mtc_conv_shape *s, int B, int avx2);
 
 /* ---- pooling: in (B,C,H,W) -> out (B,C,OH,OW), OH = (H-K)/stride + 1 --- *
  * argmax (B,C,OH,OW) = index ih·W+iw inside the input plane (first max on
