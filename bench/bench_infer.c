@@ -463,21 +463,23 @@ static int opt_fracs(int argc, char **argv, const char *name, const char *def, d
 }
 
 typedef struct {
-    const float *X, *W, *b;
+    const float *X, *W, *b, *Wp; /* Wp: W packed (AVX2 CPUs), as the runtime holds it */
     const mtc_csr *csr;
     mtc_spmm_fn spmm;
     float *Y, *scratch;
     int B, K, N;
 } sparse_case;
 
-/* Fastest call of the dense path (which = 0) or of the sparse kernel over
+/* Fastest call of the dense path as the runtime runs it (which = 0) or of the sparse kernel over
  * secs, in microseconds: on a shared machine a call is either preempted or
  * not, and the fastest is the one that was not. */
 static double sparse_time_us(int which, const sparse_case *c, double secs)
 {
     double best = 1e30, t0 = now_s(), t = t0;
     while (t - t0 < secs) {
-        if (which == 0) mtc_dense_forward(c->Y, c->X, c->W, c->b, c->B, c->K, c->N);
+        if (which == 0 && c->Wp && c->B >= MTC_GEMM_MIN_B) /* the runtime's dense path */
+            mtc_gemm_avx2(c->Y, c->N, c->X, c->K, c->B, &(mtc_gemm_w){c->Wp, c->K, c->N, 1}, c->b, 0);
+        else if (which == 0) mtc_dense_forward(c->Y, c->X, c->W, c->b, c->B, c->K, c->N);
         else c->spmm(c->X, c->B, c->csr, c->b, 0, c->Y, c->scratch);
         double t1 = now_s();
         if (t1 - t < best) best = t1 - t;
@@ -527,7 +529,13 @@ static int cmd_sparse(int argc, char **argv)
         if (mtc_csr_from_dense(&csr, W, N, K, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
         float *scratch = malloc((size_t)mtc_spmm_scratch_floats(&csr) * sizeof(float));
         if (!scratch) return fprintf(stderr, "bench_infer: out of memory\n"), 2;
-        c.X = X, c.W = W, c.b = b, c.Y = Y, c.csr = &csr, c.scratch = scratch;
+        float *Wp = NULL;
+        if (mtc_qgemm_isa_supported(MTC_ISA_AVX2)) {
+            if (!(Wp = malloc((size_t)mtc_gemm_pack_floats(N, K) * sizeof(float))))
+                return fprintf(stderr, "bench_infer: out of memory\n"), 2;
+            mtc_gemm_pack(Wp, W, N, K);
+        }
+        c.X = X, c.W = W, c.b = b, c.Wp = Wp, c.Y = Y, c.csr = &csr, c.scratch = scratch;
         for (int bi = 0; bi < nb; bi++) {
             double du, su;
             c.B = batches[bi];
@@ -538,7 +546,7 @@ static int cmd_sparse(int argc, char **argv)
                    su, du / su, mtc_sparse_crossover(c.B), openblas_get_corename());
             fflush(stdout);
         }
-        free(scratch);
+        free(scratch), free(Wp);
         mtc_csr_free(&csr);
     }
     free(X), free(W), free(b), free(Y);

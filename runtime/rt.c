@@ -731,7 +731,7 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
             if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
             break;
         }
-        if (op->wp && B >= RT_GEMM_MIN_B && rt->isa >= MTC_ISA_AVX2) { /* relu fused, others after */
+        if (op->wp && B >= MTC_GEMM_MIN_B && rt->isa >= MTC_ISA_AVX2) { /* relu fused, others after */
             mtc_gemm_avx2(y, op->N, x, op->K, B, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b,
                           op->act == MTC_ACT_RELU);
             if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);

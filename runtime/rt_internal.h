@@ -45,12 +45,11 @@ typedef struct rt_op {
     float *wino;
     int pool_fuse;          /* wino op followed by a 2×2/2 max pool: run as
                                one (fp32, no calibration tap), pool op skipped */
-    /* fp32 dense: W packed for mtc_gemm (owned), run at batch ≥ RT_GEMM_MIN_B
+    /* fp32 dense: W packed for mtc_gemm (owned), run at batch ≥ MTC_GEMM_MIN_B
      * on AVX2 (OpenBLAS below: sgemv at batch 1, and on CPUs without AVX2) */
     float *wp;
 } rt_op;
 
-#define RT_GEMM_MIN_B 6
 
 typedef struct rt_chain {
     int n;

@@ -91,6 +91,9 @@ static inline const float *mtc_gemm_col(const mtc_gemm_w *W, int n, int64_t *ld)
     if (!W->packed) return *ld = W->N, W->p + n;
     return *ld = 16, W->p + (int64_t)(n & ~15) * W->K + (n & 15);
 }
+/* The runtime's fp32 dense layers run on it (packed) from this batch size
+ * on AVX2; below it OpenBLAS's sgemv / small-matrix sgemm is as fast. */
+#define MTC_GEMM_MIN_B 6
 int64_t mtc_gemm_pack_floats(int N, int K); /* K · N rounded up to 16 */
 void mtc_gemm_pack(float *P, const float *W, int N, int K);
 void mtc_gemm_scalar(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
