@@ -96,6 +96,7 @@ static void test_cli_help_unknown_and_version(void **st)
     free(out); free(err);
     assert_int_equal(tu_run_mtc(dir, "--version", &out, &err), 0);
     assert_non_null(strstr(out, "openblas coretype"));
+    assert_non_null(strstr(out, "runtime kernels: int8 "));
     free(out); free(err);
     tu_rmdir(dir);
     free(dir);

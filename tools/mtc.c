@@ -83,8 +83,11 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
         const char *ct = getenv("OPENBLAS_CORETYPE");
+        int isa = mtc_qgemm_isa();
         printf("mtc %s\nopenblas coretype: %s (%s)\n", MTC_VERSION, ct ? ct : "auto",
                mtc_blas_choice);
+        printf("runtime kernels: int8 %s; fp32 dense and Winograd %s (MTC_ISA overrides)\n", mtc_isa_name(isa),
+               isa >= MTC_ISA_AVX2 ? "avx2" : "OpenBLAS / scalar");
         return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)
