@@ -186,11 +186,14 @@ void mtc_wino_forward(float *out, const float *in, const float *U, const float *
     float *Y = M + 16 * MTC_WINO_TB * (int64_t)OC;
     const int64_t in_size = (int64_t)C * s->H * s->W;
     const int64_t out_size = pool ? (int64_t)OC * (s->OH / 2) * (s->OW / 2) : (int64_t)OC * s->OH * s->OW;
+    /* blocks of equal size, at most MTC_WINO_TB tiles: 49 tiles go as 5 × ~10
+     * (whole 6- and 4-row GEMM blocks), not 4 × 12 and a block of one */
+    const int nblk = (T + MTC_WINO_TB - 1) / MTC_WINO_TB, step = (T + nblk - 1) / nblk;
     for (int bi = 0; bi < B; bi++) {
         pad_channels_last(P, in + bi * in_size, s, Hp, Wp);
         float *o = out + bi * out_size;
-        for (int t0 = 0; t0 < T; t0 += MTC_WINO_TB) {
-            int n = T - t0 < MTC_WINO_TB ? T - t0 : MTC_WINO_TB;
+        for (int t0 = 0; t0 < T; t0 += step) {
+            int n = T - t0 < step ? T - t0 : step;
             for (int t = 0; t < n; t++) {
                 int th = (t0 + t) / TW, tw = (t0 + t) % TW;
                 input_tile(V, t, P, th, tw, C, Wp, avx2 ? mtc_wino_input_avx2(V, t, P, th, tw, C, Wp) : 0);
