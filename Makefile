@@ -12,7 +12,7 @@
 # tests/test_*.c becomes one test binary.
 
 CC      ?= gcc
-OPT     ?= -O2
+OPT     ?= -O3
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -fno-math-errno -Wall -Wextra -D_GNU_SOURCE -Iinclude -I. -pthread
 LDLIBS   = -lopenblas -lpng -lz -lm -lpthread

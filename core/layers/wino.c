@@ -115,12 +115,13 @@ static void input_tile(float *restrict V, int t, const float *restrict P, int th
 }
 
 /* Y[a·2 + e][oc] = (Aᵀ M A)[a][e] + b[oc], relu'd when asked: one tile,
- * channels innermost. */
-static void output_transform(float *restrict Y, const float *restrict M, int t, int OC, const float *b, int relu)
+ * channels oc0..OC−1 innermost (mtc_wino_output_avx2 does 8 at a time). */
+static void output_transform(float *restrict Y, const float *restrict M, int t, int OC, const float *b, int relu,
+                             int oc0)
 {
     const int64_t ms = (int64_t)MTC_WINO_TB * OC;
     const float *m = M + (int64_t)t * OC;
-    for (int oc = 0; oc < OC; oc++) {
+    for (int oc = oc0; oc < OC; oc++) {
         float k[4][4], sa[2][4];
         for (int x = 0; x < 16; x++) k[x / 4][x % 4] = m[x * ms + oc];
         for (int j = 0; j < 4; j++) { /* Aᵀ M */
@@ -202,7 +203,7 @@ void mtc_wino_forward(float *out, const float *in, const float *U, const float *
                 gemm(M + (int64_t)x * MTC_WINO_TB * OC, OC, V + (int64_t)x * MTC_WINO_TB * C, C, n,
                      &(mtc_gemm_w){U + (int64_t)x * C * OC, C, OC, 0}, NULL, 0);
             for (int t = 0; t < n; t++) {
-                output_transform(Y, M, t, OC, b, relu);
+                output_transform(Y, M, t, OC, b, relu, avx2 ? mtc_wino_output_avx2(Y, M, t, OC, b, relu) : 0);
                 (pool ? store_tile_pooled : store_tile)(o, Y, (t0 + t) / TW, (t0 + t) % TW, s);
             }
         }

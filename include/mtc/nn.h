@@ -118,6 +118,9 @@ void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s);
 /* The input transform of tile t (origin th, tw in the padded channels-last
  * plane P, Wp columns) for channels [0, C & ~7); returns C & ~7. */
 int mtc_wino_input_avx2(float *V, int t, const float *P, int th, int tw, int C, int Wp);
+/* The output transform of tile t (M rows t, MTC_WINO_TB per plane) into
+ * Y (4, OC), + bias, relu, for channels [0, OC & ~7); returns OC & ~7. */
+int mtc_wino_output_avx2(float *Y, const float *M, int t, int OC, const float *b, int relu);
 /* pool: a 2×2 stride-2 max pool follows and is fused: out is the pooled
  * (B, OC, OH/2, OW/2) map, the same bits as mtc_maxpool_forward on the
  * unpooled output (each 2×2 output tile is one pooling window). */
