@@ -680,6 +680,30 @@ static act as_u8(const mtc_rt *rt, act a, rt_set *s, int64_t n, mtc_qparams p)
     return (act){NULL, dst, p, slot};
 }
 
+/* y = the linear part of a dense or conv op (bias included) on the kernel
+ * that fits B rows; returns 1 when that kernel also applied a relu (every
+ * one but OpenBLAS's: mtc_dense_forward, mtc_conv2d_forward). pool: see
+ * run_op. */
+static int linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, float *y, int B, int pool)
+{
+    const int relu = op->act == MTC_ACT_RELU, avx2 = rt->isa >= MTC_ISA_AVX2;
+    if (op->kind == OP_CONV) {
+        if (!op->wino) {
+            mtc_conv2d_forward(y, x, op->W, op->b, w->col, &op->L->cs, B);
+            return 0;
+        }
+        mtc_wino_forward(y, x, op->wino, op->b, relu, pool, w->col, &op->L->cs, B, avx2);
+    } else if (rt_op_sparse(rt, op, B)) {
+        rt->spmm(x, B, &op->csr, op->b, relu, y, w->sparse);
+    } else if (op->wp && B >= MTC_GEMM_MIN_B && avx2) {
+        mtc_gemm_avx2(y, op->N, x, op->K, B, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b, relu);
+    } else {
+        mtc_dense_forward(y, x, op->W, op->b, B, op->K, op->N);
+        return 0;
+    }
+    return 1;
+}
+
 /* pool: op->pool_fuse in effect, the op writes the pooled map (run_chain
  * then skips the pool op) */
 static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B, int pool)
@@ -726,30 +750,13 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
     const mtc_model *m = &rt->m;
     switch (op->kind) {
     case OP_DENSE:
-        if (rt_op_sparse(rt, op, B)) { /* relu fused into the kernel, other activations after */
-            rt->spmm(x, B, &op->csr, op->b, op->act == MTC_ACT_RELU, y, w->sparse);
-            if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
-            break;
-        }
-        if (op->wp && B >= MTC_GEMM_MIN_B && rt->isa >= MTC_ISA_AVX2) { /* relu fused, others after */
-            mtc_gemm_avx2(y, op->N, x, op->K, B, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b,
-                          op->act == MTC_ACT_RELU);
-            if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
-            break;
-        }
-        mtc_dense_forward(y, x, op->W, op->b, B, op->K, op->N);
-        if (op->act) mtc_act_forward(y, y, nout, op->act);
+    case OP_CONV: {
+        /* the sparse, packed-GEMM and Winograd kernels fuse a relu; any other
+         * activation (or a relu after OpenBLAS) runs after */
+        int relu_done = linear(rt, w, op, x, y, B, pool);
+        if (op->act && !(relu_done && op->act == MTC_ACT_RELU)) mtc_act_forward(y, y, nout, op->act);
         break;
-    case OP_CONV:
-        if (op->wino) { /* relu fused into the output transform, others after */
-            mtc_wino_forward(y, x, op->wino, op->b, op->act == MTC_ACT_RELU, pool, w->col, &L->cs, B,
-                             rt->isa >= MTC_ISA_AVX2);
-            if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
-            break;
-        }
-        mtc_conv2d_forward(y, x, op->W, op->b, w->col, &L->cs, B);
-        if (op->act) mtc_act_forward(y, y, nout, op->act);
-        break;
+    }
     case OP_MAXPOOL:
         mtc_maxpool_forward(y, NULL, x, B, L->in_c, L->in_h, L->in_w, L->spec.size, L->spec.stride);
         break;

@@ -50,7 +50,6 @@ typedef struct rt_op {
     float *wp;
 } rt_op;
 
-
 typedef struct rt_chain {
     int n;
     rt_op ops[MTC_MAX_LAYERS];

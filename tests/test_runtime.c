@@ -94,19 +94,29 @@ static void expect_model_outputs(float *const *want, float *const *got, const mt
                 fail_msg("%s task %d row %lld: model %g runtime %g", what, t, (long long)i, want[t][i], got[t][i]);
 }
 
+/* m built from spec (seed), perturbed and saved to path; want = its outputs
+ * on d through the training engine, batch rows at a time: what the runtime
+ * tests compare against. */
+static void saved_model(const char *spec, uint64_t seed, const char *path, mtc_model *m, const mtc_dataset *d,
+                        int batch, float **want)
+{
+    mtc_err e = {0};
+    build(spec, m, seed);
+    perturb(m);
+    assert_int_equal(mtc_model_save(m, path, NULL, &e), 0);
+    assert_int_equal(mtc_model_predict(m, d, NULL, 0, batch, want, &e), 0);
+}
+
 static void test_runtime_fp32_equals_model_with_batchnorm_folded(void **st)
 {
     (void)st;
     char *dir = tu_mkdtemp(), *path = tu_path(dir, "m.mtc");
     mtc_model m;
-    build(CONV_SPEC, &m, 4);
-    perturb(&m);
-    mtc_err e = {0};
-    assert_int_equal(mtc_model_save(&m, path, NULL, &e), 0);
     mtc_dataset d;
+    mtc_err e = {0};
     make_data(&d, 37, 2, 6, 6, 1);
     float *want[MTC_MAX_TASKS], *got[MTC_MAX_TASKS];
-    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 16, want, &e), 0);
+    saved_model(CONV_SPEC, 4, path, &m, &d, 16, want);
     for (int threads = 1; threads <= 3; threads++) {
         mtc_rt *rt;
         assert_int_equal(mtc_rt_load(path, &rt, &e), 0);
@@ -142,14 +152,11 @@ static void test_runtime_winograd_conv_equals_model(void **st)
     (void)st;
     char *dir = tu_mkdtemp(), *path = tu_path(dir, "w.mtc");
     mtc_model m;
-    build(WINO_SPEC, &m, 5);
-    perturb(&m);
-    mtc_err e = {0};
-    assert_int_equal(mtc_model_save(&m, path, NULL, &e), 0);
     mtc_dataset d;
+    mtc_err e = {0};
     make_data(&d, 21, 8, 7, 6, 2);
     float *want[MTC_MAX_TASKS], *got[2][MTC_MAX_TASKS];
-    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 8, want, &e), 0);
+    saved_model(WINO_SPEC, 5, path, &m, &d, 8, want);
     for (int im2col = 0; im2col <= 1; im2col++) {
         if (im2col) setenv("MTC_WINOGRAD", "0", 1);
         mtc_rt *rt;

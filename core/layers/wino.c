@@ -18,8 +18,7 @@
  * (so a tile's channels are contiguous and the transforms run along them),
  * then tiles go in blocks of MTC_WINO_TB: transform in, 16 GEMMs, transform out,
  * all inside a few tens of KB. The GEMMs are mtc_gemm's (gemm.c, AVX2 in
- * gemm_avx2.c), the input transform has an AVX2 twin in wino_avx2.c (the
- * output transform vectorizes as written).
+ * gemm_avx2.c); both transforms have AVX2 twins in wino_avx2.c.
  * Workspace layout (mtc_wino_work_floats):
  *   [0, Hp·Wp·C)            padded channels-last sample, Hp = 2·TH + 2
  *   then V (16, TB, C), M (16, TB, OC), one output tile Y (4, OC)
@@ -27,7 +26,6 @@
 #include "mtc.h"
 
 #include <string.h>
-
 
 int mtc_wino_eligible(const mtc_conv_shape *s)
 {
