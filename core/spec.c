@@ -27,7 +27,8 @@ typedef struct parser {
     int head_n[MTC_MAX_TASKS];
     mtc_layer_spec head_layers[MTC_MAX_TASKS][MTC_MAX_LAYERS];
     /* current section */
-    enum { SEC_NONE, SEC_INPUT, SEC_MMOE, SEC_LAYER, SEC_TASK, SEC_HEAD } sec;
+    enum { SEC_NONE, SEC_INPUT, SEC_MMOE, SEC_LAYER, SEC_TASK, SEC_HEAD, SEC_TRAIN } sec;
+    int train_seen;
     mtc_layer_spec *layer;
     mtc_task_spec *task;
 } parser;
@@ -197,6 +198,18 @@ static int set_key(parser *p, const char *k, const char *v)
         return fail(p, "unknown key '%s' in [task] (expected kind, classes, outputs, weight, loss, smoothing, delta, from, column)", k, NULL);
     }
     if (p->sec == SEC_HEAD) return fail(p, "[head] takes no keys (put layers after it)", 0, 0);
+    if (p->sec == SEC_TRAIN) { /* names and values are checked by the CLI that applies them */
+        mtc_spec *s = p->s;
+        if (strlen(k) >= sizeof s->train[0].key || strlen(v) >= sizeof s->train[0].val)
+            return fail(p, "[train] %s: key or value too long", k, NULL);
+        for (int i = 0; i < s->ntrain; i++)
+            if (!strcmp(s->train[i].key, k)) return fail(p, "[train]: '%s' given twice", k, NULL);
+        if (s->ntrain >= MTC_SPEC_TRAIN_MAX) return fail(p, "[train]: too many keys", 0, 0);
+        snprintf(s->train[s->ntrain].key, sizeof s->train[0].key, "%s", k);
+        snprintf(s->train[s->ntrain].val, sizeof s->train[0].val, "%s", v);
+        s->train[s->ntrain++].line = p->line;
+        return 0;
+    }
     return fail(p, "'%s' outside any section", k, NULL);
 }
 
@@ -213,6 +226,11 @@ static int open_section(parser *p, const char *name, const char *arg)
     mtc_spec *s = p->s;
     if (!strcmp(name, "input")) { p->sec = SEC_INPUT; return 0; }
     if (!strcmp(name, "mmoe")) { p->sec = SEC_MMOE; s->experts = 2; return 0; }
+    if (!strcmp(name, "train")) {
+        if (p->train_seen++) return fail(p, "a second [train] section", 0, 0);
+        p->sec = SEC_TRAIN;
+        return 0;
+    }
     if (!strcmp(name, "task")) {
         if (!valid_name(arg))
             return fail(p, "[task NAME]: expected a name of letters, digits, '_' or '-'", 0, 0);
@@ -271,7 +289,7 @@ static int open_section(parser *p, const char *name, const char *arg)
         p->sec = SEC_LAYER;
         return 0;
     }
-    return fail(p, "unknown section [%s] (expected input, mmoe, dense, conv, maxpool, avgpool, flatten, act, dropout, batchnorm, layernorm, task, head)", name, NULL);
+    return fail(p, "unknown section [%s] (expected input, mmoe, dense, conv, maxpool, avgpool, flatten, act, dropout, batchnorm, layernorm, task, head, train)", name, NULL);
 }
 
 /* Splits "k = v k2=v2" into pairs; '=' may be spaced or not. */

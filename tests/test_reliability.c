@@ -517,6 +517,46 @@ static void test_cli_wrong_specs_name_file_and_line(void **state)
                "duplicate task 'segment'", NULL);
 }
 
+/* A spec's [train] section sets mtc train's defaults; flags override them;
+ * the checkpoint's metadata records what ran. */
+static void test_cli_spec_train_section_sets_defaults(void **state)
+{
+    cli_env *c = *state;
+    put(c, "rec.cfg", "[input] shape = 8\n[dense] units = 8 act = relu\n[task segment] kind = cls classes = 3\n[task price] kind = reg outputs = 1\n"
+                      "[train] epochs = 2 lr = 0.005\nschedule = cosine nesterov = false\n");
+    char cmd[8400], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "train --spec '%s/rec.cfg' --data 'csv:%s/t.csv' --quiet -o '%s/r.mtc'",
+             c->dir, c->dir, c->dir);
+    assert_int_equal(tu_run_mtc(c->dir, cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "inspect '%s/r.mtc' --json", c->dir);
+    assert_int_equal(tu_run_mtc(c->dir, cmd, &out, &err), 0);
+    assert_non_null(strstr(out, "\"epochs\":2,"));
+    assert_non_null(strstr(out, "\"lr\":0.004999999")); /* 0.005f as a double */
+    assert_non_null(strstr(out, "\"schedule\":\"cosine\""));
+    free(out); free(err);
+    snprintf(cmd, sizeof cmd, "train --spec '%s/rec.cfg' --data 'csv:%s/t.csv' --epochs 1 --quiet -o '%s/r1.mtc'",
+             c->dir, c->dir, c->dir);
+    assert_int_equal(tu_run_mtc(c->dir, cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "inspect '%s/r1.mtc' --json", c->dir);
+    assert_int_equal(tu_run_mtc(c->dir, cmd, &out, &err), 0);
+    assert_non_null(strstr(out, "\"epochs\":1,"));
+    assert_non_null(strstr(out, "\"schedule\":\"cosine\""));
+    free(out); free(err);
+    /* bad keys and values name the spec file and line */
+    put(c, "tk.cfg", "[input] shape = 8\n[task segment] kind = cls classes = 3\n[train]\nepochs = 1\ncolour = red\n");
+    expect_bad(c, "train --spec %D/tk.cfg --data csv:%D/t.csv -o %D/x.mtc", "tk.cfg:5:", "unknown key 'colour'", NULL);
+    put(c, "tv.cfg", "[input] shape = 8\n[task segment] kind = cls classes = 3\n[train] lr = 50\n");
+    expect_bad(c, "train --spec %D/tv.cfg --data csv:%D/t.csv -o %D/x.mtc", "tv.cfg:3:", "--lr 50", NULL);
+    put(c, "tf.cfg", "[input] shape = 8\n[task segment] kind = cls classes = 3\n[train] nesterov = 1\n");
+    expect_bad(c, "train --spec %D/tf.cfg --data csv:%D/t.csv -o %D/x.mtc", "tf.cfg:3:", "true or false", NULL);
+    put(c, "tr.cfg", "[input] shape = 8\n[task segment] kind = cls classes = 3\n[train] resume = x\n");
+    expect_bad(c, "train --spec %D/tr.cfg --data csv:%D/t.csv -o %D/x.mtc", "tr.cfg:3:", "unknown key 'resume'", NULL);
+    put(c, "t2.cfg", "[input] shape = 8\n[train] epochs = 1\n[task segment] kind = cls classes = 3\n[train] lr = 1\n");
+    expect_bad(c, "train --spec %D/t2.cfg --data csv:%D/t.csv -o %D/x.mtc", "t2.cfg:4:", "second [train]", NULL);
+    put(c, "td.cfg", "[input] shape = 8\n[task segment] kind = cls classes = 3\n[train] lr = 1 lr = 2\n");
+    expect_bad(c, "train --spec %D/td.cfg --data csv:%D/t.csv -o %D/x.mtc", "td.cfg:3:", "'lr' given twice", NULL);
+}
+
 static void test_cli_bad_data_names_file(void **state)
 {
     cli_env *c = *state;
@@ -662,6 +702,7 @@ int main(void)
     };
     const struct CMUnitTest cli[] = {
         cmocka_unit_test(test_cli_wrong_specs_name_file_and_line),
+        cmocka_unit_test(test_cli_spec_train_section_sets_defaults),
         cmocka_unit_test(test_cli_bad_data_names_file),
         cmocka_unit_test(test_cli_nan_weight_is_refused_on_load),
         cmocka_unit_test(test_cli_training_that_goes_non_finite_names_task_and_step),

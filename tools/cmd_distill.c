@@ -257,6 +257,9 @@ int cmd_distill(int argc, char **argv)
     mtc_jw_init(&j);
 
     if ((rc = mtc_spec_load(spec_path, &spec, &spec_text, &e))) goto out;
+    if (spec.ntrain)
+        cli_progress(&c, "distill: %s: its [train] section is `mtc train`'s recipe, not applied here "
+                         "(distill takes its settings from its flags)", spec_path);
     if ((rc = mtc_model_build(&spec, spec_text, &m, &e))) {
         if (!strncmp(e.msg, "spec:", 5)) { /* shape errors: name the spec file */
             char msg[sizeof e.msg];

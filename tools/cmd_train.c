@@ -29,7 +29,9 @@ int cmd_train(int argc, char **argv)
     const char *pos[1];
     int npos;
     int rc = cli_parse("train", "--spec FILE --data NAME -o model.mtc [options]",
-                       "Train a multi-task model (shared trunk + one head per task) and write a checkpoint.",
+                       "Train a multi-task model (shared trunk + one head per task) and write a checkpoint.\n"
+                       "A [train] section in the spec sets this spec's recipe (e.g. schedule = cosine):\n"
+                       "defaults for the options below, which flags given here override.",
                        opts, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (!spec_path || !data || !out) {
@@ -49,6 +51,14 @@ int cmd_train(int argc, char **argv)
     mtc_task_eval ev[MTC_MAX_TASKS];
     int have_ev = 0;
     if ((rc = mtc_spec_load(spec_path, &spec, &spec_text, &e))) return cli_fail("train", &e);
+    if (spec.ntrain) { /* the spec's [train] recipe, then the command line over it */
+        util_train_opts_default(&to);
+        if ((rc = util_train_opts_spec(&to, &spec, spec_path, "train")) ||
+            (rc = cli_parse("train", "", "", opts, argc, argv, pos, 0, &npos))) {
+            free(spec_text);
+            return rc;
+        }
+    }
     rc = mtc_model_build(&spec, spec_text, &m, &e);
     free(spec_text);
     if (rc && !strncmp(e.msg, "spec:", 5)) { /* shape errors: name the spec file */

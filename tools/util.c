@@ -50,6 +50,38 @@ void util_train_opts_default(util_train_opts *o)
     o->step_size = 1000;
 }
 
+int util_train_opts_spec(util_train_opts *o, const mtc_spec *s, const char *path, const char *cmd)
+{
+    const cli_opt opts[] = {UTIL_TRAIN_OPTS(o), CLI_END};
+    for (int i = 0; i < s->ntrain; i++) {
+        const char *k = s->train[i].key, *v = s->train[i].val;
+        const cli_opt *op = opts;
+        while (op->name && strcmp(op->name, k)) op++;
+        if (!op->name || !strcmp(k, "resume")) {
+            fprintf(stderr, "mtc %s: %s:%d: [train]: unknown key '%s' (expected an option of "
+                            "mtc train without the dashes: epochs, lr, schedule, augment, ...)\n",
+                    cmd, path, s->train[i].line, k);
+            return 2;
+        }
+        char where[600], flag[40];
+        snprintf(where, sizeof where, "%s: %s:%d: [train]", cmd, path, s->train[i].line);
+        snprintf(flag, sizeof flag, "--%s", k);
+        char *argv[3] = {(char *)cmd, flag, (char *)v};
+        int argc = 3, npos;
+        if (op->type == OPT_FLAG) {
+            if (strcmp(v, "true") && strcmp(v, "false")) {
+                fprintf(stderr, "mtc %s: %s = %s: expected true or false\n", where, k, v);
+                return 2;
+            }
+            *(int *)op->ptr = 0;
+            if (!strcmp(v, "false")) continue;
+            argc = 2;
+        }
+        if (cli_parse(where, "", "", opts, argc, argv, NULL, 0, &npos)) return 2;
+    }
+    return 0;
+}
+
 int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc_train_cfg *cfg, mtc_err *e)
 {
     mtc_train_cfg_default(cfg);

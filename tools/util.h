@@ -47,6 +47,12 @@ void util_train_opts_default(util_train_opts *o);
     {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default none)", 1, 0}, \
     {"checkpoint-every", OPT_INT, &(o)->checkpoint_every, "write a resumable state to OUT.state every N epochs (0 = off)", 0, 100000}, \
     {"resume", OPT_STR, &(o)->resume, "continue from OUT.state (bit-identical to an uninterrupted run)", 1, 0}
+/* The spec's [train] recipe into o: each key is one of the options above
+ * (not resume), its value as on the command line, a flag true or false.
+ * Call between util_train_opts_default and a second parse of the command
+ * line, so flags override the spec. Prints "mtc CMD: FILE:LINE: [train]..."
+ * and returns 2 on a bad key or value. */
+int util_train_opts_spec(util_train_opts *o, const mtc_spec *s, const char *path, const char *cmd);
 /* Fills cfg from the options; errors name the flag. out = the checkpoint
  * being trained (the state goes to out.state). */
 int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc_train_cfg *cfg, mtc_err *e);

@@ -56,6 +56,7 @@ typedef struct mtc_task_spec {
     int line;
 } mtc_task_spec;
 
+#define MTC_SPEC_TRAIN_MAX 24
 typedef struct mtc_spec {
     int c, h, w;          /* input shape */
     char columns[1024];   /* CSV input columns ("" = all non-label) */
@@ -64,6 +65,12 @@ typedef struct mtc_spec {
     mtc_layer_spec trunk[MTC_MAX_LAYERS];
     int ntasks;
     mtc_task_spec tasks[MTC_MAX_TASKS];
+    /* [train]: the recipe the spec is meant to be trained with, as `key =
+     * value` pairs named after `mtc train` options (schedule = cosine). The
+     * library only stores them; `mtc train` and `mtc distill` apply them as
+     * defaults that command-line flags override. */
+    int ntrain;
+    struct { char key[32], val[64]; int line; } train[MTC_SPEC_TRAIN_MAX];
 } mtc_spec;
 
 int mtc_spec_parse(const char *text, const char *filename, mtc_spec *s,
