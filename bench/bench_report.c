@@ -412,10 +412,13 @@ static void build(void)
     }
 
     /* ---- accuracy ------------------------------------------------------------ */
-    add_accs("teacher", "fashion,super", mt, pt, n1);
+    add_accs("teacher, plain CNN (the speed rows')", "fashion,super", mt, pt, n1);
     add_accs("student scratch", "fashion,super", ms, ps, n2);
     const mtc_json *kdt = rget("mtc_kd_teacher", NULL, "samples_per_s");
-    if (kdt) add_accs("KD teacher (15 epochs, cosine, shift)", "fashion,super", kdt, NULL, "teacher of the KD rows");
+    const mtc_json *mat = rget("mtc_acc_teacher", NULL, "samples_per_s"), *pat = rget("peer_acc_teacher", "train", NULL);
+    if (mat || pat)
+        add_accs("teacher, fmnist-teacher.cfg (BN, cosine)", "fashion,super", mat, pat, "5 epochs, its [train] recipe");
+    if (kdt) add_accs("KD teacher (plain CNN, 15 epochs, cosine, shift)", "fashion,super", kdt, NULL, "teacher of the KD rows");
     const mtc_json *kd = rget("mtc_distill", NULL, "tasks");
     if (kd) {
         static const char *tk[2] = {"fashion", "super"};

@@ -27,6 +27,7 @@ It is not a general training script: no validation split, no early stopping.
 import argparse
 import gzip
 import json
+import math
 import os
 import struct
 import sys
@@ -90,7 +91,7 @@ def build_model(kind, classes=(10, 4)):
     class MultiTask(nn.Module):
         def __init__(self):
             super().__init__()
-            if kind == "teacher-bn":  # examples/{multifashion-teacher,fmnist-teacher-bn}.cfg: conv-bn-relu-pool x2
+            if kind == "teacher-bn":  # examples/{multifashion,fmnist}-teacher.cfg: conv-bn-relu-pool x2
                 self.trunk = nn.Sequential(
                     nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
@@ -98,7 +99,7 @@ def build_model(kind, classes=(10, 4)):
                 width = 256
                 self.fuse = [["trunk.0", "trunk.1", "trunk.2"], ["trunk.4", "trunk.5", "trunk.6"],
                              ["trunk.9", "trunk.10"]]
-            elif kind == "teacher":
+            elif kind == "teacher":  # examples/fmnist-teacher-plain.cfg
                 self.trunk = nn.Sequential(
                     nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                     nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
@@ -156,6 +157,11 @@ def cmd_train(a):
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     n, B = x.shape[0], a.batch
+    sched = None
+    if a.schedule == "cosine":  # per step to 0, as mtc's --schedule cosine: lr*(1+cos(pi*k/K))/2
+        total = a.epochs * ((n + B - 1) // B)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda k: 0.5 * (1.0 + math.cos(math.pi * min(k / total, 1.0))))
     g = torch.Generator().manual_seed(a.seed)
     rates, batches, t_all = [], 0, 0.0
     for ep in range(a.epochs):
@@ -173,6 +179,8 @@ def cmd_train(a):
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
             seen += idx.shape[0]
             batches += 1
         dt = time.perf_counter() - t0
@@ -186,7 +194,7 @@ def cmd_train(a):
     if a.save:
         torch.save(model.state_dict(), a.save)
     rec = {
-        "peer": "pytorch", "torch": torch.__version__, "mode": "train", "model": a.model,
+        "peer": "pytorch", "torch": torch.__version__, "mode": "train", "model": a.model, "schedule": a.schedule,
         "threads": torch.get_num_threads(), "batch": B, "epochs_run": len(rates),
         "batches": batches, "parameters": nparams,
         # last epoch's rate, as `mtc train` reports; mean over all epochs too
@@ -331,6 +339,8 @@ def main():
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--schedule", choices=["const", "cosine"], default="const",
+                   help="learning-rate schedule (cosine: per step to 0, as mtc)")
     t.add_argument("--max-batches", type=int, default=0, help="stop after K batches (0 = all)")
     t.add_argument("--save", help="write the state_dict here (for infer --load)")
     t.add_argument("--data-dir", help="IDX folder of `mtc data multifashion --out DIR` instead of Fashion-MNIST")

@@ -118,7 +118,11 @@ else
     INFER_THREADS=1,2; INFER_BATCHES=1,16,256
     P_STEPS=5; P_FT=2
 fi
-TEACHER=$ROOT/examples/fmnist-teacher.cfg
+# the plain CNN: training speed, inference and the KD teacher (it distills
+# best); examples/fmnist-teacher.cfg (BN + its [train] cosine recipe) is the
+# accuracy teacher, trained beside the peer in full mode below
+TEACHER=$ROOT/examples/fmnist-teacher-plain.cfg
+ACC_TEACHER=$ROOT/examples/fmnist-teacher.cfg
 STUDENT=$ROOT/examples/fmnist-student.cfg
 MF_TEACHER=$ROOT/examples/multifashion-teacher.cfg
 TRAIN_COMMON=(--data fashion-mnist --val 0 --json --threads 2 --seed 1)
@@ -213,6 +217,16 @@ done
 if [ -f "$WORK/student.mtc" ] && [ -n "$CANDS" ]; then
     run mtc_verify "${M[@]}" verify --reference "$WORK/student.mtc" --candidate "$CANDS" \
         --data fashion-mnist --max-drop fashion=100,super=100 --json --quiet
+fi
+
+# ---- the accuracy teacher, examples/fmnist-teacher.cfg (full only) -----------
+if [ "$MODE" = full ]; then
+    say "teacher (BN, cosine, its [train] recipe): mtc train, $T_EPOCHS epochs"
+    run mtc_acc_teacher "${M[@]}" train --spec "$ACC_TEACHER" -o "$WORK/acc_teacher.mtc" \
+        --epochs $T_EPOCHS "${TRAIN_COMMON[@]}"
+    say "teacher (BN, cosine): peer, $T_EPOCHS epochs"
+    run peer_acc_teacher "${PEER_ENV[@]}" $PEER train --model teacher-bn --schedule cosine \
+        --epochs $T_EPOCHS --threads 2
 fi
 
 # ---- MultiFashion+MNIST teacher and single-task baselines (full only) -------

@@ -16,12 +16,12 @@ static int parse(const char *text, mtc_spec *s, mtc_err *e)
 }
 
 /* Every spec shipped in examples/ parses and builds; the two Fashion-MNIST
- * teachers differ only by their batchnorms (the same parameter count
+ * teachers differ only by their batchnorms (and the [train] recipe) (the same parameter count
  * apart from BN's γ and β: 2·(32 + 64)). */
 static void test_example_specs_build(void **st)
 {
     (void)st;
-    const char *files[] = {"examples/fmnist-teacher.cfg", "examples/fmnist-teacher-bn.cfg",
+    const char *files[] = {"examples/fmnist-teacher.cfg", "examples/fmnist-teacher-plain.cfg",
                            "examples/fmnist-student.cfg", "examples/multifashion-teacher.cfg",
                            "examples/multifashion-student.cfg", "examples/tabular-mmoe.cfg"};
     int64_t np[6];
@@ -33,10 +33,16 @@ static void test_example_specs_build(void **st)
         if (mtc_spec_load(files[i], &s, &text, &e)) fail_msg("%s: %s", files[i], e.msg);
         if (mtc_model_build(&s, text, &m, &e)) fail_msg("%s: %s", files[i], e.msg);
         np[i] = m.nparams;
+        if (i == 0) { /* the teacher carries its recipe, stored for mtc train to apply */
+            assert_int_equal(s.ntrain, 5);
+            assert_string_equal(s.train[4].key, "schedule");
+            assert_string_equal(s.train[4].val, "cosine");
+            assert_int_equal(s.train[4].line, s.tasks[1].line + 1);
+        }
         mtc_model_free(&m);
         free(text);
     }
-    assert_int_equal(np[1] - np[0], 2 * (32 + 64));
+    assert_int_equal(np[0] - np[1], 2 * (32 + 64));
 }
 
 static void test_spec_parses_layers_tasks_heads_and_maps(void **st)

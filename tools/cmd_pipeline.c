@@ -6,10 +6,11 @@
  * Each stage runs the same code as its own command (cmd_train, cmd_label,
  * ...), in this process, with an argv built from the recipe: every key of a
  * stage's section is passed as `--key value`, so whatever a command accepts
- * a recipe can say. Recipe:
+ * a recipe can say (the teacher stage is `mtc train`, so a [train] section
+ * in its spec applies under these keys). Recipe:
  *
  *   data = fashion-mnist     out = demo     threads = 2
- *   [teacher]  spec = examples/fmnist-teacher.cfg  epochs = 5
+ *   [teacher]  spec = examples/fmnist-teacher-plain.cfg  epochs = 5
  *   [student]  spec = examples/fmnist-student.cfg  epochs = 10
  *   [distill]  temperature = 2  alpha = 0.5
  *   [prune]    sparsity = 0.9  schedule = agp  steps = 5  finetune-epochs = 2

@@ -8,7 +8,7 @@ set -euo pipefail
 MTC=$(realpath "$1"); DATA=${2:-fashion-mnist}; OUT=${3:-demo}
 THREADS=${THREADS:-2}
 case "$DATA" in
-  fashion-mnist) T_SPEC=examples/fmnist-teacher.cfg; S_SPEC=examples/fmnist-student.cfg; S_DEF=10; SPARSITY=0.9
+  fashion-mnist) T_SPEC=examples/fmnist-teacher-plain.cfg; S_SPEC=examples/fmnist-student.cfg; S_DEF=10; SPARSITY=0.9
                  BUDGET_STUDENT="fashion=0.8,super=0.5" ;;
   # 30 student epochs: where KD beats scratch on both tasks (validation with
   # held-out digits, docs/distill.md); 80%: 90% costs that student 1.6 points
