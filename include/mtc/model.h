@@ -67,8 +67,8 @@ typedef struct mtc_spec {
     mtc_task_spec tasks[MTC_MAX_TASKS];
     /* [train]: the recipe the spec is meant to be trained with, as `key =
      * value` pairs named after `mtc train` options (schedule = cosine). The
-     * library only stores them; `mtc train` and `mtc distill` apply them as
-     * defaults that command-line flags override. */
+     * library only stores them; `mtc train` applies them as defaults that
+     * its flags override (`mtc distill` does not, and says so). */
     int ntrain;
     struct { char key[32], val[64]; int line; } train[MTC_SPEC_TRAIN_MAX];
 } mtc_spec;
