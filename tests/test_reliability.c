@@ -517,6 +517,20 @@ static void test_cli_wrong_specs_name_file_and_line(void **state)
                "duplicate task 'segment'", NULL);
 }
 
+/* `mtc train --spec rec.cfg FLAGS -o NAME`, then NAME's `mtc inspect --json`
+ * (the caller frees it). */
+static char *train_rec_and_inspect(const cli_env *c, const char *flags, const char *name)
+{
+    char cmd[8400], *out = NULL, *err = NULL;
+    snprintf(cmd, sizeof cmd, "train --spec '%s/rec.cfg' --data 'csv:%s/t.csv' %s --quiet -o '%s/%s'",
+             c->dir, c->dir, flags, c->dir, name);
+    assert_int_equal(tu_run_mtc(c->dir, cmd, NULL, NULL), 0);
+    snprintf(cmd, sizeof cmd, "inspect '%s/%s' --json", c->dir, name);
+    assert_int_equal(tu_run_mtc(c->dir, cmd, &out, &err), 0);
+    free(err);
+    return out;
+}
+
 /* A spec's [train] section sets mtc train's defaults; flags override them;
  * the checkpoint's metadata records what ran. */
 static void test_cli_spec_train_section_sets_defaults(void **state)
@@ -524,24 +538,15 @@ static void test_cli_spec_train_section_sets_defaults(void **state)
     cli_env *c = *state;
     put(c, "rec.cfg", "[input] shape = 8\n[dense] units = 8 act = relu\n[task segment] kind = cls classes = 3\n[task price] kind = reg outputs = 1\n"
                       "[train] epochs = 2 lr = 0.005\nschedule = cosine nesterov = false\n");
-    char cmd[8400], *out = NULL, *err = NULL;
-    snprintf(cmd, sizeof cmd, "train --spec '%s/rec.cfg' --data 'csv:%s/t.csv' --quiet -o '%s/r.mtc'",
-             c->dir, c->dir, c->dir);
-    assert_int_equal(tu_run_mtc(c->dir, cmd, NULL, NULL), 0);
-    snprintf(cmd, sizeof cmd, "inspect '%s/r.mtc' --json", c->dir);
-    assert_int_equal(tu_run_mtc(c->dir, cmd, &out, &err), 0);
+    char *out = train_rec_and_inspect(c, "", "r.mtc");
     assert_non_null(strstr(out, "\"epochs\":2,"));
     assert_non_null(strstr(out, "\"lr\":0.004999999")); /* 0.005f as a double */
     assert_non_null(strstr(out, "\"schedule\":\"cosine\""));
-    free(out); free(err);
-    snprintf(cmd, sizeof cmd, "train --spec '%s/rec.cfg' --data 'csv:%s/t.csv' --epochs 1 --quiet -o '%s/r1.mtc'",
-             c->dir, c->dir, c->dir);
-    assert_int_equal(tu_run_mtc(c->dir, cmd, NULL, NULL), 0);
-    snprintf(cmd, sizeof cmd, "inspect '%s/r1.mtc' --json", c->dir);
-    assert_int_equal(tu_run_mtc(c->dir, cmd, &out, &err), 0);
+    free(out);
+    out = train_rec_and_inspect(c, "--epochs 1", "r1.mtc");
     assert_non_null(strstr(out, "\"epochs\":1,"));
     assert_non_null(strstr(out, "\"schedule\":\"cosine\""));
-    free(out); free(err);
+    free(out);
     /* bad keys and values name the spec file and line */
     put(c, "tk.cfg", "[input] shape = 8\n[task segment] kind = cls classes = 3\n[train]\nepochs = 1\ncolour = red\n");
     expect_bad(c, "train --spec %D/tk.cfg --data csv:%D/t.csv -o %D/x.mtc", "tk.cfg:5:", "unknown key 'colour'", NULL);
