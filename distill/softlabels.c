@@ -242,23 +242,56 @@ static void store(void *dst, int64_t i, float v, int f16)
 }
 
 typedef struct wbuf {
-    float *x, *tmp;
+    float *x, *hint;
+    float *out[MTL_MAX_TEACHERS][MTC_MAX_TASKS]; /* the teachers' outputs, batch rows */
     double *acc;
     int64_t *bi;
     int *view;
     void *chunk, *hchunk;
+    mtc_rt *rt[MTL_MAX_TEACHERS]; /* NULL: teacher not used */
 } wbuf;
 
 static void wbuf_free(wbuf *b)
 {
-    free(b->x); free(b->tmp); free(b->acc); free(b->bi); free(b->view); free(b->chunk); free(b->hchunk);
+    free(b->x); free(b->hint); free(b->acc); free(b->bi); free(b->view); free(b->chunk); free(b->hchunk);
+    for (int k = 0; k < MTL_MAX_TEACHERS; k++) {
+        mtc_rt_free(b->rt[k]);
+        for (int t = 0; t < MTC_MAX_TASKS; t++) free(b->out[k][t]);
+    }
+}
+
+/* Teacher k in the runtime, when some task (or the hints) uses it: a soft
+ * label is what the teacher's runtime outputs for the sample, the same bytes
+ * whatever the batch, chunking, views or threads (the sparse kernel, whose
+ * sums depend on the batch, stays off). */
+static int teacher_rt(const mtc_label_cfg *c, const ftask *ft, int nft, int64_t D, int k, wbuf *b, mtc_err *e)
+{
+    int used = k == 0 && D > 0;
+    for (int j = 0; j < nft && !used; j++)
+        for (int i = 0; i < ft[j].nsrc; i++) used |= ft[j].src[i] == k;
+    if (!used) return 0;
+    char where[1100];
+    teacher_label(c, k, where, sizeof where);
+    mtc_ckpt ck;
+    int rc = mtc_model_to_ckpt(c->teachers[k], NULL, &ck, e);
+    if (!rc) rc = mtc_rt_from_ckpt(&ck, where, &b->rt[k], e);
+    mtc_ckpt_free(&ck);
+    if (rc) return rc;
+    mtc_rt_set_threads(b->rt[k], mtc_get_threads());
+    mtc_rt_set_sparse(b->rt[k], 0);
+    if ((rc = mtc_rt_reserve(b->rt[k], c->batch, e))) return rc;
+    const mtc_model *m = c->teachers[k];
+    for (int t = 0; t < m->spec.ntasks; t++)
+        if (!(b->out[k][t] = malloc((size_t)c->batch * (size_t)m->spec.tasks[t].dim * sizeof(float))))
+            return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", where);
+    return 0;
 }
 
 /* Rows [r0, r0+B) (row r = view r / n of sample r % n) through every
  * teacher used; averaged values (and hints) into the chunk buffers at row
  * `at`. */
-static void label_batch(const mtc_label_cfg *c, const mtc_dataset *d, const ftask *ft, int nft, int64_t W,
-                        int64_t D, int64_t r0, int B, int64_t at, wbuf *b)
+static int label_batch(const mtc_label_cfg *c, const mtc_dataset *d, const ftask *ft, int nft, int64_t W,
+                       int64_t D, int64_t r0, int B, int64_t at, wbuf *b, mtc_err *e)
 {
     for (int i = 0; i < B; i++) {
         b->bi[i] = (r0 + i) % d->n;
@@ -267,24 +300,19 @@ static void label_batch(const mtc_label_cfg *c, const mtc_dataset *d, const ftas
     mtc_data_batch_x_views(d, b->bi, b->view, B, c->aug, c->aug_seed, b->x);
     memset(b->acc, 0, (size_t)B * (size_t)W * sizeof(double));
     for (int k = 0; k < c->nteachers; k++) {
-        int used = k == 0 && D > 0;
-        for (int j = 0; j < nft && !used; j++)
-            for (int i = 0; i < ft[j].nsrc; i++) used |= ft[j].src[i] == k;
-        if (!used) continue;
-        mtc_model *m = c->teachers[k];
-        mtc_model_forward(m, b->x, B, 0, NULL);
-        if (k == 0 && D > 0) {
-            const float *h = mtc_model_trunk_output(m);
-            for (int64_t i = 0; i < (int64_t)B * D; i++) store(b->hchunk, at * D + i, h[i], c->f16);
-        }
+        if (!b->rt[k]) continue;
+        /* cls/bin logits, reg outputs in label units */
+        int rc = mtc_rt_run_trunk(b->rt[k], b->x, B, b->out[k], k == 0 && D > 0 ? b->hint : NULL, e);
+        if (rc) return rc;
+        if (k == 0 && D > 0)
+            for (int64_t i = 0; i < (int64_t)B * D; i++) store(b->hchunk, at * D + i, b->hint[i], c->f16);
         for (int j = 0; j < nft; j++)
             for (int i = 0; i < ft[j].nsrc; i++) {
                 if (ft[j].src[i] != k) continue;
-                int t = ft[j].src_task[i], dim = ft[j].dim;
-                memcpy(b->tmp, m->outputs[t], (size_t)B * (size_t)dim * sizeof(float));
-                mtc_model_unstandardise(m, t, b->tmp, B); /* reg: label units */
+                const float *o = b->out[k][ft[j].src_task[i]];
+                int dim = ft[j].dim;
                 for (int r = 0; r < B; r++)
-                    for (int q = 0; q < dim; q++) b->acc[r * W + ft[j].off + q] += b->tmp[r * dim + q];
+                    for (int q = 0; q < dim; q++) b->acc[r * W + ft[j].off + q] += o[r * dim + q];
             }
     }
     for (int r = 0; r < B; r++)
@@ -293,6 +321,7 @@ static void label_batch(const mtc_label_cfg *c, const mtc_dataset *d, const ftas
                 int64_t col = ft[j].off + q;
                 store(b->chunk, (at + r) * W + col, (float)(b->acc[r * W + col] / ft[j].nsrc), c->f16);
             }
+    return 0;
 }
 
 int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *d, mtc_err *e)
@@ -313,14 +342,11 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
         return mtc_err_set(e, MTC_EINPUT, "%s: --augment-copies needs an image data set (this one has features)", d->name);
     if ((rc = plan_tasks(c, ft, &nft, &W, e))) return rc;
     uint64_t hash[MTL_MAX_TEACHERS] = {0};
-    int maxdim = 1;
-    for (int j = 0; j < nft; j++) maxdim = ft[j].dim > maxdim ? ft[j].dim : maxdim;
     for (int k = 0; k < c->nteachers; k++) {
         mtc_err ie = {0};
         if (mtc_model_check_input(c->teachers[k], d, &ie))
             return mtc_err_set(e, MTC_EINPUT, "%s: %s", teacher_label(c, k, b1, sizeof b1), ie.msg);
         if (c->teacher_path[k][0] && (rc = mtc_file_hash(c->teacher_path[k], &hash[k], e))) return rc;
-        if ((rc = mtc_model_reserve(c->teachers[k], c->batch, e))) return rc;
     }
     int64_t D = c->hints ? c->teachers[0]->trunk_out : 0;
     if (c->hints && (D < 1 || D > MTL_MAX_HINT_DIM))
@@ -330,14 +356,19 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
     size_t es = c->f16 ? 2 : 4;
     int64_t S = mtc_data_sample_size(d);
     wbuf b = {0};
+    for (int k = 0; k < c->nteachers; k++)
+        if ((rc = teacher_rt(c, ft, nft, D, k, &b, e))) {
+            wbuf_free(&b);
+            return rc;
+        }
     b.x = malloc((size_t)c->batch * (size_t)S * sizeof(float));
-    b.tmp = malloc((size_t)c->batch * (size_t)maxdim * sizeof(float));
+    b.hint = D ? malloc((size_t)c->batch * (size_t)D * sizeof(float)) : NULL;
     b.acc = malloc((size_t)c->batch * (size_t)W * sizeof(double));
     b.bi = malloc((size_t)c->batch * sizeof(int64_t));
     b.view = malloc((size_t)c->batch * sizeof(int));
     b.chunk = malloc((size_t)rpc * (size_t)W * es);
     b.hchunk = D ? malloc((size_t)rpc * (size_t)D * es) : NULL;
-    if (!b.x || !b.tmp || !b.acc || !b.bi || !b.view || !b.chunk || (D && !b.hchunk)) {
+    if (!b.x || (D && !b.hint) || !b.acc || !b.bi || !b.view || !b.chunk || (D && !b.hchunk)) {
         wbuf_free(&b);
         return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
     }
@@ -352,10 +383,11 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
     mtc_jw_free(&hj);
     for (int64_t ci = 0; ci < nchunks && !rc; ci++) {
         int64_t r0 = ci * rpc, rows = R - r0 < rpc ? R - r0 : rpc;
-        for (int64_t s = 0; s < rows; s += c->batch) {
+        for (int64_t s = 0; s < rows && !rc; s += c->batch) {
             int B = (int)(rows - s < c->batch ? rows - s : c->batch);
-            label_batch(c, d, ft, nft, W, D, r0 + s, B, s, &b);
+            rc = label_batch(c, d, ft, nft, W, D, r0 + s, B, s, &b, e);
         }
+        if (rc) break;
         char name[64];
         snprintf(name, sizeof name, "chunk:%lld", (long long)ci);
         rc = mtc_cwriter_section(&w, name, b.chunk, (uint64_t)rows * (uint64_t)W * es, e);

@@ -68,9 +68,8 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
             int64_t P = (int64_t)cs->OH * cs->OW;
             if (P * op->K > ucol) ucol = P * op->K;
             if (P * op->N > acc) acc = P * op->N;
-            int64_t c = mtc_conv_col_floats(cs, cap);
+            int64_t c = op->wino ? mtc_wino_work_floats(cs) : P * (op->K + op->N); /* per sample */
             if (c > col) col = c;
-            if (op->wino && mtc_wino_work_floats(cs) > col) col = mtc_wino_work_floats(cs);
         } else if (op->kind == OP_DENSE && (int64_t)cap * op->N > acc) {
             acc = (int64_t)cap * op->N;
         }
@@ -207,7 +206,7 @@ static int sparse_env(double *min, mtc_err *e)
 
 int rt_op_sparse(const mtc_rt *rt, const rt_op *op, int B)
 {
-    if (!op->csr.val || op->quant) return 0;
+    if (!op->csr.val || op->quant || rt->no_sparse) return 0;
     return op->sparsity >= (rt->sparse_min >= 0.0 ? rt->sparse_min : mtc_sparse_crossover(B));
 }
 
@@ -338,6 +337,16 @@ static int load_quant(load_ctx *l, rt_op *op)
     return rt_op_set_quant(op, wq->data, ws->data, bq->data, in_p, out_p, l->e);
 }
 
+/* The fp32 weights (N, K) of a dense op or an im2col conv packed once for
+ * mtc_gemm: the runtime's own kernel at every batch size. */
+static int pack_gemm(rt_op *op, mtc_err *e)
+{
+    if (!(op->wp = malloc((size_t)mtc_gemm_pack_floats(op->N, op->K) * sizeof(float))))
+        return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    mtc_gemm_pack(op->wp, op->W, op->N, op->K);
+    return 0;
+}
+
 /* Builds the ops of one chain from its layers. */
 static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *rc_out)
 {
@@ -394,16 +403,13 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
                                    st + B->in_c, NORM_EPS);
             }
             op->has_fp32 = 1;
-            if (op->kind == OP_DENSE) {
-                if ((rc = sparse_prepare(rt, op, l->e))) return rc;
-                if (!(op->wp = malloc((size_t)mtc_gemm_pack_floats(op->N, op->K) * sizeof(float))))
-                    return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
-                mtc_gemm_pack(op->wp, op->W, op->N, op->K);
-            }
+            if (op->kind == OP_DENSE && (rc = sparse_prepare(rt, op, l->e))) return rc;
             if (op->kind == OP_CONV && rt->winograd && mtc_wino_eligible(&L->cs)) {
                 if (!(op->wino = malloc((size_t)mtc_wino_u_floats(&L->cs) * sizeof(float))))
                     return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
                 mtc_wino_weights(op->wino, op->W, &L->cs);
+            } else if ((rc = pack_gemm(op, l->e))) {
+                return rc;
             }
             break;
         }
@@ -438,10 +444,6 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
 int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err *e)
 {
     *out = NULL;
-    /* the runtime splits work over its own pool: OpenBLAS (its fp32 dense
-     * and conv layers) runs single-threaded, or its threads would take the
-     * cores the pool runs on (and a "1-thread" fp32 run would use them all) */
-    mtc_blas_single_thread();
     if (!c->spec || !c->spec[0]) return mtc_err_set(e, MTC_EINPUT, "%s: checkpoint has no model spec", path);
     mtc_spec s;
     char where[300];
@@ -485,6 +487,7 @@ int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err 
             g->W = m->params + g->L->w_off; /* not owned */
             g->b = m->params + g->L->b_off;
             g->has_fp32 = 1;
+            if ((rc = pack_gemm(g, e))) break;
         }
         rc = build_chain(rt, &l, &m->head[t], &rt->head[t]);
     }
@@ -528,10 +531,13 @@ void mtc_rt_set_threads(mtc_rt *rt, int threads)
     rt_free_ws(rt);
 }
 
+void mtc_rt_set_sparse(mtc_rt *rt, int on) { rt->no_sparse = !on; }
+
 void mtc_rt_set_isa(mtc_rt *rt, int isa)
 {
     rt->isa = mtc_qgemm_isa_supported(isa) ? isa : mtc_qgemm_isa();
     rt->gemm = mtc_qgemm_get(rt->isa);
+    rt->fgemm = rt->isa >= MTC_ISA_AVX2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
     rt->spmm = mtc_spmm_get(rt->isa);
     rt->quantize = rt->isa == MTC_ISA_AVX512 ? mtc_quantize_u8_avx512
                  : rt->isa == MTC_ISA_AVX2 ? mtc_quantize_u8_avx2 : mtc_quantize_u8;
@@ -680,28 +686,53 @@ static act as_u8(const mtc_rt *rt, act a, rt_set *s, int64_t n, mtc_qparams p)
     return (act){NULL, dst, p, slot};
 }
 
-/* y = the linear part of a dense or conv op (bias included) on the kernel
- * that fits B rows; returns 1 when that kernel also applied a relu (every
- * one but OpenBLAS's: mtc_dense_forward, mtc_conv2d_forward). pool: see
- * run_op. */
-static int linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, float *y, int B, int pool)
+/* Rows of one sample's receptive fields: col (P, CKK), P = OH·OW, column
+ * (c·K + kh)·K + kw; zero outside the input. */
+static void im2col_rows(float *col, const float *in, const mtc_conv_shape *s)
 {
-    const int relu = op->act == MTC_ACT_RELU, avx2 = rt->isa >= MTC_ISA_AVX2;
-    if (op->kind == OP_CONV) {
-        if (!op->wino) {
-            mtc_conv2d_forward(y, x, op->W, op->b, w->col, &op->L->cs, B);
-            return 0;
+    const int K = s->K, CKK = s->C * K * K;
+    for (int oh = 0; oh < s->OH; oh++)
+        for (int ow = 0; ow < s->OW; ow++) {
+            float *r = col + ((int64_t)oh * s->OW + ow) * CKK;
+            for (int c = 0; c < s->C; c++)
+                for (int kh = 0; kh < K; kh++) {
+                    int ih = oh * s->stride - s->pad + kh;
+                    for (int kw = 0; kw < K; kw++) {
+                        int iw = ow * s->stride - s->pad + kw;
+                        int in_ = ih >= 0 && ih < s->H && iw >= 0 && iw < s->W;
+                        *r++ = in_ ? in[((int64_t)c * s->H + ih) * s->W + iw] : 0.0f;
+                    }
+                }
         }
-        mtc_wino_forward(y, x, op->wino, op->b, relu, pool, w->col, &op->L->cs, B, avx2);
+}
+
+/* y = the linear part of a dense or conv op, bias and a relu included, on
+ * the runtime's own kernels at every batch size: Winograd, or per sample
+ * im2col rows · Wᵀ (transposed to (OC, P)) for a conv; the sparse kernel
+ * or the packed GEMM for a dense op. Each output row is computed the same
+ * way whatever B is, so outputs do not depend on the batch (the sparse
+ * kernel's choice excepted: it depends on B). pool: see run_op. */
+static void linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, float *y, int B, int pool)
+{
+    const int relu = op->act == MTC_ACT_RELU;
+    if (op->kind == OP_CONV && op->wino) {
+        mtc_wino_forward(y, x, op->wino, op->b, relu, pool, w->col, &op->L->cs, B, rt->isa >= MTC_ISA_AVX2);
+    } else if (op->kind == OP_CONV) {
+        const mtc_conv_shape *cs = &op->L->cs;
+        const int64_t P = (int64_t)cs->OH * cs->OW, N = op->N;
+        float *rows = w->col + P * op->K;
+        for (int b = 0; b < B; b++) {
+            float *out = y + b * op->out_size;
+            im2col_rows(w->col, x + b * op->in_size, cs);
+            rt->fgemm(rows, N, w->col, op->K, (int)P, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b, relu);
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t n = 0; n < N; n++) out[n * P + p] = rows[p * N + n];
+        }
     } else if (rt_op_sparse(rt, op, B)) {
         rt->spmm(x, B, &op->csr, op->b, relu, y, w->sparse);
-    } else if (op->wp && B >= MTC_GEMM_MIN_B && avx2) {
-        mtc_gemm_avx2(y, op->N, x, op->K, B, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b, relu);
     } else {
-        mtc_dense_forward(y, x, op->W, op->b, B, op->K, op->N);
-        return 0;
+        rt->fgemm(y, op->N, x, op->K, B, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b, relu);
     }
-    return 1;
 }
 
 /* pool: op->pool_fuse in effect, the op writes the pooled map (run_chain
@@ -751,10 +782,9 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
     switch (op->kind) {
     case OP_DENSE:
     case OP_CONV: {
-        /* the sparse, packed-GEMM and Winograd kernels fuse a relu; any other
-         * activation (or a relu after OpenBLAS) runs after */
-        int relu_done = linear(rt, w, op, x, y, B, pool);
-        if (op->act && !(relu_done && op->act == MTC_ACT_RELU)) mtc_act_forward(y, y, nout, op->act);
+        /* every kernel fuses a relu; any other activation runs after */
+        linear(rt, w, op, x, y, B, pool);
+        if (op->act && op->act != MTC_ACT_RELU) mtc_act_forward(y, y, nout, op->act);
         break;
     }
     case OP_MAXPOOL:
@@ -795,8 +825,16 @@ static act run_chain(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_chain *ch, act a,
     return a;
 }
 
-/* Runs B ≤ w->cap samples; outs[t] rows for these samples. */
-static void run_model(mtc_rt *rt, rt_ws *w, const float *x, int B, float *const *outs)
+/* A (B, n)-per-row activation as floats into dst. */
+static void act_to_f32(float *dst, act a, int64_t n)
+{
+    if (a.f) memcpy(dst, a.f, (size_t)n * sizeof(float));
+    else mtc_dequantize_u8(dst, a.u, n, a.p);
+}
+
+/* Runs B ≤ w->cap samples; outs[t] rows for these samples; trunk (may be
+ * NULL) the rows of the trunk's output (expert 0's with MMoE). */
+static void run_model(mtc_rt *rt, rt_ws *w, const float *x, int B, float *const *outs, float *trunk)
 {
     mtc_model *m = &rt->m;
     int64_t H = m->trunk_out;
@@ -805,21 +843,20 @@ static void run_model(mtc_rt *rt, rt_ws *w, const float *x, int B, float *const 
     if (m->nexperts == 1) {
         h = run_chain(rt, w, &w->set[0], &rt->trunk[0], in, B);
         h.slot = -1; /* lives in set 0: heads use set 1 */
+        if (trunk) act_to_f32(trunk, h, (int64_t)B * H);
     } else {
         int E = m->nexperts;
-        for (int k = 0; k < E; k++) {
-            act r = run_chain(rt, w, &w->set[0], &rt->trunk[k], in, B);
-            float *dst = w->experts + (int64_t)k * B * H;
-            if (r.f) memcpy(dst, r.f, (size_t)B * (size_t)H * sizeof(float));
-            else mtc_dequantize_u8(dst, r.u, (int64_t)B * H, r.p);
-        }
+        for (int k = 0; k < E; k++)
+            act_to_f32(w->experts + (int64_t)k * B * H, run_chain(rt, w, &w->set[0], &rt->trunk[k], in, B),
+                       (int64_t)B * H);
+        if (trunk) memcpy(trunk, w->experts, (size_t)B * (size_t)H * sizeof(float));
     }
     for (int t = 0; t < m->spec.ntasks; t++) {
         act hi = h;
         if (m->nexperts > 1) {
             int E = m->nexperts;
             const rt_op *g = &rt->gate[t];
-            mtc_dense_forward(w->gate, x, g->W, g->b, B, g->K, g->N);
+            rt->fgemm(w->gate, g->N, x, g->K, B, &(mtc_gemm_w){g->wp, g->K, g->N, 1}, g->b, 0);
             mtc_softmax_rows(w->gate, w->gate, B, E, 1.0f);
             memset(w->mix, 0, (size_t)B * (size_t)H * sizeof(float));
             for (int k = 0; k < E; k++)
@@ -831,9 +868,7 @@ static void run_model(mtc_rt *rt, rt_ws *w, const float *x, int B, float *const 
             hi = (act){w->mix, NULL, {0, 0}, -1};
         }
         act r = run_chain(rt, w, &w->set[1], &rt->head[t], hi, B);
-        int D = m->spec.tasks[t].dim;
-        if (r.f) memcpy(outs[t], r.f, (size_t)B * (size_t)D * sizeof(float));
-        else mtc_dequantize_u8(outs[t], r.u, (int64_t)B * D, r.p);
+        act_to_f32(outs[t], r, (int64_t)B * m->spec.tasks[t].dim);
         mtc_model_unstandardise(m, t, outs[t], B);
     }
 }
@@ -844,21 +879,27 @@ typedef struct job {
     const float *x;
     int B;
     float *outs[MTC_MAX_TASKS];
+    float *trunk;
 } job;
 
 static void job_task(void *v, int i)
 {
     job *j = (job *)v + i;
-    if (j->B > 0) run_model(j->rt, j->w, j->x, j->B, j->outs);
+    if (j->B > 0) run_model(j->rt, j->w, j->x, j->B, j->outs, j->trunk);
 }
 
 int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs, mtc_err *e)
+{
+    return mtc_rt_run_trunk(rt, x, B, outs, NULL, e);
+}
+
+int mtc_rt_run_trunk(mtc_rt *rt, const float *x, int B, float *const *outs, float *trunk, mtc_err *e)
 {
     if (B <= 0) return 0;
     int rc = mtc_rt_reserve(rt, B, e);
     if (rc) return rc;
     int T = rt->m.spec.ntasks;
-    int64_t S = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w;
+    int64_t S = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w, H = rt->m.trunk_out;
     int nt = rt->nws;
     if (rt->tap || B < 2 * nt) nt = 1;
     if (nt == 1) {
@@ -868,11 +909,11 @@ int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs, mtc_err *e
             int b = B - s < cap ? B - s : cap;
             float *o[MTC_MAX_TASKS];
             for (int t = 0; t < T; t++) o[t] = outs[t] + (int64_t)s * rt->m.spec.tasks[t].dim;
-            run_model(rt, rt->ws[0], x + (int64_t)s * S, b, o);
+            run_model(rt, rt->ws[0], x + (int64_t)s * S, b, o, trunk ? trunk + (int64_t)s * H : NULL);
         }
         return 0;
     }
-    /* one pool (core/pool.c, OpenBLAS single-threaded), kept across calls */
+    /* one pool (core/pool.c), kept across calls */
     if (!rt->pool || mtc_pool_size(rt->pool) != nt) {
         mtc_pool_free(rt->pool);
         if (!(rt->pool = mtc_pool_create(nt))) return mtc_err_set(e, MTC_ENOMEM, "runtime: no thread pool");
@@ -881,7 +922,8 @@ int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs, mtc_err *e
     int chunk = (B + nt - 1) / nt;
     for (int i = 0; i < nt; i++) {
         int s = i * chunk;
-        jobs[i] = (job){rt, rt->ws[i], x + (int64_t)s * S, s >= B ? 0 : B - s < chunk ? B - s : chunk, {0}};
+        jobs[i] = (job){rt, rt->ws[i], x + (int64_t)s * S, s >= B ? 0 : B - s < chunk ? B - s : chunk, {0},
+                        trunk && s < B ? trunk + (int64_t)s * H : NULL};
         for (int t = 0; t < T && s < B; t++) jobs[i].outs[t] = outs[t] + (int64_t)s * rt->m.spec.tasks[t].dim;
     }
     mtc_pool_run(rt->pool, nt, job_task, jobs);

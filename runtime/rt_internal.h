@@ -45,8 +45,8 @@ typedef struct rt_op {
     float *wino;
     int pool_fuse;          /* wino op followed by a 2×2/2 max pool: run as
                                one (fp32, no calibration tap), pool op skipped */
-    /* fp32 dense: W packed for mtc_gemm (owned), run at batch ≥ MTC_GEMM_MIN_B
-     * on AVX2 (OpenBLAS below: sgemv at batch 1, and on CPUs without AVX2) */
+    /* fp32 dense, and conv without Winograd: W packed for mtc_gemm (owned),
+     * the kernel at every batch size */
     float *wp;
 } rt_op;
 
@@ -71,6 +71,8 @@ struct mtc_rt {
     mtc_pool *pool;         /* created by the first multi-threaded run */
     mtc_qgemm_fn gemm;
     mtc_spmm_fn spmm;
+    mtc_gemm_fn fgemm;      /* fp32: mtc_gemm_avx2 or its scalar twin */
+    int no_sparse;          /* mtc_rt_set_sparse(rt, 0) */
     double sparse_min;      /* MTC_SPARSE_MIN at load, or < 0: the crossover */
     int winograd;           /* 0 when MTC_WINOGRAD=0 at load */
     void (*quantize)(uint8_t *q, const float *x, int64_t n, mtc_qparams p);

@@ -176,6 +176,75 @@ static void test_runtime_winograd_conv_equals_model(void **st)
     free(dir); free(path);
 }
 
+/* The runtime's fp32 outputs (and the trunk's, `mtc label --hints`) are the
+ * same bytes at every batch size and thread count, on each ISA: every row
+ * runs through the same kernels whatever B is (the promise `mtc label`
+ * relies on). Covers im2col convs (stride 2, and C < 8), Winograd, a folded
+ * batchnorm, pooling, dense with relu and tanh, and MMoE with its gates. */
+#define BATCH_SPEC                                                                                   \
+    "[input] shape = 2x9x9\n[conv] filters = 8 size = 3 stride = 2 act = relu\n"                    \
+    "[conv] filters = 12 size = 3 pad = 1\n[batchnorm]\n[act] fn = relu\n[avgpool] size = 2\n"      \
+    "[flatten]\n[dense] units = 20 act = relu\n[task a] kind = cls classes = 3\n"                    \
+    "[task v] kind = reg outputs = 1\n[head v]\n[dense] units = 4 act = tanh\n"
+#define MMOE_SPEC                                                                                    \
+    "[input] shape = 2x9x9\n[mmoe] experts = 3\n[dense] units = 24 act = relu\n[dense] units = 10\n" \
+    "[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n"
+
+static void run_rows(mtc_rt *rt, const float *x, int64_t S, int n, int B, float **outs, float *trunk, int H)
+{
+    mtc_err e = {0};
+    for (int s = 0; s < n; s += B) {
+        int b = n - s < B ? n - s : B;
+        float *o[2] = {outs[0] + s * 3, outs[1] + s};
+        if (mtc_rt_run_trunk(rt, x + s * S, b, o, trunk + (int64_t)s * H, &e)) fail_msg("run: %s", e.msg);
+    }
+}
+
+static void test_runtime_fp32_outputs_do_not_depend_on_batch_or_threads(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *path = tu_path(dir, "b.mtc");
+    const char *specs[2] = {BATCH_SPEC, MMOE_SPEC};
+    enum { N = 41 };
+    mtc_dataset d;
+    make_data(&d, N, 2, 9, 9, 3);
+    int64_t S = 2 * 9 * 9;
+    for (int sp = 0; sp < 2; sp++) {
+        mtc_model m;
+        mtc_err e = {0};
+        build(specs[sp], &m, 6 + sp);
+        perturb(&m);
+        assert_int_equal(mtc_model_save(&m, path, NULL, &e), 0);
+        int H = (int)m.trunk_out;
+        float *ref[2] = {malloc(N * 3 * sizeof(float)), malloc(N * sizeof(float))}, *rtr = malloc(N * H * sizeof(float));
+        float *got[2] = {malloc(N * 3 * sizeof(float)), malloc(N * sizeof(float))}, *gtr = malloc(N * H * sizeof(float));
+        for (int isa = MTC_ISA_SCALAR; isa <= MTC_ISA_AVX2; isa++) {
+            if (!mtc_qgemm_isa_supported(isa)) continue;
+            mtc_rt *rt;
+            assert_int_equal(mtc_rt_load(path, &rt, &e), 0);
+            mtc_rt_set_isa(rt, isa);
+            run_rows(rt, d.x_f32, S, N, 1, ref, rtr, H); /* one sample at a time */
+            const int Bs[] = {N, 5, 7, 2}, threads[] = {1, 1, 2, 3};
+            for (int c = 0; c < 4; c++) {
+                mtc_rt_set_threads(rt, threads[c]);
+                run_rows(rt, d.x_f32, S, N, Bs[c], got, gtr, H);
+                char what[96];
+                snprintf(what, sizeof what, "%s isa %d batch %d threads %d", sp ? "mmoe" : "cnn", isa, Bs[c], threads[c]);
+                if (memcmp(ref[0], got[0], N * 3 * sizeof(float)) || memcmp(ref[1], got[1], N * sizeof(float)))
+                    fail_msg("%s: outputs differ from batch 1", what);
+                if (memcmp(rtr, gtr, (size_t)N * H * sizeof(float))) fail_msg("%s: trunk differs from batch 1", what);
+            }
+            mtc_rt_free(rt);
+        }
+        for (int t = 0; t < 2; t++) { free(ref[t]); free(got[t]); }
+        free(rtr); free(gtr);
+        mtc_model_free(&m);
+    }
+    mtc_data_free(&d);
+    tu_rmdir(dir);
+    free(dir); free(path);
+}
+
 /* A pruned model through the runtime: its file as bitmask + values gives
  * the model's outputs, and the same model written as dense + mask (files
  * of before) gives the same bits. */
@@ -459,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa),
         cmocka_unit_test(test_runtime_int8_conv_bn_pool_close_to_fp32),
         cmocka_unit_test(test_runtime_winograd_conv_equals_model),
+        cmocka_unit_test(test_runtime_fp32_outputs_do_not_depend_on_batch_or_threads),
         cmocka_unit_test(test_runtime_int8_narrow_trunk_wide_heads),
         cmocka_unit_test(test_runtime_quantize_keeps_pruned_weights_zero),
         cmocka_unit_test(test_runtime_fallback_meets_budget_or_fails_loudly),

@@ -164,17 +164,26 @@ int mtc_rt_load(const char *path, mtc_rt **rt, mtc_err *e);
 int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **rt,
                      mtc_err *e);
 void mtc_rt_free(mtc_rt *rt);
-/* Worker threads over the batch (default 1). With threads > 1 the runtime
- * does the parallelism and OpenBLAS is asked to use one thread. */
+/* Worker threads over the batch (default 1), split by the runtime's own
+ * pool (its kernels never call OpenBLAS). */
 void mtc_rt_set_threads(mtc_rt *rt, int threads);
 /* Forces an int8 kernel (MTC_ISA_*); default mtc_qgemm_isa(). */
 void mtc_rt_set_isa(mtc_rt *rt, int isa);
+/* Outputs are the same bytes at every batch size and thread count for a
+ * given ISA: each row runs through the same kernels whatever B is. The
+ * sparse kernel is the exception (chosen by rows per call; its sums run in
+ * another order): mtc_rt_set_sparse(rt, 0) keeps pruned layers dense. */
+void mtc_rt_set_sparse(mtc_rt *rt, int on);
 /* Reserves buffers for batches up to max_batch (mtc_rt_run calls it). */
 int mtc_rt_reserve(mtc_rt *rt, int max_batch, mtc_err *e);
 /* x (B, c·h·w) -> outs[t] (B, dim) caller-provided: cls/bin logits, reg in
  * label units, exactly as mtc_model_predict. */
 int mtc_rt_run(mtc_rt *rt, const float *x, int B, float *const *outs,
                mtc_err *e);
+/* mtc_rt_run, and trunk (B, mtc_rt_model(rt)->trunk_out) gets the trunk's
+ * output (expert 0's with MMoE): the hints of `mtc label --hints`. */
+int mtc_rt_run_trunk(mtc_rt *rt, const float *x, int B, float *const *outs,
+                     float *trunk, mtc_err *e);
 /* Whole split (idx NULL = all samples): outs[t] (n, dim) malloc'd. */
 int mtc_rt_predict(mtc_rt *rt, const mtc_dataset *d, const int64_t *idx,
                    int64_t n, int batch, float **outs, mtc_err *e);
