@@ -67,6 +67,7 @@ deps:
 test: deps all $(TEST_BIN)
 	@tools/gen_man.sh $(BUILD)/mtc docs/mtc.1 --check >/dev/null || \
 	  { echo "docs/mtc.1 is stale: run tools/gen_man.sh $(BUILD)/mtc"; exit 1; }
+	@tools/check_layers.sh $(BUILD) $(LIB_OBJ) $(CLI_OBJ)
 	@MTC_BIN=$(BUILD)/mtc tests/run.sh $(TEST_BIN)
 
 # The suite under OPENBLAS_CORETYPE = Haswell, SkylakeX, Zen, unset and

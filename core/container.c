@@ -632,6 +632,22 @@ int mtc_creader_read(mtc_creader *r, int i, void **data, uint64_t *len, mtc_err 
     return MTC_OK;
 }
 
+int mtc_creader_read_text(mtc_creader *r, int i, char **out, mtc_err *e)
+{
+    void *buf;
+    uint64_t len;
+    int rc = mtc_creader_read(r, i, &buf, &len, e);
+    if (rc) return rc;
+    if (memchr(buf, 0, (size_t)len)) {
+        free(buf);
+        return mtc_err_set(e, MTC_EINPUT, "%s: section '%s' contains a NUL byte", r->path,
+                           r->sections[i].name);
+    }
+    free(*out);
+    *out = buf;
+    return MTC_OK;
+}
+
 void mtc_creader_close(mtc_creader *r)
 {
     if (r->f) fclose(r->f);

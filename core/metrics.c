@@ -224,3 +224,41 @@ void mtc_metrics_reg(const float *pred, const float *targets, int64_t n, int D,
     m->mse /= D;
     m->r2 /= D;
 }
+
+/* ---- drops and budgets (quantize and verify) ------------------------------ */
+
+double mtc_metric_drop(int kind, double ref, double cand, int relative)
+{
+    double d = kind == MTC_TASK_REG ? cand - ref : ref - cand;
+    if (relative) return fabs(ref) > 0 ? 100.0 * d / fabs(ref) : (d > 0 ? INFINITY : 0);
+    return kind == MTC_TASK_REG ? d : 100.0 * d;
+}
+
+int mtc_budget_parse(const mtc_model *m, const char *s, double dflt, double *budget, int *given,
+                     mtc_err *e)
+{
+    int T = m->spec.ntasks;
+    for (int t = 0; t < T; t++) { budget[t] = dflt; given[t] = 0; }
+    if (!s || !*s) return 0;
+    char buf[2048];
+    if (strlen(s) >= sizeof buf) return mtc_err_set(e, MTC_EINPUT, "--max-drop: too long");
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        if (!eq) return mtc_err_set(e, MTC_EINPUT, "--max-drop %s: expected TASK=POINTS", tok);
+        *eq = 0;
+        int t = mtc_spec_task_index(&m->spec, tok);
+        if (t < 0) return mtc_err_set(e, MTC_EINPUT, "--max-drop: the model has no task '%s'", tok);
+        char *end;
+        double v = strtod(eq + 1, &end);
+        if (end == eq + 1 || *end || !isfinite(v) || v < 0 ||
+            (m->spec.tasks[t].kind != MTC_TASK_REG && v > 100))
+            return mtc_err_set(e, MTC_EINPUT, "--max-drop %s=%s: expected a number of points in [0, 100]", tok,
+                               eq + 1);
+        if (given[t]) return mtc_err_set(e, MTC_EINPUT, "--max-drop: task '%s' given twice", tok);
+        budget[t] = v;
+        given[t] = 1;
+    }
+    return 0;
+}

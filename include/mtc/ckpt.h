@@ -64,6 +64,9 @@ int mtc_creader_find(const mtc_creader *r, const char *name); /* -1 if none */
 /* Reads section i, inflates, checks CRC. *data is malloc'd (+1 NUL byte). */
 int mtc_creader_read(mtc_creader *r, int i, void **data, uint64_t *len,
                      mtc_err *e);
+/* Section i as text (no NUL byte allowed); *out (malloc'd) replaces any
+ * earlier text there. */
+int mtc_creader_read_text(mtc_creader *r, int i, char **out, mtc_err *e);
 void mtc_creader_close(mtc_creader *r);
 
 /* A checkpoint: spec text, metadata JSON text, named tensors.
@@ -83,7 +86,12 @@ int mtc_ckpt_add(mtc_ckpt *c, const char *name, mtc_dtype dtype, int ndim,
                  const int64_t *dims, const void *data, mtc_err *e);
 const mtc_tensor *mtc_ckpt_find(const mtc_ckpt *c, const char *name);
 int mtc_ckpt_set_text(char **field, const char *text); /* strdup into field */
-/* `mtc inspect`: human table or one JSON object to out. */
+/* A "tensor:<name>" section's payload p (len bytes): checks the name,
+ * fills t (no data), *hdr (header bytes before the values) and *bytes. */
+#define MTC_CKPT_TENSOR_PREFIX "tensor:"
+int mtc_ckpt_parse_tensor(const char *path, const char *name, const unsigned char *p, uint64_t len,
+                          mtc_tensor *t, size_t *hdr, uint64_t *bytes, mtc_err *e);
+/* `mtc inspect` (core/inspect.c): human table or one JSON object to out. */
 int mtc_ckpt_inspect(const char *path, int json, FILE *out, mtc_err *e);
 
 #endif

@@ -147,6 +147,8 @@ void mtc_model_init_params(mtc_model *m, uint64_t seed); /* He/Xavier */
 /* Pruned weights (mask 0) set to +0.0; no-op without a mask. */
 void mtc_model_apply_mask(mtc_model *m);
 int mtc_model_reserve(mtc_model *m, int max_batch, mtc_err *e);
+/* Frees what mtc_model_reserve allocated (mtc_model_free calls it). */
+void mtc_model_free_buffers(mtc_model *m);
 /* x (B, c*h*w). train != 0: dropout on, BN batch statistics. Outputs are in
  * m->outputs[t] as (B, dim) logits (cls/bin) or standardised values (reg). */
 void mtc_model_forward(mtc_model *m, const float *x, int B, int train,
@@ -227,5 +229,17 @@ int mtc_model_load_class_names(mtc_model *m, const mtc_ckpt *c, const char *path
  * outputs (n, dim) in label units (cls: logits). outs[t] malloc'd. */
 int mtc_model_predict(mtc_model *m, const mtc_dataset *d, const int64_t *idx,
                       int64_t n, int batch, float **outs, mtc_err *e);
+
+/* ---- drops and budgets (core/metrics.c) -------------------------------- */
+/* Primary metric per task on a data set and "drop" arithmetic shared by
+ * quantize and verify. metric: accuracy (cls/bin), MAE (reg). drop > 0 is
+ * worse: cls/bin 100·(ref − cand) points, reg cand − ref; relative:
+ * 100·drop_abs/|ref| with drop_abs = ref − cand (cand − ref for reg). */
+double mtc_metric_drop(int kind, double ref, double cand, int relative);
+/* "--max-drop fashion=0.3,super=0.5" for model m: budget[t] per task, dflt
+ * for tasks not named (given[t] = 0). Unknown tasks, repeats, negative or
+ * non-numeric values, more than 100 points for cls/bin: MTC_EINPUT. */
+int mtc_budget_parse(const mtc_model *m, const char *s, double dflt, double *budget, int *given,
+                     mtc_err *e);
 
 #endif

@@ -69,64 +69,6 @@ void mtc_conv2d_backward(float *din, float *dW, float *db, const float *dout,
                          const float *in, const float *W, float *col,
                          float *dcol, const mtc_conv_shape *s, int B);
 
-/* ---- register-blocked fp32 GEMM for inference (core/layers/gemm.c) ---- *
- * Y (M, N; row stride ldy) = X (M, K; row stride ldx) · W (K, N), then
- * + bias (N) when bias is not NULL, then relu when relu is set. W is
- * either row-major (K, N) (packed = 0: the Winograd planes) or packed by
- * mtc_gemm_pack from a dense layer's (N, K) weights into panels of 16
- * columns, each (K, 16), the last one zero-padded (packed = 1: one
- * contiguous stream per column block). Only rows [0, M) of X are read.
- * The AVX2 kernel holds 6 rows × 16 columns in 12 registers; it equals
- * the scalar twin to rounding (one FMA rounding against two). */
-typedef struct mtc_gemm_w {
-    const float *p;
-    int K, N, packed;
-} mtc_gemm_w;
-typedef void (*mtc_gemm_fn)(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
-                            const float *bias, int relu);
-/* Column n of W starts at the returned pointer, its rows *ld floats apart;
- * the columns after it up to the next multiple of 16 follow it. */
-static inline const float *mtc_gemm_col(const mtc_gemm_w *W, int n, int64_t *ld)
-{
-    if (!W->packed) return *ld = W->N, W->p + n;
-    return *ld = 16, W->p + (int64_t)(n & ~15) * W->K + (n & 15);
-}
-/* The runtime's fp32 dense layers run on it (packed) from this batch size
- * on AVX2; below it OpenBLAS's sgemv / small-matrix sgemm is as fast. */
-#define MTC_GEMM_MIN_B 6
-int64_t mtc_gemm_pack_floats(int N, int K); /* K · N rounded up to 16 */
-void mtc_gemm_pack(float *P, const float *W, int N, int K);
-void mtc_gemm_scalar(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
-                     const float *bias, int relu);
-void mtc_gemm_avx2(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
-                   const float *bias, int relu);
-
-/* ---- Winograd F(2×2, 3×3), inference only (core/layers/wino.c) -------- *
- * For a conv with mtc_wino_eligible (3×3, stride 1, pad ≤ 2, C ≥ 8):
- * U (mtc_wino_u_floats) = the weights transformed once by mtc_wino_weights;
- * mtc_wino_forward then writes what mtc_conv2d_forward (+ relu when relu is
- * set) writes, equal to rounding, with a workspace of
- * mtc_wino_work_floats(s) floats (independent of B). avx2: use the AVX2
- * kernels (the caller checks the CPU). Tiles go MTC_WINO_TB at a time:
- * V (16, MTC_WINO_TB, C), M (16, MTC_WINO_TB, OC) per block; each of the
- * 16 planes is one mtc_gemm (U row-major). */
-#define MTC_WINO_TB 12
-int mtc_wino_eligible(const mtc_conv_shape *s);
-int64_t mtc_wino_u_floats(const mtc_conv_shape *s);
-int64_t mtc_wino_work_floats(const mtc_conv_shape *s);
-void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s);
-/* The input transform of tile t (origin th, tw in the padded channels-last
- * plane P, Wp columns) for channels [0, C & ~7); returns C & ~7. */
-int mtc_wino_input_avx2(float *V, int t, const float *P, int th, int tw, int C, int Wp);
-/* The output transform of tile t (M rows t, MTC_WINO_TB per plane) into
- * Y (4, OC), + bias, relu, for channels [0, OC & ~7); returns OC & ~7. */
-int mtc_wino_output_avx2(float *Y, const float *M, int t, int OC, const float *b, int relu);
-/* pool: a 2×2 stride-2 max pool follows and is fused: out is the pooled
- * (B, OC, OH/2, OW/2) map, the same bits as mtc_maxpool_forward on the
- * unpooled output (each 2×2 output tile is one pooling window). */
-void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, int pool,
-                      float *work, const mtc_conv_shape *s, int B, int avx2);
-
 /* ---- pooling: in (B,C,H,W) -> out (B,C,OH,OW), OH = (H-K)/stride + 1 --- *
  * argmax (B,C,OH,OW) = index ih·W+iw inside the input plane (first max on
  * ties); may be NULL in forward when no backward follows. No padding. */

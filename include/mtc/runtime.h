@@ -16,7 +16,62 @@
 #ifndef MTC_RUNTIME_H
 #define MTC_RUNTIME_H
 
-/* ---- int8 primitives (quantize/qmath.c) -------------------------------- */
+/* ---- register-blocked fp32 GEMM (runtime/gemm.c, gemm_avx2.c) --------- *
+ * Y (M, N; row stride ldy) = X (M, K; row stride ldx) · W (K, N), then
+ * + bias (N) when bias is not NULL, then relu when relu is set. W is
+ * either row-major (K, N) (packed = 0: the Winograd planes) or packed by
+ * mtc_gemm_pack from a dense layer's (N, K) weights into panels of 16
+ * columns, each (K, 16), the last one zero-padded (packed = 1: one
+ * contiguous stream per column block). Only rows [0, M) of X are read.
+ * The AVX2 kernel holds 6 rows × 16 columns in 12 registers; it equals
+ * the scalar twin to rounding (one FMA rounding against two). */
+typedef struct mtc_gemm_w {
+    const float *p;
+    int K, N, packed;
+} mtc_gemm_w;
+typedef void (*mtc_gemm_fn)(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
+                            const float *bias, int relu);
+/* Column n of W starts at the returned pointer, its rows *ld floats apart;
+ * the columns after it up to the next multiple of 16 follow it. */
+static inline const float *mtc_gemm_col(const mtc_gemm_w *W, int n, int64_t *ld)
+{
+    if (!W->packed) return *ld = W->N, W->p + n;
+    return *ld = 16, W->p + (int64_t)(n & ~15) * W->K + (n & 15);
+}
+int64_t mtc_gemm_pack_floats(int N, int K); /* K · N rounded up to 16 */
+void mtc_gemm_pack(float *P, const float *W, int N, int K);
+void mtc_gemm_scalar(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
+                     const float *bias, int relu);
+void mtc_gemm_avx2(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
+                   const float *bias, int relu);
+
+/* ---- Winograd F(2×2, 3×3) convolution (runtime/wino.c, wino_avx2.c) -- *
+ * For a conv with mtc_wino_eligible (3×3, stride 1, pad ≤ 2, C ≥ 8):
+ * U (mtc_wino_u_floats) = the weights transformed once by mtc_wino_weights;
+ * mtc_wino_forward then writes what mtc_conv2d_forward (+ relu when relu is
+ * set) writes, equal to rounding, with a workspace of
+ * mtc_wino_work_floats(s) floats (independent of B). avx2: use the AVX2
+ * kernels (the caller checks the CPU). Tiles go MTC_WINO_TB at a time:
+ * V (16, MTC_WINO_TB, C), M (16, MTC_WINO_TB, OC) per block; each of the
+ * 16 planes is one mtc_gemm (U row-major). */
+#define MTC_WINO_TB 12
+int mtc_wino_eligible(const mtc_conv_shape *s);
+int64_t mtc_wino_u_floats(const mtc_conv_shape *s);
+int64_t mtc_wino_work_floats(const mtc_conv_shape *s);
+void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s);
+/* The input transform of tile t (origin th, tw in the padded channels-last
+ * plane P, Wp columns) for channels [0, C & ~7); returns C & ~7. */
+int mtc_wino_input_avx2(float *V, int t, const float *P, int th, int tw, int C, int Wp);
+/* The output transform of tile t (M rows t, MTC_WINO_TB per plane) into
+ * Y (4, OC), + bias, relu, for channels [0, OC & ~7); returns OC & ~7. */
+int mtc_wino_output_avx2(float *Y, const float *M, int t, int OC, const float *b, int relu);
+/* pool: a 2×2 stride-2 max pool follows and is fused: out is the pooled
+ * (B, OC, OH/2, OW/2) map, the same bits as mtc_maxpool_forward on the
+ * unpooled output (each 2×2 output tile is one pooling window). */
+void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, int pool,
+                      float *work, const mtc_conv_shape *s, int B, int avx2);
+
+/* ---- int8 primitives (runtime/qmath.c) --------------------------------- */
 /* real multiplier r > 0 -> m0 in [2^30, 2^31) and shift so that
  * r ≈ m0·2^-31·2^-shift (shift < 0 means a left shift). */
 void mtc_quant_multiplier(double r, int32_t *m0, int *shift);
@@ -38,7 +93,7 @@ typedef struct mtc_qparams {
 mtc_qparams mtc_qparams_from_range(float lo, float hi, int symmetric);
 void mtc_quantize_u8(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
 void mtc_dequantize_u8(float *x, const uint8_t *q, int64_t n, mtc_qparams p);
-/* Same bytes as mtc_quantize_u8, vectorized (quantize/act_*.c). */
+/* Same bytes as mtc_quantize_u8, vectorized (runtime/qmath_avx*.c). */
 void mtc_quantize_u8_avx2(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
 void mtc_quantize_u8_avx512(uint8_t *q, const float *x, int64_t n, mtc_qparams p);
 /* Symmetric s8 weights, rows of `cols` values: scale[r] = max|W[r]|/127
@@ -73,7 +128,7 @@ void mtc_calib_result(const mtc_calib *c, int method, double percentile,
 double mtc_calib_entropy_threshold(const double *hist, int nbins, double width,
                                    int levels);
 
-/* ---- int8 GEMM (quantize/gemm_s8_*.c) ---------------------------------- */
+/* ---- int8 GEMM (runtime/qgemm*.c; dispatch runtime/isa.c) ------------- */
 /* Weights packed once: N output channels × K inputs, padded to Np (multiple
  * of 16) × Kp (multiple of 4), layout [N/16][K/4][16][4] — 4 k-values of 16
  * channels interleaved, one 64-byte row per vpdpbusd. Pad values are 0. */
@@ -103,7 +158,7 @@ int mtc_qgemm_isa_supported(int isa);
 const char *mtc_isa_name(int isa);
 mtc_qgemm_fn mtc_qgemm_get(int isa);
 
-/* ---- dense int8 epilogue (quantize/epilogue*.c) ------------------------ */
+/* ---- dense int8 epilogue (runtime/epilogue*.c) ------------------------- */
 /* C (M, N) int32 -> u8: clamp(requantize(C + bias) + zo, lo, 255) into
  * out rows of stride ld. The AVX-512 twin (ld = N) is bit-identical when
  * mtc_epilogue_vectorizable (m0 > 0, 0 <= shift <= 30). */
@@ -239,16 +294,5 @@ typedef struct mtc_quant_report {
 int mtc_quantize(const mtc_ckpt *src, const char *src_path,
                  const mtc_dataset *train, const mtc_quant_cfg *cfg,
                  const char *out, mtc_quant_report *rep, mtc_err *e);
-
-/* Primary metric per task on a data set and "drop" arithmetic shared by
- * quantize and verify. metric: accuracy (cls/bin), MAE (reg). drop > 0 is
- * worse: cls/bin 100·(ref − cand) points, reg cand − ref; relative:
- * 100·drop_abs/|ref| with drop_abs = ref − cand (cand − ref for reg). */
-double mtc_metric_drop(int kind, double ref, double cand, int relative);
-/* "--max-drop fashion=0.3,super=0.5" for model m: budget[t] per task, dflt
- * for tasks not named (given[t] = 0). Unknown tasks, repeats, negative or
- * non-numeric values, more than 100 points for cls/bin: MTC_EINPUT. */
-int mtc_budget_parse(const mtc_model *m, const char *s, double dflt, double *budget, int *given,
-                     mtc_err *e);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * gemm_s8_avx512.c — int8 GEMM with AVX-512 VNNI: vpdpbusd multiplies 4 u8
+ * qgemm_avx512.c — int8 GEMM with AVX-512 VNNI: vpdpbusd multiplies 4 u8
  * activations by 4 s8 weights per 32-bit lane and adds the 4 products (exact
  * in s16, no saturation) to an s32 accumulator. Bit-exact to
  * mtc_qgemm_scalar: integer sums, only the order differs.

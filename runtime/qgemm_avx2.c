@@ -1,5 +1,5 @@
 /*
- * gemm_s8_avx2.c — int8 GEMM with AVX2. vpmaddubsw would add two u8·s8
+ * qgemm_avx2.c — int8 GEMM with AVX2. vpmaddubsw would add two u8·s8
  * products into a saturating s16 (255·127·2 overflows), so this kernel
  * widens both sides to s16 and uses vpmaddwd (exact pair sums in s32), then
  * adds the pairs at the end. Bit-exact to mtc_qgemm_scalar.

@@ -1,5 +1,5 @@
 /*
- * act_avx512.c — float -> u8 activation quantization with AVX-512, the same
+ * qmath_avx512.c — float -> u8 activation quantization with AVX-512, the same
  * float operations in the same order as mtc_quantize_u8 (mul, add, clamp,
  * truncate; -std=c11 keeps the compiler from fusing them), so the bytes are
  * identical.

@@ -1,5 +1,5 @@
 /*
- * act_avx2.c — float -> u8 activation quantization with AVX2, bit-identical
+ * qmath_avx2.c — float -> u8 activation quantization with AVX2, bit-identical
  * to mtc_quantize_u8 (same float operations in the same order).
  */
 #include "mtc.h"

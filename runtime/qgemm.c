@@ -1,6 +1,7 @@
 /*
- * gemm_s8_scalar.c — the int8 GEMM reference, the weight packing every
- * kernel shares, and run-time kernel dispatch.
+ * qgemm.c — the int8 GEMM reference (the scalar twin of qgemm_avx2.c and
+ * qgemm_avx512.c) and the weight packing every kernel shares. The choice of
+ * kernel at run time is isa.c's.
  *
  * C (M,N) s32 = A (M,K) u8 · Wᵀ, W (N,K) s8. The scalar kernel is the
  * specification: the AVX2 and AVX-512 VNNI kernels must give the same bits
@@ -12,7 +13,6 @@
  */
 #include "mtc.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -62,52 +62,4 @@ void mtc_qgemm_scalar(const uint8_t *A, int lda, const mtc_qweight *w, int M, in
             memcpy(C + (int64_t)m * ldc + n0, acc, (size_t)nn * sizeof(int32_t));
         }
     }
-}
-
-/* ---- dispatch ------------------------------------------------------------ */
-
-static int cpu_best = -1;
-static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
-
-static void cpu_detect(void)
-{
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni") &&
-        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        cpu_best = MTC_ISA_AVX512;
-    else if (__builtin_cpu_supports("avx2"))
-        cpu_best = MTC_ISA_AVX2;
-    else
-        cpu_best = MTC_ISA_SCALAR;
-}
-
-int mtc_qgemm_isa_supported(int isa)
-{
-    pthread_once(&cpu_once, cpu_detect);
-    return isa >= MTC_ISA_SCALAR && isa <= cpu_best;
-}
-
-int mtc_qgemm_isa(void)
-{
-    pthread_once(&cpu_once, cpu_detect);
-    const char *env = getenv("MTC_ISA");
-    int want = cpu_best;
-    if (env && *env) {
-        if (!strcmp(env, "scalar")) want = MTC_ISA_SCALAR;
-        else if (!strcmp(env, "avx2")) want = MTC_ISA_AVX2;
-        else if (!strcmp(env, "avx512")) want = MTC_ISA_AVX512;
-    }
-    return want <= cpu_best ? want : cpu_best;
-}
-
-const char *mtc_isa_name(int isa)
-{
-    return isa == MTC_ISA_AVX512 ? "avx512-vnni" : isa == MTC_ISA_AVX2 ? "avx2" : "scalar";
-}
-
-mtc_qgemm_fn mtc_qgemm_get(int isa)
-{
-    if (!mtc_qgemm_isa_supported(isa)) isa = mtc_qgemm_isa();
-    return isa == MTC_ISA_AVX512 ? mtc_qgemm_avx512 : isa == MTC_ISA_AVX2 ? mtc_qgemm_avx2
-         : mtc_qgemm_scalar;
 }
