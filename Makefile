@@ -38,13 +38,28 @@ APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-m
 MNIST_DIR = data/mnist/package/src/digits
 
 .PHONY: man all deps test test-matrix demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures
-all: $(BUILD)/mtc $(BUILD)/libmtc.a
+all: $(BUILD)/mtc $(BUILD)/libmtc.a $(BUILD)/libmtcrt.a
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -c $< -o $@
 
 $(BUILD)/libmtc.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# libmtcrt.a: the runtime a user can ship — runtime/ and the core files it
+# stands on (checkpoint reader, spec, model layout, data set batches, the
+# inference layers, the thread pool). It links against libc, libm, zlib and
+# pthreads only: no OpenBLAS, libgfortran or libpng (tests/test_install.c
+# checks with nm and builds examples/rt_predict.c on it alone).
+RT_CORE = core/common.c core/container.c core/ckpt.c core/json.c core/spec.c core/model.c \
+          core/dataset.c core/pool.c core/loss.c core/layers/act.c core/layers/conv_shape.c \
+          core/layers/norm.c core/layers/pool.c
+RT_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard runtime/*.c) $(RT_CORE))
+RT_LIBS = -lz -lm -lpthread
+
+$(BUILD)/libmtcrt.a: $(RT_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 

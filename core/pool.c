@@ -6,33 +6,14 @@
  * One pool, never two: OpenBLAS runs single-threaded and mtc splits the work
  * (batch slices) itself. OpenBLAS's own workers spin after each call, so
  * letting both pools run on 2 cores made 2 threads slower than 1.
- * The thread count is set once at start-up (mtc_set_threads) by the CLI.
+ * The thread count is set once at start-up (mtc_set_threads, threads.c) by
+ * the CLI; this file knows no BLAS (the runtime's library links it).
  */
 #include "mtc.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-
-extern void openblas_set_num_threads(int);
-
-static int g_threads = 1;
-
-void mtc_blas_single_thread(void)
-{
-    openblas_set_num_threads(1);
-}
-
-void mtc_set_threads(int n)
-{
-    g_threads = n < 1 ? 1 : n > 256 ? 256 : n;
-    mtc_blas_single_thread();
-}
-
-int mtc_get_threads(void)
-{
-    return g_threads;
-}
 
 /* Workers spin for a while on the generation counter before sleeping on the
  * condition variable: regions come every few hundred microseconds during

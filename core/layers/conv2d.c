@@ -24,20 +24,6 @@
 #include <cblas.h>
 #include <string.h>
 
-int mtc_conv_shape_init(mtc_conv_shape *s, int C, int H, int W, int OC, int K,
-                        int stride, int pad)
-{
-    memset(s, 0, sizeof *s);
-    if (C <= 0 || H <= 0 || W <= 0 || OC <= 0 || K <= 0 || stride <= 0 || pad < 0)
-        return -1;
-    if (H + 2 * pad < K || W + 2 * pad < K) return -1;
-    s->C = C; s->H = H; s->W = W; s->OC = OC; s->K = K;
-    s->stride = stride; s->pad = pad;
-    s->OH = (H + 2 * pad - K) / stride + 1;
-    s->OW = (W + 2 * pad - K) / stride + 1;
-    return 0;
-}
-
 /* GEMM columns per chunk (N = chunk·OH·OW). Measured (1 thread, batch 128,
  * 32->64 3×3 on 14×14, forward + backward): 39-40 ms for anything from 196
  * to 2048 columns, 41 ms at 4096, 48 ms for the whole batch (25088), whose

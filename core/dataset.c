@@ -1,0 +1,162 @@
+/*
+ * dataset.c — a data set once loaded: freeing, task lookup, hashing, and
+ * batches converted on the fly (u8 images -> floats v/255, with shift/flip
+ * augmentation and reproducible stored views). No loader here (data.c and
+ * the format files): the runtime's library (libmtcrt.a) runs data sets
+ * without pulling in PNG, CSV or JSON readers.
+ */
+#include "mtc.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mtc_data_free(mtc_dataset *d)
+{
+    if (!d) return;
+    free(d->x_u8);
+    free(d->x_f32);
+    free(d->group);
+    for (int t = 0; t < d->ntasks && t < MTC_MAX_TASKS; t++) {
+        mtc_data_task *k = &d->tasks[t];
+        free(k->labels);
+        free(k->targets);
+        for (int i = 0; i < k->nclass_names; i++) free(k->class_names[i]);
+        free(k->class_names);
+    }
+    memset(d, 0, sizeof *d);
+}
+
+int mtc_data_task_index(const mtc_dataset *d, const char *task)
+{
+    for (int t = 0; t < d->ntasks; t++)
+        if (!strcmp(d->tasks[t].name, task)) return t;
+    return -1;
+}
+
+int64_t mtc_data_sample_size(const mtc_dataset *d)
+{
+    return (int64_t)d->c * d->h * d->w;
+}
+
+int mtc_data_add_cls_task(mtc_dataset *d, const char *name, int dim,
+                          const uint8_t *lab, mtc_err *e)
+{
+    if (d->ntasks >= MTC_MAX_TASKS)
+        return mtc_err_set(e, MTC_EINPUT, "%s: more than %d tasks", name, MTC_MAX_TASKS);
+    int32_t *l = malloc((size_t)(d->n ? d->n : 1) * sizeof *l);
+    if (!l) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", name);
+    for (int64_t i = 0; i < d->n; i++) {
+        if (lab[i] >= dim) {
+            free(l);
+            return mtc_err_set(e, MTC_EINPUT, "task %s: label %d of sample %lld is not below %d",
+                               name, lab[i], (long long)i, dim);
+        }
+        l[i] = lab[i];
+    }
+    mtc_data_task *k = &d->tasks[d->ntasks++];
+    memset(k, 0, sizeof *k);
+    snprintf(k->name, sizeof k->name, "%s", name);
+    k->kind = MTC_TASK_CLS;
+    k->dim = dim;
+    k->labels = l;
+    return MTC_OK;
+}
+
+void mtc_data_rehash(mtc_dataset *d)
+{
+    uint64_t h = 0;
+    size_t ss = (size_t)mtc_data_sample_size(d), n = (size_t)d->n;
+    if (d->x_u8) h = mtc_fnv1a64(d->x_u8, n * ss, h);
+    if (d->x_f32) h = mtc_fnv1a64(d->x_f32, n * ss * sizeof(float), h);
+    for (int t = 0; t < d->ntasks; t++) {
+        const mtc_data_task *k = &d->tasks[t];
+        if (k->labels) h = mtc_fnv1a64(k->labels, n * sizeof(int32_t), h);
+        if (k->targets) h = mtc_fnv1a64(k->targets, n * (size_t)k->dim * sizeof(float), h);
+    }
+    d->hash = h;
+}
+
+/* ---- batches ---------------------------------------------------------------- */
+
+/* One u8 sample -> floats v/255, shifted by (dx,dy) with zero fill and
+ * optionally mirrored: out(y,x) = in(y-dy, x') with x' = x-dx, or
+ * w-1-(x-dx) when flipped. */
+static void convert_u8(const uint8_t *src, int c, int h, int w, int dx, int dy,
+                       int flip, float *out)
+{
+    if (!dx && !dy && !flip) { /* as it is: one straight loop, vectorised */
+        const size_t n = (size_t)c * h * w;
+        for (size_t i = 0; i < n; i++) out[i] = src[i] / 255.0f;
+        return;
+    }
+    for (int ch = 0; ch < c; ch++) {
+        const uint8_t *p = src + (size_t)ch * h * w;
+        float *o = out + (size_t)ch * h * w;
+        for (int y = 0; y < h; y++) {
+            int sy = y - dy;
+            for (int x = 0; x < w; x++) {
+                int sx = x - dx;
+                if (flip) sx = w - 1 - sx;
+                o[(size_t)y * w + x] = (sy < 0 || sy >= h || sx < 0 || sx >= w)
+                                           ? 0.0f
+                                           : p[(size_t)sy * w + sx] / 255.0f;
+            }
+        }
+    }
+}
+
+/* The draws of one augmented sample: shift dx, dy, then flip. */
+static void draw_aug(int aug, mtc_rng *rng, int *dx, int *dy, int *flip)
+{
+    *dx = *dy = *flip = 0;
+    if (!rng) return;
+    if (aug & MTC_AUG_SHIFT) {
+        *dx = (int)mtc_rng_below(rng, 5) - 2;
+        *dy = (int)mtc_rng_below(rng, 5) - 2;
+    }
+    if (aug & MTC_AUG_FLIP) *flip = (int)mtc_rng_below(rng, 2);
+}
+
+/* Samples idx[0..B) to floats; an image sample is shifted/flipped as view
+ * view[b] of seed when view is given, else by draws from rng (none when rng
+ * is NULL). */
+static void batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug, mtc_rng *rng, const int *view,
+                    uint64_t seed, float *x)
+{
+    size_t ss = (size_t)mtc_data_sample_size(d);
+    for (int b = 0; b < B; b++) {
+        float *o = x + (size_t)b * ss;
+        if (d->x_f32) { /* features: plain copy, augmentation does not apply */
+            memcpy(o, d->x_f32 + (size_t)idx[b] * ss, ss * sizeof(float));
+            continue;
+        }
+        int dx, dy, flip;
+        if (view) mtc_data_view(aug, seed, idx[b], view[b], &dx, &dy, &flip);
+        else draw_aug(aug, rng, &dx, &dy, &flip);
+        convert_u8(d->x_u8 + (size_t)idx[b] * ss, d->c, d->h, d->w, dx, dy, flip, o);
+    }
+}
+
+void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
+                      mtc_rng *rng, float *x)
+{
+    batch_x(d, idx, B, aug, rng, NULL, 0, x);
+}
+
+void mtc_data_view(int aug, uint64_t seed, int64_t i, int k, int *dx, int *dy, int *flip)
+{
+    *dx = *dy = *flip = 0;
+    if (k <= 0) return; /* view 0: the sample itself */
+    /* an rng of its own per (seed, sample, view): the labeller and the
+     * student rebuild the same image without sharing any stream */
+    mtc_rng r;
+    mtc_rng_seed(&r, seed ^ ((uint64_t)i * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)k << 48) ^ 0x5f0dd1ce5a17e5edull);
+    draw_aug(aug, &r, dx, dy, flip);
+}
+
+void mtc_data_batch_x_views(const mtc_dataset *d, const int64_t *idx, const int *view, int B, int aug,
+                            uint64_t seed, float *x)
+{
+    batch_x(d, idx, B, aug, NULL, view, seed, x); /* view NULL: every sample as it is */
+}
