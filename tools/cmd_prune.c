@@ -531,6 +531,8 @@ int cmd_prune(int argc, char **argv)
 {
     prune_opts o;
     memset(&o, 0, sizeof o);
+    mtc_prune_cfg pd;
+    mtc_prune_cfg_default(&pd);
     o.scope = "global";
     o.schedule = "oneshot";
     o.rank = "l1";
@@ -540,8 +542,8 @@ int cmd_prune(int argc, char **argv)
     o.keep = 0.5f;
     o.lr = 1e-3f;
     o.val = 0.1f;
-    o.temperature = MTC_DISTILL_DEFAULT_T; /* the same KD as mtc distill */
-    o.alpha = MTC_DISTILL_DEFAULT_ALPHA;
+    o.temperature = pd.train.kd_T[0]; /* the same KD as mtc distill */
+    o.alpha = pd.train.kd_alpha[0];
     o.steps = 10;
     o.batch = 128;
     o.taylor_batches = 8;
@@ -573,8 +575,8 @@ int cmd_prune(int argc, char **argv)
         {"optimizer", OPT_STR, &o.optimizer, "fine-tune optimizer: adam | adamw | sgd (default adam)", 1, 0},
         {"val", OPT_FLOAT, &o.val, "validation fraction of the train split (default 0.1; multifashion holds out whole digits)", 0, 0.89},
         {"val-seed", OPT_U64, &o.val_seed, "seed of the validation split (default: --seed)", 1, 0},
-        {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default 2, as mtc distill)", 0.01, 100},
-        {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default 0.5, as mtc distill)", 0, 1},
+        {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default {default}, as mtc distill)", 0.01, 100},
+        {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default {default}, as mtc distill)", 0, 1},
         CLI_COMMON(&c),
         CLI_END,
     };

@@ -74,10 +74,6 @@ int mtc_soft_header(const char *path, char **json, mtc_err *e);
 uint16_t mtc_f32_to_f16(float f);
 float mtc_f16_to_f32(uint16_t h);
 
-/* Provisional defaults of `mtc distill` (a validation sweep will set them). */
-#define MTC_DISTILL_DEFAULT_T 2.0f
-#define MTC_DISTILL_DEFAULT_ALPHA 0.5f
-
 /* Teacher-student agreement on the same samples, per task: outputs (n, dim)
  * in label units (cls/bin logits). cls: top-1 agreement and mean
  * KL(softmax t || softmax s) at T=1; bin: agreement of (logit > 0) and mean
