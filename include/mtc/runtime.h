@@ -200,11 +200,14 @@ typedef struct mtc_quant_cfg {
     int act_symmetric;      /* activations s8 symmetric instead of u8 */
     int val_n;              /* fallback: validation samples (2000) */
     int has_budget;         /* fallback on */
-    double max_drop[MTC_MAX_TASKS]; /* per model task, points (or %) */
+    double max_drop[MTC_MAX_TASKS]; /* per model task, points (or %);
+                                       default MTC_MAX_DROP_DEFAULT */
     int relative;           /* drops relative to the fp32 metric, in % */
     uint64_t seed;
     int threads;
 } mtc_quant_cfg;
+/* The defaults above; `mtc quantize` starts from them and prints them in
+ * --help. */
 void mtc_quant_cfg_default(mtc_quant_cfg *c);
 
 #define MTC_QUANT_MAX_LAYERS 128
@@ -236,8 +239,12 @@ int mtc_quantize(const mtc_ckpt *src, const char *src_path,
  * worse: cls/bin 100·(ref − cand) points, reg cand − ref; relative:
  * 100·drop_abs/|ref| with drop_abs = ref − cand (cand − ref for reg). */
 double mtc_metric_drop(int kind, double ref, double cand, int relative);
+/* The budget of a task that --max-drop does not name: 1 point (or 1% of the
+ * reference with relative drops), for quantize's fallback and verify's gate
+ * alike. */
+#define MTC_MAX_DROP_DEFAULT 1.0
 /* "--max-drop fashion=0.3,super=0.5" for model m: budget[t] per task, dflt
- * for tasks not named (given[t] = 0). Unknown tasks, repeats, negative or
+ * (MTC_MAX_DROP_DEFAULT for the CLI) for tasks not named (given[t] = 0). Unknown tasks, repeats, negative or
  * non-numeric values, more than 100 points for cls/bin: MTC_EINPUT. */
 int mtc_budget_parse(const mtc_model *m, const char *s, double dflt, double *budget, int *given,
                      mtc_err *e);
