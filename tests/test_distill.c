@@ -684,6 +684,12 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     snprintf(args, sizeof args, "label %s/t.mtc --data csv:%s -o %s/s.mtl --f16 --json --quiet", dir, csv, dir);
     if (tu_run_mtc(dir, args, &out, &err)) fail_msg("label: %s", err);
     assert_non_null(strstr(out, "\"dtype\":\"f16\""));
+    /* options not given run at the library's defaults */
+    mtc_label_cfg lc;
+    mtc_label_cfg_default(&lc);
+    char rpc[64];
+    snprintf(rpc, sizeof rpc, "\"rows_per_chunk\":%d", lc.rows_per_chunk);
+    assert_non_null(strstr(out, rpc));
     free(out); free(err);
     snprintf(args, sizeof args,
              "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/st.mtc --epochs 3 --lr 0.005 --batch 32 "
