@@ -18,6 +18,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* indexed by mtc_opt_kind / mtc_sched_kind: the CLI's spellings */
+static const char *const optim_names[] = {"sgd", "adam", "adamw"};
+static const char *const sched_names[] = {"const", "step", "cosine"};
+
+static int name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+int mtc_optim_kind_parse(const char *s)
+{
+    return name_index(optim_names, 3, s);
+}
+
+const char *mtc_optim_kind_name(int kind)
+{
+    return (unsigned)kind < 3 ? optim_names[kind] : "?";
+}
+
+int mtc_sched_kind_parse(const char *s)
+{
+    return name_index(sched_names, 3, s);
+}
+
+const char *mtc_sched_kind_name(int kind)
+{
+    return (unsigned)kind < 3 ? sched_names[kind] : "?";
+}
+
 void mtc_optim_cfg_default(mtc_optim_cfg *c, int kind)
 {
     memset(c, 0, sizeof *c);

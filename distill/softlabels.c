@@ -91,6 +91,7 @@ void mtc_label_cfg_default(mtc_label_cfg *c)
     c->batch = 256;
     c->rows_per_chunk = 4096;
     c->aug_copies = 1;
+    c->aug = MTC_AUG_SHIFT; /* used only with aug_copies > 1 */
     for (int t = 0; t < MTC_MAX_TASKS; t++) c->task_teacher_idx[t] = -1;
 }
 

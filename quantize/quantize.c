@@ -32,6 +32,7 @@ void mtc_quant_cfg_default(mtc_quant_cfg *c)
     c->calib_method = MTC_CALIB_PERCENTILE;
     c->percentile = 99.99;
     c->val_n = 2000;
+    for (int t = 0; t < MTC_MAX_TASKS; t++) c->max_drop[t] = MTC_MAX_DROP_DEFAULT;
     c->seed = 1;
     c->threads = 1;
 }

@@ -729,10 +729,16 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     snprintf(args, sizeof args, "label %s/t.mtc --data csv:%s -o %s/s.mtl --f16 --json --quiet", dir, csv, dir);
     if (tu_run_mtc(dir, args, &out, &err)) fail_msg("label: %s", err);
     assert_non_null(strstr(out, "\"dtype\":\"f16\""));
+    /* options not given run at the library's defaults */
+    mtc_label_cfg lc;
+    mtc_label_cfg_default(&lc);
+    char rpc[64];
+    snprintf(rpc, sizeof rpc, "\"rows_per_chunk\":%d", lc.rows_per_chunk);
+    assert_non_null(strstr(out, rpc));
     free(out); free(err);
     snprintf(args, sizeof args,
              "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/st.mtc --epochs 3 --lr 0.005 --batch 32 "
-             "--task level:alpha=0.5 --task fine:T=2 --compare-scratch --teacher %s/t.mtc --json --quiet",
+             "--task level:alpha=0.25 --compare-scratch --teacher %s/t.mtc --json --quiet",
              spec, csv, dir, dir, dir);
     if (tu_run_mtc(dir, args, &out, &err)) fail_msg("distill: %s", err);
     mtc_json j = {0};
@@ -745,8 +751,13 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     assert_true(mtc_json_num(fine, "student_kd", 0) > 0.5);
     assert_true(mtc_json_num(fine, "teacher", 0) > 0.5);
     assert_true(mtc_json_num(fine, "scratch", 0) > 0.5);
-    assert_true(mtc_json_num(fine, "T", 0) == 2);
-    assert_true(fabs(mtc_json_num(level, "alpha", 0) - 0.5) < 1e-6);
+    /* fine has no --task override: the library's defaults; level overrides alpha only */
+    mtc_train_cfg dflt;
+    mtc_train_cfg_default(&dflt);
+    assert_true(mtc_json_num(fine, "T", 0) == dflt.kd_T[0]);
+    assert_true(mtc_json_num(fine, "alpha", 0) == dflt.kd_alpha[0]);
+    assert_true(mtc_json_num(level, "T", 0) == dflt.kd_T[0]);
+    assert_true(fabs(mtc_json_num(level, "alpha", 0) - 0.25) < 1e-6);
     assert_true(mtc_json_num(fine, "agreement", 0) > 0.5);
     assert_true(mtc_json_num(level, "mean_abs_diff", 9) < 1);
     mtc_json_free(&j);

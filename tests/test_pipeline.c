@@ -74,12 +74,16 @@ static void test_pipeline_runs_every_stage_and_prints_the_table(void **st)
     free(js); free(sj);
     free(out);
     free(err);
-    /* [summary] asking for JUnit only: a gate with the default budgets */
+    /* [summary] asking for JUnit only: a gate with the default budgets; the
+     * recipe has no threads key, so the stages get the pipeline's --threads */
     end = strstr(recipe, "[summary]");
     snprintf(end, sizeof recipe - (size_t)(end - recipe), "[summary] junit = %s/s.xml\n", dir);
     assert_int_equal(tu_write(rp, recipe, strlen(recipe)), 0);
+    snprintf(args, sizeof args, "pipeline '%s' --threads 2", rp);
     rc = tu_run_mtc(dir, args, &out, &err);
     if (rc != 0) fail_msg("pipeline (summary junit) exited %d:\n%s\n%s", rc, out, err);
+    assert_non_null(strstr(err, "== pipeline: teacher: train"));
+    assert_non_null(strstr(err, "--seed 1 --threads 2"));
     char *sx = tu_path(dir, "s.xml"), *xml = (char *)tu_read(sx, NULL);
     assert_non_null(xml);
     assert_non_null(strstr(xml, "<testsuite"));

@@ -11,8 +11,50 @@
 #include <time.h>
 
 
+/* An option's value, kept from the start of cli_parse for its help. */
+typedef union opt_val {
+    int i;
+    float f;
+    uint64_t u;
+    const char *s;
+} opt_val;
+
+static opt_val opt_get(const cli_opt *o)
+{
+    opt_val v = {0};
+    if (o->type == OPT_FLOAT) v.f = *(const float *)o->ptr;
+    else if (o->type == OPT_U64) v.u = *(const uint64_t *)o->ptr;
+    else if (o->type == OPT_STR) v.s = *(const char *const *)o->ptr;
+    else v.i = *(const int *)o->ptr; /* OPT_INT, OPT_FLAG */
+    return v;
+}
+
+static void opt_format(const cli_opt *o, opt_val v, char *buf, size_t n)
+{
+    if (o->type == OPT_FLOAT) snprintf(buf, n, "%g", v.f);
+    else if (o->type == OPT_U64) snprintf(buf, n, "%llu", (unsigned long long)v.u);
+    else if (o->type == OPT_STR) snprintf(buf, n, "%s", v.s ? v.s : "none");
+    else if (o->type == OPT_FLAG) snprintf(buf, n, "%s", v.i ? "on" : "off");
+    else snprintf(buf, n, "%d", v.i);
+}
+
+/* The help text with every "{default}" replaced by the value v. */
+static void print_opt_help(const cli_opt *o, opt_val v)
+{
+    static const char token[] = "{default}";
+    char val[128];
+    opt_format(o, v, val, sizeof val);
+    for (const char *h = o->help, *p;; h = p + sizeof token - 1) {
+        if (!(p = strstr(h, token))) {
+            printf("%s\n", h);
+            return;
+        }
+        printf("%.*s%s", (int)(p - h), h, val);
+    }
+}
+
 static void print_help(const char *cmd, const char *usage, const char *summary,
-                       const cli_opt *opts)
+                       const cli_opt *opts, const opt_val *start)
 {
     printf("usage: mtc %s %s\n\n%s\n\noptions:\n", cmd, usage, summary);
     for (const cli_opt *o = opts; o->name; o++) {
@@ -20,7 +62,8 @@ static void print_help(const char *cmd, const char *usage, const char *summary,
                         : o->type == OPT_FLOAT ? " X" : " N";
         char left[64];
         snprintf(left, sizeof left, "--%s%s", o->name, arg);
-        printf("  %-24s %s\n", left, o->help);
+        printf("  %-24s ", left);
+        print_opt_help(o, start[o - opts]);
     }
     printf("  %-24s %s\n", "--help", "show this help");
 }
@@ -61,11 +104,21 @@ int cli_parse(const char *cmd, const char *usage, const char *summary,
               const cli_opt *opts, int argc, char **argv, const char **pos,
               int maxpos, int *npos)
 {
+    /* the values before any option is applied: the defaults --help shows */
+    opt_val start[CLI_MAX_OPTS];
+    int nopts = 0;
+    for (const cli_opt *o = opts; o->name; o++) {
+        if (nopts == CLI_MAX_OPTS) {
+            fprintf(stderr, "mtc %s: more than %d options (raise CLI_MAX_OPTS)\n", cmd, CLI_MAX_OPTS);
+            return 2;
+        }
+        start[nopts++] = opt_get(o);
+    }
     *npos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            print_help(cmd, usage, summary, opts);
+            print_help(cmd, usage, summary, opts, start);
             return -1;
         }
         if (a[0] == '-' && a[1] == '-' && a[2]) {
@@ -117,9 +170,13 @@ int cli_parse(const char *cmd, const char *usage, const char *summary,
 
 void cli_common_defaults(cli_common *c)
 {
+    mtc_train_cfg t;
+    mtc_quant_cfg q;
+    mtc_train_cfg_default(&t);
+    mtc_quant_cfg_default(&q); /* the one library cfg with a thread count */
     memset(c, 0, sizeof *c);
-    c->seed = 1;
-    c->threads = 1;
+    c->seed = t.seed;
+    c->threads = q.threads;
 }
 
 void cli_apply_common(const cli_common *c)

@@ -9,6 +9,11 @@
 #include "mtc.h"
 
 enum { OPT_FLAG, OPT_INT, OPT_FLOAT, OPT_STR, OPT_U64 };
+/* help may say "{default}": --help prints the option's value there as it
+ * was when cli_parse began (int %d, float %g, u64 %llu, string as is).
+ * Commands fill their targets from the library's *_cfg_default before
+ * parsing, so the help shows what a run without the option uses and cannot
+ * drift from it. */
 typedef struct cli_opt {
     const char *name;   /* long name without "--" */
     int type;
@@ -16,6 +21,7 @@ typedef struct cli_opt {
     const char *help;
     double lo, hi;      /* numeric bounds, inclusive; lo > hi = unbounded */
 } cli_opt;
+#define CLI_MAX_OPTS 64
 #define CLI_END {0, 0, 0, 0, 0, 0}
 
 typedef struct cli_common {
@@ -25,8 +31,8 @@ typedef struct cli_common {
     int quiet;
 } cli_common;
 #define CLI_COMMON(c)                                                        \
-    {"seed", OPT_U64, &(c)->seed, "random seed (default 1)", 1, 0},          \
-    {"threads", OPT_INT, &(c)->threads, "worker threads (default 1)", 1, 256}, \
+    {"seed", OPT_U64, &(c)->seed, "random seed (default {default})", 1, 0},  \
+    {"threads", OPT_INT, &(c)->threads, "worker threads (default {default})", 1, 256}, \
     {"json", OPT_FLAG, &(c)->json, "print one JSON object on stdout", 1, 0}, \
     {"quiet", OPT_FLAG, &(c)->quiet, "no progress on stderr", 1, 0}
 
@@ -36,6 +42,8 @@ typedef struct cli_common {
 int cli_parse(const char *cmd, const char *usage, const char *summary,
               const cli_opt *opts, int argc, char **argv, const char **pos,
               int maxpos, int *npos);
+/* --seed and --threads from the library's defaults (mtc_train_cfg_default,
+ * mtc_quant_cfg_default). */
 void cli_common_defaults(cli_common *c);
 /* Applies --threads to OpenBLAS and mtc's own loops. */
 void cli_apply_common(const cli_common *c);

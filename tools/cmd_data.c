@@ -159,7 +159,7 @@ static int data_info(int argc, char **argv)
     const char *split = "train", *tasks = NULL, *inputs = NULL, *pos[1];
     int png_size = 0;
     const cli_opt opts[] = {
-        {"split", OPT_STR, &split, "train | test (default train)", 1, 0},
+        {"split", OPT_STR, &split, "train | test (default {default})", 1, 0},
         {"tasks", OPT_STR, &tasks, "CSV label columns: NAME[:cls|bin|reg][=COLUMN],...", 1, 0},
         {"inputs", OPT_STR, &inputs, "CSV input columns, comma-separated (default: the rest)", 1, 0},
         {"png-size", OPT_INT, &png_size, "PNG folders: resize to NxN (default: sizes must agree)", 1, 16384},
@@ -200,7 +200,7 @@ static int data_tabular(int argc, char **argv)
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "output CSV file (-o; required)", 1, 0},
-        {"rows", OPT_INT, &rows, "rows (default 6000)", 10, 10000000},
+        {"rows", OPT_INT, &rows, "rows (default {default})", 10, 10000000},
         CLI_COMMON(&c),
         CLI_END,
     };

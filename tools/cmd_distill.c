@@ -181,9 +181,10 @@ int cmd_distill(int argc, char **argv)
 {
     const char *spec_path = NULL, *data = NULL, *out = NULL, *soft_path = NULL, *teacher_path = NULL;
     const char *task_dummy = NULL;
-    float T = MTC_DISTILL_DEFAULT_T, alpha = MTC_DISTILL_DEFAULT_ALPHA;
+    mtc_train_cfg dflt; /* T, alpha and the hint weight start at the library's defaults */
+    mtc_train_cfg_default(&dflt);
+    float T = dflt.kd_T[0], alpha = dflt.kd_alpha[0], hint_weight = dflt.hint_weight, *hints = NULL;
     int compare = 0, allow_missing = 0, hint_dim = 0;
-    float hint_weight = 0, *hints = NULL;
     cli_common c;
     cli_common_defaults(&c);
     util_train_opts to;
@@ -193,12 +194,12 @@ int cmd_distill(int argc, char **argv)
         {"data", OPT_STR, &data, "data set the soft labels were made for (required)", 1, 0},
         {"soft", OPT_STR, &soft_path, "soft-label file from `mtc label` (required)", 1, 0},
         {"out", OPT_STR, &out, "output student checkpoint (-o; required)", 1, 0},
-        {"temperature", OPT_FLOAT, &T, "KD temperature T for every task (default 2, chosen on the validation split)", 1e-3, 100},
-        {"alpha", OPT_FLOAT, &alpha, "weight of the soft loss, 1-alpha on the labels (default 0.5, chosen on the validation split)", 0, 1},
+        {"temperature", OPT_FLOAT, &T, "KD temperature T for every task (default {default}, chosen on the validation split)", 1e-3, 100},
+        {"alpha", OPT_FLOAT, &alpha, "weight of the soft loss, 1-alpha on the labels (default {default}, chosen on the validation split)", 0, 1},
         {"task", OPT_STR, &task_dummy, "NAME:T=X,alpha=Y per-task override (repeatable)", 1, 0},
         {"allow-missing", OPT_FLAG, &allow_missing, "student tasks without soft labels train on labels only", 1, 0},
         {"teacher", OPT_STR, &teacher_path, "teacher checkpoint: report its test metrics and agreement", 1, 0},
-        {"hint-weight", OPT_FLOAT, &hint_weight, "hint loss weight on the trunk output (needs `mtc label --hints`; default 0 = off)", 0, 1e4},
+        {"hint-weight", OPT_FLOAT, &hint_weight, "hint loss weight on the trunk output (needs `mtc label --hints`; default {default} = off)", 0, 1e4},
         {"compare-scratch", OPT_FLAG, &compare, "also train the student from scratch (same settings) and report the gap closed", 1, 0},
         UTIL_TRAIN_OPTS(&to),
         CLI_COMMON(&c),
@@ -212,16 +213,19 @@ int cmd_distill(int argc, char **argv)
     if (rargc < 0) { free(rest); return 2; }
     const char *pos[1];
     int npos;
-    int rc = cli_parse("distill", "--spec student.cfg --data NAME --soft soft.mtl -o student.mtc [options]",
-                       "Train a student on the teacher's stored soft labels (knowledge distillation).\n"
-                       "Per task: cls a*T^2*KL(softmax(t/T)||softmax(s/T)) + (1-a)*CE(s,y); bin the same with\n"
-                       "sigmoids; reg a*MSE(s,t) + (1-a)*label loss. Defaults T=2, alpha=0.5 were chosen by a sweep on\n"
-                       "the validation split (docs/distill.md). Augmentation comes from the soft-label file: with\n"
-                       "`mtc label --augment-copies K` each step trains on one of the K stored views of a sample\n"
-                       "(the --compare-scratch twin then trains with the same augmentation, drawn freshly);\n"
-                       "without, KD runs unaugmented. --augment is refused. --hint-weight adds a hint loss on the\n"
-                       "trunk output through a learned projection (soft labels written with --hints).\n"
-                       "Every training option of `mtc train` applies.",
+    char summary[1200];
+    snprintf(summary, sizeof summary,
+             "Train a student on the teacher's stored soft labels (knowledge distillation).\n"
+             "Per task: cls a*T^2*KL(softmax(t/T)||softmax(s/T)) + (1-a)*CE(s,y); bin the same with\n"
+             "sigmoids; reg a*MSE(s,t) + (1-a)*label loss. Defaults T=%g, alpha=%g were chosen by a sweep on\n"
+             "the validation split (docs/distill.md). Augmentation comes from the soft-label file: with\n"
+             "`mtc label --augment-copies K` each step trains on one of the K stored views of a sample\n"
+             "(the --compare-scratch twin then trains with the same augmentation, drawn freshly);\n"
+             "without, KD runs unaugmented. --augment is refused. --hint-weight adds a hint loss on the\n"
+             "trunk output through a learned projection (soft labels written with --hints).\n"
+             "Every training option of `mtc train` applies.",
+             dflt.kd_T[0], dflt.kd_alpha[0]);
+    int rc = cli_parse("distill", "--spec student.cfg --data NAME --soft soft.mtl -o student.mtc [options]", summary,
                        opts, rargc, rest, pos, 0, &npos);
     if (rc) { free(rest); return rc < 0 ? 0 : rc; }
     free(rest); /* strings still point into argv */

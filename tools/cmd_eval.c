@@ -16,8 +16,8 @@ int cmd_eval(int argc, char **argv)
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"data", OPT_STR, &data, "data set name (required)", 1, 0},
-        {"split", OPT_STR, &split, "train | test (default test)", 1, 0},
-        {"batch", OPT_INT, &batch, "inference batch (default 256)", 1, 65536},
+        {"split", OPT_STR, &split, "train | test (default {default})", 1, 0},
+        {"batch", OPT_INT, &batch, "inference batch (default {default})", 1, 65536},
         CLI_COMMON(&c),
         CLI_END,
     };

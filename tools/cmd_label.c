@@ -79,7 +79,11 @@ static void json_summary(const char *out, const char *hdr, double secs)
 int cmd_label(int argc, char **argv)
 {
     const char *data = NULL, *out = NULL, *teachers = NULL, *task_teacher = NULL, *augment = NULL;
-    int f16 = 0, hints = 0, batch = 256, rpc = 4096, copies = 1;
+    mtc_label_cfg cfg; /* the options write into it: their defaults are the library's */
+    mtc_label_cfg_default(&cfg);
+    char augment_help[128];
+    snprintf(augment_help, sizeof augment_help,
+             "augmentation of the stored views: shift | flip | shift,flip (default %s)", util_augment_name(cfg.aug));
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
@@ -87,12 +91,12 @@ int cmd_label(int argc, char **argv)
         {"out", OPT_STR, &out, "output soft-label file (-o; required)", 1, 0},
         {"teachers", OPT_STR, &teachers, "more teachers a.mtc,b.mtc: outputs averaged per task", 1, 0},
         {"task-teacher", OPT_STR, &task_teacher, "TASK=FILE[,TASK=FILE]: take TASK from that teacher only", 1, 0},
-        {"f16", OPT_FLAG, &f16, "store half precision (half the size; ~1e-3 relative error)", 1, 0},
-        {"hints", OPT_FLAG, &hints, "also store teacher 0's trunk output (for hint losses)", 1, 0},
-        {"batch", OPT_INT, &batch, "inference batch (default 256)", 1, 65536},
-        {"rows-per-chunk", OPT_INT, &rpc, "rows per compressed chunk (default 4096)", 1, 1 << 20},
-        {"augment-copies", OPT_INT, &copies, "store K views per sample: the sample + K-1 augmented (default 1)", 1, 64},
-        {"augment", OPT_STR, &augment, "augmentation of the stored views: shift | flip | shift,flip (default shift)", 1, 0},
+        {"f16", OPT_FLAG, &cfg.f16, "store half precision (half the size; ~1e-3 relative error)", 1, 0},
+        {"hints", OPT_FLAG, &cfg.hints, "also store teacher 0's trunk output (for hint losses)", 1, 0},
+        {"batch", OPT_INT, &cfg.batch, "inference batch (default {default})", 1, 65536},
+        {"rows-per-chunk", OPT_INT, &cfg.rows_per_chunk, "rows per compressed chunk (default {default})", 1, 1 << 20},
+        {"augment-copies", OPT_INT, &cfg.aug_copies, "store K views per sample: the sample + K-1 augmented (default {default})", 1, 64},
+        {"augment", OPT_STR, &augment, augment_help, 1, 0},
         CLI_COMMON(&c),
         CLI_END,
     };
@@ -112,7 +116,7 @@ int cmd_label(int argc, char **argv)
         fprintf(stderr, "mtc label: a teacher, --data and -o are required (see mtc label --help)\n");
         return 2;
     }
-    if (augment && copies < 2) {
+    if (augment && cfg.aug_copies < 2) {
         fprintf(stderr, "mtc label: --augment needs --augment-copies K with K >= 2\n");
         return 2;
     }
@@ -120,8 +124,6 @@ int cmd_label(int argc, char **argv)
     mtc_err e = {0};
     label_state s;
     memset(&s, 0, sizeof s);
-    mtc_label_cfg cfg;
-    mtc_label_cfg_default(&cfg);
     mtc_dataset d;
     memset(&d, 0, sizeof d);
     char *tl = teachers ? strdup(teachers) : NULL, *tt = task_teacher ? strdup(task_teacher) : NULL;
@@ -158,19 +160,14 @@ int cmd_label(int argc, char **argv)
         cfg.task_only[k] = k >= nlisted; /* named only by --task-teacher */
     }
     cfg.nteachers = s.nt;
-    cfg.f16 = f16;
-    cfg.hints = hints;
-    cfg.batch = batch;
-    cfg.rows_per_chunk = rpc;
-    cfg.aug_copies = copies;
     cfg.aug_seed = c.seed;
-    if (copies > 1 && (rc = util_parse_augment(augment ? augment : "shift", &cfg.aug, &e))) goto out;
+    if (augment && (rc = util_parse_augment(augment, &cfg.aug, &e))) goto out;
     progress_ctx pc = {&c, 0};
     cfg.progress = label_progress;
     cfg.progress_ctx = &pc;
     if ((rc = util_open_data(&s.m[0], data, "train", &d, &e))) goto out;
     cli_progress(&c, "label: %d teacher(s), %s train split, %lld samples x %d view(s), %s%s", s.nt, d.name,
-                 (long long)d.n, copies, f16 ? "f16" : "f32", hints ? ", with hints" : "");
+                 (long long)d.n, cfg.aug_copies, cfg.f16 ? "f16" : "f32", cfg.hints ? ", with hints" : "");
     pc.t0 = cli_now();
     if ((rc = mtc_soft_write(out, &cfg, &d, &e))) goto out;
     double secs = cli_now() - pc.t0;
@@ -179,8 +176,8 @@ int cmd_label(int argc, char **argv)
     if (c.json) {
         json_summary(out, hdr, secs);
     } else {
-        printf("wrote %s: %lld samples of %s x %d view(s), %s, %.1fs\n", out, (long long)d.n, d.name, copies,
-               f16 ? "f16" : "f32", secs);
+        printf("wrote %s: %lld samples of %s x %d view(s), %s, %.1fs\n", out, (long long)d.n, d.name, cfg.aug_copies,
+               cfg.f16 ? "f16" : "f32", secs);
     }
     free(hdr);
 out:

@@ -12,13 +12,15 @@
  *   data = fashion-mnist     out = demo     threads = 2
  *   [teacher]  spec = examples/fmnist-teacher-plain.cfg  epochs = 5
  *   [student]  spec = examples/fmnist-student.cfg  epochs = 10
- *   [distill]  temperature = 2  alpha = 0.5
+ *   [distill]                 (T, alpha: the defaults; or temperature = ...)
  *   [prune]    sparsity = 0.9  schedule = agp  steps = 5  finetune-epochs = 2
- *   [quantize] calib-method = percentile
+ *   [quantize]                (an empty section runs the stage at its defaults)
  *   [verify]   max-drop = fashion=0.8,super=0.5
  *   [summary]                 (or max-drop = ... to give the table budgets)
  *
- * A missing [prune] or [quantize] section skips that stage. The exit code is
+ * A key a recipe leaves out takes the command's default, which is the
+ * library's; threads without a top-level key come from --threads. A
+ * missing [prune] or [quantize] section skips that stage. The exit code is
  * the verify gate's (int8 student against its fp32 KD parent); the summary
  * table is a report (`verify --report-only`) unless [summary] sets max-drop
  * or junit (a gate's keys).
@@ -210,7 +212,9 @@ int cmd_pipeline(int argc, char **argv)
     if (parse_recipe(pos[0], secs, &e)) return cli_fail("pipeline", &e);
     const section *top = &secs[S_TOP];
     const char *data = get(top, "data"), *out = out_override ? out_override : get(top, "out");
-    const char *threads = get(top, "threads") ? get(top, "threads") : "1";
+    char threads_opt[16]; /* the recipe's threads, else --threads (whose default is the library's) */
+    snprintf(threads_opt, sizeof threads_opt, "%d", c.threads);
+    const char *threads = get(top, "threads") ? get(top, "threads") : threads_opt;
     if (!data || !out) {
         mtc_err_set(&e, MTC_EINPUT, "%s: the recipe needs data = NAME and out = DIR at the top", pos[0]);
         return cli_fail("pipeline", &e);

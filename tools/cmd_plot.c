@@ -602,8 +602,8 @@ static int plot_contact_sheet(int argc, char **argv)
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
         {"data", OPT_STR, &data, "image data set name (required)", 1, 0},
-        {"split", OPT_STR, &split, "train | test (default train)", 1, 0},
-        {"n", OPT_INT, &n, "samples to show (default 64)", 1, 1024},
+        {"split", OPT_STR, &split, "train | test (default {default})", 1, 0},
+        {"n", OPT_INT, &n, "samples to show (default {default})", 1, 1024},
         CLI_COMMON(&cc),
         CLI_END,
     };

@@ -21,6 +21,17 @@ typedef struct prune_opts {
     int steps, finetune_epochs, batch, val_samples, no_test, taylor_batches;
 } prune_opts;
 
+/* the flags' spellings, indexed by mtc_prune_scope and mtc_rank_kind */
+static const char *const scope_names[] = {"global", "layer"};
+static const char *const rank_names[] = {"l1", "l2", "taylor"};
+
+static int name_index(const char *const *names, int n, const char *s)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
 static void say_line(void *ctx, const char *line)
 {
     cli_progress(ctx, "%s", line);
@@ -310,7 +321,8 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
         rc = mtc_err_set(&e, MTC_EINPUT, "one of --sparsity S or --structured neurons|channels is required");
         goto out;
     }
-    if (strcmp(o->scope, "global") && strcmp(o->scope, "layer")) {
+    int scope = name_index(scope_names, 2, o->scope);
+    if (scope < 0) {
         rc = mtc_err_set(&e, MTC_EINPUT, "--scope %s: expected global or layer", o->scope);
         goto out;
     }
@@ -323,8 +335,7 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
         if (!strcmp(o->structured, "neurons")) sc.kind = MTC_STRUCT_NEURONS;
         else if (!strcmp(o->structured, "channels")) sc.kind = MTC_STRUCT_CHANNELS;
         else { rc = mtc_err_set(&e, MTC_EINPUT, "--structured %s: expected neurons or channels", o->structured); goto out; }
-        sc.rank = !strcmp(o->rank, "l1") ? MTC_RANK_L1 : !strcmp(o->rank, "l2") ? MTC_RANK_L2
-                : !strcmp(o->rank, "taylor") ? MTC_RANK_TAYLOR : -1;
+        sc.rank = name_index(rank_names, 3, o->rank);
         if (sc.rank < 0) { rc = mtc_err_set(&e, MTC_EINPUT, "--rank %s: expected l1, l2 or taylor", o->rank); goto out; }
         sc.keep = o->keep;
         if (agp || o->sparsity >= 0 || o->protect) {
@@ -349,7 +360,7 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     pc.train.progress_ctx = (void *)c;
     for (int t = 0; t < MTC_MAX_TASKS; t++) { pc.train.kd_T[t] = o->temperature; pc.train.kd_alpha[t] = o->alpha; }
     pc.sparsity = o->sparsity < 0 ? 0 : o->sparsity;
-    pc.scope = strcmp(o->scope, "layer") ? MTC_PRUNE_GLOBAL : MTC_PRUNE_LAYER;
+    pc.scope = scope;
     pc.agp = agp;
     pc.steps = o->steps;
     pc.initial_sparsity = o->initial;
@@ -529,52 +540,61 @@ out:
 
 int cmd_prune(int argc, char **argv)
 {
+    /* every default is the library's (prune, structured and training cfgs),
+     * except the sensitivity grid, which only the CLI has */
+    mtc_prune_cfg pd;
+    mtc_struct_cfg sd;
+    mtc_prune_cfg_default(&pd);
+    mtc_struct_cfg_default(&sd);
     prune_opts o;
     memset(&o, 0, sizeof o);
-    o.scope = "global";
-    o.schedule = "oneshot";
-    o.rank = "l1";
+    o.scope = scope_names[pd.scope];
+    o.schedule = pd.agp ? "agp" : "oneshot";
+    o.rank = rank_names[sd.rank];
     o.grid = "0.1,0.3,0.5,0.7,0.8,0.9,0.95";
-    o.optimizer = "adam";
-    o.sparsity = -1;
-    o.keep = 0.5f;
-    o.lr = 1e-3f;
-    o.val = 0.1f;
-    o.temperature = MTC_DISTILL_DEFAULT_T; /* the same KD as mtc distill */
-    o.alpha = MTC_DISTILL_DEFAULT_ALPHA;
-    o.steps = 10;
-    o.batch = 128;
-    o.taylor_batches = 8;
+    o.optimizer = mtc_optim_kind_name(pd.train.opt.kind);
+    o.sparsity = -1; /* required unless --structured: no default */
+    o.initial = (float)pd.initial_sparsity;
+    o.keep = (float)sd.keep;
+    o.lr = pd.train.sched.lr;
+    o.val = (float)pd.train.val_frac;
+    o.val_seed = pd.train.val_seed;
+    o.temperature = pd.train.kd_T[0]; /* the same KD as mtc distill */
+    o.alpha = pd.train.kd_alpha[0];
+    o.steps = pd.steps;
+    o.finetune_epochs = pd.finetune_epochs;
+    o.batch = pd.train.batch;
+    o.taylor_batches = sd.batches;
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"out", OPT_STR, &o.out, "output checkpoint (-o; required unless --sensitivity)", 1, 0},
         {"sparsity", OPT_FLOAT, &o.sparsity, "unstructured: fraction of prunable weights set to zero", 0, 0.999},
-        {"scope", OPT_STR, &o.scope, "global | layer: rank weights over all layers or in each (default global)", 1, 0},
-        {"schedule", OPT_STR, &o.schedule, "oneshot | agp (Zhu & Gupta gradual pruning; default oneshot)", 1, 0},
-        {"steps", OPT_INT, &o.steps, "AGP: pruning steps n (default 10)", 1, 1000},
-        {"initial-sparsity", OPT_FLOAT, &o.initial, "AGP: s_i (default 0)", 0, 0.999},
-        {"finetune-epochs", OPT_INT, &o.finetune_epochs, "fine-tune epochs per AGP step / after one-shot or structured pruning (default 0)", 0, 1000},
+        {"scope", OPT_STR, &o.scope, "global | layer: rank weights over all layers or in each (default {default})", 1, 0},
+        {"schedule", OPT_STR, &o.schedule, "oneshot | agp (Zhu & Gupta gradual pruning; default {default})", 1, 0},
+        {"steps", OPT_INT, &o.steps, "AGP: pruning steps n (default {default})", 1, 1000},
+        {"initial-sparsity", OPT_FLOAT, &o.initial, "AGP: s_i (default {default})", 0, 0.999},
+        {"finetune-epochs", OPT_INT, &o.finetune_epochs, "fine-tune epochs per AGP step / after one-shot or structured pruning (default {default})", 0, 1000},
         {"soft", OPT_STR, &o.soft, "soft labels (.mtl from mtc label): KD fine-tuning", 1, 0},
         {"data", OPT_STR, &o.data, "data set (train split for fine-tuning/validation, test for the report)", 1, 0},
         {"structured", OPT_STR, &o.structured, "neurons | channels: remove whole units, write a smaller model", 1, 0},
-        {"keep", OPT_FLOAT, &o.keep, "structured: fraction of units kept per layer (default 0.5)", 0.001, 1},
-        {"rank", OPT_STR, &o.rank, "structured ranking: l1 | l2 | taylor (default l1)", 1, 0},
-        {"taylor-batches", OPT_INT, &o.taylor_batches, "taylor: batches used for |w*grad| (default 8)", 1, 100000},
+        {"keep", OPT_FLOAT, &o.keep, "structured: fraction of units kept per layer (default {default})", 0.001, 1},
+        {"rank", OPT_STR, &o.rank, "structured ranking: l1 | l2 | taylor (default {default})", 1, 0},
+        {"taylor-batches", OPT_INT, &o.taylor_batches, "taylor: batches used for |w*grad| (default {default})", 1, 100000},
         {"protect", OPT_STR, &o.protect, "per-task budget in points, e.g. fashion=0.5,super=1", 1, 0},
         {"sensitivity", OPT_STR, &o.sensitivity, "MODEL: per-layer, per-task sensitivity scan instead of pruning", 1, 0},
-        {"grid", OPT_STR, &o.grid, "sensitivity sparsities (default 0.1,0.3,0.5,0.7,0.8,0.9,0.95)", 1, 0},
+        {"grid", OPT_STR, &o.grid, "sensitivity sparsities (default {default})", 1, 0},
         {"report-json", OPT_STR, &o.report_json, "sensitivity: write the table as JSON to FILE", 1, 0},
         {"val-samples", OPT_INT, &o.val_samples, "sensitivity: use at most N validation samples (0 = all)", 0, 100000000},
         {"spec-out", OPT_STR, &o.spec_out, "also write the output model's spec text to FILE", 1, 0},
         {"no-test", OPT_FLAG, &o.no_test, "skip the test-split evaluation", 1, 0},
-        {"lr", OPT_FLOAT, &o.lr, "fine-tune learning rate (default 1e-3)", 1e-9, 10},
-        {"batch", OPT_INT, &o.batch, "fine-tune batch size (default 128)", 1, 65536},
-        {"optimizer", OPT_STR, &o.optimizer, "fine-tune optimizer: adam | adamw | sgd (default adam)", 1, 0},
-        {"val", OPT_FLOAT, &o.val, "validation fraction of the train split (default 0.1; multifashion holds out whole digits)", 0, 0.89},
+        {"lr", OPT_FLOAT, &o.lr, "fine-tune learning rate (default {default})", 1e-9, 10},
+        {"batch", OPT_INT, &o.batch, "fine-tune batch size (default {default})", 1, 65536},
+        {"optimizer", OPT_STR, &o.optimizer, "fine-tune optimizer: adam | adamw | sgd (default {default})", 1, 0},
+        {"val", OPT_FLOAT, &o.val, "validation fraction of the train split (default {default}; multifashion holds out whole digits)", 0, 0.89},
         {"val-seed", OPT_U64, &o.val_seed, "seed of the validation split (default: --seed)", 1, 0},
-        {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default 2, as mtc distill)", 0.01, 100},
-        {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default 0.5, as mtc distill)", 0, 1},
+        {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default {default}, as mtc distill)", 0.01, 100},
+        {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default {default}, as mtc distill)", 0, 1},
         CLI_COMMON(&c),
         CLI_END,
     };

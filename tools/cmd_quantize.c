@@ -41,28 +41,34 @@ static const char *fmt_metric(char *buf, size_t n, int kind, double v)
 
 int cmd_quantize(int argc, char **argv)
 {
-    const char *data = NULL, *out = NULL, *method = "percentile", *act = "u8", *max_drop = NULL;
-    int calib = 1000, per_tensor = 0, relative = 0, val = 2000;
-    float pct = 99.99f;
+    mtc_quant_cfg qc; /* the options write into it: their defaults are the library's */
+    mtc_quant_cfg_default(&qc);
+    const char *data = NULL, *out = NULL, *max_drop = NULL;
+    const char *method = mtc_calib_method_name(qc.calib_method), *act = qc.act_symmetric ? "s8" : "u8";
+    float pct = (float)qc.percentile;
+    const int calib_default = qc.calib_n;
+    char max_drop_help[128];
+    snprintf(max_drop_help, sizeof max_drop_help,
+             "per-task budget TASK=POINTS,... (others: %g point): layers that break it stay fp32", MTC_MAX_DROP_DEFAULT);
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"data", OPT_STR, &data, "data set name (required); calibration uses its train split", 1, 0},
         {"out", OPT_STR, &out, "output int8 checkpoint (-o; required)", 1, 0},
-        {"calib", OPT_INT, &calib, "calibration samples from the train split (default 1000)", 1, 10000000},
-        {"calib-method", OPT_STR, &method, "entropy | percentile | minmax (default percentile)", 1, 0},
-        {"percentile", OPT_FLOAT, &pct, "percentile calibration: kept fraction in % (default 99.99)", 50, 100},
-        {"per-tensor", OPT_FLAG, &per_tensor, "one weight scale per tensor instead of per output channel", 1, 0},
-        {"act", OPT_STR, &act, "activations: u8 (asymmetric, default) | s8 (symmetric)", 1, 0},
-        {"max-drop", OPT_STR, &max_drop, "per-task budget TASK=POINTS,...: layers that break it stay fp32", 1, 0},
-        {"relative", OPT_FLAG, &relative, "--max-drop in % of the fp32 metric", 1, 0},
-        {"val", OPT_INT, &val, "validation samples for --max-drop (default 2000)", 1, 10000000},
+        {"calib", OPT_INT, &qc.calib_n, "calibration samples from the train split (default {default})", 1, 10000000},
+        {"calib-method", OPT_STR, &method, "entropy | percentile | minmax (default {default})", 1, 0},
+        {"percentile", OPT_FLOAT, &pct, "percentile calibration: kept fraction in % (default {default})", 50, 100},
+        {"per-tensor", OPT_FLAG, &qc.per_tensor, "one weight scale per tensor instead of per output channel", 1, 0},
+        {"act", OPT_STR, &act, "activations: u8 (asymmetric) | s8 (symmetric) (default {default})", 1, 0},
+        {"max-drop", OPT_STR, &max_drop, max_drop_help, 1, 0},
+        {"relative", OPT_FLAG, &qc.relative, "--max-drop in % of the fp32 metric", 1, 0},
+        {"val", OPT_INT, &qc.val_n, "validation samples for --max-drop (default {default})", 1, 10000000},
         CLI_COMMON(&c),
         CLI_END,
     };
     const char *pos[1];
     int npos;
-    int rc = cli_parse("quantize", "model.mtc --data NAME -o model.q8.mtc [--calib 1000] [--calib-method entropy] "
+    int rc = cli_parse("quantize", "model.mtc --data NAME -o model.q8.mtc [--calib N] [--calib-method entropy] "
                        "[--max-drop task=0.3,...]",
                        "Int8 post-training quantization with per-task accuracy fallback.", opts, argc, argv, pos, 1,
                        &npos);
@@ -71,13 +77,7 @@ int cmd_quantize(int argc, char **argv)
         fprintf(stderr, "mtc quantize: need a checkpoint, --data and -o (see mtc quantize --help)\n");
         return 2;
     }
-    mtc_quant_cfg qc;
-    mtc_quant_cfg_default(&qc);
-    qc.calib_n = calib;
     qc.percentile = pct;
-    qc.per_tensor = per_tensor;
-    qc.relative = relative;
-    qc.val_n = val;
     qc.seed = c.seed;
     qc.threads = c.threads;
     if ((qc.calib_method = mtc_calib_method_parse(method)) < 0) {
@@ -102,14 +102,15 @@ int cmd_quantize(int argc, char **argv)
     int given[MTC_MAX_TASKS];
     if ((rc = mtc_ckpt_load(pos[0], &src, &e)) || (rc = mtc_rt_from_ckpt(&src, pos[0], &fp, &e))) goto done;
     const mtc_model *m = mtc_rt_model(fp);
-    if ((rc = mtc_budget_parse(m, max_drop, 1.0, qc.max_drop, given, &e))) goto done;
+    if ((rc = mtc_budget_parse(m, max_drop, MTC_MAX_DROP_DEFAULT, qc.max_drop, given, &e))) goto done;
     qc.has_budget = max_drop != NULL;
     if ((rc = util_open_data(m, data, "train", &train, &e))) goto done;
-    if (calib < 100 || train.n < 100)
+    if (qc.calib_n < 100 || train.n < 100)
         fprintf(stderr, "mtc quantize: WARNING: calibrating on only %lld samples (< 100): activation ranges "
-                        "will be noisy; use --calib 1000\n", (long long)(calib < train.n ? calib : train.n));
+                        "will be noisy; use --calib %d (the default)\n",
+                (long long)(qc.calib_n < train.n ? qc.calib_n : train.n), calib_default);
     cli_progress(&c, "quantize: calibrating on %lld samples (%s) of %s/train",
-                 (long long)(calib < train.n ? calib : train.n), method, train.name);
+                 (long long)(qc.calib_n < train.n ? qc.calib_n : train.n), method, train.name);
     double t0 = cli_now();
     int qrc = mtc_quantize(&src, pos[0], &train, &qc, out, &rep, &e);
     if (qrc && qrc != MTC_EFAIL) { rc = qrc; goto done; }
@@ -148,7 +149,7 @@ int cmd_quantize(int argc, char **argv)
             mtc_jw_kstr(&w, "metric", mn);
             mtc_jw_knum(&w, "fp32", mf[t]);
             mtc_jw_knum(&w, "int8", mq[t]);
-            mtc_jw_knum(&w, "drop", mtc_metric_drop(m->spec.tasks[t].kind, mf[t], mq[t], relative));
+            mtc_jw_knum(&w, "drop", mtc_metric_drop(m->spec.tasks[t].kind, mf[t], mq[t], qc.relative));
             if (qc.has_budget) mtc_jw_knum(&w, "budget", qc.max_drop[t]);
             mtc_jw_knum(&w, "val_drop", rep.val_drop[t]);
             mtc_jw_obj_end(&w);
@@ -189,7 +190,7 @@ int cmd_quantize(int argc, char **argv)
             printf("%-12s %-9s %10s %10s %8.3f %8s\n", m->spec.tasks[t].name, mn,
                    fmt_metric(a, sizeof a, m->spec.tasks[t].kind, mf[t]),
                    fmt_metric(b, sizeof b, m->spec.tasks[t].kind, mq[t]),
-                   mtc_metric_drop(m->spec.tasks[t].kind, mf[t], mq[t], relative), bud);
+                   mtc_metric_drop(m->spec.tasks[t].kind, mf[t], mq[t], qc.relative), bud);
         }
         printf("layers:");
         for (int i = 0; i < rep.nlayers; i++)

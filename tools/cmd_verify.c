@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_BUDGET 1.0
-
 typedef struct side {
     const char *path;
     mtc_rt *rt;
@@ -312,19 +310,22 @@ int cmd_verify(int argc, char **argv)
     const char *refp = NULL, *candp = NULL, *data = NULL, *split = "test", *max_drop = NULL, *rjson = NULL,
                *junit = NULL;
     int relative = 0, batch = 256, report = 0;
+    char max_drop_help[96];
+    snprintf(max_drop_help, sizeof max_drop_help, "per-task budget TASK=POINTS,... (others: %g point)",
+             MTC_MAX_DROP_DEFAULT);
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"reference", OPT_STR, &refp, "reference checkpoint (e.g. the fp32 teacher or parent) (required)", 1, 0},
         {"candidate", OPT_STR, &candp, "candidate checkpoint(s), comma-separated (pruned / int8 / student) (required)", 1, 0},
         {"data", OPT_STR, &data, "data set name (required)", 1, 0},
-        {"split", OPT_STR, &split, "train | test (default test)", 1, 0},
-        {"max-drop", OPT_STR, &max_drop, "per-task budget TASK=POINTS,... (others: 1.0 point)", 1, 0},
+        {"split", OPT_STR, &split, "train | test (default {default})", 1, 0},
+        {"max-drop", OPT_STR, &max_drop, max_drop_help, 1, 0},
         {"relative", OPT_FLAG, &relative, "budgets in % of the reference metric", 1, 0},
         {"report-only", OPT_FLAG, &report, "compare only: no budgets, no PASS/FAIL, exit 0 (2 on bad input)", 1, 0},
         {"report-json", OPT_STR, &rjson, "write the report as JSON to this file", 1, 0},
         {"junit", OPT_STR, &junit, "write a JUnit XML report (one testcase per task)", 1, 0},
-        {"batch", OPT_INT, &batch, "inference batch (default 256)", 1, 65536},
+        {"batch", OPT_INT, &batch, "inference batch (default {default})", 1, 65536},
         CLI_COMMON(&c),
         CLI_END,
     };
@@ -374,7 +375,7 @@ int cmd_verify(int argc, char **argv)
         if ((rc = mtc_rt_load(cands[k].path, &cands[k].rt, &e))) goto done;
         if ((rc = same_tasks(m, mtc_rt_model(cands[k].rt), refp, cands[k].path, &e))) goto done;
     }
-    if ((rc = mtc_budget_parse(m, max_drop, DEFAULT_BUDGET, budget, given, &e))) goto done;
+    if ((rc = mtc_budget_parse(m, max_drop, MTC_MAX_DROP_DEFAULT, budget, given, &e))) goto done;
     if (relative)
         for (int t = 0; t < T; t++)
             if (budget[t] > 100) { rc = mtc_err_set(&e, MTC_EINPUT, "--max-drop: relative budgets are in [0, 100]%%"); goto done; }

@@ -33,21 +33,36 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
     return rc;
 }
 
+/* Every value from the library's defaults: the CLI has none of its own. */
 void util_train_opts_default(util_train_opts *o)
 {
+    mtc_train_cfg d;
+    mtc_optim_cfg sgd; /* --momentum and --nesterov are SGD's */
+    mtc_train_cfg_default(&d);
+    mtc_optim_cfg_default(&sgd, MTC_OPT_SGD);
     memset(o, 0, sizeof *o);
-    o->optimizer = "adam";
-    o->schedule = "const";
-    o->weighting = "fixed";
-    o->augment = "none";
-    o->lr = 1e-3f;
-    o->momentum = 0.9f;
-    o->gamma = 0.1f;
-    o->gradnorm_alpha = 1.5f;
-    o->val = 0.1f;
-    o->epochs = 5;
-    o->batch = 128;
-    o->step_size = 1000;
+    o->optimizer = mtc_optim_kind_name(d.opt.kind);
+    o->schedule = mtc_sched_kind_name(d.sched.kind);
+    o->weighting = mtc_weighting_name(d.weighting);
+    o->augment = util_augment_name(d.aug);
+    o->checkpoint_every = d.checkpoint_every;
+    o->lr = d.sched.lr;
+    o->momentum = sgd.momentum;
+    o->nesterov = sgd.nesterov;
+    o->weight_decay = d.opt.weight_decay;
+    o->l1 = d.opt.l1;
+    o->l2 = d.opt.l2;
+    o->clip = d.opt.clip_norm;
+    o->gamma = d.sched.gamma;
+    o->min_lr = d.sched.min_lr;
+    o->gradnorm_alpha = d.gradnorm_alpha;
+    o->val = (float)d.val_frac;
+    o->val_seed = d.val_seed;
+    o->epochs = d.epochs;
+    o->batch = d.batch;
+    o->warmup = (int)d.sched.warmup;
+    o->step_size = (int)d.sched.step_size;
+    o->patience = d.patience;
 }
 
 int util_train_opts_spec(util_train_opts *o, const mtc_spec *s, const char *path, const char *cmd)
@@ -92,8 +107,7 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
     }
     cfg->resume_path = o->resume;
     cfg->step_progress = util_step_progress;
-    int kind = !strcmp(o->optimizer, "adam") ? MTC_OPT_ADAM : !strcmp(o->optimizer, "adamw") ? MTC_OPT_ADAMW
-             : !strcmp(o->optimizer, "sgd") ? MTC_OPT_SGD : -1;
+    int kind = mtc_optim_kind_parse(o->optimizer);
     if (kind < 0) return mtc_err_set(e, MTC_EINPUT, "--optimizer %s: expected adam, adamw or sgd", o->optimizer);
     mtc_optim_cfg_default(&cfg->opt, kind);
     cfg->opt.momentum = o->momentum;
@@ -102,8 +116,7 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
     cfg->opt.l1 = o->l1;
     cfg->opt.l2 = o->l2;
     cfg->opt.clip_norm = o->clip;
-    int sk = !strcmp(o->schedule, "const") ? MTC_SCHED_CONST : !strcmp(o->schedule, "step") ? MTC_SCHED_STEP
-           : !strcmp(o->schedule, "cosine") ? MTC_SCHED_COSINE : -1;
+    int sk = mtc_sched_kind_parse(o->schedule);
     if (sk < 0) return mtc_err_set(e, MTC_EINPUT, "--schedule %s: expected const, step or cosine", o->schedule);
     cfg->sched.kind = sk;
     cfg->sched.lr = o->lr;
@@ -122,6 +135,13 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
     cfg->batch = o->batch;
     cfg->seed = c->seed;
     return util_parse_augment(o->augment, &cfg->aug, e);
+}
+
+const char *util_augment_name(int aug)
+{
+    aug &= MTC_AUG_SHIFT | MTC_AUG_FLIP;
+    return aug == (MTC_AUG_SHIFT | MTC_AUG_FLIP) ? "shift,flip" : aug == MTC_AUG_SHIFT ? "shift"
+         : aug == MTC_AUG_FLIP ? "flip" : "none";
 }
 
 int util_parse_augment(const char *s, int *aug, mtc_err *e)

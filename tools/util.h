@@ -22,29 +22,30 @@ typedef struct util_train_opts {
     uint64_t val_seed;
     int epochs, batch, nesterov, warmup, step_size, patience;
 } util_train_opts;
+/* The library's defaults (mtc_train_cfg_default), which the help prints. */
 void util_train_opts_default(util_train_opts *o);
 #define UTIL_TRAIN_OPTS(o)                                                         \
-    {"epochs", OPT_INT, &(o)->epochs, "training epochs (default 5)", 1, 100000},   \
-    {"batch", OPT_INT, &(o)->batch, "batch size (default 128)", 1, 65536},         \
-    {"lr", OPT_FLOAT, &(o)->lr, "base learning rate (default 1e-3)", 1e-9, 10},    \
-    {"optimizer", OPT_STR, &(o)->optimizer, "adam | adamw | sgd (default adam)", 1, 0}, \
-    {"momentum", OPT_FLOAT, &(o)->momentum, "SGD momentum (default 0.9)", 0, 0.9999}, \
+    {"epochs", OPT_INT, &(o)->epochs, "training epochs (default {default})", 1, 100000},   \
+    {"batch", OPT_INT, &(o)->batch, "batch size (default {default})", 1, 65536},         \
+    {"lr", OPT_FLOAT, &(o)->lr, "base learning rate (default {default})", 1e-9, 10},    \
+    {"optimizer", OPT_STR, &(o)->optimizer, "adam | adamw | sgd (default {default})", 1, 0}, \
+    {"momentum", OPT_FLOAT, &(o)->momentum, "SGD momentum (default {default})", 0, 0.9999}, \
     {"nesterov", OPT_FLAG, &(o)->nesterov, "SGD: Nesterov momentum", 1, 0}, \
-    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, "AdamW decoupled decay / L2 for sgd,adam (default 0)", 0, 1}, \
-    {"l1", OPT_FLOAT, &(o)->l1, "L1 penalty on weights (default 0)", 0, 1},       \
-    {"l2", OPT_FLOAT, &(o)->l2, "L2 penalty on weights (default 0)", 0, 1},       \
+    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, "AdamW decoupled decay / L2 for sgd,adam (default {default})", 0, 1}, \
+    {"l1", OPT_FLOAT, &(o)->l1, "L1 penalty on weights (default {default})", 0, 1},       \
+    {"l2", OPT_FLOAT, &(o)->l2, "L2 penalty on weights (default {default})", 0, 1},       \
     {"clip", OPT_FLOAT, &(o)->clip, "global gradient-norm clip, 0 = off", 0, 1e6}, \
-    {"schedule", OPT_STR, &(o)->schedule, "const | step | cosine (default const)", 1, 0}, \
-    {"warmup", OPT_INT, &(o)->warmup, "linear warm-up steps (default 0)", 0, 100000000}, \
-    {"step-size", OPT_INT, &(o)->step_size, "step schedule: steps between decays", 1, 100000000}, \
-    {"gamma", OPT_FLOAT, &(o)->gamma, "step schedule: decay factor (default 0.1)", 0, 1}, \
-    {"min-lr", OPT_FLOAT, &(o)->min_lr, "cosine floor (default 0)", 0, 10},        \
-    {"weighting", OPT_STR, &(o)->weighting, "task weighting: fixed | uncertainty | gradnorm | dwa", 1, 0}, \
-    {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default 1.5)", 0, 10}, \
-    {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default 0.1; multifashion holds out whole digits)", 0, 0.89}, \
+    {"schedule", OPT_STR, &(o)->schedule, "const | step | cosine (default {default})", 1, 0}, \
+    {"warmup", OPT_INT, &(o)->warmup, "linear warm-up steps (default {default})", 0, 100000000}, \
+    {"step-size", OPT_INT, &(o)->step_size, "step schedule: steps between decays (default {default})", 1, 100000000}, \
+    {"gamma", OPT_FLOAT, &(o)->gamma, "step schedule: decay factor (default {default})", 0, 1}, \
+    {"min-lr", OPT_FLOAT, &(o)->min_lr, "cosine floor (default {default})", 0, 10},        \
+    {"weighting", OPT_STR, &(o)->weighting, "task weighting: fixed | uncertainty | gradnorm | dwa (default {default})", 1, 0}, \
+    {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default {default})", 0, 10}, \
+    {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default {default}; multifashion holds out whole digits)", 0, 0.89}, \
     {"val-seed", OPT_U64, &(o)->val_seed, "seed of the validation split (default: --seed); fix it to compare seeds on one split", 1, 0}, \
     {"patience", OPT_INT, &(o)->patience, "early stopping after N epochs without val gain, 0 = off", 0, 100000}, \
-    {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default none)", 1, 0}, \
+    {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default {default})", 1, 0}, \
     {"checkpoint-every", OPT_INT, &(o)->checkpoint_every, "write a resumable state to OUT.state every N epochs (0 = off)", 0, 100000}, \
     {"resume", OPT_STR, &(o)->resume, "continue from OUT.state (bit-identical to an uninterrupted run)", 1, 0}
 /* The spec's [train] recipe into o: each key is one of the options above
@@ -56,8 +57,9 @@ int util_train_opts_spec(util_train_opts *o, const mtc_spec *s, const char *path
 /* Fills cfg from the options; errors name the flag. out = the checkpoint
  * being trained (the state goes to out.state). */
 int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc_train_cfg *cfg, mtc_err *e);
-/* --augment none | shift | flip | shift,flip -> MTC_AUG_* bits. */
+/* --augment none | shift | flip | shift,flip -> MTC_AUG_* bits, and back. */
 int util_parse_augment(const char *s, int *aug, mtc_err *e);
+const char *util_augment_name(int aug);
 /* Metadata keys "train" (settings), "task_weights" and "history" of a run. */
 void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o, const cli_common *c,
                         const mtc_train_cfg *cfg, const mtc_train_result *res);

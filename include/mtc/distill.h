@@ -42,16 +42,18 @@ typedef struct mtc_label_cfg {
     int task_only[8];
     int f16;          /* store half precision */
     int hints;        /* also store teacher 0's trunk output */
-    int batch;        /* inference batch */
+    int batch;        /* inference batch, default 256 */
     int rows_per_chunk; /* default 4096 */
-    /* stored augmented views: copies K >= 1 (1 = the samples only), aug
-     * MTC_AUG_* of view 1..K-1, their seed (see mtc_data_view) */
+    /* stored augmented views: copies K >= 1 (1 = the samples only, the
+     * default), aug MTC_AUG_* of view 1..K-1 (default shift), their seed
+     * (see mtc_data_view) */
     int aug_copies, aug;
     uint64_t aug_seed;
     /* called after every chunk with rows done so far (may be NULL) */
     void (*progress)(void *ctx, int64_t done, int64_t n);
     void *progress_ctx;
 } mtc_label_cfg;
+/* The defaults above; `mtc label` starts from them and prints them in --help. */
 void mtc_label_cfg_default(mtc_label_cfg *c);
 /* Runs the teachers over every sample of d and writes path. */
 int mtc_soft_write(const char *path, const mtc_label_cfg *cfg,
@@ -73,10 +75,6 @@ int mtc_soft_header(const char *path, char **json, mtc_err *e);
  * finite values beyond the half range saturate to +-65504, NaN stays NaN. */
 uint16_t mtc_f32_to_f16(float f);
 float mtc_f16_to_f32(uint16_t h);
-
-/* Provisional defaults of `mtc distill` (a validation sweep will set them). */
-#define MTC_DISTILL_DEFAULT_T 2.0f
-#define MTC_DISTILL_DEFAULT_ALPHA 0.5f
 
 /* Teacher-student agreement on the same samples, per task: outputs (n, dim)
  * in label units (cls/bin logits). cls: top-1 agreement and mean

@@ -236,9 +236,14 @@ int mtc_model_predict(mtc_model *m, const mtc_dataset *d, const int64_t *idx,
  * worse: cls/bin 100·(ref − cand) points, reg cand − ref; relative:
  * 100·drop_abs/|ref| with drop_abs = ref − cand (cand − ref for reg). */
 double mtc_metric_drop(int kind, double ref, double cand, int relative);
+/* The budget of a task that --max-drop does not name: 1 point (or 1% of the
+ * reference with relative drops), for quantize's fallback and verify's gate
+ * alike. */
+#define MTC_MAX_DROP_DEFAULT 1.0
 /* "--max-drop fashion=0.3,super=0.5" for model m: budget[t] per task, dflt
- * for tasks not named (given[t] = 0). Unknown tasks, repeats, negative or
- * non-numeric values, more than 100 points for cls/bin: MTC_EINPUT. */
+ * (MTC_MAX_DROP_DEFAULT for the CLI) for tasks not named (given[t] = 0).
+ * Unknown tasks, repeats, negative or non-numeric values, more than 100
+ * points for cls/bin: MTC_EINPUT. */
 int mtc_budget_parse(const mtc_model *m, const char *s, double dflt, double *budget, int *given,
                      mtc_err *e);
 

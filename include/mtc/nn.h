@@ -169,6 +169,8 @@ void mtc_softmax_rows(float *out, const float *in, int N, int K, float T);
 
 /* ---- optimizers --------------------------------------------------------- */
 typedef enum { MTC_OPT_SGD = 0, MTC_OPT_ADAM, MTC_OPT_ADAMW } mtc_opt_kind;
+int mtc_optim_kind_parse(const char *s); /* sgd | adam | adamw; -1 if unknown */
+const char *mtc_optim_kind_name(int kind);
 typedef struct mtc_optim_cfg {
     int kind;
     float momentum;      /* SGD */
@@ -207,6 +209,8 @@ float mtc_optim_step_pool(mtc_optim *o, mtc_pool *pool, float *params, float *gr
                           const uint8_t *decay_mask, float lr);
 
 typedef enum { MTC_SCHED_CONST = 0, MTC_SCHED_STEP, MTC_SCHED_COSINE } mtc_sched_kind;
+int mtc_sched_kind_parse(const char *s); /* const | step | cosine; -1 if unknown */
+const char *mtc_sched_kind_name(int kind);
 typedef struct mtc_sched {
     int kind;
     float lr;          /* base */

@@ -85,6 +85,9 @@ typedef struct mtc_prune_cfg {
     void (*progress)(void *ctx, const char *line);
     void *progress_ctx;
 } mtc_prune_cfg;
+/* sparsity 0.5, global, one shot (AGP: 10 steps from 0), no fine-tune,
+ * train = mtc_train_cfg_default keeping the standardisation; `mtc prune`
+ * starts from these and prints them in --help (it requires --sparsity). */
 void mtc_prune_cfg_default(mtc_prune_cfg *c);
 
 typedef struct mtc_prune_result {
@@ -133,6 +136,8 @@ typedef struct mtc_struct_cfg {
     int64_t n;
     int batches, batch;
 } mtc_struct_cfg;
+/* neurons, keep 0.5, rank l1, taylor over 8 batches of 128; `mtc prune`
+ * starts from these and prints them in --help. */
 void mtc_struct_cfg_default(mtc_struct_cfg *c);
 /* Builds *out, a new dense model without the lowest-ranked units of every
  * cuttable layer (ties: higher index removed first), their rows of W and b,

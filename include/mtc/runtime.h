@@ -264,11 +264,14 @@ typedef struct mtc_quant_cfg {
     int act_symmetric;      /* activations s8 symmetric instead of u8 */
     int val_n;              /* fallback: validation samples (2000) */
     int has_budget;         /* fallback on */
-    double max_drop[MTC_MAX_TASKS]; /* per model task, points (or %) */
+    double max_drop[MTC_MAX_TASKS]; /* per model task, points (or %);
+                                       default MTC_MAX_DROP_DEFAULT */
     int relative;           /* drops relative to the fp32 metric, in % */
     uint64_t seed;
     int threads;
 } mtc_quant_cfg;
+/* The defaults above; `mtc quantize` starts from them and prints them in
+ * --help. */
 void mtc_quant_cfg_default(mtc_quant_cfg *c);
 
 #define MTC_QUANT_MAX_LAYERS 128

@@ -58,7 +58,9 @@ typedef void (*mtc_step_fn)(void *ctx, int epoch, int epochs, int64_t done, int6
 typedef struct mtc_train_cfg {
     int epochs, batch;
     mtc_optim_cfg opt;
-    mtc_sched sched;            /* sched.lr is the base learning rate */
+    mtc_sched sched;            /* sched.lr is the base learning rate,
+                                   default const 1e-3 (step: step_size 1000,
+                                   gamma 0.1) */
     int weighting;              /* mtc_weighting */
     float gradnorm_alpha;       /* default 1.5 */
     float weight_lr;            /* GradNorm weight learning rate, default 0.025 */
@@ -72,6 +74,8 @@ typedef struct mtc_train_cfg {
     uint64_t seed;
     int keep_standardisation;   /* reg targets: keep model's mean/std */
     const mtc_soft *soft;       /* KD: NULL = plain training */
+    /* KD per task: temperature and the soft term's weight, default T = 2,
+     * alpha = 0.5 (chosen on the validation split, docs/distill.md) */
     float kd_T[MTC_MAX_TASKS], kd_alpha[MTC_MAX_TASKS];
     /* Hint loss (FitNets-style): beta * mean_b ||P h_s(b) - h_t(b)||^2 / Dt
      * between the student's trunk output h_s (hard sharing only) and the
@@ -94,6 +98,9 @@ typedef struct mtc_train_cfg {
     int checkpoint_every;
     const char *resume_path;
 } mtc_train_cfg;
+/* The defaults of every field, and the only place they are written: the CLI
+ * reads its defaults (and its --help) from here. Adam, 5 epochs, batch 128,
+ * fixed weighting, seed 1. */
 void mtc_train_cfg_default(mtc_train_cfg *c);
 
 typedef struct mtc_train_result {
