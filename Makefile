@@ -163,7 +163,8 @@ docs-figures: all
 	$(BUILD)/mtc plot pipeline -o $(FIG)/pipeline.png
 	$(BUILD)/mtc plot curves $(DEMO_OUT)/teacher.mtc -o $(FIG)/teacher-curves.png
 	$(BUILD)/mtc plot size-accuracy $(DEMO_OUT)/teacher.mtc $(DEMO_OUT)/student-scratch.mtc \
-	  $(DEMO_OUT)/student.mtc $(DEMO_OUT)/pruned.mtc -o $(FIG)/size-accuracy.png
+	  $(DEMO_OUT)/student.mtc $(DEMO_OUT)/pruned.mtc $(DEMO_OUT)/student.q8.mtc --data fashion-mnist \
+	  -o $(FIG)/size-accuracy.png
 	$(BUILD)/mtc plot confusion $(DEMO_OUT)/student.mtc --task fashion -o $(FIG)/student-confusion.png
 	$(BUILD)/mtc prune --sensitivity $(DEMO_OUT)/student.mtc --data fashion-mnist \
 	  --report-json $(DEMO_OUT)/sensitivity.json --quiet > /dev/null

@@ -21,6 +21,7 @@
 #define FRAME_COLOR 0x404040u
 #define TEXT_COLOR 0x202020u
 #define LEGEND_ROW 13    /* legend line height at text scale 1 */
+#define RING_R 8         /* scatter: inner radius of the ring round an emphasised point */
 
 /* ---- canvas ----------------------------------------------------------------- */
 
@@ -524,13 +525,14 @@ static int box_hits(const box *b, const box *all, int n)
     return 0;
 }
 
-/* Places a point label right, left, above or below its marker, the first
- * spot inside the plot that overlaps no marker and no earlier label. */
-static box label_place(const mtc_axes *a, int px, int py, int tw, const box *taken, int ntaken)
+/* Places a point label right, left, above or below its marker (gap px from
+ * its centre), the first spot inside the plot that overlaps no marker and no
+ * earlier label. */
+static box label_place(const mtc_axes *a, int px, int py, int gap, int tw, const box *taken, int ntaken)
 {
     const int th = MTC_FONT_H;
-    const int cand[4][2] = {{px + 7, py - th / 2}, {px - 7 - tw, py - th / 2},
-                            {px - tw / 2, py - 7 - th}, {px - tw / 2, py + 7}};
+    const int cand[4][2] = {{px + gap, py - th / 2}, {px - gap - tw, py - th / 2},
+                            {px - tw / 2, py - gap - th}, {px - tw / 2, py + gap}};
     box first = {0, 0, 0, 0};
     for (int k = 0; k < 4; k++) {
         int x = cand[k][0], y = cand[k][1];
@@ -562,7 +564,13 @@ int mtc_chart_scatter(mtc_canvas *c, int x, int y, int w, int h, const mtc_chart
             if (!point_ok(&a, s[i].x[k], s[i].y[k])) continue;
             int px = (int)lround(mtc_axes_px(&a, s[i].x[k])), py = (int)lround(mtc_axes_py(&a, s[i].y[k]));
             mtc_draw_marker(c, px, py, i, 4, mtc_palette(i));
-            taken[nt++] = (box){px - 5, py - 5, px + 6, py + 6};
+            int r = 5;
+            if (s[i].ring && s[i].ring[k]) { /* two px thick, clear of the marker */
+                r = RING_R + 1;
+                mtc_draw_circle(c, px, py, RING_R, 0, TEXT_COLOR);
+                mtc_draw_circle(c, px, py, RING_R + 1, 0, TEXT_COLOR);
+            }
+            taken[nt++] = (box){px - r, py - r, px + r + 1, py + r + 1};
         }
     mtc_canvas_unclip(c);
     for (int i = 0; i < ns; i++)
@@ -570,7 +578,8 @@ int mtc_chart_scatter(mtc_canvas *c, int x, int y, int w, int h, const mtc_chart
             const char *lab = s[i].labels ? s[i].labels[k] : NULL;
             if (!lab || !point_ok(&a, s[i].x[k], s[i].y[k])) continue;
             int px = (int)lround(mtc_axes_px(&a, s[i].x[k])), py = (int)lround(mtc_axes_py(&a, s[i].y[k]));
-            box b = label_place(&a, px, py, mtc_text_width(lab, 1), taken, nt);
+            int gap = s[i].ring && s[i].ring[k] ? RING_R + 4 : 7; /* clear of the marker or its ring */
+            box b = label_place(&a, px, py, gap, mtc_text_width(lab, 1), taken, nt);
             taken[nt++] = b;
             mtc_draw_text(c, b.x0, b.y0, lab, 1, TEXT_COLOR);
         }

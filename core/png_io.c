@@ -7,7 +7,9 @@
  * error pointer), so nothing the handler frees is a clobberable local.
  * Reading converts with png_set_* transforms: 16-bit -> 8, palette -> RGB,
  * low-bit gray -> 8, alpha dropped (not composited); RGB becomes luma
- * (299 R + 587 G + 114 B) / 1000, rounded (BT.601 weights).
+ * (299 R + 587 G + 114 B) / 1000, rounded (BT.601 weights). mtc_png_probe
+ * reads the header only, so a caller can refuse a PNG those conversions
+ * would change.
  */
 #include "mtc.h"
 
@@ -98,31 +100,78 @@ static int read_body(png_job *j)
     return 0;
 }
 
+/* Header only: size and the colour type before any transform. */
+static int probe_body(png_job *j)
+{
+    if (setjmp(png_jmpbuf(j->png))) return -1;
+    png_init_io(j->png, j->f);
+    png_set_sig_bytes(j->png, 8);
+    png_set_user_limits(j->png, PNG_MAX_SIDE, PNG_MAX_SIDE);
+    png_read_info(j->png, j->info);
+    png_uint_32 w, h;
+    int depth, ctype;
+    png_get_IHDR(j->png, j->info, &w, &h, &depth, &ctype, NULL, NULL, NULL);
+    j->w = w;
+    j->h = h;
+    int alpha = (ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(j->png, j->info, PNG_INFO_tRNS);
+    j->channels = (ctype & PNG_COLOR_MASK_COLOR ? 3 : 1) + alpha; /* a palette is colour */
+    return 0;
+}
+
+/* Opens path, checks the signature and makes the libpng read structs. */
+static int job_open(png_job *j, const char *path, mtc_err *e)
+{
+    memset(j, 0, sizeof *j);
+    j->path = path;
+    j->f = fopen(path, "rb");
+    if (!j->f) return mtc_err_set(e, MTC_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(j->f), &st) == 0) j->file_size = (uint64_t)st.st_size;
+    unsigned char sig[8];
+    if (fread(sig, 1, 8, j->f) != 8 || png_sig_cmp(sig, 0, 8)) {
+        fclose(j->f);
+        return mtc_err_set(e, MTC_EINPUT, "%s: not a PNG file", path);
+    }
+    j->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, j, on_error, on_warning);
+    j->info = j->png ? png_create_info_struct(j->png) : NULL;
+    if (!j->png || !j->info) {
+        png_destroy_read_struct(&j->png, &j->info, NULL);
+        fclose(j->f);
+        return mtc_err_set(e, MTC_ENOMEM, "%s: cannot create PNG reader", path);
+    }
+    return MTC_OK;
+}
+
+/* Frees what job_open made (not the decoded pixels). */
+static void job_close(png_job *j)
+{
+    png_destroy_read_struct(&j->png, &j->info, NULL);
+    fclose(j->f);
+    free(j->rows);
+}
+
+int mtc_png_probe(const char *path, int *h, int *w, int *channels, mtc_err *e)
+{
+    png_job j;
+    int rc = job_open(&j, path, e);
+    if (rc) return rc;
+    if (probe_body(&j)) rc = mtc_err_set(e, MTC_EINPUT, "%s: bad PNG (%s)", path, j.msg);
+    job_close(&j);
+    if (rc) return rc;
+    *h = (int)j.h;
+    *w = (int)j.w;
+    *channels = j.channels;
+    return MTC_OK;
+}
+
 int mtc_png_read_gray(const char *path, int *h, int *w, uint8_t **px, mtc_err *e)
 {
     *px = NULL;
     png_job j;
-    memset(&j, 0, sizeof j);
-    j.path = path;
-    j.f = fopen(path, "rb");
-    if (!j.f) return mtc_err_set(e, MTC_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(j.f), &st) == 0) j.file_size = (uint64_t)st.st_size;
-    unsigned char sig[8];
-    if (fread(sig, 1, 8, j.f) != 8 || png_sig_cmp(sig, 0, 8)) {
-        fclose(j.f);
-        return mtc_err_set(e, MTC_EINPUT, "%s: not a PNG file", path);
-    }
-    j.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &j, on_error, on_warning);
-    j.info = j.png ? png_create_info_struct(j.png) : NULL;
-    int rc = MTC_OK;
-    if (!j.png || !j.info)
-        rc = mtc_err_set(e, MTC_ENOMEM, "%s: cannot create PNG reader", path);
-    else if (read_body(&j))
-        rc = mtc_err_set(e, MTC_EINPUT, "%s: bad PNG (%s)", path, j.msg);
-    png_destroy_read_struct(&j.png, &j.info, NULL);
-    fclose(j.f);
-    free(j.rows);
+    int rc = job_open(&j, path, e);
+    if (rc) return rc;
+    if (read_body(&j)) rc = mtc_err_set(e, MTC_EINPUT, "%s: bad PNG (%s)", path, j.msg);
+    job_close(&j);
     if (rc) { free(j.buf); return rc; }
     size_t n = (size_t)j.w * j.h;
     if (j.channels == 3) { /* luma in place: pixel i reads bytes 3i..3i+2 >= i */

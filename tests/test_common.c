@@ -1,6 +1,8 @@
-/* test_common.c — RNG determinism, hashing, crash-safe writes, CLI basics. */
+/* test_common.c — RNG determinism, hashing, crash-safe writes, CLI basics
+ * (every command's --help, subcommands included, ends with a newline). */
 #include "tests/testutil.h"
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -102,6 +104,69 @@ static void test_cli_help_unknown_and_version(void **st)
     free(dir);
 }
 
+/* The names listed under "commands:" in `mtc --help` (two-space indent). */
+static int listed_commands(const char *help, char names[][32], int cap)
+{
+    const char *p = strstr(help, "commands:\n");
+    int n = 0;
+    for (p = p ? strchr(p, '\n') + 1 : NULL; p && !strncmp(p, "  ", 2) && n < cap; p = strchr(p, '\n') + 1) {
+        if (sscanf(p, "%31s", names[n]) == 1) n++;
+        if (!strchr(p, '\n')) break;
+    }
+    return n;
+}
+
+/* The SUB of each "mtc CMD SUB" usage line of a command with subcommands. */
+static int listed_subcommands(const char *help, const char *cmd, char names[][32], int cap)
+{
+    if (!strstr(help, "<subcommand>")) return 0;
+    char pre[64];
+    snprintf(pre, sizeof pre, "mtc %.40s ", cmd);
+    int n = 0;
+    for (const char *p = strstr(help, pre); p && n < cap; p = strstr(p + 1, pre))
+        if (p[strlen(pre)] != '<' && sscanf(p + strlen(pre), "%31s", names[n]) == 1) n++;
+    return n;
+}
+
+/* `mtc CMD --help`: exit 0, text on stdout ending with a newline (else the
+ * shell prompt lands on its last line), nothing on stderr. */
+static void assert_help_ends_with_newline(const char *dir, const char *cmd, char **out)
+{
+    char args[128], *err;
+    snprintf(args, sizeof args, "%s --help", cmd);
+    int rc = tu_run_mtc(dir, args, out, &err);
+    if (rc) fail_msg("mtc %s: exit %d", args, rc);
+    size_t n = strlen(*out);
+    if (n < 20 || (*out)[n - 1] != '\n') fail_msg("mtc %s: output does not end with a newline", args);
+    if (err[0]) fail_msg("mtc %s: wrote to stderr: %s", args, err);
+    free(err);
+}
+
+static void test_cli_every_help_ends_with_newline(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out, names[64][32], subs[16][32];
+    assert_help_ends_with_newline(dir, "", &out);
+    int n = listed_commands(out, names, 64), nsub_total = 0;
+    free(out);
+    assert_true(n >= 12); /* train ... pipeline */
+    for (int i = 0; i < n; i++) {
+        assert_help_ends_with_newline(dir, names[i], &out);
+        int ns = listed_subcommands(out, names[i], subs, 16);
+        free(out);
+        for (int k = 0; k < ns; k++) {
+            char cmd[80];
+            snprintf(cmd, sizeof cmd, "%.31s %.31s", names[i], subs[k]);
+            assert_help_ends_with_newline(dir, cmd, &out);
+            free(out);
+        }
+        nsub_total += ns;
+    }
+    assert_true(nsub_total >= 9); /* data: 3, plot: 6 */
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +176,7 @@ int main(void)
         cmocka_unit_test(test_atomic_write_replaces_and_abort_keeps_old),
         cmocka_unit_test(test_write_to_missing_folder_fails_cleanly),
         cmocka_unit_test(test_cli_help_unknown_and_version),
+        cmocka_unit_test(test_cli_every_help_ends_with_newline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

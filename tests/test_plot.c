@@ -222,7 +222,7 @@ static void test_chart_lines_png(void **st)
         y1[i] = 1.0 / (i + 1);
         y2[i] = i == 3 ? NAN : 0.5 + 0.05 * i;
     }
-    mtc_series s[2] = {{"fashion", 8, x, y1, NULL}, {"super", 8, x, y2, NULL}};
+    mtc_series s[2] = {{"fashion", 8, x, y1, NULL, NULL}, {"super", 8, x, y2, NULL, NULL}};
     mtc_chart ch = {"loss", "epoch", "loss", 0, 1, 0, 0, 1};
     mtc_canvas c = blank(500, 360);
     mtc_err e = {0};
@@ -250,7 +250,7 @@ static void test_chart_scatter_logx_png(void **st)
     char *dir = tu_mkdtemp(), *p = tu_path(dir, "scatter.png");
     double x[3] = {2e4, 9e4, 4e5}, y[3] = {0.80, 0.84, 0.86}, y2[3] = {0.95, 0.97, 0.98};
     const char *lab[3] = {"int8.mtc", "pruned.mtc", "student.mtc"};
-    mtc_series s[2] = {{"fashion", 3, x, y, lab}, {"super", 3, x, y2, lab}};
+    mtc_series s[2] = {{"fashion", 3, x, y, lab, NULL}, {"super", 3, x, y2, lab, NULL}};
     mtc_chart ch = {"size", "file size (bytes)", "accuracy", 1, 0, 0, 0, 0};
     mtc_canvas c = blank(600, 400);
     mtc_err e = {0};
@@ -263,6 +263,40 @@ static void test_chart_scatter_logx_png(void **st)
     free(p);
     tu_rmdir(dir);
     free(dir);
+}
+
+/* A ringed point gets a dark ring of outer radius RING_R + 1 = 9 round its
+ * marker; nothing else on the chart changes. */
+static void test_chart_scatter_rings_only_marked_points(void **st)
+{
+    (void)st;
+    double x[3] = {2e4, 9e4, 4e5}, y[3] = {0.80, 0.84, 0.86};
+    const unsigned char ring[3] = {0, 1, 0};
+    mtc_series plain = {"fashion", 3, x, y, NULL, NULL}, ringed = plain;
+    ringed.ring = ring;
+    mtc_chart ch = {"size", "file size (bytes)", "accuracy", 1, 0, 0, 0, 0};
+    mtc_canvas a = blank(600, 400), b = blank(600, 400);
+    mtc_err e = {0};
+    assert_int_equal(mtc_chart_scatter(&a, 0, 0, 600, 400, &ch, &plain, 1, &e), 0);
+    assert_int_equal(mtc_chart_scatter(&b, 0, 0, 600, 400, &ch, &ringed, 1, &e), 0);
+    int n = 0, x0 = 600, x1 = -1, y0 = 400, y1 = -1;
+    for (int yy = 0; yy < 400; yy++)
+        for (int xx = 0; xx < 600; xx++) {
+            uint32_t pa = mtc_canvas_get(&a, xx, yy), pb = mtc_canvas_get(&b, xx, yy);
+            if (pa == pb) continue;
+            assert_true((pb >> 16) < 0x40 && ((pb >> 8) & 0xff) < 0x40 && (pb & 0xff) < 0x40); /* dark */
+            n++;
+            if (xx < x0) x0 = xx;
+            if (xx > x1) x1 = xx;
+            if (yy < y0) y0 = yy;
+            if (yy > y1) y1 = yy;
+        }
+    assert_true(n > 60 && n < 200);      /* two 1-px circles of radius 8 and 9 */
+    assert_int_equal(x1 - x0 + 1, 19);  /* one ring only, centred on a point */
+    assert_int_equal(y1 - y0 + 1, 19);
+    assert_true(x0 > 150 && x1 < 450);  /* the middle point, not an end one */
+    mtc_canvas_free(&a);
+    mtc_canvas_free(&b);
 }
 
 static void test_chart_heatmap_png(void **st)
@@ -319,6 +353,8 @@ static void save_ckpt(const char *path, const char *meta, int64_t n)
     free(w);
 }
 
+static char *run_out, *run_err; /* of the last run */
+
 static int run(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int run(const char *dir, const char *fmt, ...)
 {
@@ -327,17 +363,17 @@ static int run(const char *dir, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    char *out = NULL, *err = NULL;
-    int rc = tu_run_mtc(dir, args, &out, &err);
-    if (err && *err && getenv("MTC_TEST_VERBOSE")) fprintf(stderr, "[%s] %s", args, err);
+    free(run_out);
+    free(run_err);
+    run_out = run_err = NULL;
+    int rc = tu_run_mtc(dir, args, &run_out, &run_err);
+    if (run_err && *run_err && getenv("MTC_TEST_VERBOSE")) fprintf(stderr, "[%s] %s", args, run_err);
     /* an error is one line */
-    if (rc == 2 && err) {
-        char *nl = strchr(err, '\n');
+    if (rc == 2 && run_err) {
+        char *nl = strchr(run_err, '\n');
         assert_true(nl && nl[1] == 0);
-        assert_non_null(strstr(err, "mtc plot"));
+        assert_non_null(strstr(run_err, "mtc plot"));
     }
-    free(out);
-    free(err);
     return rc;
 }
 
@@ -383,6 +419,129 @@ static void test_cli_size_accuracy(void **st)
     assert_true(file_exists(dir, "sa.png"));
     assert_int_equal(run(dir, "plot size-accuracy %s -o %s/none.png", d, dir), 2);
     free(a); free(b); free(c); free(d);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* A 1000-row CSV: a = argmax(x0, x1, x2) (cls 3), b = x3 > 0 (cls 2). */
+static void write_csv(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "x0,x1,x2,x3,a,b\n");
+    mtc_rng r;
+    mtc_rng_seed(&r, 5);
+    for (int i = 0; i < 1000; i++) {
+        float x[4];
+        for (int j = 0; j < 4; j++) x[j] = 2 * mtc_rng_uniform(&r) - 1;
+        int a = x[0] > x[1] ? (x[0] > x[2] ? 0 : 2) : (x[1] > x[2] ? 1 : 2);
+        fprintf(f, "%.4f,%.4f,%.4f,%.4f,%d,%d\n", x[0], x[1], x[2], x[3], a, x[3] > 0);
+    }
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The point of `file` in the --json "points" array. */
+static const mtc_json *point_of(const mtc_json *pts, const char *file)
+{
+    for (int i = 0; i < pts->n; i++) {
+        const char *f = mtc_json_str(&pts->items[i], "file");
+        if (f && !strcmp(f, file)) return &pts->items[i];
+    }
+    fail_msg("no point for %s", file);
+    return NULL;
+}
+
+static int64_t file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (int64_t)st.st_size;
+}
+
+/* The pipeline on a tiny CSV (teacher, scratch student, KD student, pruned,
+ * int8): with --data every stage is a point measured through the runtime,
+ * the int8 one with its own file size and the metrics `mtc eval` gives it,
+ * and the teacher is marked; without --data the int8 checkpoint, whose
+ * metadata holds no test metrics, is skipped with a note saying why. */
+static void test_cli_size_accuracy_plots_every_stage_int8_included(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *csv = tu_path(dir, "d.csv"), *ts = tu_path(dir, "t.cfg"), *ss = tu_path(dir, "s.cfg");
+    const char *teacher = "[input] shape = 4 columns = x0,x1,x2,x3\n[dense] units = 128 act = relu\n"
+                          "[dense] units = 128 act = relu\n[task a] kind = cls classes = 3\n"
+                          "[task b] kind = cls classes = 2\n";
+    const char *student = "[input] shape = 4 columns = x0,x1,x2,x3\n[dense] units = 64 act = relu\n"
+                          "[dense] units = 64 act = relu\n[task a] kind = cls classes = 3\n"
+                          "[task b] kind = cls classes = 2\n";
+    write_csv(csv);
+    assert_int_equal(tu_write(ts, teacher, strlen(teacher)), 0);
+    assert_int_equal(tu_write(ss, student, strlen(student)), 0);
+    const char *tr = "--epochs 20 --lr 0.01 --batch 32 --quiet";
+    int rc = run(dir, "train --spec %s --data csv:%s %s -o %s/teacher.mtc", ts, csv, tr, dir);
+    if (!rc) rc = run(dir, "train --spec %s --data csv:%s %s -o %s/scratch.mtc", ss, csv, tr, dir);
+    if (!rc) rc = run(dir, "label %s/teacher.mtc --data csv:%s --quiet -o %s/soft.mtl", dir, csv, dir);
+    if (!rc)
+        rc = run(dir, "distill --spec %s --data csv:%s --soft %s/soft.mtl --teacher %s/teacher.mtc %s -o %s/student.mtc",
+                 ss, csv, dir, dir, tr, dir);
+    if (!rc) rc = run(dir, "prune %s/student.mtc --sparsity 0.5 --data csv:%s --quiet -o %s/pruned.mtc", dir, csv, dir);
+    if (!rc) rc = run(dir, "quantize %s/pruned.mtc --data csv:%s --calib 200 --quiet -o %s/q8.mtc", dir, csv, dir);
+    if (rc) fail_msg("pipeline step exit %d: %s", rc, run_err);
+    assert_int_equal(run(dir, "eval %s/q8.mtc --data csv:%s --json", dir, csv), 0);
+    mtc_json ev, j;
+    mtc_err e = {0};
+    assert_int_equal(mtc_json_parse(run_out, strlen(run_out), &ev, &e), 0);
+
+    static const char *files[5] = {"teacher.mtc", "scratch.mtc", "student.mtc", "pruned.mtc", "q8.mtc"};
+    char list[5 * 4300] = "";
+    for (int i = 0; i < 5; i++) {
+        char *p = tu_path(dir, files[i]);
+        snprintf(list + strlen(list), sizeof list - strlen(list), " %s", p);
+        free(p);
+    }
+    assert_int_equal(run(dir, "plot size-accuracy%s --data csv:%s --json --quiet -o %s/sa.png", list, csv, dir), 0);
+    assert_true(file_exists(dir, "sa.png"));
+    assert_int_equal(mtc_json_parse(run_out, strlen(run_out), &j, &e), 0);
+    const mtc_json *pts = mtc_json_get(&j, "points");
+    assert_non_null(pts);
+    assert_int_equal(pts->n, 5);
+    char path[4300];
+    for (int i = 0; i < 5; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        const mtc_json *p = point_of(pts, path);
+        assert_string_equal(mtc_json_str(p, "source"), "runtime");
+        assert_int_equal((int64_t)mtc_json_get(p, "bytes")->num, file_size(path));
+        const mtc_json *tch = mtc_json_get(p, "teacher");
+        assert_true(tch && tch->type == MTC_JBOOL);
+        assert_int_equal((int)tch->num, i == 0); /* student.mtc was distilled from teacher.mtc */
+        const mtc_json *tk = mtc_json_get(p, "tasks");
+        assert_true(tk && tk->n == 2);
+        for (int t = 0; t < 2; t++) assert_true(tk->items[t].num > 0.5 && tk->items[t].num <= 1);
+    }
+    snprintf(path, sizeof path, "%s/q8.mtc", dir);
+    const mtc_json *q8 = point_of(pts, path);
+    snprintf(path, sizeof path, "%s/pruned.mtc", dir);
+    const mtc_json *pruned = point_of(pts, path);
+    /* the int8 point is the int8 file: smaller than its fp32 parent */
+    assert_true(mtc_json_get(q8, "bytes")->num < mtc_json_get(pruned, "bytes")->num);
+    /* and measured as mtc eval measures it */
+    const mtc_json *evt = mtc_json_get(&ev, "tasks");
+    static const char *tasks[2] = {"a", "b"};
+    for (int t = 0; t < 2; t++) {
+        double got = mtc_json_get(mtc_json_get(q8, "tasks"), tasks[t])->num;
+        double want = mtc_json_get(mtc_json_get(evt, tasks[t]), "accuracy")->num;
+        assert_true(fabs(got - want) < 1e-12);
+    }
+    mtc_json_free(&j);
+    mtc_json_free(&ev);
+
+    /* without --data: metadata only, so the int8 checkpoint is left out, with a note */
+    assert_int_equal(run(dir, "plot size-accuracy%s --json -o %s/sa2.png", list, dir), 0);
+    assert_int_equal(mtc_json_parse(run_out, strlen(run_out), &j, &e), 0);
+    assert_int_equal(mtc_json_get(&j, "points")->n, 4);
+    assert_non_null(strstr(run_err, "q8.mtc: no test metrics in the metadata"));
+    assert_non_null(strstr(run_err, "--data"));
+    mtc_json_free(&j);
+    free(csv); free(ts); free(ss);
     tu_rmdir(dir);
     free(dir);
 }
@@ -486,12 +645,17 @@ int main(void)
         cmocka_unit_test(test_png_written_and_read_back),
         cmocka_unit_test(test_chart_lines_png),
         cmocka_unit_test(test_chart_scatter_logx_png),
+        cmocka_unit_test(test_chart_scatter_rings_only_marked_points),
         cmocka_unit_test(test_chart_heatmap_png),
         cmocka_unit_test(test_cli_curves_and_confusion),
         cmocka_unit_test(test_cli_size_accuracy),
+        cmocka_unit_test(test_cli_size_accuracy_plots_every_stage_int8_included),
         cmocka_unit_test(test_cli_sensitivity),
         cmocka_unit_test(test_cli_contact_sheet),
         cmocka_unit_test(test_cli_errors_exit_2),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    free(run_out);
+    free(run_err);
+    return rc;
 }

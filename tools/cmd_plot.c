@@ -1,10 +1,11 @@
 /*
- * cmd_plot.c — `mtc plot`: PNG charts from checkpoint metadata, pruning
+ * cmd_plot.c — `mtc plot`: PNG charts from checkpoint metadata (or, for
+ * size-accuracy --data, metrics measured by the runtime), pruning
  * sensitivity reports and datasets. Drawing lives in core/plot.c; this file
  * reads the inputs, builds series and picks the layout.
  *
  *   mtc plot curves model.mtc -o out.png
- *   mtc plot size-accuracy a.mtc b.mtc ... -o out.png
+ *   mtc plot size-accuracy a.mtc b.mtc ... [--data NAME] -o out.png
  *   mtc plot sensitivity report.json -o out.png
  *   mtc plot confusion model.mtc [--task T] -o out.png
  *   mtc plot contact-sheet --data NAME [--n 64] -o out.png
@@ -147,8 +148,10 @@ static int curves_read(const char *path, const mtc_json *meta, curves *cv, mtc_e
     return MTC_OK;
 }
 
-/* Exit code of a plot subcommand; with --json one object naming the PNG. */
-static int plot_done(const char *cmd, const cli_common *cc, const char *out, int rc, const mtc_err *e)
+/* Exit code of a plot subcommand; with --json one object naming the PNG,
+ * plus key: raw (a JSON value) when key is set. */
+static int plot_done(const char *cmd, const cli_common *cc, const char *out, int rc, const mtc_err *e,
+                     const char *key, const char *raw)
 {
     if (rc) return cli_fail(cmd, e);
     if (cc->json) {
@@ -157,6 +160,7 @@ static int plot_done(const char *cmd, const cli_common *cc, const char *out, int
         mtc_jw_obj(&w);
         mtc_jw_kstr(&w, "command", cmd);
         mtc_jw_kstr(&w, "png", out);
+        if (key && raw) { mtc_jw_key(&w, key); mtc_jw_raw(&w, raw); }
         mtc_jw_obj_end(&w);
         printf("%s\n", w.buf);
         mtc_jw_free(&w);
@@ -195,8 +199,8 @@ static int plot_curves(int argc, char **argv)
     if (!rc) {
         mtc_series sl[MTC_MAX_TASKS], sv[MTC_MAX_TASKS];
         for (int t = 0; t < cv.ntasks; t++) {
-            sl[t] = (mtc_series){cv.names[t], cv.nep, cv.epoch, cv.loss[t], NULL};
-            sv[t] = (mtc_series){cv.names[t], cv.nep, cv.epoch, cv.val[t], NULL};
+            sl[t] = (mtc_series){cv.names[t], cv.nep, cv.epoch, cv.loss[t], NULL, NULL};
+            sv[t] = (mtc_series){cv.names[t], cv.nep, cv.epoch, cv.val[t], NULL, NULL};
         }
         char vtitle[96];
         snprintf(vtitle, sizeof vtitle, "validation %s", cv.metric);
@@ -208,7 +212,7 @@ static int plot_curves(int argc, char **argv)
     }
     mtc_canvas_free(&c);
     curves_free(&cv);
-    return plot_done("plot curves", &cc, out, rc, &e);
+    return plot_done("plot curves", &cc, out, rc, &e, NULL, NULL);
 }
 
 /* ---- size-accuracy ------------------------------------------------------------ */
@@ -228,21 +232,198 @@ static double task_metric(const mtc_json *v, const char **name)
     return NAN;
 }
 
+/* One checkpoint of the chart: its size on disk, its test metric per task. */
+typedef struct sa_point {
+    const char *path;
+    double bytes;
+    int teacher;                            /* another plotted checkpoint was distilled from it */
+    int ntasks;
+    char task[MTC_MAX_TASKS][MTC_NAME_MAX];
+    double value[MTC_MAX_TASKS];
+    const char *metric[MTC_MAX_TASKS];      /* "accuracy", "r2" or "metric" (static) */
+    char label[256];                        /* file name, " (teacher)" appended */
+} sa_point;
+
+/* The first value given for a task wins. */
+static void sa_add(sa_point *p, const char *task, double v, const char *metric)
+{
+    for (int i = 0; i < p->ntasks; i++)
+        if (!strcmp(p->task[i], task)) return;
+    if (p->ntasks >= MTC_MAX_TASKS || !isfinite(v)) return;
+    snprintf(p->task[p->ntasks], MTC_NAME_MAX, "%s", task);
+    p->value[p->ntasks] = v;
+    p->metric[p->ntasks++] = metric;
+}
+
+/* Metrics stored in the metadata: "metrics" (mtc prune) before "test". */
+static void sa_from_meta(const mtc_json *meta, sa_point *p)
+{
+    const mtc_json *src[2] = {mtc_json_get(meta, "metrics"), mtc_json_get(meta, "test")};
+    for (int s = 0; s < 2; s++) {
+        if (!src[s] || src[s]->type != MTC_JOBJ) continue;
+        for (int i = 0; i < src[s]->n; i++) {
+            const char *mname = NULL;
+            double y = task_metric(&src[s]->items[i], &mname);
+            sa_add(p, src[s]->keys[i], y, mname);
+        }
+    }
+}
+
+/* Metrics measured as `mtc eval` does: the reference runtime (fp32, sparse
+ * or int8) on data's test split; accuracy for cls/bin, r2 for reg. */
+static int sa_measure(const char *path, const char *data, int threads, sa_point *p, mtc_err *e)
+{
+    mtc_rt *rt;
+    int rc = mtc_rt_load(path, &rt, e);
+    if (rc) return rc;
+    mtc_rt_set_threads(rt, threads);
+    const mtc_model *m = mtc_rt_model(rt);
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    float *outs[MTC_MAX_TASKS] = {0};
+    mtc_task_eval ev[MTC_MAX_TASKS];
+    rc = util_open_data(m, data, "test", &d, e);
+    if (!rc) rc = mtc_rt_predict(rt, &d, NULL, 0, 256, outs, e);
+    if (!rc) rc = mtc_evaluate_outputs(m, &d, NULL, 0, outs, ev, e);
+    if (!rc) {
+        for (int t = 0; t < m->spec.ntasks; t++) {
+            int reg = ev[t].kind == MTC_TASK_REG;
+            sa_add(p, m->spec.tasks[t].name, reg ? ev[t].reg.r2 : mtc_task_eval_primary(&ev[t], NULL),
+                   reg ? "r2" : "accuracy");
+        }
+        mtc_task_eval_free(ev, m->spec.ntasks);
+    }
+    for (int t = 0; t < MTC_MAX_TASKS; t++) free(outs[t]);
+    mtc_data_free(&d);
+    mtc_rt_free(rt);
+    return rc;
+}
+
+#define SA_MAX_TEACHERS 256
+
+/* Appends the hashes in meta's "teachers" (written by mtc distill). */
+static void sa_teacher_hashes(const mtc_json *meta, char (*hashes)[17], int *n)
+{
+    const mtc_json *ts = mtc_json_get(meta, "teachers");
+    for (int i = 0; ts && ts->type == MTC_JARR && i < ts->n && *n < SA_MAX_TEACHERS; i++) {
+        const char *h = mtc_json_str(&ts->items[i], "hash");
+        if (h && strlen(h) == 16) snprintf(hashes[(*n)++], 17, "%s", h);
+    }
+}
+
+/* Reads checkpoint path: its size, its metrics (measured when data is set,
+ * else from the metadata) and the teachers it was distilled from. */
+static int sa_read(const char *path, const char *data, int threads, sa_point *p, char (*hashes)[17], int *nh,
+                   mtc_err *e)
+{
+    memset(p, 0, sizeof *p);
+    p->path = path;
+    mtc_json meta;
+    int rc = read_meta(path, &meta, e);
+    if (rc) return rc;
+    struct stat st;
+    if (stat(path, &st)) rc = mtc_err_set(e, MTC_EINPUT, "%s: cannot stat", path); /* read_meta opened it */
+    else p->bytes = (double)st.st_size;
+    sa_teacher_hashes(&meta, hashes, nh);
+    if (!rc && data) rc = sa_measure(path, data, threads, p, e);
+    else if (!rc) sa_from_meta(&meta, p);
+    mtc_json_free(&meta);
+    return rc;
+}
+
+/* Marks the points another point was distilled from; labels every point. */
+static void sa_mark_teachers(sa_point *pts, int n, char (*hashes)[17], int nh)
+{
+    for (int f = 0; f < n; f++) {
+        char h[17] = "";
+        if (nh) util_file_hash(pts[f].path, h);
+        for (int k = 0; k < nh && h[0] && !pts[f].teacher; k++) pts[f].teacher = !strcmp(h, hashes[k]);
+        snprintf(pts[f].label, sizeof pts[f].label, "%s%s", base_name(pts[f].path),
+                 pts[f].teacher ? " (teacher)" : "");
+    }
+}
+
+/* --json: the points as plotted. */
+static char *sa_json(const sa_point *pts, int n, int measured)
+{
+    mtc_jw w;
+    mtc_jw_init(&w);
+    mtc_jw_arr(&w);
+    for (int f = 0; f < n; f++) {
+        const sa_point *p = &pts[f];
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "file", p->path);
+        mtc_jw_kint(&w, "bytes", (int64_t)p->bytes);
+        mtc_jw_key(&w, "teacher");
+        mtc_jw_bool(&w, p->teacher);
+        mtc_jw_kstr(&w, "source", measured ? "runtime" : "metadata");
+        mtc_jw_key(&w, "tasks");
+        mtc_jw_obj(&w);
+        for (int i = 0; i < p->ntasks; i++) mtc_jw_knum(&w, p->task[i], p->value[i]);
+        mtc_jw_obj_end(&w);
+        mtc_jw_obj_end(&w);
+    }
+    mtc_jw_arr_end(&w);
+    if (w.oom) { mtc_jw_free(&w); return NULL; }
+    return w.buf;
+}
+
+/* One series per task: x = size, y = metric, labelled, the teacher ringed. */
+static int sa_draw(const sa_point *pts, int n, const char *out, mtc_err *e)
+{
+    char names[MTC_MAX_TASKS][MTC_NAME_MAX];
+    int ntasks = 0, npts[MTC_MAX_TASKS] = {0}, mixed = 0;
+    double xs[MTC_MAX_TASKS][MAX_SERIES], ys[MTC_MAX_TASKS][MAX_SERIES];
+    const char *labels[MTC_MAX_TASKS][MAX_SERIES];
+    unsigned char ring[MTC_MAX_TASKS][MAX_SERIES];
+    const char *metric = NULL;
+    for (int f = 0; f < n; f++)
+        for (int i = 0; i < pts[f].ntasks; i++) {
+            int t = name_index(names, &ntasks, MTC_MAX_TASKS, pts[f].task[i]);
+            if (t < 0) continue;
+            if (metric && strcmp(metric, pts[f].metric[i])) mixed = 1;
+            metric = pts[f].metric[i];
+            xs[t][npts[t]] = pts[f].bytes;
+            ys[t][npts[t]] = pts[f].value[i];
+            labels[t][npts[t]] = pts[f].label;
+            ring[t][npts[t]++] = (unsigned char)pts[f].teacher;
+        }
+    mtc_canvas c = {0};
+    int rc = mtc_canvas_init(&c, 760, 480, MTC_WHITE, e);
+    if (!rc) {
+        mtc_series s[MTC_MAX_TASKS];
+        for (int t = 0; t < ntasks; t++) s[t] = (mtc_series){names[t], npts[t], xs[t], ys[t], labels[t], ring[t]};
+        char ylabel[64];
+        snprintf(ylabel, sizeof ylabel, "test %s", mixed ? "metric (accuracy; r2 for reg)" : metric);
+        mtc_chart ch = {"size vs test metric", "file size (bytes)", ylabel, 1, 0, 0, 0, 0};
+        rc = mtc_chart_scatter(&c, 0, 0, c.w, c.h, &ch, s, ntasks, e);
+        if (!rc) rc = mtc_canvas_write_png(&c, out, e);
+    }
+    mtc_canvas_free(&c);
+    return rc;
+}
+
 static int plot_size_accuracy(int argc, char **argv)
 {
-    const char *out = NULL, *pos[MAX_SERIES];
+    const char *out = NULL, *data = NULL, *pos[MAX_SERIES];
     cli_common cc;
     cli_common_defaults(&cc);
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
+        {"data", OPT_STR, &data, "measure every checkpoint on this data set's test split (int8 needs it)", 1, 0},
         CLI_COMMON(&cc),
         CLI_END,
     };
-    int npos, rc = cli_parse("plot size-accuracy", "a.mtc b.mtc ... -o out.png",
-                             "File size (bytes, log x) against each task's test metric stored in\n"
-                             "the checkpoint metadata (\"metrics\" key if present, else \"test\");\n"
-                             "accuracy for cls/bin tasks, r2 for regression. One colour per task,\n"
-                             "points labelled with the file name. Up to 64 checkpoints.",
+    int npos, rc = cli_parse("plot size-accuracy", "a.mtc b.mtc ... [--data NAME] -o out.png",
+                             "File size (bytes, log x) against each task's test metric: accuracy for\n"
+                             "cls/bin tasks, r2 for regression. With --data every checkpoint is measured\n"
+                             "through the reference runtime on NAME's test split, as mtc eval does\n"
+                             "(fp32, pruned and int8 alike); without it the metric is read from the\n"
+                             "metadata (\"metrics\" key if present, else \"test\"), which int8\n"
+                             "checkpoints do not carry: they are skipped with a note. One colour per\n"
+                             "task, points labelled with the file name; a checkpoint another one was\n"
+                             "distilled from (its hash is in that one's \"teachers\") is ringed and\n"
+                             "labelled \"(teacher)\". --json lists the points. Up to 64 checkpoints.",
                              opts, argc, argv, pos, MAX_SERIES, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos < 1) {
@@ -250,63 +431,34 @@ static int plot_size_accuracy(int argc, char **argv)
         return 2;
     }
     if ((rc = need_out("plot size-accuracy", out))) return rc;
+    cli_apply_common(&cc);
     mtc_err e = {0};
-    char names[MTC_MAX_TASKS][MTC_NAME_MAX];
-    int ntasks = 0, npts[MTC_MAX_TASKS] = {0}, mixed = 0;
-    double xs[MTC_MAX_TASKS][MAX_SERIES], ys[MTC_MAX_TASKS][MAX_SERIES];
-    const char *labels[MTC_MAX_TASKS][MAX_SERIES];
-    const char *metric = NULL;
-    int skipped[MAX_SERIES], nskipped = 0;
+    sa_point *pts = calloc((size_t)npos, sizeof *pts);
+    char(*hashes)[17] = calloc(SA_MAX_TEACHERS, 17);
+    int n = 0, nh = 0, skipped[MAX_SERIES], nskipped = 0;
+    if (!pts || !hashes) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
     for (int f = 0; f < npos && !rc; f++) {
-        struct stat st;
-        mtc_json meta;
-        if ((rc = read_meta(pos[f], &meta, &e))) break;
-        if (stat(pos[f], &st)) { /* read_meta opened it: only a race gets here */
-            mtc_json_free(&meta);
-            rc = mtc_err_set(&e, MTC_EINPUT, "%s: cannot stat", pos[f]);
-            break;
-        }
-        const mtc_json *src[2] = {mtc_json_get(&meta, "metrics"), mtc_json_get(&meta, "test")};
-        int found = 0;
-        for (int s = 0; s < 2; s++) {
-            if (!src[s] || src[s]->type != MTC_JOBJ) continue;
-            for (int i = 0; i < src[s]->n; i++) {
-                const char *mname = NULL;
-                double y = task_metric(&src[s]->items[i], &mname);
-                if (!isfinite(y)) continue;
-                int t = name_index(names, &ntasks, MTC_MAX_TASKS, src[s]->keys[i]);
-                if (t < 0) continue;
-                /* "metrics" wins over "test" for the same task */
-                if (npts[t] && labels[t][npts[t] - 1] == base_name(pos[f])) continue;
-                if (metric && strcmp(metric, mname)) mixed = 1;
-                metric = mname;
-                xs[t][npts[t]] = (double)st.st_size;
-                ys[t][npts[t]] = y;
-                labels[t][npts[t]] = base_name(pos[f]);
-                npts[t]++;
-                found = 1;
-            }
-        }
-        if (!found) skipped[nskipped++] = f;
-        mtc_json_free(&meta);
+        if (data) cli_progress(&cc, "plot size-accuracy: measuring %s on %s/test", pos[f], data);
+        if ((rc = sa_read(pos[f], data, cc.threads, &pts[n], hashes, &nh, &e))) break;
+        if (pts[n].ntasks) n++;
+        else skipped[nskipped++] = f;
     }
-    if (!rc && !ntasks)
-        rc = mtc_err_set(&e, MTC_EINPUT, "no test metrics in any of the %d checkpoint(s)", npos);
-    for (int i = 0; !rc && !cc.quiet && i < nskipped; i++)
-        fprintf(stderr, "mtc plot size-accuracy: %s: no test metrics in the metadata, skipped\n", pos[skipped[i]]);
-    mtc_canvas c = {0};
-    if (!rc) rc = mtc_canvas_init(&c, 760, 480, MTC_WHITE, &e);
-    if (!rc) {
-        mtc_series s[MTC_MAX_TASKS];
-        for (int t = 0; t < ntasks; t++) s[t] = (mtc_series){names[t], npts[t], xs[t], ys[t], labels[t]};
-        char ylabel[64];
-        snprintf(ylabel, sizeof ylabel, "test %s", mixed ? "metric (accuracy; r2 for reg)" : metric);
-        mtc_chart ch = {"size vs test metric", "file size (bytes)", ylabel, 1, 0, 0, 0, 0};
-        rc = mtc_chart_scatter(&c, 0, 0, c.w, c.h, &ch, s, ntasks, &e);
-        if (!rc) rc = mtc_canvas_write_png(&c, out, &e);
-    }
-    mtc_canvas_free(&c);
-    return plot_done("plot size-accuracy", &cc, out, rc, &e);
+    if (!rc && !n)
+        rc = mtc_err_set(&e, MTC_EINPUT, "no test metrics in any of the %d checkpoint(s)%s", npos,
+                         data ? "" : " (give --data NAME to measure them)");
+    for (int i = 0; !rc && !cc.quiet && i < nskipped; i++) /* an error stays one line */
+        fprintf(stderr, "mtc plot size-accuracy: %s: %s, skipped\n", pos[skipped[i]],
+                data ? "no finite test metric"
+                     : "no test metrics in the metadata (int8 checkpoints carry none: give --data NAME)");
+    if (!rc) sa_mark_teachers(pts, n, hashes, nh);
+    if (!rc) rc = sa_draw(pts, n, out, &e);
+    char *json = !rc && cc.json ? sa_json(pts, n, data != NULL) : NULL;
+    if (!rc && cc.json && !json) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
+    free(pts);
+    free(hashes);
+    rc = plot_done("plot size-accuracy", &cc, out, rc, &e, "points", json);
+    free(json);
+    return rc;
 }
 
 /* ---- sensitivity -------------------------------------------------------------- */
@@ -415,7 +567,8 @@ static int plot_sensitivity(int argc, char **argv)
             /* lines start at the unpruned metric ("base") when the grid lacks 0 */
             const double *v = s.v[t][l];
             int from0 = v && isfinite(v[0]) && s.x[1] > 0;
-            ser[n++] = (mtc_series){s.layer[l], v ? s.ngrid + from0 : 0, s.x + !from0, v ? v + !from0 : NULL, NULL};
+            ser[n++] = (mtc_series){s.layer[l], v ? s.ngrid + from0 : 0, s.x + !from0, v ? v + !from0 : NULL,
+                                    NULL, NULL};
         }
         const char *yl = metric && metric->type == MTC_JSTR ? metric->str : metric ? mtc_json_str(metric, s.names[t]) : NULL;
         char title[96];
@@ -428,7 +581,7 @@ static int plot_sensitivity(int argc, char **argv)
     mtc_canvas_free(&c);
     sens_free(&s);
     mtc_json_free(&j);
-    return plot_done("plot sensitivity", &cc, out, rc, &e);
+    return plot_done("plot sensitivity", &cc, out, rc, &e, NULL, NULL);
 }
 
 /* ---- confusion ---------------------------------------------------------------- */
@@ -526,7 +679,7 @@ static int plot_confusion(int argc, char **argv)
         if (!rc && n > 1) printf("wrote %s\n", path);
     }
     mtc_json_free(&meta);
-    return plot_done("plot confusion", &cc, out, rc, &e);
+    return plot_done("plot confusion", &cc, out, rc, &e, NULL, NULL);
 }
 
 /* ---- contact sheet ------------------------------------------------------------ */
@@ -623,7 +776,7 @@ static int plot_contact_sheet(int argc, char **argv)
     if (d.n < 1) rc = mtc_err_set(&e, MTC_EINPUT, "%s: the %s split is empty", data, split);
     if (!rc) rc = contact_sheet(&d, d.n < n ? (int)d.n : n, out, &e);
     mtc_data_free(&d);
-    return plot_done("plot contact-sheet", &cc, out, rc, &e);
+    return plot_done("plot contact-sheet", &cc, out, rc, &e, NULL, NULL);
 }
 
 /* ---- dispatch ----------------------------------------------------------------- */
@@ -697,7 +850,7 @@ static int plot_pipeline(int argc, char **argv)
         rc = mtc_canvas_write_png(&c, out, &e);
     }
     mtc_canvas_free(&c);
-    return plot_done("plot pipeline", &cc, out, rc, &e);
+    return plot_done("plot pipeline", &cc, out, rc, &e, NULL, NULL);
 }
 
 static const struct {
@@ -706,7 +859,7 @@ static const struct {
     const char *usage;
 } subs[] = {
     {"curves", plot_curves, "curves model.mtc -o out.png"},
-    {"size-accuracy", plot_size_accuracy, "size-accuracy a.mtc b.mtc ... -o out.png"},
+    {"size-accuracy", plot_size_accuracy, "size-accuracy a.mtc b.mtc ... [--data NAME] -o out.png"},
     {"sensitivity", plot_sensitivity, "sensitivity report.json -o out.png"},
     {"confusion", plot_confusion, "confusion model.mtc [--task T] -o out.png"},
     {"contact-sheet", plot_contact_sheet, "contact-sheet --data NAME [--n 64] -o out.png"},

@@ -2,7 +2,9 @@
  * cmd_predict.c — `mtc predict`: per-task outputs for single inputs: one PNG
  * image, or every row of a CSV file (input columns only; label columns are
  * not needed). Runs through the reference runtime, so fp32, pruned and int8
- * checkpoints all work.
+ * checkpoints all work. A PNG that is not a grey image of the model's input
+ * size is refused (exit 2) unless --convert asks for the conversion: a
+ * colour diagram must not come back as a confident class.
  */
 #include "tools/util.h"
 #include "tools/commands.h"
@@ -17,16 +19,33 @@ static int ends_with(const char *s, const char *suf)
     return n >= k && !strcasecmp(s + n - k, suf);
 }
 
-/* One PNG -> (1, c*h*w) floats in [0,1], resized to the model input. */
-static int load_png(const mtc_model *m, const char *path, float **x, mtc_err *e)
+static const char *png_layout(int channels)
+{
+    static const char *names[] = {"grey", "grey+alpha", "colour (RGB)", "colour+alpha (RGBA)"};
+    return channels >= 1 && channels <= 4 ? names[channels - 1] : "?";
+}
+
+/* One PNG -> (1, h*w) floats in [0,1]. The model sees exactly the pixels of
+ * an h x w grey PNG; anything else is refused, or with convert turned into
+ * one (luma, alpha dropped, bilinear resize) with a note on stderr. */
+static int load_png(const mtc_model *m, const char *path, int convert, float **x, mtc_err *e)
 {
     if (m->spec.c != 1)
         return mtc_err_set(e, MTC_EINPUT, "%s: the model expects %d channels; PNG input is gray", path, m->spec.c);
-    int h, w;
-    uint8_t *px;
-    int rc = mtc_png_read_gray(path, &h, &w, &px, e);
+    int H = m->spec.h, W = m->spec.w, h, w, ch;
+    int rc = mtc_png_probe(path, &h, &w, &ch, e);
     if (rc) return rc;
-    int H = m->spec.h, W = m->spec.w;
+    int fits = h == H && w == W && ch == 1;
+    if (!fits && !convert)
+        return mtc_err_set(e, MTC_EINPUT, "%s: a %dx%d %s image; the model takes %dx%d grey images "
+                           "(convert it, or pass --convert)", path, w, h, png_layout(ch), W, H);
+    uint8_t *px;
+    if ((rc = mtc_png_read_gray(path, &h, &w, &px, e))) return rc;
+    if (!fits)
+        fprintf(stderr, "mtc predict: %s: converted a %dx%d %s image to %dx%d grey (%s%s%s)\n", path, w, h,
+                png_layout(ch), W, H, ch >= 3 ? "luma 0.299 R + 0.587 G + 0.114 B, " : "",
+                ch % 2 == 0 ? "alpha dropped, " : "",
+                h == H && w == W ? "no resize" : "bilinear resize, aspect ratio not kept");
     uint8_t *r = px;
     if (h != H || w != W) {
         r = malloc((size_t)H * W);
@@ -90,18 +109,26 @@ static void print_row(mtc_jw *w, const mtc_model *m, int64_t row, float *const *
 int cmd_predict(int argc, char **argv)
 {
     const char *input = NULL;
+    int convert = 0;
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"input", OPT_STR, &input, "a .png image or a .csv file of inputs (required)", 1, 0},
+        {"convert", OPT_FLAG, &convert, "PNG: convert a colour or wrong-size image (luma, resize) and say so", 1, 0},
         CLI_COMMON(&c),
         CLI_END,
     };
     const char *pos[1];
     int npos;
-    int rc = cli_parse("predict", "model.mtc --input FILE.png|FILE.csv [--json]",
-                       "Per-task outputs (class and probability, or values) for single inputs.", opts, argc,
-                       argv, pos, 1, &npos);
+    int rc = cli_parse("predict", "model.mtc --input FILE.png|FILE.csv [--convert] [--json]",
+                       "Per-task outputs (class and probability, or values) for single inputs.\n"
+                       "A PNG must be a grey image of the model's input size (28x28 for the\n"
+                       "image workloads); any other is refused with exit 2 and a line naming\n"
+                       "the file, its size and its channels. --convert takes it anyway: colour\n"
+                       "to luma (0.299 R + 0.587 G + 0.114 B), alpha dropped, bilinear resize\n"
+                       "(aspect ratio not kept), and says so on stderr. A CSV file gives one\n"
+                       "output row per row (its input columns; label columns are not needed).",
+                       opts, argc, argv, pos, 1, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1 || !input) {
         fprintf(stderr, "mtc predict: need a checkpoint and --input (see mtc predict --help)\n");
@@ -116,7 +143,7 @@ int cmd_predict(int argc, char **argv)
     int64_t n = 0;
     if (ends_with(input, ".png")) {
         float *x = NULL;
-        rc = load_png(m, input, &x, &e);
+        rc = load_png(m, input, convert, &x, &e);
         for (int t = 0; t < m->spec.ntasks && !rc; t++)
             if (!(outs[t] = malloc(sizeof(float) * (size_t)m->spec.tasks[t].dim)))
                 rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");

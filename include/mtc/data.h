@@ -92,6 +92,11 @@ int mtc_digits_json_read(const char *path, int64_t *n, uint8_t **px,
                          mtc_err *e);
 int mtc_png_read_gray(const char *path, int *h, int *w, uint8_t **px,
                       mtc_err *e);  /* RGB converted to luma */
+/* A PNG's size and layout from its header, before the conversions above:
+ * channels 1 gray, 2 gray+alpha, 3 colour (RGB or palette), 4 colour+alpha
+ * (an alpha channel or a tRNS transparency chunk). */
+int mtc_png_probe(const char *path, int *h, int *w, int *channels,
+                  mtc_err *e);
 int mtc_png_write(const char *path, int h, int w, int channels,
                   const uint8_t *px, mtc_err *e); /* channels 1 or 3 */
 

@@ -99,6 +99,8 @@ typedef struct mtc_series {
     int n;
     const double *x, *y;        /* points; a non-finite y leaves a gap */
     const char *const *labels;  /* scatter: text beside each point, or NULL */
+    const unsigned char *ring;  /* scatter: ring[k] != 0 circles point k (the
+                                   size-accuracy teacher), or NULL */
 } mtc_series;
 
 typedef struct mtc_chart {
