@@ -104,7 +104,12 @@ static void expect_train_defaults(const char *help)
     expect_default_float(help, "lr", d.sched.lr);
     expect_default(help, "optimizer", mtc_optim_kind_name(d.opt.kind));
     expect_default_float(help, "momentum", sgd.momentum);
-    expect_default_float(help, "weight-decay", d.opt.weight_decay);
+    mtc_optim_cfg adam, adamw;
+    mtc_optim_cfg_default(&adam, MTC_OPT_ADAM);
+    mtc_optim_cfg_default(&adamw, MTC_OPT_ADAMW);
+    char wd[96];
+    snprintf(wd, sizeof wd, "the optimizer's: adamw %g, adam and sgd %g", adamw.weight_decay, adam.weight_decay);
+    expect_default(help, "weight-decay", wd);
     expect_default(help, "schedule", mtc_sched_kind_name(d.sched.kind));
     expect_default_int(help, "warmup", (int)d.sched.warmup);
     expect_default_int(help, "step-size", (int)d.sched.step_size);
@@ -208,6 +213,52 @@ static void test_quantize_and_verify_help_print_the_quant_cfg_defaults(void **st
     free(help);
 }
 
+/* mtc train --optimizer adamw without --weight-decay trains with AdamW's
+ * own decay (the library's), not 0: the same checkpoint bytes as passing
+ * that value, other bytes than --weight-decay 0. */
+static void test_adamw_without_weight_decay_uses_the_library_default(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *csv = tu_path(dir, "d.csv"), *spec = tu_path(dir, "m.cfg");
+    FILE *f = fopen(csv, "w");
+    assert_non_null(f);
+    fprintf(f, "x0,x1,x2,x3,fine\n");
+    mtc_dataset d;
+    tu_synth_data(&d, 300, 5);
+    for (int64_t i = 0; i < d.n; i++)
+        fprintf(f, "%g,%g,%g,%g,%d\n", d.x_f32[i * 4], d.x_f32[i * 4 + 1], d.x_f32[i * 4 + 2], d.x_f32[i * 4 + 3],
+                d.tasks[0].labels[i]);
+    fclose(f);
+    mtc_data_free(&d);
+    const char *text = "[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=16 act=relu\n[task fine] kind=cls classes=4\n";
+    assert_int_equal(tu_write(spec, text, strlen(text)), 0);
+    mtc_optim_cfg adamw;
+    mtc_optim_cfg_default(&adamw, MTC_OPT_ADAMW);
+    assert_true(adamw.weight_decay > 0);
+    const char *extra[3] = {"", NULL, "--weight-decay 0"};
+    char wd[64], args[2048], *out, *err;
+    snprintf(wd, sizeof wd, "--weight-decay %.9g", adamw.weight_decay);
+    extra[1] = wd;
+    unsigned char *bytes[3];
+    size_t n[3];
+    for (int k = 0; k < 3; k++) {
+        snprintf(args, sizeof args, "train --spec '%s' --data 'csv:%s' --epochs 2 --optimizer adamw --lr 0.05 %s "
+                 "--quiet --no-test -o '%s/m%d.mtc'", spec, csv, extra[k], dir, k);
+        if (tu_run_mtc(dir, args, &out, &err) != 0) fail_msg("train: %s", err);
+        free(out); free(err);
+        char name[32];
+        snprintf(name, sizeof name, "m%d.mtc", k);
+        char *p = tu_path(dir, name);
+        assert_non_null(bytes[k] = tu_read(p, &n[k]));
+        free(p);
+    }
+    assert_true(n[0] == n[1] && !memcmp(bytes[0], bytes[1], n[0]));  /* the default is AdamW's decay */
+    assert_true(n[0] != n[2] || memcmp(bytes[0], bytes[2], n[0])); /* and decay matters here */
+    for (int k = 0; k < 3; k++) free(bytes[k]);
+    tu_rmdir(dir);
+    free(dir); free(csv); free(spec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -216,6 +267,7 @@ int main(void)
         cmocka_unit_test(test_prune_help_prints_the_prune_cfg_defaults),
         cmocka_unit_test(test_label_help_prints_the_label_cfg_defaults),
         cmocka_unit_test(test_quantize_and_verify_help_print_the_quant_cfg_defaults),
+        cmocka_unit_test(test_adamw_without_weight_decay_uses_the_library_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

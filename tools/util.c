@@ -49,7 +49,15 @@ void util_train_opts_default(util_train_opts *o)
     o->lr = d.sched.lr;
     o->momentum = sgd.momentum;
     o->nesterov = sgd.nesterov;
-    o->weight_decay = d.opt.weight_decay;
+    /* not given: the chosen optimizer's own default (AdamW decays, the others
+     * do not), so --optimizer adamw alone is AdamW, not Adam */
+    mtc_optim_cfg adam, adamw;
+    mtc_optim_cfg_default(&adam, MTC_OPT_ADAM);
+    mtc_optim_cfg_default(&adamw, MTC_OPT_ADAMW);
+    o->weight_decay = -1.0f;
+    snprintf(o->wd_help, sizeof o->wd_help,
+             "AdamW decoupled decay / L2 for sgd,adam (default the optimizer's: adamw %g, adam and sgd %g)",
+             adamw.weight_decay, adam.weight_decay);
     o->l1 = d.opt.l1;
     o->l2 = d.opt.l2;
     o->clip = d.opt.clip_norm;
@@ -112,7 +120,7 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
     mtc_optim_cfg_default(&cfg->opt, kind);
     cfg->opt.momentum = o->momentum;
     cfg->opt.nesterov = o->nesterov;
-    cfg->opt.weight_decay = o->weight_decay;
+    if (o->weight_decay >= 0) cfg->opt.weight_decay = o->weight_decay;
     cfg->opt.l1 = o->l1;
     cfg->opt.l2 = o->l2;
     cfg->opt.clip_norm = o->clip;

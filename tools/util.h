@@ -17,7 +17,8 @@ typedef struct util_train_opts {
     const char *optimizer, *schedule, *weighting, *augment, *resume;
     int checkpoint_every;
     char state_path[4200];
-    float lr, momentum, weight_decay, l1, l2, clip, gamma, min_lr;
+    float lr, momentum, weight_decay, l1, l2, clip, gamma, min_lr; /* weight_decay < 0: the optimizer's */
+    char wd_help[160];
     float gradnorm_alpha, val;
     uint64_t val_seed;
     int epochs, batch, nesterov, warmup, step_size, patience;
@@ -31,7 +32,7 @@ void util_train_opts_default(util_train_opts *o);
     {"optimizer", OPT_STR, &(o)->optimizer, "adam | adamw | sgd (default {default})", 1, 0}, \
     {"momentum", OPT_FLOAT, &(o)->momentum, "SGD momentum (default {default})", 0, 0.9999}, \
     {"nesterov", OPT_FLAG, &(o)->nesterov, "SGD: Nesterov momentum", 1, 0}, \
-    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, "AdamW decoupled decay / L2 for sgd,adam (default {default})", 0, 1}, \
+    {"weight-decay", OPT_FLOAT, &(o)->weight_decay, (o)->wd_help, 0, 1}, \
     {"l1", OPT_FLOAT, &(o)->l1, "L1 penalty on weights (default {default})", 0, 1},       \
     {"l2", OPT_FLOAT, &(o)->l2, "L2 penalty on weights (default {default})", 0, 1},       \
     {"clip", OPT_FLOAT, &(o)->clip, "global gradient-norm clip, 0 = off", 0, 1e6}, \
