@@ -7,6 +7,9 @@
  * zero-padded), one by one on row-major W. Rows go 6 at a time, the last
  * ones as blocks of 4 or 3 (rows_next). A block past row M re-reads the
  * last valid row (computed, not stored), so nothing past row M is read.
+ * A batch of one row goes 64 columns at a time (row1x64). Every output is
+ * the same chain of FMAs whichever block computes it, so a row's values do
+ * not depend on M.
  */
 #include "mtc.h"
 
@@ -96,6 +99,29 @@ static inline __attribute__((always_inline)) void block3(const int V, float *Y, 
     store_rows(V, Y, ldy, r, nt, nc, bias, relu);
 }
 
+/* One row × 64 columns (four 16-column panels, 8 accumulators): batch 1.
+ * A row in block6 keeps 2 FMA chains per k step and waits on their latency;
+ * here 8 chains run side by side. Each output is still fma over k = 0..K-1
+ * from 0, then + bias, relu: the same bits as in any other block. */
+static void row1x64(float *y, const float *x, int K, const float *const *w, int64_t ld, const float *bias, int relu)
+{
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+    for (int k = 0; k < K; k++, w0 += ld, w1 += ld, w2 += ld, w3 += ld) {
+        __m256 b = _mm256_broadcast_ss(x + k);
+        a0 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w0), a0);
+        a1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w0 + 8), a1);
+        a2 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w1), a2);
+        a3 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w1 + 8), a3);
+        a4 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w2), a4);
+        a5 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w2 + 8), a5);
+        a6 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w3), a6);
+        a7 = _mm256_fmadd_ps(b, _mm256_loadu_ps(w3 + 8), a7);
+    }
+    __m256 r[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
+    for (int v = 0; v < 8; v++) _mm256_storeu_ps(y + 8 * v, epilogue(r[v], bias ? bias + 8 * v : NULL, relu));
+}
+
 typedef void (*block_fn)(float *Y, int64_t ldy, const float *const *x, int K, const float *w, int64_t ld, int nt,
                          int nc, const float *bias, int relu);
 #define BLOCK(name, R, V)                                                                                       \
@@ -121,9 +147,17 @@ void mtc_gemm_avx2(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, co
     static const block_fn b16[7] = {[3] = block3x16, [4] = block4x16, [6] = block6x16},
                           b8[7] = {[3] = block3x8, [4] = block4x8, [6] = block6x8};
     const int N = W->N, K = W->K;
+    int n1 = 0; /* batch 1: whole 64-column groups by row1x64, the rest below */
+    if (M == 1)
+        for (; n1 + 64 <= N; n1 += 64) {
+            const float *w[4];
+            int64_t ld;
+            for (int j = 0; j < 4; j++) w[j] = mtc_gemm_col(W, n1 + 16 * j, &ld);
+            row1x64(Y + n1, X, K, w, ld, bias ? bias + n1 : NULL, relu);
+        }
     for (int t = 0, h; t < M; t += h) {
         h = rows_next(M - t);
-        int nt = M - t < h ? M - t : h, n = 0;
+        int nt = M - t < h ? M - t : h, n = n1;
         const float *x[6];
         for (int i = 0; i < 6; i++) x[i] = X + (t + (i < nt ? i : nt - 1)) * ldx;
         float *y = Y + t * ldy;
