@@ -175,15 +175,14 @@ mtc_spmm_fn mtc_spmm_get(int isa)
 
 /* The measured crossovers (bench_infer sparse, K = 784, N = 128, AVX-512
  * kernels on a 2-core AMD EPYC, docs/prune.md), rounded up to 0.05:
- * from this sparsity the sparse kernel beats the runtime's dense path at up
- * to b_max rows per call. Batch 1 gathers against sgemv (crosses at 0.89);
- * 2-5 rows pay for two rows of gathers or a 16-row tile against an sgemm
- * barely dearer than batch 1 (0.94 at 2, 0.92 at 4); from 6 rows the dense
- * path is mtc's packed GEMM (MTC_GEMM_MIN_B; 0.86 at 6, 0.77 at 8, 0.52 at
- * 16, 0.38 at 32 and 256). The last entry is the lowest: a CSR is built
- * from there. */
+ * from this sparsity the sparse kernel beats the runtime's dense path (its
+ * packed GEMM at every batch size) at up to b_max rows per call. Measured
+ * 2026-12-02 for 1-8 rows: 0.93 at 1, 0.91 at 2 and 4 (the GEMM's blocks of
+ * 3 and 4 rows cost the same), 0.85 at 5, 0.86 at 6, 0.71 at 8; earlier
+ * 0.52 at 16, 0.38 at 32 and 256. The last entry is the lowest: a CSR is
+ * built from there. */
 static const struct { int b_max; double min; } crossover[] = {
-    {1, 0.90}, {5, 0.95}, {7, 0.90}, {15, 0.80}, {31, 0.55}, {INT_MAX, 0.40},
+    {4, 0.95}, {7, 0.90}, {15, 0.80}, {31, 0.55}, {INT_MAX, 0.40},
 };
 
 double mtc_sparse_crossover(int B)
