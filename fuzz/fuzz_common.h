@@ -441,10 +441,14 @@ static inline int fz_run(const char *which, const uint8_t *d, size_t n, const ch
         mkdir(p, 0700);
         snprintf(p, sizeof p, "%s/c/x.png", dir);
         if (fz_write(p, d, n)) return -1;
-        int h, w;
+        int h, w, ch;
         uint8_t *px = NULL;
+        /* the header probe (mtc predict's check) agrees with the full read */
+        int prc = mtc_png_probe(p, &h, &w, &ch, e);
+        int ph = h, pw = w;
         rc = mtc_png_read_gray(p, &h, &w, &px, e);
         free(px);
+        if (!rc && (prc || ph != h || pw != w || ch < 1 || ch > 4)) __builtin_trap();
         if (rc) return rc;
         mtc_data_opts o;
         memset(&o, 0, sizeof o);

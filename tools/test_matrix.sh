@@ -16,9 +16,10 @@ for ct in $CORETYPES; do
   for isa in $ISAS; do
     cells=$((cells + 1))
     log="$OUT/$ct-$isa.log"
-    envs=(env)
-    if [ "$ct" = unset ]; then envs+=(-u OPENBLAS_CORETYPE); else envs+=(OPENBLAS_CORETYPE="$ct"); fi
-    if [ "$isa" = default ]; then envs+=(-u MTC_ISA); else envs+=(MTC_ISA="$isa"); fi
+    envs=(env) sets=() # env takes its -u options before the assignments
+    if [ "$ct" = unset ]; then envs+=(-u OPENBLAS_CORETYPE); else sets+=(OPENBLAS_CORETYPE="$ct"); fi
+    if [ "$isa" = default ]; then envs+=(-u MTC_ISA); else sets+=(MTC_ISA="$isa"); fi
+    envs+=("${sets[@]}")
     start=$(date +%s)
     if "${envs[@]}" MTC_BIN="$MTC" tests/run.sh "$@" >"$log" 2>&1; then st=ok; else st=FAILED; failed=$((failed + 1)); fi
     summary=$(grep '^tests:' "$log" | tail -1)
