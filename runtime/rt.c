@@ -517,8 +517,10 @@ void mtc_rt_free(mtc_rt *rt)
     mtc_pool_free(rt->pool);
     for (int k = 0; k < MTC_MAX_EXPERTS; k++)
         for (int i = 0; i < rt->trunk[k].n; i++) op_free(&rt->trunk[k].ops[i]);
-    for (int t = 0; t < MTC_MAX_TASKS; t++)
+    for (int t = 0; t < MTC_MAX_TASKS; t++) {
         for (int i = 0; i < rt->head[t].n; i++) op_free(&rt->head[t].ops[i]);
+        free(rt->gate[t].wp); /* a gate owns its packed copy only (W, b are the model's) */
+    }
     mtc_model_free(&rt->m);
     free(rt);
 }
