@@ -49,17 +49,24 @@ static void on_warning(png_structp png, png_const_charp msg)
     (void)png; (void)msg; /* the library never prints */
 }
 
-/* All libpng read calls; returns 0 or -1 with j->msg set. */
-static int read_body(png_job *j)
+/* The header (IHDR and what precedes the pixels), within the sides'
+ * limit. libpng errors longjmp to the caller's setjmp. */
+static void read_header(png_job *j, png_uint_32 *w, png_uint_32 *h, int *depth, int *ctype)
 {
-    if (setjmp(png_jmpbuf(j->png))) return -1;
     png_init_io(j->png, j->f);
     png_set_sig_bytes(j->png, 8);
     png_set_user_limits(j->png, PNG_MAX_SIDE, PNG_MAX_SIDE);
     png_read_info(j->png, j->info);
+    png_get_IHDR(j->png, j->info, w, h, depth, ctype, NULL, NULL, NULL);
+}
+
+/* All libpng read calls; returns 0 or -1 with j->msg set. */
+static int read_body(png_job *j)
+{
+    if (setjmp(png_jmpbuf(j->png))) return -1;
     png_uint_32 w, h;
     int depth, ctype;
-    png_get_IHDR(j->png, j->info, &w, &h, &depth, &ctype, NULL, NULL, NULL);
+    read_header(j, &w, &h, &depth, &ctype);
     if ((int64_t)w * h > PNG_MAX_PIXELS) {
         snprintf(j->msg, sizeof j->msg, "%ux%u pixels exceeds the limit of %lld",
                  (unsigned)w, (unsigned)h, (long long)PNG_MAX_PIXELS);
@@ -104,13 +111,9 @@ static int read_body(png_job *j)
 static int probe_body(png_job *j)
 {
     if (setjmp(png_jmpbuf(j->png))) return -1;
-    png_init_io(j->png, j->f);
-    png_set_sig_bytes(j->png, 8);
-    png_set_user_limits(j->png, PNG_MAX_SIDE, PNG_MAX_SIDE);
-    png_read_info(j->png, j->info);
     png_uint_32 w, h;
     int depth, ctype;
-    png_get_IHDR(j->png, j->info, &w, &h, &depth, &ctype, NULL, NULL, NULL);
+    read_header(j, &w, &h, &depth, &ctype);
     j->w = w;
     j->h = h;
     int alpha = (ctype & PNG_COLOR_MASK_ALPHA) || png_get_valid(j->png, j->info, PNG_INFO_tRNS);

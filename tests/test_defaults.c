@@ -220,16 +220,7 @@ static void test_adamw_without_weight_decay_uses_the_library_default(void **st)
 {
     (void)st;
     char *dir = tu_mkdtemp(), *csv = tu_path(dir, "d.csv"), *spec = tu_path(dir, "m.cfg");
-    FILE *f = fopen(csv, "w");
-    assert_non_null(f);
-    fprintf(f, "x0,x1,x2,x3,fine\n");
-    mtc_dataset d;
-    tu_synth_data(&d, 300, 5);
-    for (int64_t i = 0; i < d.n; i++)
-        fprintf(f, "%g,%g,%g,%g,%d\n", d.x_f32[i * 4], d.x_f32[i * 4 + 1], d.x_f32[i * 4 + 2], d.x_f32[i * 4 + 3],
-                d.tasks[0].labels[i]);
-    fclose(f);
-    mtc_data_free(&d);
+    tu_write_synth_csv(csv, 300, 5);
     const char *text = "[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=16 act=relu\n[task fine] kind=cls classes=4\n";
     assert_int_equal(tu_write(spec, text, strlen(text)), 0);
     mtc_optim_cfg adamw;

@@ -358,16 +358,11 @@ static char *run_out, *run_err; /* of the last run */
 static int run(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int run(const char *dir, const char *fmt, ...)
 {
-    char args[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = tu_run_mtcv(dir, &run_out, &run_err, fmt, ap);
     va_end(ap);
-    free(run_out);
-    free(run_err);
-    run_out = run_err = NULL;
-    int rc = tu_run_mtc(dir, args, &run_out, &run_err);
-    if (run_err && *run_err && getenv("MTC_TEST_VERBOSE")) fprintf(stderr, "[%s] %s", args, run_err);
+    if (run_err && *run_err && getenv("MTC_TEST_VERBOSE")) fprintf(stderr, "[%s] %s", fmt, run_err);
     /* an error is one line */
     if (rc == 2 && run_err) {
         char *nl = strchr(run_err, '\n');
@@ -423,23 +418,6 @@ static void test_cli_size_accuracy(void **st)
     free(dir);
 }
 
-/* A 1000-row CSV: a = argmax(x0, x1, x2) (cls 3), b = x3 > 0 (cls 2). */
-static void write_csv(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "x0,x1,x2,x3,a,b\n");
-    mtc_rng r;
-    mtc_rng_seed(&r, 5);
-    for (int i = 0; i < 1000; i++) {
-        float x[4];
-        for (int j = 0; j < 4; j++) x[j] = 2 * mtc_rng_uniform(&r) - 1;
-        int a = x[0] > x[1] ? (x[0] > x[2] ? 0 : 2) : (x[1] > x[2] ? 1 : 2);
-        fprintf(f, "%.4f,%.4f,%.4f,%.4f,%d,%d\n", x[0], x[1], x[2], x[3], a, x[3] > 0);
-    }
-    assert_int_equal(fclose(f), 0);
-}
-
 /* The point of `file` in the --json "points" array. */
 static const mtc_json *point_of(const mtc_json *pts, const char *file)
 {
@@ -473,7 +451,7 @@ static void test_cli_size_accuracy_plots_every_stage_int8_included(void **st)
     const char *student = "[input] shape = 4 columns = x0,x1,x2,x3\n[dense] units = 64 act = relu\n"
                           "[dense] units = 64 act = relu\n[task a] kind = cls classes = 3\n"
                           "[task b] kind = cls classes = 2\n";
-    write_csv(csv);
+    tu_write_ab_csv(csv);
     assert_int_equal(tu_write(ts, teacher, strlen(teacher)), 0);
     assert_int_equal(tu_write(ss, student, strlen(student)), 0);
     const char *tr = "--epochs 20 --lr 0.01 --batch 32 --quiet";

@@ -50,15 +50,11 @@ static int teardown(void **st)
 static int mtc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int mtc(const char *fmt, ...)
 {
-    char args[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = tu_run_mtcv(F.dir, &F.out, &F.err, fmt, ap);
     va_end(ap);
-    free(F.out);
-    free(F.err);
-    F.out = F.err = NULL;
-    return tu_run_mtc(F.dir, args, &F.out, &F.err);
+    return rc;
 }
 
 /* An h x w image with `channels` planes interleaved; grey pixel i is a

@@ -693,15 +693,7 @@ static void test_cli_prune_errors_and_a_csv_run(void **st)
 
     /* a small CSV problem end to end */
     char *csv = tu_path(dir, "d.csv"), *model = tu_path(dir, "m.mtc"), *pr = tu_path(dir, "p.mtc");
-    FILE *f = fopen(csv, "w");
-    assert_non_null(f);
-    fprintf(f, "x0,x1,x2,x3,fine\n");
-    mtc_dataset d;
-    tu_synth_data(&d, 400, 16);
-    for (int64_t i = 0; i < d.n; i++)
-        fprintf(f, "%g,%g,%g,%g,%d\n", d.x_f32[i * 4], d.x_f32[i * 4 + 1], d.x_f32[i * 4 + 2], d.x_f32[i * 4 + 3],
-                d.tasks[0].labels[i]);
-    fclose(f);
+    tu_write_synth_csv(csv, 400, 16);
     mtc_model m;
     build("[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=16 act=relu\n[task fine] kind=cls classes=4\n", &m, 2);
     mtc_err e = {0};
@@ -732,7 +724,6 @@ static void test_cli_prune_errors_and_a_csv_run(void **st)
     assert_non_null(strstr(out, "task fine"));
     free(out); free(err);
     mtc_model_free(&m);
-    mtc_data_free(&d);
     free(csv); free(model); free(pr);
     tu_rmdir(dir);
     free(dir);

@@ -20,35 +20,15 @@ typedef struct fixture {
 
 static fixture F;
 
-static int write_csv(const char *path)
-{
-    FILE *f = fopen(path, "w");
-    if (!f) return -1;
-    fprintf(f, "x0,x1,x2,x3,a,b\n");
-    mtc_rng r;
-    mtc_rng_seed(&r, 5);
-    for (int i = 0; i < 1000; i++) {
-        float x[4];
-        for (int j = 0; j < 4; j++) x[j] = 2 * mtc_rng_uniform(&r) - 1;
-        int a = x[0] > x[1] ? (x[0] > x[2] ? 0 : 2) : (x[1] > x[2] ? 1 : 2);
-        int b = x[3] > 0;
-        fprintf(f, "%.4f,%.4f,%.4f,%.4f,%d,%d\n", x[0], x[1], x[2], x[3], a, b);
-    }
-    return fclose(f);
-}
-
 static int mtc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *last_out, *last_err;
 static int mtc(const char *fmt, ...)
 {
-    char args[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
+    int rc = tu_run_mtcv(F.dir, &last_out, &last_err, fmt, ap);
     va_end(ap);
-    free(last_out);
-    free(last_err);
-    return tu_run_mtc(F.dir, args, &last_out, &last_err);
+    return rc;
 }
 
 static int setup(void **st)
@@ -58,7 +38,7 @@ static int setup(void **st)
     snprintf(F.csv, sizeof F.csv, "%s/d.csv", F.dir);
     snprintf(F.spec, sizeof F.spec, "%s/s.cfg", F.dir);
     snprintf(F.ref, sizeof F.ref, "%s/ref.mtc", F.dir);
-    if (write_csv(F.csv)) return -1;
+    tu_write_ab_csv(F.csv);
     const char *spec = "[input] shape = 4 columns = x0,x1,x2,x3\n[dense] units = 32 act = relu\n"
                        "[task a] kind = cls classes = 3\n[task b] kind = cls classes = 2\n";
     if (tu_write(F.spec, spec, strlen(spec))) return -1;

@@ -68,6 +68,46 @@ int tu_run_mtc(const char *dir, const char *args, char **out, char **err)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+int tu_run_mtcv(const char *dir, char **out, char **err, const char *fmt, va_list ap)
+{
+    char args[8192];
+    vsnprintf(args, sizeof args, fmt, ap);
+    free(*out);
+    free(*err);
+    *out = *err = NULL;
+    return tu_run_mtc(dir, args, out, err);
+}
+
+void tu_write_synth_csv(const char *path, int64_t n, uint64_t seed)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "%s: cannot write\n", path); abort(); }
+    fprintf(f, "x0,x1,x2,x3,fine\n");
+    mtc_dataset d;
+    tu_synth_data(&d, n, seed);
+    for (int64_t i = 0; i < d.n; i++)
+        fprintf(f, "%g,%g,%g,%g,%d\n", d.x_f32[i * 4], d.x_f32[i * 4 + 1], d.x_f32[i * 4 + 2], d.x_f32[i * 4 + 3],
+                d.tasks[0].labels[i]);
+    mtc_data_free(&d);
+    if (fclose(f)) { fprintf(stderr, "%s: cannot write\n", path); abort(); }
+}
+
+void tu_write_ab_csv(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) { fprintf(stderr, "%s: cannot write\n", path); abort(); }
+    fprintf(f, "x0,x1,x2,x3,a,b\n");
+    mtc_rng r;
+    mtc_rng_seed(&r, 5);
+    for (int i = 0; i < 1000; i++) {
+        float x[4];
+        for (int j = 0; j < 4; j++) x[j] = 2 * mtc_rng_uniform(&r) - 1;
+        int a = x[0] > x[1] ? (x[0] > x[2] ? 0 : 2) : (x[1] > x[2] ? 1 : 2);
+        fprintf(f, "%.4f,%.4f,%.4f,%.4f,%d,%d\n", x[0], x[1], x[2], x[3], a, x[3] > 0);
+    }
+    if (fclose(f)) { fprintf(stderr, "%s: cannot write\n", path); abort(); }
+}
+
 double tu_relerr(double a, double b, double floor)
 {
     double d = fabs(a - b), m = fmax(fmax(fabs(a), fabs(b)), floor);

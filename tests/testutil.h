@@ -23,6 +23,14 @@ unsigned char *tu_read(const char *path, size_t *n);
 /* Runs `$MTC_BIN args...` (default build/mtc) through the shell with
  * stdout/stderr to files in dir; returns the exit code. */
 int tu_run_mtc(const char *dir, const char *args, char **out, char **err);
+/* tu_run_mtc with printf-style arguments; frees *out and *err first (start
+ * them NULL), so a test keeps the last run's outputs. */
+int tu_run_mtcv(const char *dir, char **out, char **err, const char *fmt, va_list ap);
+/* CSV files the CLI tests train on: "x0,x1,x2,x3,fine" with n rows of
+ * tu_synth_data(seed); "x0,x1,x2,x3,a,b" with 1000 rows, x uniform in
+ * [-1, 1), a = argmax(x0, x1, x2), b = x3 > 0. */
+void tu_write_synth_csv(const char *path, int64_t n, uint64_t seed);
+void tu_write_ab_csv(const char *path);
 /* Synthetic multi-task data: 4 gaussian features; task fine = argmax
  * (cls 4), level = 3 + mean (reg 1), pos = x0 > 0 (bin 1). Free with
  * mtc_data_free. */
