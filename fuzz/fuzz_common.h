@@ -27,10 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The eight parsers, one fuzz target each. */
+/* The nine parsers, one fuzz target each. */
 static const char *const fz_parsers[] = {"ckpt", "softlabels", "spec", "idx",
-                                         "csv", "png", "digits_json", "json"};
-#define FZ_NPARSERS 8
+                                         "csv", "png", "digits_json", "json", "onnx"};
+#define FZ_NPARSERS 9
 
 /* Fixture: a tiny tabular data set and a model that fits it. */
 #define FZ_TASKS "y:cls,z:reg"
@@ -320,13 +320,25 @@ static inline int fz_make_seeds(const char *which, const char *dir, fz_fixture *
         if (!rc) rc = fz_seed_put(dir, "num.json", "-0.0e+1", 7);
         return rc ? mtc_err_set(e, MTC_EIO, "%s: cannot write seeds", dir) : 0;
     }
+    if (!strcmp(which, "onnx")) { /* the committed fixtures (run from the repository root) */
+        static const char *const fx_files[] = {"mt_cnn.onnx", "unsupported.onnx"};
+        for (int i = 0; i < 2 && !rc; i++) {
+            char *b = NULL;
+            size_t n = 0;
+            snprintf(p, sizeof p, "tests/fixtures/%s", fx_files[i]);
+            if ((rc = mtc_read_file(p, &b, &n, 1 << 24, e))) return rc;
+            rc = fz_seed_put(dir, fx_files[i], b, n);
+            free(b);
+        }
+        return rc ? mtc_err_set(e, MTC_EIO, "%s: cannot write seeds", dir) : 0;
+    }
     return mtc_err_set(e, MTC_EINPUT, "unknown parser '%s'", which);
 }
 
 /* Removes the scratch files fz_run may leave behind. */
 static inline void fz_remove_scratch(const char *scratch)
 {
-    static const char *const ext[] = {".mtc", ".mtl", ".cfg", ".idx.gz", ".csv", ".json",
+    static const char *const ext[] = {".mtc", ".mtl", ".cfg", ".idx.gz", ".csv", ".json", ".onnx",
                                       ".d/c/x.png", ".d/c", ".d"};
     char p[512];
     for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
@@ -468,6 +480,15 @@ static inline int fz_run(const char *which, const uint8_t *d, size_t n, const ch
         uint8_t *px = NULL;
         rc = mtc_digits_json_read(p, &cnt, &px, e);
         free(px);
+        return rc;
+    }
+    if (!strcmp(which, "onnx")) {
+        snprintf(p, sizeof p, "%s.onnx", scratch);
+        if (fz_write(p, d, n)) return -1;
+        mtc_model m;
+        char note[512];
+        rc = mtc_onnx_import(p, (n & 1) ? "level:reg" : NULL, &m, note, sizeof note, e);
+        if (!rc) mtc_model_free(&m);
         return rc;
     }
     if (!strcmp(which, "json")) {

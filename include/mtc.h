@@ -135,6 +135,7 @@ int mtc_write_file_atomic(const char *path, const void *buf, size_t len,
 #include "mtc/runtime.h"
 #include "mtc/plot.h"
 #include "mtc/prune.h"
+#include "mtc/interop.h"
 
 #ifdef __cplusplus
 }

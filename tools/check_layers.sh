@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make test: calls go down only (../shared/STYLE.md):
-#   tools -> {distill, prune, quantize} -> runtime -> core
+#   tools -> {distill, prune, quantize, interop} -> runtime -> core
 # Reads the symbols of the built objects (nm): every symbol an object of one
 # room uses that another room defines must come from a lower room. Stages do
 # not call each other; the checkpoint container (core/container.c, ckpt.c)
@@ -13,7 +13,7 @@ OBJ=$1/obj; shift
 rank() { # room -> rank; what a room may call: a lower rank, or itself
   case $1 in
     core|core/layers) echo 0 ;; runtime) echo 1 ;;
-    distill|prune|quantize) echo 2 ;; tools) echo 3 ;; *) echo -1 ;;
+    distill|prune|quantize|interop) echo 2 ;; tools) echo 3 ;; *) echo -1 ;;
   esac
 }
 defs=$(mktemp); uses=$(mktemp); trap 'rm -f "$defs" "$uses"' EXIT

@@ -13,4 +13,5 @@ int cmd_inspect(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 #endif

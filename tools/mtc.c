@@ -31,6 +31,7 @@ static const struct {
     {"inspect", cmd_inspect, "print a checkpoint's sections, tensors and metadata"},
     {"plot", cmd_plot, "draw PNG charts (curves, size-accuracy, sensitivity, confusion)"},
     {"data", cmd_data, "build or export datasets (multifashion)"},
+    {"import", cmd_import, "turn an ONNX model (a PyTorch teacher) into a checkpoint"},
     {"pipeline", cmd_pipeline, "run teacher -> label -> distill -> prune -> quantize -> verify"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

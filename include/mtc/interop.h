@@ -1,0 +1,18 @@
+/*
+ * mtc/interop.h — models from other frameworks (interop/). See
+ * docs/interop.md.
+ */
+#ifndef MTC_INTEROP_H
+#define MTC_INTEROP_H
+
+/* An ONNX file (opsets 11-21; one input, a trunk branching into one chain
+ * per output; the operators listed in interop/onnx_import.c) as an mtc
+ * model, weights filled, ready for mtc_model_save. tasks (may be NULL):
+ * "NAME:KIND,..." (KIND cls, bin or reg) for outputs whose kind should not
+ * be inferred (Softmax/LogSoftmax -> cls, Sigmoid -> bin, none -> cls when
+ * the output has 2+ values, else reg). note (note_len bytes) receives what
+ * was inferred and stripped, per task. MTC_EINPUT naming the node, its op
+ * and why for anything mtc cannot represent. */
+int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *note, size_t note_len, mtc_err *e);
+
+#endif

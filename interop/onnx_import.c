@@ -1,0 +1,739 @@
+/*
+ * onnx_import.c — an ONNX model (a teacher trained in PyTorch or anything
+ * that exports ONNX) becomes an mtc model: `mtc import`.
+ *
+ * The file is parsed by protobuf-c with the onnx.proto that libonnx-dev
+ * ships (code generated at build time into build/gen/; never by hand). The
+ * graph must have mtc's shape: one input, a trunk that branches into one
+ * chain per graph output (or a single chain and one output). Nodes are
+ * taken in graph order (ONNX keeps them topologically sorted):
+ *   Gemm, MatMul (+ Add of a bias)  -> [dense]     Conv      -> [conv]
+ *   MaxPool, AveragePool            -> [maxpool] / [avgpool]
+ *   BatchNormalization              -> [batchnorm] (kept; the runtime folds it)
+ *   Relu, LeakyRelu (0.01), Tanh, Sigmoid -> the act of the layer before, or [act]
+ *   Flatten, Reshape to (batch, -1) -> [flatten]   Identity, Dropout -> nothing
+ *   Softmax / LogSoftmax / Sigmoid ending an output -> stripped: the task
+ *   holds logits (cls / bin), as every mtc checkpoint does
+ *   Pad (zeros)                     -> nothing, or the next Conv's pad
+ *   Constant                        -> a value for the nodes after it
+ * The last dense layer of each output's chain is the task's output layer;
+ * the layers between the branch point and it are the task's [head]. Anything
+ * else is MTC_EINPUT naming the node, its op and why; nothing is written.
+ * Not yet: Shape/Gather/Unsqueeze/Concat chains computing a Reshape target,
+ * Pad, Gelu, depthwise convolutions, GlobalAveragePool, external data.
+ */
+#include "mtc.h"
+#include "onnx.pb-c.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ONNX_MAX_BYTES ((size_t)2 << 30)
+#define MAX_CHAINS (MTC_MAX_TASKS + 1)
+#define MAX_TENSORS 4096
+
+enum { STRIP_NONE = 0, STRIP_SOFTMAX, STRIP_LOGSOFTMAX, STRIP_SIGMOID };
+
+typedef struct ilayer {
+    int type;                 /* MTC_L_* */
+    int units, filters, size, stride, pad, act;
+    const float *W, *b;       /* b NULL: zero bias */
+    int wtrans;               /* W stored (K, N): transpose into (N, K) */
+    int64_t wk, wn;           /* dense: fan-in, units; conv: C·K·K, filters */
+    const float *bn[4];       /* gamma, beta, mean, var */
+    const char *out;          /* tensor it writes */
+} ilayer;
+
+typedef struct ichain {
+    int n;
+    ilayer l[MTC_MAX_LAYERS];
+    int strip;                /* STRIP_*: the output's final op, removed */
+    int pending_pad;          /* a Pad's spatial zeros, for the Conv that follows */
+    const char *strip_op;
+    const char *output;       /* graph output name (heads) */
+} ichain;
+
+typedef struct tensor { const char *name; int chain; int consumers; } tensor;
+
+typedef struct ictx {
+    const char *path;
+    mtc_err *e;
+    Onnx__GraphProto *g;
+    ichain ch[MAX_CHAINS];
+    int nch;
+    const char *branch;       /* the trunk tensor the heads start from */
+    tensor t[MAX_TENSORS];
+    int nt;
+    Onnx__TensorProto *consts[MAX_TENSORS];
+    const char *const_name[MAX_TENSORS]; /* a Constant's output name */
+    int nconst;
+    int ndim, c, h, w;        /* input: (batch, w) or (batch, c, h, w) */
+    int opset;
+} ictx;
+
+/* ---- small lookups ------------------------------------------------------ */
+
+/* protobuf-c leaves an absent optional string NULL */
+static const char *S(const char *s) { return s ? s : ""; }
+
+static const char *node_name(const Onnx__NodeProto *n)
+{
+    return n->name && *n->name ? n->name : (n->n_output ? n->output[0] : "?");
+}
+
+static int node_err(ictx *x, const Onnx__NodeProto *n, const char *why)
+{
+    return mtc_err_set(x->e, MTC_EINPUT, "%s: node '%s' (%s): %s", x->path, node_name(n), S(n->op_type), why);
+}
+
+static Onnx__TensorProto *find_init(ictx *x, const char *name)
+{
+    for (size_t i = 0; i < x->g->n_initializer; i++)
+        if (!strcmp(S(x->g->initializer[i]->name), name)) return x->g->initializer[i];
+    for (int i = 0; i < x->nconst; i++)
+        if (!strcmp(x->const_name[i], name)) return x->consts[i];
+    return NULL;
+}
+
+static tensor *find_tensor(ictx *x, const char *name)
+{
+    for (int i = x->nt - 1; i >= 0; i--)
+        if (!strcmp(x->t[i].name, name)) return &x->t[i];
+    return NULL;
+}
+
+static int add_tensor(ictx *x, const char *name, int chain)
+{
+    if (x->nt >= MAX_TENSORS) return mtc_err_set(x->e, MTC_EINPUT, "%s: more than %d tensors", x->path, MAX_TENSORS);
+    int consumers = 0;
+    for (size_t i = 0; i < x->g->n_node; i++)
+        for (size_t k = 0; k < x->g->node[i]->n_input; k++) consumers += !strcmp(x->g->node[i]->input[k], name);
+    for (size_t i = 0; i < x->g->n_output; i++) consumers += !strcmp(S(x->g->output[i]->name), name);
+    x->t[x->nt++] = (tensor){name, chain, consumers};
+    return 0;
+}
+
+static const Onnx__AttributeProto *attr(const Onnx__NodeProto *n, const char *name)
+{
+    for (size_t i = 0; i < n->n_attribute; i++)
+        if (!strcmp(S(n->attribute[i]->name), name)) return n->attribute[i];
+    return NULL;
+}
+
+static int64_t attr_i(const Onnx__NodeProto *n, const char *name, int64_t dflt)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    return a && a->has_i ? a->i : dflt;
+}
+
+static float attr_f(const Onnx__NodeProto *n, const char *name, float dflt)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    return a && a->has_f ? a->f : dflt;
+}
+
+/* An ints attribute whose values are all v (absent: dflt_ok). */
+static int attr_all(const Onnx__NodeProto *n, const char *name, int64_t v, int64_t *first, int dflt_ok)
+{
+    const Onnx__AttributeProto *a = attr(n, name);
+    if (!a || !a->n_ints) { *first = v; return dflt_ok; }
+    *first = a->ints[0];
+    for (size_t i = 1; i < a->n_ints; i++)
+        if (a->ints[i] != a->ints[0]) return 0;
+    return 1;
+}
+
+static int64_t numel(const Onnx__TensorProto *t)
+{
+    int64_t n = 1;
+    for (size_t i = 0; i < t->n_dims; i++) {
+        if (t->dims[i] < 0 || t->dims[i] > ((int64_t)1 << 31)) return -1;
+        n *= t->dims[i];
+        if (n > ((int64_t)1 << 31)) return -1;
+    }
+    return n;
+}
+
+/* The float values of an initializer with n values (dims checked by the
+ * caller), or NULL with the error set. */
+static const float *floats(ictx *x, const Onnx__NodeProto *nd, const Onnx__TensorProto *t, int64_t n)
+{
+    char why[400];
+    if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+        snprintf(why, sizeof why, "tensor '%s' is stored in an external file (re-export with the weights inline)",
+                 S(t->name));
+        return node_err(x, nd, why), NULL;
+    }
+    if (t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT || numel(t) != n) {
+        snprintf(why, sizeof why, "tensor '%s': want %lld float32 values", S(t->name), (long long)n);
+        return node_err(x, nd, why), NULL;
+    }
+    if (t->has_raw_data && t->raw_data.len == (size_t)n * 4) return (const float *)t->raw_data.data; /* x86: LE */
+    if (!t->has_raw_data && t->n_float_data == (size_t)n) return t->float_data;
+    snprintf(why, sizeof why, "tensor '%s': its data holds the wrong number of values", S(t->name));
+    return node_err(x, nd, why), NULL;
+}
+
+/* Initializer input k of node nd with the given dims (-1: any). */
+static const float *weight(ictx *x, const Onnx__NodeProto *nd, size_t k, int nd_want, int64_t *dims)
+{
+    char why[400];
+    Onnx__TensorProto *t = k < nd->n_input ? find_init(x, nd->input[k]) : NULL;
+    if (!t) {
+        snprintf(why, sizeof why, "input %zu must be a constant weight (an initializer)", k + 1);
+        return node_err(x, nd, why), NULL;
+    }
+    if ((int)t->n_dims != nd_want) {
+        snprintf(why, sizeof why, "weight '%s' has %zu dimensions, want %d", S(t->name), t->n_dims, nd_want);
+        return node_err(x, nd, why), NULL;
+    }
+    int64_t n = 1;
+    for (int i = 0; i < nd_want; i++) {
+        if (dims[i] >= 0 && t->dims[i] != dims[i]) {
+            snprintf(why, sizeof why, "weight '%s' dimension %d is %lld, want %lld", S(t->name), i,
+                     (long long)t->dims[i], (long long)dims[i]);
+            return node_err(x, nd, why), NULL;
+        }
+        dims[i] = t->dims[i];
+        n *= dims[i];
+    }
+    return floats(x, nd, t, n);
+}
+
+/* ---- translating nodes -------------------------------------------------- */
+
+static ilayer *push(ictx *x, ichain *c, const Onnx__NodeProto *nd, int type)
+{
+    if (c->n >= MTC_MAX_LAYERS) return node_err(x, nd, "too many layers in one chain"), NULL;
+    ilayer *l = &c->l[c->n++];
+    memset(l, 0, sizeof *l);
+    l->type = type;
+    l->out = nd->output[0];
+    return l;
+}
+
+static int act_of(const Onnx__NodeProto *nd)
+{
+    if (!strcmp(S(nd->op_type), "Relu")) return MTC_ACT_RELU;
+    if (!strcmp(S(nd->op_type), "Tanh")) return MTC_ACT_TANH;
+    if (!strcmp(S(nd->op_type), "Sigmoid")) return MTC_ACT_SIGMOID;
+    if (!strcmp(S(nd->op_type), "LeakyRelu")) return MTC_ACT_LEAKY;
+    return -1;
+}
+
+static int dense(ictx *x, ichain *c, const Onnx__NodeProto *nd, int gemm)
+{
+    int64_t dims[2] = {-1, -1};
+    int trans = 1; /* MatMul: W (K, N) */
+    if (gemm) {
+        if (attr_f(nd, "alpha", 1.0f) != 1.0f || attr_f(nd, "beta", 1.0f) != 1.0f || attr_i(nd, "transA", 0))
+            return node_err(x, nd, "only alpha = beta = 1 and transA = 0 are supported");
+        trans = !attr_i(nd, "transB", 0);
+    }
+    const float *W = weight(x, nd, 1, 2, dims);
+    if (!W) return x->e->code;
+    ilayer *l = push(x, c, nd, MTC_L_DENSE);
+    if (!l) return x->e->code;
+    l->W = W;
+    l->wtrans = trans;
+    l->wk = trans ? dims[0] : dims[1];
+    l->wn = trans ? dims[1] : dims[0];
+    l->units = (int)l->wn;
+    if (gemm && nd->n_input > 2 && *nd->input[2]) {
+        Onnx__TensorProto *bt = find_init(x, nd->input[2]);
+        if (!bt || numel(bt) != l->wn) return node_err(x, nd, "the bias C must be a constant of N values");
+        if (!(l->b = floats(x, nd, bt, l->wn))) return x->e->code;
+    }
+    return 0;
+}
+
+static int conv(ictx *x, ichain *c, const Onnx__NodeProto *nd)
+{
+    int64_t k, s, p, d;
+    const Onnx__AttributeProto *ap = attr(nd, "auto_pad");
+    if (ap && ap->has_s && ap->s.len && strncmp((const char *)ap->s.data, "NOTSET", ap->s.len))
+        return node_err(x, nd, "auto_pad is not supported (export with explicit pads)");
+    if (attr_i(nd, "group", 1) != 1) return node_err(x, nd, "grouped (and depthwise) convolutions are not supported yet");
+    if (!attr_all(nd, "dilations", 1, &d, 1) || d != 1) return node_err(x, nd, "dilations other than 1");
+    if (!attr_all(nd, "strides", 1, &s, 1)) return node_err(x, nd, "strides differ between the axes");
+    if (!attr_all(nd, "pads", 0, &p, 1)) return node_err(x, nd, "pads differ between sides or axes");
+    int64_t dims[4] = {-1, -1, -1, -1};
+    const float *W = weight(x, nd, 1, 4, dims);
+    if (!W) return x->e->code;
+    if (!attr_all(nd, "kernel_shape", dims[2], &k, 1) || k != dims[2] || dims[2] != dims[3])
+        return node_err(x, nd, "only square kernels are supported");
+    if (k > 64 || s > 64 || p > 64 || dims[0] > (1 << 16)) return node_err(x, nd, "kernel, stride or pad out of range");
+    ilayer *l = push(x, c, nd, MTC_L_CONV);
+    if (!l) return x->e->code;
+    l->W = W;
+    l->filters = (int)dims[0];
+    l->wn = dims[0];
+    l->wk = dims[1] * dims[2] * dims[3];
+    l->size = (int)k;
+    l->stride = (int)s;
+    l->pad = (int)p;
+    if (nd->n_input > 2 && *nd->input[2]) {
+        Onnx__TensorProto *bt = find_init(x, nd->input[2]);
+        if (!bt || numel(bt) != dims[0]) return node_err(x, nd, "the bias must be a constant of one value per filter");
+        if (!(l->b = floats(x, nd, bt, dims[0]))) return x->e->code;
+    }
+    return 0;
+}
+
+static int pool(ictx *x, ichain *c, const Onnx__NodeProto *nd, int type)
+{
+    int64_t k, s, p, d;
+    if (!attr_all(nd, "kernel_shape", 0, &k, 0) || k < 1 || k > 64) return node_err(x, nd, "kernel_shape must be square");
+    if (!attr_all(nd, "strides", 1, &s, 1) || s < 1 || s > 64) return node_err(x, nd, "strides differ between the axes");
+    if (!attr_all(nd, "pads", 0, &p, 1) || p != 0) return node_err(x, nd, "padded pooling is not supported");
+    if (!attr_all(nd, "dilations", 1, &d, 1) || d != 1) return node_err(x, nd, "dilations other than 1");
+    if (attr_i(nd, "ceil_mode", 0)) return node_err(x, nd, "ceil_mode is not supported");
+    ilayer *l = push(x, c, nd, type);
+    if (!l) return x->e->code;
+    l->size = (int)k;
+    l->stride = (int)s;
+    return 0;
+}
+
+static int batchnorm(ictx *x, ichain *c, const Onnx__NodeProto *nd)
+{
+    float eps = attr_f(nd, "epsilon", 1e-5f);
+    if (fabsf(eps - 1e-5f) > 1e-9f) return node_err(x, nd, "epsilon must be 1e-5 (mtc's batchnorm)");
+    if (attr_i(nd, "training_mode", 0)) return node_err(x, nd, "training_mode is set");
+    ilayer *l = push(x, c, nd, MTC_L_BATCHNORM);
+    if (!l) return x->e->code;
+    int64_t C = -1;
+    for (int i = 0; i < 4; i++) {
+        int64_t dims[1] = {C};
+        if (!(l->bn[i] = weight(x, nd, 1 + i, 1, dims))) return x->e->code;
+        C = dims[0];
+    }
+    l->wn = C;
+    return 0;
+}
+
+static int ints_of(ictx *x, const char *name, int64_t *v, int max);
+
+/* Reshape to (batch, everything else): the target a constant [0 | -1 | 1, -1 | F]. */
+static int reshape_is_flatten(ictx *x, const Onnx__NodeProto *nd)
+{
+    int64_t v[2];
+    if (nd->n_input < 2 || ints_of(x, nd->input[1], v, 2) != 2) return 0;
+    return (v[0] == 0 || v[0] == -1 || v[0] == 1) && (v[1] == -1 || v[1] > 0);
+}
+
+/* Integer values of a constant tensor (int64 or int32), at most max; -1 if
+ * not a constant of that kind. */
+static int ints_of(ictx *x, const char *name, int64_t *v, int max)
+{
+    Onnx__TensorProto *t = find_init(x, name);
+    int64_t n = t ? numel(t) : -1;
+    if (n < 0 || n > max) return -1;
+    if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
+        if (t->has_raw_data && t->raw_data.len == (size_t)n * 8) memcpy(v, t->raw_data.data, (size_t)n * 8);
+        else if (!t->has_raw_data && t->n_int64_data == (size_t)n) memcpy(v, t->int64_data, (size_t)n * 8);
+        else return -1;
+        return (int)n;
+    }
+    return -1;
+}
+
+/* Pad (constant mode, zeros): all-zero pads vanish; zeros around the two
+ * spatial axes, the same on every side, join the next Conv's pad. */
+static int pad(ictx *x, ichain *c, const Onnx__NodeProto *nd, int *alias)
+{
+    const Onnx__AttributeProto *m = attr(nd, "mode");
+    if (m && m->has_s && m->s.len && strncmp((const char *)m->s.data, "constant", m->s.len))
+        return node_err(x, nd, "only constant padding");
+    int64_t v[8];
+    float fill = 0.0f;
+    if (nd->n_input > 2 && *nd->input[2]) {
+        Onnx__TensorProto *t = find_init(x, nd->input[2]);
+        const float *f = t && numel(t) == 1 ? floats(x, nd, t, 1) : NULL;
+        if (!f) return node_err(x, nd, "the padding value must be a constant");
+        fill = f[0];
+    }
+    int n = nd->n_input > 1 ? ints_of(x, nd->input[1], v, 8) : -1;
+    if (n < 0) return node_err(x, nd, "the pads must be a constant of int64 values");
+    int all0 = 1;
+    for (int i = 0; i < n; i++) all0 &= v[i] == 0;
+    *alias = all0;
+    if (all0) return 0;
+    if (fill != 0.0f || n != 8 || v[0] || v[1] || v[4] || v[5] || v[2] != v[3] || v[2] != v[6] || v[2] != v[7])
+        return node_err(x, nd, "only the same zeros around both spatial axes (before a Conv)");
+    c->pending_pad = (int)v[2];
+    return 0;
+}
+
+/* The chain node nd appends to: the one its data input belongs to, or a
+ * new head when that input is the trunk's branch point. */
+static int chain_of(ictx *x, const Onnx__NodeProto *nd, const char *in, int *ci)
+{
+    tensor *t = find_tensor(x, in);
+    if (!t) return node_err(x, nd, "its input is not computed from the graph's input");
+    int branch = t->chain == 0 && t->consumers > 1;
+    if (x->branch && t->chain == 0 && strcmp(x->branch, in))
+        return node_err(x, nd, "reads the shared trunk at a second point (mtc models branch once)");
+    if (t->chain > 0 && t->consumers > 1) return node_err(x, nd, "a task's head branches again (mtc heads are chains)");
+    if (!branch) { *ci = t->chain; return 0; }
+    if (x->nch >= MAX_CHAINS) return node_err(x, nd, "more task heads than mtc supports");
+    x->branch = in;
+    *ci = x->nch++;
+    return 0;
+}
+
+static int translate(ictx *x, const Onnx__NodeProto *nd)
+{
+    const char *op = S(nd->op_type);
+    if (!strcmp(op, "Constant")) {
+        const Onnx__AttributeProto *a = attr(nd, "value");
+        if (!a || !a->t || nd->n_output != 1) return node_err(x, nd, "only a tensor 'value' is supported");
+        if (x->nconst >= MAX_TENSORS) return node_err(x, nd, "too many constants");
+        x->const_name[x->nconst] = nd->output[0];
+        x->consts[x->nconst++] = a->t;
+        return 0;
+    }
+    if (!nd->n_input || !nd->n_output) return node_err(x, nd, "has no input or no output");
+    /* the data input: the one that is not a constant (Add takes either side) */
+    const char *in = nd->input[0];
+    if (!strcmp(op, "Add") && nd->n_input == 2 && find_init(x, in)) in = nd->input[1];
+    int ci = 0, rc;
+    if ((rc = chain_of(x, nd, in, &ci))) return rc;
+    ichain *c = &x->ch[ci];
+    if (c->strip) return node_err(x, nd, "follows the Softmax/Sigmoid that ends an output");
+    ilayer *last = c->n ? &c->l[c->n - 1] : NULL;
+    if (c->pending_pad && strcmp(op, "Conv")) return node_err(x, nd, "follows a Pad that only a Conv can take");
+    int fusable = last && !strcmp(last->out, in) && find_tensor(x, in)->consumers == 1;
+    int a = act_of(nd);
+    if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
+        rc = dense(x, c, nd, op[0] == 'G');
+    } else if (!strcmp(op, "Add")) {
+        const char *bname = nd->input[nd->input[0] == in ? 1 : 0];
+        Onnx__TensorProto *bt = find_init(x, bname);
+        if (!fusable || last->type != MTC_L_DENSE || last->b || last->act || !bt || numel(bt) != last->wn)
+            return node_err(x, nd, "only the bias of the MatMul before it can be added");
+        if (!(last->b = floats(x, nd, bt, last->wn))) return x->e->code;
+        last->out = nd->output[0];
+    } else if (!strcmp(op, "Conv")) {
+        rc = conv(x, c, nd);
+        if (!rc && c->pending_pad) {
+            c->l[c->n - 1].pad += c->pending_pad;
+            c->pending_pad = 0;
+        }
+    } else if (!strcmp(op, "Pad")) {
+        int alias = 0;
+        if ((rc = pad(x, c, nd, &alias))) return rc;
+        if (last && !strcmp(last->out, in)) last->out = nd->output[0];
+        return add_tensor(x, nd->output[0], ci);
+    } else if (!strcmp(op, "MaxPool") || !strcmp(op, "AveragePool")) {
+        if (nd->n_output > 1 && *nd->output[1]) return node_err(x, nd, "the indices output is not supported");
+        rc = pool(x, c, nd, op[0] == 'M' ? MTC_L_MAXPOOL : MTC_L_AVGPOOL);
+    } else if (!strcmp(op, "BatchNormalization")) {
+        if (nd->n_output > 1) return node_err(x, nd, "training outputs (running statistics) are not supported");
+        rc = batchnorm(x, c, nd);
+    } else if (a >= 0) {
+        if (a == MTC_ACT_LEAKY && fabsf(attr_f(nd, "alpha", 0.01f) - 0.01f) > 1e-7f)
+            return node_err(x, nd, "alpha must be 0.01 (mtc's leaky relu)");
+        if (fusable && (last->type == MTC_L_DENSE || last->type == MTC_L_CONV) && !last->act) {
+            last->act = a;
+            last->out = nd->output[0];
+        } else {
+            ilayer *l = push(x, c, nd, MTC_L_ACT);
+            if (!l) return x->e->code;
+            l->act = a;
+        }
+    } else if (!strcmp(op, "Softmax") || !strcmp(op, "LogSoftmax")) {
+        int64_t axis = attr_i(nd, "axis", x->opset >= 13 ? -1 : 1);
+        if (axis != -1 && axis != 1) return node_err(x, nd, "only over the class axis (axis 1 or -1)");
+        c->strip = op[0] == 'S' ? STRIP_SOFTMAX : STRIP_LOGSOFTMAX;
+        c->strip_op = op;
+        if (!fusable && !(last && !strcmp(last->out, in))) return node_err(x, nd, "must follow a layer");
+        last->out = nd->output[0];
+    } else if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape")) {
+        if (op[0] == 'F' ? attr_i(nd, "axis", 1) != 1 : !reshape_is_flatten(x, nd))
+            return node_err(x, nd, op[0] == 'F' ? "only axis 1 (keep the batch axis)"
+                                                : "only a constant target of (batch, -1); a target computed by "
+                                                  "Shape/Gather/Concat is not folded yet (use torch.flatten)");
+        if (ci == 0) {
+            ilayer *l = push(x, c, nd, MTC_L_FLATTEN);
+            if (!l) return x->e->code;
+        } else if (last) {
+            last->out = nd->output[0]; /* a head's input is flat already */
+        } else {
+            return add_tensor(x, nd->output[0], ci);
+        }
+    } else if (!strcmp(op, "Identity") || !strcmp(op, "Dropout")) {
+        if (nd->n_output > 1 && *nd->output[1]) return node_err(x, nd, "its mask output is used");
+        if (last && !strcmp(last->out, in)) last->out = nd->output[0];
+        return add_tensor(x, nd->output[0], ci);
+    } else {
+        return node_err(x, nd, "not an operator mtc import supports (Gemm, MatMul, Add, Conv, MaxPool, AveragePool, "
+                               "BatchNormalization, Relu, LeakyRelu, Tanh, Sigmoid, Softmax, LogSoftmax, Flatten, "
+                               "Reshape, Pad, Identity, Dropout, Constant)");
+    }
+    if (rc) return rc;
+    return add_tensor(x, nd->output[0], ci);
+}
+
+/* ---- the graph's input and outputs --------------------------------------- */
+
+static int read_input(ictx *x)
+{
+    const Onnx__ValueInfoProto *in = NULL;
+    int n = 0;
+    for (size_t i = 0; i < x->g->n_input; i++)
+        if (!find_init(x, S(x->g->input[i]->name))) in = x->g->input[i], n++;
+    if (n != 1) return mtc_err_set(x->e, MTC_EINPUT, "%s: the graph has %d inputs; mtc models take one", x->path, n);
+    const Onnx__TypeProto *tp = in->type;
+    if (!tp || tp->value_case != ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE || !tp->tensor_type || !tp->tensor_type->shape ||
+        tp->tensor_type->elem_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT)
+        return mtc_err_set(x->e, MTC_EINPUT, "%s: input '%s' is not a float32 tensor of known shape", x->path, S(in->name));
+    const Onnx__TensorShapeProto *s = tp->tensor_type->shape;
+    int64_t d[4] = {1, 1, 1, 1};
+    if (s->n_dim != 2 && s->n_dim != 4)
+        return mtc_err_set(x->e, MTC_EINPUT, "%s: input '%s' has %zu dimensions; mtc takes (batch, features) or "
+                           "(batch, channels, height, width)", x->path, S(in->name), s->n_dim);
+    for (size_t i = 1; i < s->n_dim; i++) {
+        const Onnx__TensorShapeProto__Dimension *dm = s->dim[i];
+        if (dm->value_case != ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE || dm->dim_value < 1 ||
+            dm->dim_value > (1 << 20))
+            return mtc_err_set(x->e, MTC_EINPUT, "%s: input '%s' dimension %zu is dynamic or out of range (only "
+                               "the batch axis may be)", x->path, S(in->name), i);
+        d[4 - s->n_dim + i] = dm->dim_value;
+    }
+    x->ndim = (int)s->n_dim;
+    x->c = (int)d[1];
+    x->h = (int)d[2];
+    x->w = (int)d[3];
+    x->nch = 1;
+    return add_tensor(x, S(in->name), 0);
+}
+
+static int task_name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (!n || n >= MTC_NAME_MAX) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(s[i] == '_' || (s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+            return 0;
+    return 1;
+}
+
+/* The kind given for output `name` in "a:cls,b:reg" (-1 when not named). */
+static int given_kind(const char *tasks, const char *name, mtc_err *e, int *rc)
+{
+    *rc = 0;
+    if (!tasks || !*tasks) return -1;
+    size_t n = strlen(name);
+    for (const char *p = tasks; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > n && !strncmp(p, name, n) && p[n] == ':') {
+            char kind[16];
+            snprintf(kind, sizeof kind, "%.*s", (int)(len - n - 1 < 15 ? len - n - 1 : 15), p + n + 1);
+            int k = !strcmp(kind, "cls") ? MTC_TASK_CLS : !strcmp(kind, "bin") ? MTC_TASK_BIN
+                  : !strcmp(kind, "reg") ? MTC_TASK_REG : -1;
+            if (k < 0) *rc = mtc_err_set(e, MTC_EINPUT, "--tasks %s: kind '%s' (want cls, bin or reg)", name, kind);
+            return k;
+        }
+        p += len + (end ? 1 : 0);
+    }
+    return -1;
+}
+
+/* ---- spec text and weights ---------------------------------------------- */
+
+static void emit_layer(char *s, size_t n, const ilayer *l)
+{
+    size_t k = strlen(s);
+    switch (l->type) {
+    case MTC_L_DENSE: snprintf(s + k, n - k, "[dense] units=%d act=%s\n", l->units, mtc_act_name(l->act)); break;
+    case MTC_L_CONV:
+        snprintf(s + k, n - k, "[conv] filters=%d size=%d stride=%d pad=%d act=%s\n", l->filters, l->size, l->stride,
+                 l->pad, mtc_act_name(l->act));
+        break;
+    case MTC_L_MAXPOOL: snprintf(s + k, n - k, "[maxpool] size=%d stride=%d\n", l->size, l->stride); break;
+    case MTC_L_AVGPOOL: snprintf(s + k, n - k, "[avgpool] size=%d stride=%d\n", l->size, l->stride); break;
+    case MTC_L_BATCHNORM: snprintf(s + k, n - k, "[batchnorm]\n"); break;
+    case MTC_L_FLATTEN: snprintf(s + k, n - k, "[flatten]\n"); break;
+    case MTC_L_ACT: snprintf(s + k, n - k, "[act] fn=%s\n", mtc_act_name(l->act)); break;
+    }
+}
+
+/* Copies il's weights into the model layer L, checking the sizes agree. */
+static int fill(ictx *x, mtc_model *m, const mtc_layer *L, const ilayer *il)
+{
+    float *p = m->params;
+    if (il->type == MTC_L_DENSE || il->type == MTC_L_CONV) {
+        if (L->nw != il->wn * il->wk || L->nb != il->wn)
+            return mtc_err_set(x->e, MTC_EINPUT, "%s: layer %s: the weights hold %lld x %lld values, the layer %lld "
+                               "inputs (a shape mtc cannot follow)", x->path, L->name, (long long)il->wn,
+                               (long long)il->wk, (long long)(L->nw / (L->nb ? L->nb : 1)));
+        for (int64_t r = 0; r < il->wn; r++)
+            for (int64_t k = 0; k < il->wk; k++)
+                p[L->w_off + r * il->wk + k] = il->wtrans ? il->W[k * il->wn + r] : il->W[r * il->wk + k];
+        for (int64_t r = 0; r < il->wn; r++) p[L->b_off + r] = il->b ? il->b[r] : 0.0f;
+    } else if (il->type == MTC_L_BATCHNORM) {
+        if (L->nw != il->wn)
+            return mtc_err_set(x->e, MTC_EINPUT, "%s: layer %s: %lld channels, the batchnorm has %lld", x->path,
+                               L->name, (long long)L->nw, (long long)il->wn);
+        for (int64_t i = 0; i < il->wn; i++) {
+            p[L->w_off + i] = il->bn[0][i];
+            p[L->b_off + i] = il->bn[1][i];
+            m->stats[L->stat_off + i] = il->bn[2][i];
+            m->stats[L->stat_off + il->wn + i] = il->bn[3][i];
+        }
+    }
+    return 0;
+}
+
+static int fill_chain(ictx *x, mtc_model *m, const mtc_chain *mc, const ichain *ic, int n)
+{
+    if (mc->n != n) return mtc_err_set(x->e, MTC_EINPUT, "%s: internal: %d layers built for %d", x->path, mc->n, n);
+    for (int i = 0; i < n; i++) {
+        int rc = fill(x, m, &mc->layers[i], &ic->l[i]);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *note, size_t note_len, mtc_err *e)
+{
+    memset(m, 0, sizeof *m);
+    if (note && note_len) note[0] = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    int rc = mtc_read_file(path, &buf, &len, ONNX_MAX_BYTES, e);
+    if (rc) return rc;
+    Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf);
+    free(buf);
+    if (!mp) return mtc_err_set(e, MTC_EINPUT, "%s: not an ONNX model (the protobuf does not parse)", path);
+    ictx *x = calloc(1, sizeof *x);
+    char *spec = calloc(1, 65536);
+    if (!x || !spec) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); goto out; }
+    x->path = path;
+    x->e = e;
+    x->g = mp->graph;
+    for (size_t i = 0; i < mp->n_opset_import; i++) {
+        const char *d = mp->opset_import[i]->domain;
+        if (!d || !*d || !strcmp(d, "ai.onnx")) x->opset = (int)mp->opset_import[i]->version;
+    }
+    if (!x->g) { rc = mtc_err_set(e, MTC_EINPUT, "%s: the model has no graph", path); goto out; }
+    if (x->opset < 11 || x->opset > 21) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: opset %d (mtc import reads opsets 11 to 21)", path, x->opset);
+        goto out;
+    }
+    if ((rc = read_input(x))) goto out;
+    for (size_t i = 0; i < x->g->n_node && !rc; i++) {
+        const Onnx__NodeProto *nd = x->g->node[i];
+        if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx")) rc = node_err(x, nd, "an operator of another domain");
+        else rc = translate(x, nd);
+    }
+    if (rc) goto out;
+    /* a single chain: its last dense layer is the one task's output layer */
+    if (x->nch == 1) {
+        if (x->g->n_output != 1) { rc = mtc_err_set(e, MTC_EINPUT, "%s: several outputs but no branch point", path); goto out; }
+        ichain *t = &x->ch[0], *h = &x->ch[x->nch++];
+        int cut = t->n - 1;
+        while (cut >= 0 && t->l[cut].type == MTC_L_ACT) cut--;
+        if (cut < 0 || t->l[cut].type != MTC_L_DENSE) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: the output does not come from a dense layer (Gemm/MatMul)", path);
+            goto out;
+        }
+        for (int i = cut; i < t->n; i++) h->l[h->n++] = t->l[i];
+        t->n = cut;
+        h->strip = t->strip, h->strip_op = t->strip_op;
+        t->strip = 0;
+    }
+    if ((int)x->g->n_output != x->nch - 1) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: %zu outputs for %d branches from the trunk", path, x->g->n_output, x->nch - 1);
+        goto out;
+    }
+    size_t k;
+    if (x->ndim == 4) snprintf(spec, 65536, "[input] shape=%dx%dx%d\n", x->c, x->h, x->w);
+    else snprintf(spec, 65536, "[input] shape=%d\n", x->w);
+    for (int i = 0; i < x->ch[0].n; i++) emit_layer(spec, 65536, &x->ch[0].l[i]);
+    int order[MAX_CHAINS];
+    for (size_t o = 0; o < x->g->n_output && !rc; o++) { /* tasks in the order of the graph's outputs */
+        const char *name = S(x->g->output[o]->name);
+        tensor *t = find_tensor(x, name);
+        if (!t || t->chain < 1) { rc = mtc_err_set(e, MTC_EINPUT, "%s: output '%s' is not one head's end", path, name); break; }
+        ichain *h = &x->ch[t->chain];
+        order[o] = t->chain;
+        h->output = name;
+        if (!task_name_ok(name)) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: output name '%s' is not a task name (letters, digits, _)", path, name);
+            break;
+        }
+        /* the output layer: the chain's last dense; only its activation may follow */
+        ilayer *out = h->n ? &h->l[h->n - 1] : NULL;
+        if (out && out->type == MTC_L_ACT && out->act == MTC_ACT_SIGMOID && !h->strip) {
+            h->strip = STRIP_SIGMOID, h->strip_op = "Sigmoid";
+            h->n--;
+            out = h->n ? &h->l[h->n - 1] : NULL;
+        } else if (out && out->type == MTC_L_DENSE && out->act == MTC_ACT_SIGMOID && !h->strip) {
+            h->strip = STRIP_SIGMOID, h->strip_op = "Sigmoid";
+            out->act = MTC_ACT_NONE;
+        }
+        if (!out || out->type != MTC_L_DENSE || out->act != MTC_ACT_NONE) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: output '%s' does not end in a dense layer (optionally followed by "
+                             "Softmax, LogSoftmax or Sigmoid)", path, name);
+            break;
+        }
+        for (int i = 0; i < h->n - 1 && !rc; i++)
+            if (h->l[i].type != MTC_L_DENSE && h->l[i].type != MTC_L_ACT)
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: output '%s': a head holds dense layers only", path, name);
+        int kind = given_kind(tasks, name, e, &rc);
+        if (rc) break;
+        if (kind < 0)
+            kind = h->strip == STRIP_SIGMOID ? MTC_TASK_BIN : h->strip || out->units > 1 ? MTC_TASK_CLS : MTC_TASK_REG;
+        if (kind == MTC_TASK_CLS && out->units < 2) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: output '%s' has 1 value; a cls task needs 2 or more", path, name);
+            break;
+        }
+        k = strlen(spec);
+        if (kind == MTC_TASK_CLS) snprintf(spec + k, 65536 - k, "[task %s] kind=cls classes=%d\n", name, out->units);
+        else snprintf(spec + k, 65536 - k, "[task %s] kind=%s outputs=%d\n", name, mtc_task_kind_name(kind), out->units);
+        if (note) {
+            size_t nl = strlen(note);
+            snprintf(note + nl, note_len - nl, "%s%s: %s, %d output%s%s%s%s", nl ? "; " : "", name,
+                     mtc_task_kind_name(kind), out->units, out->units > 1 ? "s" : "", h->strip ? " (" : "",
+                     h->strip ? h->strip_op : "", h->strip ? " stripped: logits stored)" : "");
+        }
+    }
+    /* tasks without a given kind were inferred; a --tasks name that is not an output is an error */
+    if (!rc && tasks && *tasks) {
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s", tasks);
+        char *save = NULL;
+        for (char *tok = strtok_r(tmp, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
+            char *colon = strchr(tok, ':');
+            if (colon) *colon = 0;
+            int found = 0;
+            for (size_t o = 0; o < x->g->n_output; o++) found |= !strcmp(S(x->g->output[o]->name), tok);
+            if (!found || !colon) rc = mtc_err_set(e, MTC_EINPUT, "--tasks %s: %s", tok, found ? "want NAME:KIND" : "no output of that name");
+        }
+    }
+    for (size_t o = 0; o < x->g->n_output && !rc; o++) {
+        const ichain *h = &x->ch[order[o]];
+        if (h->n < 2) continue;
+        k = strlen(spec);
+        snprintf(spec + k, 65536 - k, "[head %s]\n", h->output);
+        for (int i = 0; i < h->n - 1; i++) emit_layer(spec, 65536, &h->l[i]);
+    }
+    if (rc) goto out;
+    mtc_spec s;
+    char where[1100];
+    snprintf(where, sizeof where, "%s(imported spec)", path);
+    if ((rc = mtc_spec_parse(spec, where, &s, e))) goto out;
+    if ((rc = mtc_model_build(&s, spec, m, e))) goto out;
+    rc = fill_chain(x, m, &m->trunk[0], &x->ch[0], x->ch[0].n);
+    for (size_t o = 0; o < x->g->n_output && !rc; o++) rc = fill_chain(x, m, &m->head[o], &x->ch[order[o]], x->ch[order[o]].n);
+    if (rc) mtc_model_free(m);
+out:
+    onnx__model_proto__free_unpacked(mp, NULL);
+    free(x);
+    free(spec);
+    return rc;
+}

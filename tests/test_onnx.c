@@ -1,0 +1,157 @@
+/*
+ * test_onnx.c — mtc import: a multi-task CNN exported by PyTorch
+ * (tests/fixtures/make_onnx.py; conv-BN folded by the exporter, relu,
+ * max and average pools with the exporter's Pad, flatten, dense trunk;
+ * three heads, one ending in Softmax) gives, through mtc's runtime, the
+ * outputs PyTorch computed; the checkpoint names its source and is usable
+ * by the other commands; what mtc cannot represent is exit 2 naming the
+ * node, and nothing is written.
+ *
+ * Runs from the repository root (as `make test` does).
+ */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define FIX "tests/fixtures/"
+
+/* rows of n floats from a CSV with a header line */
+static int read_csv(const char *path, float *v, int rows, int n)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int c;
+    while ((c = fgetc(f)) != '\n' && c != EOF) {}
+    for (int i = 0; i < rows * n; i++)
+        if (fscanf(f, " %f ,", &v[i]) != 1) { fclose(f); return -1; }
+    fclose(f);
+    return 0;
+}
+
+static void test_import_matches_pytorch_outputs(void **st)
+{
+    (void)st;
+    mtc_model m;
+    mtc_err e = {0};
+    char note[1024];
+    if (mtc_onnx_import(FIX "mt_cnn.onnx", NULL, &m, note, sizeof note, &e)) fail_msg("import: %s", e.msg);
+    assert_int_equal(m.spec.ntasks, 3);
+    assert_string_equal(m.spec.tasks[0].name, "fashion");
+    assert_int_equal(m.spec.tasks[0].kind, MTC_TASK_CLS);
+    assert_int_equal(m.spec.tasks[0].dim, 10);
+    assert_int_equal(m.spec.tasks[1].kind, MTC_TASK_CLS); /* 4 logits, no softmax: cls */
+    assert_int_equal(m.spec.tasks[2].kind, MTC_TASK_REG); /* 1 value */
+    assert_non_null(strstr(note, "Softmax stripped"));
+    float *x = malloc(5 * 784 * sizeof(float)), want[5 * 15];
+    assert_int_equal(read_csv(FIX "mt_cnn_in.csv", x, 5, 784), 0);
+    assert_int_equal(read_csv(FIX "mt_cnn_out.csv", want, 5, 15), 0);
+    mtc_ckpt ck;
+    mtc_rt *rt;
+    assert_int_equal(mtc_model_to_ckpt(&m, NULL, &ck, &e), 0);
+    assert_int_equal(mtc_rt_from_ckpt(&ck, "imported", &rt, &e), 0);
+    mtc_ckpt_free(&ck);
+    float f[50], s[20], l[5];
+    assert_int_equal(mtc_rt_run(rt, x, 5, (float *[]){f, s, l}, &e), 0);
+    /* float32 sums of up to 392 products of terms ~1 in another order than
+     * PyTorch's: within 2e-5 of the larger of 1 and the value */
+    for (int r = 0; r < 5; r++)
+        for (int k = 0; k < 15; k++) {
+            float got = k < 10 ? f[r * 10 + k] : k < 14 ? s[r * 4 + k - 10] : l[r];
+            if (tu_relerr(got, want[r * 15 + k], 1.0) > 2e-5)
+                fail_msg("sample %d output %d: mtc %.9g, PyTorch %.9g", r, k, got, want[r * 15 + k]);
+        }
+    mtc_rt_free(rt);
+    mtc_model_free(&m);
+    free(x);
+}
+
+static void test_cli_import_writes_a_checkpoint_the_other_commands_use(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[4096];
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/t.mtc --json", dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("import: %s", err);
+    assert_non_null(strstr(out, "\"parameters\":"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "inspect %s/t.mtc --json", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    uint64_t h;
+    mtc_err e = {0};
+    assert_int_equal(mtc_file_hash(FIX "mt_cnn.onnx", &h, &e), 0);
+    char hash[40];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)h);
+    assert_non_null(strstr(out, "mtc import"));
+    assert_non_null(strstr(out, hash)); /* lineage: the .onnx's hash */
+    free(out); free(err);
+    snprintf(args, sizeof args, "predict %s/t.mtc --input " FIX "mt_cnn_in.csv", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    assert_non_null(strstr(out, "4:  fashion="));
+    free(out); free(err);
+    /* --tasks overrides an inferred kind; a cls task needs 2+ outputs */
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/r.mtc --tasks super:reg --json", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    assert_non_null(strstr(out, "super: reg, 4 outputs"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/r.mtc --tasks level:cls", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "'level' has 1 value"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/r.mtc --tasks nope:cls", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "nope"));
+    free(out); free(err);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_cli_import_bad_input_exits_2_and_writes_nothing(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[4096];
+    char *keep = tu_path(dir, "keep.mtc");
+    assert_int_equal(tu_write(keep, "old bytes", 9), 0);
+    /* an operator mtc has not: the node and its op named, the old file kept */
+    snprintf(args, sizeof args, "import " FIX "unsupported.onnx -o %s", keep);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "unsupported.onnx"));
+    assert_non_null(strstr(err, "(Cos)"));
+    assert_non_null(strchr(err, '\n') == err + strlen(err) - 1 ? err : NULL); /* one line */
+    free(out); free(err);
+    size_t n;
+    unsigned char *b = tu_read(keep, &n);
+    assert_true(b && n == 9 && !memcmp(b, "old bytes", 9));
+    free(b);
+    /* a truncated model, bytes that are not protobuf, a missing file */
+    unsigned char *onnx = tu_read(FIX "mt_cnn.onnx", &n);
+    assert_non_null(onnx);
+    char *cut = tu_path(dir, "cut.onnx"), *junk = tu_path(dir, "junk.onnx");
+    assert_int_equal(tu_write(cut, onnx, n / 3), 0);
+    assert_int_equal(tu_write(junk, "\xff\xff\xff\xff not protobuf", 18), 0);
+    const char *bad[3] = {cut, junk, "/nonexistent/m.onnx"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "import %s -o %s/x.mtc", bad[i], dir);
+        assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+        if (!strstr(err, bad[i])) fail_msg("the error does not name %s: %s", bad[i], err);
+        free(out); free(err);
+        struct stat sb;
+        char *x = tu_path(dir, "x.mtc");
+        assert_true(stat(x, &sb) != 0);
+        free(x);
+    }
+    free(onnx); free(cut); free(junk); free(keep);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_import_matches_pytorch_outputs),
+        cmocka_unit_test(test_cli_import_writes_a_checkpoint_the_other_commands_use),
+        cmocka_unit_test(test_cli_import_bad_input_exits_2_and_writes_nothing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,84 @@
+/*
+ * cmd_import.c — `mtc import MODEL.onnx -o teacher.mtc [--tasks ...]`: a
+ * model trained elsewhere becomes an ordinary checkpoint (spec, weights,
+ * lineage naming the .onnx and its hash), so label, distill, prune,
+ * quantize, verify, eval, predict and inspect work on it unchanged.
+ */
+#include "tools/util.h"
+#include "tools/commands.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int cmd_import(int argc, char **argv)
+{
+    const char *out = NULL, *tasks = NULL;
+    cli_common c;
+    cli_common_defaults(&c);
+    cli_opt opts[] = {
+        {"out", OPT_STR, &out, "output checkpoint (-o; required)", 1, 0},
+        {"tasks", OPT_STR, &tasks, "NAME:KIND,... (cls, bin or reg) for graph outputs whose kind should not be "
+                                   "inferred (Softmax/LogSoftmax: cls, Sigmoid: bin, none: cls when 2+ values, else reg)", 1, 0},
+        CLI_COMMON(&c),
+        CLI_END,
+    };
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("import", "MODEL.onnx -o model.mtc [--tasks NAME:KIND,...]",
+                       "Turn an ONNX model (e.g. a PyTorch teacher exported with torch.onnx.export) into an mtc\n"
+                       "checkpoint. Each graph output becomes a task named after it; a trailing Softmax, LogSoftmax\n"
+                       "or Sigmoid is stripped, so the checkpoint holds logits as every mtc model does. The graph must\n"
+                       "be one input, a shared trunk and one chain per output, of Gemm, MatMul(+Add), Conv, MaxPool,\n"
+                       "AveragePool, BatchNormalization, Relu, LeakyRelu, Tanh, Sigmoid, Flatten, Reshape to\n"
+                       "(batch, -1), Identity, Dropout and Constant nodes; anything else is exit 2 naming the node\n"
+                       "and nothing is written. Inputs are fed as the model was trained (mtc feeds images in [0, 1]).",
+                       opts, argc, argv, pos, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (npos != 1 || !out) {
+        fprintf(stderr, "mtc import: need MODEL.onnx and -o (see mtc import --help)\n");
+        return 2;
+    }
+    cli_apply_common(&c);
+    mtc_err e = {0};
+    mtc_model m;
+    char note[2048], hash[17];
+    if ((rc = mtc_onnx_import(pos[0], tasks, &m, note, sizeof note, &e))) return cli_fail("import", &e);
+    util_file_hash(pos[0], hash);
+    mtc_jw w;
+    mtc_jw_init(&w);
+    mtc_jw_obj(&w);
+    mtc_jw_kstr(&w, "producer", "mtc import");
+    mtc_jw_kstr(&w, "version", MTC_VERSION);
+    mtc_jw_key(&w, "parent");
+    mtc_jw_obj(&w);
+    mtc_jw_kstr(&w, "path", pos[0]);
+    mtc_jw_kstr(&w, "hash", hash);
+    mtc_jw_obj_end(&w);
+    mtc_jw_key(&w, "import");
+    mtc_jw_obj(&w);
+    mtc_jw_kstr(&w, "format", "onnx");
+    mtc_jw_kstr(&w, "note", note);
+    mtc_jw_obj_end(&w);
+    mtc_jw_obj_end(&w);
+    rc = w.oom ? mtc_err_set(&e, MTC_ENOMEM, "out of memory") : mtc_model_save(&m, out, w.buf, &e);
+    if (!rc) {
+        if (c.json) {
+            mtc_jw j;
+            mtc_jw_init(&j);
+            mtc_jw_obj(&j);
+            mtc_jw_kstr(&j, "model", out);
+            mtc_jw_kstr(&j, "source", pos[0]);
+            mtc_jw_kint(&j, "parameters", m.nparams);
+            mtc_jw_kstr(&j, "tasks", note);
+            mtc_jw_kstr(&j, "spec", m.spec_text);
+            mtc_jw_obj_end(&j);
+            printf("%s\n", j.buf);
+            mtc_jw_free(&j);
+        } else {
+            printf("wrote %s: %lld parameters from %s; %s\n", out, (long long)m.nparams, pos[0], note);
+        }
+    }
+    mtc_jw_free(&w);
+    mtc_model_free(&m);
+    return rc ? cli_fail("import", &e) : 0;
+}
