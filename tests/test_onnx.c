@@ -5,7 +5,9 @@
  * three heads, one ending in Softmax) gives, through mtc's runtime, the
  * outputs PyTorch computed; the checkpoint names its source and is usable
  * by the other commands; what mtc cannot represent is exit 2 naming the
- * node, and nothing is written.
+ * node, and nothing is written. mtc export writes it back: ONNX Runtime
+ * (tests/ort_run.js, npm onnxruntime-node) gives mtc's outputs on it, and
+ * export -> import -> export gives the same bytes.
  *
  * Runs from the repository root (as `make test` does).
  */
@@ -146,12 +148,88 @@ static void test_cli_import_bad_input_exits_2_and_writes_nothing(void **st)
     free(dir);
 }
 
+/* mtc's runtime outputs of checkpoint path on the fixture's 5 inputs:
+ * out[r·15 + k] in the fixture's column order. */
+static void mtc_outputs(const char *path, const float *x, float *out)
+{
+    mtc_rt *rt;
+    mtc_err e = {0};
+    if (mtc_rt_load(path, &rt, &e)) fail_msg("%s", e.msg);
+    float f[50], s[20], l[5];
+    assert_int_equal(mtc_rt_run(rt, x, 5, (float *[]){f, s, l}, &e), 0);
+    for (int r = 0; r < 5; r++)
+        for (int k = 0; k < 15; k++) out[r * 15 + k] = k < 10 ? f[r * 10 + k] : k < 14 ? s[r * 4 + k - 10] : l[r];
+    mtc_rt_free(rt);
+}
+
+static void test_export_runs_in_onnx_runtime_and_round_trips(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[4096];
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/a.mtc", dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("import: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "export %s/a.mtc -o %s/a.onnx", dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("export: %s", err);
+    free(out); free(err);
+    /* ONNX Runtime on the export against mtc's runtime on the checkpoint:
+     * the same sums in other orders, within 1e-5 of max(|v|, 0.01) */
+    float *x = malloc(5 * 784 * sizeof(float)), want[75], got[75];
+    assert_int_equal(read_csv(FIX "mt_cnn_in.csv", x, 5, 784), 0);
+    char *a = tu_path(dir, "a.mtc");
+    mtc_outputs(a, x, want);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "node tests/ort_run.js %s/a.onnx " FIX "mt_cnn_in.csv 1x28x28 > %s/ort.csv 2>%s/ort.err",
+             dir, dir, dir);
+    if (system(cmd) != 0) {
+        char *p = tu_path(dir, "ort.err"), *msg = (char *)tu_read(p, NULL);
+        fail_msg("ONNX Runtime did not run the export: %s", msg ? msg : "?");
+    }
+    char *ortp = tu_path(dir, "ort.csv");
+    FILE *f = fopen(ortp, "r");
+    assert_non_null(f);
+    for (int i = 0; i < 75; i++) assert_int_equal(fscanf(f, " %f ,", &got[i]), 1);
+    fclose(f);
+    for (int i = 0; i < 75; i++)
+        if (tu_relerr(got[i], want[i], 0.01) > 1e-5) fail_msg("value %d: ORT %.9g, mtc %.9g", i, got[i], want[i]);
+    /* export -> import -> export: the same bytes */
+    snprintf(args, sizeof args, "import %s/a.onnx -o %s/b.mtc", dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("re-import: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "export %s/b.mtc -o %s/b.onnx", dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("re-export: %s", err);
+    free(out); free(err);
+    size_t n1, n2;
+    char *p1 = tu_path(dir, "a.onnx"), *p2 = tu_path(dir, "b.onnx");
+    unsigned char *b1 = tu_read(p1, &n1), *b2 = tu_read(p2, &n2);
+    assert_true(b1 && b2 && n1 == n2 && !memcmp(b1, b2, n1));
+    /* an MMoE model: exit 2, nothing written */
+    const char *mmoe = "[input] shape=4\n[mmoe] experts=2\n[dense] units=4\n[task y] kind=reg outputs=1\n";
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model(mmoe, &m, 1, &e), 0);
+    char *mp = tu_path(dir, "mmoe.mtc");
+    assert_int_equal(mtc_model_save(&m, mp, "{}", &e), 0);
+    mtc_model_free(&m);
+    snprintf(args, sizeof args, "export %s -o %s/m.onnx", mp, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "MMoE"));
+    free(out); free(err);
+    struct stat sb;
+    char *mo = tu_path(dir, "m.onnx");
+    assert_true(stat(mo, &sb) != 0);
+    free(mo); free(mp); free(p1); free(p2); free(b1); free(b2); free(ortp); free(a); free(x);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_import_matches_pytorch_outputs),
         cmocka_unit_test(test_cli_import_writes_a_checkpoint_the_other_commands_use),
         cmocka_unit_test(test_cli_import_bad_input_exits_2_and_writes_nothing),
+        cmocka_unit_test(test_export_runs_in_onnx_runtime_and_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,4 +14,5 @@ int cmd_plot(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 #endif

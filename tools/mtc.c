@@ -32,6 +32,7 @@ static const struct {
     {"plot", cmd_plot, "draw PNG charts (curves, size-accuracy, sensitivity, confusion)"},
     {"data", cmd_data, "build or export datasets (multifashion)"},
     {"import", cmd_import, "turn an ONNX model (a PyTorch teacher) into a checkpoint"},
+    {"export", cmd_export, "write an fp32 checkpoint as ONNX (for ONNX Runtime)"},
     {"pipeline", cmd_pipeline, "run teacher -> label -> distill -> prune -> quantize -> verify"},
 };
 #define NCOMMANDS (int)(sizeof commands / sizeof commands[0])

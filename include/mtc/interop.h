@@ -15,4 +15,10 @@
  * and why for anything mtc cannot represent. */
 int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *note, size_t note_len, mtc_err *e);
 
+/* An fp32 model as ONNX at path (written crash-safe): one input (float32
+ * NCHW in [0, 1], or [N, features]), one output per task with what mtc's
+ * runtime returns (logits; reg in label units). opset 13..21. MMoE,
+ * layernorm and gelu have no export yet (MTC_EINPUT). */
+int mtc_onnx_export(const mtc_model *m, int opset, const char *path, mtc_err *e);
+
 #endif

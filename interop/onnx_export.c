@@ -1,0 +1,379 @@
+/*
+ * onnx_export.c — an fp32 mtc model as ONNX (`mtc export`), for ONNX
+ * Runtime and any other ONNX consumer: one graph input (float32 NCHW in
+ * [0, 1] for images, [N, features] for tabular models, batch axis dynamic),
+ * one graph output per task holding what mtc's runtime returns (logits for
+ * cls/bin, label units for reg: the target standardisation is folded into
+ * the output layer). Layers map one to one:
+ *   dense -> Gemm (transB = 1; a Flatten first when the input is 4-D),
+ *   conv -> Conv, maxpool/avgpool -> MaxPool/AveragePool, batchnorm ->
+ *   BatchNormalization (epsilon 1e-5), act -> Relu/LeakyRelu(0.01)/Tanh/
+ *   Sigmoid, flatten -> Flatten, dropout -> nothing.
+ * Pruned weights go as dense zeros. Not yet: MMoE, layernorm, gelu, int8.
+ * Node and initializer names are the mtc layer names, so export -> import
+ * -> export gives the same bytes. The messages are built on the heap and
+ * packed by protobuf-c (generated from libonnx-dev's onnx.proto).
+ */
+#include "mtc.h"
+#include "onnx.pb-c.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_NODES 1024
+#define MAX_INITS 1024
+
+typedef struct xb {
+    void **p;                 /* everything allocated, freed at the end */
+    int n, cap, oom;
+    Onnx__NodeProto *node[MAX_NODES];
+    Onnx__TensorProto *init[MAX_INITS];
+    int nnode, ninit;
+    mtc_err *e;
+} xb;
+
+static void *xa(xb *b, size_t n)
+{
+    if (b->n == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 256;
+        void **p = realloc(b->p, (size_t)cap * sizeof *p);
+        if (!p) return b->oom = 1, NULL;
+        b->p = p, b->cap = cap;
+    }
+    void *q = calloc(1, n ? n : 1);
+    if (!q) return b->oom = 1, NULL;
+    return b->p[b->n++] = q;
+}
+
+static char *xs(xb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *xs(xb *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    char *s = xa(b, strlen(tmp) + 1);
+    if (s) strcpy(s, tmp);
+    return s ? s : (char *)"";
+}
+
+/* An float32 initializer of the given dims over data (n values, copied). */
+static const char *init_f32(xb *b, const char *name, const int64_t *dims, int nd, const float *data)
+{
+    Onnx__TensorProto *t = xa(b, sizeof *t);
+    int64_t *d = xa(b, (size_t)nd * sizeof *d), n = 1;
+    if (!t || !d || b->ninit >= MAX_INITS) return b->oom = 1, name;
+    onnx__tensor_proto__init(t);
+    for (int i = 0; i < nd; i++) d[i] = dims[i], n *= dims[i];
+    float *v = xa(b, (size_t)n * sizeof *v);
+    if (!v) return name;
+    memcpy(v, data, (size_t)n * sizeof *v);
+    t->n_dims = (size_t)nd, t->dims = d;
+    t->has_data_type = 1, t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    t->name = xs(b, "%s", name);
+    t->has_raw_data = 1, t->raw_data.len = (size_t)n * 4, t->raw_data.data = (uint8_t *)v; /* x86: little-endian */
+    b->init[b->ninit++] = t;
+    return t->name;
+}
+
+static Onnx__AttributeProto *attr(xb *b, Onnx__NodeProto *nd, const char *name)
+{
+    Onnx__AttributeProto *a = xa(b, sizeof *a), **all = xa(b, (nd->n_attribute + 1) * sizeof *all);
+    if (!a || !all) return NULL;
+    onnx__attribute_proto__init(a);
+    a->name = xs(b, "%s", name);
+    if (nd->n_attribute) memcpy(all, nd->attribute, nd->n_attribute * sizeof *all);
+    all[nd->n_attribute++] = a;
+    nd->attribute = all;
+    return a;
+}
+
+static void attr_ints(xb *b, Onnx__NodeProto *nd, const char *name, int64_t v, int n)
+{
+    Onnx__AttributeProto *a = attr(b, nd, name);
+    int64_t *p = xa(b, (size_t)n * sizeof *p);
+    if (!a || !p) return;
+    for (int i = 0; i < n; i++) p[i] = v;
+    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+    a->n_ints = (size_t)n, a->ints = p;
+}
+
+static void attr_int(xb *b, Onnx__NodeProto *nd, const char *name, int64_t v)
+{
+    Onnx__AttributeProto *a = attr(b, nd, name);
+    if (!a) return;
+    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+    a->has_i = 1, a->i = v;
+}
+
+static void attr_float(xb *b, Onnx__NodeProto *nd, const char *name, float v)
+{
+    Onnx__AttributeProto *a = attr(b, nd, name);
+    if (!a) return;
+    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
+    a->has_f = 1, a->f = v;
+}
+
+/* op(inputs) -> out; returns the node (attributes added by the caller). */
+static Onnx__NodeProto *node(xb *b, const char *op, const char *name, const char *out, int nin, ...)
+{
+    Onnx__NodeProto *nd = xa(b, sizeof *nd);
+    char **in = xa(b, (size_t)nin * sizeof *in), **o = xa(b, sizeof *o);
+    if (!nd || !in || !o || b->nnode >= MAX_NODES) return b->oom = 1, NULL;
+    onnx__node_proto__init(nd);
+    va_list ap;
+    va_start(ap, nin);
+    for (int i = 0; i < nin; i++) in[i] = xs(b, "%s", va_arg(ap, const char *));
+    va_end(ap);
+    o[0] = xs(b, "%s", out);
+    nd->n_input = (size_t)nin, nd->input = in;
+    nd->n_output = 1, nd->output = o;
+    nd->name = xs(b, "%s", name);
+    nd->op_type = xs(b, "%s", op);
+    b->node[b->nnode++] = nd;
+    return nd;
+}
+
+/* The activation after a layer, from tensor *cur; *cur becomes its output. */
+static int act(xb *b, const mtc_layer *L, int a, const char **cur)
+{
+    static const char *const ops[] = {NULL, "Relu", "LeakyRelu", "Tanh", "Sigmoid"};
+    if (a == MTC_ACT_NONE) return 0;
+    if (a < 0 || a > MTC_ACT_SIGMOID)
+        return mtc_err_set(b->e, MTC_EINPUT, "layer %s: activation %s has no ONNX export yet", L->name, mtc_act_name(a));
+    const char *out = xs(b, "%s.%s", L->name, mtc_act_name(a));
+    Onnx__NodeProto *nd = node(b, ops[a], out, out, 1, *cur);
+    if (nd && a == MTC_ACT_LEAKY) attr_float(b, nd, "alpha", 0.01f);
+    *cur = out;
+    return 0;
+}
+
+static void flatten(xb *b, const char *name, const char **cur, int *rank4)
+{
+    if (!*rank4) return;
+    const char *out = xs(b, "%s.flatten", name);
+    Onnx__NodeProto *nd = node(b, "Flatten", out, out, 1, *cur);
+    if (nd) attr_int(b, nd, "axis", 1);
+    *cur = out;
+    *rank4 = 0;
+}
+
+/* One layer of a chain. fold (reg output layer): W, b scaled by std, + mean. */
+static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur, int *rank4, const float *std,
+                 const float *mean, const char *out_name)
+{
+    const float *p = m->params;
+    const mtc_layer_spec *s = &L->spec;
+    const char *out = out_name ? out_name : L->name;
+    switch (s->type) {
+    case MTC_L_DENSE: {
+        flatten(b, L->name, cur, rank4);
+        int64_t N = L->nb, K = L->nw / L->nb, wd[2] = {N, K};
+        float *W = xa(b, (size_t)(N * K) * sizeof *W), *bias = xa(b, (size_t)N * sizeof *bias);
+        if (!W || !bias) return 0;
+        memcpy(W, p + L->w_off, (size_t)(N * K) * sizeof *W);
+        memcpy(bias, p + L->b_off, (size_t)N * sizeof *bias);
+        for (int64_t r = 0; r < N && std; r++) { /* y·std + mean, folded */
+            for (int64_t k = 0; k < K; k++) W[r * K + k] *= std[r];
+            bias[r] = bias[r] * std[r] + mean[r];
+        }
+        const char *w = init_f32(b, xs(b, "%s.weight", L->name), wd, 2, W);
+        const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &N, 1, bias);
+        Onnx__NodeProto *nd = node(b, "Gemm", L->name, s->act ? L->name : out, 3, *cur, w, bb);
+        if (nd) attr_int(b, nd, "transB", 1);
+        *cur = s->act ? L->name : out;
+        return act(b, L, s->act, cur);
+    }
+    case MTC_L_CONV: {
+        const mtc_conv_shape *cs = &L->cs;
+        int64_t wd[4] = {cs->OC, cs->C, cs->K, cs->K}, oc = cs->OC;
+        const char *w = init_f32(b, xs(b, "%s.weight", L->name), wd, 4, p + L->w_off);
+        const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &oc, 1, p + L->b_off);
+        Onnx__NodeProto *nd = node(b, "Conv", L->name, L->name, 3, *cur, w, bb);
+        if (nd) {
+            attr_ints(b, nd, "kernel_shape", cs->K, 2);
+            attr_ints(b, nd, "strides", cs->stride, 2);
+            attr_ints(b, nd, "pads", cs->pad, 4);
+        }
+        *cur = L->name;
+        return act(b, L, s->act, cur);
+    }
+    case MTC_L_MAXPOOL: case MTC_L_AVGPOOL: {
+        Onnx__NodeProto *nd = node(b, s->type == MTC_L_MAXPOOL ? "MaxPool" : "AveragePool", L->name, L->name, 1, *cur);
+        if (nd) {
+            attr_ints(b, nd, "kernel_shape", s->size, 2);
+            attr_ints(b, nd, "strides", s->stride, 2);
+        }
+        *cur = L->name;
+        return 0;
+    }
+    case MTC_L_BATCHNORM: {
+        int64_t C = L->nw;
+        const float *st = m->stats + L->stat_off;
+        const char *g = init_f32(b, xs(b, "%s.weight", L->name), &C, 1, p + L->w_off);
+        const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &C, 1, p + L->b_off);
+        const char *mu = init_f32(b, xs(b, "%s.running_mean", L->name), &C, 1, st);
+        const char *var = init_f32(b, xs(b, "%s.running_var", L->name), &C, 1, st + C);
+        Onnx__NodeProto *nd = node(b, "BatchNormalization", L->name, L->name, 5, *cur, g, bb, mu, var);
+        if (nd) attr_float(b, nd, "epsilon", 1e-5f);
+        *cur = L->name;
+        return 0;
+    }
+    case MTC_L_FLATTEN:
+        flatten(b, L->name, cur, rank4);
+        return 0;
+    case MTC_L_ACT:
+        return act(b, L, s->act, cur);
+    case MTC_L_DROPOUT:
+        return 0;
+    default:
+        return mtc_err_set(b->e, MTC_EINPUT, "layer %s (%s) has no ONNX export yet", L->name,
+                           mtc_layer_type_name(s->type));
+    }
+}
+
+static Onnx__ValueInfoProto *value(xb *b, const char *name, const int64_t *dims, int nd)
+{
+    Onnx__ValueInfoProto *v = xa(b, sizeof *v);
+    Onnx__TypeProto *tp = xa(b, sizeof *tp);
+    Onnx__TypeProto__Tensor *tt = xa(b, sizeof *tt);
+    Onnx__TensorShapeProto *sh = xa(b, sizeof *sh);
+    Onnx__TensorShapeProto__Dimension **dm = xa(b, (size_t)nd * sizeof *dm);
+    if (!v || !tp || !tt || !sh || !dm) return NULL;
+    onnx__value_info_proto__init(v);
+    onnx__type_proto__init(tp);
+    onnx__type_proto__tensor__init(tt);
+    onnx__tensor_shape_proto__init(sh);
+    for (int i = 0; i < nd; i++) {
+        if (!(dm[i] = xa(b, sizeof **dm))) return NULL;
+        onnx__tensor_shape_proto__dimension__init(dm[i]);
+        if (dims[i] < 0) {
+            dm[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+            dm[i]->dim_param = xs(b, "batch");
+        } else {
+            dm[i]->value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+            dm[i]->dim_value = dims[i];
+        }
+    }
+    sh->n_dim = (size_t)nd, sh->dim = dm;
+    tt->has_elem_type = 1, tt->elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, tt->shape = sh;
+    tp->value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE, tp->tensor_type = tt;
+    v->name = xs(b, "%s", name), v->type = tp;
+    return v;
+}
+
+static Onnx__StringStringEntryProto *meta(xb *b, const char *key, const char *val)
+{
+    Onnx__StringStringEntryProto *p = xa(b, sizeof *p);
+    if (!p) return NULL;
+    onnx__string_string_entry_proto__init(p);
+    p->key = xs(b, "%s", key);
+    char *v = xa(b, strlen(val) + 1);
+    if (v) strcpy(v, val);
+    p->value = v ? v : (char *)"";
+    return p;
+}
+
+static int build(xb *b, const mtc_model *m, int opset, Onnx__ModelProto *mp, Onnx__GraphProto *g)
+{
+    const mtc_spec *s = &m->spec;
+    if (m->nexperts > 1) return mtc_err_set(b->e, MTC_EINPUT, "MMoE models have no ONNX export yet");
+    const int image = !(s->c == 1 && s->h == 1);
+    int rank4 = image;
+    const char *cur = "input";
+    int rc = 0;
+    for (int i = 0; i < m->trunk[0].n && !rc && !b->oom; i++)
+        rc = layer(b, m, &m->trunk[0].layers[i], &cur, &rank4, NULL, NULL, NULL);
+    flatten(b, "trunk", &cur, &rank4);
+    const char *trunk = cur;
+    Onnx__ValueInfoProto **outs = xa(b, (size_t)s->ntasks * sizeof *outs);
+    if (!outs) return 0;
+    for (int t = 0; t < s->ntasks && !rc && !b->oom; t++) {
+        const mtc_chain *h = &m->head[t];
+        cur = trunk;
+        int r4 = 0;
+        int reg = s->tasks[t].kind == MTC_TASK_REG;
+        for (int i = 0; i < h->n && !rc; i++)
+            rc = layer(b, m, &h->layers[i], &cur, &r4, reg && i == h->n - 1 ? m->reg_std[t] : NULL,
+                       reg && i == h->n - 1 ? m->reg_mean[t] : NULL, i == h->n - 1 ? s->tasks[t].name : NULL);
+        int64_t od[2] = {-1, s->tasks[t].dim};
+        outs[t] = value(b, s->tasks[t].name, od, 2);
+    }
+    if (rc || b->oom) return rc;
+    int64_t in[4] = {-1, s->c, s->h, s->w}, in2[2] = {-1, s->w};
+    Onnx__ValueInfoProto **ins = xa(b, sizeof *ins);
+    if (!ins) return 0;
+    ins[0] = image ? value(b, "input", in, 4) : value(b, "input", in2, 2);
+    onnx__graph_proto__init(g);
+    g->name = xs(b, "mtc");
+    g->n_node = (size_t)b->nnode, g->node = b->node;
+    g->n_initializer = (size_t)b->ninit, g->initializer = b->init;
+    g->n_input = 1, g->input = ins;
+    g->n_output = (size_t)s->ntasks, g->output = outs;
+    /* metadata: the input convention, the tasks, class names */
+    Onnx__StringStringEntryProto **md = xa(b, (size_t)(2 + s->ntasks) * sizeof *md);
+    Onnx__OperatorSetIdProto *os = xa(b, sizeof *os), **osl = xa(b, sizeof *osl);
+    char *tasks = xa(b, 64 * (size_t)(MTC_MAX_TASKS + 1));
+    if (!md || !os || !osl || !tasks) return 0;
+    int nmd = 0;
+    md[nmd++] = meta(b, "mtc.input", image ? "float32 NCHW, pixels / 255 in [0, 1]"
+                                                                 : "float32 [N, features] as the CSV holds them");
+    for (int t = 0; t < s->ntasks; t++) {
+        size_t k = strlen(tasks);
+        snprintf(tasks + k, 64, "%s%s:%s:%d", t ? "," : "", s->tasks[t].name, mtc_task_kind_name(s->tasks[t].kind),
+                 s->tasks[t].dim);
+        if (m->nclass_names[t]) {
+            size_t len = 1;
+            for (int c = 0; c < m->nclass_names[t]; c++) len += strlen(m->class_names[t][c]) + 1;
+            char *names = xa(b, len);
+            if (!names) return 0;
+            for (int c = 0; c < m->nclass_names[t]; c++) strcat(strcat(names, c ? "," : ""), m->class_names[t][c]);
+            md[nmd++] = meta(b, xs(b, "mtc.classes.%s", s->tasks[t].name), names);
+        }
+    }
+    md[nmd++] = meta(b, "mtc.tasks", tasks);
+    onnx__operator_set_id_proto__init(os);
+    os->domain = xs(b, "%s", ""), os->has_version = 1, os->version = opset;
+    osl[0] = os;
+    onnx__model_proto__init(mp);
+    mp->has_ir_version = 1, mp->ir_version = ONNX__VERSION__IR_VERSION;
+    mp->n_opset_import = 1, mp->opset_import = osl;
+    mp->producer_name = xs(b, "mtc"), mp->producer_version = xs(b, "%s", MTC_VERSION);
+    mp->graph = g;
+    mp->n_metadata_props = (size_t)nmd, mp->metadata_props = md;
+    return 0;
+}
+
+int mtc_onnx_export(const mtc_model *m, int opset, const char *path, mtc_err *e)
+{
+    if (opset < 13 || opset > 21) return mtc_err_set(e, MTC_EINPUT, "--opset %d: mtc writes opsets 13 to 21", opset);
+    xb *b = calloc(1, sizeof *b);
+    if (!b) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    b->e = e;
+    Onnx__ModelProto mp;
+    Onnx__GraphProto g;
+    int rc = build(b, m, opset, &mp, &g);
+    if (!rc && b->oom) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory (or more than %d nodes)", path, MAX_NODES);
+    if (!rc) {
+        size_t n = onnx__model_proto__get_packed_size(&mp);
+        uint8_t *buf = malloc(n ? n : 1);
+        mtc_outfile o;
+        if (!buf) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        if (!rc) onnx__model_proto__pack(&mp, buf);
+        if (!rc && !(rc = mtc_outfile_open(&o, path, e))) {
+            if (fwrite(buf, 1, n, o.f) != n) {
+                mtc_outfile_abort(&o);
+                rc = mtc_err_set(e, MTC_EIO, "%s: write failed", path);
+            } else {
+                rc = mtc_outfile_commit(&o, e);
+            }
+        }
+        free(buf);
+    }
+    for (int i = 0; i < b->n; i++) free(b->p[i]);
+    free(b->p);
+    free(b);
+    return rc;
+}

@@ -1,0 +1,65 @@
+/*
+ * cmd_export.c — `mtc export MODEL.mtc -o model.onnx [--opset N]`: an fp32
+ * checkpoint (pruned ones too, as dense zeros) as ONNX for ONNX Runtime.
+ */
+#include "tools/util.h"
+#include "tools/commands.h"
+
+#include <string.h>
+
+int cmd_export(int argc, char **argv)
+{
+    const char *out = NULL;
+    int opset = 13;
+    cli_common c;
+    cli_common_defaults(&c);
+    cli_opt opts[] = {
+        {"out", OPT_STR, &out, "output .onnx file (-o; required)", 1, 0},
+        {"opset", OPT_INT, &opset, "ONNX opset to declare (default {default})", 13, 21},
+        CLI_COMMON(&c),
+        CLI_END,
+    };
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse("export", "MODEL.mtc -o model.onnx [--opset N]",
+                       "Write an fp32 checkpoint as ONNX (for ONNX Runtime): input float32 NCHW in [0, 1] (images) or\n"
+                       "[N, features]; one output per task with the logits (cls/bin) or label-unit values (reg) mtc's\n"
+                       "runtime gives; pruned weights as zeros. Not yet: int8 checkpoints (export the fp32 parent),\n"
+                       "MMoE, layernorm, gelu.",
+                       opts, argc, argv, pos, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (npos != 1 || !out) {
+        fprintf(stderr, "mtc export: need MODEL.mtc and -o (see mtc export --help)\n");
+        return 2;
+    }
+    cli_apply_common(&c);
+    mtc_err e = {0};
+    mtc_ckpt ck;
+    if (mtc_ckpt_load(pos[0], &ck, &e)) return cli_fail("export", &e);
+    for (int i = 0; i < ck.ntensors && !rc; i++) {
+        size_t n = strlen(ck.tensors[i].name);
+        if (n > 9 && !strcmp(ck.tensors[i].name + n - 9, ".weight_q"))
+            rc = mtc_err_set(&e, MTC_EINPUT, "%s: an int8 checkpoint; int8 export is not there yet (export its fp32 "
+                             "parent)", pos[0]);
+    }
+    mtc_ckpt_free(&ck);
+    if (rc) return cli_fail("export", &e);
+    mtc_model m;
+    if (mtc_model_load(pos[0], &m, NULL, &e)) return cli_fail("export", &e);
+    if (!(rc = mtc_onnx_export(&m, opset, out, &e))) {
+        if (c.json) {
+            mtc_jw j;
+            mtc_jw_init(&j);
+            mtc_jw_obj(&j);
+            mtc_jw_kstr(&j, "model", pos[0]);
+            mtc_jw_kstr(&j, "onnx", out);
+            mtc_jw_kint(&j, "opset", opset);
+            mtc_jw_kint(&j, "outputs", m.spec.ntasks);
+            mtc_jw_obj_end(&j);
+            printf("%s\n", j.buf);
+            mtc_jw_free(&j);
+        } else printf("wrote %s: %s as ONNX opset %d, %d task output(s)\n", out, pos[0], opset, m.spec.ntasks);
+    }
+    mtc_model_free(&m);
+    return rc ? cli_fail("export", &e) : 0;
+}
