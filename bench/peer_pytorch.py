@@ -22,6 +22,8 @@ Modes (each prints ONE JSON line on stdout):
   infer  --model ... --batch B[,B..] --threads N[,N..] --seconds S
          [--int8 dynamic|static] [--load state_dict]
   sgemm  --m M --n N --k K --threads N
+  export --model ... --load state_dict --out model.onnx [--opset 13]
+         (the ONNX a PyTorch user hands to `mtc import`)
 It is not a general training script: no validation split, no early stopping.
 """
 import argparse
@@ -328,6 +330,19 @@ def cmd_sgemm(a):
                       "gflops": 2.0 * a.m * a.n * a.k * iters / dt / 1e9}))
 
 
+def cmd_export(a):
+    """A trained state_dict as ONNX (what a PyTorch user hands to `mtc import`):
+    input 'image' (N,1,28,28) in [0,1], outputs named after the tasks, logits."""
+    import torch
+    model = build_model(a.model)
+    model.load_state_dict(torch.load(a.load))
+    model.eval()
+    torch.onnx.export(model, torch.rand(1, 1, 28, 28), a.out, opset_version=a.opset, input_names=["image"],
+                      output_names=["fashion", "super"],
+                      dynamic_axes={"image": {0: "batch"}, "fashion": {0: "batch"}, "super": {0: "batch"}})
+    print(json.dumps({"peer": "pytorch", "mode": "export", "model": a.model, "onnx": a.out, "opset": a.opset}))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     sub = p.add_subparsers(dest="mode", required=True)
@@ -351,6 +366,11 @@ def main():
     i.add_argument("--seconds", type=float, default=2.0)
     i.add_argument("--int8", choices=["dynamic", "static"])
     i.add_argument("--load", help="trained state_dict; adds test accuracy to the output")
+    x = sub.add_parser("export", parents=[common])
+    x.add_argument("--model", choices=["teacher", "teacher-bn", "student"], required=True)
+    x.add_argument("--load", required=True, help="the state_dict train --save wrote")
+    x.add_argument("--out", required=True, help="the .onnx to write")
+    x.add_argument("--opset", type=int, default=13)
     g = sub.add_parser("sgemm", parents=[common])
     g.add_argument("--m", type=int, default=256)
     g.add_argument("--n", type=int, default=128)
@@ -363,7 +383,7 @@ def main():
         torch.set_num_interop_threads(1)  # one pool; never oversubscribe 2 cores
     except RuntimeError:
         pass
-    {"train": cmd_train, "infer": cmd_infer, "sgemm": cmd_sgemm}[a.mode](a)
+    {"train": cmd_train, "infer": cmd_infer, "sgemm": cmd_sgemm, "export": cmd_export}[a.mode](a)
 
 
 if __name__ == "__main__":

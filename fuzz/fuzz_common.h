@@ -321,8 +321,8 @@ static inline int fz_make_seeds(const char *which, const char *dir, fz_fixture *
         return rc ? mtc_err_set(e, MTC_EIO, "%s: cannot write seeds", dir) : 0;
     }
     if (!strcmp(which, "onnx")) { /* the committed fixtures (run from the repository root) */
-        static const char *const fx_files[] = {"mt_cnn.onnx", "unsupported.onnx"};
-        for (int i = 0; i < 2 && !rc; i++) {
+        static const char *const fx_files[] = {"mt_cnn.onnx", "mlp.onnx", "unsupported.onnx"};
+        for (int i = 0; i < 3 && !rc; i++) {
             char *b = NULL;
             size_t n = 0;
             snprintf(p, sizeof p, "tests/fixtures/%s", fx_files[i]);

@@ -19,8 +19,9 @@
  * The last dense layer of each output's chain is the task's output layer;
  * the layers between the branch point and it are the task's [head]. Anything
  * else is MTC_EINPUT naming the node, its op and why; nothing is written.
- * Not yet: Shape/Gather/Unsqueeze/Concat chains computing a Reshape target,
- * Pad, Gelu, depthwise convolutions, GlobalAveragePool, external data.
+ *   Shape -> Gather(0) -> Unsqueeze -> Concat(.., [-1]) as a Reshape target
+ *                                   -> folded (PyTorch's x.view(x.size(0), -1))
+ * Not yet: Gelu, depthwise convolutions, GlobalAveragePool, external data.
  */
 #include "mtc.h"
 #include "onnx.pb-c.h"
@@ -56,6 +57,12 @@ typedef struct ichain {
 
 typedef struct tensor { const char *name; int chain; int consumers; } tensor;
 
+/* Values exporters compute from a tensor's shape for a Reshape target
+ * (PyTorch's x.view(x.size(0), -1)): Shape -> Gather(0) -> Unsqueeze ->
+ * Concat with [-1]. Folded symbolically; nothing runs. */
+enum { SYM_SHAPE = 1, SYM_BATCH, SYM_BATCHVEC, SYM_FLAT };
+typedef struct sym { const char *name; int kind; } sym;
+
 typedef struct ictx {
     const char *path;
     mtc_err *e;
@@ -65,6 +72,8 @@ typedef struct ictx {
     const char *branch;       /* the trunk tensor the heads start from */
     tensor t[MAX_TENSORS];
     int nt;
+    sym syms[64];
+    int nsym;
     Onnx__TensorProto *consts[MAX_TENSORS];
     const char *const_name[MAX_TENSORS]; /* a Constant's output name */
     int nconst;
@@ -107,8 +116,10 @@ static int add_tensor(ictx *x, const char *name, int chain)
 {
     if (x->nt >= MAX_TENSORS) return mtc_err_set(x->e, MTC_EINPUT, "%s: more than %d tensors", x->path, MAX_TENSORS);
     int consumers = 0;
-    for (size_t i = 0; i < x->g->n_node; i++)
+    for (size_t i = 0; i < x->g->n_node; i++) {
+        if (!strcmp(S(x->g->node[i]->op_type), "Shape")) continue; /* reads the shape only */
         for (size_t k = 0; k < x->g->node[i]->n_input; k++) consumers += !strcmp(x->g->node[i]->input[k], name);
+    }
     for (size_t i = 0; i < x->g->n_output; i++) consumers += !strcmp(S(x->g->output[i]->name), name);
     x->t[x->nt++] = (tensor){name, chain, consumers};
     return 0;
@@ -315,10 +326,47 @@ static int batchnorm(ictx *x, ichain *c, const Onnx__NodeProto *nd)
 
 static int ints_of(ictx *x, const char *name, int64_t *v, int max);
 
+static int sym_of(const ictx *x, const char *name)
+{
+    for (int i = 0; i < x->nsym; i++)
+        if (!strcmp(x->syms[i].name, name)) return x->syms[i].kind;
+    return 0;
+}
+
+/* Shape, Gather, Unsqueeze, Concat over shape values: 1 when nd was one
+ * (folded, or an error set), 0 when it is not a shape computation. */
+static int shape_node(ictx *x, const Onnx__NodeProto *nd, int *rc)
+{
+    const char *op = S(nd->op_type);
+    int k = 0;
+    int64_t v[2];
+    *rc = 0;
+    if (!strcmp(op, "Shape")) {
+        if (!nd->n_input || !find_tensor(x, nd->input[0])) return 0;
+        k = SYM_SHAPE;
+    } else if (!strcmp(op, "Gather") && nd->n_input == 2 && sym_of(x, nd->input[0]) == SYM_SHAPE) {
+        if (attr_i(nd, "axis", 0) != 0 || ints_of(x, nd->input[1], v, 1) != 1 || v[0] != 0)
+            return *rc = node_err(x, nd, "only the batch size (index 0) of a shape is folded"), 1;
+        k = SYM_BATCH;
+    } else if (!strcmp(op, "Unsqueeze") && nd->n_input >= 1 && sym_of(x, nd->input[0]) == SYM_BATCH) {
+        k = SYM_BATCHVEC;
+    } else if (!strcmp(op, "Concat") && nd->n_input == 2 && sym_of(x, nd->input[0]) == SYM_BATCHVEC) {
+        if (ints_of(x, nd->input[1], v, 1) != 1 || v[0] != -1)
+            return *rc = node_err(x, nd, "only (batch, -1) is folded as a Reshape target"), 1;
+        k = SYM_FLAT;
+    } else {
+        return 0;
+    }
+    if (x->nsym >= 64) return *rc = node_err(x, nd, "too many shape computations"), 1;
+    x->syms[x->nsym++] = (sym){nd->output[0], k};
+    return 1;
+}
+
 /* Reshape to (batch, everything else): the target a constant [0 | -1 | 1, -1 | F]. */
 static int reshape_is_flatten(ictx *x, const Onnx__NodeProto *nd)
 {
     int64_t v[2];
+    if (nd->n_input >= 2 && sym_of(x, nd->input[1]) == SYM_FLAT) return 1;
     if (nd->n_input < 2 || ints_of(x, nd->input[1], v, 2) != 2) return 0;
     return (v[0] == 0 || v[0] == -1 || v[0] == 1) && (v[1] == -1 || v[1] > 0);
 }
@@ -395,6 +443,8 @@ static int translate(ictx *x, const Onnx__NodeProto *nd)
         return 0;
     }
     if (!nd->n_input || !nd->n_output) return node_err(x, nd, "has no input or no output");
+    int src;
+    if (shape_node(x, nd, &src)) return src;
     /* the data input: the one that is not a constant (Add takes either side) */
     const char *in = nd->input[0];
     if (!strcmp(op, "Add") && nd->n_input == 2 && find_init(x, in)) in = nd->input[1];
@@ -453,8 +503,8 @@ static int translate(ictx *x, const Onnx__NodeProto *nd)
     } else if (!strcmp(op, "Flatten") || !strcmp(op, "Reshape")) {
         if (op[0] == 'F' ? attr_i(nd, "axis", 1) != 1 : !reshape_is_flatten(x, nd))
             return node_err(x, nd, op[0] == 'F' ? "only axis 1 (keep the batch axis)"
-                                                : "only a constant target of (batch, -1); a target computed by "
-                                                  "Shape/Gather/Concat is not folded yet (use torch.flatten)");
+                                                : "only a target of (batch, -1): a constant, or Shape -> Gather(0) "
+                                                  "-> Unsqueeze -> Concat with [-1]");
         if (ci == 0) {
             ilayer *l = push(x, c, nd, MTC_L_FLATTEN);
             if (!l) return x->e->code;

@@ -70,6 +70,42 @@ static void test_import_matches_pytorch_outputs(void **st)
     free(x);
 }
 
+/* An MLP whose input is flattened by x.view(x.size(0), -1): the exporter's
+ * Shape -> Gather -> Unsqueeze -> Concat chain is folded; LogSoftmax and
+ * Sigmoid heads stripped (cls, bin), a tanh hidden layer in a head, and a
+ * 2-output head made reg by --tasks. */
+static void test_import_folds_the_view_chain_and_kinds(void **st)
+{
+    (void)st;
+    mtc_model m;
+    mtc_err e = {0};
+    char note[1024];
+    if (mtc_onnx_import(FIX "mlp.onnx", "size:reg", &m, note, sizeof note, &e)) fail_msg("import: %s", e.msg);
+    assert_int_equal(m.spec.ntasks, 3);
+    assert_int_equal(m.spec.tasks[0].kind, MTC_TASK_CLS);
+    assert_int_equal(m.spec.tasks[1].kind, MTC_TASK_BIN);
+    assert_int_equal(m.spec.tasks[2].kind, MTC_TASK_REG);
+    assert_non_null(strstr(note, "LogSoftmax stripped"));
+    assert_non_null(strstr(note, "Sigmoid stripped"));
+    float x[4 * 64], want[4 * 6], k[12], fl[4], sz[8];
+    assert_int_equal(read_csv(FIX "mlp_in.csv", x, 4, 64), 0);
+    assert_int_equal(read_csv(FIX "mlp_out.csv", want, 4, 6), 0);
+    mtc_ckpt ck;
+    mtc_rt *rt;
+    assert_int_equal(mtc_model_to_ckpt(&m, NULL, &ck, &e), 0);
+    assert_int_equal(mtc_rt_from_ckpt(&ck, "mlp", &rt, &e), 0);
+    mtc_ckpt_free(&ck);
+    assert_int_equal(mtc_rt_run(rt, x, 4, (float *[]){k, fl, sz}, &e), 0);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 6; c++) {
+            float got = c < 3 ? k[r * 3 + c] : c == 3 ? fl[r] : sz[r * 2 + c - 4];
+            if (tu_relerr(got, want[r * 6 + c], 1.0) > 2e-5)
+                fail_msg("sample %d output %d: mtc %.9g, PyTorch %.9g", r, c, got, want[r * 6 + c]);
+        }
+    mtc_rt_free(rt);
+    mtc_model_free(&m);
+}
+
 static void test_cli_import_writes_a_checkpoint_the_other_commands_use(void **st)
 {
     (void)st;
@@ -91,6 +127,12 @@ static void test_cli_import_writes_a_checkpoint_the_other_commands_use(void **st
     snprintf(args, sizeof args, "predict %s/t.mtc --input " FIX "mt_cnn_in.csv", dir);
     assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
     assert_non_null(strstr(out, "4:  fashion="));
+    /* the .onnx itself, imported on the fly, predicts the same */
+    char *direct = NULL;
+    snprintf(args, sizeof args, "predict " FIX "mt_cnn.onnx --input " FIX "mt_cnn_in.csv");
+    assert_int_equal(tu_run_mtc(dir, args, &direct, &err), 0);
+    assert_string_equal(direct, out);
+    free(direct);
     free(out); free(err);
     /* --tasks overrides an inferred kind; a cls task needs 2+ outputs */
     snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/r.mtc --tasks super:reg --json", dir);
@@ -227,6 +269,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_import_matches_pytorch_outputs),
+        cmocka_unit_test(test_import_folds_the_view_chain_and_kinds),
         cmocka_unit_test(test_cli_import_writes_a_checkpoint_the_other_commands_use),
         cmocka_unit_test(test_cli_import_bad_input_exits_2_and_writes_nothing),
         cmocka_unit_test(test_export_runs_in_onnx_runtime_and_round_trips),

@@ -323,7 +323,7 @@ int cmd_distill(int argc, char **argv)
     }
     if (teacher_path) {
         uint64_t h;
-        if ((rc = mtc_model_load(teacher_path, &tm, NULL, &e))) goto out;
+        if ((rc = util_model_load(teacher_path, &tm, &e))) goto out;
         have_tm = 1;
         if ((rc = mtc_file_hash(teacher_path, &h, &e))) goto out;
         snprintf(thash, sizeof thash, "%016llx", (unsigned long long)h);

@@ -40,7 +40,7 @@ int cmd_eval(int argc, char **argv)
     mtc_rt *rt;
     mtc_dataset d;
     memset(&d, 0, sizeof d);
-    if (mtc_rt_load(pos[0], &rt, &e)) return cli_fail("eval", &e);
+    if (util_rt_load(pos[0], &rt, &e)) return cli_fail("eval", &e);
     mtc_rt_set_threads(rt, c.threads);
     const mtc_model *mp = mtc_rt_model(rt);
     mtc_task_eval ev[MTC_MAX_TASKS];

@@ -153,7 +153,7 @@ int cmd_label(int argc, char **argv)
         }
     }
     for (int k = 0; k < s.nt; k++) {
-        if ((rc = mtc_model_load(s.path[k], &s.m[k], NULL, &e))) goto out;
+        if ((rc = util_model_load(s.path[k], &s.m[k], &e))) goto out;
         s.loaded[k] = 1;
         cfg.teachers[k] = &s.m[k];
         snprintf(cfg.teacher_path[k], sizeof cfg.teacher_path[k], "%s", s.path[k]);

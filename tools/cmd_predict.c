@@ -138,7 +138,7 @@ int cmd_predict(int argc, char **argv)
     cli_apply_common(&c);
     mtc_err e = {0};
     mtc_rt *rt;
-    if (mtc_rt_load(pos[0], &rt, &e)) return cli_fail("predict", &e);
+    if (util_rt_load(pos[0], &rt, &e)) return cli_fail("predict", &e);
     const mtc_model *m = mtc_rt_model(rt);
     float *outs[MTC_MAX_TASKS] = {0};
     int64_t n = 0;

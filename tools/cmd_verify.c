@@ -368,11 +368,11 @@ int cmd_verify(int argc, char **argv)
         cands[nc++].path = tok;
     }
     if (!nc) { rc = mtc_err_set(&e, MTC_EINPUT, "--candidate: no checkpoint given"); goto done; }
-    if ((rc = mtc_rt_load(refp, &ref.rt, &e))) goto done;
+    if ((rc = util_rt_load(refp, &ref.rt, &e))) goto done;
     const mtc_model *m = mtc_rt_model(ref.rt);
     T = m->spec.ntasks;
     for (int k = 0; k < nc; k++) {
-        if ((rc = mtc_rt_load(cands[k].path, &cands[k].rt, &e))) goto done;
+        if ((rc = util_rt_load(cands[k].path, &cands[k].rt, &e))) goto done;
         if ((rc = same_tasks(m, mtc_rt_model(cands[k].rt), refp, cands[k].path, &e))) goto done;
     }
     if ((rc = mtc_budget_parse(m, max_drop, MTC_MAX_DROP_DEFAULT, budget, given, &e))) goto done;

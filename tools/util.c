@@ -300,3 +300,31 @@ void util_file_hash(const char *path, char out[17])
     out[0] = 0;
     if (mtc_file_hash(path, &h, NULL) == 0) snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
+
+static int is_onnx(const char *path)
+{
+    size_t n = strlen(path);
+    return n > 5 && !strcasecmp(path + n - 5, ".onnx");
+}
+
+int util_model_load(const char *path, mtc_model *m, mtc_err *e)
+{
+    if (!is_onnx(path)) return mtc_model_load(path, m, NULL, e);
+    return mtc_onnx_import(path, NULL, m, NULL, 0, e);
+}
+
+int util_rt_load(const char *path, mtc_rt **rt, mtc_err *e)
+{
+    *rt = NULL;
+    if (!is_onnx(path)) return mtc_rt_load(path, rt, e);
+    mtc_model m;
+    mtc_ckpt c;
+    int rc = mtc_onnx_import(path, NULL, &m, NULL, 0, e);
+    if (rc) return rc;
+    rc = mtc_model_to_ckpt(&m, NULL, &c, e);
+    mtc_model_free(&m);
+    if (rc) return rc;
+    rc = mtc_rt_from_ckpt(&c, path, rt, e);
+    mtc_ckpt_free(&c);
+    return rc;
+}

@@ -76,5 +76,10 @@ void util_json_eval(mtc_jw *w, const mtc_model *m, const mtc_task_eval *ev);
 void util_json_data(mtc_jw *w, const char *key, const mtc_dataset *d);
 /* Hex hash of a file's bytes (FNV-1a 64), "" on error. */
 void util_file_hash(const char *path, char out[17]);
+/* A checkpoint, or an .onnx file imported in memory on the fly (kinds
+ * inferred as `mtc import` infers them): what eval, predict, verify, label
+ * and distill's --teacher load. */
+int util_model_load(const char *path, mtc_model *m, mtc_err *e);
+int util_rt_load(const char *path, mtc_rt **rt, mtc_err *e);
 
 #endif
