@@ -787,3 +787,19 @@ out:
     free(spec);
     return rc;
 }
+
+int mtc_model_input_scale(mtc_model *m, double s, mtc_err *e)
+{
+    if (!(s > 0) || !(s < 1e6)) return mtc_err_set(e, MTC_EINPUT, "--input-scale %g: want a positive factor", s);
+    double k = s * 255.0; /* mtc feeds pixel / 255; the model was trained on pixel · s */
+    if (k == 1.0) return 0;
+    for (int x = 0; x < m->nexperts; x++) {
+        const mtc_layer *L = m->trunk[x].n ? &m->trunk[x].layers[0] : NULL;
+        if (!L || (L->spec.type != MTC_L_DENSE && L->spec.type != MTC_L_CONV))
+            return mtc_err_set(e, MTC_EINPUT, "--input-scale: the first layer must be dense or conv (it takes the factor)");
+        for (int64_t i = 0; i < L->nw; i++) m->params[L->w_off + i] = (float)(m->params[L->w_off + i] * k);
+    }
+    for (int t = 0; m->nexperts > 1 && t < m->spec.ntasks; t++) /* MMoE gates read the input too */
+        for (int64_t i = 0; i < m->gate[t].nw; i++) m->params[m->gate[t].w_off + i] = (float)(m->params[m->gate[t].w_off + i] * k);
+    return 0;
+}

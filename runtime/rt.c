@@ -546,6 +546,7 @@ void mtc_rt_set_isa(mtc_rt *rt, int isa)
 }
 
 const mtc_model *mtc_rt_model(const mtc_rt *rt) { return &rt->m; }
+void mtc_rt_set_file_bytes(mtc_rt *rt, int64_t bytes) { rt->file_bytes = bytes; }
 int64_t mtc_rt_file_bytes(const mtc_rt *rt) { return rt->file_bytes; }
 
 int64_t mtc_rt_weight_bytes(const mtc_rt *rt)

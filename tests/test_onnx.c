@@ -143,6 +143,31 @@ static void test_cli_import_writes_a_checkpoint_the_other_commands_use(void **st
     assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
     assert_non_null(strstr(err, "'level' has 1 value"));
     free(out); free(err);
+    /* --input-scale: the default (1/255, what mtc feeds) changes nothing; 1
+     * (a model trained on raw pixels) scales the first conv's weights by 255 */
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/s1.mtc --input-scale 1/255", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    free(out); free(err);
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/s255.mtc --input-scale 1", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+    free(out); free(err);
+    mtc_model a, b;
+    char *pa = tu_path(dir, "t.mtc"), *pb = tu_path(dir, "s1.mtc"), *pc = tu_path(dir, "s255.mtc");
+    assert_int_equal(mtc_model_load(pb, &a, NULL, &e), 0);
+    assert_int_equal(mtc_model_load(pc, &b, NULL, &e), 0);
+    const mtc_layer *L = &a.trunk[0].layers[0];
+    for (int64_t i = 0; i < a.nparams; i++) {
+        int first = i >= L->w_off && i < L->w_off + L->nw;
+        float want = first ? (float)(a.params[i] * 255.0) : a.params[i];
+        if (b.params[i] != want) fail_msg("parameter %lld: %g, want %g", (long long)i, b.params[i], want);
+    }
+    mtc_model_free(&a);
+    mtc_model_free(&b);
+    free(pa); free(pb); free(pc);
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/r.mtc --input-scale 1/0", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "--input-scale"));
+    free(out); free(err);
     snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/r.mtc --tasks nope:cls", dir);
     assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
     assert_non_null(strstr(err, "nope"));

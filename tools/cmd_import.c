@@ -12,13 +12,15 @@
 
 int cmd_import(int argc, char **argv)
 {
-    const char *out = NULL, *tasks = NULL;
+    const char *out = NULL, *tasks = NULL, *scale = "1/255";
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "output checkpoint (-o; required)", 1, 0},
         {"tasks", OPT_STR, &tasks, "NAME:KIND,... (cls, bin or reg) for graph outputs whose kind should not be "
                                    "inferred (Softmax/LogSoftmax: cls, Sigmoid: bin, none: cls when 2+ values, else reg)", 1, 0},
+        {"input-scale", OPT_STR, &scale, "the model was trained on inputs pixel * S (default {default}, what mtc feeds; "
+                                         "e.g. 1 for raw 0-255 pixels): folded into the first layer", 1, 0},
         CLI_COMMON(&c),
         CLI_END,
     };
@@ -42,7 +44,20 @@ int cmd_import(int argc, char **argv)
     mtc_err e = {0};
     mtc_model m;
     char note[2048], hash[17];
+    char *end;
+    double num = strtod(scale, &end), den = 1.0;
+    if (end != scale && *end == '/') {
+        const char *d = end + 1;
+        den = strtod(d, &end);
+        if (end == d) den = 0;
+    }
+    if (end == scale || *end || !(den > 0))
+        return fprintf(stderr, "mtc import: --input-scale %s: expected a number or a fraction like 1/255\n", scale), 2;
     if ((rc = mtc_onnx_import(pos[0], tasks, &m, note, sizeof note, &e))) return cli_fail("import", &e);
+    if ((rc = mtc_model_input_scale(&m, num / den, &e))) {
+        mtc_model_free(&m);
+        return cli_fail("import", &e);
+    }
     util_file_hash(pos[0], hash);
     mtc_jw w;
     mtc_jw_init(&w);
@@ -58,6 +73,7 @@ int cmd_import(int argc, char **argv)
     mtc_jw_obj(&w);
     mtc_jw_kstr(&w, "format", "onnx");
     mtc_jw_kstr(&w, "note", note);
+    mtc_jw_kstr(&w, "input_scale", scale);
     mtc_jw_obj_end(&w);
     mtc_jw_obj_end(&w);
     rc = w.oom ? mtc_err_set(&e, MTC_ENOMEM, "out of memory") : mtc_model_save(&m, out, w.buf, &e);

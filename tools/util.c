@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_dataset *d,
@@ -326,5 +327,7 @@ int util_rt_load(const char *path, mtc_rt **rt, mtc_err *e)
     if (rc) return rc;
     rc = mtc_rt_from_ckpt(&c, path, rt, e);
     mtc_ckpt_free(&c);
+    struct stat st;
+    if (!rc && stat(path, &st) == 0) mtc_rt_set_file_bytes(*rt, st.st_size);
     return rc;
 }

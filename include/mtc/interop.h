@@ -15,6 +15,12 @@
  * and why for anything mtc cannot represent. */
 int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *note, size_t note_len, mtc_err *e);
 
+/* A model trained on inputs pixel · s (s = 1/255 is what mtc feeds: no
+ * change) made to take mtc's pixel / 255: the first layer's weights (each
+ * expert's, and MMoE gates') times s·255. Exact for dense and conv layers
+ * (zero padding stays zero); MTC_EINPUT when the first layer is neither. */
+int mtc_model_input_scale(mtc_model *m, double s, mtc_err *e);
+
 /* An fp32 model as ONNX at path (written crash-safe): one input (float32
  * NCHW in [0, 1], or [N, features]), one output per task with what mtc's
  * runtime returns (logits; reg in label units). opset 13..21. MMoE,

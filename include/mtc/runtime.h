@@ -248,6 +248,8 @@ int mtc_rt_predict(mtc_rt *rt, const mtc_dataset *d, const int64_t *idx,
 const mtc_model *mtc_rt_model(const mtc_rt *rt);
 int64_t mtc_rt_weight_bytes(const mtc_rt *rt); /* stored parameter bytes */
 int64_t mtc_rt_file_bytes(const mtc_rt *rt);   /* 0 when not from a file */
+/* The size of the file a runtime built in memory came from (an import). */
+void mtc_rt_set_file_bytes(mtc_rt *rt, int64_t bytes);
 int mtc_rt_nlayers(const mtc_rt *rt);          /* dense/conv layers */
 int mtc_rt_nquantized(const mtc_rt *rt);       /* of those, int8 */
 /* fp32 dense layers that run the sparse kernel at `batch` rows per call
