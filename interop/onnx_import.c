@@ -459,6 +459,7 @@ static int translate(ictx *x, const Onnx__NodeProto *nd)
     if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
         rc = dense(x, c, nd, op[0] == 'G');
     } else if (!strcmp(op, "Add")) {
+        if (nd->n_input != 2) return node_err(x, nd, "Add takes two inputs");
         const char *bname = nd->input[nd->input[0] == in ? 1 : 0];
         Onnx__TensorProto *bt = find_init(x, bname);
         if (!fusable || last->type != MTC_L_DENSE || last->b || last->act || !bt || numel(bt) != last->wn)
