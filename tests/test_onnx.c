@@ -127,6 +127,7 @@ static void test_cli_import_writes_a_checkpoint_the_other_commands_use(void **st
     snprintf(args, sizeof args, "predict %s/t.mtc --input " FIX "mt_cnn_in.csv", dir);
     assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
     assert_non_null(strstr(out, "4:  fashion="));
+    free(err);
     /* the .onnx itself, imported on the fly, predicts the same */
     char *direct = NULL;
     snprintf(args, sizeof args, "predict " FIX "mt_cnn.onnx --input " FIX "mt_cnn_in.csv");
