@@ -16,6 +16,7 @@
  */
 #include "mtc.h"
 #include "onnx.pb-c.h"
+#include "runtime/rt_internal.h" /* the ops the runtime runs, as quantize/ reads them */
 
 #include <stdarg.h>
 #include <stdlib.h>
@@ -59,23 +60,30 @@ static char *xs(xb *b, const char *fmt, ...)
     return s ? s : (char *)"";
 }
 
-/* An float32 initializer of the given dims over data (n values, copied). */
-static const char *init_f32(xb *b, const char *name, const int64_t *dims, int nd, const float *data)
+/* An initializer of the given dims (nd 0: a scalar) over data (copied),
+ * elements of esz bytes of ONNX type dtype. */
+static const char *init_raw(xb *b, const char *name, const int64_t *dims, int nd, const void *data, int dtype,
+                            size_t esz)
 {
     Onnx__TensorProto *t = xa(b, sizeof *t);
-    int64_t *d = xa(b, (size_t)nd * sizeof *d), n = 1;
+    int64_t *d = xa(b, (size_t)(nd ? nd : 1) * sizeof *d), n = 1;
     if (!t || !d || b->ninit >= MAX_INITS) return b->oom = 1, name;
     onnx__tensor_proto__init(t);
     for (int i = 0; i < nd; i++) d[i] = dims[i], n *= dims[i];
-    float *v = xa(b, (size_t)n * sizeof *v);
+    void *v = xa(b, (size_t)n * esz);
     if (!v) return name;
-    memcpy(v, data, (size_t)n * sizeof *v);
+    memcpy(v, data, (size_t)n * esz);
     t->n_dims = (size_t)nd, t->dims = d;
-    t->has_data_type = 1, t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    t->has_data_type = 1, t->data_type = dtype;
     t->name = xs(b, "%s", name);
-    t->has_raw_data = 1, t->raw_data.len = (size_t)n * 4, t->raw_data.data = (uint8_t *)v; /* x86: little-endian */
+    t->has_raw_data = 1, t->raw_data.len = (size_t)n * esz, t->raw_data.data = v; /* x86: little-endian */
     b->init[b->ninit++] = t;
     return t->name;
+}
+
+static const char *init_f32(xb *b, const char *name, const int64_t *dims, int nd, const float *data)
+{
+    return init_raw(b, name, dims, nd, data, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4);
 }
 
 static Onnx__AttributeProto *attr(xb *b, Onnx__NodeProto *nd, const char *name)
@@ -276,6 +284,9 @@ static Onnx__StringStringEntryProto *meta(xb *b, const char *key, const char *va
     return p;
 }
 
+static int assemble(xb *b, const mtc_model *m, int image, Onnx__ValueInfoProto **outs, int opset,
+                    Onnx__ModelProto *mp, Onnx__GraphProto *g);
+
 static int build(xb *b, const mtc_model *m, int opset, Onnx__ModelProto *mp, Onnx__GraphProto *g)
 {
     const mtc_spec *s = &m->spec;
@@ -302,6 +313,14 @@ static int build(xb *b, const mtc_model *m, int opset, Onnx__ModelProto *mp, Onn
         outs[t] = value(b, s->tasks[t].name, od, 2);
     }
     if (rc || b->oom) return rc;
+    return assemble(b, m, image, outs, opset, mp, g);
+}
+
+/* The graph around the nodes: its input, the task outputs, metadata. */
+static int assemble(xb *b, const mtc_model *m, int image, Onnx__ValueInfoProto **outs, int opset,
+                    Onnx__ModelProto *mp, Onnx__GraphProto *g)
+{
+    const mtc_spec *s = &m->spec;
     int64_t in[4] = {-1, s->c, s->h, s->w}, in2[2] = {-1, s->w};
     Onnx__ValueInfoProto **ins = xa(b, sizeof *ins);
     if (!ins) return 0;
@@ -344,6 +363,175 @@ static int build(xb *b, const mtc_model *m, int opset, Onnx__ModelProto *mp, Onn
     mp->graph = g;
     mp->n_metadata_props = (size_t)nmd, mp->metadata_props = md;
     return 0;
+}
+
+/* ---- int8: what the runtime runs, as QDQ ---------------------------------- */
+
+/* x -> QuantizeLinear -> DequantizeLinear with u8 parameters p */
+static const char *qdq(xb *b, const char *base, const char *x, mtc_qparams p)
+{
+    uint8_t zp = (uint8_t)p.zp;
+    const char *sc = init_raw(b, xs(b, "%s.scale", base), NULL, 0, &p.scale, ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT, 4);
+    const char *z = init_raw(b, xs(b, "%s.zero_point", base), NULL, 0, &zp, ONNX__TENSOR_PROTO__DATA_TYPE__UINT8, 1);
+    const char *q = xs(b, "%s.q", base), *dq = xs(b, "%s.dq", base);
+    node(b, "QuantizeLinear", q, q, 3, x, sc, z);
+    node(b, "DequantizeLinear", dq, dq, 3, q, sc, z);
+    return dq;
+}
+
+/* One op of a chain as the runtime runs it: int8 dense/conv as QDQ around
+ * a float Gemm/Conv over dequantized s8 weights (per channel) and s32 bias,
+ * fp32 ones with batchnorm folded, relu fused. */
+static int rt_op_node(xb *b, const mtc_rt *rt, const rt_op *op, const char **cur, int *rank4)
+{
+    const mtc_layer *L = op->L;
+    const char *name = L->name;
+    switch (op->kind) {
+    case OP_DENSE: case OP_CONV: {
+        if (op->kind == OP_DENSE) flatten(b, name, cur, rank4);
+        const mtc_conv_shape *cs = &L->cs;
+        int64_t N = op->N, wd[4] = {N, op->K, 0, 0};
+        int nd = 2;
+        if (op->kind == OP_CONV) wd[1] = cs->C, wd[2] = wd[3] = cs->K, nd = 4;
+        const char *x = *cur, *w, *bias;
+        if (op->quant) {
+            x = qdq(b, xs(b, "%s.input", name), *cur, op->in_p);
+            int8_t *wz = xa(b, (size_t)N);
+            int32_t *bz = xa(b, (size_t)N * 4);
+            float *bs = xa(b, (size_t)N * 4);
+            if (!wz || !bz || !bs) return 0;
+            for (int64_t n = 0; n < N; n++) bs[n] = (float)((double)op->in_p.scale * op->wscale[n]);
+            const char *wq = init_raw(b, xs(b, "%s.weight_q", name), wd, nd, op->wq, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1);
+            const char *ws = init_f32(b, xs(b, "%s.weight_scale", name), &N, 1, op->wscale);
+            const char *wzn = init_raw(b, xs(b, "%s.weight_zero_point", name), &N, 1, wz, ONNX__TENSOR_PROTO__DATA_TYPE__INT8, 1);
+            const char *bq = init_raw(b, xs(b, "%s.bias_q", name), &N, 1, op->bias_q, ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 4);
+            const char *bsn = init_f32(b, xs(b, "%s.bias_scale", name), &N, 1, bs);
+            const char *bzn = init_raw(b, xs(b, "%s.bias_zero_point", name), &N, 1, bz, ONNX__TENSOR_PROTO__DATA_TYPE__INT32, 4);
+            w = xs(b, "%s.weight", name), bias = xs(b, "%s.bias", name);
+            Onnx__NodeProto *d1 = node(b, "DequantizeLinear", w, w, 3, wq, ws, wzn);
+            Onnx__NodeProto *d2 = node(b, "DequantizeLinear", bias, bias, 3, bq, bsn, bzn);
+            if (d1) attr_int(b, d1, "axis", 0);
+            if (d2) attr_int(b, d2, "axis", 0);
+        } else {
+            if (!op->W) return mtc_err_set(b->e, MTC_EINPUT, "layer %s has no fp32 weights", name);
+            w = init_f32(b, xs(b, "%s.weight", name), wd, nd, op->W);
+            bias = init_f32(b, xs(b, "%s.bias", name), &N, 1, op->b);
+        }
+        Onnx__NodeProto *nd_ = node(b, op->kind == OP_DENSE ? "Gemm" : "Conv", name, name, 3, x, w, bias);
+        if (nd_ && op->kind == OP_DENSE) attr_int(b, nd_, "transB", 1);
+        if (nd_ && op->kind == OP_CONV) {
+            attr_ints(b, nd_, "kernel_shape", cs->K, 2);
+            attr_ints(b, nd_, "strides", cs->stride, 2);
+            attr_ints(b, nd_, "pads", cs->pad, 4);
+        }
+        *cur = name;
+        int rc = act(b, L, op->act, cur);
+        if (!rc && op->quant && op->out_u8) *cur = qdq(b, xs(b, "%s.output", name), *cur, op->out_p);
+        return rc;
+    }
+    case OP_MAXPOOL: case OP_AVGPOOL: {
+        Onnx__NodeProto *nd_ = node(b, op->kind == OP_MAXPOOL ? "MaxPool" : "AveragePool", name, name, 1, *cur);
+        if (nd_) {
+            attr_ints(b, nd_, "kernel_shape", L->spec.size, 2);
+            attr_ints(b, nd_, "strides", L->spec.stride, 2);
+        }
+        *cur = name;
+        return 0;
+    }
+    case OP_ACT:
+        return act(b, L, op->act, cur);
+    case OP_BN: {
+        int64_t C = L->nw;
+        const float *p = rt->m.params, *st = rt->m.stats + L->stat_off;
+        const char *g = init_f32(b, xs(b, "%s.weight", name), &C, 1, p + L->w_off);
+        const char *bb = init_f32(b, xs(b, "%s.bias", name), &C, 1, p + L->b_off);
+        const char *mu = init_f32(b, xs(b, "%s.running_mean", name), &C, 1, st);
+        const char *var = init_f32(b, xs(b, "%s.running_var", name), &C, 1, st + C);
+        Onnx__NodeProto *nd_ = node(b, "BatchNormalization", name, name, 5, *cur, g, bb, mu, var);
+        if (nd_) attr_float(b, nd_, "epsilon", 1e-5f);
+        *cur = name;
+        return 0;
+    }
+    default:
+        return mtc_err_set(b->e, MTC_EINPUT, "layer %s (%s) has no ONNX export yet", name,
+                           mtc_layer_type_name(L->spec.type));
+    }
+}
+
+static int build_rt(xb *b, const mtc_rt *rt, int opset, Onnx__ModelProto *mp, Onnx__GraphProto *g)
+{
+    const mtc_model *m = &rt->m;
+    const mtc_spec *s = &m->spec;
+    if (m->nexperts > 1) return mtc_err_set(b->e, MTC_EINPUT, "MMoE models have no ONNX export yet");
+    const int image = !(s->c == 1 && s->h == 1);
+    int rank4 = image, rc = 0;
+    const char *cur = "input";
+    for (int i = 0; i < rt->trunk[0].n && !rc && !b->oom; i++) rc = rt_op_node(b, rt, &rt->trunk[0].ops[i], &cur, &rank4);
+    flatten(b, "trunk", &cur, &rank4);
+    const char *trunk = cur;
+    Onnx__ValueInfoProto **outs = xa(b, (size_t)s->ntasks * sizeof *outs);
+    if (!outs) return 0;
+    for (int t = 0; t < s->ntasks && !rc && !b->oom; t++) {
+        const rt_chain *h = &rt->head[t];
+        int r4 = 0;
+        cur = trunk;
+        for (int i = 0; i < h->n && !rc; i++) rc = rt_op_node(b, rt, &h->ops[i], &cur, &r4);
+        const char *name = s->tasks[t].name;
+        int64_t D = s->tasks[t].dim;
+        int scaled = 0;
+        for (int d = 0; d < D; d++) scaled |= m->reg_std[t][d] != 1.0f || m->reg_mean[t][d] != 0.0f;
+        if (s->tasks[t].kind == MTC_TASK_REG && scaled) { /* label units: y·std + mean */
+            const char *sd = init_f32(b, xs(b, "task.%s.target_std", name), &D, 1, m->reg_std[t]);
+            const char *mn = init_f32(b, xs(b, "task.%s.target_mean", name), &D, 1, m->reg_mean[t]);
+            const char *y1 = xs(b, "%s.scaled", name);
+            node(b, "Mul", y1, y1, 2, cur, sd);
+            node(b, "Add", name, name, 2, y1, mn);
+        } else {
+            node(b, "Identity", name, name, 1, cur);
+        }
+        int64_t od[2] = {-1, D};
+        outs[t] = value(b, name, od, 2);
+    }
+    if (rc || b->oom) return rc;
+    return assemble(b, m, image, outs, opset, mp, g);
+}
+
+static int write_model(xb *b, Onnx__ModelProto *mp, const char *path, mtc_err *e)
+{
+    (void)b;
+    size_t n = onnx__model_proto__get_packed_size(mp);
+    uint8_t *buf = malloc(n ? n : 1);
+    mtc_outfile o;
+    int rc = 0;
+    if (!buf) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    onnx__model_proto__pack(mp, buf);
+    if (!(rc = mtc_outfile_open(&o, path, e))) {
+        if (fwrite(buf, 1, n, o.f) != n) {
+            mtc_outfile_abort(&o);
+            rc = mtc_err_set(e, MTC_EIO, "%s: write failed", path);
+        } else {
+            rc = mtc_outfile_commit(&o, e);
+        }
+    }
+    free(buf);
+    return rc;
+}
+
+int mtc_onnx_export_rt(const mtc_rt *rt, int opset, const char *path, mtc_err *e)
+{
+    if (opset < 13 || opset > 21) return mtc_err_set(e, MTC_EINPUT, "--opset %d: mtc writes opsets 13 to 21", opset);
+    xb *b = calloc(1, sizeof *b);
+    if (!b) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    b->e = e;
+    Onnx__ModelProto mp;
+    Onnx__GraphProto g;
+    int rc = build_rt(b, rt, opset, &mp, &g);
+    if (!rc && b->oom) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory (or more than %d nodes)", path, MAX_NODES);
+    if (!rc) rc = write_model(b, &mp, path, e);
+    for (int i = 0; i < b->n; i++) free(b->p[i]);
+    free(b->p);
+    free(b);
+    return rc;
 }
 
 int mtc_onnx_export(const mtc_model *m, int opset, const char *path, mtc_err *e)

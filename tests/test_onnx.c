@@ -13,6 +13,7 @@
  */
 #include "tests/testutil.h"
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,6 +293,77 @@ static void test_export_runs_in_onnx_runtime_and_round_trips(void **st)
     free(dir);
 }
 
+/* An int8 checkpoint exports as QDQ with mtc's own scales and zero points:
+ * ONNX Runtime's outputs follow mtc's int8 runtime (both requantize; where
+ * their roundings of an activation differ by one step the logit moves by
+ * about a weight times the scale: within 2% of the largest logit), and the
+ * predicted classes agree on at least 99% of the rows. */
+static void test_int8_export_runs_in_onnx_runtime(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[4096];
+    char *csv = tu_path(dir, "d.csv"), *fp = tu_path(dir, "m.mtc"), *in = tu_path(dir, "in.csv");
+    tu_write_synth_csv(csv, 400, 3);
+    const char *spec = "[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=16 act=relu\n[task fine] kind=cls classes=4\n";
+    char *sp = tu_path(dir, "m.cfg");
+    assert_int_equal(tu_write(sp, spec, strlen(spec)), 0);
+    snprintf(args, sizeof args, "train --spec %s --data csv:%s --epochs 5 --quiet -o %s", sp, csv, fp);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("train: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "quantize %s --data csv:%s --calib 200 --quiet -o %s/q.mtc", fp, csv, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("quantize: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "export %s/q.mtc -o %s/q.onnx", dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("export: %s", err);
+    assert_non_null(strstr(out, "QDQ"));
+    free(out); free(err);
+    /* inputs: the CSV's feature columns */
+    mtc_dataset d;
+    tu_synth_data(&d, 400, 3);
+    FILE *f = fopen(in, "w");
+    assert_non_null(f);
+    fprintf(f, "x0,x1,x2,x3\n");
+    for (int64_t i = 0; i < d.n; i++)
+        fprintf(f, "%g,%g,%g,%g\n", d.x_f32[i * 4], d.x_f32[i * 4 + 1], d.x_f32[i * 4 + 2], d.x_f32[i * 4 + 3]);
+    fclose(f);
+    /* mtc's int8 runtime on the same (printed-and-parsed) values */
+    float *x = malloc(400 * 4 * sizeof(float)), *want = malloc(400 * 4 * sizeof(float)), got[4];
+    assert_int_equal(read_csv(in, x, 400, 4), 0);
+    mtc_rt *rt;
+    mtc_err e = {0};
+    char *q = tu_path(dir, "q.mtc");
+    if (mtc_rt_load(q, &rt, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(mtc_rt_nquantized(rt), 2);
+    assert_int_equal(mtc_rt_run(rt, x, 400, (float *[]){want}, &e), 0);
+    mtc_rt_free(rt);
+    char cmd[8400];
+    snprintf(cmd, sizeof cmd, "node tests/ort_run.js %s/q.onnx %s > %s/ort.csv 2>%s/ort.err", dir, in, dir, dir);
+    if (system(cmd) != 0) fail_msg("ONNX Runtime did not run the int8 export");
+    char *op = tu_path(dir, "ort.csv");
+    f = fopen(op, "r");
+    assert_non_null(f);
+    float vmax = 0;
+    for (int i = 0; i < 1600; i++) vmax = fabsf(want[i]) > vmax ? fabsf(want[i]) : vmax;
+    int agree = 0;
+    for (int r = 0; r < 400; r++) {
+        int a = 0, b = 0;
+        for (int k = 0; k < 4; k++) {
+            assert_int_equal(fscanf(f, " %f ,", &got[k]), 1);
+            if (fabsf(got[k] - want[r * 4 + k]) > 0.02f * vmax)
+                fail_msg("row %d logit %d: ORT %.6g, mtc %.6g (largest %.3g)", r, k, got[k], want[r * 4 + k], vmax);
+            if (got[k] > got[a]) a = k;
+            if (want[r * 4 + k] > want[r * 4 + b]) b = k;
+        }
+        agree += a == b;
+    }
+    fclose(f);
+    assert_true(agree >= 396);
+    mtc_data_free(&d);
+    free(x); free(want); free(q); free(op); free(csv); free(fp); free(in); free(sp);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -300,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_cli_import_writes_a_checkpoint_the_other_commands_use),
         cmocka_unit_test(test_cli_import_bad_input_exits_2_and_writes_nothing),
         cmocka_unit_test(test_export_runs_in_onnx_runtime_and_round_trips),
+        cmocka_unit_test(test_int8_export_runs_in_onnx_runtime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

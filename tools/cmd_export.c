@@ -24,8 +24,9 @@ int cmd_export(int argc, char **argv)
     int rc = cli_parse("export", "MODEL.mtc -o model.onnx [--opset N]",
                        "Write an fp32 checkpoint as ONNX (for ONNX Runtime): input float32 NCHW in [0, 1] (images) or\n"
                        "[N, features]; one output per task with the logits (cls/bin) or label-unit values (reg) mtc's\n"
-                       "runtime gives; pruned weights as zeros. Not yet: int8 checkpoints (export the fp32 parent),\n"
-                       "MMoE, layernorm, gelu.",
+                       "runtime gives; pruned weights as zeros. An int8 checkpoint goes as what mtc's runtime runs:\n"
+                       "QuantizeLinear/DequantizeLinear around each int8 layer with mtc's scales and zero points (ONNX\n"
+                       "Runtime fuses them into its int8 kernels). Not yet: MMoE, layernorm, gelu.",
                        opts, argc, argv, pos, 1, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1 || !out) {
@@ -36,15 +37,23 @@ int cmd_export(int argc, char **argv)
     mtc_err e = {0};
     mtc_ckpt ck;
     if (mtc_ckpt_load(pos[0], &ck, &e)) return cli_fail("export", &e);
-    for (int i = 0; i < ck.ntensors && !rc; i++) {
+    int int8 = 0;
+    for (int i = 0; i < ck.ntensors; i++) {
         size_t n = strlen(ck.tensors[i].name);
-        if (n > 9 && !strcmp(ck.tensors[i].name + n - 9, ".weight_q"))
-            rc = mtc_err_set(&e, MTC_EINPUT, "%s: an int8 checkpoint; int8 export is not there yet (export its fp32 "
-                             "parent)", pos[0]);
+        int8 |= n > 9 && !strcmp(ck.tensors[i].name + n - 9, ".weight_q");
     }
     mtc_ckpt_free(&ck);
-    if (rc) return cli_fail("export", &e);
     mtc_model m;
+    if (int8) { /* what the runtime runs: QDQ around the int8 layers */
+        mtc_rt *rt;
+        if (mtc_rt_load(pos[0], &rt, &e)) return cli_fail("export", &e);
+        if (!(rc = mtc_onnx_export_rt(rt, opset, out, &e)))
+            printf(c.json ? "{\"model\":\"%s\",\"onnx\":\"%s\",\"opset\":%d,\"int8\":true}\n"
+                          : "wrote %s: %s as ONNX opset %d, int8 layers as QDQ\n",
+                   c.json ? pos[0] : out, c.json ? out : pos[0], opset);
+        mtc_rt_free(rt);
+        return rc ? cli_fail("export", &e) : 0;
+    }
     if (mtc_model_load(pos[0], &m, NULL, &e)) return cli_fail("export", &e);
     if (!(rc = mtc_onnx_export(&m, opset, out, &e))) {
         if (c.json) {

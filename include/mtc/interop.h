@@ -26,5 +26,10 @@ int mtc_model_input_scale(mtc_model *m, double s, mtc_err *e);
  * runtime returns (logits; reg in label units). opset 13..21. MMoE,
  * layernorm and gelu have no export yet (MTC_EINPUT). */
 int mtc_onnx_export(const mtc_model *m, int opset, const char *path, mtc_err *e);
+/* What a runtime runs, int8 checkpoints included, as ONNX: int8 dense/conv
+ * layers as QuantizeLinear/DequantizeLinear around a float Gemm/Conv over
+ * dequantized s8 weights (per channel) and s32 biases, with mtc's own
+ * scales and zero points; fp32 layers with batchnorm folded. */
+int mtc_onnx_export_rt(const mtc_rt *rt, int opset, const char *path, mtc_err *e);
 
 #endif
