@@ -31,7 +31,7 @@ CLI_OBJ  = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_SRC = $(wildcard tests/test_*.c)
 TEST_BIN = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 TEST_HELP = $(BUILD)/obj/tests/testutil.o
-HDRS     = $(wildcard include/*.h include/mtc/*.h $(foreach d,$(LIB_DIRS) tools tests,$(d)/*.h))
+HDRS     = $(wildcard include/*.h include/mtc/*.h $(foreach d,$(LIB_DIRS) tools tests fuzz,$(d)/*.h))
 
 # ISA-specific kernels: files named *_avx2.c / *_avx512.c get their flags;
 # everything else is plain x86-64 and dispatch happens at run time.

@@ -27,10 +27,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* The nine parsers, one fuzz target each. */
-static const char *const fz_parsers[] = {"ckpt", "softlabels", "spec", "idx",
-                                         "csv", "png", "digits_json", "json", "onnx"};
-#define FZ_NPARSERS 9
+/* The ten parsers, one fuzz target each. */
+static const char *const fz_parsers[] = {"ckpt", "softlabels", "spec", "idx", "csv",
+                                         "png", "digits_json", "json", "onnx", "safetensors"};
+#define FZ_NPARSERS 10
 
 /* Fixture: a tiny tabular data set and a model that fits it. */
 #define FZ_TASKS "y:cls,z:reg"
@@ -332,13 +332,34 @@ static inline int fz_make_seeds(const char *which, const char *dir, fz_fixture *
         }
         return rc ? mtc_err_set(e, MTC_EIO, "%s: cannot write seeds", dir) : 0;
     }
+    if (!strcmp(which, "safetensors")) { /* the fixture model's tensors, and a tiny one */
+        mtc_ckpt c;
+        snprintf(p, sizeof p, "%s/tiny.safetensors", dir);
+        if ((rc = mtc_model_to_ckpt(&fx->m, NULL, &c, e))) return rc;
+        rc = mtc_safetensors_write(&c, p, e);
+        mtc_ckpt_free(&c);
+        if (rc) return rc;
+        /* every dtype, no spec */
+        mtc_ckpt d = {0};
+        int64_t dims[2] = {2, 3};
+        uint8_t raw[24] = {1, 2, 3, 0, 5, 6};
+        for (int dt = 0; dt <= MTC_F16 && !rc; dt++) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "t%d", dt);
+            rc = mtc_ckpt_add(&d, nm, (mtc_dtype)dt, 2, dims, raw, e);
+        }
+        snprintf(p, sizeof p, "%s/dtypes.safetensors", dir);
+        if (!rc) rc = mtc_safetensors_write(&d, p, e);
+        mtc_ckpt_free(&d);
+        return rc;
+    }
     return mtc_err_set(e, MTC_EINPUT, "unknown parser '%s'", which);
 }
 
 /* Removes the scratch files fz_run may leave behind. */
 static inline void fz_remove_scratch(const char *scratch)
 {
-    static const char *const ext[] = {".mtc", ".mtl", ".cfg", ".idx.gz", ".csv", ".json", ".onnx",
+    static const char *const ext[] = {".mtc", ".mtl", ".cfg", ".idx.gz", ".csv", ".json", ".onnx", ".safetensors",
                                       ".d/c/x.png", ".d/c", ".d"};
     char p[512];
     for (size_t i = 0; i < sizeof ext / sizeof *ext; i++) {
@@ -480,6 +501,14 @@ static inline int fz_run(const char *which, const uint8_t *d, size_t n, const ch
         uint8_t *px = NULL;
         rc = mtc_digits_json_read(p, &cnt, &px, e);
         free(px);
+        return rc;
+    }
+    if (!strcmp(which, "safetensors")) {
+        snprintf(p, sizeof p, "%s.safetensors", scratch);
+        if (fz_write(p, d, n)) return -1;
+        mtc_ckpt c;
+        rc = mtc_safetensors_read(p, &c, e);
+        if (!rc) mtc_ckpt_free(&c);
         return rc;
     }
     if (!strcmp(which, "onnx")) {

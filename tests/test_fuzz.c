@@ -249,6 +249,7 @@ static void test_fuzz_png_mutants_fail_cleanly(void **s) { fuzz_parser(s, "png",
 static void test_fuzz_digits_json_mutants_fail_cleanly(void **s) { fuzz_parser(s, "digits_json", 7); }
 static void test_fuzz_json_mutants_fail_cleanly(void **s) { fuzz_parser(s, "json", 8); }
 static void test_fuzz_onnx_mutants_fail_cleanly(void **s) { fuzz_parser(s, "onnx", 9); }
+static void test_fuzz_safetensors_mutants_fail_cleanly(void **s) { fuzz_parser(s, "safetensors", 10); }
 
 /* ---- regressions of the size-limit audit ------------------------------------------- */
 
@@ -354,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_fuzz_digits_json_mutants_fail_cleanly),
         cmocka_unit_test(test_fuzz_json_mutants_fail_cleanly),
         cmocka_unit_test(test_fuzz_onnx_mutants_fail_cleanly),
+        cmocka_unit_test(test_fuzz_safetensors_mutants_fail_cleanly),
         cmocka_unit_test(test_ckpt_spec_larger_than_file_is_refused_before_allocating),
         cmocka_unit_test(test_softlabels_missing_chunks_refused_before_allocating),
         cmocka_unit_test(test_png_header_larger_than_file_is_refused),

@@ -364,6 +364,67 @@ static void test_int8_export_runs_in_onnx_runtime(void **st)
     free(dir);
 }
 
+/* safetensors: a checkpoint's tensors and spec out and back, the same
+ * predictions; damaged files exit 2 naming the file. */
+static void test_safetensors_round_trip_and_bad_files(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[4096];
+    snprintf(args, sizeof args, "import " FIX "mt_cnn.onnx -o %s/a.mtc", dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("import: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "export %s/a.mtc -o %s/a.safetensors", dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("export: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "import %s/a.safetensors -o %s/b.mtc", dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("import safetensors: %s", err);
+    free(out); free(err);
+    char *pa = NULL, *pb = NULL;
+    snprintf(args, sizeof args, "predict %s/a.mtc --input " FIX "mt_cnn_in.csv", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &pa, &err), 0);
+    free(err);
+    snprintf(args, sizeof args, "predict %s/b.mtc --input " FIX "mt_cnn_in.csv", dir);
+    assert_int_equal(tu_run_mtc(dir, args, &pb, &err), 0);
+    free(err);
+    assert_string_equal(pa, pb);
+    free(pa); free(pb);
+    /* the library reads every tensor back with its bytes */
+    mtc_ckpt c1, c2;
+    mtc_err e = {0};
+    char *a = tu_path(dir, "a.mtc"), *sf = tu_path(dir, "a.safetensors");
+    assert_int_equal(mtc_ckpt_load(a, &c1, &e), 0);
+    assert_int_equal(mtc_safetensors_read(sf, &c2, &e), 0);
+    assert_int_equal(c1.ntensors, c2.ntensors);
+    assert_string_equal(c1.spec, c2.spec);
+    for (int i = 0; i < c1.ntensors; i++) {
+        const mtc_tensor *t = mtc_ckpt_find(&c2, c1.tensors[i].name);
+        assert_non_null(t);
+        assert_int_equal(t->dtype, c1.tensors[i].dtype);
+        assert_memory_equal(t->data, c1.tensors[i].data,
+                            (size_t)mtc_tensor_numel(t) * mtc_dtype_size(t->dtype));
+    }
+    mtc_ckpt_free(&c1);
+    mtc_ckpt_free(&c2);
+    /* damaged: truncated data, a header length past the end, junk */
+    size_t n;
+    unsigned char *b = tu_read(sf, &n);
+    assert_non_null(b);
+    char *cut = tu_path(dir, "cut.safetensors"), *lie = tu_path(dir, "lie.safetensors");
+    assert_int_equal(tu_write(cut, b, n - 100), 0);
+    b[0] = 0xff, b[1] = 0xff, b[2] = 0xff;
+    assert_int_equal(tu_write(lie, b, n), 0);
+    const char *bad[2] = {cut, lie};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "import %s -o %s/x.mtc", bad[i], dir);
+        assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+        if (!strstr(err, bad[i])) fail_msg("the error does not name %s: %s", bad[i], err);
+        free(out); free(err);
+    }
+    free(b); free(cut); free(lie); free(a); free(sf);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -373,6 +434,7 @@ int main(void)
         cmocka_unit_test(test_cli_import_bad_input_exits_2_and_writes_nothing),
         cmocka_unit_test(test_export_runs_in_onnx_runtime_and_round_trips),
         cmocka_unit_test(test_int8_export_runs_in_onnx_runtime),
+        cmocka_unit_test(test_safetensors_round_trip_and_bad_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,13 +9,15 @@
 
 int cmd_export(int argc, char **argv)
 {
-    const char *out = NULL;
+    const char *out = NULL, *format = NULL;
     int opset = 13;
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "output .onnx file (-o; required)", 1, 0},
         {"opset", OPT_INT, &opset, "ONNX opset to declare (default {default})", 13, 21},
+        {"format", OPT_STR, &format, "onnx | safetensors (the checkpoint's tensors and spec; default from the "
+                                     "output's extension, else onnx)", 1, 0},
         CLI_COMMON(&c),
         CLI_END,
     };
@@ -35,8 +37,20 @@ int cmd_export(int argc, char **argv)
     }
     cli_apply_common(&c);
     mtc_err e = {0};
+    size_t ol = strlen(out);
+    int st = format ? !strcmp(format, "safetensors") : ol > 12 && !strcmp(out + ol - 12, ".safetensors");
+    if (format && !st && strcmp(format, "onnx")) {
+        fprintf(stderr, "mtc export: --format %s: expected onnx or safetensors\n", format);
+        return 2;
+    }
     mtc_ckpt ck;
     if (mtc_ckpt_load(pos[0], &ck, &e)) return cli_fail("export", &e);
+    if (st) {
+        if (!(rc = mtc_safetensors_write(&ck, out, &e)))
+            printf("wrote %s: %d tensors of %s and its spec\n", out, ck.ntensors, pos[0]);
+        mtc_ckpt_free(&ck);
+        return rc ? cli_fail("export", &e) : 0;
+    }
     int int8 = 0;
     for (int i = 0; i < ck.ntensors; i++) {
         size_t n = strlen(ck.tensors[i].name);

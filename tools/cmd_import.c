@@ -10,15 +10,60 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The weights of a safetensors file with a spec, checked by loading them
+ * in the runtime, as a checkpoint naming the file as its parent. */
+static int import_safetensors(const char *path, const char *spec, const char *out, const cli_common *c)
+{
+    mtc_err e = {0};
+    mtc_ckpt ck;
+    char hash[17], *text = NULL;
+    size_t n;
+    int rc = mtc_safetensors_read(path, &ck, &e);
+    if (rc) return cli_fail("import", &e);
+    if (spec && !(rc = mtc_read_file(spec, &text, &n, 1 << 20, &e))) rc = mtc_ckpt_set_text(&ck.spec, text);
+    free(text);
+    if (!rc && !ck.spec) rc = mtc_err_set(&e, MTC_EINPUT, "%s: no spec in its metadata: pass --spec S.cfg", path);
+    mtc_rt *rt = NULL;
+    if (!rc) rc = mtc_rt_from_ckpt(&ck, path, &rt, &e); /* every tensor the model needs, by name and shape */
+    mtc_rt_free(rt);
+    if (!rc) {
+        util_file_hash(path, hash);
+        mtc_jw w;
+        mtc_jw_init(&w);
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "producer", "mtc import");
+        mtc_jw_kstr(&w, "version", MTC_VERSION);
+        mtc_jw_key(&w, "parent");
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "path", path);
+        mtc_jw_kstr(&w, "hash", hash);
+        mtc_jw_obj_end(&w);
+        mtc_jw_key(&w, "import");
+        mtc_jw_obj(&w);
+        mtc_jw_kstr(&w, "format", "safetensors");
+        mtc_jw_obj_end(&w);
+        mtc_jw_obj_end(&w);
+        rc = w.oom ? mtc_err_set(&e, MTC_ENOMEM, "out of memory") : mtc_ckpt_set_text(&ck.meta, w.buf);
+        if (!rc) rc = mtc_ckpt_save(out, &ck, &e);
+        if (!rc) printf(c->json ? "{\"model\":\"%s\",\"tensors\":%d}\n" : "wrote %s: %d tensors from the safetensors file\n",
+                        out, ck.ntensors);
+        mtc_jw_free(&w);
+    }
+    mtc_ckpt_free(&ck);
+    return rc ? cli_fail("import", &e) : 0;
+}
+
 int cmd_import(int argc, char **argv)
 {
-    const char *out = NULL, *tasks = NULL, *scale = "1/255";
+    const char *out = NULL, *tasks = NULL, *scale = "1/255", *spec = NULL;
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "output checkpoint (-o; required)", 1, 0},
         {"tasks", OPT_STR, &tasks, "NAME:KIND,... (cls, bin or reg) for graph outputs whose kind should not be "
                                    "inferred (Softmax/LogSoftmax: cls, Sigmoid: bin, none: cls when 2+ values, else reg)", 1, 0},
+        {"spec", OPT_STR, &spec, "safetensors: the model spec the weights are for (default: the file's "
+                                 "__metadata__ spec)", 1, 0},
         {"input-scale", OPT_STR, &scale, "the model was trained on inputs pixel * S (default {default}, what mtc feeds; "
                                          "e.g. 1 for raw 0-255 pixels): folded into the first layer", 1, 0},
         CLI_COMMON(&c),
@@ -26,14 +71,16 @@ int cmd_import(int argc, char **argv)
     };
     const char *pos[1];
     int npos;
-    int rc = cli_parse("import", "MODEL.onnx -o model.mtc [--tasks NAME:KIND,...]",
+    int rc = cli_parse("import", "MODEL.onnx|W.safetensors -o model.mtc [--tasks NAME:KIND,...] [--spec S.cfg]",
                        "Turn an ONNX model (e.g. a PyTorch teacher exported with torch.onnx.export) into an mtc\n"
                        "checkpoint. Each graph output becomes a task named after it; a trailing Softmax, LogSoftmax\n"
                        "or Sigmoid is stripped, so the checkpoint holds logits as every mtc model does. The graph must\n"
                        "be one input, a shared trunk and one chain per output, of Gemm, MatMul(+Add), Conv, MaxPool,\n"
                        "AveragePool, BatchNormalization, Relu, LeakyRelu, Tanh, Sigmoid, Flatten, Reshape to\n"
                        "(batch, -1), Identity, Dropout and Constant nodes; anything else is exit 2 naming the node\n"
-                       "and nothing is written. Inputs are fed as the model was trained (mtc feeds images in [0, 1]).",
+                       "and nothing is written. Inputs are fed as the model was trained (mtc feeds images in [0, 1]).\n"
+                       "A .safetensors file (mtc export --format safetensors, or another tool's with mtc's tensor\n"
+                       "names) is read back by name with the spec from --spec or from its metadata.",
                        opts, argc, argv, pos, 1, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1 || !out) {
@@ -42,6 +89,8 @@ int cmd_import(int argc, char **argv)
     }
     cli_apply_common(&c);
     mtc_err e = {0};
+    size_t pl = strlen(pos[0]);
+    if (pl > 12 && !strcmp(pos[0] + pl - 12, ".safetensors")) return import_safetensors(pos[0], spec, out, &c);
     mtc_model m;
     char note[2048], hash[17];
     char *end;

@@ -32,4 +32,11 @@ int mtc_onnx_export(const mtc_model *m, int opset, const char *path, mtc_err *e)
  * scales and zero points; fp32 layers with batchnorm folded. */
 int mtc_onnx_export_rt(const mtc_rt *rt, int opset, const char *path, mtc_err *e);
 
+/* A checkpoint's tensors (any dtype) and spec (in __metadata__) as a
+ * safetensors file, written crash-safe; and back into a checkpoint in
+ * memory (spec NULL when the file has none). Offsets, sizes and dtypes are
+ * checked against the file; MTC_EINPUT names the file and the tensor. */
+int mtc_safetensors_write(const mtc_ckpt *c, const char *path, mtc_err *e);
+int mtc_safetensors_read(const char *path, mtc_ckpt *c, mtc_err *e);
+
 #endif
