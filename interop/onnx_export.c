@@ -517,7 +517,9 @@ static int write_model(xb *b, Onnx__ModelProto *mp, const char *path, mtc_err *e
     return rc;
 }
 
-int mtc_onnx_export_rt(const mtc_rt *rt, int opset, const char *path, mtc_err *e)
+/* Builds with fn (over a model or a runtime), then writes path. */
+static int export_with(int (*fn)(xb *, const void *, int, Onnx__ModelProto *, Onnx__GraphProto *), const void *src,
+                       int opset, const char *path, mtc_err *e)
 {
     if (opset < 13 || opset > 21) return mtc_err_set(e, MTC_EINPUT, "--opset %d: mtc writes opsets 13 to 21", opset);
     xb *b = calloc(1, sizeof *b);
@@ -525,7 +527,7 @@ int mtc_onnx_export_rt(const mtc_rt *rt, int opset, const char *path, mtc_err *e
     b->e = e;
     Onnx__ModelProto mp;
     Onnx__GraphProto g;
-    int rc = build_rt(b, rt, opset, &mp, &g);
+    int rc = fn(b, src, opset, &mp, &g);
     if (!rc && b->oom) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory (or more than %d nodes)", path, MAX_NODES);
     if (!rc) rc = write_model(b, &mp, path, e);
     for (int i = 0; i < b->n; i++) free(b->p[i]);
@@ -534,34 +536,22 @@ int mtc_onnx_export_rt(const mtc_rt *rt, int opset, const char *path, mtc_err *e
     return rc;
 }
 
+static int build_model_v(xb *b, const void *m, int opset, Onnx__ModelProto *mp, Onnx__GraphProto *g)
+{
+    return build(b, m, opset, mp, g);
+}
+
+static int build_rt_v(xb *b, const void *rt, int opset, Onnx__ModelProto *mp, Onnx__GraphProto *g)
+{
+    return build_rt(b, rt, opset, mp, g);
+}
+
+int mtc_onnx_export_rt(const mtc_rt *rt, int opset, const char *path, mtc_err *e)
+{
+    return export_with(build_rt_v, rt, opset, path, e);
+}
+
 int mtc_onnx_export(const mtc_model *m, int opset, const char *path, mtc_err *e)
 {
-    if (opset < 13 || opset > 21) return mtc_err_set(e, MTC_EINPUT, "--opset %d: mtc writes opsets 13 to 21", opset);
-    xb *b = calloc(1, sizeof *b);
-    if (!b) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
-    b->e = e;
-    Onnx__ModelProto mp;
-    Onnx__GraphProto g;
-    int rc = build(b, m, opset, &mp, &g);
-    if (!rc && b->oom) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory (or more than %d nodes)", path, MAX_NODES);
-    if (!rc) {
-        size_t n = onnx__model_proto__get_packed_size(&mp);
-        uint8_t *buf = malloc(n ? n : 1);
-        mtc_outfile o;
-        if (!buf) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
-        if (!rc) onnx__model_proto__pack(&mp, buf);
-        if (!rc && !(rc = mtc_outfile_open(&o, path, e))) {
-            if (fwrite(buf, 1, n, o.f) != n) {
-                mtc_outfile_abort(&o);
-                rc = mtc_err_set(e, MTC_EIO, "%s: write failed", path);
-            } else {
-                rc = mtc_outfile_commit(&o, e);
-            }
-        }
-        free(buf);
-    }
-    for (int i = 0; i < b->n; i++) free(b->p[i]);
-    free(b->p);
-    free(b);
-    return rc;
+    return export_with(build_model_v, m, opset, path, e);
 }
