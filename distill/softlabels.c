@@ -273,10 +273,7 @@ static int teacher_rt(const mtc_label_cfg *c, const ftask *ft, int nft, int64_t 
     if (!used) return 0;
     char where[1100];
     teacher_label(c, k, where, sizeof where);
-    mtc_ckpt ck;
-    int rc = mtc_model_to_ckpt(c->teachers[k], NULL, &ck, e);
-    if (!rc) rc = mtc_rt_from_ckpt(&ck, where, &b->rt[k], e);
-    mtc_ckpt_free(&ck);
+    int rc = mtc_rt_from_model(c->teachers[k], where, &b->rt[k], e);
     if (rc) return rc;
     mtc_rt_set_threads(b->rt[k], mtc_get_threads());
     mtc_rt_set_sparse(b->rt[k], 0);

@@ -497,6 +497,16 @@ int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **out, mtc_err 
     return 0;
 }
 
+int mtc_rt_from_model(const mtc_model *m, const char *name, mtc_rt **rt, mtc_err *e)
+{
+    mtc_ckpt c;
+    *rt = NULL;
+    int rc = mtc_model_to_ckpt(m, NULL, &c, e);
+    if (!rc) rc = mtc_rt_from_ckpt(&c, name, rt, e);
+    mtc_ckpt_free(&c);
+    return rc;
+}
+
 int mtc_rt_load(const char *path, mtc_rt **rt, mtc_err *e)
 {
     mtc_ckpt c;

@@ -63,11 +63,8 @@ static void predict(mtc_model *m, const mtc_dataset *d, int batch, float **outs)
 static mtc_rt *teacher_runtime(const mtc_model *t)
 {
     mtc_err e = {0};
-    mtc_ckpt ck;
     mtc_rt *rt = NULL;
-    assert_int_equal(mtc_model_to_ckpt(t, NULL, &ck, &e), 0);
-    if (mtc_rt_from_ckpt(&ck, "teacher", &rt, &e)) fail_msg("runtime: %s", e.msg);
-    mtc_ckpt_free(&ck);
+    if (mtc_rt_from_model(t, "teacher", &rt, &e)) fail_msg("runtime: %s", e.msg);
     mtc_rt_set_sparse(rt, 0);
     return rt;
 }

@@ -51,11 +51,8 @@ static void test_import_matches_pytorch_outputs(void **st)
     float *x = malloc(5 * 784 * sizeof(float)), want[5 * 15];
     assert_int_equal(read_csv(FIX "mt_cnn_in.csv", x, 5, 784), 0);
     assert_int_equal(read_csv(FIX "mt_cnn_out.csv", want, 5, 15), 0);
-    mtc_ckpt ck;
     mtc_rt *rt;
-    assert_int_equal(mtc_model_to_ckpt(&m, NULL, &ck, &e), 0);
-    assert_int_equal(mtc_rt_from_ckpt(&ck, "imported", &rt, &e), 0);
-    mtc_ckpt_free(&ck);
+    assert_int_equal(mtc_rt_from_model(&m, "imported", &rt, &e), 0);
     float f[50], s[20], l[5];
     assert_int_equal(mtc_rt_run(rt, x, 5, (float *[]){f, s, l}, &e), 0);
     /* float32 sums of up to 392 products of terms ~1 in another order than
@@ -91,11 +88,8 @@ static void test_import_folds_the_view_chain_and_kinds(void **st)
     float x[4 * 64], want[4 * 6], k[12], fl[4], sz[8];
     assert_int_equal(read_csv(FIX "mlp_in.csv", x, 4, 64), 0);
     assert_int_equal(read_csv(FIX "mlp_out.csv", want, 4, 6), 0);
-    mtc_ckpt ck;
     mtc_rt *rt;
-    assert_int_equal(mtc_model_to_ckpt(&m, NULL, &ck, &e), 0);
-    assert_int_equal(mtc_rt_from_ckpt(&ck, "mlp", &rt, &e), 0);
-    mtc_ckpt_free(&ck);
+    assert_int_equal(mtc_rt_from_model(&m, "mlp", &rt, &e), 0);
     assert_int_equal(mtc_rt_run(rt, x, 4, (float *[]){k, fl, sz}, &e), 0);
     for (int r = 0; r < 4; r++)
         for (int c = 0; c < 6; c++) {

@@ -319,14 +319,10 @@ int util_rt_load(const char *path, mtc_rt **rt, mtc_err *e)
     *rt = NULL;
     if (!is_onnx(path)) return mtc_rt_load(path, rt, e);
     mtc_model m;
-    mtc_ckpt c;
     int rc = mtc_onnx_import(path, NULL, &m, NULL, 0, e);
     if (rc) return rc;
-    rc = mtc_model_to_ckpt(&m, NULL, &c, e);
+    rc = mtc_rt_from_model(&m, path, rt, e);
     mtc_model_free(&m);
-    if (rc) return rc;
-    rc = mtc_rt_from_ckpt(&c, path, rt, e);
-    mtc_ckpt_free(&c);
     struct stat st;
     if (!rc && stat(path, &st) == 0) mtc_rt_set_file_bytes(*rt, st.st_size);
     return rc;

@@ -218,6 +218,9 @@ int mtc_rt_load(const char *path, mtc_rt **rt, mtc_err *e);
 /* From a checkpoint already in memory (path is for messages). */
 int mtc_rt_from_ckpt(const mtc_ckpt *c, const char *path, mtc_rt **rt,
                      mtc_err *e);
+/* From a model in memory (a teacher being labelled, an imported model):
+ * its parameters as a checkpoint would hold them; name is for messages. */
+int mtc_rt_from_model(const mtc_model *m, const char *name, mtc_rt **rt, mtc_err *e);
 void mtc_rt_free(mtc_rt *rt);
 /* Worker threads over the batch (default 1), split by the runtime's own
  * pool (its kernels never call OpenBLAS). */
