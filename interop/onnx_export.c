@@ -168,6 +168,45 @@ static void flatten(xb *b, const char *name, const char **cur, int *rank4)
     *rank4 = 0;
 }
 
+/* Gemm (transB = 1) or Conv (L's kernel, stride, pads) of x, w, bias -> out. */
+static void linear_node(xb *b, const mtc_layer *L, int conv, const char *x, const char *w, const char *bias,
+                        const char *out)
+{
+    Onnx__NodeProto *nd = node(b, conv ? "Conv" : "Gemm", L->name, out, 3, x, w, bias);
+    if (!nd) return;
+    if (!conv) {
+        attr_int(b, nd, "transB", 1);
+        return;
+    }
+    attr_ints(b, nd, "kernel_shape", L->cs.K, 2);
+    attr_ints(b, nd, "strides", L->cs.stride, 2);
+    attr_ints(b, nd, "pads", L->cs.pad, 4);
+}
+
+static void pool_node(xb *b, const mtc_layer *L, const char **cur)
+{
+    Onnx__NodeProto *nd = node(b, L->spec.type == MTC_L_MAXPOOL ? "MaxPool" : "AveragePool", L->name, L->name, 1, *cur);
+    if (nd) {
+        attr_ints(b, nd, "kernel_shape", L->spec.size, 2);
+        attr_ints(b, nd, "strides", L->spec.stride, 2);
+    }
+    *cur = L->name;
+}
+
+/* An unfolded batchnorm with m's parameters and running statistics. */
+static void bn_node(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur)
+{
+    int64_t C = L->nw;
+    const float *p = m->params, *st = m->stats + L->stat_off;
+    const char *g = init_f32(b, xs(b, "%s.weight", L->name), &C, 1, p + L->w_off);
+    const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &C, 1, p + L->b_off);
+    const char *mu = init_f32(b, xs(b, "%s.running_mean", L->name), &C, 1, st);
+    const char *var = init_f32(b, xs(b, "%s.running_var", L->name), &C, 1, st + C);
+    Onnx__NodeProto *nd = node(b, "BatchNormalization", L->name, L->name, 5, *cur, g, bb, mu, var);
+    if (nd) attr_float(b, nd, "epsilon", 1e-5f);
+    *cur = L->name;
+}
+
 /* One layer of a chain. fold (reg output layer): W, b scaled by std, + mean. */
 static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur, int *rank4, const float *std,
                  const float *mean, const char *out_name)
@@ -189,8 +228,7 @@ static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur
         }
         const char *w = init_f32(b, xs(b, "%s.weight", L->name), wd, 2, W);
         const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &N, 1, bias);
-        Onnx__NodeProto *nd = node(b, "Gemm", L->name, s->act ? L->name : out, 3, *cur, w, bb);
-        if (nd) attr_int(b, nd, "transB", 1);
+        linear_node(b, L, 0, *cur, w, bb, s->act ? L->name : out);
         *cur = s->act ? L->name : out;
         return act(b, L, s->act, cur);
     }
@@ -199,36 +237,16 @@ static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur
         int64_t wd[4] = {cs->OC, cs->C, cs->K, cs->K}, oc = cs->OC;
         const char *w = init_f32(b, xs(b, "%s.weight", L->name), wd, 4, p + L->w_off);
         const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &oc, 1, p + L->b_off);
-        Onnx__NodeProto *nd = node(b, "Conv", L->name, L->name, 3, *cur, w, bb);
-        if (nd) {
-            attr_ints(b, nd, "kernel_shape", cs->K, 2);
-            attr_ints(b, nd, "strides", cs->stride, 2);
-            attr_ints(b, nd, "pads", cs->pad, 4);
-        }
+        linear_node(b, L, 1, *cur, w, bb, L->name);
         *cur = L->name;
         return act(b, L, s->act, cur);
     }
-    case MTC_L_MAXPOOL: case MTC_L_AVGPOOL: {
-        Onnx__NodeProto *nd = node(b, s->type == MTC_L_MAXPOOL ? "MaxPool" : "AveragePool", L->name, L->name, 1, *cur);
-        if (nd) {
-            attr_ints(b, nd, "kernel_shape", s->size, 2);
-            attr_ints(b, nd, "strides", s->stride, 2);
-        }
-        *cur = L->name;
+    case MTC_L_MAXPOOL: case MTC_L_AVGPOOL:
+        pool_node(b, L, cur);
         return 0;
-    }
-    case MTC_L_BATCHNORM: {
-        int64_t C = L->nw;
-        const float *st = m->stats + L->stat_off;
-        const char *g = init_f32(b, xs(b, "%s.weight", L->name), &C, 1, p + L->w_off);
-        const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &C, 1, p + L->b_off);
-        const char *mu = init_f32(b, xs(b, "%s.running_mean", L->name), &C, 1, st);
-        const char *var = init_f32(b, xs(b, "%s.running_var", L->name), &C, 1, st + C);
-        Onnx__NodeProto *nd = node(b, "BatchNormalization", L->name, L->name, 5, *cur, g, bb, mu, var);
-        if (nd) attr_float(b, nd, "epsilon", 1e-5f);
-        *cur = L->name;
+    case MTC_L_BATCHNORM:
+        bn_node(b, m, L, cur);
         return 0;
-    }
     case MTC_L_FLATTEN:
         flatten(b, L->name, cur, rank4);
         return 0;
@@ -417,41 +435,20 @@ static int rt_op_node(xb *b, const mtc_rt *rt, const rt_op *op, const char **cur
             w = init_f32(b, xs(b, "%s.weight", name), wd, nd, op->W);
             bias = init_f32(b, xs(b, "%s.bias", name), &N, 1, op->b);
         }
-        Onnx__NodeProto *nd_ = node(b, op->kind == OP_DENSE ? "Gemm" : "Conv", name, name, 3, x, w, bias);
-        if (nd_ && op->kind == OP_DENSE) attr_int(b, nd_, "transB", 1);
-        if (nd_ && op->kind == OP_CONV) {
-            attr_ints(b, nd_, "kernel_shape", cs->K, 2);
-            attr_ints(b, nd_, "strides", cs->stride, 2);
-            attr_ints(b, nd_, "pads", cs->pad, 4);
-        }
+        linear_node(b, L, op->kind == OP_CONV, x, w, bias, name);
         *cur = name;
         int rc = act(b, L, op->act, cur);
         if (!rc && op->quant && op->out_u8) *cur = qdq(b, xs(b, "%s.output", name), *cur, op->out_p);
         return rc;
     }
-    case OP_MAXPOOL: case OP_AVGPOOL: {
-        Onnx__NodeProto *nd_ = node(b, op->kind == OP_MAXPOOL ? "MaxPool" : "AveragePool", name, name, 1, *cur);
-        if (nd_) {
-            attr_ints(b, nd_, "kernel_shape", L->spec.size, 2);
-            attr_ints(b, nd_, "strides", L->spec.stride, 2);
-        }
-        *cur = name;
+    case OP_MAXPOOL: case OP_AVGPOOL:
+        pool_node(b, L, cur);
         return 0;
-    }
     case OP_ACT:
         return act(b, L, op->act, cur);
-    case OP_BN: {
-        int64_t C = L->nw;
-        const float *p = rt->m.params, *st = rt->m.stats + L->stat_off;
-        const char *g = init_f32(b, xs(b, "%s.weight", name), &C, 1, p + L->w_off);
-        const char *bb = init_f32(b, xs(b, "%s.bias", name), &C, 1, p + L->b_off);
-        const char *mu = init_f32(b, xs(b, "%s.running_mean", name), &C, 1, st);
-        const char *var = init_f32(b, xs(b, "%s.running_var", name), &C, 1, st + C);
-        Onnx__NodeProto *nd_ = node(b, "BatchNormalization", name, name, 5, *cur, g, bb, mu, var);
-        if (nd_) attr_float(b, nd_, "epsilon", 1e-5f);
-        *cur = name;
+    case OP_BN:
+        bn_node(b, &rt->m, L, cur);
         return 0;
-    }
     default:
         return mtc_err_set(b->e, MTC_EINPUT, "layer %s (%s) has no ONNX export yet", name,
                            mtc_layer_type_name(L->spec.type));
