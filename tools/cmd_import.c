@@ -10,13 +10,37 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The checkpoint's metadata: lineage (the source file and its hash) and
+ * what the import did (note and input_scale omitted when NULL). */
+static void import_meta(mtc_jw *w, const char *path, const char *format, const char *note, const char *scale)
+{
+    char hash[17];
+    util_file_hash(path, hash);
+    mtc_jw_init(w);
+    mtc_jw_obj(w);
+    mtc_jw_kstr(w, "producer", "mtc import");
+    mtc_jw_kstr(w, "version", MTC_VERSION);
+    mtc_jw_key(w, "parent");
+    mtc_jw_obj(w);
+    mtc_jw_kstr(w, "path", path);
+    mtc_jw_kstr(w, "hash", hash);
+    mtc_jw_obj_end(w);
+    mtc_jw_key(w, "import");
+    mtc_jw_obj(w);
+    mtc_jw_kstr(w, "format", format);
+    if (note) mtc_jw_kstr(w, "note", note);
+    if (scale) mtc_jw_kstr(w, "input_scale", scale);
+    mtc_jw_obj_end(w);
+    mtc_jw_obj_end(w);
+}
+
 /* The weights of a safetensors file with a spec, checked by loading them
  * in the runtime, as a checkpoint naming the file as its parent. */
 static int import_safetensors(const char *path, const char *spec, const char *out, const cli_common *c)
 {
     mtc_err e = {0};
     mtc_ckpt ck;
-    char hash[17], *text = NULL;
+    char *text = NULL;
     size_t n;
     int rc = mtc_safetensors_read(path, &ck, &e);
     if (rc) return cli_fail("import", &e);
@@ -27,26 +51,22 @@ static int import_safetensors(const char *path, const char *spec, const char *ou
     if (!rc) rc = mtc_rt_from_ckpt(&ck, path, &rt, &e); /* every tensor the model needs, by name and shape */
     mtc_rt_free(rt);
     if (!rc) {
-        util_file_hash(path, hash);
         mtc_jw w;
-        mtc_jw_init(&w);
-        mtc_jw_obj(&w);
-        mtc_jw_kstr(&w, "producer", "mtc import");
-        mtc_jw_kstr(&w, "version", MTC_VERSION);
-        mtc_jw_key(&w, "parent");
-        mtc_jw_obj(&w);
-        mtc_jw_kstr(&w, "path", path);
-        mtc_jw_kstr(&w, "hash", hash);
-        mtc_jw_obj_end(&w);
-        mtc_jw_key(&w, "import");
-        mtc_jw_obj(&w);
-        mtc_jw_kstr(&w, "format", "safetensors");
-        mtc_jw_obj_end(&w);
-        mtc_jw_obj_end(&w);
+        import_meta(&w, path, "safetensors", NULL, NULL);
         rc = w.oom ? mtc_err_set(&e, MTC_ENOMEM, "out of memory") : mtc_ckpt_set_text(&ck.meta, w.buf);
         if (!rc) rc = mtc_ckpt_save(out, &ck, &e);
-        if (!rc) printf(c->json ? "{\"model\":\"%s\",\"tensors\":%d}\n" : "wrote %s: %d tensors from the safetensors file\n",
-                        out, ck.ntensors);
+        if (!rc && c->json) {
+            mtc_jw j;
+            mtc_jw_init(&j);
+            mtc_jw_obj(&j);
+            mtc_jw_kstr(&j, "model", out);
+            mtc_jw_kint(&j, "tensors", ck.ntensors);
+            mtc_jw_obj_end(&j);
+            printf("%s\n", j.buf);
+            mtc_jw_free(&j);
+        } else if (!rc) {
+            printf("wrote %s: %d tensors from the safetensors file\n", out, ck.ntensors);
+        }
         mtc_jw_free(&w);
     }
     mtc_ckpt_free(&ck);
@@ -92,7 +112,7 @@ int cmd_import(int argc, char **argv)
     size_t pl = strlen(pos[0]);
     if (pl > 12 && !strcmp(pos[0] + pl - 12, ".safetensors")) return import_safetensors(pos[0], spec, out, &c);
     mtc_model m;
-    char note[2048], hash[17];
+    char note[2048];
     char *end;
     double num = strtod(scale, &end), den = 1.0;
     if (end != scale && *end == '/') {
@@ -107,24 +127,8 @@ int cmd_import(int argc, char **argv)
         mtc_model_free(&m);
         return cli_fail("import", &e);
     }
-    util_file_hash(pos[0], hash);
     mtc_jw w;
-    mtc_jw_init(&w);
-    mtc_jw_obj(&w);
-    mtc_jw_kstr(&w, "producer", "mtc import");
-    mtc_jw_kstr(&w, "version", MTC_VERSION);
-    mtc_jw_key(&w, "parent");
-    mtc_jw_obj(&w);
-    mtc_jw_kstr(&w, "path", pos[0]);
-    mtc_jw_kstr(&w, "hash", hash);
-    mtc_jw_obj_end(&w);
-    mtc_jw_key(&w, "import");
-    mtc_jw_obj(&w);
-    mtc_jw_kstr(&w, "format", "onnx");
-    mtc_jw_kstr(&w, "note", note);
-    mtc_jw_kstr(&w, "input_scale", scale);
-    mtc_jw_obj_end(&w);
-    mtc_jw_obj_end(&w);
+    import_meta(&w, pos[0], "onnx", note, scale);
     rc = w.oom ? mtc_err_set(&e, MTC_ENOMEM, "out of memory") : mtc_model_save(&m, out, w.buf, &e);
     if (!rc) {
         if (c.json) {
