@@ -51,25 +51,24 @@ int cmd_export(int argc, char **argv)
         mtc_ckpt_free(&ck);
         return rc ? cli_fail("export", &e) : 0;
     }
-    int int8 = 0;
-    for (int i = 0; i < ck.ntensors; i++) {
-        size_t n = strlen(ck.tensors[i].name);
-        int8 |= n > 9 && !strcmp(ck.tensors[i].name + n - 9, ".weight_q");
-    }
-    mtc_ckpt_free(&ck);
+    /* the runtime decides what is int8 (a layer with "<layer>.weight_q"): such a
+     * model goes as what the runtime runs (QDQ), any other as its layers */
+    mtc_rt *rt = NULL;
     mtc_model m;
-    if (int8) { /* what the runtime runs: QDQ around the int8 layers */
-        mtc_rt *rt;
-        if (mtc_rt_load(pos[0], &rt, &e)) return cli_fail("export", &e);
-        if (!(rc = mtc_onnx_export_rt(rt, opset, out, &e)))
-            printf(c.json ? "{\"model\":\"%s\",\"onnx\":\"%s\",\"opset\":%d,\"int8\":true}\n"
-                          : "wrote %s: %s as ONNX opset %d, int8 layers as QDQ\n",
-                   c.json ? pos[0] : out, c.json ? out : pos[0], opset);
-        mtc_rt_free(rt);
-        return rc ? cli_fail("export", &e) : 0;
+    int int8 = 0, ntasks = 0;
+    if (!(rc = mtc_rt_from_ckpt(&ck, pos[0], &rt, &e))) {
+        int8 = mtc_rt_nquantized(rt) > 0;
+        ntasks = mtc_rt_model(rt)->spec.ntasks;
+        if (int8) {
+            rc = mtc_onnx_export_rt(rt, opset, out, &e);
+        } else if (!(rc = mtc_model_from_ckpt_path(&ck, pos[0], &m, &e))) {
+            rc = mtc_onnx_export(&m, opset, out, &e);
+            mtc_model_free(&m);
+        }
     }
-    if (mtc_model_load(pos[0], &m, NULL, &e)) return cli_fail("export", &e);
-    if (!(rc = mtc_onnx_export(&m, opset, out, &e))) {
+    mtc_rt_free(rt);
+    mtc_ckpt_free(&ck);
+    if (!rc) {
         if (c.json) {
             mtc_jw j;
             mtc_jw_init(&j);
@@ -77,12 +76,16 @@ int cmd_export(int argc, char **argv)
             mtc_jw_kstr(&j, "model", pos[0]);
             mtc_jw_kstr(&j, "onnx", out);
             mtc_jw_kint(&j, "opset", opset);
-            mtc_jw_kint(&j, "outputs", m.spec.ntasks);
+            mtc_jw_kint(&j, "outputs", ntasks);
+            mtc_jw_key(&j, "int8");
+            mtc_jw_bool(&j, int8);
             mtc_jw_obj_end(&j);
             printf("%s\n", j.buf);
             mtc_jw_free(&j);
-        } else printf("wrote %s: %s as ONNX opset %d, %d task output(s)\n", out, pos[0], opset, m.spec.ntasks);
+        } else {
+            printf("wrote %s: %s as ONNX opset %d, %d task output(s)%s\n", out, pos[0], opset, ntasks,
+                   int8 ? ", int8 layers as QDQ" : "");
+        }
     }
-    mtc_model_free(&m);
     return rc ? cli_fail("export", &e) : 0;
 }
