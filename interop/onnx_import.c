@@ -571,26 +571,31 @@ static int task_name_ok(const char *s)
     return 1;
 }
 
-/* The kind given for output `name` in "a:cls,b:reg" (-1 when not named). */
-static int given_kind(const char *tasks, const char *name, mtc_err *e, int *rc)
+/* --tasks "a:cls,b:reg", parsed once; used marks the entries an output took. */
+typedef struct itask { char name[MTC_NAME_MAX]; int kind, used; } itask;
+
+static int parse_tasks(const char *tasks, itask *t, int *n, mtc_err *e)
 {
-    *rc = 0;
-    if (!tasks || !*tasks) return -1;
-    size_t n = strlen(name);
-    for (const char *p = tasks; *p;) {
-        const char *end = strchr(p, ',');
-        size_t len = end ? (size_t)(end - p) : strlen(p);
-        if (len > n && !strncmp(p, name, n) && p[n] == ':') {
-            char kind[16];
-            snprintf(kind, sizeof kind, "%.*s", (int)(len - n - 1 < 15 ? len - n - 1 : 15), p + n + 1);
-            int k = !strcmp(kind, "cls") ? MTC_TASK_CLS : !strcmp(kind, "bin") ? MTC_TASK_BIN
-                  : !strcmp(kind, "reg") ? MTC_TASK_REG : -1;
-            if (k < 0) *rc = mtc_err_set(e, MTC_EINPUT, "--tasks %s: kind '%s' (want cls, bin or reg)", name, kind);
-            return k;
-        }
-        p += len + (end ? 1 : 0);
+    char tmp[1024], *save = NULL;
+    *n = 0;
+    if (!tasks || !*tasks) return 0;
+    if (strlen(tasks) >= sizeof tmp) return mtc_err_set(e, MTC_EINPUT, "--tasks: longer than %zu bytes", sizeof tmp - 1);
+    memcpy(tmp, tasks, strlen(tasks) + 1);
+    for (char *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *colon = strchr(tok, ':');
+        if (!colon) return mtc_err_set(e, MTC_EINPUT, "--tasks %s: want NAME:KIND", tok);
+        *colon = 0;
+        const char *k = colon + 1;
+        int kind = !strcmp(k, "cls") ? MTC_TASK_CLS : !strcmp(k, "bin") ? MTC_TASK_BIN
+                 : !strcmp(k, "reg") ? MTC_TASK_REG : -1;
+        if (kind < 0) return mtc_err_set(e, MTC_EINPUT, "--tasks %s: kind '%.15s' (want cls, bin or reg)", tok, k);
+        if (*n >= MTC_MAX_TASKS || strlen(tok) >= MTC_NAME_MAX)
+            return mtc_err_set(e, MTC_EINPUT, "--tasks: more than %d tasks or a name too long", MTC_MAX_TASKS);
+        memcpy(t[*n].name, tok, strlen(tok) + 1);
+        t[*n].kind = kind;
+        t[(*n)++].used = 0;
     }
-    return -1;
+    return 0;
 }
 
 /* ---- spec text and weights ---------------------------------------------- */
@@ -653,9 +658,13 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
 {
     memset(m, 0, sizeof *m);
     if (note && note_len) note[0] = 0;
+    itask tt[MTC_MAX_TASKS];
+    int ntt;
+    int rc = parse_tasks(tasks, tt, &ntt, e);
+    if (rc) return rc;
     char *buf = NULL;
     size_t len = 0;
-    int rc = mtc_read_file(path, &buf, &len, ONNX_MAX_BYTES, e);
+    rc = mtc_read_file(path, &buf, &len, ONNX_MAX_BYTES, e);
     if (rc) return rc;
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf);
     free(buf);
@@ -735,8 +744,10 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
         for (int i = 0; i < h->n - 1 && !rc; i++)
             if (h->l[i].type != MTC_L_DENSE && h->l[i].type != MTC_L_ACT)
                 rc = mtc_err_set(e, MTC_EINPUT, "%s: output '%s': a head holds dense layers only", path, name);
-        int kind = given_kind(tasks, name, e, &rc);
         if (rc) break;
+        int kind = -1;
+        for (int i = 0; i < ntt; i++)
+            if (!strcmp(tt[i].name, name)) kind = tt[i].kind, tt[i].used = 1;
         if (kind < 0)
             kind = h->strip == STRIP_SIGMOID ? MTC_TASK_BIN : h->strip || out->units > 1 ? MTC_TASK_CLS : MTC_TASK_REG;
         if (kind == MTC_TASK_CLS && out->units < 2) {
@@ -754,18 +765,8 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
         }
     }
     /* tasks without a given kind were inferred; a --tasks name that is not an output is an error */
-    if (!rc && tasks && *tasks) {
-        char tmp[1024];
-        snprintf(tmp, sizeof tmp, "%s", tasks);
-        char *save = NULL;
-        for (char *tok = strtok_r(tmp, ",", &save); tok && !rc; tok = strtok_r(NULL, ",", &save)) {
-            char *colon = strchr(tok, ':');
-            if (colon) *colon = 0;
-            int found = 0;
-            for (size_t o = 0; o < x->g->n_output; o++) found |= !strcmp(S(x->g->output[o]->name), tok);
-            if (!found || !colon) rc = mtc_err_set(e, MTC_EINPUT, "--tasks %s: %s", tok, found ? "want NAME:KIND" : "no output of that name");
-        }
-    }
+    for (int i = 0; i < ntt && !rc; i++)
+        if (!tt[i].used) rc = mtc_err_set(e, MTC_EINPUT, "--tasks %s: no output of that name", tt[i].name);
     for (size_t o = 0; o < x->g->n_output && !rc; o++) {
         const ichain *h = &x->ch[order[o]];
         if (h->n < 2) continue;
