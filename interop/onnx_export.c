@@ -9,7 +9,11 @@
  *   conv -> Conv, maxpool/avgpool -> MaxPool/AveragePool, batchnorm ->
  *   BatchNormalization (epsilon 1e-5), act -> Relu/LeakyRelu(0.01)/Tanh/
  *   Sigmoid, flatten -> Flatten, dropout -> nothing.
- * Pruned weights go as dense zeros. Not yet: MMoE, layernorm, gelu, int8.
+ * layernorm -> LayerNormalization (opset 17+) or its ReduceMean chain,
+ * gelu -> Gelu (opset 20+) or the Erf / Tanh chain PyTorch writes, MMoE ->
+ * experts Unsqueezed and Concatenated (N, E, H), each task's gate a Gemm +
+ * Softmax, Unsqueezed to (N, 1, E), MatMul with the experts, Flatten.
+ * Pruned weights go as dense zeros. int8: mtc_onnx_export_rt below.
  * Node and initializer names are the mtc layer names, so export -> import
  * -> export gives the same bytes. The messages are built on the heap and
  * packed by protobuf-c (generated from libonnx-dev's onnx.proto).
@@ -31,6 +35,8 @@ typedef struct xb {
     Onnx__NodeProto *node[MAX_NODES];
     Onnx__TensorProto *init[MAX_INITS];
     int nnode, ninit;
+    int opset;                /* what the graph is written for */
+    int flat_input;           /* "input.flatten" written (MMoE gates) */
     mtc_err *e;
 } xb;
 
@@ -116,6 +122,15 @@ static void attr_int(xb *b, Onnx__NodeProto *nd, const char *name, int64_t v)
     a->has_i = 1, a->i = v;
 }
 
+static void attr_str(xb *b, Onnx__NodeProto *nd, const char *name, const char *v)
+{
+    Onnx__AttributeProto *a = attr(b, nd, name);
+    char *p = xs(b, "%s", v);
+    if (!a) return;
+    a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    a->has_s = 1, a->s.len = strlen(p), a->s.data = (uint8_t *)p;
+}
+
 static void attr_float(xb *b, Onnx__NodeProto *nd, const char *name, float v)
 {
     Onnx__AttributeProto *a = attr(b, nd, name);
@@ -144,16 +159,60 @@ static Onnx__NodeProto *node(xb *b, const char *op, const char *name, const char
     return nd;
 }
 
+/* A float scalar initializer named name. */
+static const char *scalar(xb *b, const char *name, float v)
+{
+    return init_f32(b, name, NULL, 0, &v);
+}
+
+/* y = a op c (c a scalar initializer) */
+static const char *bin_c(xb *b, const char *op, const char *name, const char *a, float c)
+{
+    node(b, op, name, name, 2, a, scalar(b, xs(b, "%s.c", name), c));
+    return name;
+}
+
+/* gelu before opset 20, as PyTorch writes it: erf form x·0.5·(1 + erf(x/√2)),
+ * tanh form 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). The last node
+ * writes out. */
+static void gelu_nodes(xb *b, const char *base, int erf, const char *x, const char *out)
+{
+    const char *in1;
+    if (erf) {
+        const char *d = bin_c(b, "Div", xs(b, "%s.div", base), x, 1.41421356f);
+        const char *f = xs(b, "%s.erf", base);
+        node(b, "Erf", f, f, 1, d);
+        in1 = bin_c(b, "Add", xs(b, "%s.add", base), f, 1.0f);
+    } else {
+        const char *x2 = xs(b, "%s.sq", base), *x3 = xs(b, "%s.cube", base), *s = xs(b, "%s.sum", base);
+        node(b, "Mul", x2, x2, 2, x, x);
+        node(b, "Mul", x3, x3, 2, x, x2);
+        const char *a = bin_c(b, "Mul", xs(b, "%s.a", base), x3, 0.044715f);
+        node(b, "Add", s, s, 2, x, a);
+        const char *u = bin_c(b, "Mul", xs(b, "%s.u", base), s, 0.7978845608f), *t = xs(b, "%s.tanh", base);
+        node(b, "Tanh", t, t, 1, u);
+        in1 = bin_c(b, "Add", xs(b, "%s.add", base), t, 1.0f);
+    }
+    const char *m = xs(b, "%s.mul", base);
+    node(b, "Mul", m, m, 2, x, in1);
+    node(b, "Mul", out, out, 2, m, scalar(b, xs(b, "%s.half", base), 0.5f));
+}
+
 /* The activation after a layer, from tensor *cur; *cur becomes its output. */
 static int act(xb *b, const mtc_layer *L, int a, const char **cur)
 {
-    static const char *const ops[] = {NULL, "Relu", "LeakyRelu", "Tanh", "Sigmoid"};
+    static const char *const ops[] = {NULL, "Relu", "LeakyRelu", "Tanh", "Sigmoid", "Gelu", "Gelu"};
     if (a == MTC_ACT_NONE) return 0;
-    if (a < 0 || a > MTC_ACT_SIGMOID)
-        return mtc_err_set(b->e, MTC_EINPUT, "layer %s: activation %s has no ONNX export yet", L->name, mtc_act_name(a));
+    if (a < 0 || a > MTC_ACT_GELU_ERF)
+        return mtc_err_set(b->e, MTC_EINPUT, "layer %s: activation %s has no ONNX export", L->name, mtc_act_name(a));
     const char *out = xs(b, "%s.%s", L->name, mtc_act_name(a));
-    Onnx__NodeProto *nd = node(b, ops[a], out, out, 1, *cur);
-    if (nd && a == MTC_ACT_LEAKY) attr_float(b, nd, "alpha", 0.01f);
+    if ((a == MTC_ACT_GELU || a == MTC_ACT_GELU_ERF) && b->opset < 20) {
+        gelu_nodes(b, out, a == MTC_ACT_GELU_ERF, *cur, out);
+    } else {
+        Onnx__NodeProto *nd = node(b, ops[a], out, out, 1, *cur);
+        if (nd && a == MTC_ACT_LEAKY) attr_float(b, nd, "alpha", 0.01f);
+        if (nd && a == MTC_ACT_GELU) attr_str(b, nd, "approximate", "tanh");
+    }
     *cur = out;
     return 0;
 }
@@ -207,6 +266,46 @@ static void bn_node(xb *b, const mtc_model *m, const mtc_layer *L, const char **
     *cur = L->name;
 }
 
+/* Layer normalisation over everything but the batch axis, as mtc's: one
+ * LayerNormalization (opset 17 and up) or, before it, the ReduceMean /
+ * Sub / Mul / Sqrt / Div chain it stands for; γ, β shaped like a sample. */
+static void ln_node(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur, int rank4)
+{
+    int64_t d[3] = {L->in_c, L->in_h, L->in_w}, f = L->in_size;
+    int nd = rank4 ? 3 : 1;
+    if (!rank4) d[0] = f;
+    const char *g = init_f32(b, xs(b, "%s.weight", L->name), d, nd, m->params + L->w_off);
+    const char *bb = init_f32(b, xs(b, "%s.bias", L->name), d, nd, m->params + L->b_off);
+    if (b->opset >= 17) {
+        Onnx__NodeProto *n = node(b, "LayerNormalization", L->name, L->name, 3, *cur, g, bb);
+        if (n) attr_int(b, n, "axis", 1), attr_float(b, n, "epsilon", 1e-5f);
+        *cur = L->name;
+        return;
+    }
+    const char *mu = xs(b, "%s.mean", L->name), *dv = xs(b, "%s.centered", L->name), *sq = xs(b, "%s.sq", L->name);
+    const char *var = xs(b, "%s.var", L->name), *sd = xs(b, "%s.std", L->name), *nr = xs(b, "%s.normed", L->name);
+    Onnx__NodeProto *r1 = node(b, "ReduceMean", mu, mu, 1, *cur);
+    node(b, "Sub", dv, dv, 2, *cur, mu);
+    node(b, "Mul", sq, sq, 2, dv, dv);
+    Onnx__NodeProto *r2 = node(b, "ReduceMean", var, var, 1, sq);
+    for (int i = 0; i < 2; i++) {
+        Onnx__NodeProto *r = i ? r2 : r1;
+        Onnx__AttributeProto *a = r ? attr(b, r, "axes") : NULL;
+        int64_t *ax = xa(b, 3 * sizeof *ax);
+        if (!a || !ax) return;
+        for (int k = 0; k < nd; k++) ax[k] = 1 + k;
+        a->has_type = 1, a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+        a->n_ints = (size_t)nd, a->ints = ax;
+    }
+    const char *ve = bin_c(b, "Add", xs(b, "%s.var_eps", L->name), var, 1e-5f);
+    node(b, "Sqrt", sd, sd, 1, ve);
+    node(b, "Div", nr, nr, 2, dv, sd);
+    const char *sc = xs(b, "%s.scaled", L->name);
+    node(b, "Mul", sc, sc, 2, nr, g);
+    node(b, "Add", L->name, L->name, 2, sc, bb);
+    *cur = L->name;
+}
+
 /* One layer of a chain. fold (reg output layer): W, b scaled by std, + mean. */
 static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur, int *rank4, const float *std,
                  const float *mean, const char *out_name)
@@ -246,6 +345,9 @@ static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur
         return 0;
     case MTC_L_BATCHNORM:
         bn_node(b, m, L, cur);
+        return 0;
+    case MTC_L_LAYERNORM:
+        ln_node(b, m, L, cur, *rank4);
         return 0;
     case MTC_L_FLATTEN:
         flatten(b, L->name, cur, rank4);
@@ -302,26 +404,87 @@ static Onnx__StringStringEntryProto *meta(xb *b, const char *key, const char *va
     return p;
 }
 
+/* ---- MMoE: experts stacked, each task's softmax gate mixes them ------------ */
+
+/* int64 initializer [v] named name (Unsqueeze's axes) */
+static const char *axes1(xb *b, const char *name, int64_t v)
+{
+    int64_t one = 1;
+    return init_raw(b, name, &one, 1, &v, ONNX__TENSOR_PROTO__DATA_TYPE__INT64, 8);
+}
+
+/* outs[k] (N, H) -> "experts" (N, E, H) */
+static const char *stack_experts(xb *b, const char *const *outs, int E)
+{
+    const char *ax = axes1(b, "experts.axes", 1);
+    char **in = xa(b, (size_t)E * sizeof *in);
+    if (!in) return "experts";
+    for (int k = 0; k < E; k++) {
+        const char *u = xs(b, "expert%d.unsqueeze", k);
+        node(b, "Unsqueeze", u, u, 2, outs[k], ax);
+        in[k] = (char *)u;
+    }
+    Onnx__NodeProto *c = node(b, "Concat", "experts", "experts", 0);
+    if (!c) return "experts";
+    c->n_input = (size_t)E, c->input = in;
+    attr_int(b, c, "axis", 1);
+    return "experts";
+}
+
+/* The graph input as (N, features): the gates read it */
+static const char *flat_input(xb *b, int image)
+{
+    if (!image) return "input";
+    if (!b->flat_input) {
+        Onnx__NodeProto *nd = node(b, "Flatten", "input.flatten", "input.flatten", 1, "input");
+        if (nd) attr_int(b, nd, "axis", 1);
+        b->flat_input = 1;
+    }
+    return "input.flatten";
+}
+
+/* Task t's mix: softmax(gate(x)) (N, 1, E) times the experts (N, E, H) */
+static const char *mix(xb *b, const mtc_model *m, int t, const char *xin, const char *experts)
+{
+    const mtc_layer *G = &m->gate[t];
+    int64_t N = G->nb, wd[2] = {N, G->nw / G->nb};
+    const char *w = init_f32(b, xs(b, "%s.weight", G->name), wd, 2, m->params + G->w_off);
+    const char *bb = init_f32(b, xs(b, "%s.bias", G->name), &N, 1, m->params + G->b_off);
+    linear_node(b, G, 0, xin, w, bb, G->name);
+    const char *sm = xs(b, "%s.softmax", G->name), *u = xs(b, "%s.unsqueeze", G->name);
+    const char *mm = xs(b, "mix.%s.matmul", m->spec.tasks[t].name), *out = xs(b, "mix.%s", m->spec.tasks[t].name);
+    Onnx__NodeProto *n1 = node(b, "Softmax", sm, sm, 1, G->name);
+    if (n1) attr_int(b, n1, "axis", 1);
+    node(b, "Unsqueeze", u, u, 2, sm, axes1(b, xs(b, "%s.axes", G->name), 1));
+    node(b, "MatMul", mm, mm, 2, u, experts);
+    Onnx__NodeProto *n2 = node(b, "Flatten", out, out, 1, mm);
+    if (n2) attr_int(b, n2, "axis", 1);
+    return out;
+}
+
 static int assemble(xb *b, const mtc_model *m, int image, Onnx__ValueInfoProto **outs, int opset,
                     Onnx__ModelProto *mp, Onnx__GraphProto *g);
 
 static int build(xb *b, const mtc_model *m, int opset, Onnx__ModelProto *mp, Onnx__GraphProto *g)
 {
     const mtc_spec *s = &m->spec;
-    if (m->nexperts > 1) return mtc_err_set(b->e, MTC_EINPUT, "MMoE models have no ONNX export yet");
-    const int image = !(s->c == 1 && s->h == 1);
-    int rank4 = image;
-    const char *cur = "input";
+    const int image = !(s->c == 1 && s->h == 1), E = m->nexperts;
+    const char *ex[MTC_MAX_EXPERTS], *cur;
     int rc = 0;
-    for (int i = 0; i < m->trunk[0].n && !rc && !b->oom; i++)
-        rc = layer(b, m, &m->trunk[0].layers[i], &cur, &rank4, NULL, NULL, NULL);
-    flatten(b, "trunk", &cur, &rank4);
-    const char *trunk = cur;
+    for (int k = 0; k < E && !rc && !b->oom; k++) {
+        int rank4 = image;
+        cur = "input";
+        for (int i = 0; i < m->trunk[k].n && !rc && !b->oom; i++)
+            rc = layer(b, m, &m->trunk[k].layers[i], &cur, &rank4, NULL, NULL, NULL);
+        flatten(b, E > 1 ? xs(b, "expert%d", k) : "trunk", &cur, &rank4);
+        ex[k] = cur;
+    }
+    const char *experts = !rc && E > 1 ? stack_experts(b, ex, E) : NULL;
     Onnx__ValueInfoProto **outs = xa(b, (size_t)s->ntasks * sizeof *outs);
     if (!outs) return 0;
     for (int t = 0; t < s->ntasks && !rc && !b->oom; t++) {
         const mtc_chain *h = &m->head[t];
-        cur = trunk;
+        cur = E > 1 ? mix(b, m, t, flat_input(b, image), experts) : ex[0];
         int r4 = 0;
         int reg = s->tasks[t].kind == MTC_TASK_REG;
         for (int i = 0; i < h->n && !rc; i++)
@@ -449,6 +612,9 @@ static int rt_op_node(xb *b, const mtc_rt *rt, const rt_op *op, const char **cur
     case OP_BN:
         bn_node(b, &rt->m, L, cur);
         return 0;
+    case OP_LN:
+        ln_node(b, &rt->m, L, cur, *rank4);
+        return 0;
     default:
         return mtc_err_set(b->e, MTC_EINPUT, "layer %s (%s) has no ONNX export yet", name,
                            mtc_layer_type_name(L->spec.type));
@@ -459,19 +625,23 @@ static int build_rt(xb *b, const mtc_rt *rt, int opset, Onnx__ModelProto *mp, On
 {
     const mtc_model *m = &rt->m;
     const mtc_spec *s = &m->spec;
-    if (m->nexperts > 1) return mtc_err_set(b->e, MTC_EINPUT, "MMoE models have no ONNX export yet");
-    const int image = !(s->c == 1 && s->h == 1);
-    int rank4 = image, rc = 0;
-    const char *cur = "input";
-    for (int i = 0; i < rt->trunk[0].n && !rc && !b->oom; i++) rc = rt_op_node(b, rt, &rt->trunk[0].ops[i], &cur, &rank4);
-    flatten(b, "trunk", &cur, &rank4);
-    const char *trunk = cur;
+    const int image = !(s->c == 1 && s->h == 1), E = m->nexperts;
+    const char *ex[MTC_MAX_EXPERTS], *cur;
+    int rc = 0;
+    for (int k = 0; k < E && !rc && !b->oom; k++) {
+        int rank4 = image;
+        cur = "input";
+        for (int i = 0; i < rt->trunk[k].n && !rc && !b->oom; i++) rc = rt_op_node(b, rt, &rt->trunk[k].ops[i], &cur, &rank4);
+        flatten(b, E > 1 ? xs(b, "expert%d", k) : "trunk", &cur, &rank4);
+        ex[k] = cur;
+    }
+    const char *experts = !rc && E > 1 ? stack_experts(b, ex, E) : NULL;
     Onnx__ValueInfoProto **outs = xa(b, (size_t)s->ntasks * sizeof *outs);
     if (!outs) return 0;
     for (int t = 0; t < s->ntasks && !rc && !b->oom; t++) {
         const rt_chain *h = &rt->head[t];
         int r4 = 0;
-        cur = trunk;
+        cur = E > 1 ? mix(b, m, t, flat_input(b, image), experts) : ex[0];
         for (int i = 0; i < h->n && !rc; i++) rc = rt_op_node(b, rt, &h->ops[i], &cur, &r4);
         const char *name = s->tasks[t].name;
         int64_t D = s->tasks[t].dim;
@@ -522,6 +692,7 @@ static int export_with(int (*fn)(xb *, const void *, int, Onnx__ModelProto *, On
     xb *b = calloc(1, sizeof *b);
     if (!b) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
     b->e = e;
+    b->opset = opset;
     Onnx__ModelProto mp;
     Onnx__GraphProto g;
     int rc = fn(b, src, opset, &mp, &g);

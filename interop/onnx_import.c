@@ -33,6 +33,8 @@
 #define ONNX_MAX_BYTES ((size_t)2 << 30)
 #define MAX_CHAINS (MTC_MAX_TASKS + 1)
 #define MAX_TENSORS 4096
+#define EX_PTS 321 /* expr_group: x in [-8, 8] step 0.05 */
+#define EX_NODES 32
 
 enum { STRIP_NONE = 0, STRIP_SOFTMAX, STRIP_LOGSOFTMAX, STRIP_SIGMOID };
 
@@ -51,6 +53,7 @@ typedef struct ichain {
     ilayer l[MTC_MAX_LAYERS];
     int strip;                /* STRIP_*: the output's final op, removed */
     int pending_pad;          /* a Pad's spatial zeros, for the Conv that follows */
+    int sc, sh, sw;           /* the shape of what the chain computes so far */
     const char *strip_op;
     const char *output;       /* graph output name (heads) */
 } ichain;
@@ -79,6 +82,8 @@ typedef struct ictx {
     int nconst;
     int ndim, c, h, w;        /* input: (batch, w) or (batch, c, h, w) */
     int opset;
+    unsigned char *done;      /* nodes folded into an earlier one */
+    double exval[EX_NODES + 1][EX_PTS]; /* expr_group's values */
 } ictx;
 
 /* ---- small lookups ------------------------------------------------------ */
@@ -230,6 +235,10 @@ static int act_of(const Onnx__NodeProto *nd)
     if (!strcmp(S(nd->op_type), "Tanh")) return MTC_ACT_TANH;
     if (!strcmp(S(nd->op_type), "Sigmoid")) return MTC_ACT_SIGMOID;
     if (!strcmp(S(nd->op_type), "LeakyRelu")) return MTC_ACT_LEAKY;
+    if (!strcmp(S(nd->op_type), "Gelu")) { /* opset 20 */
+        const Onnx__AttributeProto *a = attr(nd, "approximate");
+        return a && a->has_s && a->s.len == 4 && !memcmp(a->s.data, "tanh", 4) ? MTC_ACT_GELU : MTC_ACT_GELU_ERF;
+    }
     return -1;
 }
 
@@ -427,28 +436,231 @@ static int chain_of(ictx *x, const Onnx__NodeProto *nd, const char *in, int *ci)
     if (!branch) { *ci = t->chain; return 0; }
     if (x->nch >= MAX_CHAINS) return node_err(x, nd, "more task heads than mtc supports");
     x->branch = in;
+    x->ch[x->nch].sc = x->ch[0].sc, x->ch[x->nch].sh = x->ch[0].sh, x->ch[x->nch].sw = x->ch[0].sw;
     *ci = x->nch++;
     return 0;
 }
 
-static int translate(ictx *x, const Onnx__NodeProto *nd)
+/* The chain's shape after its last layer l (conv, pool, dense, flatten). */
+static int track(ictx *x, const Onnx__NodeProto *nd, ichain *c, const ilayer *l)
 {
-    const char *op = S(nd->op_type);
-    if (!strcmp(op, "Constant")) {
-        const Onnx__AttributeProto *a = attr(nd, "value");
-        if (!a || !a->t || nd->n_output != 1) return node_err(x, nd, "only a tensor 'value' is supported");
-        if (x->nconst >= MAX_TENSORS) return node_err(x, nd, "too many constants");
-        x->const_name[x->nconst] = nd->output[0];
-        x->consts[x->nconst++] = a->t;
-        return 0;
+    int k = l->size, s = l->stride, p = l->pad;
+    switch (l->type) {
+    case MTC_L_CONV: case MTC_L_MAXPOOL: case MTC_L_AVGPOOL:
+        if (c->sh + 2 * p < k || c->sw + 2 * p < k) return node_err(x, nd, "its kernel is larger than its input");
+        c->sh = (c->sh + 2 * p - k) / s + 1, c->sw = (c->sw + 2 * p - k) / s + 1;
+        if (l->type == MTC_L_CONV) c->sc = l->filters;
+        break;
+    case MTC_L_DENSE: c->sc = l->units, c->sh = c->sw = 1; break;
+    case MTC_L_FLATTEN: c->sc *= c->sh * c->sw, c->sh = c->sw = 1; break;
     }
+    return 0;
+}
+
+/* GlobalAveragePool, and ReduceMean over the two spatial axes: an average
+ * pool as large as the feature map. */
+static int global_pool(ictx *x, ichain *c, const Onnx__NodeProto *nd)
+{
+    if (!strcmp(S(nd->op_type), "ReduceMean")) {
+        int64_t ax[4];
+        const Onnx__AttributeProto *a = attr(nd, "axes");
+        int n = -1;
+        if (a && a->n_ints <= 4) { n = (int)a->n_ints; memcpy(ax, a->ints, (size_t)n * sizeof *ax); }
+        else if (!a && nd->n_input > 1) n = ints_of(x, nd->input[1], ax, 4); /* opset 18: axes an input */
+        if (n != 2 || !((ax[0] == 2 && ax[1] == 3) || (ax[0] == -2 && ax[1] == -1)))
+            return node_err(x, nd, "only a mean over the two spatial axes (2, 3) of an NCHW tensor");
+    }
+    if (c->sh != c->sw || c->sh < 1 || c->sh > 64)
+        return node_err(x, nd, "global pooling of a feature map that is not square (or larger than 64)");
+    ilayer *l = push(x, c, nd, MTC_L_AVGPOOL);
+    if (!l) return x->e->code;
+    l->size = l->stride = c->sh;
+    return 0;
+}
+
+/* LayerNormalization over everything but the batch axis (mtc's layernorm):
+ * axis 1 (or -1 on a flat tensor), epsilon 1e-5, scale and bias a sample's
+ * size. */
+static int layernorm(ictx *x, ichain *c, const Onnx__NodeProto *nd)
+{
+    int64_t axis = attr_i(nd, "axis", -1), F = (int64_t)c->sc * c->sh * c->sw;
+    int flat = c->sh == 1 && c->sw == 1;
+    if (!(axis == 1 || (flat && axis == -1))) return node_err(x, nd, "only over all axes but the batch axis (axis 1)");
+    if (fabsf(attr_f(nd, "epsilon", 1e-5f) - 1e-5f) > 1e-9f) return node_err(x, nd, "epsilon must be 1e-5 (mtc's layernorm)");
+    if (nd->n_output > 1) return node_err(x, nd, "its mean and inverse-deviation outputs are used");
+    ilayer *l = push(x, c, nd, MTC_L_LAYERNORM);
+    if (!l) return x->e->code;
+    for (size_t i = 1; i < 3; i++) {
+        Onnx__TensorProto *t = i < nd->n_input && *nd->input[i] ? find_init(x, nd->input[i]) : NULL;
+        if (!t && i == 1) return node_err(x, nd, "the scale must be a constant");
+        if (t && numel(t) != F) return node_err(x, nd, "scale or bias does not hold one value per feature");
+        if (t && !(l->bn[i - 1] = floats(x, nd, t, F))) return x->e->code;
+    }
+    l->wn = F;
+    return 0;
+}
+
+/* ---- elementwise expressions: activations exporters write as op chains -- */
+
+/* Exporters write gelu (and others) as small elementwise graphs over one
+ * tensor with scalar constants: PyTorch's nn.GELU() before opset 20 is
+ * x·0.5·(1 + erf(x/√2)) in Div/Erf/Add/Mul/Mul, its tanh form eight nodes.
+ * Rather than match node patterns (each exporter orders and associates them
+ * its own way), the group of nodes computed from x alone is evaluated on a
+ * grid of x values and compared with mtc's activations: the expression is
+ * folded to the one it equals (to 1e-5), or refused. */
+
+static int ex_op(const char *op)
+{
+    static const char *const ops[] = {"Mul", "Div", "Add", "Sub", "Pow", "Erf", "Tanh", "Sigmoid", "Sqrt", "Neg",
+                                      "Exp", "Relu"};
+    for (int i = 0; i < (int)(sizeof ops / sizeof *ops); i++)
+        if (!strcmp(op, ops[i])) return i;
+    return -1;
+}
+
+static int scalar_of(ictx *x, const char *name, double *v)
+{
+    Onnx__TensorProto *t = find_init(x, name);
+    if (!t || numel(t) != 1 || t->data_type != ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) return 0;
+    float f;
+    if (t->has_raw_data && t->raw_data.len == 4) memcpy(&f, t->raw_data.data, 4);
+    else if (!t->has_raw_data && t->n_float_data == 1) f = t->float_data[0];
+    else return 0;
+    *v = f;
+    return 1;
+}
+
+static double act_ref(double v, int a)
+{
+    switch (a) {
+    case MTC_ACT_RELU: return v > 0 ? v : 0;
+    case MTC_ACT_LEAKY: return v > 0 ? v : 0.01 * v;
+    case MTC_ACT_TANH: return tanh(v);
+    case MTC_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    case MTC_ACT_GELU: return 0.5 * v * (1.0 + tanh(sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+    case MTC_ACT_GELU_ERF: return 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
+    default: return v;
+    }
+}
+
+/* Node i (reading chain tensor in) starts an elementwise group: 1 with *act
+ * and *out (the group's result) when it folds to an activation, the group's
+ * nodes marked done and in's consumers counted once; 0 when node i is not
+ * such a group's start; -1 with the error set. */
+static int expr_group(ictx *x, size_t i, const char *in, int *act, const char **out)
+{
+    const Onnx__NodeProto *n0 = x->g->node[i];
+    if (ex_op(S(n0->op_type)) < 0 || act_of(n0) >= 0) return 0; /* Relu, Tanh, Sigmoid alone: acts */
+    double c;
+    for (size_t k = 0; k < n0->n_input; k++) /* every other input a scalar constant */
+        if (strcmp(n0->input[k], in) && !scalar_of(x, n0->input[k], &c)) return 0;
+    double (*val)[EX_PTS] = x->exval;
+    const char *name[EX_NODES + 1] = {in};
+    size_t idx[EX_NODES];
+    int nv = 1, uses_in = 0;
+    for (int p = 0; p < EX_PTS; p++) val[0][p] = -8.0 + 0.05 * p;
+    for (size_t j = i; j < x->g->n_node && j < i + 4 * EX_NODES; j++) {
+        const Onnx__NodeProto *nd = x->g->node[j];
+        int op = ex_op(S(nd->op_type)), src[2] = {-1, -1}, touches = 0, ok = op >= 0 && nd->n_output == 1 &&
+                 nd->n_input >= 1 && nd->n_input <= 2;
+        double k[2] = {0, 0};
+        for (size_t a = 0; ok && a < nd->n_input; a++) {
+            for (int v = 0; v < nv; v++)
+                if (!strcmp(nd->input[a], name[v])) src[a] = v;
+            if (src[a] >= 0) touches = 1;
+            else if (!scalar_of(x, nd->input[a], &k[a])) ok = 0;
+        }
+        if (!ok || !touches) continue;
+        if (nv > EX_NODES) return node_err(x, n0, "an elementwise expression of more than 32 nodes"), -1;
+        for (size_t a = 0; a < nd->n_input; a++) uses_in += src[a] == 0;
+        double *r = val[nv];
+        for (int p = 0; p < EX_PTS; p++) {
+            double a = src[0] >= 0 ? val[src[0]][p] : k[0];
+            double b = nd->n_input > 1 ? (src[1] >= 0 ? val[src[1]][p] : k[1]) : 0;
+            switch (op) {
+            case 0: r[p] = a * b; break;
+            case 1: r[p] = a / b; break;
+            case 2: r[p] = a + b; break;
+            case 3: r[p] = a - b; break;
+            case 4: r[p] = pow(a, b); break;
+            case 5: r[p] = erf(a); break;
+            case 6: r[p] = tanh(a); break;
+            case 7: r[p] = 1.0 / (1.0 + exp(-a)); break;
+            case 8: r[p] = sqrt(a); break;
+            case 9: r[p] = -a; break;
+            case 10: r[p] = exp(a); break;
+            default: r[p] = a > 0 ? a : 0; break;
+            }
+        }
+        idx[nv - 1] = j;
+        name[nv++] = nd->output[0];
+    }
+    /* one result leaves the group; in is read by the group alone */
+    int res = -1;
+    for (int v = 1; v < nv; v++) {
+        int inside = 0, total = 0;
+        for (size_t j = 0; j < x->g->n_node; j++)
+            for (size_t a = 0; a < x->g->node[j]->n_input; a++)
+                if (!strcmp(x->g->node[j]->input[a], name[v])) {
+                    total++;
+                    for (int q = 0; q < nv - 1; q++) inside += idx[q] == j;
+                }
+        for (size_t o = 0; o < x->g->n_output; o++) total += !strcmp(S(x->g->output[o]->name), name[v]);
+        if (total > inside) {
+            if (res >= 0) return node_err(x, n0, "an elementwise expression with two results"), -1;
+            res = v;
+        }
+    }
+    tensor *tin = find_tensor(x, in);
+    if (res < 0 || !tin || tin->consumers != uses_in)
+        return node_err(x, n0, "an elementwise expression mtc cannot follow (its input or result is used elsewhere)"), -1;
+    static const int cand[] = {MTC_ACT_GELU_ERF, MTC_ACT_GELU, MTC_ACT_RELU, MTC_ACT_LEAKY, MTC_ACT_TANH,
+                               MTC_ACT_SIGMOID};
+    for (int q = 0; q < (int)(sizeof cand / sizeof *cand); q++) {
+        int ok = 1;
+        for (int p = 0; p < EX_PTS && ok; p++) {
+            double want = act_ref(val[0][p], cand[q]);
+            ok = fabs(val[res][p] - want) <= 1e-5 * fmax(1.0, fabs(want));
+        }
+        if (!ok) continue;
+        for (int v = 0; v < nv - 1; v++) x->done[idx[v]] = 1;
+        tin->consumers = 1;
+        *act = cand[q];
+        *out = name[res];
+        return 1;
+    }
+    return node_err(x, n0, "an elementwise expression that is none of mtc's activations (relu, leaky, tanh, "
+                           "sigmoid, gelu, gelu_erf)"), -1;
+}
+
+/* A Constant node: a value for the nodes that read it (registered before
+ * any node is translated, so expression groups see constants that follow). */
+static int constant(ictx *x, const Onnx__NodeProto *nd)
+{
+    const Onnx__AttributeProto *a = attr(nd, "value");
+    if (!a || !a->t || nd->n_output != 1) return node_err(x, nd, "only a tensor 'value' is supported");
+    if (x->nconst >= MAX_TENSORS) return node_err(x, nd, "too many constants");
+    x->const_name[x->nconst] = nd->output[0];
+    x->consts[x->nconst++] = a->t;
+    return 0;
+}
+
+static int translate(ictx *x, size_t ni)
+{
+    const Onnx__NodeProto *nd = x->g->node[ni];
+    const char *op = S(nd->op_type);
+    if (!strcmp(op, "Constant") || x->done[ni]) return 0;
     if (!nd->n_input || !nd->n_output) return node_err(x, nd, "has no input or no output");
     int src;
     if (shape_node(x, nd, &src)) return src;
-    /* the data input: the one that is not a constant (Add takes either side) */
+    /* the data input: the one that is not a constant (Add, Mul take either side) */
     const char *in = nd->input[0];
-    if (!strcmp(op, "Add") && nd->n_input == 2 && find_init(x, in)) in = nd->input[1];
-    int ci = 0, rc;
+    if ((!strcmp(op, "Add") || !strcmp(op, "Mul")) && nd->n_input == 2 && find_init(x, in)) in = nd->input[1];
+    int ea = 0, ci = 0, rc;
+    const char *eout = NULL;
+    int grp = find_tensor(x, in) ? expr_group(x, ni, in, &ea, &eout) : 0;
+    if (grp < 0) return x->e->code;
     if ((rc = chain_of(x, nd, in, &ci))) return rc;
     ichain *c = &x->ch[ci];
     if (c->strip) return node_err(x, nd, "follows the Softmax/Sigmoid that ends an output");
@@ -456,6 +668,19 @@ static int translate(ictx *x, const Onnx__NodeProto *nd)
     if (c->pending_pad && strcmp(op, "Conv")) return node_err(x, nd, "follows a Pad that only a Conv can take");
     int fusable = last && !strcmp(last->out, in) && find_tensor(x, in)->consumers == 1;
     int a = act_of(nd);
+    if (grp) { /* an activation written as an expression: like one act node */
+        if (fusable && (last->type == MTC_L_DENSE || last->type == MTC_L_CONV) && !last->act) {
+            last->act = ea;
+        } else {
+            ilayer *l = push(x, c, nd, MTC_L_ACT);
+            if (!l) return x->e->code;
+            l->act = ea;
+            last = l;
+        }
+        last->out = eout;
+        return add_tensor(x, eout, ci);
+    }
+    const int pushed = c->n;
     if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
         rc = dense(x, c, nd, op[0] == 'G');
     } else if (!strcmp(op, "Add")) {
@@ -483,6 +708,10 @@ static int translate(ictx *x, const Onnx__NodeProto *nd)
     } else if (!strcmp(op, "BatchNormalization")) {
         if (nd->n_output > 1) return node_err(x, nd, "training outputs (running statistics) are not supported");
         rc = batchnorm(x, c, nd);
+    } else if (!strcmp(op, "GlobalAveragePool") || !strcmp(op, "ReduceMean")) {
+        rc = global_pool(x, c, nd);
+    } else if (!strcmp(op, "LayerNormalization")) {
+        rc = layernorm(x, c, nd);
     } else if (a >= 0) {
         if (a == MTC_ACT_LEAKY && fabsf(attr_f(nd, "alpha", 0.01f) - 0.01f) > 1e-7f)
             return node_err(x, nd, "alpha must be 0.01 (mtc's leaky relu)");
@@ -520,10 +749,12 @@ static int translate(ictx *x, const Onnx__NodeProto *nd)
         return add_tensor(x, nd->output[0], ci);
     } else {
         return node_err(x, nd, "not an operator mtc import supports (Gemm, MatMul, Add, Conv, MaxPool, AveragePool, "
-                               "BatchNormalization, Relu, LeakyRelu, Tanh, Sigmoid, Softmax, LogSoftmax, Flatten, "
-                               "Reshape, Pad, Identity, Dropout, Constant)");
+                               "GlobalAveragePool, ReduceMean, BatchNormalization, LayerNormalization, Relu, "
+                               "LeakyRelu, Tanh, Sigmoid, Gelu, Softmax, LogSoftmax, Flatten, Reshape, Pad, Identity, "
+                               "Dropout, Constant; Erf/Tanh/Mul chains that compute gelu)");
     }
     if (rc) return rc;
+    if (c->n > pushed && (rc = track(x, nd, c, &c->l[c->n - 1]))) return rc;
     return add_tensor(x, nd->output[0], ci);
 }
 
@@ -558,6 +789,7 @@ static int read_input(ictx *x)
     x->h = (int)d[2];
     x->w = (int)d[3];
     x->nch = 1;
+    x->ch[0].sc = x->ndim == 4 ? x->c : x->w, x->ch[0].sh = x->h, x->ch[0].sw = x->ndim == 4 ? x->w : 1;
     return add_tensor(x, S(in->name), 0);
 }
 
@@ -598,6 +830,25 @@ static int parse_tasks(const char *tasks, itask *t, int *n, mtc_err *e)
     return 0;
 }
 
+/* mtc export's metadata "name:kind:dim,...": the kinds, when they parse
+ * (else nothing: the kinds are inferred). Not checked against the outputs. */
+static void meta_tasks(const char *v, itask *t, int *n)
+{
+    char in[1024], out[1024] = "", *save = NULL;
+    if (strlen(v) >= sizeof in) return;
+    memcpy(in, v, strlen(v) + 1);
+    for (char *tok = strtok_r(in, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *c2 = strchr(tok, ':');
+        if (c2) c2 = strchr(c2 + 1, ':');
+        if (c2) *c2 = 0;
+        size_t k = strlen(out);
+        snprintf(out + k, sizeof out - k, "%s%s", k ? "," : "", tok);
+    }
+    mtc_err e = {0};
+    if (parse_tasks(out, t, n, &e)) *n = 0;
+    for (int i = 0; i < *n; i++) t[i].used = 1;
+}
+
 /* ---- spec text and weights ---------------------------------------------- */
 
 static void emit_layer(char *s, size_t n, const ilayer *l)
@@ -612,6 +863,7 @@ static void emit_layer(char *s, size_t n, const ilayer *l)
     case MTC_L_MAXPOOL: snprintf(s + k, n - k, "[maxpool] size=%d stride=%d\n", l->size, l->stride); break;
     case MTC_L_AVGPOOL: snprintf(s + k, n - k, "[avgpool] size=%d stride=%d\n", l->size, l->stride); break;
     case MTC_L_BATCHNORM: snprintf(s + k, n - k, "[batchnorm]\n"); break;
+    case MTC_L_LAYERNORM: snprintf(s + k, n - k, "[layernorm]\n"); break;
     case MTC_L_FLATTEN: snprintf(s + k, n - k, "[flatten]\n"); break;
     case MTC_L_ACT: snprintf(s + k, n - k, "[act] fn=%s\n", mtc_act_name(l->act)); break;
     }
@@ -639,6 +891,14 @@ static int fill(ictx *x, mtc_model *m, const mtc_layer *L, const ilayer *il)
             p[L->b_off + i] = il->bn[1][i];
             m->stats[L->stat_off + i] = il->bn[2][i];
             m->stats[L->stat_off + il->wn + i] = il->bn[3][i];
+        }
+    } else if (il->type == MTC_L_LAYERNORM) {
+        if (L->nw != il->wn)
+            return mtc_err_set(x->e, MTC_EINPUT, "%s: layer %s: %lld features, the layernorm has %lld", x->path,
+                               L->name, (long long)L->nw, (long long)il->wn);
+        for (int64_t i = 0; i < il->wn; i++) {
+            p[L->w_off + i] = il->bn[0][i];
+            p[L->b_off + i] = il->bn[1] ? il->bn[1][i] : 0.0f;
         }
     }
     return 0;
@@ -669,6 +929,12 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
     Onnx__ModelProto *mp = onnx__model_proto__unpack(NULL, len, (const uint8_t *)buf);
     free(buf);
     if (!mp) return mtc_err_set(e, MTC_EINPUT, "%s: not an ONNX model (the protobuf does not parse)", path);
+    if (!ntt) { /* mtc export's "mtc.tasks" (name:kind:dim,...) gives the kinds */
+        for (size_t i = 0; i < mp->n_metadata_props; i++) {
+            const Onnx__StringStringEntryProto *p = mp->metadata_props[i];
+            if (p->key && !strcmp(p->key, "mtc.tasks") && p->value) meta_tasks(p->value, tt, &ntt);
+        }
+    }
     ictx *x = calloc(1, sizeof *x);
     char *spec = calloc(1, 65536);
     if (!x || !spec) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); goto out; }
@@ -685,11 +951,13 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
         goto out;
     }
     if ((rc = read_input(x))) goto out;
+    if (!(x->done = calloc(x->g->n_node + 1, 1))) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); goto out; }
     for (size_t i = 0; i < x->g->n_node && !rc; i++) {
         const Onnx__NodeProto *nd = x->g->node[i];
         if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx")) rc = node_err(x, nd, "an operator of another domain");
-        else rc = translate(x, nd);
+        else if (!strcmp(S(nd->op_type), "Constant")) rc = constant(x, nd);
     }
+    for (size_t i = 0; i < x->g->n_node && !rc; i++) rc = translate(x, i);
     if (rc) goto out;
     /* a single chain: its last dense layer is the one task's output layer */
     if (x->nch == 1) {
@@ -705,6 +973,18 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
         t->n = cut;
         h->strip = t->strip, h->strip_op = t->strip_op;
         t->strip = 0;
+        tensor *ot = find_tensor(x, S(x->g->output[0]->name));
+        if (ot && ot->chain == 0) ot->chain = 1; /* the output is the head's */
+    }
+    /* a Flatten before a dense layer, or ending the trunk, is implicit in
+     * mtc (dense layers and heads read the values flat): dropped, so that
+     * export -> import -> export keeps the layer names */
+    for (int i = x->ch[0].n - 1; i >= 0; i--) {
+        ichain *t = &x->ch[0];
+        if (t->l[i].type == MTC_L_FLATTEN && (i == t->n - 1 || t->l[i + 1].type == MTC_L_DENSE)) {
+            memmove(&t->l[i], &t->l[i + 1], (size_t)(t->n - i - 1) * sizeof *t->l);
+            t->n--;
+        }
     }
     if ((int)x->g->n_output != x->nch - 1) {
         rc = mtc_err_set(e, MTC_EINPUT, "%s: %zu outputs for %d branches from the trunk", path, x->g->n_output, x->nch - 1);
@@ -785,6 +1065,7 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
     if (rc) mtc_model_free(m);
 out:
     onnx__model_proto__free_unpacked(mp, NULL);
+    if (x) free(x->done);
     free(x);
     free(spec);
     return rc;

@@ -43,6 +43,7 @@ static double act_ref(double x, int act)
     case MTC_ACT_SIGMOID: return 1.0 / (1.0 + exp(-x));
     case MTC_ACT_GELU:
         return 0.5 * x * (1.0 + tanh(sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+    case MTC_ACT_GELU_ERF: return 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
     default: return x;
     }
 }
@@ -62,7 +63,7 @@ static void test_act_forward_and_backward_match_fd(void **st)
     const int64_t n = 64;
     mtc_rng r;
     mtc_rng_seed(&r, 1);
-    for (int act = MTC_ACT_NONE; act <= MTC_ACT_GELU; act++) {
+    for (int act = MTC_ACT_NONE; act <= MTC_ACT_GELU_ERF; act++) {
         float *x = gc_rand(&r, n, -3.0f, 3.0f), *proj = gc_rand(&r, n, -1.0f, 1.0f);
         for (int64_t i = 0; i < n; i++)
             if (fabsf(x[i]) < 0.01f) x[i] = 0.05f; /* keep off the relu kink */
@@ -80,7 +81,7 @@ static void test_act_forward_and_backward_match_fd(void **st)
         assert_true(gc_doubled(mtc_act_name(act), dx1, dx, n));
         /* in-place forward: the lost pointer may be NULL */
         memset(dx, 0, n * sizeof *dx);
-        if (act != MTC_ACT_GELU) {
+        if (act != MTC_ACT_GELU && act != MTC_ACT_GELU_ERF) {
             mtc_act_backward(dx, proj, act == MTC_ACT_TANH || act == MTC_ACT_SIGMOID ? x : NULL,
                              act == MTC_ACT_TANH || act == MTC_ACT_SIGMOID ? NULL : y, n, act);
             assert_true(gc_ok("act with one side NULL", dx, g, n, GRAD_TOL));
@@ -132,7 +133,7 @@ static void test_gelu_matches_double_over_wide_range(void **st)
 static void test_act_parse_and_name_round_trip(void **st)
 {
     (void)st;
-    for (int a = MTC_ACT_NONE; a <= MTC_ACT_GELU; a++)
+    for (int a = MTC_ACT_NONE; a <= MTC_ACT_GELU_ERF; a++)
         assert_int_equal(mtc_act_parse(mtc_act_name(a)), a);
     assert_int_equal(mtc_act_parse("swish"), -1);
     assert_int_equal(mtc_act_parse(NULL), -1);

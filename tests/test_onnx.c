@@ -68,6 +68,65 @@ static void test_import_matches_pytorch_outputs(void **st)
     free(x);
 }
 
+/* Fixture NAME.onnx imported (with --tasks tasks) gives, through mtc's
+ * runtime, NAME_out.csv's values on NAME_in.csv's rows (every task's
+ * outputs side by side) within 2e-5 of max(1, |v|). */
+static void check_fixture(const char *name, const char *tasks, int rows, int nin, int nout)
+{
+    char path[256], in[256], outp[256];
+    snprintf(path, sizeof path, FIX "%s.onnx", name);
+    snprintf(in, sizeof in, FIX "%s_in.csv", name);
+    snprintf(outp, sizeof outp, FIX "%s_out.csv", name);
+    mtc_model m;
+    mtc_err e = {0};
+    if (mtc_onnx_import(path, tasks, &m, NULL, 0, &e)) fail_msg("import %s: %s", name, e.msg);
+    float *x = malloc((size_t)rows * nin * sizeof *x), *want = malloc((size_t)rows * nout * sizeof *want);
+    float *got = malloc((size_t)rows * nout * sizeof *got), *outs[MTC_MAX_TASKS];
+    assert_int_equal(read_csv(in, x, rows, nin), 0);
+    assert_int_equal(read_csv(outp, want, rows, nout), 0);
+    int off = 0;
+    for (int t = 0; t < m.spec.ntasks; t++) outs[t] = got + (size_t)rows * off, off += m.spec.tasks[t].dim;
+    assert_int_equal(off, nout);
+    mtc_rt *rt;
+    assert_int_equal(mtc_rt_from_model(&m, name, &rt, &e), 0);
+    assert_int_equal(mtc_rt_run(rt, x, rows, outs, &e), 0);
+    for (int r = 0; r < rows; r++)
+        for (int t = 0, k = 0; t < m.spec.ntasks; t++)
+            for (int d = 0; d < m.spec.tasks[t].dim; d++, k++) {
+                float v = outs[t][r * m.spec.tasks[t].dim + d];
+                if (tu_relerr(v, want[r * nout + k], 1.0) > 2e-5)
+                    fail_msg("%s sample %d output %d: mtc %.9g, PyTorch %.9g", name, r, k, v, want[r * nout + k]);
+            }
+    mtc_rt_free(rt);
+    mtc_model_free(&m);
+    free(x); free(want); free(got);
+}
+
+/* PyTorch's nn.GELU() in both forms (opset 13: the Erf chain and the tanh
+ * chain, folded by evaluating them), GlobalAveragePool, x.mean((2, 3))
+ * (ReduceMean) and LayerNormalization (opset 17) import as gelu_erf, gelu,
+ * a map-sized avgpool and layernorm, with PyTorch's outputs. */
+static void test_import_gelu_global_pool_layernorm(void **st)
+{
+    (void)st;
+    check_fixture("gelu_gap", NULL, 4, 100, 3);
+    check_fixture("ln_mean", "b:reg", 3, 72, 5);
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(mtc_onnx_import(FIX "gelu_gap.onnx", NULL, &m, NULL, 0, &e), 0);
+    assert_int_equal(m.trunk[0].n, 3); /* conv gelu_erf, conv gelu, avgpool (the Flatten is implicit) */
+    assert_int_equal(m.trunk[0].layers[0].spec.act, MTC_ACT_GELU_ERF);
+    assert_int_equal(m.trunk[0].layers[1].spec.act, MTC_ACT_GELU);
+    assert_int_equal(m.trunk[0].layers[2].spec.type, MTC_L_AVGPOOL);
+    assert_int_equal(m.trunk[0].layers[2].spec.size, 8);
+    mtc_model_free(&m);
+    assert_int_equal(mtc_onnx_import(FIX "ln_mean.onnx", "b:reg", &m, NULL, 0, &e), 0);
+    int ln = 0;
+    for (int i = 0; i < m.trunk[0].n; i++) ln += m.trunk[0].layers[i].spec.type == MTC_L_LAYERNORM;
+    assert_int_equal(ln, 1);
+    mtc_model_free(&m);
+}
+
 /* An MLP whose input is flattened by x.view(x.size(0), -1): the exporter's
  * Shape -> Gather -> Unsqueeze -> Concat chain is folded; LogSoftmax and
  * Sigmoid heads stripped (cls, bin), a tanh hidden layer in a head, and a
@@ -267,22 +326,137 @@ static void test_export_runs_in_onnx_runtime_and_round_trips(void **st)
     char *p1 = tu_path(dir, "a.onnx"), *p2 = tu_path(dir, "b.onnx");
     unsigned char *b1 = tu_read(p1, &n1), *b2 = tu_read(p2, &n2);
     assert_true(b1 && b2 && n1 == n2 && !memcmp(b1, b2, n1));
-    /* an MMoE model: exit 2, nothing written */
-    const char *mmoe = "[input] shape=4\n[mmoe] experts=2\n[dense] units=4\n[task y] kind=reg outputs=1\n";
-    mtc_model m;
+    free(p1); free(p2); free(b1); free(b2); free(ortp); free(a); free(x);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* ---- export of every layer kind, through ONNX Runtime --------------------- */
+
+/* The runtime's outputs of checkpoint mp on rows x (tasks side by side per
+ * row) against ONNX Runtime's on the export op (tests/ort_run.js, inputs
+ * from csv): the same sums in other orders, and ORT's own erf / tanh /
+ * exp, within 1e-5 of max(|v|, 0.01). */
+static void ort_agrees(const char *dir, const char *mp, const char *op, const char *csv, const char *shape,
+                       const float *x, int rows)
+{
+    mtc_rt *rt;
     mtc_err e = {0};
-    assert_int_equal(tu_build_model(mmoe, &m, 1, &e), 0);
-    char *mp = tu_path(dir, "mmoe.mtc");
-    assert_int_equal(mtc_model_save(&m, mp, "{}", &e), 0);
-    mtc_model_free(&m);
-    snprintf(args, sizeof args, "export %s -o %s/m.onnx", mp, dir);
-    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
-    assert_non_null(strstr(err, "MMoE"));
+    if (mtc_rt_load(mp, &rt, &e)) fail_msg("%s", e.msg);
+    mtc_rt_set_sparse(rt, 0);
+    const mtc_spec *s = &mtc_rt_model(rt)->spec;
+    int nout = 0;
+    for (int t = 0; t < s->ntasks; t++) nout += s->tasks[t].dim;
+    float *want = malloc((size_t)rows * nout * sizeof *want), *outs[MTC_MAX_TASKS];
+    for (int t = 0, off = 0; t < s->ntasks; off += s->tasks[t].dim, t++) outs[t] = want + (size_t)rows * off;
+    assert_int_equal(mtc_rt_run(rt, x, rows, outs, &e), 0);
+    char cmd[4096], *res = tu_path(dir, "ort.csv");
+    snprintf(cmd, sizeof cmd, "node tests/ort_run.js %s %s %s > %s 2>%s/ort.err", op, csv, shape, res, dir);
+    if (system(cmd) != 0) {
+        char *ep = tu_path(dir, "ort.err"), *msg = (char *)tu_read(ep, NULL);
+        fail_msg("ONNX Runtime did not run %s: %s", op, msg ? msg : "?");
+    }
+    FILE *f = fopen(res, "r");
+    assert_non_null(f);
+    for (int r = 0; r < rows; r++)
+        for (int t = 0; t < s->ntasks; t++)
+            for (int d = 0; d < s->tasks[t].dim; d++) {
+                float got, w = outs[t][r * s->tasks[t].dim + d];
+                assert_int_equal(fscanf(f, " %f ,", &got), 1);
+                if (tu_relerr(got, w, 0.01) > 1e-5)
+                    fail_msg("%s: row %d task %s[%d]: ORT %.9g, mtc %.9g", op, r, s->tasks[t].name, d, got, w);
+            }
+    fclose(f);
+    mtc_rt_free(rt);
+    free(want); free(res);
+}
+
+/* export -> import -> export at the same opset: the same bytes */
+static void same_bytes_after_import(const char *dir, const char *op, int opset)
+{
+    char *out = NULL, *err = NULL, args[2048];
+    snprintf(args, sizeof args, "import %s -o %s/rt.mtc", op, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("import of %s: %s", op, err);
     free(out); free(err);
-    struct stat sb;
-    char *mo = tu_path(dir, "m.onnx");
-    assert_true(stat(mo, &sb) != 0);
-    free(mo); free(mp); free(p1); free(p2); free(b1); free(b2); free(ortp); free(a); free(x);
+    snprintf(args, sizeof args, "export %s/rt.mtc --opset %d -o %s/rt.onnx", dir, opset, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("re-export: %s", err);
+    free(out); free(err);
+    char *p2 = tu_path(dir, "rt.onnx");
+    size_t n1, n2;
+    unsigned char *b1 = tu_read(op, &n1), *b2 = tu_read(p2, &n2);
+    if (!b1 || !b2 || n1 != n2 || memcmp(b1, b2, n1)) fail_msg("%s: export -> import -> export changed the bytes (%zu, %zu)", op, n1, n2);
+    free(b1); free(b2); free(p2);
+}
+
+/* Rows of uniform values in [lo, hi) as a CSV with a header; x gets what
+ * the CSV holds (printed with 9 digits and parsed back). */
+static void write_rows(const char *path, float *x, int rows, int n, uint64_t seed, float lo, float hi)
+{
+    mtc_rng r;
+    mtc_rng_seed(&r, seed);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    for (int k = 0; k < n; k++) fprintf(f, "%sx%d", k ? "," : "", k);
+    fprintf(f, "\n");
+    for (int i = 0; i < rows; i++)
+        for (int k = 0; k < n; k++) fprintf(f, "%.9g%s", lo + (hi - lo) * mtc_rng_uniform(&r), k + 1 < n ? "," : "\n");
+    fclose(f);
+    assert_int_equal(read_csv(path, x, rows, n), 0);
+}
+
+/* Every layer kind mtc exports, at opsets 13, 17 and 20 (layernorm and gelu
+ * as op chains below 17 / 20, single ops from there): a CNN with gelu,
+ * gelu_erf, layernorm, a map-sized avgpool and a reg head whose target
+ * standardisation is folded; an MMoE on tabular inputs (experts with
+ * layernorm and gelu, a reg task) and one on images (the gates read the
+ * flattened image). ONNX Runtime gives mtc's outputs on each; what mtc
+ * import reads back (all but the pre-17 layernorm chain) re-exports to the
+ * same bytes, MMoE included. */
+static void test_export_every_layer_kind_at_three_opsets(void **st)
+{
+    (void)st;
+    static const struct { const char *name, *spec, *shape; int n; float lo, hi; } M[] = {
+        {"cnn",
+         "[input] shape=1x8x8\n[conv] filters=4 size=3 pad=1 act=gelu_erf\n[layernorm]\n"
+         "[conv] filters=6 size=3 act=gelu\n[avgpool] size=6 stride=6\n[dense] units=8 act=gelu_erf\n"
+         "[task a] kind=cls classes=3\n[task r] kind=reg outputs=2\n[head r]\n[dense] units=4 act=tanh\n",
+         "1x8x8", 64, 0.0f, 1.0f},
+        {"mmoe",
+         "[input] shape=6\n[mmoe] experts=3\n[dense] units=8 act=relu\n[layernorm]\n[dense] units=5 act=gelu\n"
+         "[task c] kind=cls classes=3\n[task y] kind=reg outputs=1\n[head y]\n[dense] units=4 act=relu\n",
+         "", 6, -2.0f, 2.0f},
+        {"mmoe_img",
+         "[input] shape=1x6x6\n[mmoe] experts=2\n[conv] filters=3 size=3 act=relu\n[flatten]\n"
+         "[dense] units=6 act=sigmoid\n[task p] kind=bin outputs=1\n[task q] kind=cls classes=4\n",
+         "1x6x6", 36, 0.0f, 1.0f},
+    };
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[2048];
+    for (size_t i = 0; i < sizeof M / sizeof *M; i++) {
+        mtc_model m;
+        mtc_err e = {0};
+        if (tu_build_model(M[i].spec, &m, 3 + i, &e)) fail_msg("%s: %s", M[i].name, e.msg);
+        for (int t = 0; t < m.spec.ntasks; t++) /* a standardised reg target: folded into the output layer */
+            for (int d = 0; d < m.spec.tasks[t].dim && m.spec.tasks[t].kind == MTC_TASK_REG; d++)
+                m.reg_std[t][d] = 2.5f + d, m.reg_mean[t][d] = -0.75f;
+        char mp[600], csv[600], op[600];
+        snprintf(mp, sizeof mp, "%s/%s.mtc", dir, M[i].name);
+        snprintf(csv, sizeof csv, "%s/%s.csv", dir, M[i].name);
+        assert_int_equal(mtc_model_save(&m, mp, "{}", &e), 0);
+        mtc_model_free(&m);
+        float *x = malloc(16 * (size_t)M[i].n * sizeof *x);
+        write_rows(csv, x, 16, M[i].n, 11 + i, M[i].lo, M[i].hi);
+        static const int opsets[] = {13, 17, 20};
+        for (int k = 0; k < 3; k++) {
+            snprintf(op, sizeof op, "%s/%s.%d.onnx", dir, M[i].name, opsets[k]);
+            snprintf(args, sizeof args, "export %s --opset %d -o %s", mp, opsets[k], op);
+            if (tu_run_mtc(dir, args, &out, &err)) fail_msg("export %s: %s", op, err);
+            free(out); free(err);
+            ort_agrees(dir, mp, op, csv, M[i].shape, x, 16);
+            if ((opsets[k] >= 17 || !strstr(M[i].spec, "layernorm")) && !strstr(M[i].spec, "mmoe"))
+                same_bytes_after_import(dir, op, opsets[k]);
+        }
+        free(x);
+    }
     tu_rmdir(dir);
     free(dir);
 }
@@ -424,9 +598,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_import_matches_pytorch_outputs),
         cmocka_unit_test(test_import_folds_the_view_chain_and_kinds),
+        cmocka_unit_test(test_import_gelu_global_pool_layernorm),
         cmocka_unit_test(test_cli_import_writes_a_checkpoint_the_other_commands_use),
         cmocka_unit_test(test_cli_import_bad_input_exits_2_and_writes_nothing),
         cmocka_unit_test(test_export_runs_in_onnx_runtime_and_round_trips),
+        cmocka_unit_test(test_export_every_layer_kind_at_three_opsets),
         cmocka_unit_test(test_int8_export_runs_in_onnx_runtime),
         cmocka_unit_test(test_safetensors_round_trip_and_bad_files),
     };

@@ -28,7 +28,8 @@ int cmd_export(int argc, char **argv)
                        "[N, features]; one output per task with the logits (cls/bin) or label-unit values (reg) mtc's\n"
                        "runtime gives; pruned weights as zeros. An int8 checkpoint goes as what mtc's runtime runs:\n"
                        "QuantizeLinear/DequantizeLinear around each int8 layer with mtc's scales and zero points (ONNX\n"
-                       "Runtime fuses them into its int8 kernels). Not yet: MMoE, layernorm, gelu.",
+                       "Runtime fuses them into its int8 kernels). MMoE models export as experts mixed by their softmax\n"
+                       "gates; layernorm and gelu as single ops from opset 17 / 20, as their op chains below that.",
                        opts, argc, argv, pos, 1, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (npos != 1 || !out) {

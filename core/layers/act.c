@@ -1,13 +1,14 @@
 /*
  * act.c — element-wise activations: relu, leaky relu (slope 0.01), tanh,
- * sigmoid, gelu (tanh approximation). Forward overwrites (may run in place),
+ * sigmoid, gelu (tanh approximation), gelu_erf (the exact x·Φ(x), what
+ * PyTorch's nn.GELU() computes and ONNX exports as Div/Erf/Add/Mul/Mul). Forward overwrites (may run in place),
  * backward accumulates din += dout·f'(x).
  *
  * Backward takes both the pre-activation `in` and the post-activation `out`
  * and uses whichever is cheaper: relu/leaky/gelu read `in`, tanh/sigmoid read
  * `out`. For an in-place forward where one of them is gone, pass NULL:
  * relu/leaky fall back to `out` (sign(out) == sign(in)), tanh/sigmoid
- * recompute from `in`. gelu needs `in`.
+ * recompute from `in`. gelu and gelu_erf need `in`.
  */
 #include "mtc.h"
 
@@ -15,7 +16,7 @@
 #include <string.h>
 
 static const char *const act_names[] = {"none", "relu", "leaky", "tanh",
-                                        "sigmoid", "gelu"};
+                                        "sigmoid", "gelu", "gelu_erf"};
 
 int mtc_act_parse(const char *s)
 {
@@ -36,6 +37,8 @@ const char *mtc_act_name(int act)
 #define LEAKY_SLOPE 0.01f
 #define GELU_C 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
+#define SQRT1_2 0.70710678118654752f     /* 1/√2 */
+#define INV_SQRT2PI 0.39894228040143268f /* 1/√(2π) */
 
 /* e^x in plain float and integer operations, so that GCC vectorises the
  * loops that call it (libm's expf/tanhf stay scalar calls: gelu through tanhf
@@ -102,6 +105,9 @@ void mtc_act_forward(float *out, const float *in, int64_t n, int act)
         /* gelu(x) = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) = x·s */
         for (int64_t i = 0; i < n; i++) out[i] = in[i] / (1.0f + gelu_e(in[i]));
         break;
+    case MTC_ACT_GELU_ERF: /* x·Φ(x) = 0.5·x·(1 + erf(x/√2)) */
+        for (int64_t i = 0; i < n; i++) out[i] = 0.5f * in[i] * (1.0f + erff(in[i] * SQRT1_2));
+        break;
     default: /* MTC_ACT_NONE */
         if (out != in) memmove(out, in, (size_t)n * sizeof *out);
         break;
@@ -154,6 +160,13 @@ void mtc_act_backward(float *din, const float *dout, const float *in,
         for (int64_t i = 0; i < n; i++) {
             float x = in[i], e = gelu_e(x), s = 1.0f / (1.0f + e);
             float d = s + 2.0f * x * s * (e * s) * GELU_C * (1.0f + 3.0f * GELU_A * x * x);
+            din[i] += dout[i] * d;
+        }
+        break;
+    case MTC_ACT_GELU_ERF: /* Φ(x) + x·φ(x) */
+        for (int64_t i = 0; i < n; i++) {
+            float x = in[i];
+            float d = 0.5f * (1.0f + erff(x * SQRT1_2)) + x * INV_SQRT2PI * expf(-0.5f * x * x);
             din[i] += dout[i] * d;
         }
         break;

@@ -15,7 +15,8 @@
 /* ---- activations -------------------------------------------------------- */
 typedef enum mtc_act {
     MTC_ACT_NONE = 0, MTC_ACT_RELU, MTC_ACT_LEAKY, /* slope 0.01 */
-    MTC_ACT_TANH, MTC_ACT_SIGMOID, MTC_ACT_GELU    /* tanh approximation */
+    MTC_ACT_TANH, MTC_ACT_SIGMOID, MTC_ACT_GELU,   /* tanh approximation */
+    MTC_ACT_GELU_ERF                              /* exact: x·Φ(x), erf form */
 } mtc_act;
 int mtc_act_parse(const char *s); /* -1 if unknown */
 const char *mtc_act_name(int act);
