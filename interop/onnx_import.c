@@ -46,6 +46,7 @@ typedef struct ilayer {
     int64_t wk, wn;           /* dense: fan-in, units; conv: C·K·K, filters */
     const float *bn[4];       /* gamma, beta, mean, var */
     const char *out;          /* tensor it writes */
+    const char *node;         /* the node it came from (its name) */
 } ilayer;
 
 typedef struct ichain {
@@ -82,7 +83,11 @@ typedef struct ictx {
     int nconst;
     int ndim, c, h, w;        /* input: (batch, w) or (batch, c, h, w) */
     int opset;
-    unsigned char *done;      /* nodes folded into an earlier one */
+    unsigned char *done;      /* nodes folded into an earlier one, or not this phase's */
+    /* MMoE (mtc_onnx_import's phases): the experts' chains, each task head's gate */
+    int E;
+    ichain *experts;          /* E chains */
+    struct { const float *W, *b; int trans; int64_t K; const char *mix; } gate[MAX_CHAINS];
     double exval[EX_NODES + 1][EX_PTS]; /* expr_group's values */
 } ictx;
 
@@ -123,6 +128,7 @@ static int add_tensor(ictx *x, const char *name, int chain)
     int consumers = 0;
     for (size_t i = 0; i < x->g->n_node; i++) {
         if (!strcmp(S(x->g->node[i]->op_type), "Shape")) continue; /* reads the shape only */
+        if (x->done && x->done[i]) continue;                       /* folded, or another phase's */
         for (size_t k = 0; k < x->g->node[i]->n_input; k++) consumers += !strcmp(x->g->node[i]->input[k], name);
     }
     for (size_t i = 0; i < x->g->n_output; i++) consumers += !strcmp(S(x->g->output[i]->name), name);
@@ -226,6 +232,7 @@ static ilayer *push(ictx *x, ichain *c, const Onnx__NodeProto *nd, int type)
     memset(l, 0, sizeof *l);
     l->type = type;
     l->out = nd->output[0];
+    l->node = nd->name;
     return l;
 }
 
@@ -758,6 +765,218 @@ static int translate(ictx *x, size_t ni)
     return add_tensor(x, nd->output[0], ci);
 }
 
+/* ---- MMoE: experts stacked, mixed per task by a softmax gate ------------- */
+
+/* mtc export's MMoE form (and PyTorch's torch.stack(experts, 1) mixed by
+ * softmax(gate(x)).unsqueeze(1) @ stack, then flattened):
+ *   expert_k(x) -> Unsqueeze(1) -> Concat(axis 1)                (N, E, H)
+ *   x [-> Flatten] -> Gemm -> Softmax -> Unsqueeze(1) -> MatMul(., stack)
+ *   -> Flatten | Squeeze(1) | Reshape(batch, -1) -> task head
+ * Imported in phases: each expert's nodes alone as a trunk, then the heads
+ * from the mixes; the MMoE nodes themselves are marked and never translated. */
+
+static int producer(ictx *x, const char *name)
+{
+    for (size_t i = 0; i < x->g->n_node; i++)
+        for (size_t k = 0; k < x->g->node[i]->n_output; k++)
+            if (!strcmp(x->g->node[i]->output[k], name)) return (int)i;
+    return -1;
+}
+
+static int is_op(const Onnx__NodeProto *n, const char *op) { return !strcmp(S(n->op_type), op); }
+
+/* an Unsqueeze (or Squeeze) over axis 1 alone: attribute or constant input */
+static int axis1(ictx *x, const Onnx__NodeProto *n, const char *op)
+{
+    if (!is_op(n, op) || n->n_input < 1 || n->n_output != 1) return 0;
+    const Onnx__AttributeProto *a = attr(n, "axes");
+    if (a && a->n_ints) return a->n_ints == 1 && a->ints[0] == 1;
+    int64_t v[2];
+    return n->n_input > 1 && ints_of(x, n->input[1], v, 2) == 1 && v[0] == 1;
+}
+
+/* the single node reading name (-1: none or several) */
+static int only_consumer(ictx *x, const char *name)
+{
+    int c = -1;
+    for (size_t i = 0; i < x->g->n_node; i++)
+        for (size_t k = 0; k < x->g->node[i]->n_input; k++)
+            if (!strcmp(x->g->node[i]->input[k], name)) {
+                if (c >= 0) return -1;
+                c = (int)i;
+            }
+    return c;
+}
+
+/* mark[i] = 1 for every node name is computed from (a stack, no recursion:
+ * a fuzzed graph may be deep, or cyclic) */
+static int ancestors(ictx *x, const char *name, unsigned char *mark)
+{
+    int *st = malloc((x->g->n_node + 1) * sizeof *st), n = 0;
+    if (!st) return mtc_err_set(x->e, MTC_ENOMEM, "out of memory");
+    int p = producer(x, name);
+    if (p >= 0 && !mark[p]) mark[p] = 1, st[n++] = p;
+    while (n) {
+        const Onnx__NodeProto *nd = x->g->node[st[--n]];
+        for (size_t k = 0; k < nd->n_input; k++) {
+            int q = producer(x, nd->input[k]);
+            if (q >= 0 && !mark[q]) mark[q] = 1, st[n++] = q;
+        }
+    }
+    free(st);
+    return 0;
+}
+
+/* Finds the MMoE nodes (marked in mm), the experts' outputs and each
+ * mix's gate (x->gate[1..T], mix names set). Returns E (0: no MMoE) or -1. */
+static int mmoe_find(ictx *x, unsigned char *mm, const char **eout, int *T)
+{
+    const Onnx__NodeProto *cat = NULL;
+    int E = 0;
+    *T = 0;
+    for (size_t i = 0; i < x->g->n_node; i++) {
+        const Onnx__NodeProto *nd = x->g->node[i];
+        if (!is_op(nd, "Concat") || nd->n_input < 2 || nd->n_output != 1) continue;
+        int ok = 1;
+        for (size_t k = 0; k < nd->n_input && ok; k++) {
+            int p = producer(x, nd->input[k]);
+            ok = p >= 0 && axis1(x, x->g->node[p], "Unsqueeze");
+        }
+        if (!ok) continue;
+        if (cat) return node_err(x, nd, "a second stack of experts (mtc models have one MMoE)"), -1;
+        if (attr_i(nd, "axis", 0) != 1) return node_err(x, nd, "experts must be stacked on axis 1"), -1;
+        if (nd->n_input > MTC_MAX_EXPERTS) return node_err(x, nd, "more experts than mtc supports (16)"), -1;
+        cat = nd;
+        mm[i] = 1;
+        E = (int)nd->n_input;
+        for (int k = 0; k < E; k++) {
+            int p = producer(x, nd->input[k]);
+            mm[p] = 1;
+            eout[k] = x->g->node[p]->input[0];
+        }
+    }
+    if (!cat) return 0;
+    const char *in = x->t[0].name;
+    for (size_t j = 0; j < x->g->n_node; j++) {
+        const Onnx__NodeProto *mmn = x->g->node[j];
+        int uses = 0;
+        for (size_t k = 0; k < mmn->n_input; k++) uses += !strcmp(mmn->input[k], cat->output[0]);
+        if (!uses) continue;
+        if (!is_op(mmn, "MatMul") || mmn->n_input != 2 || strcmp(mmn->input[1], cat->output[0]))
+            return node_err(x, mmn, "reads the stacked experts; only a MatMul with a gate may (MMoE)"), -1;
+        int pu = producer(x, mmn->input[0]), ps = -1, pg = -1, pf = -1;
+        if (pu >= 0 && axis1(x, x->g->node[pu], "Unsqueeze")) ps = producer(x, x->g->node[pu]->input[0]);
+        if (ps >= 0 && is_op(x->g->node[ps], "Softmax") && (attr_i(x->g->node[ps], "axis", -1) == 1 ||
+                                                            attr_i(x->g->node[ps], "axis", -1) == -1))
+            pg = producer(x, x->g->node[ps]->input[0]);
+        if (pg < 0 || !is_op(x->g->node[pg], "Gemm"))
+            return node_err(x, mmn, "an MMoE mix must be MatMul(Unsqueeze(Softmax(Gemm(input))), experts)"), -1;
+        const Onnx__NodeProto *gn = x->g->node[pg];
+        if (strcmp(gn->input[0], in)) {
+            pf = producer(x, gn->input[0]);
+            if (pf < 0 || !is_op(x->g->node[pf], "Flatten") || strcmp(x->g->node[pf]->input[0], in) ||
+                attr_i(x->g->node[pf], "axis", 1) != 1)
+                return node_err(x, gn, "an MMoE gate must read the graph's input (flattened)"), -1;
+        }
+        int pm = only_consumer(x, mmn->output[0]);
+        const Onnx__NodeProto *fl = pm >= 0 ? x->g->node[pm] : NULL;
+        if (!fl || !((is_op(fl, "Flatten") && attr_i(fl, "axis", 1) == 1) || axis1(x, fl, "Squeeze") ||
+                     (is_op(fl, "Reshape") && reshape_is_flatten(x, fl))))
+            return node_err(x, mmn, "an MMoE mix must be flattened (Flatten, Squeeze(1) or Reshape) alone"), -1;
+        if (*T + 1 >= MAX_CHAINS) return node_err(x, mmn, "more MMoE tasks than mtc supports"), -1;
+        /* the gate's weights: (E, K) with transB, (K, E) without (trans: transpose them) */
+        if (attr_f(gn, "alpha", 1.0f) != 1.0f || attr_f(gn, "beta", 1.0f) != 1.0f || attr_i(gn, "transA", 0))
+            return node_err(x, gn, "only alpha = beta = 1 and transA = 0 are supported"), -1;
+        int trans = !attr_i(gn, "transB", 0);
+        int64_t dims[2] = {trans ? -1 : E, trans ? E : -1};
+        const float *W = weight(x, gn, 1, 2, dims);
+        if (!W) return -1;
+        int g = ++*T;
+        x->gate[g].W = W;
+        x->gate[g].trans = trans;
+        x->gate[g].K = trans ? dims[0] : dims[1];
+        x->gate[g].b = NULL;
+        x->gate[g].mix = fl->output[0];
+        if (gn->n_input > 2 && *gn->input[2]) {
+            Onnx__TensorProto *bt = find_init(x, gn->input[2]);
+            if (!bt || numel(bt) != E) return node_err(x, gn, "the gate's bias must be a constant of E values"), -1;
+            if (!(x->gate[g].b = floats(x, gn, bt, E))) return -1;
+        }
+        mm[j] = mm[pu] = mm[ps] = mm[pg] = mm[pm] = 1;
+        if (pf >= 0) mm[pf] = 1;
+    }
+    if (!*T) return node_err(x, cat, "stacked experts that no task mixes"), -1;
+    return E;
+}
+
+static void drop_flattens(ichain *t);
+static int read_input(ictx *x);
+
+/* Resets the walk and translates the nodes not done. */
+static int walk(ictx *x)
+{
+    x->nt = 0, x->nch = 0, x->nsym = 0, x->branch = NULL;
+    memset(x->ch, 0, sizeof x->ch);
+    int rc = read_input(x);
+    for (size_t i = 0; i < x->g->n_node && !rc; i++) rc = translate(x, i);
+    return rc;
+}
+
+static int same_layers(const ichain *a, const ichain *b)
+{
+    if (a->n != b->n) return 0;
+    for (int i = 0; i < a->n; i++) {
+        const ilayer *p = &a->l[i], *q = &b->l[i];
+        if (p->type != q->type || p->units != q->units || p->filters != q->filters || p->size != q->size ||
+            p->stride != q->stride || p->pad != q->pad || p->act != q->act || p->wn != q->wn || p->wk != q->wk)
+            return 0;
+    }
+    return 1;
+}
+
+/* The MMoE phases: each expert alone, then the heads from the mixes. */
+static int mmoe_walk(ictx *x, unsigned char *mm, const char **eout, int E, int T)
+{
+    size_t n = x->g->n_node;
+    unsigned char *any = calloc(n + 1, 1);
+    if (!any || !(x->experts = calloc((size_t)E, sizeof *x->experts))) {
+        free(any);
+        return mtc_err_set(x->e, MTC_ENOMEM, "out of memory");
+    }
+    int rc = 0;
+    for (int k = 0; k < E && !rc; k++) {
+        memset(x->done, 0, n);
+        if ((rc = ancestors(x, eout[k], x->done))) break;
+        for (size_t i = 0; i < n; i++) any[i] |= x->done[i], x->done[i] = !x->done[i] || mm[i];
+        if ((rc = walk(x))) break;
+        if (x->nch != 1) {
+            rc = mtc_err_set(x->e, MTC_EINPUT, "%s: expert %d branches (an MMoE expert is a chain)", x->path, k);
+            break;
+        }
+        drop_flattens(&x->ch[0]);
+        x->experts[k] = x->ch[0];
+        if (!same_layers(&x->experts[0], &x->experts[k]))
+            rc = mtc_err_set(x->e, MTC_EINPUT, "%s: expert %d differs from expert 0 (mtc's experts share one "
+                             "architecture)", x->path, k);
+    }
+    if (!rc) { /* the heads: everything that is neither an expert nor the MMoE */
+        for (size_t i = 0; i < n; i++) x->done[i] = any[i] || mm[i];
+        x->nt = 0, x->nch = 0, x->nsym = 0, x->branch = NULL;
+        memset(x->ch, 0, sizeof x->ch);
+        rc = read_input(x);
+        x->ch[0] = x->experts[0];
+        for (int t = 1; t <= T && !rc; t++) {
+            x->ch[t].sc = 1, x->ch[t].sh = x->ch[t].sw = 1;
+            rc = add_tensor(x, x->gate[t].mix, t);
+        }
+        x->nch = 1 + T;
+        x->branch = x->t[0].name;
+        for (size_t i = 0; i < n && !rc; i++) rc = translate(x, i);
+    }
+    free(any);
+    return rc;
+}
+
 /* ---- the graph's input and outputs --------------------------------------- */
 
 static int read_input(ictx *x)
@@ -828,6 +1047,33 @@ static int parse_tasks(const char *tasks, itask *t, int *n, mtc_err *e)
         t[(*n)++].used = 0;
     }
     return 0;
+}
+
+/* The Flatten mtc export writes where the model has none (before a dense
+ * layer that reads a 4-D tensor, "<dense>.flatten", and at the end of a
+ * trunk, "trunk.flatten" / "expertK.flatten") is implicit in mtc: dropped,
+ * so that export -> import -> export keeps the layer names. Any other
+ * Flatten (PyTorch's, or a [flatten] layer's) stays a [flatten] layer. */
+static void drop_flattens(ichain *t)
+{
+    for (int i = t->n - 1; i >= 0; i--) {
+        const ilayer *l = &t->l[i];
+        if (l->type != MTC_L_FLATTEN || !l->node) continue;
+        size_t n = strlen(l->node);
+        int implicit;
+        if (i + 1 < t->n) {
+            const char *d = t->l[i + 1].node;
+            implicit = t->l[i + 1].type == MTC_L_DENSE && d && n == strlen(d) + 8 && !strncmp(l->node, d, strlen(d)) &&
+                       !strcmp(l->node + strlen(d), ".flatten");
+        } else {
+            size_t d = 6;
+            while (!strncmp(l->node, "expert", 6) && l->node[d] >= '0' && l->node[d] <= '9') d++;
+            implicit = !strcmp(l->node, "trunk.flatten") || (d > 6 && !strcmp(l->node + d, ".flatten"));
+        }
+        if (!implicit) continue;
+        memmove(&t->l[i], &t->l[i + 1], (size_t)(t->n - i - 1) * sizeof *t->l);
+        t->n--;
+    }
 }
 
 /* mtc export's metadata "name:kind:dim,...": the kinds, when they parse
@@ -937,6 +1183,7 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
     }
     ictx *x = calloc(1, sizeof *x);
     char *spec = calloc(1, 65536);
+    unsigned char *mm = NULL; /* the MMoE's own nodes */
     if (!x || !spec) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); goto out; }
     x->path = path;
     x->e = e;
@@ -950,14 +1197,23 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
         rc = mtc_err_set(e, MTC_EINPUT, "%s: opset %d (mtc import reads opsets 11 to 21)", path, x->opset);
         goto out;
     }
+    if (!(x->done = calloc(x->g->n_node + 1, 1)) || !(mm = calloc(x->g->n_node + 1, 1))) {
+        rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        goto out;
+    }
     if ((rc = read_input(x))) goto out;
-    if (!(x->done = calloc(x->g->n_node + 1, 1))) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); goto out; }
     for (size_t i = 0; i < x->g->n_node && !rc; i++) {
         const Onnx__NodeProto *nd = x->g->node[i];
         if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx")) rc = node_err(x, nd, "an operator of another domain");
         else if (!strcmp(S(nd->op_type), "Constant")) rc = constant(x, nd);
     }
-    for (size_t i = 0; i < x->g->n_node && !rc; i++) rc = translate(x, i);
+    if (rc) goto out;
+    const char *eout[MTC_MAX_EXPERTS];
+    int ntask = 0;
+    x->E = mmoe_find(x, mm, eout, &ntask);
+    if (x->E < 0) { rc = e->code; goto out; }
+    if (x->E) rc = mmoe_walk(x, mm, eout, x->E, ntask);
+    for (size_t i = 0; i < x->g->n_node && !rc && !x->E; i++) rc = translate(x, i);
     if (rc) goto out;
     /* a single chain: its last dense layer is the one task's output layer */
     if (x->nch == 1) {
@@ -976,16 +1232,7 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
         tensor *ot = find_tensor(x, S(x->g->output[0]->name));
         if (ot && ot->chain == 0) ot->chain = 1; /* the output is the head's */
     }
-    /* a Flatten before a dense layer, or ending the trunk, is implicit in
-     * mtc (dense layers and heads read the values flat): dropped, so that
-     * export -> import -> export keeps the layer names */
-    for (int i = x->ch[0].n - 1; i >= 0; i--) {
-        ichain *t = &x->ch[0];
-        if (t->l[i].type == MTC_L_FLATTEN && (i == t->n - 1 || t->l[i + 1].type == MTC_L_DENSE)) {
-            memmove(&t->l[i], &t->l[i + 1], (size_t)(t->n - i - 1) * sizeof *t->l);
-            t->n--;
-        }
-    }
+    drop_flattens(&x->ch[0]);
     if ((int)x->g->n_output != x->nch - 1) {
         rc = mtc_err_set(e, MTC_EINPUT, "%s: %zu outputs for %d branches from the trunk", path, x->g->n_output, x->nch - 1);
         goto out;
@@ -993,6 +1240,7 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
     size_t k;
     if (x->ndim == 4) snprintf(spec, 65536, "[input] shape=%dx%dx%d\n", x->c, x->h, x->w);
     else snprintf(spec, 65536, "[input] shape=%d\n", x->w);
+    if (x->E) snprintf(spec + strlen(spec), 65536 - strlen(spec), "[mmoe] experts=%d\n", x->E);
     for (int i = 0; i < x->ch[0].n; i++) emit_layer(spec, 65536, &x->ch[0].l[i]);
     int order[MAX_CHAINS];
     for (size_t o = 0; o < x->g->n_output && !rc; o++) { /* tasks in the order of the graph's outputs */
@@ -1060,12 +1308,29 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
     snprintf(where, sizeof where, "%s(imported spec)", path);
     if ((rc = mtc_spec_parse(spec, where, &s, e))) goto out;
     if ((rc = mtc_model_build(&s, spec, m, e))) goto out;
-    rc = fill_chain(x, m, &m->trunk[0], &x->ch[0], x->ch[0].n);
+    for (int k = 0; k < (x->E ? x->E : 1) && !rc; k++)
+        rc = fill_chain(x, m, &m->trunk[k], x->E ? &x->experts[k] : &x->ch[0], x->ch[0].n);
     for (size_t o = 0; o < x->g->n_output && !rc; o++) rc = fill_chain(x, m, &m->head[o], &x->ch[order[o]], x->ch[order[o]].n);
+    for (size_t o = 0; o < x->g->n_output && !rc && x->E; o++) { /* the gates: (E, K) */
+        const mtc_layer *G = &m->gate[o];
+        int c = order[o];
+        int64_t K = x->gate[c].K;
+        if (G->nw != (int64_t)x->E * K) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: gate of '%s' reads %lld values, the input has %lld", path,
+                             m->spec.tasks[o].name, (long long)K, (long long)(G->nw / x->E));
+            break;
+        }
+        for (int r = 0; r < x->E; r++) {
+            for (int64_t k = 0; k < K; k++)
+                m->params[G->w_off + r * K + k] = x->gate[c].trans ? x->gate[c].W[k * x->E + r] : x->gate[c].W[r * K + k];
+            m->params[G->b_off + r] = x->gate[c].b ? x->gate[c].b[r] : 0.0f;
+        }
+    }
     if (rc) mtc_model_free(m);
 out:
     onnx__model_proto__free_unpacked(mp, NULL);
-    if (x) free(x->done);
+    if (x) free(x->done), free(x->experts);
+    free(mm);
     free(x);
     free(spec);
     return rc;
