@@ -24,6 +24,10 @@ Modes (each prints ONE JSON line on stdout):
   sgemm  --m M --n N --k K --threads N
   export --model ... --load state_dict --out model.onnx [--opset 13]
          (the ONNX a PyTorch user hands to `mtc import`)
+  predict --model ... --load state_dict --out preds.csv [--inputs-csv x.csv]
+         per test sample: labels, argmax and top-2 logit gap per task (CSV);
+         --inputs-csv also writes the test images as `mtc predict` CSV input
+         (pixel/255 as float32, printed so they parse back to the same float)
 It is not a general training script: no validation split, no early stopping.
 """
 import argparse
@@ -343,6 +347,56 @@ def cmd_export(a):
     print(json.dumps({"peer": "pytorch", "mode": "export", "model": a.model, "onnx": a.out, "opset": a.opset}))
 
 
+def cmd_predict(a):
+    """Per-test-sample predictions (for a sample-by-sample comparison with mtc,
+    bench/onnx_sample_check.sh): one CSV row per test image, in file order:
+    i, then per task label_T, pred_T (argmax of the logits, first index on a
+    tie, as torch.argmax) and gap_T (top-1 minus top-2 logit, float32)."""
+    import torch
+    model = build_model(a.model)
+    model.load_state_dict(torch.load(a.load))
+    model.eval()
+    xt, yts, names = load_split("test")
+    preds = [[] for _ in names]
+    gaps = [[] for _ in names]
+    with torch.inference_mode():
+        for i in range(0, xt.shape[0], a.batch):
+            outs = model(batch_x(xt[i:i + a.batch]))
+            for t, o in enumerate(outs):
+                preds[t].append(o.argmax(1))
+                top2 = o.topk(2, dim=1).values
+                gaps[t].append(top2[:, 0] - top2[:, 1])
+    preds = [torch.cat(p).numpy() for p in preds]
+    gaps = [torch.cat(g).numpy() for g in gaps]
+    ys = [y.numpy() for y in yts]
+    with open(a.out, "w") as f:
+        f.write("i," + ",".join(f"label_{t},pred_{t},gap_{t}" for t in names) + "\n")
+        for i in range(xt.shape[0]):
+            f.write(f"{i}," + ",".join(f"{ys[t][i]},{preds[t][i]},{float(gaps[t][i]):.9g}"
+                                       for t in range(len(names))) + "\n")
+    if a.inputs_csv:
+        # the floats batch_x makes (u8 / 255 in float32, as mtc's u8 loader),
+        # as text that strtod + a cast to float (mtc's CSV reader) turns back
+        # into the same float32: checked for all 256 values here
+        v = torch.arange(256, dtype=torch.uint8).float().div_(255.0).numpy()
+        txt = [f"{float(f):.9g}" for f in v]
+        for k in range(256):
+            if np.float32(float(txt[k])) != v[k]:
+                raise SystemExit(f"peer predict: pixel {k}: '{txt[k]}' does not parse back to {v[k]!r}")
+        txt[0] = "0"
+        lut = np.array(txt, dtype=object)
+        flat = xt.reshape(xt.shape[0], -1).numpy()
+        with open(a.inputs_csv, "w") as f:
+            f.write(",".join(f"p{j}" for j in range(flat.shape[1])) + "\n")
+            for r in flat:
+                f.write(",".join(lut[r]) + "\n")
+    rec = {"peer": "pytorch", "torch": torch.__version__, "mode": "predict", "model": a.model,
+           "threads": torch.get_num_threads(), "n": int(xt.shape[0]), "out": a.out,
+           "inputs_csv": a.inputs_csv}
+    rec.update({f"{t}_acc": float((p == y).mean()) for t, p, y in zip(names, preds, ys)})
+    print(json.dumps(rec))
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     sub = p.add_subparsers(dest="mode", required=True)
@@ -371,6 +425,12 @@ def main():
     x.add_argument("--load", required=True, help="the state_dict train --save wrote")
     x.add_argument("--out", required=True, help="the .onnx to write")
     x.add_argument("--opset", type=int, default=13)
+    r = sub.add_parser("predict", parents=[common])
+    r.add_argument("--model", choices=["teacher", "teacher-bn", "student"], required=True)
+    r.add_argument("--load", required=True, help="the state_dict train --save wrote")
+    r.add_argument("--out", required=True, help="CSV: i, then label_T,pred_T,gap_T per task")
+    r.add_argument("--batch", type=int, default=256)
+    r.add_argument("--inputs-csv", help="also write the test images as mtc predict --input CSV")
     g = sub.add_parser("sgemm", parents=[common])
     g.add_argument("--m", type=int, default=256)
     g.add_argument("--n", type=int, default=128)
@@ -383,7 +443,8 @@ def main():
         torch.set_num_interop_threads(1)  # one pool; never oversubscribe 2 cores
     except RuntimeError:
         pass
-    {"train": cmd_train, "infer": cmd_infer, "sgemm": cmd_sgemm, "export": cmd_export}[a.mode](a)
+    {"train": cmd_train, "infer": cmd_infer, "sgemm": cmd_sgemm, "export": cmd_export,
+     "predict": cmd_predict}[a.mode](a)
 
 
 if __name__ == "__main__":
