@@ -321,8 +321,21 @@ static inline int fz_make_seeds(const char *which, const char *dir, fz_fixture *
         return rc ? mtc_err_set(e, MTC_EIO, "%s: cannot write seeds", dir) : 0;
     }
     if (!strcmp(which, "onnx")) { /* the committed fixtures (run from the repository root) */
-        static const char *const fx_files[] = {"mt_cnn.onnx", "mlp.onnx", "unsupported.onnx"};
-        for (int i = 0; i < 3 && !rc; i++) {
+        static const char *const fx_files[] = {"mt_cnn.onnx", "mlp.onnx", "unsupported.onnx", "gelu_gap.onnx",
+                                               "ln_mean.onnx"};
+        /* and an MMoE with layernorm and gelu as mtc export writes it (MMoE, gelu chains) */
+        static const char *mmoe = "[input] shape=1x4x4\n[mmoe] experts=2\n[conv] filters=2 size=3 act=gelu_erf\n"
+                                  "[layernorm]\n[dense] units=3 act=gelu\n[task a] kind=cls classes=2\n"
+                                  "[task level] kind=reg outputs=1\n[head level]\n[dense] units=2\n";
+        mtc_spec s;
+        mtc_model m;
+        if (mtc_spec_parse(mmoe, "mmoe", &s, e) || mtc_model_build(&s, mmoe, &m, e)) return e->code;
+        mtc_model_init_params(&m, 3);
+        snprintf(p, sizeof p, "%s/mmoe.onnx", dir);
+        rc = mtc_onnx_export(&m, 17, p, e);
+        mtc_model_free(&m);
+        if (rc) return rc;
+        for (int i = 0; i < 5 && !rc; i++) {
             char *b = NULL;
             size_t n = 0;
             snprintf(p, sizeof p, "tests/fixtures/%s", fx_files[i]);

@@ -9,8 +9,12 @@
  * taken in graph order (ONNX keeps them topologically sorted):
  *   Gemm, MatMul (+ Add of a bias)  -> [dense]     Conv      -> [conv]
  *   MaxPool, AveragePool            -> [maxpool] / [avgpool]
+ *   GlobalAveragePool, ReduceMean(2, 3) -> [avgpool] as large as the map
  *   BatchNormalization              -> [batchnorm] (kept; the runtime folds it)
- *   Relu, LeakyRelu (0.01), Tanh, Sigmoid -> the act of the layer before, or [act]
+ *   LayerNormalization              -> [layernorm]
+ *   Relu, LeakyRelu (0.01), Tanh, Sigmoid, Gelu -> the act of the layer before, or [act]
+ *   elementwise chains over one tensor (gelu before opset 20) -> evaluated,
+ *                                      folded to the activation they equal
  *   Flatten, Reshape to (batch, -1) -> [flatten]   Identity, Dropout -> nothing
  *   Softmax / LogSoftmax / Sigmoid ending an output -> stripped: the task
  *   holds logits (cls / bin), as every mtc checkpoint does
@@ -21,7 +25,8 @@
  * else is MTC_EINPUT naming the node, its op and why; nothing is written.
  *   Shape -> Gather(0) -> Unsqueeze -> Concat(.., [-1]) as a Reshape target
  *                                   -> folded (PyTorch's x.view(x.size(0), -1))
- * Not yet: Gelu, depthwise convolutions, GlobalAveragePool, external data.
+ * MMoE as mtc export writes it: see mmoe_find. Not yet: depthwise and
+ * grouped convolutions (the engine has none); external data is refused.
  */
 #include "mtc.h"
 #include "onnx.pb-c.h"
@@ -862,25 +867,26 @@ static int mmoe_find(ictx *x, unsigned char *mm, const char **eout, int *T)
         int uses = 0;
         for (size_t k = 0; k < mmn->n_input; k++) uses += !strcmp(mmn->input[k], cat->output[0]);
         if (!uses) continue;
-        if (!is_op(mmn, "MatMul") || mmn->n_input != 2 || strcmp(mmn->input[1], cat->output[0]))
+        if (!is_op(mmn, "MatMul") || mmn->n_input != 2 || mmn->n_output != 1 || strcmp(mmn->input[1], cat->output[0]))
             return node_err(x, mmn, "reads the stacked experts; only a MatMul with a gate may (MMoE)"), -1;
         int pu = producer(x, mmn->input[0]), ps = -1, pg = -1, pf = -1;
         if (pu >= 0 && axis1(x, x->g->node[pu], "Unsqueeze")) ps = producer(x, x->g->node[pu]->input[0]);
-        if (ps >= 0 && is_op(x->g->node[ps], "Softmax") && (attr_i(x->g->node[ps], "axis", -1) == 1 ||
+        if (ps >= 0 && is_op(x->g->node[ps], "Softmax") && x->g->node[ps]->n_input == 1 && (attr_i(x->g->node[ps], "axis", -1) == 1 ||
                                                             attr_i(x->g->node[ps], "axis", -1) == -1))
             pg = producer(x, x->g->node[ps]->input[0]);
-        if (pg < 0 || !is_op(x->g->node[pg], "Gemm"))
+        if (pg < 0 || !is_op(x->g->node[pg], "Gemm") || x->g->node[pg]->n_input < 2)
             return node_err(x, mmn, "an MMoE mix must be MatMul(Unsqueeze(Softmax(Gemm(input))), experts)"), -1;
         const Onnx__NodeProto *gn = x->g->node[pg];
         if (strcmp(gn->input[0], in)) {
             pf = producer(x, gn->input[0]);
-            if (pf < 0 || !is_op(x->g->node[pf], "Flatten") || strcmp(x->g->node[pf]->input[0], in) ||
+            if (pf < 0 || !is_op(x->g->node[pf], "Flatten") || x->g->node[pf]->n_input != 1 ||
+                strcmp(x->g->node[pf]->input[0], in) ||
                 attr_i(x->g->node[pf], "axis", 1) != 1)
                 return node_err(x, gn, "an MMoE gate must read the graph's input (flattened)"), -1;
         }
         int pm = only_consumer(x, mmn->output[0]);
         const Onnx__NodeProto *fl = pm >= 0 ? x->g->node[pm] : NULL;
-        if (!fl || !((is_op(fl, "Flatten") && attr_i(fl, "axis", 1) == 1) || axis1(x, fl, "Squeeze") ||
+        if (!fl || fl->n_output != 1 || fl->n_input < 1 || !((is_op(fl, "Flatten") && attr_i(fl, "axis", 1) == 1) || axis1(x, fl, "Squeeze") ||
                      (is_op(fl, "Reshape") && reshape_is_flatten(x, fl))))
             return node_err(x, mmn, "an MMoE mix must be flattened (Flatten, Squeeze(1) or Reshape) alone"), -1;
         if (*T + 1 >= MAX_CHAINS) return node_err(x, mmn, "more MMoE tasks than mtc supports"), -1;
