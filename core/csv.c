@@ -279,7 +279,17 @@ static int grow_rows(csvload *L, mtc_err *e)
     return MTC_OK;
 }
 
-static int read_rows(csvload *L, mtc_err *e)
+/* A label cell that holds no label: empty, NA, ? or the user's marker. */
+static int missing_cell(const char *s, const char *marker)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) n--;
+    if (!n || (n == 2 && !strncmp(s, "NA", 2)) || (n == 1 && *s == '?')) return 1;
+    return marker && *marker && strlen(marker) == n && !strncmp(s, marker, n);
+}
+
+static int read_rows(csvload *L, const char *marker, mtc_err *e)
 {
     csvp *p = &L->p;
     int r, rc;
@@ -297,10 +307,12 @@ static int read_rows(csvload *L, mtc_err *e)
         for (int i = 0; i < L->ntasks; i++) {
             tcol *t = &L->t[i];
             const char *s = p->f[t->col].s;
+            if (missing_cell(s, marker)) { /* not labelled for this task */
+                if (t->kind == MTC_TASK_CLS) t->vals[row] = NULL;
+                else t->targets[row] = NAN;
+                continue;
+            }
             if (t->kind == MTC_TASK_CLS) {
-                if (!*s)
-                    return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: missing value in column '%s'",
-                                       p->path, (long long)p->rec_line, t->col + 1, L->hdr[t->col]);
                 t->vals[row] = p->f[t->col].s;
                 continue;
             }
@@ -338,6 +350,7 @@ static int map_classes(csvload *L, tcol *t, mtc_data_task *dt, mtc_err *e)
                 return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
         for (int64_t r = 0; r < n; r++) {
             int id = -1;
+            if (!t->vals[r]) { dt->labels[r] = MTC_LABEL_MISSING; continue; }
             for (int k = 0; k < dt->dim && id < 0; k++)
                 if (!strcmp(t->vals[r], s->class_names[k])) id = k;
             if (id < 0)
@@ -350,6 +363,7 @@ static int map_classes(csvload *L, tcol *t, mtc_data_task *dt, mtc_err *e)
     int64_t maxid = -1;
     int all_int = 1;
     for (int64_t r = 0; r < n && all_int; r++) {
+        if (!t->vals[r]) { dt->labels[r] = MTC_LABEL_MISSING; continue; }
         int64_t v = parse_class_id(t->vals[r]);
         if (v < 0) all_int = 0;
         else {
@@ -365,10 +379,12 @@ static int map_classes(csvload *L, tcol *t, mtc_data_task *dt, mtc_err *e)
     /* string classes: sorted unique names */
     char **u = malloc(sizeof *u * (size_t)n);
     if (!u) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
-    memcpy(u, t->vals, sizeof *u * (size_t)n);
-    qsort(u, (size_t)n, sizeof *u, cmp_pstr);
-    int64_t nu = 0;
+    int64_t nl = 0;
     for (int64_t r = 0; r < n; r++)
+        if (t->vals[r]) u[nl++] = t->vals[r];
+    qsort(u, (size_t)nl, sizeof *u, cmp_pstr);
+    int64_t nu = 0;
+    for (int64_t r = 0; r < nl; r++)
         if (nu == 0 || strcmp(u[nu - 1], u[r])) u[nu++] = u[r];
     if (nu > CSV_MAX_CLASSES) {
         free(u);
@@ -383,6 +399,7 @@ static int map_classes(csvload *L, tcol *t, mtc_data_task *dt, mtc_err *e)
         if (!(dt->class_names[k] = strdup(u[k])))
             rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
     for (int64_t r = 0; !rc && r < n; r++) {
+        if (!t->vals[r]) { dt->labels[r] = MTC_LABEL_MISSING; continue; }
         char **hit = bsearch(&t->vals[r], u, (size_t)nu, sizeof *u, cmp_pstr);
         dt->labels[r] = (int32_t)(hit - u);
     }
@@ -444,7 +461,7 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
     if (!L.hdr) { csvload_free(&L); return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); }
     for (int c = 0; c < L.ncols; c++) L.hdr[c] = L.p.f[c].s;
     rc = resolve_columns(&L, opts, e);
-    if (!rc) rc = read_rows(&L, e);
+    if (!rc) rc = read_rows(&L, opts ? opts->missing : NULL, e);
     for (int i = 0; !rc && i < L.ntasks; i++) {
         tcol *t = &L.t[i];
         mtc_data_task *dt = &d->tasks[i];
@@ -460,6 +477,10 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
             t->targets = NULL;
         }
     }
+    for (int i = 0; !rc && i < L.ntasks; i++)
+        if (!mtc_data_labelled(&d->tasks[i], NULL, L.nrows))
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' (task %s) holds no label: every cell is missing", path,
+                             L.hdr[L.t[i].col], d->tasks[i].name);
     if (!rc) rc = select_split(&L, !strcmp(split, "test"), all, d, e);
     csvload_free(&L);
     return rc;

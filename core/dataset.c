@@ -34,6 +34,16 @@ int mtc_data_task_index(const mtc_dataset *d, const char *task)
     return -1;
 }
 
+int64_t mtc_data_labelled(const mtc_data_task *t, const int64_t *idx, int64_t n)
+{
+    int64_t c = 0;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t i = idx ? idx[j] : j;
+        c += t->labels ? t->labels[i] != MTC_LABEL_MISSING : mtc_row_labelled(t->targets + i * t->dim, t->dim);
+    }
+    return c;
+}
+
 int64_t mtc_data_sample_size(const mtc_dataset *d)
 {
     return (int64_t)d->c * d->h * d->w;

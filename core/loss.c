@@ -8,8 +8,12 @@
  *   MSE / MAE / Huber(δ): Σ_d of (r², |r|, r²/2 if |r|≤δ else δ(|r|−δ/2))
  *   KD:          α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−α)·CE(s, y)
  *                ∂/∂s = α·T·(softmax(s/T) − softmax(t/T)) + (1−α)·(softmax(s) − onehot)
- * Labels outside [0,K) contribute neither loss nor gradient (the mean is
- * still over B). No workspace: softmax terms are recomputed per element.
+ * Missing labels (cls: outside [0,K), MTC_LABEL_MISSING; bin/reg: a row with
+ * a NaN target) contribute neither loss nor gradient, and the mean is over
+ * the labelled rows (all B when every row is labelled: the same bits as a
+ * plain mean over B); a batch with none gives 0. KD's soft term is a mean
+ * over all B rows, its hard term over the labelled ones. No workspace:
+ * softmax terms are recomputed per element.
  */
 #include "mtc.h"
 
@@ -53,8 +57,11 @@ double mtc_loss_softmax_ce(float *dlogits, const float *logits,
                            float smoothing, float scale)
 {
     if (B <= 0 || K <= 0) return 0.0;
+    int n = 0;
+    for (int r = 0; r < B; r++) n += labels[r] >= 0 && labels[r] < K;
+    if (!n) return 0.0;
     const double eps = smoothing, on = 1.0 - eps, off = eps / K;
-    const float gs = scale / (float)B;
+    const float gs = scale / (float)n;
     double total = 0.0;
     for (int r = 0; r < B; r++) {
         const float *x = logits + (int64_t)r * K;
@@ -79,7 +86,15 @@ double mtc_loss_softmax_ce(float *dlogits, const float *logits,
             d[k] += gs * (p - q);
         }
     }
-    return total / B;
+    return total / n;
+}
+
+/* rows of K targets with no NaN among B */
+static int labelled_rows(const float *targets, int B, int K)
+{
+    int n = 0;
+    for (int r = 0; r < B; r++) n += mtc_row_labelled(targets + (int64_t)r * K, K);
+    return n;
 }
 
 static inline float sigmoid_stable(float x)
@@ -93,25 +108,32 @@ double mtc_loss_bce(float *dlogits, const float *logits, const float *targets,
                     int B, int K, float scale)
 {
     if (B <= 0) return 0.0;
-    const float gs = scale / (float)B;
-    const int64_t n = (int64_t)B * K;
+    const int nl = labelled_rows(targets, B, K);
+    if (!nl) return 0.0;
+    const float gs = scale / (float)nl;
     double total = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        const float x = logits[i], y = targets[i];
-        total += (double)(x > 0.0f ? x : 0.0f) - (double)x * y + log1p(exp(-fabs((double)x)));
-        if (dlogits) dlogits[i] += gs * (sigmoid_stable(x) - y);
+    for (int r = 0; r < B; r++) {
+        if (nl < B && !mtc_row_labelled(targets + (int64_t)r * K, K)) continue;
+        for (int64_t i = (int64_t)r * K; i < (int64_t)(r + 1) * K; i++) {
+            const float x = logits[i], y = targets[i];
+            total += (double)(x > 0.0f ? x : 0.0f) - (double)x * y + log1p(exp(-fabs((double)x)));
+            if (dlogits) dlogits[i] += gs * (sigmoid_stable(x) - y);
+        }
     }
-    return total / B;
+    return total / nl;
 }
 
 double mtc_loss_reg(float *dout, const float *out, const float *targets, int B,
                     int D, int kind, float delta, float scale)
 {
     if (B <= 0) return 0.0;
-    const float gs = scale / (float)B;
+    const int nl = labelled_rows(targets, B, D);
+    if (!nl) return 0.0;
+    const float gs = scale / (float)nl;
     const int64_t n = (int64_t)B * D;
     double total = 0.0;
     for (int64_t i = 0; i < n; i++) {
+        if (nl < B && !mtc_row_labelled(targets + i / D * D, D)) continue;
         const float r = out[i] - targets[i], a = fabsf(r);
         const float sg = r > 0.0f ? 1.0f : (r < 0.0f ? -1.0f : 0.0f);
         float g;
@@ -136,7 +158,7 @@ double mtc_loss_reg(float *dout, const float *out, const float *targets, int B,
         }
         if (dout) dout[i] += gs * g;
     }
-    return total / B;
+    return total / nl;
 }
 
 double mtc_loss_kd(float *dlogits, const float *s, const float *t,
@@ -146,10 +168,15 @@ double mtc_loss_kd(float *dlogits, const float *s, const float *t,
     /* α = 0 is plain CE: share the code so the result is bit-identical. */
     if (alpha == 0.0f) return mtc_loss_softmax_ce(dlogits, s, labels, B, K, 0.0f, scale);
     if (B <= 0 || K <= 0) return 0.0;
-    const float invT = 1.0f / T, gs = scale / (float)B;
-    const float ga = alpha * T, gc = 1.0f - alpha; /* gradient weights */
-    const double la = (double)alpha * T * T, lc = 1.0 - (double)alpha;
     const int hard = alpha != 1.0f && labels != NULL;
+    int nl = 0;
+    for (int r = 0; hard && r < B; r++) nl += labels[r] >= 0 && labels[r] < K;
+    /* the hard term's mean is over the labelled rows: weight B/nl (1 exactly
+     * when all are labelled, so the products below keep their bits) */
+    const float hs = nl && nl < B ? (float)B / (float)nl : 1.0f;
+    const float invT = 1.0f / T, gs = scale / (float)B;
+    const float ga = alpha * T, gc = (1.0f - alpha) * hs; /* gradient weights */
+    const double la = (double)alpha * T * T, lc = (1.0 - (double)alpha) * hs;
     double total = 0.0;
     for (int r = 0; r < B; r++) {
         const float *xs = s + (int64_t)r * K, *xt = t + (int64_t)r * K;

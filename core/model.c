@@ -760,6 +760,10 @@ int mtc_model_bind_task(const mtc_model *m, int t, const mtc_dataset *d, int32_t
         if (!lab) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
         for (int64_t i = 0; i < d->n; i++) {
             int32_t y = dt->labels[i];
+            if (y == MTC_LABEL_MISSING) { /* not labelled: a derived task neither */
+                lab[i] = y;
+                continue;
+            }
             if (ts->from[0]) {
                 if (y < 0 || y >= ts->nmap) {
                     free(lab);

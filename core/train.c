@@ -89,29 +89,46 @@ int mtc_evaluate_outputs(const mtc_model *m, const mtc_dataset *d, const int64_t
         out[t].kind = ts->kind;
         out[t].dim = ts->dim;
         int D = ts->dim;
-        if (ts->kind == MTC_TASK_CLS) {
-            int32_t *lab = malloc((size_t)n * sizeof(int32_t));
-            if (!lab) { free(lab_all); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
-            for (int64_t i = 0; i < n; i++) lab[i] = lab_all[idx ? idx[i] : i];
-            rc = mtc_metrics_cls(outs[t], lab, n, D, &out[t].cls, e);
-            out[t].loss = out[t].cls.loss;
-            free(lab);
-        } else {
-            float *tg = malloc((size_t)n * (size_t)D * sizeof(float));
-            if (!tg) { free(lab_all); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
-            for (int64_t i = 0; i < n; i++)
-                memcpy(tg + i * D, targ_all + (idx ? idx[i] : i) * D, (size_t)D * sizeof(float));
-            if (ts->kind == MTC_TASK_BIN) {
-                rc = mtc_metrics_bin(outs[t], tg, n, D, &out[t].bin, e);
-                out[t].loss = out[t].bin.loss;
-            } else {
-                mtc_metrics_reg(outs[t], tg, n, D, &out[t].reg);
-                double var = 0;
-                for (int dd = 0; dd < D; dd++) var += (double)m->reg_std[t][dd] * m->reg_std[t][dd];
-                out[t].loss = out[t].reg.mse / (var / D > 0 ? var / D : 1.0);
-            }
-            free(tg);
+        /* the metrics are over the samples labelled for the task */
+        int64_t nl = 0;
+        const float **rows = malloc((size_t)(n ? n : 1) * sizeof *rows);
+        int32_t *lab = malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+        float *tg = malloc((size_t)(n ? n : 1) * (size_t)D * sizeof(float));
+        if (!rows || !lab || !tg) {
+            free(rows); free(lab); free(tg); free(lab_all);
+            return mtc_err_set(e, MTC_ENOMEM, "out of memory");
         }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t s = idx ? idx[i] : i;
+            if (lab_all) {
+                if (lab_all[s] == MTC_LABEL_MISSING) continue;
+                lab[nl] = lab_all[s];
+            } else {
+                if (!mtc_row_labelled(targ_all + s * D, D)) continue;
+                memcpy(tg + nl * D, targ_all + s * D, (size_t)D * sizeof(float));
+            }
+            rows[nl++] = outs[t] + i * D;
+        }
+        float *o = (float *)outs[t];
+        if (nl < n) { /* compacted copy of the outputs */
+            if (!(o = malloc((size_t)(nl ? nl : 1) * (size_t)D * sizeof(float)))) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+            for (int64_t i = 0; o && i < nl; i++) memcpy(o + i * D, rows[i], (size_t)D * sizeof(float));
+        }
+        out[t].n = nl;
+        if (!rc && nl && ts->kind == MTC_TASK_CLS) {
+            rc = mtc_metrics_cls(o, lab, nl, D, &out[t].cls, e);
+            out[t].loss = out[t].cls.loss;
+        } else if (!rc && nl && ts->kind == MTC_TASK_BIN) {
+            rc = mtc_metrics_bin(o, tg, nl, D, &out[t].bin, e);
+            out[t].loss = out[t].bin.loss;
+        } else if (!rc && nl) {
+            mtc_metrics_reg(o, tg, nl, D, &out[t].reg);
+            double var = 0;
+            for (int dd = 0; dd < D; dd++) var += (double)m->reg_std[t][dd] * m->reg_std[t][dd];
+            out[t].loss = out[t].reg.mse / (var / D > 0 ? var / D : 1.0);
+        }
+        if (o != outs[t]) free(o);
+        free(rows); free(lab); free(tg);
         free(lab_all);
     }
     return rc;
@@ -368,6 +385,14 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
         const mtc_task_spec *ts = &m->spec.tasks[t];
         int D = ts->dim;
         if ((rc = mtc_model_bind_task(m, t, d, &tr->labels[t], &tr->targets[t], e))) break;
+        int64_t lab = 0;
+        for (int64_t i = 0; i < d->n; i++)
+            lab += tr->labels[t] ? tr->labels[t][i] != MTC_LABEL_MISSING : mtc_row_labelled(tr->targets[t] + i * D, D);
+        if (!lab && !soft_kind_ok(cfg, t)) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: task '%s' has no labelled sample in the training split", d->name,
+                             ts->name);
+            break;
+        }
         tr->blab[t] = malloc((size_t)B * sizeof(int32_t));
         tr->btarg[t] = malloc((size_t)B * (size_t)D * sizeof(float));
         tr->bsoft[t] = malloc((size_t)B * (size_t)D * sizeof(float));
@@ -378,10 +403,20 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
             /* target standardisation, stored in the checkpoint */
             const float *y = tr->targets[t];
             if (!cfg->keep_standardisation)
-                for (int dd = 0; dd < D; dd++) {
+                for (int dd = 0; dd < D; dd++) { /* over the labelled rows */
                     double s1 = 0, s2 = 0;
-                    for (int64_t i = 0; i < d->n; i++) { s1 += y[i * D + dd]; s2 += (double)y[i * D + dd] * y[i * D + dd]; }
-                    double mu = s1 / d->n, var = s2 / d->n - mu * mu;
+                    int64_t cnt = 0;
+                    for (int64_t i = 0; i < d->n; i++) {
+                        if (!mtc_row_labelled(y + i * D, D)) continue;
+                        s1 += y[i * D + dd];
+                        s2 += (double)y[i * D + dd] * y[i * D + dd];
+                        cnt++;
+                    }
+                    if (!cnt) { /* soft labels alone teach it */
+                        m->reg_mean[t][dd] = 0.0f, m->reg_std[t][dd] = 1.0f;
+                        continue;
+                    }
+                    double mu = s1 / cnt, var = s2 / cnt - mu * mu;
                     m->reg_mean[t][dd] = (float)mu;
                     m->reg_std[t][dd] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
                 }

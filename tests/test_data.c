@@ -729,13 +729,56 @@ static void expect_csv_error(const char *dir, const char *text, const char *spec
     assert_int_equal(d.ntasks, 0);
 }
 
+/* An input cell may not be missing; a label cell may (next test), but not
+ * every cell of a label column. */
 static void test_csv_missing_value_names_line_and_column(void **st)
 {
     (void)st;
     char *dir = tu_mkdtemp();
     expect_csv_error(dir, "x,y,label\n1,2,a\n3,,b\n", "label", "bad.csv:3:2", "missing value");
-    expect_csv_error(dir, "x,y,label\n1,2,a\n3,4,\n", "label", "bad.csv:3:3", "missing value");
-    expect_csv_error(dir, "x,y,v\n1,2,0.5\n\n3,4,\"\"\n", "v:reg", "bad.csv:4:3", "missing value");
+    expect_csv_error(dir, "x,y,label\n1,2,a\n3,NA,b\n", "label", "bad.csv:3:2", "not a number");
+    expect_csv_error(dir, "x,y,label\n1,2,\n3,4,NA\n", "label", "column 'label'", "every cell is missing");
+    expect_csv_error(dir, "x,y,v\n1,2,\n\n3,4,\"\"\n", "v:reg", "column 'v'", "every cell is missing");
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* Empty, NA, ? and the user's marker are missing labels: MTC_LABEL_MISSING
+ * for cls (string and integer classes), NaN for bin/reg; the classes come
+ * from the labelled cells; the data hash sees where the gaps are. */
+static void test_csv_missing_labels_are_marked(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    write_text(dir, "m.csv", "x,y,label,k,v\n1,2,b,1,0.5\n3,4,,NA,NA\n5,6,?,0,1.5\n7,8,a, ?,\n9,10,-,2,-\n");
+    mtc_data_opts o = csv_opts("label,k,v:reg");
+    o.missing = "-";
+    mtc_dataset d;
+    mtc_err e = {0};
+    assert_int_equal(open_csv(dir, "m.csv", "@all", "train", &o, &d, &e), 0);
+    assert_int_equal(d.n, 5);
+    const int32_t want_l[5] = {1, -1, -1, 0, -1}, want_k[5] = {1, -1, 0, -1, 2};
+    assert_int_equal(d.tasks[0].dim, 2); /* a, b: the gaps are no class */
+    assert_memory_equal(d.tasks[0].labels, want_l, sizeof want_l);
+    assert_int_equal(d.tasks[1].dim, 3);
+    assert_memory_equal(d.tasks[1].labels, want_k, sizeof want_k);
+    const float *v = d.tasks[2].targets;
+    assert_true(v[0] == 0.5f && isnan(v[1]) && v[2] == 1.5f && isnan(v[3]) && isnan(v[4]));
+    assert_int_equal(mtc_data_labelled(&d.tasks[0], NULL, d.n), 2);
+    assert_int_equal(mtc_data_labelled(&d.tasks[2], NULL, d.n), 2);
+    int64_t idx[2] = {0, 1};
+    assert_int_equal(mtc_data_labelled(&d.tasks[1], idx, 2), 1);
+    uint64_t h = d.hash;
+    mtc_data_free(&d);
+    /* the same values with a label where there was a gap: another hash */
+    write_text(dir, "m.csv", "x,y,label,k,v\n1,2,b,1,0.5\n3,4,a,NA,NA\n5,6,?,0,1.5\n7,8,a, ?,\n9,10,-,2,-\n");
+    assert_int_equal(open_csv(dir, "m.csv", "@all", "train", &o, &d, &e), 0);
+    assert_true(d.hash != h);
+    mtc_data_free(&d);
+    /* without the marker, '-' is a class name and not a number */
+    o.missing = NULL;
+    assert_int_equal(open_csv(dir, "m.csv", "@all", "train", &o, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "not a number"));
     tu_rmdir(dir);
     free(dir);
 }
@@ -1191,6 +1234,7 @@ int main(void)
         cmocka_unit_test(test_idx_dir_opens_a_written_multifashion_style_folder),
         cmocka_unit_test(test_csv_reads_string_and_int_labels_and_quoted_fields),
         cmocka_unit_test(test_csv_missing_value_names_line_and_column),
+        cmocka_unit_test(test_csv_missing_labels_are_marked),
         cmocka_unit_test(test_csv_wrong_column_count_names_the_line),
         cmocka_unit_test(test_csv_non_numeric_and_non_finite_inputs_are_errors),
         cmocka_unit_test(test_png_round_trip_gray_and_rgb_to_luma),

@@ -46,11 +46,16 @@ typedef struct {
     int kind;
 } loss_ctx;
 
+/* References are means over the labelled rows (label < 0, or a NaN
+ * target, marks a missing one); KD's soft term is a mean over all rows. */
 static double ce_ref(void *p)
 {
     loss_ctx *c = p;
     double tot = 0.0;
+    int n = 0;
     for (int r = 0; r < c->B; r++) {
+        if (c->y[r] < 0) continue;
+        n++;
         const double *x = c->s + r * c->K;
         double lz = logsumexp(x, c->K, 1.0);
         for (int k = 0; k < c->K; k++) {
@@ -58,14 +63,15 @@ static double ce_ref(void *p)
             tot += q * (lz - x[k]);
         }
     }
-    return c->scale * tot / c->B;
+    return n ? c->scale * tot / n : 0.0;
 }
 
 /* α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−α)·CE(s, y), mean over B. */
 static double kd_ref(void *p)
 {
     loss_ctx *c = p;
-    double tot = 0.0;
+    double tot = 0.0, hard = 0.0;
+    int n = 0;
     for (int r = 0; r < c->B; r++) {
         const double *xs = c->s + r * c->K, *xt = c->t + r * c->K;
         double lzs = logsumexp(xs, c->K, c->T), lzt = logsumexp(xt, c->K, c->T), kl = 0.0;
@@ -73,35 +79,47 @@ static double kd_ref(void *p)
             double lpt = xt[k] / c->T - lzt, lps = xs[k] / c->T - lzs;
             kl += exp(lpt) * (lpt - lps);
         }
-        double l = c->alpha * c->T * c->T * kl;
-        if (c->alpha != 1.0) l += (1.0 - c->alpha) * (logsumexp(xs, c->K, 1.0) - xs[c->y[r]]);
-        tot += l;
+        tot += c->alpha * c->T * c->T * kl;
+        if (c->alpha != 1.0 && c->y[r] >= 0) hard += (1.0 - c->alpha) * (logsumexp(xs, c->K, 1.0) - xs[c->y[r]]), n++;
     }
-    return c->scale * tot / c->B;
+    return c->scale * (tot / c->B + (n ? hard / n : 0.0));
+}
+
+static int row_nan(const double *t, int K)
+{
+    for (int k = 0; k < K; k++)
+        if (isnan(t[k])) return 1;
+    return 0;
 }
 
 static double bce_ref(void *p)
 {
     loss_ctx *c = p;
     double tot = 0.0;
+    int n = 0;
     for (int i = 0; i < c->B * c->K; i++) {
+        if (row_nan(c->t + i / c->K * c->K, c->K)) continue;
+        n += i % c->K == 0;
         double x = c->s[i], y = c->t[i];
         tot += fmax(x, 0.0) - x * y + log1p(exp(-fabs(x)));
     }
-    return c->scale * tot / c->B;
+    return n ? c->scale * tot / n : 0.0;
 }
 
 static double reg_ref(void *p)
 {
     loss_ctx *c = p;
     double tot = 0.0;
+    int n = 0;
     for (int i = 0; i < c->B * c->K; i++) {
+        if (row_nan(c->t + i / c->K * c->K, c->K)) continue;
+        n += i % c->K == 0;
         double r = c->s[i] - c->t[i], a = fabs(r);
         if (c->kind == MTC_LOSS_MSE) tot += r * r;
         else if (c->kind == MTC_LOSS_MAE) tot += a;
         else tot += a <= c->delta ? 0.5 * r * r : c->delta * (a - 0.5 * c->delta);
     }
-    return c->scale * tot / c->B;
+    return n ? c->scale * tot / n : 0.0;
 }
 
 static int32_t *rand_labels(mtc_rng *r, int B, int K)
@@ -311,6 +329,56 @@ static void test_mse_mae_huber_match_fd(void **st)
     assert_true(mtc_loss_reg(NULL, o, t, 2, 2, MTC_LOSS_HUBER, 2, 1) == 6.25);
 }
 
+/* Missing labels (rows 1 and 4 of 6: label -1, NaN targets): every loss is
+ * the mean over the labelled rows, value and gradient against the double
+ * references by finite differences; the unlabelled rows get no gradient
+ * (KD: the soft term's alone); a batch with no label gives 0 and no
+ * gradient; with every row labelled the mean is the plain one over B. */
+static void test_losses_with_missing_labels_match_fd(void **st)
+{
+    (void)st;
+    const int B = 6, K = 3, n = B * K;
+    mtc_rng r;
+    mtc_rng_seed(&r, 31);
+    float *s = gc_rand(&r, n, -3, 3), *t = gc_rand(&r, n, -2, 2), *tb = gc_rand(&r, n, 0, 1);
+    int32_t *y = rand_labels(&r, B, K), none[6] = {-1, -1, -1, -1, -1, -1};
+    y[1] = y[4] = MTC_LABEL_MISSING;
+    for (int k = 0; k < K; k++) t[1 * K + k] = t[4 * K + k] = tb[1 * K + k] = tb[4 * K + k] = NAN;
+    double *g = gc_dzeros(n);
+    for (int which = 0; which < 5; which++) {
+        static const char *const names[] = {"ce", "kd", "bce", "mse", "huber"};
+        loss_ctx c = {gc_dup(s, n), gc_dup(which == 2 ? tb : t, n), y, B, K, 0, 2.0, 0.5, 1.0, SCALE,
+                      which == 4 ? MTC_LOSS_HUBER : MTC_LOSS_MSE};
+        float *d = gc_zeros(n);
+        double l, ref;
+        float *soft = gc_rand(&r, n, -2, 2);
+        if (which == 1) free(c.t), c.t = gc_dup(soft, n);
+        switch (which) {
+        case 0: l = mtc_loss_softmax_ce(d, s, y, B, K, 0.0f, SCALE); ref = ce_ref(&c); gc_fd(ce_ref, &c, c.s, n, g); break;
+        case 1: l = mtc_loss_kd(d, s, soft, y, B, K, 2.0f, 0.5f, SCALE); ref = kd_ref(&c); gc_fd(kd_ref, &c, c.s, n, g); break;
+        case 2: l = mtc_loss_bce(d, s, tb, B, K, SCALE); ref = bce_ref(&c); gc_fd(bce_ref, &c, c.s, n, g); break;
+        default:
+            l = mtc_loss_reg(d, s, t, B, K, c.kind, 1.0f, SCALE);
+            ref = reg_ref(&c);
+            gc_fd(reg_ref, &c, c.s, n, g);
+            break;
+        }
+        assert_true(loss_ok(names[which], SCALE * l, ref));
+        assert_true(gc_ok(names[which], d, g, n, GRAD_TOL));
+        for (int k = 0; k < K && which != 1; k++) assert_true(d[1 * K + k] == 0.0f && d[4 * K + k] == 0.0f);
+        free(c.s); free(c.t); free(d); free(soft);
+    }
+    /* nothing labelled: 0, no gradient (KD with alpha 1 needs no labels) */
+    float *d = gc_zeros(n);
+    assert_true(mtc_loss_softmax_ce(d, s, none, B, K, 0.1f, SCALE) == 0.0);
+    float *nan_t = gc_zeros(n);
+    for (int i = 0; i < n; i++) nan_t[i] = NAN;
+    assert_true(mtc_loss_bce(d, s, nan_t, B, K, SCALE) == 0.0);
+    assert_true(mtc_loss_reg(d, s, nan_t, B, K, MTC_LOSS_MAE, 1.0f, SCALE) == 0.0);
+    for (int i = 0; i < n; i++) assert_true(d[i] == 0.0f);
+    free(d); free(nan_t); free(s); free(t); free(tb); free(y); free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -323,6 +391,7 @@ int main(void)
         cmocka_unit_test(test_kd_alpha1_needs_no_labels_and_is_zero_at_teacher),
         cmocka_unit_test(test_bce_gradient_matches_fd_and_is_stable),
         cmocka_unit_test(test_mse_mae_huber_match_fd),
+        cmocka_unit_test(test_losses_with_missing_labels_match_fd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define EPS 1e-12
 
@@ -166,10 +167,52 @@ static void test_reg_metrics_r2_known(void **st)
     assert_near(m.r2, 0.8, EPS);
 }
 
+/* Missing labels: a task's metrics are over the samples labelled for it,
+ * counted by hand on a crafted set (6 samples; c labelled on rows 0, 1, 3,
+ * 5 with 3 of 4 right; r on rows 0, 2, 4, 5 with |errors| .5, 1, 0, 1). */
+static void test_metrics_count_labelled_samples_only(void **st)
+{
+    (void)st;
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model("[input] shape=2\n[dense] units=2\n[task c] kind=cls classes=3\n"
+                                    "[task r] kind=reg outputs=1\n", &m, 1, &e), 0);
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.name, sizeof d.name, "crafted");
+    d.n = 6, d.c = d.h = 1, d.w = 2, d.ntasks = 2;
+    int32_t lab[6] = {0, 1, MTC_LABEL_MISSING, 2, MTC_LABEL_MISSING, 1};
+    float tg[6] = {1, NAN, 3, NAN, 5, 6};
+    d.tasks[0] = (mtc_data_task){.name = "c", .kind = MTC_TASK_CLS, .dim = 3, .labels = lab};
+    d.tasks[1] = (mtc_data_task){.name = "r", .kind = MTC_TASK_REG, .dim = 1, .targets = tg};
+    float logits[18] = {5, 0, 0, 0, 0, 5, 0, 5, 0, 0, 0, 5, 5, 0, 0, 0, 5, 0}; /* argmax 0 2 1 2 0 1 */
+    float pred[6] = {1.5f, 0, 2, 0, 5, 7};
+    mtc_task_eval ev[2];
+    assert_int_equal(mtc_evaluate_outputs(&m, &d, NULL, 6, (float *[]){logits, pred}, ev, &e), 0);
+    assert_int_equal(ev[0].n, 4);
+    assert_int_equal(ev[1].n, 4);
+    assert_true(ev[0].cls.accuracy == 0.75);
+    int64_t sum = 0;
+    for (int i = 0; i < 9; i++) sum += ev[0].cls.confusion[i];
+    assert_int_equal(sum, 4);
+    assert_true(fabs(ev[1].reg.mae - 0.625) < 1e-12);
+    mtc_task_eval_free(ev, 2);
+    /* over a subset (rows 2 and 4: nothing labelled for c) */
+    int64_t idx[2] = {2, 4};
+    float l2[6] = {0, 5, 0, 5, 0, 0}, p2[2] = {3, 4};
+    assert_int_equal(mtc_evaluate_outputs(&m, &d, idx, 2, (float *[]){l2, p2}, ev, &e), 0);
+    assert_int_equal(ev[0].n, 0);
+    assert_int_equal(ev[1].n, 2);
+    assert_true(fabs(ev[1].reg.mae - 0.5) < 1e-12);
+    mtc_task_eval_free(ev, 2);
+    mtc_model_free(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cls_three_class_confusion_prf),
+        cmocka_unit_test(test_metrics_count_labelled_samples_only),
         cmocka_unit_test(test_cls_macro_counts_predicted_only_classes_with_precision_0),
         cmocka_unit_test(test_auc_with_ties_known_values),
         cmocka_unit_test(test_auc_equals_pair_count_on_random_ties),

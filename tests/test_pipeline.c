@@ -163,12 +163,80 @@ static void test_string_classes_are_stored_and_reused(void **st)
     free(dir);
 }
 
+/* Labels with gaps through the CLI: a CSV whose segment column misses a
+ * label on every third row and whose level column on every other (empty,
+ * NA, and the --missing marker '-') trains and evaluates; eval's JSON
+ * gives the labelled counts of the test split, as counted here. A task
+ * labelled only on test rows (every fifth) is exit 2 naming it; a label
+ * column with no label at all is exit 2 naming the column. */
+static void test_missing_labels_train_and_report_counts(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[8192];
+    char *csv = tu_path(dir, "gaps.csv"), *sp = tu_path(dir, "s.cfg"), *bad = tu_path(dir, "bad.csv");
+    FILE *f = fopen(csv, "w"), *g = fopen(bad, "w");
+    fprintf(f, "x1,x2,segment,level\n");
+    fprintf(g, "x1,x2,segment,level\n");
+    mtc_rng r;
+    mtc_rng_seed(&r, 5);
+    int64_t want_seg = 0, want_lev = 0;
+    for (int i = 0; i < 500; i++) {
+        float x = 2 * mtc_rng_uniform(&r) - 1, y = 2 * mtc_rng_uniform(&r) - 1;
+        int seg = i % 3 != 1, lev = i % 2 == 0;
+        if (i % 5 == 4) want_seg += seg, want_lev += lev; /* the test split */
+        fprintf(f, "%.4f,%.4f,%s,", x, y, seg ? (x > 0 ? "hi" : "lo") : (i % 2 ? "" : "NA"));
+        if (lev) fprintf(f, "%.4f\n", 2 * x + y);
+        else fprintf(f, "%s\n", i % 4 == 1 ? "-" : "");
+        fprintf(g, "%.4f,%.4f,%s,%s\n", x, y, x > 0 ? "hi" : "lo", i % 5 == 4 ? "1.5" : "");
+    }
+    fclose(f);
+    fclose(g);
+    const char *spec = "[input] shape = 2 columns = x1,x2\n[dense] units = 16 act = relu\n"
+                       "[task segment] kind = cls classes = 2\n[task level] kind = reg outputs = 1\n";
+    assert_int_equal(tu_write(sp, spec, strlen(spec)), 0);
+    snprintf(args, sizeof args, "train --spec '%s' --data 'csv:%s' --missing - --epochs 3 --quiet -o '%s/m.mtc'",
+             sp, csv, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("train: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "eval '%s/m.mtc' --data 'csv:%s' --missing - --json", dir, csv);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("eval: %s", err);
+    mtc_json j;
+    mtc_err e = {0};
+    assert_int_equal(mtc_json_parse(out, strlen(out), &j, &e), 0);
+    const mtc_json *tasks = mtc_json_get(&j, "tasks");
+    assert_int_equal((int64_t)mtc_json_num(mtc_json_get(tasks, "segment"), "labelled", -1), want_seg);
+    assert_int_equal((int64_t)mtc_json_num(mtc_json_get(tasks, "level"), "labelled", -1), want_lev);
+    mtc_json_free(&j);
+    free(out); free(err);
+    /* without --missing, '-' is not a number */
+    snprintf(args, sizeof args, "eval '%s/m.mtc' --data 'csv:%s'", dir, csv);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "not a number"));
+    free(out); free(err);
+    /* level labelled only on test rows: nothing to train it on */
+    snprintf(args, sizeof args, "train --spec '%s' --data 'csv:%s' --epochs 1 --quiet -o '%s/b.mtc'", sp, bad, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    if (!strstr(err, "level") || !strstr(err, "no labelled sample")) fail_msg("message: %s", err);
+    free(out); free(err);
+    /* a label column with no label at all */
+    f = fopen(bad, "w");
+    fprintf(f, "x1,x2,segment,level\n1,2,hi,\n3,4,lo,NA\n");
+    fclose(f);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    if (!strstr(err, "'level'") || !strstr(err, "every cell is missing")) fail_msg("message: %s", err);
+    free(out); free(err);
+    free(csv); free(sp); free(bad);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pipeline_runs_every_stage_and_prints_the_table),
         cmocka_unit_test(test_pipeline_bad_recipes_exit_2_with_file_and_line),
         cmocka_unit_test(test_string_classes_are_stored_and_reused),
+        cmocka_unit_test(test_missing_labels_train_and_report_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

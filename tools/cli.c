@@ -179,9 +179,12 @@ void cli_common_defaults(cli_common *c)
     c->threads = q.threads;
 }
 
+const char *cli_missing_marker; /* --missing, read by util_data_open */
+
 void cli_apply_common(const cli_common *c)
 {
     mtc_set_threads(c->threads);
+    cli_missing_marker = c->missing;
 }
 
 int cli_fail(const char *cmd, const mtc_err *e)

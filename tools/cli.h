@@ -29,7 +29,12 @@ typedef struct cli_common {
     int threads;
     int json;
     int quiet;
+    const char *missing;  /* CLI_MISSING: CSV label cells that are no label */
 } cli_common;
+/* --missing for the commands that read labelled data (util_data_open) */
+#define CLI_MISSING(c)                                                       \
+    {"missing", OPT_STR, &(c)->missing, "CSV: label cells equal to this are missing labels (besides empty, NA and ?)", \
+     1, 0}
 #define CLI_COMMON(c)                                                        \
     {"seed", OPT_U64, &(c)->seed, "random seed (default {default})", 1, 0},  \
     {"threads", OPT_INT, &(c)->threads, "worker threads (default {default})", 1, 256}, \
@@ -47,6 +52,7 @@ int cli_parse(const char *cmd, const char *usage, const char *summary,
 void cli_common_defaults(cli_common *c);
 /* Applies --threads to OpenBLAS and mtc's own loops. */
 void cli_apply_common(const cli_common *c);
+extern const char *cli_missing_marker; /* the last --missing applied, or NULL */
 /* Prints "mtc <cmd>: <msg>" for an error and returns the exit code. */
 int cli_fail(const char *cmd, const mtc_err *e);
 /* Progress line to stderr unless quiet: one line per call. */

@@ -67,13 +67,16 @@ static void task_summary(const mtc_dataset *d, const mtc_data_task *t, int64_t *
     *hi = -1e300;
     if (t->kind == MTC_TASK_CLS) {
         for (int k = 0; k < t->dim; k++) counts[k] = 0;
-        for (int64_t i = 0; i < d->n; i++) counts[t->labels[i]]++;
+        for (int64_t i = 0; i < d->n; i++)
+            if (t->labels[i] != MTC_LABEL_MISSING) counts[t->labels[i]]++;
         return;
     }
-    int64_t m = d->n * t->dim;
-    for (int64_t i = 0; i < m; i++) {
+    int64_t m = 0;
+    for (int64_t i = 0; i < d->n * t->dim; i++) {
         double v = t->targets[i];
+        if (!mtc_row_labelled(t->targets + i / t->dim * t->dim, t->dim)) continue;
         *mean += v;
+        m++;
         if (v < *lo) *lo = v;
         if (v > *hi) *hi = v;
     }
@@ -115,6 +118,7 @@ static void print_info(const mtc_dataset *d, int json)
             mtc_jw_kstr(&w, "name", t->name);
             mtc_jw_kstr(&w, "kind", mtc_task_kind_name(t->kind));
             mtc_jw_kint(&w, "dim", t->dim);
+            mtc_jw_kint(&w, "labelled", mtc_data_labelled(t, NULL, d->n));
             if (t->kind == MTC_TASK_CLS) {
                 mtc_jw_key(&w, "counts");
                 mtc_jw_arr(&w);
@@ -133,14 +137,16 @@ static void print_info(const mtc_dataset *d, int json)
             }
             mtc_jw_obj_end(&w);
         } else if (t->kind == MTC_TASK_CLS) {
-            printf("task     %s: cls, %d classes\n", t->name, t->dim);
+            printf("task     %s: cls, %d classes, %lld labelled\n", t->name, t->dim,
+                   (long long)mtc_data_labelled(t, NULL, d->n));
             for (int k = 0; k < t->dim; k++) {
                 if (t->nclass_names) printf("  %3d %-20s %lld\n", k, t->class_names[k], (long long)counts[k]);
                 else printf("  %3d %lld\n", k, (long long)counts[k]);
             }
         } else {
-            printf("task     %s: %s, %d output%s, mean %g, min %g, max %g\n", t->name,
-                   mtc_task_kind_name(t->kind), t->dim, t->dim == 1 ? "" : "s", mean, lo, hi);
+            printf("task     %s: %s, %d output%s, %lld labelled, mean %g, min %g, max %g\n", t->name,
+                   mtc_task_kind_name(t->kind), t->dim, t->dim == 1 ? "" : "s",
+                   (long long)mtc_data_labelled(t, NULL, d->n), mean, lo, hi);
         }
         free(counts);
     }
@@ -164,6 +170,7 @@ static int data_info(int argc, char **argv)
         {"inputs", OPT_STR, &inputs, "CSV input columns, comma-separated (default: the rest)", 1, 0},
         {"png-size", OPT_INT, &png_size, "PNG folders: resize to NxN (default: sizes must agree)", 1, 16384},
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     int npos, rc = cli_parse("data info", "NAME [--split test] [--json]",
@@ -181,6 +188,7 @@ static int data_info(int argc, char **argv)
     memset(&o, 0, sizeof o);
     o.inputs = inputs;
     o.png_size = png_size;
+    o.missing = c.missing;
     if (tasks && mtc_data_parse_csv_tasks(tasks, &o, &e)) return cli_fail("data info", &e);
     mtc_dataset d;
     if (mtc_data_open(pos[0], split, &o, &d, &e)) return cli_fail("data info", &e);

@@ -203,6 +203,7 @@ int cmd_distill(int argc, char **argv)
         {"compare-scratch", OPT_FLAG, &compare, "also train the student from scratch (same settings) and report the gap closed", 1, 0},
         UTIL_TRAIN_OPTS(&to),
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     char **rest = malloc(sizeof(char *) * (size_t)(argc + 1));

@@ -19,6 +19,7 @@ int cmd_eval(int argc, char **argv)
         {"split", OPT_STR, &split, "train | test (default {default})", 1, 0},
         {"batch", OPT_INT, &batch, "inference batch (default {default})", 1, 65536},
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     const char *pos[1];

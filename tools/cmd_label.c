@@ -98,6 +98,7 @@ int cmd_label(int argc, char **argv)
         {"augment-copies", OPT_INT, &cfg.aug_copies, "store K views per sample: the sample + K-1 augmented (default {default})", 1, 64},
         {"augment", OPT_STR, &augment, augment_help, 1, 0},
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     const char *pos[1];

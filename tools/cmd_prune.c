@@ -596,6 +596,7 @@ int cmd_prune(int argc, char **argv)
         {"temperature", OPT_FLOAT, &o.temperature, "KD temperature (default {default}, as mtc distill)", 0.01, 100},
         {"alpha", OPT_FLOAT, &o.alpha, "KD weight of the soft term (default {default}, as mtc distill)", 0, 1},
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     const char *pos[1];

@@ -64,6 +64,7 @@ int cmd_quantize(int argc, char **argv)
         {"relative", OPT_FLAG, &qc.relative, "--max-drop in % of the fp32 metric", 1, 0},
         {"val", OPT_INT, &qc.val_n, "validation samples for --max-drop (default {default})", 1, 10000000},
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     const char *pos[1];

@@ -24,6 +24,7 @@ int cmd_train(int argc, char **argv)
         {"no-test", OPT_FLAG, &no_test, "skip the final test-split evaluation", 1, 0},
         UTIL_TRAIN_OPTS(&to),
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     const char *pos[1];

@@ -28,6 +28,7 @@ typedef struct task_row {
     int kind;
     double ref, cand, drop, budget, agree, kl, mad;
     int pass;
+    int64_t labelled;     /* samples the metrics are over */
 } task_row;
 
 static int same_tasks(const mtc_model *a, const mtc_model *b, const char *pa, const char *pb, mtc_err *e)
@@ -214,6 +215,7 @@ static void json_report(mtc_jw *w, const side *ref, const side *cand, const mtc_
         mtc_jw_knum(w, "reference", r->ref);
         mtc_jw_knum(w, "candidate", r->cand);
         mtc_jw_knum(w, "drop", r->drop);
+        mtc_jw_kint(w, "labelled", r->labelled);
         if (!report) {
             mtc_jw_knum(w, "budget", r->budget);
             mtc_jw_key(w, "pass");
@@ -245,8 +247,8 @@ static void print_detail(const side *ref, const side *cand, const mtc_dataset *d
 {
     printf("reference %s, candidate %s on %s/%s (%lld samples)\n", ref->path, cand->path, d->name, split,
            (long long)d->n);
-    printf("%-12s %-8s %10s %10s %9s %8s %6s %9s %9s\n", "task", "metric", "reference", "candidate",
-           relative ? "drop %" : "drop", "budget", "", "agree", "kl|mad");
+    printf("%-12s %-8s %10s %10s %9s %8s %6s %9s %9s %9s\n", "task", "metric", "reference", "candidate",
+           relative ? "drop %" : "drop", "budget", "", "agree", "kl|mad", "labelled");
     for (int t = 0; t < T; t++) {
         const task_row *r = &rows[t];
         char a[32], b[32], ag[32] = "-", kd[32];
@@ -257,8 +259,8 @@ static void print_detail(const side *ref, const side *cand, const mtc_dataset *d
         snprintf(kd, sizeof kd, "%.4g", r->kind == MTC_TASK_CLS ? r->kl : r->kind == MTC_TASK_REG ? r->mad : 0.0);
         char bud[32] = "-";
         if (!report) snprintf(bud, sizeof bud, "%.3f", r->budget);
-        printf("%-12s %-8s %10s %10s %9.3f %8s %6s %9s %9s\n", r->name, r->metric_name, a, b, r->drop, bud,
-               report ? "" : r->pass ? "PASS" : "FAIL", ag, kd);
+        printf("%-12s %-8s %10s %10s %9.3f %8s %6s %9s %9s %9lld\n", r->name, r->metric_name, a, b, r->drop, bud,
+               report ? "" : r->pass ? "PASS" : "FAIL", ag, kd, (long long)r->labelled);
     }
     int64_t fr = mtc_rt_file_bytes(ref->rt), fc = mtc_rt_file_bytes(cand->rt);
     printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx %s); weights %lld -> %lld bytes\n",
@@ -327,6 +329,7 @@ int cmd_verify(int argc, char **argv)
         {"junit", OPT_STR, &junit, "write a JUnit XML report (one testcase per task)", 1, 0},
         {"batch", OPT_INT, &batch, "inference batch (default {default})", 1, 65536},
         CLI_COMMON(&c),
+        CLI_MISSING(&c),
         CLI_END,
     };
     int npos;
@@ -391,6 +394,11 @@ int cmd_verify(int argc, char **argv)
                              "not a usable baseline", refp, 100 * ref.ev[t].cls.accuracy, ts->name, ts->dim);
             goto done;
         }
+        if (!ref.ev[t].n) {
+            rc = mtc_err_set(&e, MTC_EINPUT, "%s: no sample of the %s split is labelled for task '%s': nothing to "
+                             "compare", d.name, split, ts->name);
+            goto done;
+        }
         if (ts->kind == MTC_TASK_REG && !(ref.ev[t].reg.r2 > 0)) {
             rc = mtc_err_set(&e, MTC_EINPUT, "%s: reference R2 %.3f on task '%s' is no better than the mean: not a "
                              "usable baseline", refp, ref.ev[t].reg.r2, ts->name);
@@ -406,6 +414,7 @@ int cmd_verify(int argc, char **argv)
             mtc_task_eval_primary(&ref.ev[t], &r->metric_name);
             r->ref = ref.metric[t];
             r->cand = cands[k].metric[t];
+            r->labelled = ref.ev[t].n;
             r->drop = mtc_metric_drop(r->kind, r->ref, r->cand, relative);
             r->budget = budget[t];
             r->pass = report || r->drop <= r->budget;

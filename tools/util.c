@@ -28,6 +28,7 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
         ct->class_names = m->class_names[t];
     }
     if (m->spec.h == m->spec.w && m->spec.c == 1) o.png_size = m->spec.h;
+    o.missing = cli_missing_marker;
     int rc = mtc_data_open(name, split, &o, d, e);
     if (rc) return rc;
     if ((rc = mtc_model_check_input(m, d, e))) mtc_data_free(d);
@@ -229,18 +230,20 @@ void util_progress(void *ctx, const mtc_epoch_stats *s)
 
 void util_print_eval(FILE *f, const mtc_model *m, const mtc_task_eval *ev)
 {
-    fprintf(f, "%-12s %-4s %9s %9s %9s %9s %9s\n", "task", "kind", "accuracy", "f1", "auc", "mae", "mse");
+    fprintf(f, "%-12s %-4s %9s %9s %9s %9s %9s %9s\n", "task", "kind", "accuracy", "f1", "auc", "mae", "mse",
+            "labelled");
     for (int t = 0; t < m->spec.ntasks; t++) {
         const mtc_task_eval *x = &ev[t];
         const char *name = m->spec.tasks[t].name, *kind = mtc_task_kind_name(x->kind);
         if (x->kind == MTC_TASK_CLS)
-            fprintf(f, "%-12s %-4s %8.2f%% %9.4f %9.4f %9s %9s\n", name, kind, 100 * x->cls.accuracy, x->cls.f1,
+            fprintf(f, "%-12s %-4s %8.2f%% %9.4f %9.4f %9s %9s", name, kind, 100 * x->cls.accuracy, x->cls.f1,
                     x->cls.auc, "-", "-");
         else if (x->kind == MTC_TASK_BIN)
-            fprintf(f, "%-12s %-4s %8.2f%% %9.4f %9.4f %9s %9s\n", name, kind, 100 * x->bin.accuracy, x->bin.f1,
+            fprintf(f, "%-12s %-4s %8.2f%% %9.4f %9.4f %9s %9s", name, kind, 100 * x->bin.accuracy, x->bin.f1,
                     x->bin.auc, "-", "-");
         else
-            fprintf(f, "%-12s %-4s %9s %9s %9s %9.4f %9.4f\n", name, kind, "-", "-", "-", x->reg.mae, x->reg.mse);
+            fprintf(f, "%-12s %-4s %9s %9s %9s %9.4f %9.4f", name, kind, "-", "-", "-", x->reg.mae, x->reg.mse);
+        fprintf(f, " %9lld\n", (long long)x->n);
     }
 }
 
@@ -252,6 +255,7 @@ void util_json_eval(mtc_jw *w, const mtc_model *m, const mtc_task_eval *ev)
         mtc_jw_key(w, m->spec.tasks[t].name);
         mtc_jw_obj(w);
         mtc_jw_kstr(w, "kind", mtc_task_kind_name(x->kind));
+        mtc_jw_kint(w, "labelled", x->n);
         if (x->kind == MTC_TASK_CLS) {
             mtc_jw_knum(w, "accuracy", x->cls.accuracy);
             mtc_jw_knum(w, "precision", x->cls.precision);

@@ -19,6 +19,8 @@
  *   csv:PATH          CSV with header; columns chosen by mtc_data_opts.
  *                     Data row r (0-based) is in test when r % 5 == 4, else
  *                     in train. `csv:PATH@all` puts every row in both splits.
+ *                     A label cell that is empty, NA, ? (or opts->missing)
+ *                     is a missing label; an input cell never may be.
  *   png:DIR           DIR/<class>/NAME.png, one task "class". DIR/train and
  *                     DIR/test, when both exist, are the splits; else file i
  *                     of the sorted list goes to test when i % 5 == 4.
@@ -26,12 +28,18 @@
 #ifndef MTC_DATA_H
 #define MTC_DATA_H
 
+/* Missing labels: a sample not labelled for a task has the cls label
+ * MTC_LABEL_MISSING, or NaN targets (bin/reg; a row with any NaN is
+ * unlabelled). Losses, gradients, metrics and task-weighting statistics of
+ * a task use only its labelled samples; the data hash covers the gaps. */
+#define MTC_LABEL_MISSING (-1)
+
 typedef struct mtc_data_task {
     char name[MTC_NAME_MAX];
     int kind;          /* mtc_task_kind */
     int dim;           /* classes (cls) or outputs (bin/reg) */
-    int32_t *labels;   /* cls: n class ids in [0, dim) */
-    float *targets;    /* bin/reg: n*dim */
+    int32_t *labels;   /* cls: n class ids in [0, dim), or MTC_LABEL_MISSING */
+    float *targets;    /* bin/reg: n*dim, NaN rows unlabelled */
     int nclass_names;  /* CSV/PNG string classes, else 0 */
     char **class_names;
 } mtc_data_task;
@@ -68,6 +76,8 @@ typedef struct mtc_data_opts {
     mtc_csv_task tasks[MTC_MAX_TASKS];
     int png_size;             /* PNG: resize to this square size, 0 = reject
                                  differing sizes */
+    const char *missing;      /* CSV: a label cell equal to this is missing
+                                 (besides empty, NA and ?); NULL = those */
 } mtc_data_opts;
 
 /* split: "train" or "test". For csv:/png: without a separate test file, rows
@@ -76,6 +86,15 @@ int mtc_data_open(const char *name, const char *split,
                   const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
 void mtc_data_free(mtc_dataset *d);
 int mtc_data_task_index(const mtc_dataset *d, const char *task);
+/* Samples of task t labelled among idx[0..n) (all n samples when idx NULL). */
+int64_t mtc_data_labelled(const mtc_data_task *t, const int64_t *idx, int64_t n);
+/* Row i of a bin/reg task (dim values) is labelled: no NaN in it. */
+static inline int mtc_row_labelled(const float *row, int dim)
+{
+    for (int k = 0; k < dim; k++)
+        if (row[k] != row[k]) return 0;
+    return 1;
+}
 int64_t mtc_data_sample_size(const mtc_dataset *d); /* c*h*w */
 
 /* Individual readers (tested on their own). */

@@ -126,6 +126,7 @@ typedef struct mtc_task_eval {
     mtc_bin_metrics bin;        /* bin */
     mtc_reg_metrics reg;        /* reg */
     double loss;                /* cls CE, bin BCE, reg MSE/var(target) */
+    int64_t n;                  /* samples labelled for the task: what the metrics are over */
 } mtc_task_eval;
 int mtc_evaluate(mtc_model *m, const mtc_dataset *d, const int64_t *idx,
                  int64_t n, int batch, mtc_task_eval *out, mtc_err *e);
