@@ -214,7 +214,12 @@ static int resolve_columns(csvload *L, const mtc_data_opts *o, mtc_err *e)
         const mtc_csv_task *s = &o->tasks[i];
         const char *cn = s->column[0] ? s->column : s->name;
         int c = find_col(L, cn);
-        if (c < 0)
+        if (c < 0 && o->allow_absent && s->kind >= MTC_TASK_CLS && s->kind <= MTC_TASK_REG) {
+            L->t[i].col = -1; /* no column: unlabelled on every row */
+            L->t[i].kind = s->kind;
+            L->t[i].spec = s;
+            L->ntasks = i + 1;
+        } else if (c < 0)
             rc = mtc_err_set(e, MTC_EINPUT, "%s: no column '%s' for task %s", path, cn, s->name);
         else if (s->kind < MTC_TASK_CLS || s->kind > MTC_TASK_REG)
             rc = mtc_err_set(e, MTC_EINPUT, "%s: task %s has an unknown kind %d", path, s->name,
@@ -306,7 +311,7 @@ static int read_rows(csvload *L, const char *marker, mtc_err *e)
         }
         for (int i = 0; i < L->ntasks; i++) {
             tcol *t = &L->t[i];
-            const char *s = p->f[t->col].s;
+            const char *s = t->col >= 0 ? p->f[t->col].s : "";
             if (missing_cell(s, marker)) { /* not labelled for this task */
                 if (t->kind == MTC_TASK_CLS) t->vals[row] = NULL;
                 else t->targets[row] = NAN;
@@ -333,7 +338,7 @@ static int read_rows(csvload *L, const char *marker, mtc_err *e)
  * for all rows, compacted to the split later). */
 static int map_classes(csvload *L, tcol *t, mtc_data_task *dt, mtc_err *e)
 {
-    const char *path = L->p.path, *cname = L->hdr[t->col];
+    const char *path = L->p.path, *cname = t->col >= 0 ? L->hdr[t->col] : t->spec->name;
     int64_t n = L->nrows;
     dt->labels = malloc(sizeof *dt->labels * (size_t)n);
     if (!dt->labels) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
@@ -478,7 +483,7 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
         }
     }
     for (int i = 0; !rc && i < L.ntasks; i++)
-        if (!mtc_data_labelled(&d->tasks[i], NULL, L.nrows))
+        if (L.t[i].col >= 0 && !mtc_data_labelled(&d->tasks[i], NULL, L.nrows))
             rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' (task %s) holds no label: every cell is missing", path,
                              L.hdr[L.t[i].col], d->tasks[i].name);
     if (!rc) rc = select_split(&L, !strcmp(split, "test"), all, d, e);

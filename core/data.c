@@ -31,6 +31,139 @@ static const struct {
     {"png:", mtc_data_load_png_dir},
 };
 
+/* ---- A+B: data sets joined -------------------------------------------------- */
+
+/* Where the next part starts: a '+' followed by a registered name (exact
+ * names followed by '+' or the end), or NULL. */
+static const char *next_plus(const char *s)
+{
+    for (const char *p = strchr(s, '+'); p; p = strchr(p + 1, '+'))
+        for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++) {
+            const char *r = registry[i].name;
+            size_t l = strlen(r);
+            int prefix = r[l - 1] == ':' || r[l - 1] == '@';
+            if (!strncmp(p + 1, r, l) && (prefix || p[1 + l] == 0 || p[1 + l] == '+')) return p;
+        }
+    return NULL;
+}
+
+/* The class id of part's label y for task t of the union (class names
+ * merged by name, appended in order of appearance). */
+static int merge_names(mtc_data_task *u, const mtc_data_task *p, int32_t *map, mtc_err *e)
+{
+    for (int k = 0; k < p->nclass_names; k++) {
+        int id = -1;
+        for (int j = 0; j < u->nclass_names && id < 0; j++)
+            if (!strcmp(u->class_names[j], p->class_names[k])) id = j;
+        if (id < 0) {
+            char **cn = realloc(u->class_names, (size_t)(u->nclass_names + 1) * sizeof *cn);
+            if (!cn) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+            u->class_names = cn;
+            if (!(cn[u->nclass_names] = strdup(p->class_names[k]))) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+            id = u->nclass_names++;
+        }
+        map[k] = id;
+    }
+    if (u->nclass_names > u->dim) u->dim = u->nclass_names;
+    return 0;
+}
+
+static int open_joined(const char *name, const char *split, const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e)
+{
+    enum { MAXP = 16 };
+    mtc_dataset *p = calloc(MAXP, sizeof *p);
+    char part[256];
+    int np = 0, rc = 0;
+    if (!p) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    mtc_data_opts po = *opts;
+    po.allow_absent = 1;
+    for (const char *s = name; s && !rc;) {
+        const char *q = next_plus(s);
+        size_t l = q ? (size_t)(q - s) : strlen(s);
+        if (np == MAXP) { rc = mtc_err_set(e, MTC_EINPUT, "%s: more than %d parts", name, MAXP); break; }
+        snprintf(part, sizeof part, "%.*s", (int)l, s);
+        if (!(rc = mtc_data_open(part, split, &po, &p[np], e))) np++; /* a failed part freed itself */
+        s = q ? q + 1 : NULL;
+    }
+    int64_t n = 0;
+    for (int k = 0; k < np && !rc; k++) {
+        if (p[k].c != p[0].c || p[k].h != p[0].h || p[k].w != p[0].w || !p[k].x_u8 != !p[0].x_u8)
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: samples of %s are %dx%dx%d %s, of %s %dx%dx%d %s (joined data "
+                             "sets need one input shape)", name, p[k].name, p[k].c, p[k].h, p[k].w,
+                             p[k].x_u8 ? "pixels" : "features", p[0].name, p[0].c, p[0].h, p[0].w,
+                             p[0].x_u8 ? "pixels" : "features");
+        n += p[k].n;
+    }
+    /* the union of the tasks */
+    for (int k = 0; k < np && !rc; k++)
+        for (int t = 0; t < p[k].ntasks && !rc; t++) {
+            const mtc_data_task *pt = &p[k].tasks[t];
+            int u = mtc_data_task_index(d, pt->name);
+            if (u < 0) {
+                if (d->ntasks == MTC_MAX_TASKS) { rc = mtc_err_set(e, MTC_EINPUT, "%s: more than %d tasks", name, MTC_MAX_TASKS); break; }
+                u = d->ntasks++;
+                snprintf(d->tasks[u].name, sizeof d->tasks[u].name, "%s", pt->name);
+                d->tasks[u].kind = pt->kind;
+            } else if (d->tasks[u].kind != pt->kind || (pt->kind != MTC_TASK_CLS && d->tasks[u].dim != pt->dim)) {
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: task '%s' is %s/%d in %s and %s/%d before", name, pt->name,
+                                 mtc_task_kind_name(pt->kind), pt->dim, p[k].name,
+                                 mtc_task_kind_name(d->tasks[u].kind), d->tasks[u].dim);
+                break;
+            }
+            if (pt->dim > d->tasks[u].dim) d->tasks[u].dim = pt->dim;
+        }
+    int64_t S = np ? mtc_data_sample_size(&p[0]) : 0;
+    if (!rc) {
+        d->n = n, d->c = p[0].c, d->h = p[0].h, d->w = p[0].w;
+        if (p[0].x_u8) d->x_u8 = malloc((size_t)(n * S));
+        else d->x_f32 = malloc((size_t)(n * S) * sizeof(float));
+        if (!d->x_u8 && !d->x_f32) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", name);
+        int any_group = 0;
+        for (int k = 0; k < np; k++) any_group |= p[k].group != NULL;
+        if (!rc && any_group && !(d->group = malloc((size_t)n * sizeof *d->group)))
+            rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", name);
+        for (int t = 0; t < d->ntasks && !rc; t++) { /* every sample unlabelled, to start */
+            mtc_data_task *u = &d->tasks[t];
+            if (u->kind == MTC_TASK_CLS) {
+                if (!(u->labels = malloc((size_t)n * sizeof *u->labels))) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+                for (int64_t i = 0; !rc && i < n; i++) u->labels[i] = MTC_LABEL_MISSING;
+            } else {
+                if (!(u->targets = malloc((size_t)(n * u->dim) * sizeof *u->targets))) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+                for (int64_t i = 0; !rc && i < n * u->dim; i++) u->targets[i] = NAN;
+            }
+        }
+    }
+    int64_t off = 0;
+    d->nparts = rc ? 0 : np;
+    for (int k = 0; k < np && !rc; k++) {
+        const mtc_dataset *q = &p[k];
+        d->part_n[k] = q->n;
+        if (q->x_u8) memcpy(d->x_u8 + off * S, q->x_u8, (size_t)(q->n * S));
+        else memcpy(d->x_f32 + off * S, q->x_f32, (size_t)(q->n * S) * sizeof(float));
+        for (int64_t i = 0; d->group && i < q->n; i++) /* groups stay apart between parts */
+            d->group[off + i] = (int32_t)(q->group ? q->group[i] + off : off + i);
+        for (int t = 0; t < q->ntasks && !rc; t++) {
+            const mtc_data_task *pt = &q->tasks[t];
+            mtc_data_task *u = &d->tasks[mtc_data_task_index(d, pt->name)];
+            if (pt->kind != MTC_TASK_CLS) {
+                memcpy(u->targets + off * u->dim, pt->targets, (size_t)(q->n * u->dim) * sizeof(float));
+                continue;
+            }
+            int32_t *map = malloc((size_t)(pt->dim > 0 ? pt->dim : 1) * sizeof *map);
+            if (!map) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); break; }
+            for (int c = 0; c < pt->dim; c++) map[c] = c;
+            if (pt->nclass_names && (rc = merge_names(u, pt, map, e))) { free(map); break; }
+            for (int64_t i = 0; i < q->n; i++)
+                u->labels[off + i] = pt->labels[i] == MTC_LABEL_MISSING ? MTC_LABEL_MISSING : map[pt->labels[i]];
+            free(map);
+        }
+        off += q->n;
+    }
+    for (int k = 0; k < np; k++) mtc_data_free(&p[k]);
+    free(p);
+    return rc;
+}
+
 int mtc_data_open(const char *name, const char *split, const mtc_data_opts *opts,
                   mtc_dataset *d, mtc_err *e)
 {
@@ -44,6 +177,14 @@ int mtc_data_open(const char *name, const char *split, const mtc_data_opts *opts
         return mtc_err_set(e, MTC_EINPUT, "%.64s...: dataset name too long", name);
     mtc_data_opts none;
     if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
+    if (next_plus(name)) {
+        int rc = open_joined(name, split, opts, d, e);
+        if (rc) { mtc_data_free(d); return rc; }
+        snprintf(d->name, sizeof d->name, "%s", name);
+        snprintf(d->split, sizeof d->split, "%s", split);
+        mtc_data_rehash(d);
+        return MTC_OK;
+    }
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++) {
         const char *r = registry[i].name;
         size_t l = strlen(r);

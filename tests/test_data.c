@@ -1215,6 +1215,53 @@ static void test_cli_data_info_prints_tasks_and_rejects_bad_names(void **st)
     free(dir);
 }
 
+/* A+B+U: CSVs with different label columns and one with none join into one
+ * set: samples in order, each labelled for the tasks its file carries
+ * (string classes merged by name), unlabelled for the rest; the parts'
+ * sizes are kept; parts with another input shape are an error. */
+static void test_joined_csvs_unite_tasks_and_mark_gaps(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    write_text(dir, "a.csv", "x0,x1,color\n1,2,red\n3,4,blue\n");
+    write_text(dir, "b.csv", "x0,x1,color,size\n5,6,green,0.5\n7,8,red,1.5\n9,10,,2.5\n");
+    write_text(dir, "u.csv", "x0,x1\n11,12\n");
+    write_text(dir, "c.csv", "x0,x1,x2\n1,2,3\n");
+    mtc_data_opts o = csv_opts("color,size:reg");
+    o.inputs = "x0,x1";
+    char name[4400];
+    snprintf(name, sizeof name, "csv:%s/a.csv@all+csv:%s/b.csv@all+csv:%s/u.csv@all", dir, dir, dir);
+    mtc_dataset d;
+    mtc_err e = {0};
+    if (mtc_data_open(name, "train", &o, &d, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(d.n, 6);
+    assert_int_equal(d.nparts, 3);
+    assert_true(d.part_n[0] == 2 && d.part_n[1] == 3 && d.part_n[2] == 1);
+    assert_true(d.x_f32[4 * 2] == 9.0f && d.x_f32[5 * 2 + 1] == 12.0f);
+    int c = mtc_data_task_index(&d, "color"), z = mtc_data_task_index(&d, "size");
+    assert_true(c >= 0 && z >= 0);
+    /* a: blue 0, red 1; b adds green as 2 */
+    assert_int_equal(d.tasks[c].nclass_names, 3);
+    assert_string_equal(d.tasks[c].class_names[2], "green");
+    const int32_t want[6] = {1, 0, 2, 1, MTC_LABEL_MISSING, MTC_LABEL_MISSING};
+    assert_memory_equal(d.tasks[c].labels, want, sizeof want);
+    const float *sz = d.tasks[z].targets;
+    assert_true(isnan(sz[0]) && isnan(sz[1]) && sz[2] == 0.5f && sz[4] == 2.5f && isnan(sz[5]));
+    assert_int_equal(mtc_data_labelled(&d.tasks[z], NULL, d.n), 3);
+    mtc_data_free(&d);
+    /* another input shape */
+    o.inputs = NULL;
+    snprintf(name, sizeof name, "csv:%s/u.csv@all+csv:%s/c.csv@all", dir, dir);
+    assert_int_equal(mtc_data_open(name, "train", &o, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "one input shape"));
+    /* a part that fails names itself */
+    snprintf(name, sizeof name, "csv:%s/a.csv@all+csv:%s/nope.csv", dir, dir);
+    assert_int_equal(mtc_data_open(name, "train", &o, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "nope.csv"));
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1235,6 +1282,7 @@ int main(void)
         cmocka_unit_test(test_csv_reads_string_and_int_labels_and_quoted_fields),
         cmocka_unit_test(test_csv_missing_value_names_line_and_column),
         cmocka_unit_test(test_csv_missing_labels_are_marked),
+        cmocka_unit_test(test_joined_csvs_unite_tasks_and_mark_gaps),
         cmocka_unit_test(test_csv_wrong_column_count_names_the_line),
         cmocka_unit_test(test_csv_non_numeric_and_non_finite_inputs_are_errors),
         cmocka_unit_test(test_png_round_trip_gray_and_rgb_to_luma),

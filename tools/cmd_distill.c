@@ -179,7 +179,8 @@ static int teacher_in_header(const mtc_json *hdr, const char *hash)
 
 int cmd_distill(int argc, char **argv)
 {
-    const char *spec_path = NULL, *data = NULL, *out = NULL, *soft_path = NULL, *teacher_path = NULL;
+    const char *spec_path = NULL, *data = NULL, *out = NULL, *soft_path = NULL, *teacher_path = NULL, *transfer = NULL;
+    char joined[512];
     const char *task_dummy = NULL;
     mtc_train_cfg dflt; /* T, alpha and the hint weight start at the library's defaults */
     mtc_train_cfg_default(&dflt);
@@ -192,6 +193,8 @@ int cmd_distill(int argc, char **argv)
     cli_opt opts[] = {
         {"spec", OPT_STR, &spec_path, "student spec file (required)", 1, 0},
         {"data", OPT_STR, &data, "data set the soft labels were made for (required)", 1, 0},
+        {"transfer", OPT_STR, &transfer, "unlabelled data joined after --data (as --data D+NAME): soft loss on every "
+                                         "sample, hard loss where a label exists; label it with the same option", 1, 0},
         {"soft", OPT_STR, &soft_path, "soft-label file from `mtc label` (required)", 1, 0},
         {"out", OPT_STR, &out, "output student checkpoint (-o; required)", 1, 0},
         {"temperature", OPT_FLOAT, &T, "KD temperature T for every task (default {default}, chosen on the validation split)", 1e-3, 100},
@@ -234,6 +237,13 @@ int cmd_distill(int argc, char **argv)
         fprintf(stderr, "mtc distill: --augment %s: KD from --soft trains on the views stored in the file "
                         "(mtc label --augment-copies K); drop --augment\n", to.augment);
         return 2;
+    }
+    if (data && transfer) { /* --transfer U is --data D+U */
+        if (snprintf(joined, sizeof joined, "%s+%s", data, transfer) >= (int)sizeof joined) {
+            fprintf(stderr, "mtc distill: --data and --transfer: names too long\n");
+            return 2;
+        }
+        data = joined;
     }
     if (!spec_path || !data || !soft_path || !out) {
         fprintf(stderr, "mtc distill: --spec, --data, --soft and -o are required (see mtc distill --help)\n");
@@ -281,6 +291,7 @@ int cmd_distill(int argc, char **argv)
     for (int i = 0; i < nov; i++)
         if ((rc = apply_override(ov[i], &m, cfg.kd_T, cfg.kd_alpha, &e))) goto out;
     if ((rc = util_open_data(&m, data, "train", &d, &e))) goto out;
+    util_report_data(&c, &d);
     if ((rc = mtc_model_set_class_names(&m, &d, &e))) goto out;
     if ((rc = mtc_soft_read(soft_path, &m, &d, allow_missing, &soft, hint_weight > 0 ? &hints : NULL,
                             &hint_dim, &e)))

@@ -78,7 +78,8 @@ static void json_summary(const char *out, const char *hdr, double secs)
 
 int cmd_label(int argc, char **argv)
 {
-    const char *data = NULL, *out = NULL, *teachers = NULL, *task_teacher = NULL, *augment = NULL;
+    const char *data = NULL, *out = NULL, *teachers = NULL, *task_teacher = NULL, *augment = NULL, *transfer = NULL;
+    char joined[512];
     mtc_label_cfg cfg; /* the options write into it: their defaults are the library's */
     mtc_label_cfg_default(&cfg);
     char augment_help[128];
@@ -88,6 +89,7 @@ int cmd_label(int argc, char **argv)
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"data", OPT_STR, &data, "data set the teacher was trained on (required; train split, all samples)", 1, 0},
+        {"transfer", OPT_STR, &transfer, "unlabelled data joined after --data (as --data D+NAME), labelled too", 1, 0},
         {"out", OPT_STR, &out, "output soft-label file (-o; required)", 1, 0},
         {"teachers", OPT_STR, &teachers, "more teachers a.mtc,b.mtc: outputs averaged per task", 1, 0},
         {"task-teacher", OPT_STR, &task_teacher, "TASK=FILE[,TASK=FILE]: take TASK from that teacher only", 1, 0},
@@ -113,6 +115,13 @@ int cmd_label(int argc, char **argv)
                        "trains each step on one stored view per sample against the teacher's output for it.",
                        opts, argc, argv, pos, 1, &npos);
     if (rc) return rc < 0 ? 0 : rc;
+    if (data && transfer) { /* --transfer U is --data D+U */
+        if (snprintf(joined, sizeof joined, "%s+%s", data, transfer) >= (int)sizeof joined) {
+            fprintf(stderr, "mtc label: --data and --transfer: names too long\n");
+            return 2;
+        }
+        data = joined;
+    }
     if ((!npos && !teachers) || !data || !out) {
         fprintf(stderr, "mtc label: a teacher, --data and -o are required (see mtc label --help)\n");
         return 2;
@@ -167,6 +176,7 @@ int cmd_label(int argc, char **argv)
     cfg.progress = label_progress;
     cfg.progress_ctx = &pc;
     if ((rc = util_open_data(&s.m[0], data, "train", &d, &e))) goto out;
+    util_report_data(&c, &d);
     cli_progress(&c, "label: %d teacher(s), %s train split, %lld samples x %d view(s), %s%s", s.nt, d.name,
                  (long long)d.n, cfg.aug_copies, cfg.f16 ? "f16" : "f32", cfg.hints ? ", with hints" : "");
     pc.t0 = cli_now();

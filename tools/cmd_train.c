@@ -72,6 +72,7 @@ int cmd_train(int argc, char **argv)
     cfg.progress = util_progress;
     cfg.progress_ctx = &c;
     if ((rc = util_open_data(&m, data, "train", &d, &e))) goto out;
+    util_report_data(&c, &d);
     if ((rc = mtc_model_set_class_names(&m, &d, &e))) goto out;
     mtc_model_init_params(&m, c.seed);
     cli_progress(&c, "train: %s, %lld samples, %lld parameters, %d task(s), %s weighting",

@@ -35,6 +35,18 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
     return rc;
 }
 
+void util_report_data(const cli_common *c, const mtc_dataset *d)
+{
+    char line[1024];
+    int k = snprintf(line, sizeof line, "data %s: %lld samples", d->split, (long long)d->n);
+    for (int i = 0; i < d->nparts && k < (int)sizeof line; i++)
+        k += snprintf(line + k, sizeof line - k, "%s%lld", i ? " + " : " = ", (long long)d->part_n[i]);
+    for (int t = 0; t < d->ntasks && k < (int)sizeof line; t++)
+        k += snprintf(line + k, sizeof line - k, "%s%s %lld", t ? ", " : "; labelled: ", d->tasks[t].name,
+                      (long long)mtc_data_labelled(&d->tasks[t], NULL, d->n));
+    cli_progress(c, "%s", line);
+}
+
 /* Every value from the library's defaults: the CLI has none of its own. */
 void util_train_opts_default(util_train_opts *o)
 {

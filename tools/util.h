@@ -10,6 +10,9 @@
 
 /* Opens data set `name` split `split` with the columns the model's spec asks
  * for (CSV) and checks its sample shape against the model. */
+/* One progress line: the data set's size, its parts' (A+B), and how many
+ * samples each task has labels for. */
+void util_report_data(const cli_common *c, const mtc_dataset *d);
 int util_open_data(const mtc_model *m, const char *name, const char *split,
                    mtc_dataset *d, mtc_err *e);
 /* Training options shared by `mtc train` and `mtc distill`. */

@@ -24,6 +24,11 @@
  *   png:DIR           DIR/<class>/NAME.png, one task "class". DIR/train and
  *                     DIR/test, when both exist, are the splits; else file i
  *                     of the sorted list goes to test when i % 5 == 4.
+ *   A+B[+C...]        the parts' samples one after another (one sample
+ *                     shape), tasks united by name: each sample is labelled
+ *                     for the tasks its own part carries, unlabelled for the
+ *                     rest (CSV parts may lack task columns). A '+' splits
+ *                     where a dataset name follows it.
  */
 #ifndef MTC_DATA_H
 #define MTC_DATA_H
@@ -54,6 +59,8 @@ typedef struct mtc_dataset {
     int ntasks;
     mtc_data_task tasks[MTC_MAX_TASKS];
     uint64_t hash;      /* FNV-1a over inputs and labels: identifies the data */
+    int nparts;         /* A+B: the parts' sample counts, in order (else 0) */
+    int64_t part_n[16];
     int32_t *group;     /* n group ids or NULL: a validation split keeps each group
                            on one side (multifashion: the digit image drawn, so
                            validation pairs carry digits training never saw) */
@@ -78,6 +85,9 @@ typedef struct mtc_data_opts {
                                  differing sizes */
     const char *missing;      /* CSV: a label cell equal to this is missing
                                  (besides empty, NA and ?); NULL = those */
+    int allow_absent;         /* CSV: a task whose column the file lacks is
+                                 unlabelled on every row (the parts of A+B
+                                 set it); 0 = that is an error */
 } mtc_data_opts;
 
 /* split: "train" or "test". For csv:/png: without a separate test file, rows
