@@ -12,6 +12,7 @@
  */
 #include "mtc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,32 +124,100 @@ int mtc_data_load_multifashion(const char *arg, const char *split,
 
 /* ---- idx:DIR -------------------------------------------------------------------- */
 
+/* The label files of idx:DIR: "<pre>-<task>-labels-idx1-ubyte.gz". fashion
+ * and digit (MultiFashion's) come first, then the others by name. */
+static int idx_task_names(const char *dir, const char *pre, char names[][MTC_NAME_MAX], int *n, mtc_err *e)
+{
+    DIR *dp = opendir(dir);
+    if (!dp) return mtc_err_set(e, MTC_EIO, "%s: cannot open the folder (%s)", dir, strerror(errno));
+    struct dirent *de;
+    size_t lp = strlen(pre), ls = strlen("-labels-idx1-ubyte.gz");
+    *n = 0;
+    while ((de = readdir(dp))) {
+        size_t l = strlen(de->d_name);
+        if (l <= lp + 1 + ls || strncmp(de->d_name, pre, lp) || de->d_name[lp] != '-' ||
+            strcmp(de->d_name + l - ls, "-labels-idx1-ubyte.gz") || l - lp - 1 - ls >= MTC_NAME_MAX)
+            continue;
+        if (*n == MTC_MAX_TASKS) { closedir(dp); return mtc_err_set(e, MTC_EINPUT, "%s: more than %d label files", dir, MTC_MAX_TASKS); }
+        snprintf(names[*n], MTC_NAME_MAX, "%.*s", (int)(l - lp - 1 - ls), de->d_name + lp + 1);
+        (*n)++;
+    }
+    closedir(dp);
+    for (int i = 1; i < *n; i++) /* insertion sort: fashion, digit, then by name */
+        for (int j = i; j > 0; j--) {
+            int rj = !strcmp(names[j], "fashion") ? 0 : !strcmp(names[j], "digit") ? 1 : 2;
+            int rk = !strcmp(names[j - 1], "fashion") ? 0 : !strcmp(names[j - 1], "digit") ? 1 : 2;
+            if (rj > rk || (rj == rk && strcmp(names[j], names[j - 1]) >= 0)) break;
+            char t[MTC_NAME_MAX];
+            memcpy(t, names[j], MTC_NAME_MAX), memcpy(names[j], names[j - 1], MTC_NAME_MAX), memcpy(names[j - 1], t, MTC_NAME_MAX);
+        }
+    return 0;
+}
+
+/* A task's labels of one side: 255 is "not labelled" (MTC_LABEL_MISSING). */
+static int idx_labels(const char *dir, const char *pre, const char *task, int64_t n, uint8_t **lab, mtc_err *e)
+{
+    char path[4200];
+    int64_t nl;
+    snprintf(path, sizeof path, "%s/%s-%s-labels-idx1-ubyte.gz", dir, pre, task);
+    int rc = mtc_idx_read_labels(path, &nl, lab, e);
+    if (!rc && n >= 0 && nl != n) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: %lld labels for %lld images", path, (long long)nl, (long long)n);
+        free(*lab);
+    }
+    return rc;
+}
+
 int mtc_data_load_idx_dir(const char *dir, const char *split,
                           const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e)
 {
     (void)opts;
     const char *pre = !strcmp(split, "test") ? "t10k" : "train";
-    char path[4200];
+    char path[4200], names[MTC_MAX_TASKS][MTC_NAME_MAX];
     snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, pre);
     int rc = mtc_idx_read_images(path, &d->n, &d->h, &d->w, &d->x_u8, e);
     if (rc) return rc;
     d->c = 1;
-    static const char *tasks[2] = {"fashion", "digit"};
-    for (int t = 0; t < 2 && !rc; t++) {
-        int64_t nl;
-        uint8_t *lab;
-        snprintf(path, sizeof path, "%s/%s-%s-labels-idx1-ubyte.gz", dir, pre, tasks[t]);
-        rc = mtc_idx_read_labels(path, &nl, &lab, e);
-        if (rc) break;
-        if (nl != d->n)
-            rc = mtc_err_set(e, MTC_EINPUT, "%s: %lld labels for %lld images", path,
-                             (long long)nl, (long long)d->n);
-        for (int64_t i = 0; !rc && i < nl; i++)
-            if (lab[i] > 9)
-                rc = mtc_err_set(e, MTC_EINPUT, "%s: label %d at %lld is not 0..9", path,
-                                 lab[i], (long long)i);
-        if (!rc) rc = mtc_data_add_cls_task(d, tasks[t], 10, lab, e);
+    int nt = 0;
+    if ((rc = idx_task_names(dir, pre, names, &nt, e))) return rc;
+    if (!nt) return mtc_err_set(e, MTC_EINPUT, "%s: no %s-*-labels-idx1-ubyte.gz label file", dir, pre);
+    for (int t = 0; t < nt && !rc; t++) {
+        uint8_t *lab, *other = NULL;
+        if ((rc = idx_labels(dir, pre, names[t], d->n, &lab, e))) break;
+        /* classes: 10 for MultiFashion's tasks, else the largest label of
+         * either side + 1 (the other side's file when it is there) */
+        int dim = 0;
+        int64_t no = 0;
+        const char *opre = !strcmp(pre, "train") ? "t10k" : "train";
+        snprintf(path, sizeof path, "%s/%s-%s-labels-idx1-ubyte.gz", dir, opre, names[t]);
+        if (!strcmp(names[t], "fashion") || !strcmp(names[t], "digit")) dim = 10;
+        else if (!mtc_idx_read_labels(path, &no, &other, e)) {
+            for (int64_t i = 0; i < no; i++)
+                if (other[i] != 255 && other[i] + 1 > dim) dim = other[i] + 1;
+            free(other);
+        }
+        int32_t *l = malloc((size_t)(d->n ? d->n : 1) * sizeof *l);
+        if (!l) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        const int fixed = dim == 10;
+        for (int64_t i = 0; !rc && i < d->n; i++)
+            if (fixed && lab[i] != 255 && lab[i] > 9)
+                rc = mtc_err_set(e, MTC_EINPUT, "%s/%s-%s-labels-idx1-ubyte.gz: label %d at %lld is not 0..9", dir, pre,
+                                 names[t], lab[i], (long long)i);
+        for (int64_t i = 0; !rc && i < d->n; i++) {
+            if (lab[i] != 255 && lab[i] + 1 > dim) dim = lab[i] + 1;
+            l[i] = lab[i] == 255 ? MTC_LABEL_MISSING : lab[i];
+        }
         free(lab);
+        if (!rc && d->ntasks >= MTC_MAX_TASKS) rc = mtc_err_set(e, MTC_EINPUT, "%s: too many tasks", dir);
+        if (rc) { free(l); break; }
+        mtc_data_task *k = &d->tasks[d->ntasks++];
+        memset(k, 0, sizeof *k);
+        snprintf(k->name, sizeof k->name, "%s", names[t]);
+        k->kind = MTC_TASK_CLS;
+        k->dim = dim;
+        k->labels = l;
+        if (!mtc_data_labelled(k, NULL, d->n) && !strcmp(pre, "train"))
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: task %s has no label in the train split", dir, names[t]);
     }
     return rc;
 }

@@ -784,6 +784,20 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     mtc_jw_init(&hist);
     mtc_jw_arr(&hist);
     if (!rc) rc = mtc_data_split(d->n, d->group, cfg->val_frac, mtc_train_split_seed(cfg), &tidx, &nt, &vidx, &nv, e);
+    int any_soft = 0;
+    for (int t = 0; t < tr.T; t++) any_soft |= soft_kind_ok(cfg, t);
+    if (!rc && !any_soft) { /* without soft labels a sample with no label teaches nothing: skip it */
+        int64_t k = 0;
+        for (int64_t j = 0; j < nt; j++) {
+            int64_t i = tidx[j];
+            int lab = 0;
+            for (int t = 0; t < tr.T && !lab; t++)
+                lab = tr.labels[t] ? tr.labels[t][i] != MTC_LABEL_MISSING
+                                   : mtc_row_labelled(tr.targets[t] + i * m->spec.tasks[t].dim, m->spec.tasks[t].dim);
+            if (lab) tidx[k++] = i;
+        }
+        nt = k;
+    }
     if (!rc && nt < 1) rc = mtc_err_set(e, MTC_EINPUT, "%s: no training samples left after the validation split", d->name);
     if (!rc) rc = mtc_optim_init(&opt, &cfg->opt, m->nparams, e);
     if (rc) goto done;

@@ -3,15 +3,18 @@
  * any dataset mtc can open (size, shape, tasks with class counts, hash).
  *
  *   mtc data multifashion --out DIR [--seed N]
+ *   mtc data blank NAME --keep F -o DIR [--tasks a,b] [--per-task]
  *   mtc data info NAME [--split test] [--json] [--tasks T] [--inputs C]
  *                      [--png-size N]
  */
 #include "tools/cli.h"
 #include "tools/commands.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int usage_error(const char *msg)
 {
@@ -255,20 +258,110 @@ static int data_tabular(int argc, char **argv)
     return 0;
 }
 
+
+/* mtc data blank: a labelled image set as an idx:DIR folder with most
+ * training labels removed (255 in the label files: "not labelled"), for
+ * semi-supervised and missing-label runs. Test labels are kept. */
+static int data_blank(int argc, char **argv)
+{
+    cli_common c = {.seed = 1, .threads = 1};
+    const char *out = NULL, *tasks = NULL;
+    float keep = -1;
+    int per_task = 0;
+    const char *pos[1];
+    const cli_opt opts[] = {
+        {"out", OPT_STR, &out, "output folder (-o; created; opened later as idx:DIR)", 1, 0},
+        {"keep", OPT_FLOAT, &keep, "fraction of the training samples that keep their labels (required)", 1, 0},
+        {"tasks", OPT_STR, &tasks, "tasks to blank, comma-separated (default: every task)", 1, 0},
+        {"per-task", OPT_FLAG, &per_task, "each task keeps its own random samples (default: the same samples)", 1, 0},
+        CLI_COMMON(&c),
+        CLI_END,
+    };
+    int npos, rc = cli_parse("data blank", "NAME --keep F -o DIR [--tasks a,b] [--per-task] [--seed N]",
+                             "Writes image data set NAME (fashion-mnist, multifashion, idx:DIR, ...) as an idx:DIR folder\n"
+                             "in which only a seeded fraction F of the training samples keep their labels (the rest are\n"
+                             "marked 255: not labelled); test labels are all kept. Classification tasks of at most 255\n"
+                             "classes. For semi-supervised distillation and missing-label experiments.",
+                             opts, argc, argv, pos, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (npos != 1 || !out) return usage_error("data blank: give NAME and -o DIR");
+    if (!(keep >= 0 && keep <= 1)) return usage_error("data blank: --keep must be in [0, 1]");
+    mtc_err e = {0};
+    mtc_dataset d[2];
+    memset(d, 0, sizeof d);
+    static const char *const split[2] = {"train", "test"}, *const pre[2] = {"train", "t10k"};
+    for (int k = 0; k < 2 && !rc; k++) {
+        rc = mtc_data_open(pos[0], split[k], NULL, &d[k], &e);
+        if (!rc && !d[k].x_u8) rc = mtc_err_set(&e, MTC_EINPUT, "%s: not an image data set (blank CSV cells instead)", pos[0]);
+        for (int t = 0; !rc && t < d[k].ntasks; t++)
+            if (d[k].tasks[t].kind != MTC_TASK_CLS || d[k].tasks[t].dim > 255)
+                rc = mtc_err_set(&e, MTC_EINPUT, "%s: task %s is not a classification of at most 255 classes", pos[0],
+                                 d[k].tasks[t].name);
+    }
+    if (!rc && mkdir(out, 0755) && errno != EEXIST) rc = mtc_err_set(&e, MTC_EIO, "%s: cannot create (%s)", out, strerror(errno));
+    char path[4200];
+    mtc_rng r;
+    mtc_rng_seed(&r, c.seed);
+    int64_t n = d[0].n, nk = (int64_t)llround(keep * (double)n), *perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
+    uint8_t *lab = malloc((size_t)(n > d[1].n ? n : d[1].n) + 1), *kept = malloc((size_t)(n ? n : 1));
+    if (!rc && (!perm || !lab || !kept)) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
+    for (int k = 0; k < 2 && !rc; k++) {
+        snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", out, pre[k]);
+        rc = mtc_idx_write_images(path, d[k].n, d[k].h, d[k].w, d[k].x_u8, &e);
+    }
+    int blanked_any = 0;
+    for (int t = 0; t < d[0].ntasks && !rc; t++) {
+        const mtc_data_task *dt = &d[0].tasks[t];
+        int blank = !tasks;
+        if (tasks) { /* listed? */
+            size_t l = strlen(dt->name);
+            for (const char *q = tasks; q && !blank; q = strchr(q, ',') ? strchr(q, ',') + 1 : NULL)
+                blank = !strncmp(q, dt->name, l) && (q[l] == ',' || q[l] == 0);
+        }
+        if (blank && (per_task || !blanked_any)) { /* which samples keep their labels */
+            for (int64_t i = 0; i < n; i++) perm[i] = i;
+            mtc_shuffle_i64(&r, perm, n);
+            memset(kept, 0, (size_t)n);
+            for (int64_t i = 0; i < nk; i++) kept[perm[i]] = 1;
+        }
+        blanked_any |= blank;
+        for (int k = 0; k < 2 && !rc; k++) {
+            const mtc_data_task *x = &d[k].tasks[t];
+            for (int64_t i = 0; i < d[k].n; i++)
+                lab[i] = x->labels[i] == MTC_LABEL_MISSING || (k == 0 && blank && !kept[i]) ? 255 : (uint8_t)x->labels[i];
+            snprintf(path, sizeof path, "%s/%s-%s-labels-idx1-ubyte.gz", out, pre[k], x->name);
+            rc = mtc_idx_write_labels(path, d[k].n, lab, &e);
+        }
+        if (!rc && !c.quiet)
+            fprintf(stderr, "%s: %lld of %lld training samples labelled\n", dt->name,
+                    (long long)(blank ? nk : mtc_data_labelled(dt, NULL, n)), (long long)n);
+    }
+    if (!rc && tasks && !blanked_any) rc = mtc_err_set(&e, MTC_EINPUT, "--tasks %s: no task of %s", tasks, pos[0]);
+    free(perm); free(lab); free(kept);
+    mtc_data_free(&d[0]);
+    mtc_data_free(&d[1]);
+    if (rc) return cli_fail("data blank", &e);
+    printf("wrote %s (idx:%s)\n", out, out);
+    return 0;
+}
+
 int cmd_data(int argc, char **argv)
 {
     if (argc >= 2 && !strcmp(argv[1], "multifashion")) return data_multifashion(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "info")) return data_info(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "tabular")) return data_tabular(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "blank")) return data_blank(argc - 1, argv + 1);
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: mtc data multifashion --out DIR [--seed N]\n"
                "       mtc data tabular -o FILE.csv [--rows N] [--seed N]\n"
+               "       mtc data blank NAME --keep F -o DIR [--tasks a,b] [--per-task] [--seed N]\n"
                "       mtc data info NAME [--split test] [--json]\n\n"
-               "Builds the MultiFashion+MNIST folder or a synthetic tabular CSV, or describes a dataset.\n"
+               "Builds the MultiFashion+MNIST folder or a synthetic tabular CSV, writes an image set with most\n"
+               "training labels removed, or describes a dataset.\n"
                "mtc data <subcommand> --help for the options.\n");
         return 0;
     }
-    if (argc < 2) return usage_error("missing subcommand: multifashion, tabular or info");
-    fprintf(stderr, "mtc data: unknown subcommand '%s' (multifashion, tabular or info)\n", argv[1]);
+    if (argc < 2) return usage_error("missing subcommand: multifashion, tabular, blank or info");
+    fprintf(stderr, "mtc data: unknown subcommand '%s' (multifashion, tabular, blank or info)\n", argv[1]);
     return 2;
 }
