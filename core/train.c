@@ -27,6 +27,20 @@ const char *mtc_weighting_name(int w)
     return (unsigned)w < 4 ? weighting_names[w] : "?";
 }
 
+static const char *const sampling_names[] = {"proportional", "round-robin", "temperature"};
+
+int mtc_task_sampling_parse(const char *s)
+{
+    for (int i = 0; i < 3; i++)
+        if (s && !strcmp(s, sampling_names[i])) return i;
+    return -1;
+}
+
+const char *mtc_task_sampling_name(int k)
+{
+    return (unsigned)k < 3 ? sampling_names[k] : "?";
+}
+
 /* Every default of a training run, the CLI's included: `mtc train`,
  * `mtc distill` and `mtc prune` start from these values and print them in
  * --help (tools/util.c util_train_opts_default). */
@@ -43,6 +57,8 @@ void mtc_train_cfg_default(mtc_train_cfg *c)
     c->gradnorm_alpha = 1.5f;
     c->weight_lr = 0.025f;
     c->dwa_temp = 2.0f;
+    c->task_sampling = MTC_SAMPLE_PROPORTIONAL;
+    c->sampling_temp = 2.0f;
     c->val_frac = 0.1;
     c->seed = 1;
     /* KD T = 2, alpha = 0.5: chosen by a sweep on the validation split,
@@ -145,6 +161,54 @@ int mtc_evaluate(mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t
     return rc;
 }
 
+/* ---- task sampling ------------------------------------------------------------ */
+
+/* Per-task pools of the training samples labelled for each task, in the
+ * epoch's shuffled order; batches are cut from one pool at a time. */
+typedef struct pools {
+    int T;
+    int64_t *idx[MTC_MAX_TASKS], n[MTC_MAX_TASKS], pos[MTC_MAX_TASKS];
+    int64_t *batch;
+} pools;
+
+static void pools_free(pools *p)
+{
+    for (int t = 0; t < MTC_MAX_TASKS; t++) free(p->idx[t]);
+    free(p->batch);
+    memset(p, 0, sizeof *p);
+}
+
+/* The next B samples of task t's pool (reshuffled from rng when used up). */
+static const int64_t *pool_batch(pools *p, int t, int B, mtc_rng *rng)
+{
+    for (int b = 0; b < B; b++) {
+        if (p->pos[t] == p->n[t]) {
+            mtc_shuffle_i64(rng, p->idx[t], p->n[t]);
+            p->pos[t] = 0;
+        }
+        p->batch[b] = p->idx[t][p->pos[t]++];
+    }
+    return p->batch;
+}
+
+/* Batch k's task: round-robin over the tasks with samples, or drawn with
+ * p_t ∝ n_t^(1/T). */
+static int pool_task(const pools *p, int64_t k, int mode, float temp, mtc_rng *rng)
+{
+    int live[MTC_MAX_TASKS], nl = 0;
+    for (int t = 0; t < p->T; t++)
+        if (p->n[t]) live[nl++] = t;
+    if (mode == MTC_SAMPLE_ROUND_ROBIN) return live[k % nl];
+    double w[MTC_MAX_TASKS], z = 0;
+    for (int i = 0; i < nl; i++) z += w[i] = pow((double)p->n[live[i]], 1.0 / temp);
+    double u = mtc_rng_uniform(rng) * z;
+    for (int i = 0; i < nl - 1; i++) {
+        if (u < w[i]) return live[i];
+        u -= w[i];
+    }
+    return live[nl - 1];
+}
+
 /* ---- training state ---------------------------------------------------------- */
 
 typedef struct trainer {
@@ -185,6 +249,14 @@ static int soft_kind_ok(const mtc_train_cfg *cfg, int t)
     return cfg->soft && cfg->soft->v[t];
 }
 
+/* rows of D targets with no NaN among B */
+static int labelled_rows_f(const float *y, int B, int D)
+{
+    int n = 0;
+    for (int b = 0; b < B; b++) n += mtc_row_labelled(y + (int64_t)b * D, D);
+    return n;
+}
+
 /* Task t's loss on the current batch; gradient (times scale) into dout[t]. */
 static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scale)
 {
@@ -208,8 +280,11 @@ static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scal
     if (ts->kind == MTC_TASK_BIN) {
         for (int b = 0; b < B; b++)
             memcpy(tr->btarg[t] + (size_t)b * D, tr->targets[t] + bi[b] * D, (size_t)D * sizeof(float));
+        /* KD mixes per sample: the hard term's mean over all B rows (as
+         * mtc_loss_kd), the loss's own mean over the labelled ones */
+        const float f = kd ? (float)labelled_rows_f(tr->btarg[t], B, D) / (float)B : 1.0f;
         double l = 0;
-        if (alpha < 1.0f) l += (1 - alpha) * mtc_loss_bce(g, out, tr->btarg[t], B, D, scale * (1 - alpha));
+        if (alpha < 1.0f) l += (1 - alpha) * f * mtc_loss_bce(g, out, tr->btarg[t], B, D, scale * (1 - alpha) * f);
         if (kd) {
             /* soft targets sigmoid(t/T) against the student's own logits (the
              * student is not divided by T, so no T^2 rescaling is needed) */
@@ -222,9 +297,10 @@ static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scal
     /* reg: standardised targets; KD mixes MSE to the teacher's output */
     for (int b = 0; b < B; b++)
         memcpy(tr->btarg[t] + (size_t)b * D, tr->tstd[t] + bi[b] * D, (size_t)D * sizeof(float));
+    const float f = kd ? (float)labelled_rows_f(tr->btarg[t], B, D) / (float)B : 1.0f; /* as bin's */
     double l = 0;
     if (alpha < 1.0f)
-        l += (1 - alpha) * mtc_loss_reg(g, out, tr->btarg[t], B, D, ts->loss, ts->huber_delta, scale * (1 - alpha));
+        l += (1 - alpha) * f * mtc_loss_reg(g, out, tr->btarg[t], B, D, ts->loss, ts->huber_delta, scale * (1 - alpha) * f);
     if (kd) {
         float *p = tr->bsoft[t];
         for (int b = 0; b < B; b++)
@@ -799,6 +875,10 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         nt = k;
     }
     if (!rc && nt < 1) rc = mtc_err_set(e, MTC_EINPUT, "%s: no training samples left after the validation split", d->name);
+    pools pl = {.T = tr.T};
+    for (int t = 0; !rc && cfg->task_sampling != MTC_SAMPLE_PROPORTIONAL && t < tr.T; t++)
+        if (!(pl.idx[t] = malloc((size_t)nt * sizeof(int64_t))) || (!t && !(pl.batch = malloc((size_t)cfg->batch * sizeof(int64_t)))))
+            rc = mtc_err_set(e, MTC_ENOMEM, "training: out of memory");
     if (!rc) rc = mtc_optim_init(&opt, &cfg->opt, m->nparams, e);
     if (rc) goto done;
     mtc_rng rng;
@@ -825,7 +905,35 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         float lr = 0;
         if (cfg->weighting == MTC_WEIGHT_DWA) dwa_update(&tr, ep);
         mtc_shuffle_i64(&rng, tidx, nt);
-        for (int64_t s = 0; s < nt; s += B, step++) {
+        if (cfg->task_sampling != MTC_SAMPLE_PROPORTIONAL) {
+            /* each task's labelled samples, in this epoch's order; a batch from one of them */
+            for (int t = 0; t < tr.T; t++) {
+                pl.n[t] = pl.pos[t] = 0;
+                for (int64_t j = 0; j < nt; j++) {
+                    int64_t i = tidx[j];
+                    int D = m->spec.tasks[t].dim;
+                    if (tr.labels[t] ? tr.labels[t][i] != MTC_LABEL_MISSING : mtc_row_labelled(tr.targets[t] + i * D, D))
+                        pl.idx[t][pl.n[t]++] = i;
+                }
+            }
+            for (int64_t k = 0; k < steps_per_epoch; k++, step++) {
+                double loss[MTC_MAX_TASKS];
+                int t = pool_task(&pl, k, cfg->task_sampling, cfg->sampling_temp, &rng);
+                const int64_t *bi = pool_batch(&pl, t, B, &rng);
+                lr = mtc_sched_lr(&cfg->sched, step, total);
+                int bad = train_step(&tr, &opt, bi, B, lr, &rng, loss);
+                if (bad) {
+                    rc = mtc_err_set(e, MTC_EINPUT, "loss of task '%s' became non-finite at epoch %d step %lld (lower --lr?)",
+                                     m->spec.tasks[bad - 1].name, ep + 1, (long long)k);
+                    goto done;
+                }
+                for (int u = 0; u < tr.T; u++) lsum[u] += loss[u] * B * ((double)nt / ((double)steps_per_epoch * B));
+                if (cfg->step_progress && (step % 16 == 0))
+                    cfg->step_progress(cfg->progress_ctx, ep + 1, cfg->epochs, (k + 1) * B < nt ? (k + 1) * B : nt, nt,
+                                       now_s() - t0);
+            }
+        }
+        for (int64_t s = 0; s < nt && cfg->task_sampling == MTC_SAMPLE_PROPORTIONAL; s += B, step++) {
             int bb = (int)(nt - s < B ? nt - s : B);
             double loss[MTC_MAX_TASKS];
             lr = mtc_sched_lr(&cfg->sched, step, total);
@@ -914,6 +1022,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     res->history_json = hist.buf;
     hist.buf = NULL;
 done:
+    pools_free(&pl);
     mtc_jw_free(&hist);
     mtc_optim_free(&opt);
     free(tidx);

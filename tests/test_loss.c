@@ -47,7 +47,7 @@ typedef struct {
 } loss_ctx;
 
 /* References are means over the labelled rows (label < 0, or a NaN
- * target, marks a missing one); KD's soft term is a mean over all rows. */
+ * target, marks a missing one); KD mixes per sample and means over all. */
 static double ce_ref(void *p)
 {
     loss_ctx *c = p;
@@ -66,12 +66,11 @@ static double ce_ref(void *p)
     return n ? c->scale * tot / n : 0.0;
 }
 
-/* α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−α)·CE(s, y), mean over B. */
+/* α·T²·KL(softmax(t/T) ‖ softmax(s/T)) + (1−α)·CE(s, y) (where labelled), mean over B. */
 static double kd_ref(void *p)
 {
     loss_ctx *c = p;
     double tot = 0.0, hard = 0.0;
-    int n = 0;
     for (int r = 0; r < c->B; r++) {
         const double *xs = c->s + r * c->K, *xt = c->t + r * c->K;
         double lzs = logsumexp(xs, c->K, c->T), lzt = logsumexp(xt, c->K, c->T), kl = 0.0;
@@ -80,9 +79,9 @@ static double kd_ref(void *p)
             kl += exp(lpt) * (lpt - lps);
         }
         tot += c->alpha * c->T * c->T * kl;
-        if (c->alpha != 1.0 && c->y[r] >= 0) hard += (1.0 - c->alpha) * (logsumexp(xs, c->K, 1.0) - xs[c->y[r]]), n++;
+        if (c->alpha != 1.0 && c->y[r] >= 0) hard += (1.0 - c->alpha) * (logsumexp(xs, c->K, 1.0) - xs[c->y[r]]);
     }
-    return c->scale * (tot / c->B + (n ? hard / n : 0.0));
+    return c->scale * (tot + hard) / c->B; /* per-sample mixing: both over all B */
 }
 
 static int row_nan(const double *t, int K)

@@ -230,6 +230,67 @@ static void test_missing_labels_train_and_report_counts(void **st)
     free(dir);
 }
 
+/* Disjoint tasks from two files (a.csv labels p, b.csv labels q, same
+ * inputs): --data A+B trains one model with two heads under each
+ * --task-sampling mode; each task learns (accuracy well above chance on
+ * its own test rows), the mode is recorded in the checkpoint, the same seed
+ * gives the same bytes, and a bad mode is exit 2. */
+static void test_task_sampling_modes_on_disjoint_tasks(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[8192];
+    char *a = tu_path(dir, "a.csv"), *b = tu_path(dir, "b.csv"), *sp = tu_path(dir, "s.cfg");
+    FILE *f = fopen(a, "w"), *g = fopen(b, "w");
+    fprintf(f, "x1,x2,p\n");
+    fprintf(g, "x1,x2,q\n");
+    mtc_rng r;
+    mtc_rng_seed(&r, 9);
+    for (int i = 0; i < 400; i++) {
+        float x = 2 * mtc_rng_uniform(&r) - 1, y = 2 * mtc_rng_uniform(&r) - 1;
+        if (i % 4) fprintf(f, "%.4f,%.4f,%d\n", x, y, x > 0); /* 3x as many p as q */
+        else fprintf(g, "%.4f,%.4f,%d\n", x, y, y > 0);
+    }
+    fclose(f);
+    fclose(g);
+    const char *spec = "[input] shape = 2 columns = x1,x2\n[dense] units = 16 act = relu\n"
+                       "[task p] kind = cls classes = 2\n[task q] kind = cls classes = 2\n";
+    assert_int_equal(tu_write(sp, spec, strlen(spec)), 0);
+    static const char *const modes[] = {"proportional", "round-robin", "temperature:3"};
+    for (int k = 0; k < 3; k++) {
+        for (int rep = 0; rep < 2; rep++) {
+            snprintf(args, sizeof args, "train --spec '%s' --data 'csv:%s+csv:%s' --task-sampling %s --epochs 20 "
+                     "--lr 0.01 --quiet --json -o '%s/m%d.mtc'", sp, a, b, modes[k], dir, rep);
+            if (tu_run_mtc(dir, args, &out, &err)) fail_msg("train %s: %s", modes[k], err);
+            mtc_json j;
+            mtc_err e = {0};
+            assert_int_equal(mtc_json_parse(out, strlen(out), &j, &e), 0);
+            const mtc_json *t = mtc_json_get(&j, "tasks");
+            double ap = mtc_json_num(mtc_json_get(t, "p"), "accuracy", 0), aq = mtc_json_num(mtc_json_get(t, "q"), "accuracy", 0);
+            if (!(ap > 0.85 && aq > 0.85)) fail_msg("%s: accuracy p %.3f q %.3f", modes[k], ap, aq);
+            mtc_json_free(&j);
+            free(out); free(err);
+        }
+        char *m0 = tu_path(dir, "m0.mtc"), *m1 = tu_path(dir, "m1.mtc");
+        size_t n0, n1;
+        unsigned char *b0 = tu_read(m0, &n0), *b1 = tu_read(m1, &n1);
+        assert_true(b0 && b1 && n0 == n1 && !memcmp(b0, b1, n0));
+        char want[64];
+        snprintf(want, sizeof want, "\"task_sampling\":\"%.*s\"", (int)strcspn(modes[k], ":"), modes[k]);
+        snprintf(args, sizeof args, "inspect '%s' --json", m0);
+        assert_int_equal(tu_run_mtc(dir, args, &out, &err), 0);
+        if (!strstr(out, want)) fail_msg("%s not in the checkpoint's metadata", want);
+        free(out); free(err); free(b0); free(b1); free(m0); free(m1);
+    }
+    snprintf(args, sizeof args, "train --spec '%s' --data 'csv:%s+csv:%s' --task-sampling sometimes -o '%s/x.mtc'",
+             sp, a, b, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "--task-sampling"));
+    free(out); free(err);
+    free(a); free(b); free(sp);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +298,7 @@ int main(void)
         cmocka_unit_test(test_pipeline_bad_recipes_exit_2_with_file_and_line),
         cmocka_unit_test(test_string_classes_are_stored_and_reused),
         cmocka_unit_test(test_missing_labels_train_and_report_counts),
+        cmocka_unit_test(test_task_sampling_modes_on_disjoint_tasks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

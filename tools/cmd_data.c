@@ -300,8 +300,8 @@ static int data_blank(int argc, char **argv)
     }
     if (!rc && mkdir(out, 0755) && errno != EEXIST) rc = mtc_err_set(&e, MTC_EIO, "%s: cannot create (%s)", out, strerror(errno));
     char path[4200];
-    mtc_rng r;
-    mtc_rng_seed(&r, c.seed);
+    mtc_rng r; /* salted: the same seed's validation split (mtc_data_split) draws another order */
+    mtc_rng_seed(&r, c.seed ^ 0x626c616e6bULL);
     int64_t n = d[0].n, nk = (int64_t)llround(keep * (double)n), *perm = malloc((size_t)(n ? n : 1) * sizeof *perm);
     uint8_t *lab = malloc((size_t)(n > d[1].n ? n : d[1].n) + 1), *kept = malloc((size_t)(n ? n : 1));
     if (!rc && (!perm || !lab || !kept)) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");

@@ -58,6 +58,7 @@ void util_train_opts_default(util_train_opts *o)
     o->optimizer = mtc_optim_kind_name(d.opt.kind);
     o->schedule = mtc_sched_kind_name(d.sched.kind);
     o->weighting = mtc_weighting_name(d.weighting);
+    o->task_sampling = mtc_task_sampling_name(d.task_sampling);
     o->augment = util_augment_name(d.aug);
     o->checkpoint_every = d.checkpoint_every;
     o->lr = d.sched.lr;
@@ -149,6 +150,21 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
     cfg->weighting = mtc_weighting_parse(o->weighting);
     if (cfg->weighting < 0)
         return mtc_err_set(e, MTC_EINPUT, "--weighting %s: expected fixed, uncertainty, gradnorm or dwa", o->weighting);
+    char ts[64];
+    snprintf(ts, sizeof ts, "%s", o->task_sampling);
+    char *colon = strchr(ts, ':');
+    if (colon) *colon = 0;
+    cfg->task_sampling = mtc_task_sampling_parse(ts);
+    if (cfg->task_sampling < 0 || (colon && cfg->task_sampling != MTC_SAMPLE_TEMPERATURE))
+        return mtc_err_set(e, MTC_EINPUT, "--task-sampling %s: expected proportional, round-robin or temperature[:T]",
+                           o->task_sampling);
+    if (colon) {
+        char *end;
+        double T = strtod(colon + 1, &end);
+        if (*end || !(T > 0 && T <= 1000))
+            return mtc_err_set(e, MTC_EINPUT, "--task-sampling %s: T must be a number in (0, 1000]", o->task_sampling);
+        cfg->sampling_temp = (float)T;
+    }
     cfg->gradnorm_alpha = o->gradnorm_alpha;
     cfg->val_frac = o->val;
     cfg->val_seed = o->val_seed;
@@ -195,6 +211,8 @@ void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o,
     mtc_jw_kstr(w, "optimizer", o->optimizer);
     mtc_jw_kstr(w, "schedule", o->schedule);
     mtc_jw_kstr(w, "weighting", o->weighting);
+    mtc_jw_kstr(w, "task_sampling", mtc_task_sampling_name(cfg->task_sampling));
+    if (cfg->task_sampling == MTC_SAMPLE_TEMPERATURE) mtc_jw_knum(w, "sampling_temp", cfg->sampling_temp);
     mtc_jw_kint(w, "seed", (int64_t)c->seed);
     mtc_jw_knum(w, "val", cfg->val_frac);
     mtc_jw_kint(w, "val_seed", (int64_t)mtc_train_split_seed(cfg));

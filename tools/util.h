@@ -17,7 +17,7 @@ int util_open_data(const mtc_model *m, const char *name, const char *split,
                    mtc_dataset *d, mtc_err *e);
 /* Training options shared by `mtc train` and `mtc distill`. */
 typedef struct util_train_opts {
-    const char *optimizer, *schedule, *weighting, *augment, *resume;
+    const char *optimizer, *schedule, *weighting, *augment, *resume, *task_sampling;
     int checkpoint_every;
     char state_path[4200];
     float lr, momentum, weight_decay, l1, l2, clip, gamma, min_lr; /* weight_decay < 0: the optimizer's */
@@ -45,6 +45,7 @@ void util_train_opts_default(util_train_opts *o);
     {"gamma", OPT_FLOAT, &(o)->gamma, "step schedule: decay factor (default {default})", 0, 1}, \
     {"min-lr", OPT_FLOAT, &(o)->min_lr, "cosine floor (default {default})", 0, 10},        \
     {"weighting", OPT_STR, &(o)->weighting, "task weighting: fixed | uncertainty | gradnorm | dwa (default {default})", 1, 0}, \
+    {"task-sampling", OPT_STR, &(o)->task_sampling, "what a batch holds when tasks are labelled on different samples: proportional | round-robin | temperature[:T] (p ~ n^(1/T), T default 2) (default {default})", 1, 0}, \
     {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default {default})", 0, 10}, \
     {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default {default}; multifashion holds out whole digits)", 0, 0.89}, \
     {"val-seed", OPT_U64, &(o)->val_seed, "seed of the validation split (default: --seed); fix it to compare seeds on one split", 1, 0}, \

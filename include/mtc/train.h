@@ -24,6 +24,19 @@ typedef enum {
 int mtc_weighting_parse(const char *s); /* -1 if unknown */
 const char *mtc_weighting_name(int w);
 
+/* What a batch holds when tasks are labelled on different samples (joined
+ * data sets):
+ *   proportional  every training sample once per epoch in a shuffled order
+ *                 (tasks come as often as they have samples; the default)
+ *   round-robin   batch k holds samples labelled for task k mod T
+ *   temperature   each batch's task drawn with p_t ∝ n_t^(1/T), T =
+ *                 sampling_temp (T = 1 proportional, large T uniform)
+ * The non-default modes run as many batches per epoch as proportional, each
+ * from its task's labelled samples (reshuffled when used up). */
+typedef enum { MTC_SAMPLE_PROPORTIONAL = 0, MTC_SAMPLE_ROUND_ROBIN, MTC_SAMPLE_TEMPERATURE } mtc_task_sampling;
+int mtc_task_sampling_parse(const char *s); /* -1 if unknown */
+const char *mtc_task_sampling_name(int k);
+
 /* Soft targets for distillation, indexed by dataset sample: v[t] is
  * (n, dim_t) teacher logits (cls/bin) or outputs in label units (reg), for
  * model task t; NULL = this task trains on hard labels only. */
@@ -65,6 +78,8 @@ typedef struct mtc_train_cfg {
     float gradnorm_alpha;       /* default 1.5 */
     float weight_lr;            /* GradNorm weight learning rate, default 0.025 */
     float dwa_temp;             /* default 2 */
+    int task_sampling;          /* mtc_task_sampling, default proportional */
+    float sampling_temp;        /* temperature sampling's T, default 2 */
     double val_frac;            /* held out of the training split, default 0.1 */
     uint64_t val_seed;          /* seed of that split; 0 = seed (the default) */
     int patience;               /* early stopping on val loss, 0 = off; when on,
