@@ -377,9 +377,23 @@ int mtc_data_load_png_dir(const char *dir, const char *split,
     names classes;
     int rc = folders ? class_union(tr, te, &classes, e) : list_dir(dir, 1, 0, &classes, e);
     if (rc) return rc;
-    if (classes.n == 0) {
+    if (classes.n == 0) { /* PNGs in DIR itself: an unlabelled set (no task) */
         names_free(&classes);
-        return mtc_err_set(e, MTC_EINPUT, "%s: no class subfolders (expected DIR/<class>/*.png)", dir);
+        names files;
+        if ((rc = list_dir(dir, 0, 0, &files, e))) return rc;
+        if (!files.n) {
+            names_free(&files);
+            return mtc_err_set(e, MTC_EINPUT, "%s: no class subfolders (DIR/<class>/*.png) and no PNG files", dir);
+        }
+        int64_t cap = 0;
+        for (int i = 0; !rc && i < files.n; i++) {
+            if ((i % 5 == 4) != test) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, files.v[i]);
+            rc = add_image(d, &cap, path, size, first, sizeof first, e);
+        }
+        names_free(&files);
+        if (!rc && d->n == 0) rc = mtc_err_set(e, MTC_EINPUT, "%s: no PNG files for the %s split", dir, split);
+        return rc;
     }
     snprintf(root, sizeof root, "%s", folders ? (test ? te : tr) : dir);
     int64_t cap = 0, index = 0, labcap = 0;

@@ -1262,6 +1262,42 @@ static void test_joined_csvs_unite_tasks_and_mark_gaps(void **st)
     free(dir);
 }
 
+/* PNGs in a folder without class subfolders: an unlabelled set (no task,
+ * every fifth file in test); joined after a labelled folder its samples are
+ * unlabelled for 'class'. */
+static void test_png_flat_folder_is_unlabelled_and_joins(void **st)
+{
+    (void)st;
+    char *lab = tu_mkdtemp(), *unl = tu_mkdtemp();
+    mkdir_in(lab, "ant");
+    mkdir_in(lab, "bee");
+    for (int i = 0; i < 5; i++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "%s/%02d.png", i % 2 ? "ant" : "bee", i);
+        put_png(lab, rel, 4, 5, 1, (uint8_t)(10 * i));
+        snprintf(rel, sizeof rel, "u%02d.png", i);
+        put_png(unl, rel, 4, 5, 1, (uint8_t)(200 + i));
+    }
+    char name[9000];
+    snprintf(name, sizeof name, "png:%s", unl);
+    mtc_dataset d;
+    mtc_err e = {0};
+    if (mtc_data_open(name, "train", NULL, &d, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(d.n, 4);
+    assert_int_equal(d.ntasks, 0);
+    mtc_data_free(&d);
+    snprintf(name, sizeof name, "png:%s+png:%s", lab, unl);
+    if (mtc_data_open(name, "train", NULL, &d, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(d.n, 8);
+    assert_int_equal(d.ntasks, 1);
+    assert_int_equal(mtc_data_labelled(&d.tasks[0], NULL, d.n), 4);
+    assert_int_equal(d.tasks[0].labels[4], MTC_LABEL_MISSING);
+    assert_int_equal(d.x_u8[4 * 20], 200); /* u00.png's first pixel */
+    mtc_data_free(&d);
+    tu_rmdir(lab); tu_rmdir(unl);
+    free(lab); free(unl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1288,6 +1324,7 @@ int main(void)
         cmocka_unit_test(test_png_round_trip_gray_and_rgb_to_luma),
         cmocka_unit_test(test_png_16bit_and_palette_become_8bit_luma),
         cmocka_unit_test(test_png_folder_classes_sorted_and_every_fifth_file_is_test),
+        cmocka_unit_test(test_png_flat_folder_is_unlabelled_and_joins),
         cmocka_unit_test(test_png_folder_with_train_and_test_subfolders_uses_them),
         cmocka_unit_test(test_split_is_seeded_permutation_with_rounded_val),
         cmocka_unit_test(test_split_grouped_keeps_groups_on_one_side),

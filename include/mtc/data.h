@@ -24,6 +24,8 @@
  *   png:DIR           DIR/<class>/NAME.png, one task "class". DIR/train and
  *                     DIR/test, when both exist, are the splits; else file i
  *                     of the sorted list goes to test when i % 5 == 4.
+ *                     PNGs in DIR itself, no class folders: an unlabelled
+ *                     set (no task; join it: --data D+png:DIR).
  *   A+B[+C...]        the parts' samples one after another (one sample
  *                     shape), tasks united by name: each sample is labelled
  *                     for the tasks its own part carries, unlabelled for the
