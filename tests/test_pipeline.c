@@ -213,6 +213,14 @@ static void test_missing_labels_train_and_report_counts(void **st)
     assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
     assert_non_null(strstr(err, "not a number"));
     free(out); free(err);
+    /* a transfer set without the model's inputs: exit 2 naming it */
+    char *odd = tu_path(dir, "odd.csv");
+    assert_int_equal(tu_write(odd, "x1,z\n1,2\n3,4\n", 14), 0);
+    snprintf(args, sizeof args, "label '%s/m.mtc' --data 'csv:%s' --missing - --transfer 'csv:%s' -o '%s/s.mtl'", dir,
+             csv, odd, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    if (!strstr(err, "odd.csv") || strchr(err, '\n') != err + strlen(err) - 1) fail_msg("message: %s", err);
+    free(out); free(err); free(odd);
     /* level labelled only on test rows: nothing to train it on */
     snprintf(args, sizeof args, "train --spec '%s' --data 'csv:%s' --epochs 1 --quiet -o '%s/b.mtc'", sp, bad, dir);
     assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
