@@ -490,3 +490,66 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
     csvload_free(&L);
     return rc;
 }
+
+/* ---- a CSV as a table of strings (png:DIR's labels.csv) --------------------- */
+
+int mtc_csv_table_read(const char *path, mtc_csv_table *t, mtc_err *e)
+{
+    memset(t, 0, sizeof *t);
+    csvp p;
+    memset(&p, 0, sizeof p);
+    p.path = path;
+    p.line = 1;
+    int rc = mtc_read_file(path, &p.buf, &p.len, CSV_MAX_BYTES, e);
+    if (rc) return rc;
+    if (p.len >= 3 && !memcmp(p.buf, "\xef\xbb\xbf", 3)) p.pos = 3;
+    int r = next_record(&p, e);
+    if (r <= 0) {
+        rc = r < 0 ? -r : mtc_err_set(e, MTC_EINPUT, "%s: empty file (a header row is required)", path);
+        goto fail;
+    }
+    t->ncols = p.nf;
+    if (!(t->hdr = malloc(sizeof *t->hdr * (size_t)t->ncols))) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); goto fail; }
+    for (int c = 0; c < t->ncols; c++) t->hdr[c] = p.f[c].s;
+    int64_t cap = 0;
+    while ((r = next_record(&p, e)) == 1) {
+        if (p.nf != t->ncols) {
+            rc = mtc_err_set(e, MTC_EINPUT, "%s:%lld: expected %d fields, found %d", path, (long long)p.rec_line,
+                             t->ncols, p.nf);
+            goto fail;
+        }
+        if (t->nrows == cap) {
+            int64_t nc = cap ? 2 * cap : 256;
+            if ((uint64_t)nc * (uint64_t)t->ncols > ((uint64_t)1 << 32)) { rc = mtc_err_set(e, MTC_EINPUT, "%s: too many cells", path); goto fail; }
+            char **cells = realloc(t->cells, sizeof *cells * (size_t)(nc * t->ncols));
+            int64_t *lines = realloc(t->lines, sizeof *lines * (size_t)nc);
+            if (cells) t->cells = cells;
+            if (lines) t->lines = lines;
+            if (!cells || !lines) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); goto fail; }
+            cap = nc;
+        }
+        for (int c = 0; c < t->ncols; c++) t->cells[t->nrows * t->ncols + c] = p.f[c].s;
+        t->lines[t->nrows++] = p.rec_line;
+    }
+    if (r < 0) { rc = -r; goto fail; }
+    free(p.f);
+    t->buf = p.buf;
+    return MTC_OK;
+fail:
+    free(p.f);
+    free(p.buf);
+    free(t->hdr); free(t->cells); free(t->lines);
+    memset(t, 0, sizeof *t);
+    return rc;
+}
+
+void mtc_csv_table_free(mtc_csv_table *t)
+{
+    free(t->buf); free(t->hdr); free(t->cells); free(t->lines);
+    memset(t, 0, sizeof *t);
+}
+
+int mtc_csv_cell_missing(const char *s, const char *marker)
+{
+    return missing_cell(s, marker);
+}

@@ -363,6 +363,91 @@ static int add_image(mtc_dataset *d, int64_t *cap, const char *path, int size,
     return MTC_OK;
 }
 
+/* png:DIR with DIR/labels.csv: "file,<task>,..." rows (file relative to
+ * DIR), one classification task per other column, integer or string
+ * classes, empty / NA / ? cells (or opts->missing) not labelled. Row i is
+ * in test when i % 5 == 4. */
+static int load_png_labels(const char *dir, const char *csv, int test, int size, const mtc_data_opts *opts,
+                           mtc_dataset *d, mtc_err *e)
+{
+    mtc_csv_table t;
+    int rc = mtc_csv_table_read(csv, &t, e);
+    if (rc) return rc;
+    int fc = -1;
+    for (int c = 0; c < t.ncols; c++)
+        if (!strcmp(t.hdr[c], "file")) fc = c;
+    if (fc < 0) rc = mtc_err_set(e, MTC_EINPUT, "%s: no 'file' column (want file,<task>,...)", csv);
+    else if (t.ncols < 2 || t.ncols - 1 > MTC_MAX_TASKS)
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: want 1 to %d task columns besides 'file'", csv, MTC_MAX_TASKS);
+    const char *marker = opts ? opts->missing : NULL;
+    char path[8192 + 512], first[8192 + 512] = "";
+    int64_t cap = 0;
+    for (int64_t r = 0; !rc && r < t.nrows; r++) {
+        if ((r % 5 == 4) != test) continue;
+        const char *f = t.cells[r * t.ncols + fc];
+        if (!*f || f[0] == '/' || strstr(f, ".."))
+            rc = mtc_err_set(e, MTC_EINPUT, "%s:%lld: file '%.80s' must be a path inside the folder", csv,
+                             (long long)t.lines[r], f);
+        else {
+            snprintf(path, sizeof path, "%s/%s", dir, f);
+            rc = add_image(d, &cap, path, size, first, sizeof first, e);
+        }
+    }
+    if (!rc && d->n == 0) rc = mtc_err_set(e, MTC_EINPUT, "%s: no rows for the %s split", csv, test ? "test" : "train");
+    for (int c = 0, k = 0; !rc && c < t.ncols; c++) {
+        if (c == fc) continue;
+        mtc_data_task *dt = &d->tasks[k++];
+        memset(dt, 0, sizeof *dt);
+        d->ntasks = k;
+        snprintf(dt->name, sizeof dt->name, "%s", t.hdr[c]);
+        dt->kind = MTC_TASK_CLS;
+        if (!(dt->labels = malloc((size_t)d->n * sizeof *dt->labels))) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); break; }
+        /* classes over every row of the file (both splits share the ids):
+         * integers 0..N-1, or the sorted distinct names */
+        int all_int = 1;
+        int64_t maxid = -1, nl = 0;
+        char **u = malloc(sizeof *u * (size_t)(t.nrows ? t.nrows : 1));
+        if (!u) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); break; }
+        for (int64_t r = 0; r < t.nrows; r++) {
+            char *v = t.cells[r * t.ncols + c];
+            if (mtc_csv_cell_missing(v, marker)) continue;
+            char *end;
+            long id = strtol(v, &end, 10);
+            if (end == v || *end || id < 0 || id > 65535) all_int = 0;
+            else if (id > maxid) maxid = id;
+            u[nl++] = v;
+        }
+        if (!nl) rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' holds no label: every cell is missing", csv, t.hdr[c]);
+        int64_t nu = 0;
+        if (!rc && !all_int) {
+            qsort(u, (size_t)nl, sizeof *u, cmp_str);
+            for (int64_t i = 0; i < nl; i++)
+                if (!nu || strcmp(u[nu - 1], u[i])) u[nu++] = u[i];
+            if (nu > 65536) rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' has too many classes", csv, t.hdr[c]);
+        }
+        dt->dim = all_int ? (int)maxid + 1 : (int)nu;
+        for (int64_t r = 0, i = 0; !rc && r < t.nrows; r++) {
+            if ((r % 5 == 4) != test) continue;
+            char *v = t.cells[r * t.ncols + c];
+            int32_t y = MTC_LABEL_MISSING;
+            if (!mtc_csv_cell_missing(v, marker)) {
+                if (all_int) y = (int32_t)strtol(v, NULL, 10);
+                else y = (int32_t)((char **)bsearch(&v, u, (size_t)nu, sizeof *u, cmp_str) - u);
+            }
+            dt->labels[i++] = y;
+        }
+        if (!rc && !all_int) {
+            if (!(dt->class_names = calloc((size_t)nu, sizeof *dt->class_names))) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+            for (int64_t i = 0; !rc && i < nu; i++)
+                if (!(dt->class_names[i] = strdup(u[i]))) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+                else dt->nclass_names = (int)i + 1;
+        }
+        free(u);
+    }
+    mtc_csv_table_free(&t);
+    return rc;
+}
+
 int mtc_data_load_png_dir(const char *dir, const char *split,
                           const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e)
 {
@@ -371,6 +456,9 @@ int mtc_data_load_png_dir(const char *dir, const char *split,
     if (size < 0 || size > PNG_MAX_SIDE)
         return mtc_err_set(e, MTC_EINPUT, "%s: resize size %d out of range", dir, size);
     char tr[4096], te[4096], root[4096], path[8192 + 512], first[8192 + 512] = "";
+    snprintf(path, sizeof path, "%s/labels.csv", dir);
+    struct stat lst;
+    if (!stat(path, &lst) && S_ISREG(lst.st_mode)) return load_png_labels(dir, path, test, size, opts, d, e);
     snprintf(tr, sizeof tr, "%s/train", dir);
     snprintf(te, sizeof te, "%s/test", dir);
     int folders = is_dir(tr) && is_dir(te);

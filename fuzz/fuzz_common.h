@@ -474,8 +474,18 @@ static inline int fz_run(const char *which, const uint8_t *d, size_t n, const ch
         snprintf(name, sizeof name, "csv:%s%s", p, (n & 4) ? "@all" : "");
         mtc_dataset ds;
         memset(&ds, 0, sizeof ds);
+        o.missing = (n & 16) ? "x" : NULL;
+        o.allow_absent = (n & 32) != 0;
         rc = mtc_data_open(name, (n & 8) ? "test" : "train", &o, &ds, e);
         mtc_data_free(&ds);
+        /* the same bytes as a string table (png:DIR's labels.csv) */
+        mtc_csv_table t;
+        mtc_err e2 = {0};
+        if (!mtc_csv_table_read(p, &t, &e2)) {
+            for (int64_t r = 0; r < t.nrows; r++)
+                for (int c = 0; c < t.ncols; c++) (void)mtc_csv_cell_missing(t.cells[r * t.ncols + c], "x");
+            mtc_csv_table_free(&t);
+        }
         return rc;
     }
     if (!strcmp(which, "png")) {

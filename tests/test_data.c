@@ -1298,6 +1298,47 @@ static void test_png_flat_folder_is_unlabelled_and_joins(void **st)
     free(lab); free(unl);
 }
 
+/* png:DIR with labels.csv: one task per column besides 'file', integer or
+ * string classes (ids over the whole file), gaps not labelled; row i is in
+ * test when i % 5 == 4; a file outside the folder is refused. */
+static void test_png_labels_csv_gives_tasks_with_gaps(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    for (int i = 0; i < 6; i++) {
+        char rel[64];
+        snprintf(rel, sizeof rel, "img%d.png", i);
+        put_png(dir, rel, 3, 3, 1, (uint8_t)(i * 20));
+    }
+    write_text(dir, "labels.csv", "file,kind,size\nimg0.png,cat,2\nimg1.png,,0\nimg2.png,dog,NA\n"
+                                  "img3.png,cat,?\nimg4.png,bird,1\nimg5.png,dog,3\n");
+    char name[4200];
+    snprintf(name, sizeof name, "png:%s", dir);
+    mtc_dataset d;
+    mtc_err e = {0};
+    if (mtc_data_open(name, "train", NULL, &d, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(d.n, 5); /* img4 is in test */
+    assert_int_equal(d.ntasks, 2);
+    assert_string_equal(d.tasks[0].name, "kind");
+    assert_int_equal(d.tasks[0].dim, 3); /* bird, cat, dog */
+    assert_string_equal(d.tasks[0].class_names[2], "dog");
+    const int32_t kind[5] = {1, MTC_LABEL_MISSING, 2, 1, 2}, size[5] = {2, 0, MTC_LABEL_MISSING, MTC_LABEL_MISSING, 3};
+    assert_memory_equal(d.tasks[0].labels, kind, sizeof kind);
+    assert_int_equal(d.tasks[1].dim, 4);
+    assert_memory_equal(d.tasks[1].labels, size, sizeof size);
+    assert_int_equal(d.x_u8[4 * 9], 100); /* img5 */
+    mtc_data_free(&d);
+    if (mtc_data_open(name, "test", NULL, &d, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.tasks[0].labels[0], 0); /* bird */
+    mtc_data_free(&d);
+    write_text(dir, "labels.csv", "file,kind\n../x.png,cat\n");
+    assert_int_equal(mtc_data_open(name, "train", NULL, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "labels.csv:2"));
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1325,6 +1366,7 @@ int main(void)
         cmocka_unit_test(test_png_16bit_and_palette_become_8bit_luma),
         cmocka_unit_test(test_png_folder_classes_sorted_and_every_fifth_file_is_test),
         cmocka_unit_test(test_png_flat_folder_is_unlabelled_and_joins),
+        cmocka_unit_test(test_png_labels_csv_gives_tasks_with_gaps),
         cmocka_unit_test(test_png_folder_with_train_and_test_subfolders_uses_them),
         cmocka_unit_test(test_split_is_seeded_permutation_with_rounded_val),
         cmocka_unit_test(test_split_grouped_keeps_groups_on_one_side),

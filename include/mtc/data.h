@@ -24,8 +24,10 @@
  *   png:DIR           DIR/<class>/NAME.png, one task "class". DIR/train and
  *                     DIR/test, when both exist, are the splits; else file i
  *                     of the sorted list goes to test when i % 5 == 4.
- *                     PNGs in DIR itself, no class folders: an unlabelled
- *                     set (no task; join it: --data D+png:DIR).
+ *                     DIR/labels.csv (file,<task>,...): those files, one
+ *                     cls task per column, gaps allowed, row i in test
+ *                     when i % 5 == 4. PNGs in DIR itself and neither: an
+ *                     unlabelled set (no task; join it: --data D+png:DIR).
  *   A+B[+C...]        the parts' samples one after another (one sample
  *                     shape), tasks united by name: each sample is labelled
  *                     for the tasks its own part carries, unlabelled for the
@@ -183,6 +185,22 @@ void mtc_data_rehash(mtc_dataset *d);
 /* Parses a CLI task list "NAME[:KIND][=COLUMN],..." (KIND cls|bin|reg,
  * default cls) into opts->tasks. */
 int mtc_data_parse_csv_tasks(const char *spec, mtc_data_opts *opts, mtc_err *e);
+
+/* A CSV read as strings, by the same reader as csv:PATH: header names and
+ * nrows rows of ncols cells (NUL-terminated, unquoted, inside buf); lines[r]
+ * is row r's line in the file. For png:DIR's labels.csv. */
+typedef struct mtc_csv_table {
+    char *buf;
+    int ncols;
+    char **hdr;
+    int64_t nrows;
+    char **cells;       /* [r * ncols + c] */
+    int64_t *lines;
+} mtc_csv_table;
+int mtc_csv_table_read(const char *path, mtc_csv_table *t, mtc_err *e);
+void mtc_csv_table_free(mtc_csv_table *t);
+/* A label cell that holds no label: empty, NA, ? or marker (may be NULL). */
+int mtc_csv_cell_missing(const char *s, const char *marker);
 
 /* Raw sources: n images (n,28,28) and their labels, malloc'd. */
 int mtc_fashion_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
