@@ -370,22 +370,44 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
         wbuf_free(&b);
         return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
     }
-    mtc_jw hj;
-    mtc_jw_init(&hj);
-    header_json(&hj, c, hash, d, ft, nft, nchunks, D);
+    /* An MPI job (mpirun -np N mtc label): chunk ci is labelled by rank
+     * ci % N and streamed to rank 0, which writes every chunk in order, so
+     * the file is the one a single process writes, byte for byte, and no
+     * rank holds more than a chunk. */
+    enum { MTL_TAG = 17 }; /* one tag: MPI keeps one sender's messages in order */
+    const int rank = mtc_comm_rank(), np = mtc_comm_size();
     mtc_cwriter w;
-    if (hj.oom) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
-    if (!rc) rc = mtc_cwriter_open(&w, path, MTL_MAGIC, e);
-    if (rc) { mtc_jw_free(&hj); wbuf_free(&b); return rc; }
-    rc = mtc_cwriter_section(&w, "header", hj.buf, hj.len, e);
-    mtc_jw_free(&hj);
+    if (rank == 0) {
+        mtc_jw hj;
+        mtc_jw_init(&hj);
+        header_json(&hj, c, hash, d, ft, nft, nchunks, D);
+        if (hj.oom) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+        if (!rc) rc = mtc_cwriter_open(&w, path, MTL_MAGIC, e);
+        if (rc) { mtc_jw_free(&hj); wbuf_free(&b); return rc; }
+        rc = mtc_cwriter_section(&w, "header", hj.buf, hj.len, e);
+        mtc_jw_free(&hj);
+    }
     for (int64_t ci = 0; ci < nchunks && !rc; ci++) {
         int64_t r0 = ci * rpc, rows = R - r0 < rpc ? R - r0 : rpc;
-        for (int64_t s = 0; s < rows && !rc; s += c->batch) {
-            int B = (int)(rows - s < c->batch ? rows - s : c->batch);
-            rc = label_batch(c, d, ft, nft, W, D, r0 + s, B, s, &b, e);
-        }
+        const int owner = (int)(ci % np);
+        if (owner != rank && rank != 0) continue;
+        if (owner == rank)
+            for (int64_t s = 0; s < rows && !rc; s += c->batch) {
+                int B = (int)(rows - s < c->batch ? rows - s : c->batch);
+                rc = label_batch(c, d, ft, nft, W, D, r0 + s, B, s, &b, e);
+            }
         if (rc) break;
+        const size_t cb = (size_t)rows * (size_t)W * es, hb = (size_t)rows * (size_t)D * es;
+        if (rank != 0) { /* to rank 0, in chunk order */
+            rc = mtc_comm_send(b.chunk, cb, 0, MTL_TAG, e);
+            if (!rc && D) rc = mtc_comm_send(b.hchunk, hb, 0, MTL_TAG, e);
+            continue;
+        }
+        if (owner != 0) {
+            rc = mtc_comm_recv(b.chunk, cb, owner, MTL_TAG, e);
+            if (!rc && D) rc = mtc_comm_recv(b.hchunk, hb, owner, MTL_TAG, e);
+            if (rc) break;
+        }
         char name[64];
         snprintf(name, sizeof name, "chunk:%lld", (long long)ci);
         rc = mtc_cwriter_section(&w, name, b.chunk, (uint64_t)rows * (uint64_t)W * es, e);
@@ -396,6 +418,7 @@ int mtc_soft_write(const char *path, const mtc_label_cfg *c, const mtc_dataset *
         if (!rc && c->progress) c->progress(c->progress_ctx, r0 + rows, R);
     }
     wbuf_free(&b);
+    if (rank != 0) return rc;
     if (rc) {
         mtc_cwriter_abort(&w);
         return rc;

@@ -136,6 +136,7 @@ int mtc_write_file_atomic(const char *path, const void *buf, size_t len,
 #include "mtc/plot.h"
 #include "mtc/prune.h"
 #include "mtc/interop.h"
+#include "mtc/comm.h"
 
 #ifdef __cplusplus
 }

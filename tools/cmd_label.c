@@ -131,6 +131,7 @@ int cmd_label(int argc, char **argv)
         return 2;
     }
     cli_apply_common(&c);
+    if (mtc_comm_rank() != 0) c.quiet = 1; /* an MPI job: rank 0 reports and writes */
     mtc_err e = {0};
     label_state s;
     memset(&s, 0, sizeof s);
@@ -179,8 +180,12 @@ int cmd_label(int argc, char **argv)
     util_report_data(&c, &d);
     cli_progress(&c, "label: %d teacher(s), %s train split, %lld samples x %d view(s), %s%s", s.nt, d.name,
                  (long long)d.n, cfg.aug_copies, cfg.f16 ? "f16" : "f32", cfg.hints ? ", with hints" : "");
+    if (mtc_comm_size() > 1)
+        cli_progress(&c, "label: %d MPI processes, chunks of %d rows shared round-robin, rank 0 writes", mtc_comm_size(),
+                     cfg.rows_per_chunk);
     pc.t0 = cli_now();
     if ((rc = mtc_soft_write(out, &cfg, &d, &e))) goto out;
+    if (mtc_comm_rank() != 0) goto out;
     double secs = cli_now() - pc.t0;
     char *hdr = NULL;
     if ((rc = mtc_soft_header(out, &hdr, &e))) goto out;

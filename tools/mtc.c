@@ -93,8 +93,17 @@ int main(int argc, char **argv)
         return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)
-        if (!strcmp(cmd, commands[i].name))
-            return commands[i].fn(argc - 1, argv + 1);
+        if (!strcmp(cmd, commands[i].name)) {
+            /* under mpirun: one rank of the job (include/mtc/comm.h) */
+            mtc_err e = {0};
+            if (mtc_comm_init(&argc, &argv, &e)) {
+                fprintf(stderr, "mtc %s: %s\n", cmd, e.msg);
+                return 2;
+            }
+            int rc = commands[i].fn(argc - 1, argv + 1);
+            mtc_comm_end(rc);
+            return rc;
+        }
     fprintf(stderr, "mtc: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -1,0 +1,26 @@
+/*
+ * mtc/comm.h — the processes of an MPI job (core/comm.c).
+ *
+ * `mpirun -np N mtc label ...` starts N processes; when mtc was built with
+ * MPI (the build found mpicc, or make MPI=1) they are ranks 0..N-1 of one
+ * job. Without mpirun, or without MPI in the build, there is one process,
+ * rank 0 of 1, and nothing below communicates. A build without MPI started
+ * by mpirun with N > 1 refuses to run (mtc_comm_init), rather than have N
+ * processes each do the whole job.
+ */
+#ifndef MTC_COMM_H
+#define MTC_COMM_H
+
+/* MPI_Init when launched by mpirun (and built with MPI). 0, or an error. */
+int mtc_comm_init(int *argc, char ***argv, mtc_err *e);
+/* MPI_Finalize when initialised (rc 0), or, after a failure in a job of
+ * more than one process, MPI_Abort(rc): every rank ends, none hangs. */
+void mtc_comm_end(int rc);
+int mtc_comm_rank(void);
+int mtc_comm_size(void);
+int mtc_comm_built_with_mpi(void);
+/* Blocking point-to-point transfer of n bytes (any size) with a tag. */
+int mtc_comm_send(const void *buf, size_t n, int to, int tag, mtc_err *e);
+int mtc_comm_recv(void *buf, size_t n, int from, int tag, mtc_err *e);
+
+#endif

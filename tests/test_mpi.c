@@ -1,0 +1,148 @@
+/*
+ * test_mpi.c — mtc as an MPI job on this machine (OpenMPI's mpirun,
+ * --oversubscribe: more ranks than cores is fine for correctness):
+ *   - `mpirun -np 2` and `-np 3` (an uneven share of the chunks) of
+ *     `mtc label` write the file the single process writes, byte for byte,
+ *     soft labels and hints alike;
+ *   - a bad flag is an error on every rank: a non-zero exit within seconds;
+ *   - kill -9 of one rank mid-job ends the job with a non-zero exit within
+ *     seconds, and the output file that was there before is left as it was.
+ * Skipped, with the reason printed, when mtc was built without MPI or
+ * mpirun is missing. Runs from the repository root (as `make test` does).
+ */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static const char *bin(void)
+{
+    const char *b = getenv("MTC_BIN");
+    return b && *b ? b : "build/mtc";
+}
+
+#define MPIRUN "timeout 60 mpirun --allow-run-as-root --oversubscribe --bind-to none"
+
+static int sh(const char *cmd)
+{
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+static int same_file(const char *a, const char *b)
+{
+    size_t na, nb;
+    unsigned char *x = tu_read(a, &na), *y = tu_read(b, &nb);
+    int same = x && y && na == nb && !memcmp(x, y, na);
+    free(x);
+    free(y);
+    return same;
+}
+
+/* A teacher with a regression and a classification head on a CSV. */
+static void make_teacher(const char *dir, char *model, char *csv, size_t n)
+{
+    snprintf(csv, n, "%s/d.csv", dir);
+    snprintf(model, n, "%s/t.mtc", dir);
+    tu_write_synth_csv(csv, 3000, 4);
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model("[input] shape=3 columns=x1,x2,x3\n[dense] units=32 act=relu\n"
+                                    "[dense] units=16 act=tanh\n[task fine] kind=cls classes=4\n"
+                                    "[task lvl] kind=reg outputs=1 column=x0\n", &m, 5, &e), 0);
+    assert_int_equal(mtc_model_save(&m, model, "{}", &e), 0);
+    mtc_model_free(&m);
+}
+
+static void test_label_under_mpirun_writes_the_single_process_file(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), model[600], csv[600], cmd[4096];
+    make_teacher(dir, model, csv, sizeof model);
+    const char *common = "--rows-per-chunk 256 --batch 100 --hints --quiet";
+    snprintf(cmd, sizeof cmd, "%s label %s --data csv:%s %s -o %s/one.mtl >/dev/null", bin(), model, csv, common, dir);
+    assert_int_equal(sh(cmd), 0);
+    for (int np = 2; np <= 3; np++) {
+        snprintf(cmd, sizeof cmd, MPIRUN " -np %d %s label %s --data csv:%s %s -o %s/np%d.mtl >%s/np.out 2>%s/np.err",
+                 np, bin(), model, csv, common, dir, np, dir, dir);
+        int rc = sh(cmd);
+        if (rc) {
+            char *p = tu_path(dir, "np.err"), *msg = (char *)tu_read(p, NULL);
+            fail_msg("mpirun -np %d exited %d: %.400s", np, rc, msg ? msg : "?");
+        }
+        char a[700], b[700];
+        snprintf(a, sizeof a, "%s/one.mtl", dir);
+        snprintf(b, sizeof b, "%s/np%d.mtl", dir, np);
+        if (!same_file(a, b)) fail_msg("-np %d wrote another file than one process", np);
+        /* one 'wrote' line: rank 0 reports, the others are silent */
+        char *o = tu_path(dir, "np.out"), *txt = (char *)tu_read(o, NULL);
+        assert_non_null(txt);
+        char *w = strstr(txt, "wrote");
+        assert_true(w && !strstr(w + 1, "wrote"));
+        free(o);
+        free(txt);
+    }
+    tu_rmdir(dir);
+    free(dir);
+}
+
+static void test_bad_flag_and_dead_rank_end_the_job(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), cmd[4096];
+    snprintf(cmd, sizeof cmd, MPIRUN " -np 2 %s label --no-such-flag >/dev/null 2>&1", bin());
+    int rc = sh(cmd);
+    assert_true(rc != 0 && rc != 124); /* 124: timeout's, a hang */
+    /* a job long enough to be killed in the middle: a wide MLP over 40,000 rows */
+    char model[600], csv[700], out[700];
+    snprintf(model, sizeof model, "%s/wide.mtc", dir);
+    snprintf(csv, sizeof csv, "%s/big.csv", dir);
+    snprintf(out, sizeof out, "%s/old.mtl", dir);
+    tu_write_synth_csv(csv, 40000, 6);
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model("[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=2048 act=relu\n"
+                                    "[dense] units=2048 act=relu\n[dense] units=2048 act=relu\n"
+                                    "[task fine] kind=cls classes=4\n", &m, 2, &e), 0);
+    assert_int_equal(mtc_model_save(&m, model, "{}", &e), 0);
+    mtc_model_free(&m);
+    assert_int_equal(tu_write(out, "previous contents", 17), 0);
+    /* start, kill -9 the last rank once both run, wait for mpirun */
+    snprintf(cmd, sizeof cmd,
+             "(" MPIRUN " -np 2 %s label %s --data csv:%s --rows-per-chunk 64 --quiet -o %s >/dev/null 2>&1; "
+             "echo $? > %s/rc) & for i in $(seq 100); do [ $(pgrep -fc 'mtc label %s') -ge 2 ] && break; sleep 0.1; done; "
+             "sleep 0.5; pgrep -f 'mtc label %s' | tail -1 | xargs -r kill -9; wait",
+             bin(), model, csv, out, dir, model, model);
+    assert_int_equal(sh(cmd), 0);
+    char *rcp = tu_path(dir, "rc"), *rct = (char *)tu_read(rcp, NULL);
+    assert_non_null(rct);
+    int jrc = atoi(rct);
+    if (jrc == 0 || jrc == 124) fail_msg("the job exited %d after a rank was killed", jrc);
+    size_t n;
+    unsigned char *kept = tu_read(out, &n);
+    assert_true(kept && n == 17 && !memcmp(kept, "previous contents", 17));
+    free(kept);
+    free(rcp);
+    free(rct);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    if (!mtc_comm_built_with_mpi()) {
+        printf("test_mpi: skipped: mtc was built without MPI (make deps installs OpenMPI; then make)\n");
+        return 0;
+    }
+    if (system("command -v mpirun >/dev/null 2>&1") != 0) {
+        printf("test_mpi: skipped: mpirun not found (make deps installs openmpi-bin)\n");
+        return 0;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_label_under_mpirun_writes_the_single_process_file),
+        cmocka_unit_test(test_bad_flag_and_dead_rank_end_the_job),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
