@@ -3,7 +3,8 @@
  * --oversubscribe: more ranks than cores is fine for correctness):
  *   - `mpirun -np 2` and `-np 3` (an uneven share of the chunks) of
  *     `mtc label` write the file the single process writes, byte for byte,
- *     soft labels and hints alike;
+ *     soft labels and hints alike; `mtc eval` under -np 3 reports what one
+ *     process does;
  *   - a bad flag is an error on every rank: a non-zero exit within seconds;
  *   - kill -9 of one rank mid-job ends the job with a non-zero exit within
  *     seconds, and the output file that was there before is left as it was.
@@ -84,6 +85,16 @@ static void test_label_under_mpirun_writes_the_single_process_file(void **st)
         free(o);
         free(txt);
     }
+    /* eval: the ranks share the forward passes, rank 0 reports the same metrics */
+    snprintf(cmd, sizeof cmd, "%s eval %s --data csv:%s@all --json > %s/e1.json 2>/dev/null", bin(), model, csv, dir);
+    assert_int_equal(sh(cmd), 0);
+    snprintf(cmd, sizeof cmd, MPIRUN " -np 3 %s eval %s --data csv:%s@all --json > %s/e3.json 2>/dev/null", bin(),
+             model, csv, dir);
+    assert_int_equal(sh(cmd), 0);
+    char a[700], b[700];
+    snprintf(a, sizeof a, "%s/e1.json", dir);
+    snprintf(b, sizeof b, "%s/e3.json", dir);
+    if (!same_file(a, b)) fail_msg("mpirun -np 3 mtc eval reported other metrics than one process");
     tu_rmdir(dir);
     free(dir);
 }

@@ -47,7 +47,12 @@ int cmd_eval(int argc, char **argv)
     mtc_task_eval ev[MTC_MAX_TASKS];
     float *outs[MTC_MAX_TASKS] = {0};
     rc = util_open_data(mp, data, split, &d, &e);
-    if (!rc) rc = mtc_rt_predict(rt, &d, NULL, 0, batch, outs, &e);
+    if (!rc) rc = util_rt_predict_all(rt, &d, batch, outs, &e); /* shared by the ranks of an MPI job */
+    if (!rc && mtc_comm_rank() != 0) { /* rank 0 computes the metrics and reports */
+        mtc_data_free(&d);
+        mtc_rt_free(rt);
+        return 0;
+    }
     if (!rc) rc = mtc_evaluate_outputs(mp, &d, NULL, 0, outs, ev, &e);
     for (int t = 0; t < MTC_MAX_TASKS; t++) free(outs[t]);
     if (!rc) {

@@ -35,6 +35,35 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
     return rc;
 }
 
+int util_rt_predict_all(mtc_rt *rt, const mtc_dataset *d, int batch, float **outs, mtc_err *e)
+{
+    const int np = mtc_comm_size(), r = mtc_comm_rank();
+    if (np == 1) return mtc_rt_predict(rt, d, NULL, 0, batch, outs, e);
+    const mtc_spec *s = &mtc_rt_model(rt)->spec;
+    int64_t lo = d->n * r / np, hi = d->n * (r + 1) / np, *idx = malloc((size_t)(hi - lo + 1) * sizeof *idx);
+    float *mine[MTC_MAX_TASKS] = {0};
+    if (!idx) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    for (int64_t i = lo; i < hi; i++) idx[i - lo] = i;
+    int rc = mtc_rt_predict(rt, d, idx, hi - lo, batch, mine, e);
+    free(idx);
+    enum { TAG = 23 };
+    for (int t = 0; t < s->ntasks && !rc; t++) {
+        size_t row = (size_t)s->tasks[t].dim * sizeof(float);
+        if (r) { /* rank 0 gathers the rows in sample order */
+            rc = mtc_comm_send(mine[t], (size_t)(hi - lo) * row, 0, TAG, e);
+            continue;
+        }
+        if (!(outs[t] = malloc((size_t)(d->n ? d->n : 1) * row))) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); break; }
+        memcpy(outs[t], mine[t], (size_t)(hi - lo) * row);
+        for (int k = 1; k < np && !rc; k++) {
+            int64_t a = d->n * k / np, b = d->n * (k + 1) / np;
+            rc = mtc_comm_recv((char *)outs[t] + (size_t)a * row, (size_t)(b - a) * row, k, TAG, e);
+        }
+    }
+    for (int t = 0; t < MTC_MAX_TASKS; t++) free(mine[t]);
+    return rc;
+}
+
 void util_report_data(const cli_common *c, const mtc_dataset *d)
 {
     char line[1024];

@@ -10,6 +10,11 @@
 
 /* Opens data set `name` split `split` with the columns the model's spec asks
  * for (CSV) and checks its sample shape against the model. */
+/* mtc_rt_predict over every sample of d; in an MPI job each rank runs a
+ * contiguous share and rank 0 gathers the rows in order (outs left NULL on
+ * the other ranks). The runtime's outputs do not depend on the batch, so
+ * rank 0 holds what one process computes. */
+int util_rt_predict_all(mtc_rt *rt, const mtc_dataset *d, int batch, float **outs, mtc_err *e);
 /* One progress line: the data set's size, its parts' (A+B), and how many
  * samples each task has labels for. */
 void util_report_data(const cli_common *c, const mtc_dataset *d);
