@@ -262,3 +262,35 @@ int mtc_budget_parse(const mtc_model *m, const char *s, double dflt, double *bud
     }
     return 0;
 }
+
+/* ---- calibration --------------------------------------------------------- */
+
+int mtc_calibration(const float *conf, const uint8_t *correct, int64_t n, int nbins, mtc_reliability *c, mtc_err *e)
+{
+    memset(c, 0, sizeof *c);
+    if (nbins < 1 || nbins > MTC_CALIB_MAX_BINS)
+        return mtc_err_set(e, MTC_EINPUT, "calibration: %d bins (want 1..%d)", nbins, MTC_CALIB_MAX_BINS);
+    c->nbins = nbins;
+    c->n = n;
+    double sc[MTC_CALIB_MAX_BINS] = {0}, sa[MTC_CALIB_MAX_BINS] = {0};
+    for (int64_t i = 0; i < n; i++) {
+        double p = conf[i];
+        if (!(p >= 0.0 && p <= 1.0)) return mtc_err_set(e, MTC_EINPUT, "calibration: confidence %g of sample %lld "
+                                                        "is not in [0, 1]", p, (long long)i);
+        int b = (int)(p * nbins); /* bins (k/B, (k+1)/B], the first [0, 1/B] */
+        if (b > 0 && p * nbins == (double)b) b--;
+        if (b >= nbins) b = nbins - 1;
+        c->bin_n[b]++;
+        sc[b] += p;
+        sa[b] += correct[i] ? 1.0 : 0.0;
+    }
+    for (int b = 0; b < nbins; b++) {
+        if (!c->bin_n[b]) continue;
+        c->bin_conf[b] = sc[b] / (double)c->bin_n[b];
+        c->bin_acc[b] = sa[b] / (double)c->bin_n[b];
+        double gap = fabs(c->bin_acc[b] - c->bin_conf[b]);
+        c->ece += (double)c->bin_n[b] / (double)n * gap;
+        if (gap > c->mce) c->mce = gap;
+    }
+    return 0;
+}

@@ -150,6 +150,45 @@ int mtc_evaluate_outputs(const mtc_model *m, const mtc_dataset *d, const int64_t
     return rc;
 }
 
+int mtc_task_calibration(const mtc_model *m, const mtc_dataset *d, int t, const float *out, int nbins,
+                         mtc_reliability *c, mtc_err *e)
+{
+    const mtc_task_spec *ts = &m->spec.tasks[t];
+    if (ts->kind == MTC_TASK_REG)
+        return mtc_err_set(e, MTC_EINPUT, "task '%s' is a regression: calibration needs probabilities", ts->name);
+    int32_t *lab = NULL;
+    const float *tg = NULL;
+    int rc = mtc_model_bind_task(m, t, d, &lab, &tg, e);
+    if (rc) return rc;
+    int D = ts->dim;
+    int64_t cap = ts->kind == MTC_TASK_CLS ? d->n : d->n * D, k = 0;
+    float *conf = malloc((size_t)(cap ? cap : 1) * sizeof *conf), *p = malloc((size_t)D * sizeof *p);
+    uint8_t *ok = malloc((size_t)(cap ? cap : 1));
+    if (!conf || !p || !ok) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    for (int64_t i = 0; !rc && i < d->n; i++) {
+        const float *o = out + i * D;
+        if (ts->kind == MTC_TASK_CLS) {
+            if (lab[i] == MTC_LABEL_MISSING) continue;
+            mtc_softmax_rows(p, o, 1, D, 1.0f);
+            int a = 0;
+            for (int j = 1; j < D; j++) a = p[j] > p[a] ? j : a;
+            conf[k] = p[a];
+            ok[k++] = a == lab[i];
+        } else {
+            if (!mtc_row_labelled(tg + i * D, D)) continue;
+            for (int j = 0; j < D; j++) {
+                float q = 1.0f / (1.0f + expf(-o[j]));
+                int pred = q >= 0.5f;
+                conf[k] = pred ? q : 1.0f - q;
+                ok[k++] = pred == (tg[i * D + j] >= 0.5f);
+            }
+        }
+    }
+    if (!rc) rc = mtc_calibration(conf, ok, k, nbins, c, e);
+    free(conf); free(p); free(ok); free(lab);
+    return rc;
+}
+
 int mtc_evaluate(mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t n, int batch,
                  mtc_task_eval *out, mtc_err *e)
 {

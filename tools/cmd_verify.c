@@ -29,7 +29,32 @@ typedef struct task_row {
     double ref, cand, drop, budget, agree, kl, mad;
     int pass;
     int64_t labelled;     /* samples the metrics are over */
+    double ece, ece_ref, ece_budget; /* --max-ece: calibration error (NaN: not checked) */
 } task_row;
+
+/* --max-ece TASK=X,...: a cls/bin task's candidate ECE must stay <= X. */
+static int parse_max_ece(const mtc_model *m, const char *s, double *b, mtc_err *e)
+{
+    for (int t = 0; t < MTC_MAX_TASKS; t++) b[t] = NAN;
+    if (!s) return 0;
+    char buf[2048], *save = NULL;
+    if (strlen(s) >= sizeof buf) return mtc_err_set(e, MTC_EINPUT, "--max-ece: too long");
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '='), *end;
+        if (!eq) return mtc_err_set(e, MTC_EINPUT, "--max-ece %s: expected TASK=ECE", tok);
+        *eq = 0;
+        int t = mtc_spec_task_index(&m->spec, tok);
+        if (t < 0) return mtc_err_set(e, MTC_EINPUT, "--max-ece: the model has no task '%s'", tok);
+        if (m->spec.tasks[t].kind == MTC_TASK_REG)
+            return mtc_err_set(e, MTC_EINPUT, "--max-ece: task '%s' is a regression (no probabilities)", tok);
+        double v = strtod(eq + 1, &end);
+        if (end == eq + 1 || *end || !(v >= 0 && v <= 1))
+            return mtc_err_set(e, MTC_EINPUT, "--max-ece %s=%s: expected a number in [0, 1]", tok, eq + 1);
+        b[t] = v;
+    }
+    return 0;
+}
 
 static int same_tasks(const mtc_model *a, const mtc_model *b, const char *pa, const char *pb, mtc_err *e)
 {
@@ -216,6 +241,11 @@ static void json_report(mtc_jw *w, const side *ref, const side *cand, const mtc_
         mtc_jw_knum(w, "candidate", r->cand);
         mtc_jw_knum(w, "drop", r->drop);
         mtc_jw_kint(w, "labelled", r->labelled);
+        if (!isnan(r->ece)) {
+            mtc_jw_knum(w, "ece", r->ece);
+            mtc_jw_knum(w, "ece_reference", r->ece_ref);
+            mtc_jw_knum(w, "ece_budget", r->ece_budget);
+        }
         if (!report) {
             mtc_jw_knum(w, "budget", r->budget);
             mtc_jw_key(w, "pass");
@@ -262,6 +292,10 @@ static void print_detail(const side *ref, const side *cand, const mtc_dataset *d
         printf("%-12s %-8s %10s %10s %9.3f %8s %6s %9s %9s %9lld\n", r->name, r->metric_name, a, b, r->drop, bud,
                report ? "" : r->pass ? "PASS" : "FAIL", ag, kd, (long long)r->labelled);
     }
+    for (int t = 0; t < T; t++)
+        if (!isnan(rows[t].ece))
+            printf("calibration %-12s ECE reference %.4f, candidate %.4f, budget %.4f %s\n", rows[t].name, rows[t].ece_ref,
+                   rows[t].ece, rows[t].ece_budget, rows[t].ece <= rows[t].ece_budget ? "PASS" : "FAIL");
     int64_t fr = mtc_rt_file_bytes(ref->rt), fc = mtc_rt_file_bytes(cand->rt);
     printf("size:  reference %lld bytes, candidate %lld bytes (%.2fx %s); weights %lld -> %lld bytes\n",
            (long long)fr, (long long)fc, fc && fr >= fc ? (double)fr / fc : fr ? (double)fc / fr : 0,
@@ -309,6 +343,7 @@ static void print_summary(const side *ref, const side *cands, int nc, const mtc_
 
 int cmd_verify(int argc, char **argv)
 {
+    const char *max_ece = NULL;
     const char *refp = NULL, *candp = NULL, *data = NULL, *split = "test", *max_drop = NULL, *rjson = NULL,
                *junit = NULL;
     int relative = 0, batch = 256, report = 0;
@@ -323,6 +358,7 @@ int cmd_verify(int argc, char **argv)
         {"data", OPT_STR, &data, "data set name (required)", 1, 0},
         {"split", OPT_STR, &split, "train | test (default {default})", 1, 0},
         {"max-drop", OPT_STR, &max_drop, max_drop_help, 1, 0},
+        {"max-ece", OPT_STR, &max_ece, "calibration gate TASK=ECE,...: a cls/bin task's expected calibration error (15 bins) must stay at or below it", 1, 0},
         {"relative", OPT_FLAG, &relative, "budgets in % of the reference metric", 1, 0},
         {"report-only", OPT_FLAG, &report, "compare only: no budgets, no PASS/FAIL, exit 0 (2 on bad input)", 1, 0},
         {"report-json", OPT_STR, &rjson, "write the report as JSON to this file", 1, 0},
@@ -342,8 +378,9 @@ int cmd_verify(int argc, char **argv)
         fprintf(stderr, "mtc verify: need --reference, --candidate and --data (see mtc verify --help)\n");
         return 2;
     }
-    if (report && (max_drop || junit)) {
-        fprintf(stderr, "mtc verify: --report-only checks no budgets: drop --%s\n", max_drop ? "max-drop" : "junit");
+    if (report && (max_drop || junit || max_ece)) {
+        fprintf(stderr, "mtc verify: --report-only checks no budgets: drop --%s\n",
+                max_drop ? "max-drop" : max_ece ? "max-ece" : "junit");
         return 2;
     }
     if (strcmp(split, "train") && strcmp(split, "test")) {
@@ -379,6 +416,8 @@ int cmd_verify(int argc, char **argv)
         if ((rc = same_tasks(m, mtc_rt_model(cands[k].rt), refp, cands[k].path, &e))) goto done;
     }
     if ((rc = mtc_budget_parse(m, max_drop, MTC_MAX_DROP_DEFAULT, budget, given, &e))) goto done;
+    double ece_budget[MTC_MAX_TASKS];
+    if ((rc = parse_max_ece(m, max_ece, ece_budget, &e))) goto done;
     if (relative)
         for (int t = 0; t < T; t++)
             if (budget[t] > 100) { rc = mtc_err_set(&e, MTC_EINPUT, "--max-drop: relative budgets are in [0, 100]%%"); goto done; }
@@ -418,6 +457,15 @@ int cmd_verify(int argc, char **argv)
             r->drop = mtc_metric_drop(r->kind, r->ref, r->cand, relative);
             r->budget = budget[t];
             r->pass = report || r->drop <= r->budget;
+            r->ece = r->ece_ref = r->ece_budget = NAN;
+            if (!isnan(ece_budget[t])) { /* the calibration gate */
+                mtc_reliability cr, cc;
+                if ((rc = mtc_task_calibration(m, &d, t, ref.outs[t], 15, &cr, &e)) ||
+                    (rc = mtc_task_calibration(m, &d, t, cands[k].outs[t], 15, &cc, &e)))
+                    goto done;
+                r->ece = cc.ece, r->ece_ref = cr.ece, r->ece_budget = ece_budget[t];
+                r->pass &= r->ece <= r->ece_budget;
+            }
             all_pass &= r->pass;
             agreement(r, ref.outs[t], cands[k].outs[t], d.n, m->spec.tasks[t].dim);
         }

@@ -15,4 +15,5 @@ int cmd_data(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
 #endif

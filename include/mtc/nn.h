@@ -263,6 +263,22 @@ typedef struct mtc_reg_metrics {
 } mtc_reg_metrics;
 void mtc_metrics_reg(const float *pred, const float *targets, int64_t n, int D,
                      mtc_reg_metrics *m);
+/* Calibration (Guo et al. 2017): predictions in nbins equal-width bins of
+ * confidence (bin k holds (k/B, (k+1)/B], the first also 0); per bin the
+ * mean confidence and the accuracy; ECE = sum_k n_k/n |acc_k - conf_k|,
+ * MCE = max_k |acc_k - conf_k| over non-empty bins. cls: the top class's
+ * softmax probability and whether it is the label; bin: each output's
+ * probability of the class it predicts. */
+#define MTC_CALIB_MAX_BINS 100
+typedef struct mtc_reliability {
+    int nbins;
+    int64_t n;
+    double ece, mce;
+    int64_t bin_n[MTC_CALIB_MAX_BINS];
+    double bin_conf[MTC_CALIB_MAX_BINS], bin_acc[MTC_CALIB_MAX_BINS];
+} mtc_reliability;
+int mtc_calibration(const float *conf, const uint8_t *correct, int64_t n, int nbins, mtc_reliability *c, mtc_err *e);
+
 /* Binary AUC by rank statistic (Mann–Whitney, ties get the average rank).
  * 0.5 when either class is empty, NaN if out of memory. */
 double mtc_auc(const float *score, const uint8_t *positive, int64_t n);

@@ -150,6 +150,10 @@ int mtc_evaluate_outputs(const mtc_model *m, const mtc_dataset *d,
                          const int64_t *idx, int64_t n, float *const *outs,
                          mtc_task_eval *out, mtc_err *e);
 void mtc_task_eval_free(mtc_task_eval *ev, int ntasks);
+/* Task t's calibration (mtc_calibration) from its outputs out (d->n rows of
+ * logits) on the samples labelled for it; cls and bin tasks only. */
+int mtc_task_calibration(const mtc_model *m, const mtc_dataset *d, int t, const float *out, int nbins,
+                         mtc_reliability *c, mtc_err *e);
 /* Headline metric: accuracy for cls/bin, MAE for reg. */
 double mtc_task_eval_primary(const mtc_task_eval *ev, const char **name);
 

@@ -1,0 +1,138 @@
+/*
+ * test_explain.c — calibration and gate usage (`mtc explain`, `mtc verify
+ * --max-ece`):
+ *   - ECE of a perfectly calibrated synthetic predictor is ~0 (sampling
+ *     noise only), of a constant one |accuracy - confidence| exactly;
+ *     bin edges: 1.0 in the last bin, 0 in the first;
+ *   - explain on an MMoE writes explain.json whose gate usage rows sum to 1
+ *     and whose entropies lie in [0, log E], the heatmap and one
+ *     reliability diagram per cls task; --gates on a hard-sharing model and
+ *     a bin count out of range are exit 2;
+ *   - verify --max-ece passes a budget above the candidate's ECE and fails
+ *     (exit 1) one below it; a regression task is exit 2.
+ */
+#include "tests/testutil.h"
+#include <cmocka.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void test_ece_of_calibrated_and_constant_predictors(void **st)
+{
+    (void)st;
+    const int64_t n = 200000;
+    float *conf = malloc(n * sizeof *conf);
+    uint8_t *ok = malloc(n);
+    mtc_rng r;
+    mtc_rng_seed(&r, 3);
+    for (int64_t i = 0; i < n; i++) {
+        conf[i] = mtc_rng_uniform(&r);
+        ok[i] = mtc_rng_uniform(&r) < conf[i]; /* right with probability conf: calibrated */
+    }
+    mtc_reliability c;
+    mtc_err e = {0};
+    assert_int_equal(mtc_calibration(conf, ok, n, 15, &c, &e), 0);
+    /* per bin ~13,333 draws: |acc - conf| ~ 0.004 of noise */
+    if (!(c.ece < 0.01)) fail_msg("calibrated predictor: ECE %.4f", c.ece);
+    int64_t total = 0;
+    for (int b = 0; b < 15; b++) total += c.bin_n[b];
+    assert_int_equal(total, n);
+    /* constant 0.8, right on 60%: ECE = MCE = 0.2 */
+    for (int64_t i = 0; i < 1000; i++) conf[i] = 0.8f, ok[i] = i % 5 < 3;
+    assert_int_equal(mtc_calibration(conf, ok, 1000, 15, &c, &e), 0);
+    assert_true(fabs(c.ece - 0.2) < 1e-6 && fabs(c.mce - 0.2) < 1e-6);
+    /* edges: 1 in the last bin, 0 in the first; out of range is an error */
+    conf[0] = 1.0f, conf[1] = 0.0f;
+    assert_int_equal(mtc_calibration(conf, ok, 2, 10, &c, &e), 0);
+    assert_true(c.bin_n[9] == 1 && c.bin_n[0] == 1);
+    conf[0] = 1.5f;
+    assert_int_equal(mtc_calibration(conf, ok, 1, 10, &c, &e), MTC_EINPUT);
+    assert_int_equal(mtc_calibration(conf, ok, 1, 0, &c, &e), MTC_EINPUT);
+    free(conf);
+    free(ok);
+}
+
+static double jnum_at(const mtc_json *a, int i)
+{
+    const mtc_json *v = a && i < (int)a->n ? &a->items[i] : NULL;
+    return v ? v->num : NAN;
+}
+
+static void test_explain_gates_and_reliability(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[4096];
+    char *csv = tu_path(dir, "d.csv"), *mm = tu_path(dir, "mmoe.mtc"), *hs = tu_path(dir, "hard.mtc");
+    tu_write_synth_csv(csv, 600, 3);
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model("[input] shape=4 columns=x0,x1,x2,x3\n[mmoe] experts=3\n[dense] units=8 act=relu\n"
+                                    "[task fine] kind=cls classes=4\n[task fine2] kind=cls classes=4 column=fine\n",
+                                    &m, 4, &e), 0);
+    assert_int_equal(mtc_model_save(&m, mm, "{}", &e), 0);
+    mtc_model_free(&m);
+    char *sp = tu_path(dir, "hard.cfg");
+    const char *spec = "[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=8 act=relu\n[task fine] kind=cls classes=4\n";
+    assert_int_equal(tu_write(sp, spec, strlen(spec)), 0);
+    snprintf(args, sizeof args, "train --spec %s --data csv:%s --epochs 10 --lr 0.01 --quiet -o %s", sp, csv, hs);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("train: %s", err);
+    free(out); free(err);
+    free(sp);
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/ex --quiet", mm, csv, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("explain: %s", err);
+    free(out); free(err);
+    char *jp = tu_path(dir, "ex/explain.json"), *txt = (char *)tu_read(jp, NULL);
+    assert_non_null(txt);
+    mtc_json j;
+    assert_int_equal(mtc_json_parse(txt, strlen(txt), &j, &e), 0);
+    const mtc_json *tasks = mtc_json_get(&j, "tasks");
+    static const char *const names[2] = {"fine", "fine2"};
+    for (int t = 0; t < 2; t++) {
+        const mtc_json *tj = mtc_json_get(tasks, names[t]), *u = mtc_json_get(tj, "gate_usage");
+        assert_non_null(u);
+        assert_int_equal((int)u->n, 3);
+        double sum = 0;
+        for (int k = 0; k < 3; k++) sum += jnum_at(u, k);
+        if (fabs(sum - 1.0) > 1e-9) fail_msg("task %s: gate usage sums to %.12f", names[t], sum);
+        double h = mtc_json_num(tj, "gate_entropy", -1), hsm = mtc_json_num(tj, "gate_entropy_per_sample", -1);
+        assert_true(h >= 0 && h <= log(3.0) + 1e-12 && hsm >= 0 && hsm <= h + 1e-12);
+        double ece = mtc_json_num(tj, "ece", -1);
+        assert_true(ece >= 0 && ece <= 1);
+    }
+    mtc_json_free(&j);
+    free(txt);
+    struct stat sb;
+    char *g = tu_path(dir, "ex/gates.png"), *rel = tu_path(dir, "ex/reliability-fine.png");
+    assert_int_equal(stat(g, &sb), 0);
+    assert_int_equal(stat(rel, &sb), 0);
+    /* bad input */
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/ex2 --gates", hs, csv, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "no MMoE gates"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/ex3 --bins 0", hs, csv, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    free(out); free(err);
+    /* verify --max-ece: the candidate is the reference; budget above and below its ECE */
+    snprintf(args, sizeof args, "verify --reference %s --candidate %s --data csv:%s --max-ece fine=1 --json", hs, hs, csv);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("verify --max-ece fine=1: %s", err);
+    assert_non_null(strstr(out, "\"ece\""));
+    free(out); free(err);
+    snprintf(args, sizeof args, "verify --reference %s --candidate %s --data csv:%s --max-ece fine=0", hs, hs, csv);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 1);
+    assert_non_null(strstr(out, "calibration"));
+    free(out); free(err);
+    free(csv); free(mm); free(hs); free(jp); free(g); free(rel);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_ece_of_calibrated_and_constant_predictors),
+        cmocka_unit_test(test_explain_gates_and_reliability),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
