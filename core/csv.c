@@ -294,7 +294,7 @@ static int missing_cell(const char *s, const char *marker)
     return marker && *marker && strlen(marker) == n && !strncmp(s, marker, n);
 }
 
-static int read_rows(csvload *L, const char *marker, mtc_err *e)
+static int read_rows(csvload *L, const char *marker, int impute, mtc_err *e)
 {
     csvp *p = &L->p;
     int r, rc;
@@ -306,6 +306,10 @@ static int read_rows(csvload *L, const char *marker, mtc_err *e)
         int64_t row = L->nrows;
         for (int j = 0; j < L->F; j++) {
             int c = L->in_cols[j];
+            if (impute && missing_cell(p->f[c].s, NULL)) { /* filled with the column mean below */
+                L->x[row * L->F + j] = NAN;
+                continue;
+            }
             if ((rc = parse_float(p, c, L->hdr[c], p->f[c].s, &L->x[row * L->F + j], e)))
                 return rc;
         }
@@ -331,6 +335,20 @@ static int read_rows(csvload *L, const char *marker, mtc_err *e)
     }
     if (r < 0) return -r;
     if (L->nrows == 0) return mtc_err_set(e, MTC_EINPUT, "%s: no data rows", p->path);
+    for (int j = 0; impute && j < L->F; j++) { /* --impute mean: the column's mean over its values */
+        double s = 0;
+        int64_t k = 0;
+        for (int64_t i = 0; i < L->nrows; i++) {
+            float v = L->x[i * L->F + j];
+            if (v == v) s += v, k++;
+        }
+        if (!k)
+            return mtc_err_set(e, MTC_EINPUT, "%s: input column '%s' has no value to impute from", p->path,
+                               L->hdr[L->in_cols[j]]);
+        float mean = (float)(s / (double)k);
+        for (int64_t i = 0; i < L->nrows; i++)
+            if (L->x[i * L->F + j] != L->x[i * L->F + j]) L->x[i * L->F + j] = mean;
+    }
     return MTC_OK;
 }
 
@@ -466,7 +484,7 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
     if (!L.hdr) { csvload_free(&L); return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); }
     for (int c = 0; c < L.ncols; c++) L.hdr[c] = L.p.f[c].s;
     rc = resolve_columns(&L, opts, e);
-    if (!rc) rc = read_rows(&L, opts ? opts->missing : NULL, e);
+    if (!rc) rc = read_rows(&L, opts ? opts->missing : NULL, opts ? opts->impute_mean : 0, e);
     for (int i = 0; !rc && i < L.ntasks; i++) {
         tcol *t = &L.t[i];
         mtc_data_task *dt = &d->tasks[i];

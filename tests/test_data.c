@@ -1339,6 +1339,31 @@ static void test_png_labels_csv_gives_tasks_with_gaps(void **st)
     free(dir);
 }
 
+/* --impute mean: a missing input cell (empty, NA, ?) takes its column's mean
+ * over the file's other rows; without it the cell is an error; a column
+ * with no value at all cannot be imputed. */
+static void test_csv_impute_mean_fills_missing_inputs(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    write_text(dir, "imp.csv", "x1,x2,y\n1,2,a\n,4,b\n3,NA,a\n5,?,b\n7,8,a\n");
+    mtc_data_opts o = csv_opts("y");
+    mtc_dataset d;
+    mtc_err e = {0};
+    assert_int_equal(open_csv(dir, "imp.csv", "@all", "train", &o, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "imp.csv:3:1"));
+    o.impute_mean = 1;
+    if (open_csv(dir, "imp.csv", "@all", "train", &o, &d, &e)) fail_msg("%s", e.msg);
+    const float want[10] = {1, 2, 4, 4, 3, 14.0f / 3, 5, 14.0f / 3, 7, 8};
+    for (int i = 0; i < 10; i++) assert_true(fabsf(d.x_f32[i] - want[i]) < 1e-6f);
+    mtc_data_free(&d);
+    write_text(dir, "imp.csv", "x1,x2,y\n,2,a\nNA,4,b\n");
+    assert_int_equal(open_csv(dir, "imp.csv", "@all", "train", &o, &d, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "no value to impute"));
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1359,6 +1384,7 @@ int main(void)
         cmocka_unit_test(test_csv_reads_string_and_int_labels_and_quoted_fields),
         cmocka_unit_test(test_csv_missing_value_names_line_and_column),
         cmocka_unit_test(test_csv_missing_labels_are_marked),
+        cmocka_unit_test(test_csv_impute_mean_fills_missing_inputs),
         cmocka_unit_test(test_joined_csvs_unite_tasks_and_mark_gaps),
         cmocka_unit_test(test_csv_wrong_column_count_names_the_line),
         cmocka_unit_test(test_csv_non_numeric_and_non_finite_inputs_are_errors),

@@ -24,7 +24,11 @@ static const char *bin(void)
     return b && *b ? b : "build/mtc";
 }
 
-#define MPIRUN "timeout 60 mpirun --allow-run-as-root --oversubscribe --bind-to none"
+/* Under `make sanitize`: OpenMPI's dlopen'ed components leak at exit from
+ * modules LeakSanitizer cannot name (so no suppression file matches them);
+ * leak checking is off for the ranks only. Single-process runs of the same
+ * code (test_distill, test_pipeline) keep it. */
+#define MPIRUN "timeout 60 mpirun --allow-run-as-root --oversubscribe --bind-to none -x ASAN_OPTIONS=detect_leaks=0"
 
 static int sh(const char *cmd)
 {

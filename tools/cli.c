@@ -180,11 +180,17 @@ void cli_common_defaults(cli_common *c)
 }
 
 const char *cli_missing_marker; /* --missing, read by util_data_open */
+int cli_impute_mean;            /* --impute mean, likewise */
 
 void cli_apply_common(const cli_common *c)
 {
     mtc_set_threads(c->threads);
     cli_missing_marker = c->missing;
+    cli_impute_mean = c->impute && !strcmp(c->impute, "mean");
+    if (c->impute && !cli_impute_mean) {
+        fprintf(stderr, "mtc: --impute %s: expected mean\n", c->impute);
+        exit(2);
+    }
 }
 
 int cli_fail(const char *cmd, const mtc_err *e)

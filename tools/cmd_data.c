@@ -192,6 +192,8 @@ static int data_info(int argc, char **argv)
     o.inputs = inputs;
     o.png_size = png_size;
     o.missing = c.missing;
+    o.impute_mean = c.impute && !strcmp(c.impute, "mean");
+    if (c.impute && !o.impute_mean) return usage_error("data info: --impute: expected mean");
     if (tasks && mtc_data_parse_csv_tasks(tasks, &o, &e)) return cli_fail("data info", &e);
     mtc_dataset d;
     if (mtc_data_open(pos[0], split, &o, &d, &e)) return cli_fail("data info", &e);

@@ -98,7 +98,7 @@ static int gates_png(const char *path, const mtc_model *m, const double *use, mt
 {
     const int T = m->spec.ntasks, E = m->nexperts;
     const char *rows[MTC_MAX_TASKS], *cols[MTC_MAX_EXPERTS];
-    char names[MTC_MAX_EXPERTS][16];
+    char names[MTC_MAX_EXPERTS][24];
     for (int t = 0; t < T; t++) rows[t] = m->spec.tasks[t].name;
     for (int k = 0; k < E; k++) snprintf(names[k], sizeof names[k], "expert %d", k), cols[k] = names[k];
     mtc_heatmap hm = {"MMoE gate usage (mean weight per task)", "expert", "task", T, E, use, rows, cols, 0, 0};

@@ -176,6 +176,7 @@ int cmd_label(int argc, char **argv)
     progress_ctx pc = {&c, 0};
     cfg.progress = label_progress;
     cfg.progress_ctx = &pc;
+    util_unlabelled_ok = 1; /* the teacher needs inputs only: a CSV without label columns is fine */
     if ((rc = util_open_data(&s.m[0], data, "train", &d, &e))) goto out;
     util_report_data(&c, &d);
     cli_progress(&c, "label: %d teacher(s), %s train split, %lld samples x %d view(s), %s%s", s.nt, d.name,

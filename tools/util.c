@@ -29,11 +29,15 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
     }
     if (m->spec.h == m->spec.w && m->spec.c == 1) o.png_size = m->spec.h;
     o.missing = cli_missing_marker;
+    o.impute_mean = cli_impute_mean;
+    o.allow_absent = util_unlabelled_ok;
     int rc = mtc_data_open(name, split, &o, d, e);
     if (rc) return rc;
     if ((rc = mtc_model_check_input(m, d, e))) mtc_data_free(d);
     return rc;
 }
+
+int util_unlabelled_ok;
 
 int util_rt_predict_all(mtc_rt *rt, const mtc_dataset *d, int batch, float **outs, mtc_err *e)
 {

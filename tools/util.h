@@ -15,6 +15,9 @@
  * the other ranks). The runtime's outputs do not depend on the batch, so
  * rank 0 holds what one process computes. */
 int util_rt_predict_all(mtc_rt *rt, const mtc_dataset *d, int batch, float **outs, mtc_err *e);
+/* Set by commands that need no labels (mtc label): a CSV without the
+ * model's task columns opens as an unlabelled set (util_open_data). */
+extern int util_unlabelled_ok;
 /* One progress line: the data set's size, its parts' (A+B), and how many
  * samples each task has labels for. */
 void util_report_data(const cli_common *c, const mtc_dataset *d);

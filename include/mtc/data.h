@@ -89,6 +89,9 @@ typedef struct mtc_data_opts {
                                  differing sizes */
     const char *missing;      /* CSV: a label cell equal to this is missing
                                  (besides empty, NA and ?); NULL = those */
+    int impute_mean;          /* CSV: a missing input cell (empty, NA, ?)
+                                 takes its column's mean over the file's
+                                 other rows; 0 = it is an error */
     int allow_absent;         /* CSV: a task whose column the file lacks is
                                  unlabelled on every row (the parts of A+B
                                  set it); 0 = that is an error */
