@@ -176,10 +176,13 @@ typedef struct csvload {
     int64_t nrows, rowcap;
     float *x;         /* nrows * F */
     int64_t *lines;   /* record line per row, for error messages */
+    int key_col;      /* --join: the id column, else -1 */
+    uint64_t *keys;   /* its cells' FNV-1a per row */
 } csvload;
 
 static void csvload_free(csvload *L)
 {
+    free(L->keys);
     free(L->p.buf);
     free(L->p.f);
     free(L->hdr);
@@ -233,6 +236,12 @@ static int resolve_columns(csvload *L, const mtc_data_opts *o, mtc_err *e)
         }
     }
     L->F = 0;
+    L->key_col = -1;
+    if (!rc && o->join) { /* the id column: neither an input nor a label */
+        if ((L->key_col = find_col(L, o->join)) < 0) rc = mtc_err_set(e, MTC_EINPUT, "%s: no id column '%s' (--join)", path, o->join);
+        else if (is_label[L->key_col]) rc = mtc_err_set(e, MTC_EINPUT, "%s: the id column '%s' is a task's label", path, o->join);
+        else is_label[L->key_col] = 2;
+    }
     if (!rc && o->inputs && *o->inputs) {
         const char *q = o->inputs;
         while (!rc && q) {
@@ -261,6 +270,11 @@ static int resolve_columns(csvload *L, const mtc_data_opts *o, mtc_err *e)
 static int grow_rows(csvload *L, mtc_err *e)
 {
     int64_t nc = L->rowcap ? 2 * L->rowcap : 1024;
+    if (L->key_col >= 0) {
+        uint64_t *k = realloc(L->keys, sizeof *k * (size_t)nc);
+        if (!k) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", L->p.path);
+        L->keys = k;
+    }
     if ((uint64_t)nc * (uint64_t)L->F > ((uint64_t)1 << 40) / sizeof(float))
         return mtc_err_set(e, MTC_EINPUT, "%s: too many values", L->p.path);
     float *x = realloc(L->x, sizeof *x * (size_t)(nc * L->F));
@@ -329,6 +343,13 @@ static int read_rows(csvload *L, const char *marker, int impute, mtc_err *e)
             if (t->kind == MTC_TASK_BIN && !(t->targets[row] >= 0.0f && t->targets[row] <= 1.0f))
                 return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: binary target %s not in [0,1]",
                                    p->path, (long long)p->rec_line, t->col + 1, s);
+        }
+        if (L->key_col >= 0) {
+            const char *k = p->f[L->key_col].s;
+            if (missing_cell(k, NULL))
+                return mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: missing id in column '%s'", p->path,
+                                   (long long)p->rec_line, L->key_col + 1, L->hdr[L->key_col]);
+            L->keys[row] = mtc_fnv1a64(k, strlen(k), 0x6a6f696eULL);
         }
         L->lines[row] = p->rec_line;
         L->nrows++;
@@ -443,6 +464,7 @@ static int select_split(csvload *L, int test, int all, mtc_dataset *d, mtc_err *
                 if (dt->labels) dt->labels[n] = dt->labels[r];
                 else dt->targets[n] = dt->targets[r];
             }
+            if (L->keys) L->keys[n] = L->keys[r];
         }
         n++;
     }
@@ -453,6 +475,8 @@ static int select_split(csvload *L, int test, int all, mtc_dataset *d, mtc_err *
     d->c = 1; d->h = 1; d->w = L->F;
     d->x_f32 = L->x;
     L->x = NULL;
+    d->key = L->keys; /* --join: the ids of the kept rows */
+    L->keys = NULL;
     float *shrunk = realloc(d->x_f32, sizeof(float) * (size_t)(n * F));
     if (shrunk) d->x_f32 = shrunk;
     return MTC_OK;
@@ -464,6 +488,7 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
     char path[4096];
     size_t al = strlen(arg);
     int all = al > 4 && !strcmp(arg + al - 4, "@all");
+    const int whole = all || (opts && opts->join); /* --join splits by id, after the merge */
     if (al >= sizeof path || al == 0)
         return mtc_err_set(e, MTC_EINPUT, "csv: bad path '%.64s'", arg);
     snprintf(path, sizeof path, "%.*s", (int)(all ? al - 4 : al), arg);
@@ -504,7 +529,7 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
         if (L.t[i].col >= 0 && !mtc_data_labelled(&d->tasks[i], NULL, L.nrows))
             rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' (task %s) holds no label: every cell is missing", path,
                              L.hdr[L.t[i].col], d->tasks[i].name);
-    if (!rc) rc = select_split(&L, !strcmp(split, "test"), all, d, e);
+    if (!rc) rc = select_split(&L, !strcmp(split, "test"), whole, d, e);
     csvload_free(&L);
     return rc;
 }

@@ -68,6 +68,108 @@ static int merge_names(mtc_data_task *u, const mtc_data_task *p, int32_t *map, m
     return 0;
 }
 
+/* --join ID: the parts' rows merged by id (see mtc/data.h). p[0..np) are
+ * the parts, read whole; d holds the union of their tasks (no rows yet). */
+static int merge_by_key(const char *name, const char *split, mtc_dataset *p, int np, mtc_dataset *d, mtc_err *e)
+{
+    int64_t total = 0, S = mtc_data_sample_size(&p[0]);
+    for (int k = 0; k < np; k++) {
+        if (!p[k].key || !p[k].x_f32)
+            return mtc_err_set(e, MTC_EINPUT, "%s: --join merges CSV files by an id column; %s is not one", name, p[k].name);
+        total += p[k].n;
+    }
+    int64_t cap = 16;
+    while (cap < 2 * total) cap *= 2;
+    int64_t *slot = malloc((size_t)cap * sizeof *slot), *src = malloc((size_t)(total + 1) * 2 * sizeof *src), nm = 0;
+    if (!slot || !src) { free(slot); free(src); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+    for (int64_t i = 0; i < cap; i++) slot[i] = -1;
+    int rc = 0;
+    int64_t *where = malloc((size_t)(total + 1) * sizeof *where); /* merged index of each part row, parts in order */
+    int64_t *last = malloc((size_t)(total + 1) * 2 * sizeof *last); /* per merged row: the last part and row seen */
+    if (!where || !last) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    for (int k = 0, w = 0; k < np && !rc; k++)
+        for (int64_t i = 0; i < p[k].n && !rc; i++, w++) {
+            uint64_t key = p[k].key[i];
+            int64_t h = (int64_t)(key & (uint64_t)(cap - 1));
+            while (slot[h] >= 0 && p[src[2 * slot[h]]].key[src[2 * slot[h] + 1]] != key) h = (h + 1) & (cap - 1);
+            if (slot[h] < 0) { /* a new id */
+                slot[h] = nm;
+                src[2 * nm] = k, src[2 * nm + 1] = i;
+                last[2 * nm] = k, last[2 * nm + 1] = i;
+                where[w] = nm++;
+                continue;
+            }
+            int64_t m = slot[h], k0 = src[2 * m], i0 = src[2 * m + 1];
+            if (last[2 * m] == k)
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: row %lld repeats the id of row %lld (--join ids are unique per file)",
+                                 p[k].name, (long long)i + 1, (long long)last[2 * m + 1] + 1);
+            else if (memcmp(p[k].x_f32 + i * S, p[k0].x_f32 + i0 * S, (size_t)S * sizeof(float)))
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: row %lld has other inputs than row %lld of %s with the same id",
+                                 p[k].name, (long long)i + 1, (long long)i0 + 1, p[k0].name);
+            last[2 * m] = k, last[2 * m + 1] = i;
+            where[w] = m;
+        }
+    /* the split: by the id, so a sample is on one side in every file */
+    const int test = !strcmp(split, "test");
+    int64_t *keep = rc ? NULL : malloc((size_t)(nm + 1) * sizeof *keep), n = 0;
+    if (!rc && !keep) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    for (int64_t m = 0; !rc && m < nm; m++) {
+        uint64_t key = p[src[2 * m]].key[src[2 * m + 1]];
+        keep[m] = ((key % 5 == 4) == test) ? n++ : -1;
+    }
+    if (!rc && !n) rc = mtc_err_set(e, MTC_EINPUT, "%s: no id falls in the %s split", name, split);
+    if (!rc) {
+        d->n = n, d->c = p[0].c, d->h = p[0].h, d->w = p[0].w;
+        d->x_f32 = malloc((size_t)(n * S) * sizeof(float));
+        d->key = malloc((size_t)n * sizeof *d->key);
+        if (!d->x_f32 || !d->key) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    }
+    for (int64_t m = 0; !rc && m < nm; m++)
+        if (keep[m] >= 0) {
+            memcpy(d->x_f32 + keep[m] * S, p[src[2 * m]].x_f32 + src[2 * m + 1] * S, (size_t)S * sizeof(float));
+            d->key[keep[m]] = p[src[2 * m]].key[src[2 * m + 1]];
+        }
+    for (int t = 0; t < d->ntasks && !rc; t++) { /* unlabelled, to start */
+        mtc_data_task *u = &d->tasks[t];
+        if (u->kind == MTC_TASK_CLS) {
+            if (!(u->labels = malloc((size_t)n * sizeof *u->labels))) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+            for (int64_t i = 0; !rc && i < n; i++) u->labels[i] = MTC_LABEL_MISSING;
+        } else {
+            if (!(u->targets = malloc((size_t)(n * u->dim) * sizeof *u->targets))) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+            for (int64_t i = 0; !rc && i < n * u->dim; i++) u->targets[i] = NAN;
+        }
+    }
+    int64_t w0 = 0;
+    for (int k = 0; k < np && !rc; w0 += p[k].n, k++)
+        for (int t = 0; t < p[k].ntasks && !rc; t++) {
+            const mtc_data_task *pt = &p[k].tasks[t];
+            mtc_data_task *u = &d->tasks[mtc_data_task_index(d, pt->name)];
+            int32_t *map = NULL;
+            if (pt->kind == MTC_TASK_CLS) {
+                if (!(map = malloc((size_t)(pt->dim > 0 ? pt->dim : 1) * sizeof *map))) { rc = mtc_err_set(e, MTC_ENOMEM, "out of memory"); break; }
+                for (int c = 0; c < pt->dim; c++) map[c] = c;
+                if (pt->nclass_names && (rc = merge_names(u, pt, map, e))) { free(map); break; }
+            }
+            for (int64_t i = 0; i < p[k].n && !rc; i++) {
+                int64_t m = keep[where[w0 + i]];
+                if (m < 0) continue;
+                if (pt->kind == MTC_TASK_CLS) {
+                    if (pt->labels[i] == MTC_LABEL_MISSING) continue;
+                    int32_t y = map[pt->labels[i]];
+                    if (u->labels[m] != MTC_LABEL_MISSING && u->labels[m] != y)
+                        rc = mtc_err_set(e, MTC_EINPUT, "%s: row %lld labels task '%s' otherwise than an earlier file "
+                                         "with the same id", p[k].name, (long long)i + 1, pt->name);
+                    u->labels[m] = y;
+                } else if (mtc_row_labelled(pt->targets + i * pt->dim, pt->dim)) {
+                    memcpy(u->targets + m * u->dim, pt->targets + i * pt->dim, (size_t)pt->dim * sizeof(float));
+                }
+            }
+            free(map);
+        }
+    free(slot); free(src); free(where); free(keep); free(last);
+    return rc;
+}
+
 static int open_joined(const char *name, const char *split, const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e)
 {
     enum { MAXP = 16 };
@@ -112,6 +214,12 @@ static int open_joined(const char *name, const char *split, const mtc_data_opts 
             }
             if (pt->dim > d->tasks[u].dim) d->tasks[u].dim = pt->dim;
         }
+    if (!rc && opts->join) { /* rows merged by id instead of one after another */
+        rc = merge_by_key(name, split, p, np, d, e);
+        for (int k = 0; k < np; k++) mtc_data_free(&p[k]);
+        free(p);
+        return rc;
+    }
     int64_t S = np ? mtc_data_sample_size(&p[0]) : 0;
     if (!rc) {
         d->n = n, d->c = p[0].c, d->h = p[0].h, d->w = p[0].w;
@@ -177,6 +285,8 @@ int mtc_data_open(const char *name, const char *split, const mtc_data_opts *opts
         return mtc_err_set(e, MTC_EINPUT, "%.64s...: dataset name too long", name);
     mtc_data_opts none;
     if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
+    if (opts->join && !next_plus(name) && !opts->allow_absent) /* (a part of A+B has allow_absent set) */
+        return mtc_err_set(e, MTC_EINPUT, "%s: --join %s merges data sets joined with '+' (csv:A+csv:B)", name, opts->join);
     if (next_plus(name)) {
         int rc = open_joined(name, split, opts, d, e);
         if (rc) { mtc_data_free(d); return rc; }

@@ -17,6 +17,7 @@ void mtc_data_free(mtc_dataset *d)
     free(d->x_u8);
     free(d->x_f32);
     free(d->group);
+    free(d->key);
     for (int t = 0; t < d->ntasks && t < MTC_MAX_TASKS; t++) {
         mtc_data_task *k = &d->tasks[t];
         free(k->labels);

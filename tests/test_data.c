@@ -1364,6 +1364,56 @@ static void test_csv_impute_mean_fills_missing_inputs(void **st)
     free(dir);
 }
 
+/* --join ID: CSVs sharing an id column merge their rows (labels from each
+ * file, inputs that must agree), split by the id's hash; a conflict in the
+ * inputs or a repeated id is an error naming the file and row; --join on a
+ * single data set is an error. */
+static void test_joined_csvs_merge_rows_by_id(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    write_text(dir, "a.csv", "id,x1,x2,a\n1,0.1,0.2,p\n2,0.3,0.4,q\n3,0.5,0.6,p\n4,0.7,0.8,q\n5,0.9,1.0,p\n");
+    write_text(dir, "b.csv", "id,x1,x2,b\n3,0.5,0.6,1.5\n5,0.9,1.0,2.5\n6,1.1,1.2,3.5\n");
+    mtc_data_opts o = csv_opts("a,b:reg");
+    o.join = "id";
+    char name[4400];
+    snprintf(name, sizeof name, "csv:%s/a.csv+csv:%s/b.csv", dir, dir);
+    mtc_dataset tr, te;
+    mtc_err e = {0};
+    if (mtc_data_open(name, "train", &o, &tr, &e)) fail_msg("%s", e.msg);
+    if (mtc_data_open(name, "test", &o, &te, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(tr.n + te.n, 6); /* ids 1..6, each once */
+    assert_int_equal(tr.w, 2);        /* the id column is no input */
+    int64_t la = mtc_data_labelled(&tr.tasks[0], NULL, tr.n) + mtc_data_labelled(&te.tasks[0], NULL, te.n);
+    int64_t lb = mtc_data_labelled(&tr.tasks[1], NULL, tr.n) + mtc_data_labelled(&te.tasks[1], NULL, te.n);
+    assert_int_equal(la, 5);
+    assert_int_equal(lb, 3);
+    /* id 3 carries both labels, wherever it fell */
+    const mtc_dataset *ds[2] = {&tr, &te};
+    int seen = 0;
+    for (int k = 0; k < 2; k++)
+        for (int64_t i = 0; i < ds[k]->n; i++)
+            if (ds[k]->x_f32[i * 2] == 0.5f) {
+                seen++;
+                assert_int_equal(ds[k]->tasks[0].labels[i], 0); /* p */
+                assert_true(ds[k]->tasks[1].targets[i] == 1.5f);
+            }
+    assert_int_equal(seen, 1);
+    mtc_data_free(&tr);
+    mtc_data_free(&te);
+    write_text(dir, "b.csv", "id,x1,x2,b\n3,0.5,0.7,1.5\n");
+    assert_int_equal(mtc_data_open(name, "train", &o, &tr, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "other inputs"));
+    write_text(dir, "b.csv", "id,x1,x2,b\n3,0.5,0.6,1.5\n3,0.5,0.6,1.5\n");
+    assert_int_equal(mtc_data_open(name, "train", &o, &tr, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "repeats the id"));
+    snprintf(name, sizeof name, "csv:%s/a.csv", dir);
+    assert_int_equal(mtc_data_open(name, "train", &o, &tr, &e), MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "--join"));
+    tu_rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1386,6 +1436,7 @@ int main(void)
         cmocka_unit_test(test_csv_missing_labels_are_marked),
         cmocka_unit_test(test_csv_impute_mean_fills_missing_inputs),
         cmocka_unit_test(test_joined_csvs_unite_tasks_and_mark_gaps),
+        cmocka_unit_test(test_joined_csvs_merge_rows_by_id),
         cmocka_unit_test(test_csv_wrong_column_count_names_the_line),
         cmocka_unit_test(test_csv_non_numeric_and_non_finite_inputs_are_errors),
         cmocka_unit_test(test_png_round_trip_gray_and_rgb_to_luma),

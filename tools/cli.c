@@ -181,12 +181,14 @@ void cli_common_defaults(cli_common *c)
 
 const char *cli_missing_marker; /* --missing, read by util_data_open */
 int cli_impute_mean;            /* --impute mean, likewise */
+const char *cli_join_column;    /* --join ID, likewise */
 
 void cli_apply_common(const cli_common *c)
 {
     mtc_set_threads(c->threads);
     cli_missing_marker = c->missing;
     cli_impute_mean = c->impute && !strcmp(c->impute, "mean");
+    cli_join_column = c->join;
     if (c->impute && !cli_impute_mean) {
         fprintf(stderr, "mtc: --impute %s: expected mean\n", c->impute);
         exit(2);

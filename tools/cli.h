@@ -31,12 +31,15 @@ typedef struct cli_common {
     int quiet;
     const char *missing;  /* CLI_MISSING: CSV label cells that are no label */
     const char *impute;   /* CLI_MISSING: "mean" fills missing CSV input cells */
+    const char *join;     /* CLI_MISSING: the id column that merges A+B's rows */
 } cli_common;
 /* --missing for the commands that read labelled data (util_data_open) */
 #define CLI_MISSING(c)                                                       \
     {"missing", OPT_STR, &(c)->missing, "CSV: label cells equal to this are missing labels (besides empty, NA and ?)", \
      1, 0},                                                                   \
     {"impute", OPT_STR, &(c)->impute, "CSV: 'mean' fills a missing input cell (empty, NA, ?) with its column's mean (default: an error)", \
+     1, 0},                                                                   \
+    {"join", OPT_STR, &(c)->join, "csv:A+csv:B: merge the rows with the same value in this id column (default: one file after the other)", \
      1, 0}
 #define CLI_COMMON(c)                                                        \
     {"seed", OPT_U64, &(c)->seed, "random seed (default {default})", 1, 0},  \
@@ -57,6 +60,7 @@ void cli_common_defaults(cli_common *c);
 void cli_apply_common(const cli_common *c);
 extern const char *cli_missing_marker; /* the last --missing applied, or NULL */
 extern int cli_impute_mean;            /* the last --impute mean applied */
+extern const char *cli_join_column;    /* the last --join applied, or NULL */
 /* Prints "mtc <cmd>: <msg>" for an error and returns the exit code. */
 int cli_fail(const char *cmd, const mtc_err *e);
 /* Progress line to stderr unless quiet: one line per call. */

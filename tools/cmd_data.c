@@ -193,6 +193,7 @@ static int data_info(int argc, char **argv)
     o.png_size = png_size;
     o.missing = c.missing;
     o.impute_mean = c.impute && !strcmp(c.impute, "mean");
+    o.join = c.join;
     if (c.impute && !o.impute_mean) return usage_error("data info: --impute: expected mean");
     if (tasks && mtc_data_parse_csv_tasks(tasks, &o, &e)) return cli_fail("data info", &e);
     mtc_dataset d;

@@ -30,6 +30,7 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
     if (m->spec.h == m->spec.w && m->spec.c == 1) o.png_size = m->spec.h;
     o.missing = cli_missing_marker;
     o.impute_mean = cli_impute_mean;
+    o.join = cli_join_column;
     o.allow_absent = util_unlabelled_ok;
     int rc = mtc_data_open(name, split, &o, d, e);
     if (rc) return rc;

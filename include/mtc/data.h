@@ -32,7 +32,11 @@
  *                     shape), tasks united by name: each sample is labelled
  *                     for the tasks its own part carries, unlabelled for the
  *                     rest (CSV parts may lack task columns). A '+' splits
- *                     where a dataset name follows it.
+ *                     where a dataset name follows it. With opts->join
+ *                     (CSV parts sharing an id column) rows with one id
+ *                     merge into one sample instead (their inputs must
+ *                     agree), and a sample is in test when its id's hash
+ *                     % 5 == 4 (each file's rows are read whole).
  */
 #ifndef MTC_DATA_H
 #define MTC_DATA_H
@@ -63,6 +67,7 @@ typedef struct mtc_dataset {
     int ntasks;
     mtc_data_task tasks[MTC_MAX_TASKS];
     uint64_t hash;      /* FNV-1a over inputs and labels: identifies the data */
+    uint64_t *key;      /* --join: each row's id (FNV-1a of its cell), or NULL */
     int nparts;         /* A+B: the parts' sample counts, in order (else 0) */
     int64_t part_n[16];
     int32_t *group;     /* n group ids or NULL: a validation split keeps each group
@@ -92,6 +97,9 @@ typedef struct mtc_data_opts {
     int impute_mean;          /* CSV: a missing input cell (empty, NA, ?)
                                  takes its column's mean over the file's
                                  other rows; 0 = it is an error */
+    const char *join;         /* A+B of CSVs: the id column whose rows merge
+                                 (--join ID); NULL = the parts' rows follow
+                                 one another */
     int allow_absent;         /* CSV: a task whose column the file lacks is
                                  unlabelled on every row (the parts of A+B
                                  set it); 0 = that is an error */
