@@ -29,6 +29,7 @@ typedef struct report_row {
     int soft;                /* has soft labels */
     int have_ag;
     mtc_agreement ag;
+    int64_t labelled;        /* test samples labelled for the task */
 } report_row;
 
 /* "NAME:T=4,alpha=0.9" -> per-task T / alpha of model m. */
@@ -96,8 +97,8 @@ static void fmt_metric(char *buf, size_t n, double v, int kind)
 
 static void print_report(const report_row *r, int n, int scratch, int teacher)
 {
-    printf("%-12s %-4s %-8s %9s %10s %9s %10s %5s %5s %9s %10s\n", "task", "kind", "metric", "teacher", "student-KD",
-           "scratch", "gap closed", "T", "alpha", "agree", "KL/|diff|");
+    printf("%-12s %-4s %-8s %9s %10s %9s %10s %5s %5s %9s %10s %9s\n", "task", "kind", "metric", "teacher",
+           "student-KD", "scratch", "gap closed", "T", "alpha", "agree", "KL/|diff|", "labelled");
     for (int i = 0; i < n; i++) {
         char t[32], k[32], s[32], g[32], a[32], kl[32];
         fmt_metric(t, sizeof t, teacher ? r[i].teacher : NAN, r[i].kind);
@@ -112,8 +113,9 @@ static void print_report(const report_row *r, int n, int scratch, int teacher)
             if (r[i].kind == MTC_TASK_REG) snprintf(kl, sizeof kl, "%.4f", r[i].ag.mean_abs_diff);
             else snprintf(kl, sizeof kl, "%.4f", r[i].ag.kl);
         }
-        printf("%-12s %-4s %-8s %9s %10s %9s %10s %5g %5g %9s %10s\n", r[i].name, mtc_task_kind_name(r[i].kind),
-               r[i].metric, t, k, s, g, r[i].soft ? r[i].T : 0.0, r[i].soft ? r[i].alpha : 0.0, a, kl);
+        printf("%-12s %-4s %-8s %9s %10s %9s %10s %5g %5g %9s %10s %9lld\n", r[i].name, mtc_task_kind_name(r[i].kind),
+               r[i].metric, t, k, s, g, r[i].soft ? r[i].T : 0.0, r[i].soft ? r[i].alpha : 0.0, a, kl,
+               (long long)r[i].labelled);
     }
 }
 
@@ -125,6 +127,7 @@ static void json_report(mtc_jw *w, const report_row *r, int n)
         mtc_jw_obj(w);
         mtc_jw_kstr(w, "kind", mtc_task_kind_name(r[i].kind));
         mtc_jw_kstr(w, "metric", r[i].metric);
+        mtc_jw_kint(w, "labelled", r[i].labelled);
         mtc_jw_knum(w, "teacher", r[i].teacher);
         mtc_jw_knum(w, "student_kd", r[i].kd);
         mtc_jw_knum(w, "scratch", r[i].scratch);
@@ -358,6 +361,7 @@ int cmd_distill(int argc, char **argv)
         r->name = m.spec.tasks[t].name;
         r->kind = m.spec.tasks[t].kind;
         r->kd = mtc_task_eval_primary(&ev[t], &r->metric);
+        r->labelled = ev[t].n;
         r->scratch = have_sev ? mtc_task_eval_primary(&sev[t], NULL) : NAN;
         r->val_kd = res.val_metric[t];
         r->val_scratch = have_sev ? sres.val_metric[t] : NAN;

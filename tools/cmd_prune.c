@@ -279,14 +279,16 @@ static void print_layers(mtc_model *m)
     free(ls);
 }
 
-static void print_before_after(const mtc_model *m, const char *what, const double *b, const double *a)
+static void print_before_after(const mtc_model *m, const char *what, const double *b, const double *a,
+                               const mtc_dataset *d, const int64_t *idx, int64_t n)
 {
-    printf("%-12s %10s %10s %8s   (%s)\n", "task", "before", "after", "drop", what);
+    printf("%-12s %10s %10s %8s %9s  (%s)\n", "task", "before", "after", "drop", "labelled", what);
     for (int t = 0; t < m->spec.ntasks; t++) {
         int reg = m->spec.tasks[t].kind == MTC_TASK_REG;
         double drop = mtc_prune_drop(m->spec.tasks[t].kind, b[t], a[t]);
-        if (reg) printf("%-12s %10.4f %10.4f %8.4f (MAE)\n", m->spec.tasks[t].name, b[t], a[t], drop);
-        else printf("%-12s %9.2f%% %9.2f%% %7.2fpt\n", m->spec.tasks[t].name, 100 * b[t], 100 * a[t], drop);
+        long long lab = (long long)util_labelled(m, d, idx, n, t);
+        if (reg) printf("%-12s %10.4f %10.4f %8.4f %9lld  (MAE)\n", m->spec.tasks[t].name, b[t], a[t], drop, lab);
+        else printf("%-12s %9.2f%% %9.2f%% %7.2fpt %9lld\n", m->spec.tasks[t].name, 100 * b[t], 100 * a[t], drop, lab);
     }
 }
 
@@ -510,8 +512,8 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
         mtc_jw_free(&j);
     } else {
         printf("pruned %s -> %s (%s)\n", in_path, o->out, method);
-        if (nv > 0) { printf("\nvalidation: %lld samples of %s\n", (long long)nv, d.name); print_before_after(outm, "validation", val_b, val_a); }
-        if (dt.n > 0) { printf("\ntest: %lld samples of %s\n", (long long)dt.n, dt.name); print_before_after(outm, "test", test_b, test_a); }
+        if (nv > 0) { printf("\nvalidation: %lld samples of %s\n", (long long)nv, d.name); print_before_after(outm, "validation", val_b, val_a, &d, vidx, nv); }
+        if (dt.n > 0) { printf("\ntest: %lld samples of %s\n", (long long)dt.n, dt.name); print_before_after(outm, "test", test_b, test_a, &dt, NULL, dt.n); }
         printf("\n");
         print_layers(outm);
         printf("\nparameters %lld -> %lld; prunable weights nonzero %lld -> %lld (sparsity %.2f%% -> %.2f%%)\n",

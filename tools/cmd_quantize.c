@@ -181,17 +181,18 @@ int cmd_quantize(int argc, char **argv)
     } else {
         printf("%s -> %s (%s calibration, %lld samples, int8 kernel %s)\n", pos[0], out, method,
                (long long)rep.calib_used, mtc_isa_name(mtc_qgemm_isa()));
-        printf("%-12s %-9s %10s %10s %8s %8s\n", "task", "metric", "fp32", "int8", "drop", "budget");
+        printf("%-12s %-9s %10s %10s %8s %8s %9s\n", "task", "metric", "fp32", "int8", "drop", "budget", "labelled");
         for (int t = 0; t < T; t++) {
             char a[32], b[32], bud[32] = "-";
             const char *mn;
             mtc_task_eval tmp = {.kind = m->spec.tasks[t].kind};
             mtc_task_eval_primary(&tmp, &mn);
             if (qc.has_budget) snprintf(bud, sizeof bud, "%.3f", qc.max_drop[t]);
-            printf("%-12s %-9s %10s %10s %8.3f %8s\n", m->spec.tasks[t].name, mn,
+            printf("%-12s %-9s %10s %10s %8.3f %8s %9lld\n", m->spec.tasks[t].name, mn,
                    fmt_metric(a, sizeof a, m->spec.tasks[t].kind, mf[t]),
                    fmt_metric(b, sizeof b, m->spec.tasks[t].kind, mq[t]),
-                   mtc_metric_drop(m->spec.tasks[t].kind, mf[t], mq[t], qc.relative), bud);
+                   mtc_metric_drop(m->spec.tasks[t].kind, mf[t], mq[t], qc.relative), bud,
+                   (long long)util_labelled(m, &test, NULL, 0, t));
         }
         printf("layers:");
         for (int i = 0; i < rep.nlayers; i++)

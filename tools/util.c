@@ -40,6 +40,23 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
 
 int util_unlabelled_ok;
 
+int64_t util_labelled(const mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t n, int t)
+{
+    int32_t *lab = NULL;
+    const float *tg = NULL;
+    mtc_err e = {0};
+    if (mtc_model_bind_task(m, t, d, &lab, &tg, &e)) return -1;
+    int D = m->spec.tasks[t].dim;
+    int64_t c = 0;
+    if (!idx) n = d->n;
+    for (int64_t j = 0; j < n; j++) {
+        int64_t i = idx ? idx[j] : j;
+        c += lab ? lab[i] != MTC_LABEL_MISSING : mtc_row_labelled(tg + i * D, D);
+    }
+    free(lab);
+    return c;
+}
+
 int util_rt_predict_all(mtc_rt *rt, const mtc_dataset *d, int batch, float **outs, mtc_err *e)
 {
     const int np = mtc_comm_size(), r = mtc_comm_rank();

@@ -15,6 +15,9 @@
  * the other ranks). The runtime's outputs do not depend on the batch, so
  * rank 0 holds what one process computes. */
 int util_rt_predict_all(mtc_rt *rt, const mtc_dataset *d, int batch, float **outs, mtc_err *e);
+/* Samples of d (idx[0..n), every one when idx is NULL) labelled for model
+ * task t (a derived task through its source); -1 when t has no labels in d. */
+int64_t util_labelled(const mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t n, int t);
 /* Set by commands that need no labels (mtc label): a CSV without the
  * model's task columns opens as an unlabelled set (util_open_data). */
 extern int util_unlabelled_ok;
