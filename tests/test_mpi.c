@@ -3,8 +3,8 @@
  * --oversubscribe: more ranks than cores is fine for correctness):
  *   - `mpirun -np 2` and `-np 3` (an uneven share of the chunks) of
  *     `mtc label` write the file the single process writes, byte for byte,
- *     soft labels and hints alike; `mtc eval` under -np 3 reports what one
- *     process does;
+ *     soft labels and hints alike; `mtc eval` under -np 3 and `mtc verify`
+ *     under -np 2 report what one process does;
  *   - a bad flag is an error on every rank: a non-zero exit within seconds;
  *   - kill -9 of one rank mid-job ends the job with a non-zero exit within
  *     seconds, and the output file that was there before is left as it was.
@@ -13,6 +13,7 @@
  */
 #include "tests/testutil.h"
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,39 @@ static void test_label_under_mpirun_writes_the_single_process_file(void **st)
     snprintf(a, sizeof a, "%s/e1.json", dir);
     snprintf(b, sizeof b, "%s/e3.json", dir);
     if (!same_file(a, b)) fail_msg("mpirun -np 3 mtc eval reported other metrics than one process");
+    /* verify: the same per-task figures (speed aside) and the same verdict, on a trained model */
+    char spec[700], trained[700];
+    snprintf(spec, sizeof spec, "%s/v.cfg", dir);
+    snprintf(trained, sizeof trained, "%s/v.mtc", dir);
+    const char *vs = "[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=16 act=relu\n[task fine] kind=cls classes=4\n";
+    assert_int_equal(tu_write(spec, vs, strlen(vs)), 0);
+    snprintf(cmd, sizeof cmd, "%s train --spec %s --data csv:%s --epochs 5 --quiet -o %s >/dev/null 2>&1", bin(), spec,
+             csv, trained);
+    assert_int_equal(sh(cmd), 0);
+    for (int np = 1; np <= 2; np++) {
+        snprintf(cmd, sizeof cmd, "%s%s verify --reference %s --candidate %s --data csv:%s@all --max-drop fine=1 --json "
+                 "--quiet > %s/v%d.json 2>/dev/null", np > 1 ? MPIRUN " -np 2 " : "", bin(), trained, trained, csv, dir, np);
+        int vrc = sh(cmd);
+        if (vrc != 0) fail_msg("verify (np %d) exited %d", np, vrc);
+    }
+    snprintf(a, sizeof a, "%s/v1.json", dir);
+    snprintf(b, sizeof b, "%s/v2.json", dir);
+    char *ja = (char *)tu_read(a, NULL), *jb = (char *)tu_read(b, NULL);
+    assert_true(ja && jb);
+    mtc_json x, y;
+    mtc_err e = {0};
+    assert_int_equal(mtc_json_parse(ja, strlen(ja), &x, &e), 0);
+    assert_int_equal(mtc_json_parse(jb, strlen(jb), &y, &e), 0);
+    const char *keys[3] = {"reference", "candidate", "drop"};
+    for (int k = 0; k < 3; k++) {
+        double u = mtc_json_num(mtc_json_get(mtc_json_get(&x, "tasks"), "fine"), keys[k], NAN);
+        double v = mtc_json_num(mtc_json_get(mtc_json_get(&y, "tasks"), "fine"), keys[k], NAN);
+        if (!(u == v)) fail_msg("verify %s: one process %.17g, two ranks %.17g", keys[k], u, v);
+    }
+    mtc_json_free(&x);
+    mtc_json_free(&y);
+    free(ja);
+    free(jb);
     tu_rmdir(dir);
     free(dir);
 }

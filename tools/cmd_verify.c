@@ -88,9 +88,13 @@ static int run_side(side *s, const mtc_dataset *d, int threads, int batch, mtc_e
     for (int t = 0; t < T && !rc; t++)
         if (!(s->outs[t] = malloc((size_t)d->n * (size_t)m->spec.tasks[t].dim * sizeof(float))))
             rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    /* an MPI job: each rank runs a contiguous share, rank 0 gathers the rows
+     * (the runtime's outputs do not depend on the batch) and reports */
+    const int np = mtc_comm_size(), rk = mtc_comm_rank();
+    const int64_t lo = d->n * rk / np, hi = d->n * (rk + 1) / np;
     double busy = 0;
-    for (int64_t s0 = 0; s0 < d->n && !rc; s0 += batch) {
-        int B = (int)(d->n - s0 < batch ? d->n - s0 : batch);
+    for (int64_t s0 = lo; s0 < hi && !rc; s0 += batch) {
+        int B = (int)(hi - s0 < batch ? hi - s0 : batch);
         for (int b = 0; b < B; b++) bi[b] = s0 + b;
         mtc_data_batch_x(d, bi, B, 0, NULL, x);
         float *o[MTC_MAX_TASKS];
@@ -101,7 +105,20 @@ static int run_side(side *s, const mtc_dataset *d, int threads, int batch, mtc_e
     }
     free(x);
     free(bi);
-    s->sps = busy > 0 ? d->n / busy : 0;
+    s->sps = busy > 0 ? (double)(hi - lo) / busy : 0; /* one process's rate */
+    enum { TAG = 29 };
+    for (int t = 0; t < T && !rc && np > 1; t++) {
+        size_t row = (size_t)m->spec.tasks[t].dim * sizeof(float);
+        if (rk) {
+            rc = mtc_comm_send(s->outs[t] + lo * m->spec.tasks[t].dim, (size_t)(hi - lo) * row, 0, TAG, e);
+            continue;
+        }
+        for (int k = 1; k < np && !rc; k++) {
+            int64_t a = d->n * k / np, b = d->n * (k + 1) / np;
+            rc = mtc_comm_recv((char *)s->outs[t] + (size_t)a * row, (size_t)(b - a) * row, k, TAG, e);
+        }
+    }
+    if (rk) return rc; /* rank 0 evaluates */
     if (!rc) rc = mtc_evaluate_outputs(m, d, NULL, 0, s->outs, s->ev, e);
     if (!rc) {
         s->have_ev = 1;
@@ -388,6 +405,7 @@ int cmd_verify(int argc, char **argv)
         return 2;
     }
     cli_apply_common(&c);
+    if (mtc_comm_rank() != 0) c.quiet = 1; /* an MPI job: rank 0 reports */
     mtc_err e = {0};
     side ref = {.path = refp}, cands[MAX_CANDIDATES];
     memset(cands, 0, sizeof cands);
@@ -425,6 +443,10 @@ int cmd_verify(int argc, char **argv)
     cli_progress(&c, "verify: %lld samples of %s/%s, %d candidate%s", (long long)d.n, d.name, split, nc,
                  nc > 1 ? "s" : "");
     if ((rc = run_side(&ref, &d, c.threads, batch, &e))) goto done;
+    if (mtc_comm_rank() != 0) { /* an MPI job: share the candidates' passes, rank 0 judges and reports */
+        for (int k = 0; k < nc && !rc; k++) rc = run_side(&cands[k], &d, c.threads, batch, &e);
+        goto done;
+    }
     /* a reference no better than chance proves nothing */
     for (int t = 0; t < T; t++) {
         const mtc_task_spec *ts = &m->spec.tasks[t];
