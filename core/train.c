@@ -58,6 +58,7 @@ void mtc_train_cfg_default(mtc_train_cfg *c)
     c->weight_lr = 0.025f;
     c->dwa_temp = 2.0f;
     c->task_sampling = MTC_SAMPLE_PROPORTIONAL;
+    c->conflict_every = 50;
     c->sampling_temp = 2.0f;
     c->val_frac = 0.1;
     c->seed = 1;
@@ -273,6 +274,11 @@ typedef struct trainer {
     double L0[MTC_MAX_TASKS];
     int have_L0;
     float *gn_dW, *gn_dpre;
+    /* task conflict: per-task shared gradients (T x cf_len), epoch sums */
+    float *cf_dW;
+    int64_t cf_len, steps_done; /* steps_done: the global step of the current train_step */
+    double cf_sum[MTC_MAX_TASKS * (MTC_MAX_TASKS - 1) / 2];
+    int64_t cf_n[MTC_MAX_TASKS * (MTC_MAX_TASKS - 1) / 2];
     /* dwa: epoch-mean losses of the last two epochs */
     double prev_loss[2][MTC_MAX_TASKS];
     /* hint loss: projection P (Dt, H), its gradient and optimizer */
@@ -358,38 +364,68 @@ static mtc_layer *shared_layer(mtc_model *m, int k)
 }
 
 /* ||d(w_t L_t)/dW|| over every expert's last layer, from m->dmix[t]. */
+/* d(w_t L_t)/dW of expert k's last shared layer into dW (L->nw values),
+ * from m->dmix[t]; m->dinput and tr->gn_dpre are scratch. */
+static void task_shared_grad(trainer *tr, const float *x, int t, int B, int k, float *dW)
+{
+    mtc_model *m = tr->m;
+    int E = m->nexperts;
+    int64_t H = m->trunk_out;
+    mtc_layer *L = shared_layer(m, k);
+    mtc_chain *ch = &m->trunk[k];
+    const float *in = ch->n > 1 ? ch->layers[ch->n - 2].out : x;
+    int64_t n = (int64_t)B * H;
+    float *g = tr->gn_dpre;
+    /* gradient wrt this expert's output: dmix (hard sharing) or g_k dmix */
+    for (int b = 0; b < B; b++) {
+        float gk = E > 1 ? m->gate_p[t][b * E + k] : 1.0f;
+        for (int64_t j = 0; j < H; j++) g[b * H + j] = gk * m->dmix[t][b * H + j];
+    }
+    if (L->spec.act) {
+        float *dpre = m->dinput;
+        memset(dpre, 0, (size_t)n * sizeof(float));
+        mtc_act_backward(dpre, g, L->pre == L->out ? NULL : L->pre, L->out, n, L->spec.act);
+        memcpy(g, dpre, (size_t)n * sizeof(float));
+    }
+    memset(dW, 0, (size_t)L->nw * sizeof(float));
+    const float *W = m->params + L->w_off;
+    if (L->spec.type == MTC_L_DENSE)
+        mtc_dense_backward(NULL, dW, NULL, g, in, W, B, (int)L->in_size, L->spec.units);
+    else
+        mtc_conv2d_backward(NULL, dW, NULL, g, in, W, m->col, m->dcol, &L->cs, B);
+}
+
+/* ||d(w_t L_t)/dW|| over every expert's last layer, from m->dmix[t]. */
 static double shared_grad_norm(trainer *tr, const float *x, int t, int B)
 {
     mtc_model *m = tr->m;
     double sq = 0;
-    int E = m->nexperts;
-    int64_t H = m->trunk_out;
-    for (int k = 0; k < E; k++) {
-        mtc_layer *L = shared_layer(m, k);
-        mtc_chain *ch = &m->trunk[k];
-        const float *in = ch->n > 1 ? ch->layers[ch->n - 2].out : x;
-        int64_t n = (int64_t)B * H;
-        float *g = tr->gn_dpre;
-        /* gradient wrt this expert's output: dmix (hard sharing) or g_k dmix */
-        for (int b = 0; b < B; b++) {
-            float gk = E > 1 ? m->gate_p[t][b * E + k] : 1.0f;
-            for (int64_t j = 0; j < H; j++) g[b * H + j] = gk * m->dmix[t][b * H + j];
-        }
-        if (L->spec.act) {
-            float *dpre = m->dinput;
-            memset(dpre, 0, (size_t)n * sizeof(float));
-            mtc_act_backward(dpre, g, L->pre == L->out ? NULL : L->pre, L->out, n, L->spec.act);
-            memcpy(g, dpre, (size_t)n * sizeof(float));
-        }
-        memset(tr->gn_dW, 0, (size_t)L->nw * sizeof(float));
-        const float *W = m->params + L->w_off;
-        if (L->spec.type == MTC_L_DENSE)
-            mtc_dense_backward(NULL, tr->gn_dW, NULL, g, in, W, B, (int)L->in_size, L->spec.units);
-        else
-            mtc_conv2d_backward(NULL, tr->gn_dW, NULL, g, in, W, m->col, m->dcol, &L->cs, B);
+    for (int k = 0; k < m->nexperts; k++) {
+        task_shared_grad(tr, x, t, B, k, tr->gn_dW);
+        const mtc_layer *L = shared_layer(m, k);
         for (int64_t i = 0; i < L->nw; i++) sq += (double)tr->gn_dW[i] * tr->gn_dW[i];
     }
     return sqrt(sq);
+}
+
+/* Task conflict (every cfg->conflict_every steps): each task's gradient on
+ * the shared parameters (every expert's last layer), and the cosine of each
+ * pair, summed into tr->cf_sum for the epoch mean. A task without labelled
+ * samples in the batch (a zero gradient) gives no cosine. */
+static void conflict_sample(trainer *tr, const float *x, int B)
+{
+    mtc_model *m = tr->m;
+    const int T = tr->T;
+    for (int t = 0; t < T; t++)
+        for (int k = 0, off = 0; k < m->nexperts; off += (int)shared_layer(m, k)->nw, k++)
+            task_shared_grad(tr, x, t, B, k, tr->cf_dW + (int64_t)t * tr->cf_len + off);
+    for (int a = 0, p = 0; a < T; a++)
+        for (int b = a + 1; b < T; b++, p++) {
+            const float *u = tr->cf_dW + (int64_t)a * tr->cf_len, *v = tr->cf_dW + (int64_t)b * tr->cf_len;
+            double uv = 0, uu = 0, vv = 0;
+            for (int64_t i = 0; i < tr->cf_len; i++) uv += (double)u[i] * v[i], uu += (double)u[i] * u[i], vv += (double)v[i] * v[i];
+            if (uu > 0 && vv > 0) tr->cf_sum[p] += uv / sqrt(uu * vv), tr->cf_n[p]++;
+        }
 }
 
 /* GradNorm update of the task weights from this step's losses and grads. */
@@ -438,6 +474,7 @@ static void trainer_free(trainer *tr)
         free(tr->bsoft[t]); free(tr->dout[t]);
     }
     free(tr->x); free(tr->bview); free(tr->brow); free(tr->gn_dW); free(tr->gn_dpre); free(tr->best); free(tr->best_stats);
+    free(tr->cf_dW);
     free(tr->hP); free(tr->hdP); free(tr->hproj); free(tr->hdtr);
     mtc_optim_free(&tr->s_opt);
     mtc_optim_free(&tr->h_opt);
@@ -549,11 +586,23 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
         mtc_optim_cfg_default(&oc, MTC_OPT_ADAM);
         if ((rc = mtc_optim_init(&tr->s_opt, &oc, tr->T, e))) return rc;
     }
+    /* task conflict: when there are tasks to compare and the trunk ends in a dense or conv layer */
+    int shared_ok = tr->T >= 2 && cfg->conflict_every > 0;
+    for (int k = 0; k < m->nexperts && shared_ok; k++) {
+        const mtc_layer *L = shared_layer(m, k);
+        shared_ok = L && (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV);
+        if (shared_ok) tr->cf_len += L->nw;
+    }
+    if (shared_ok) {
+        tr->cf_dW = malloc((size_t)tr->T * (size_t)tr->cf_len * sizeof(float));
+        if (!tr->gn_dpre) tr->gn_dpre = malloc((size_t)B * (size_t)m->trunk_out * sizeof(float));
+        bad |= !tr->cf_dW || !tr->gn_dpre;
+    }
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) {
         int64_t nw = 0, n = (int64_t)B * m->trunk_out;
         for (int k = 0; k < m->nexperts; k++) nw = shared_layer(m, k)->nw > nw ? shared_layer(m, k)->nw : nw;
         tr->gn_dW = malloc((size_t)nw * sizeof(float));
-        tr->gn_dpre = malloc((size_t)n * sizeof(float));
+        if (!tr->gn_dpre) tr->gn_dpre = malloc((size_t)n * sizeof(float));
         bad |= !tr->gn_dW || !tr->gn_dpre;
     }
     if (cfg->hints && cfg->hint_weight > 0) {
@@ -639,6 +688,7 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
     mtc_model_backward_heads(m, tr->x, tr->dout, B);
     if (tr->hP) hint_step(tr, B, lr);
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
+    if (tr->cf_dW && tr->steps_done % cfg->conflict_every == 0) conflict_sample(tr, tr->x, B);
     mtc_model_backward_trunk(m, tr->x, B);
     mtc_optim_step_pool(opt, m->pool, m->params, m->grads, m->decay_mask, lr);
     mtc_model_apply_mask(m);
@@ -664,6 +714,17 @@ static void history_epoch(mtc_jw *h, const mtc_epoch_stats *s)
         mtc_jw_obj(h);
         for (int t = 0; t < s->ntasks; t++)
             mtc_jw_knum(h, s->task_names[t], k == 0 ? s->loss[t] : k == 1 ? s->weight[t] : s->val_metric[t]);
+        mtc_jw_obj_end(h);
+    }
+    if (s->nconflict) { /* mean gradient cosine per task pair, "a/b" */
+        mtc_jw_key(h, "conflict");
+        mtc_jw_obj(h);
+        for (int a = 0, p = 0; a < s->ntasks; a++)
+            for (int b = a + 1; b < s->ntasks; b++, p++) {
+                char key[2 * MTC_NAME_MAX + 2];
+                snprintf(key, sizeof key, "%s/%s", s->task_names[a], s->task_names[b]);
+                mtc_jw_knum(h, key, s->conflict[p]);
+            }
         mtc_jw_obj_end(h);
     }
     mtc_jw_key(h, "val_metric");
@@ -960,6 +1021,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
                 int t = pool_task(&pl, k, cfg->task_sampling, cfg->sampling_temp, &rng);
                 const int64_t *bi = pool_batch(&pl, t, B, &rng);
                 lr = mtc_sched_lr(&cfg->sched, step, total);
+                tr.steps_done = step; /* the global step: a resumed run samples the same steps */
                 int bad = train_step(&tr, &opt, bi, B, lr, &rng, loss);
                 if (bad) {
                     rc = mtc_err_set(e, MTC_EINPUT, "loss of task '%s' became non-finite at epoch %d step %lld (lower --lr?)",
@@ -976,6 +1038,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
             int bb = (int)(nt - s < B ? nt - s : B);
             double loss[MTC_MAX_TASKS];
             lr = mtc_sched_lr(&cfg->sched, step, total);
+            tr.steps_done = step;
             int bad = train_step(&tr, &opt, tidx + s, bb, lr, &rng, loss);
             if (bad) {
                 rc = mtc_err_set(e, MTC_EINPUT, "loss of task '%s' became non-finite at epoch %d step %lld (lower --lr?)",
@@ -1023,6 +1086,13 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         for (int t = 0; t < tr.T; t++) last_val[t] = st.val_metric[t];
         st.elapsed_s = now_s() - t_start;
         st.eta_s = st.elapsed_s / (ep + 1) * (cfg->epochs - ep - 1);
+        if (tr.cf_dW) { /* the epoch's mean cosine per pair (NaN when no sample had both) */
+            st.nconflict = tr.T * (tr.T - 1) / 2;
+            for (int p = 0; p < st.nconflict; p++) {
+                st.conflict[p] = tr.cf_n[p] ? tr.cf_sum[p] / (double)tr.cf_n[p] : NAN;
+                tr.cf_sum[p] = 0, tr.cf_n[p] = 0;
+            }
+        }
         history_epoch(&hist, &st);
         res->epochs_run = ep + 1;
         res->samples_per_s = st.samples_per_s;

@@ -128,11 +128,65 @@ static void test_explain_gates_and_reliability(void **st)
     free(dir);
 }
 
+/* ---- task conflict during training -------------------------------------- */
+
+typedef struct { double last; int n; } conflict_cap;
+static void capture(void *ctx, const mtc_epoch_stats *st)
+{
+    conflict_cap *c = ctx;
+    if (st->nconflict) c->last = st->conflict[0], c->n = st->nconflict;
+}
+
+/* Two tasks whose heads start equal: their gradients on the shared layer
+ * are identical (cosine 1) when the tasks are the same, and point apart
+ * (cosine < 0) when one target is the other negated. */
+static double pair_cosine(int opposed)
+{
+    mtc_dataset d;
+    tu_synth_data(&d, 512, 7);
+    /* task "neg": -level (opposed) or level (identical) */
+    mtc_data_task *lv = &d.tasks[1], *ng = &d.tasks[d.ntasks++];
+    *ng = *lv;
+    snprintf(ng->name, sizeof ng->name, "neg");
+    ng->targets = malloc(sizeof(float) * (size_t)d.n);
+    for (int64_t i = 0; i < d.n; i++) ng->targets[i] = opposed ? -lv->targets[i] : lv->targets[i];
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model("[input] shape=4\n[dense] units=8 act=tanh\n[task level] kind=reg outputs=1\n"
+                                    "[task neg] kind=reg outputs=1\n", &m, 3, &e), 0);
+    const mtc_layer *a = &m.head[0].layers[0], *b = &m.head[1].layers[0];
+    memcpy(m.params + b->w_off, m.params + a->w_off, (size_t)a->nw * sizeof(float));
+    memcpy(m.params + b->b_off, m.params + a->b_off, (size_t)a->nb * sizeof(float));
+    mtc_train_cfg cfg;
+    mtc_train_cfg_default(&cfg);
+    cfg.epochs = 1, cfg.batch = 64, cfg.conflict_every = 1, cfg.val_frac = 0;
+    cfg.keep_standardisation = 1; /* the same targets, the same scale for both */
+    conflict_cap cap = {NAN, 0};
+    cfg.progress = capture, cfg.progress_ctx = &cap;
+    mtc_train_result res;
+    if (mtc_train(&m, &d, &cfg, &res, &e)) fail_msg("%s", e.msg);
+    assert_int_equal(cap.n, 1);
+    free(res.history_json);
+    mtc_model_free(&m);
+    mtc_data_free(&d);
+    return cap.last;
+}
+
+static void test_task_conflict_identical_and_opposed(void **st)
+{
+    (void)st;
+    double same = pair_cosine(0), opp = pair_cosine(1);
+    print_message("cosine: identical tasks %.6f, opposed %.6f\n", same, opp);
+    if (!(same > 0.9999)) fail_msg("identical tasks: cosine %.6f", same);
+    if (!(opp < -0.5)) fail_msg("opposed tasks: cosine %.6f", opp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ece_of_calibrated_and_constant_predictors),
         cmocka_unit_test(test_explain_gates_and_reliability),
+        cmocka_unit_test(test_task_conflict_identical_and_opposed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

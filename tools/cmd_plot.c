@@ -853,12 +853,84 @@ static int plot_pipeline(int argc, char **argv)
     return plot_done("plot pipeline", &cc, out, rc, &e, NULL, NULL);
 }
 
+/* ---- task conflict ------------------------------------------------------------ */
+
+static int plot_conflict(int argc, char **argv)
+{
+    const char *out = NULL, *pos[1];
+    cli_common cc;
+    cli_common_defaults(&cc);
+    cli_opt opts[] = {
+        {"out", OPT_STR, &out, "output PNG (also -o)", 1, 0},
+        CLI_COMMON(&cc),
+        CLI_END,
+    };
+    int npos, rc = cli_parse("plot conflict", "model.mtc -o out.png",
+                             "Task conflict from the checkpoint's training history: the mean cosine between each pair\n"
+                             "of tasks' gradients on the shared parameters per epoch (left; below 0 the tasks pull the\n"
+                             "trunk apart) and the task weights on the same epochs (right: GradNorm, uncertainty, DWA).",
+                             opts, argc, argv, pos, 1, &npos);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (npos != 1) {
+        fprintf(stderr, "mtc plot conflict: give one checkpoint (see mtc plot conflict --help)\n");
+        return 2;
+    }
+    if ((rc = need_out("plot conflict", out))) return rc;
+    mtc_err e = {0};
+    mtc_json meta;
+    if (read_meta(pos[0], &meta, &e)) return cli_fail("plot conflict", &e);
+    curves cv;
+    rc = curves_read(pos[0], &meta, &cv, &e);
+    enum { MAXP = MTC_MAX_TASKS * (MTC_MAX_TASKS - 1) / 2 };
+    char (*pairs)[MTC_NAME_MAX] = calloc(MAXP, MTC_NAME_MAX);
+    double *cs[MAXP] = {0}, *wt[MTC_MAX_TASKS] = {0};
+    int np = 0;
+    const mtc_json *h = mtc_json_get(&meta, "history");
+    if (!rc && !pairs) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
+    for (int k = 0; !rc && k < cv.nep; k++) {
+        const mtc_json *c = mtc_json_get(&h->items[k], "conflict");
+        for (int i = 0; c && c->type == MTC_JOBJ && i < c->n; i++) name_index(pairs, &np, MAXP, c->keys[i]);
+    }
+    if (!rc && !np)
+        rc = mtc_err_set(&e, MTC_EINPUT, "%s: no task conflict in the history (one task, a trunk not ending in a "
+                         "dense or conv layer, or trained before mtc recorded it)", pos[0]);
+    for (int p = 0; !rc && p < np; p++)
+        if (!(cs[p] = malloc(sizeof(double) * (size_t)cv.nep))) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
+    for (int t = 0; !rc && t < cv.ntasks; t++)
+        if (!(wt[t] = malloc(sizeof(double) * (size_t)cv.nep))) rc = mtc_err_set(&e, MTC_ENOMEM, "out of memory");
+    for (int k = 0; !rc && k < cv.nep; k++) {
+        const mtc_json *c = mtc_json_get(&h->items[k], "conflict"), *w = mtc_json_get(&h->items[k], "weight");
+        for (int p = 0; p < np; p++) cs[p][k] = c ? jnum(mtc_json_get(c, pairs[p])) : NAN;
+        for (int t = 0; t < cv.ntasks; t++) wt[t][k] = w ? jnum(mtc_json_get(w, cv.names[t])) : NAN;
+    }
+    mtc_canvas c = {0};
+    if (!rc) rc = mtc_canvas_init(&c, 2 * PANEL_W, PANEL_H, MTC_WHITE, &e);
+    if (!rc) {
+        mtc_series sp[MAXP], sw[MTC_MAX_TASKS];
+        for (int p = 0; p < np; p++) sp[p] = (mtc_series){pairs[p], cv.nep, cv.epoch, cs[p], NULL, NULL};
+        for (int t = 0; t < cv.ntasks; t++) sw[t] = (mtc_series){cv.names[t], cv.nep, cv.epoch, wt[t], NULL, NULL};
+        mtc_chart cl = {"task gradient cosine (shared layer)", "epoch", "cosine", 0, 1, -1.0, 1.0, cv.nep <= 30};
+        mtc_chart cw = {"task weights", "epoch", "weight", 0, 1, 0, 0, cv.nep <= 30};
+        rc = mtc_chart_lines(&c, 0, 0, PANEL_W, PANEL_H, &cl, sp, np, &e);
+        if (!rc) rc = mtc_chart_lines(&c, PANEL_W, 0, PANEL_W, PANEL_H, &cw, sw, cv.ntasks, &e);
+        if (!rc) rc = mtc_canvas_write_png(&c, out, &e);
+    }
+    mtc_canvas_free(&c);
+    for (int p = 0; p < MAXP; p++) free(cs[p]);
+    for (int t = 0; t < MTC_MAX_TASKS; t++) free(wt[t]);
+    free(pairs);
+    mtc_json_free(&meta);
+    curves_free(&cv);
+    return plot_done("plot conflict", &cc, out, rc, &e, NULL, NULL);
+}
+
 static const struct {
     const char *name;
     int (*fn)(int, char **);
     const char *usage;
 } subs[] = {
     {"curves", plot_curves, "curves model.mtc -o out.png"},
+    {"conflict", plot_conflict, "conflict model.mtc -o out.png"},
     {"size-accuracy", plot_size_accuracy, "size-accuracy a.mtc b.mtc ... [--data NAME] -o out.png"},
     {"sensitivity", plot_sensitivity, "sensitivity report.json -o out.png"},
     {"confusion", plot_confusion, "confusion model.mtc [--task T] -o out.png"},

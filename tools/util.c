@@ -110,6 +110,7 @@ void util_train_opts_default(util_train_opts *o)
     o->schedule = mtc_sched_kind_name(d.sched.kind);
     o->weighting = mtc_weighting_name(d.weighting);
     o->task_sampling = mtc_task_sampling_name(d.task_sampling);
+    o->conflict_every = d.conflict_every;
     o->augment = util_augment_name(d.aug);
     o->checkpoint_every = d.checkpoint_every;
     o->lr = d.sched.lr;
@@ -216,6 +217,7 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
             return mtc_err_set(e, MTC_EINPUT, "--task-sampling %s: T must be a number in (0, 1000]", o->task_sampling);
         cfg->sampling_temp = (float)T;
     }
+    cfg->conflict_every = o->conflict_every;
     cfg->gradnorm_alpha = o->gradnorm_alpha;
     cfg->val_frac = o->val;
     cfg->val_seed = o->val_seed;

@@ -35,7 +35,7 @@ typedef struct util_train_opts {
     char wd_help[160];
     float gradnorm_alpha, val;
     uint64_t val_seed;
-    int epochs, batch, nesterov, warmup, step_size, patience;
+    int epochs, batch, nesterov, warmup, step_size, patience, conflict_every;
 } util_train_opts;
 /* The library's defaults (mtc_train_cfg_default), which the help prints. */
 void util_train_opts_default(util_train_opts *o);
@@ -57,6 +57,7 @@ void util_train_opts_default(util_train_opts *o);
     {"min-lr", OPT_FLOAT, &(o)->min_lr, "cosine floor (default {default})", 0, 10},        \
     {"weighting", OPT_STR, &(o)->weighting, "task weighting: fixed | uncertainty | gradnorm | dwa (default {default})", 1, 0}, \
     {"task-sampling", OPT_STR, &(o)->task_sampling, "what a batch holds when tasks are labelled on different samples: proportional | round-robin | temperature[:T] (p ~ n^(1/T), T default 2) (default {default})", 1, 0}, \
+    {"conflict-every", OPT_INT, &(o)->conflict_every, "sample the task-gradient cosines every N steps into the history (0 = off; default {default})", 0, 100000000}, \
     {"gradnorm-alpha", OPT_FLOAT, &(o)->gradnorm_alpha, "GradNorm asymmetry alpha (default {default})", 0, 10}, \
     {"val", OPT_FLOAT, &(o)->val, "validation fraction of the train split (default {default}; multifashion holds out whole digits)", 0, 0.89}, \
     {"val-seed", OPT_U64, &(o)->val_seed, "seed of the validation split (default: --seed); fix it to compare seeds on one split", 1, 0}, \
