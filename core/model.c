@@ -58,6 +58,13 @@ static int layer_setup(mtc_layer *L, const mtc_layer_spec *ls, const char *name,
         break;
     }
     case MTC_L_MAXPOOL: case MTC_L_AVGPOOL: {
+        if (ls->size == 0) { /* global average pooling: the whole (square) map */
+            if (h != w || h > 64) return shape_err(e, ls, "global pooling needs a square map of at most 64x64", c, h, w);
+            L->spec.size = h;
+            L->spec.stride = h;
+            oh = ow = 1;
+            break;
+        }
         int stride = ls->stride ? ls->stride : ls->size;
         L->spec.stride = stride;
         if (h < ls->size || w < ls->size) return shape_err(e, ls, "window larger than the input", c, h, w);

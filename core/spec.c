@@ -149,6 +149,12 @@ static int set_key(parser *p, const char *k, const char *v)
             if (!strcmp(k, "pad")) return parse_int(p, k, v, 0, 64, &l->pad);
             break;
         case MTC_L_MAXPOOL: case MTC_L_AVGPOOL:
+            if (l->type == MTC_L_AVGPOOL && !strcmp(k, "global")) { /* global = 1: as large as the map */
+                int g;
+                int rc = parse_int(p, k, v, 0, 1, &g);
+                if (!rc && g) l->size = 0, l->stride = 0;
+                return rc;
+            }
             if (!strcmp(k, "size")) return parse_int(p, k, v, 1, 64, &l->size);
             if (!strcmp(k, "stride")) return parse_int(p, k, v, 1, 64, &l->stride);
             break;
@@ -262,8 +268,9 @@ static int open_section(parser *p, const char *name, const char *arg)
         p->sec = SEC_HEAD;
         return 0;
     }
+    const int gap = !strcmp(name, "gap"); /* [gap]: [avgpool] global = 1 */
     for (int t = 0; t < (int)(sizeof layer_names / sizeof *layer_names); t++) {
-        if (strcmp(name, layer_names[t])) continue;
+        if (strcmp(name, layer_names[t]) && !(gap && t == MTC_L_AVGPOOL)) continue;
         if (*arg) return fail(p, "[%s] takes no name", name, NULL);
         mtc_layer_spec *l;
         if (p->in_head) {
@@ -282,14 +289,14 @@ static int open_section(parser *p, const char *name, const char *arg)
         l->stride = 0; /* resolved at build: conv 1, pool = size */
         l->pad = -1;   /* conv default: size/2 */
         if (t == MTC_L_DROPOUT) l->p = 0.5f;
-        if (t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL) l->size = 2;
+        if (t == MTC_L_MAXPOOL || t == MTC_L_AVGPOOL) l->size = gap ? 0 : 2; /* 0: the whole map */
         if (t == MTC_L_CONV) l->size = 3;
         if (t == MTC_L_ACT) l->act = MTC_ACT_RELU;
         p->layer = l;
         p->sec = SEC_LAYER;
         return 0;
     }
-    return fail(p, "unknown section [%s] (expected input, mmoe, dense, conv, maxpool, avgpool, flatten, act, dropout, batchnorm, layernorm, task, head, train)", name, NULL);
+    return fail(p, "unknown section [%s] (expected input, mmoe, dense, conv, maxpool, avgpool, gap, flatten, act, dropout, batchnorm, layernorm, task, head, train)", name, NULL);
 }
 
 /* Splits "k = v k2=v2" into pairs; '=' may be spaced or not. */

@@ -659,9 +659,46 @@ static void test_labels_out_of_range_are_refused(void **st)
     mtc_data_free(&d);
 }
 
+/* [gap] and [avgpool] global = 1: an average pool as large as the (square)
+ * map, output 1x1 per channel, equal to the mean of each channel; a
+ * non-square map is an error naming the line. */
+static void test_global_average_pool(void **st)
+{
+    (void)st;
+    mtc_model m;
+    mtc_err e = {0};
+    const char *specs[2] = {"[input] shape=1x6x6\n[conv] filters=4 size=3 pad=1 act=relu\n[gap]\n[dense] units=3\n"
+                            "[task a] kind=cls classes=3\n",
+                            "[input] shape=1x6x6\n[conv] filters=4 size=3 pad=1 act=relu\n[avgpool] global = 1\n"
+                            "[dense] units=3\n[task a] kind=cls classes=3\n"};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(tu_build_model(specs[k], &m, 2, &e), 0);
+        const mtc_layer *L = &m.trunk[0].layers[1];
+        assert_int_equal(L->spec.type, MTC_L_AVGPOOL);
+        assert_int_equal(L->spec.size, 6);
+        assert_true(L->out_c == 4 && L->out_h == 1 && L->out_w == 1);
+        float x[2 * 36];
+        for (int i = 0; i < 72; i++) x[i] = (float)((i * 37) % 11) / 10.0f;
+        assert_int_equal(mtc_model_reserve(&m, 2, &e), 0);
+        mtc_model_forward(&m, x, 2, 0, NULL);
+        const mtc_layer *C = &m.trunk[0].layers[0];
+        for (int b = 0; b < 2; b++)
+            for (int c = 0; c < 4; c++) {
+                double s = 0;
+                for (int i = 0; i < 36; i++) s += C->out[(b * 4 + c) * 36 + i];
+                assert_true(fabs(L->out[b * 4 + c] - s / 36) < 1e-5);
+            }
+        mtc_model_free(&m);
+    }
+    assert_int_equal(tu_build_model("[input] shape=1x4x6\n[gap]\n[dense] units=2\n[task a] kind=cls classes=2\n", &m, 2, &e),
+                     MTC_EINPUT);
+    assert_non_null(strstr(e.msg, "square"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_global_average_pool),
         cmocka_unit_test(test_spec_parses_layers_tasks_heads_and_maps),
         cmocka_unit_test(test_example_specs_build),
         cmocka_unit_test(test_val_seed_fixes_the_split_across_seeds),
