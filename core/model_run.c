@@ -501,13 +501,13 @@ static void layer_forward(mtc_model *m, mtc_layer *L, const float *x, int B, int
         memcpy(L->out, x, (size_t)n * sizeof(float));
         break;
     case MTC_L_DROPOUT:
-        if (train && s->p > 0) mtc_dropout_forward(L->out, L->drop_mask, x, n, s->p, rng);
+        if (train == MTC_FWD_TRAIN && s->p > 0) mtc_dropout_forward(L->out, L->drop_mask, x, n, s->p, rng);
         else memcpy(L->out, x, (size_t)n * sizeof(float));
         break;
     case MTC_L_BATCHNORM: {
         float *rm = m->stats + L->stat_off, *rv = rm + L->in_c;
         int S = L->in_h * L->in_w;
-        if (train)
+        if (train == MTC_FWD_TRAIN)
             bn_run(m, L, NULL, x, NULL, B, 0, bn_fwd_task);
         else
             mtc_batchnorm_forward_eval(L->out, x, W, b, rm, rv, NORM_EPS, B, L->in_c, S);
@@ -526,7 +526,7 @@ static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx
         sliced_backward(m, L, NULL, x, dx, B, fresh);
         return;
     }
-    if (L->spec.type == MTC_L_BATCHNORM) {
+    if (L->spec.type == MTC_L_BATCHNORM && !m->eval_grad) {
         bn_run(m, L, NULL, x, dx, B, fresh, bn_bwd_task);
         return;
     }
@@ -541,9 +541,21 @@ static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx
     case MTC_L_FLATTEN:
         if (dx) for (int64_t i = 0; i < n; i++) dx[i] += g[i];
         break;
+    case MTC_L_BATCHNORM: /* eval statistics (eval_grad): the input gradient only */
+        if (dx) {
+            const float *rv = m->stats + L->stat_off + L->in_c;
+            const int64_t S = (int64_t)L->in_h * L->in_w;
+            for (int b = 0; b < B; b++)
+                for (int c = 0; c < L->in_c; c++) {
+                    float k = (W ? W[c] : 1.0f) / sqrtf(rv[c] + NORM_EPS);
+                    int64_t o = ((int64_t)b * L->in_c + c) * S;
+                    for (int64_t j = 0; j < S; j++) dx[o + j] += k * g[o + j];
+                }
+        }
+        break;
     case MTC_L_DROPOUT:
         if (dx) {
-            if (s->p > 0) mtc_dropout_backward(dx, g, L->drop_mask, n, s->p);
+            if (s->p > 0 && !m->eval_grad) mtc_dropout_backward(dx, g, L->drop_mask, n, s->p);
             else for (int64_t i = 0; i < n; i++) dx[i] += g[i];
         }
         break;
@@ -569,7 +581,7 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
         if (conv_fuses_pool(ch, i)) { /* fills the max-pool's output: skip that layer */
             sliced_forward(m, &ch->layers[i], &ch->layers[i + 1], x, B, train);
             i++;
-        } else if (train && bn_fuses_relu(ch, i)) {
+        } else if (train == MTC_FWD_TRAIN && bn_fuses_relu(ch, i)) {
             bn_run(m, &ch->layers[i], &ch->layers[i + 1], x, NULL, B, 0, bn_fwd_task);
             i++;
         } else {
@@ -588,7 +600,7 @@ static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *d
         if (i && conv_fuses_pool(ch, i - 1)) /* a max-pool runs inside its conv */
             pool = &ch->layers[i--];
         mtc_layer *relu = NULL;
-        if (i && bn_fuses_relu(ch, i - 1)) /* the relu runs inside its batchnorm */
+        if (i && !m->eval_grad && bn_fuses_relu(ch, i - 1)) /* the relu runs inside its batchnorm */
             relu = &ch->layers[i--];
         const float *in = i ? ch->layers[i - 1].out : x;
         float *din = i ? ch->layers[i - 1].dout : dx; /* inside the chain: written only here */
@@ -611,6 +623,7 @@ static const float *head_input(const mtc_model *m, int t, const float *x)
 
 void mtc_model_forward(mtc_model *m, const float *x, int B, int train, mtc_rng *rng)
 {
+    m->eval_grad = train == MTC_FWD_EVAL_GRAD;
     for (int k = 0; k < m->nexperts; k++) chain_forward(m, &m->trunk[k], x, B, train, rng);
     int64_t H = m->trunk_out;
     for (int t = 0; t < m->spec.ntasks; t++) {
@@ -645,7 +658,9 @@ void mtc_model_backward_heads(mtc_model *m, const float *x, float *const *dout, 
     }
 }
 
-void mtc_model_backward_trunk(mtc_model *m, const float *x, int B)
+/* dx (B, input size), when not NULL, accumulates the gradient wrt the
+ * input x through every expert and gate. */
+static void backward_trunk(mtc_model *m, const float *x, int B, float *dx)
 {
     int64_t H = m->trunk_out;
     int E = m->nexperts;
@@ -677,10 +692,27 @@ void mtc_model_backward_trunk(mtc_model *m, const float *x, int B)
             }
             for (int k = 0; k < E; k++) G->dout[b * E + k] = p[b * E + k] * (dg[k] - dot);
         }
-        layer_backward(m, G, x, NULL, B, 0);
+        layer_backward(m, G, x, dx, B, 0);
     }
-    for (int k = 0; k < E; k++) chain_backward(m, &m->trunk[k], x, NULL, B);
+    for (int k = 0; k < E; k++) {
+        if (m->trunk[k].n) chain_backward(m, &m->trunk[k], x, dx, B);
+        else if (dx) /* no trunk layers: the expert's output is x */
+            for (int64_t i = 0; i < (int64_t)B * H; i++) dx[i] += m->dtrunk[k][i];
+    }
 }
+
+void mtc_model_backward_trunk(mtc_model *m, const float *x, int B)
+{
+    backward_trunk(m, x, B, NULL);
+}
+
+void mtc_model_input_grad(mtc_model *m, const float *x, float *const *dout, int B, float *dx)
+{
+    memset(dx, 0, (size_t)B * (size_t)m->spec.c * (size_t)m->spec.h * (size_t)m->spec.w * sizeof(float));
+    mtc_model_backward_heads(m, x, dout, B);
+    backward_trunk(m, x, B, dx);
+}
+
 
 void mtc_model_backward(mtc_model *m, const float *x, float *const *dout, int B)
 {

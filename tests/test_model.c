@@ -227,6 +227,80 @@ static void test_model_gradients_match_finite_differences_batchnorm(void **st)
                    "[dense] units=3\n[batchnorm]\n[act] fn=tanh\n[task a] kind=cls classes=2\n");
 }
 
+/* The input gradient of the eval-mode model (mtc_model_input_grad, used by
+ * saliency) against central differences of the eval forward: running
+ * batchnorm statistics (set away from 0/1), dropout off, the conv fused
+ * with its max-pool, a batchnorm+relu pair (fused only in training), MMoE
+ * gates and an empty trunk. Objective sum_t <w_t, output_t>. */
+static double eval_objective(mtc_model *m, const float *x, int B, float *const *w)
+{
+    mtc_model_forward(m, x, B, MTC_FWD_EVAL, NULL);
+    double L = 0;
+    for (int t = 0; t < m->spec.ntasks; t++)
+        for (int i = 0; i < B * m->spec.tasks[t].dim; i++) L += (double)w[t][i] * m->outputs[t][i];
+    return L;
+}
+
+static void input_gradcheck(const char *text)
+{
+    gc_ctx g;
+    gc_setup(&g, text, 3, 5, 14); /* data seed: no relu or max-pool kink within h of an input */
+    mtc_model *m = &g.m;
+    mtc_rng r;
+    mtc_rng_seed(&r, 99);
+    for (int64_t i = 0; i < m->nstats; i++) m->stats[i] = 0.3f * mtc_rng_normal(&r);
+    for (int k = 0; k < m->nexperts; k++) /* variances positive */
+        for (int i = 0; i < m->trunk[k].n; i++) {
+            const mtc_layer *L = &m->trunk[k].layers[i];
+            if (L->stat_off < 0) continue;
+            for (int c = 0; c < L->in_c; c++) m->stats[L->stat_off + L->in_c + c] = 0.5f + mtc_rng_uniform(&r);
+        }
+    for (int t = 0; t < m->spec.ntasks; t++)
+        for (int i = 0; i < g.B * m->spec.tasks[t].dim; i++) g.dout[t][i] = mtc_rng_normal(&r);
+    const int64_t S = (int64_t)m->spec.c * m->spec.h * m->spec.w, n = S * g.B;
+    float *dx = malloc(sizeof(float) * (size_t)n);
+    mtc_model_forward(m, g.x, g.B, MTC_FWD_EVAL_GRAD, NULL);
+    mtc_model_input_grad(m, g.x, g.dout, g.B, dx);
+    const float h = 1e-2f;
+    double *fd = malloc(sizeof(double) * (size_t)n), scale = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float p = g.x[i];
+        double fdh[2];
+        for (int k = 0; k < 2; k++) {
+            float hk = k ? h / 2 : h;
+            g.x[i] = p + hk;
+            double lp = eval_objective(m, g.x, g.B, g.dout);
+            g.x[i] = p - hk;
+            double lm = eval_objective(m, g.x, g.B, g.dout);
+            fdh[k] = (lp - lm) / (2 * hk);
+        }
+        g.x[i] = p;
+        fd[i] = (4 * fdh[1] - fdh[0]) / 3; /* Richardson, as the parameter check above */
+        scale = fmax(scale, fabs(fd[i]));
+    }
+    /* relative 3e-2, floor 1e-2 of the largest entry: float differences of
+     * an O(1) objective carry ~1e-7/5e-3 absolute noise */
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (tu_relerr(fd[i], dx[i], 1e-2 * scale) > 3e-2 && bad++ < 5)
+            print_error("input %lld: analytic %g fd %g\n", (long long)i, dx[i], fd[i]);
+    free(fd);
+    assert_int_equal(bad, 0);
+    free(dx);
+    gc_free(&g);
+}
+
+static void test_input_gradient_of_the_eval_model_matches_finite_differences(void **st)
+{
+    (void)st;
+    input_gradcheck("[input] shape=2x6x6\n[conv] filters=3 size=3 act=tanh\n[maxpool] size=2\n[batchnorm]\n[act] fn=relu\n"
+                    "[dropout] p=0.5\n[flatten]\n[dense] units=5 act=gelu\n[layernorm]\n"
+                    "[task a] kind=cls classes=3\n[task b] kind=reg outputs=2\n[head b]\n[dense] units=4 act=tanh\n");
+    input_gradcheck("[input] shape=1x2x3\n[mmoe] experts=3\n[dense] units=4 act=tanh\n"
+                    "[task a] kind=cls classes=3\n[task b] kind=bin\n");
+    input_gradcheck("[input] shape=5\n[task a] kind=cls classes=3\n[task b] kind=reg outputs=1\n");
+}
+
 /* ---- synthetic multi-task data ------------------------------------------- */
 
 static const char *synth_spec =
@@ -707,6 +781,7 @@ int main(void)
         cmocka_unit_test(test_model_gradients_match_finite_differences_hard_sharing),
         cmocka_unit_test(test_model_gradients_match_finite_differences_mmoe_gates),
         cmocka_unit_test(test_model_gradients_match_finite_differences_batchnorm),
+        cmocka_unit_test(test_input_gradient_of_the_eval_model_matches_finite_differences),
         cmocka_unit_test(test_batchnorm_fused_with_relu_matches_separate_layers),
         cmocka_unit_test(test_training_learns_every_task_of_a_synthetic_problem),
         cmocka_unit_test(test_uncertainty_and_gradnorm_weights_move),

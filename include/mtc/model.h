@@ -136,6 +136,7 @@ typedef struct mtc_model {
      * run over batch slices in the pool; dense GEMMs use OpenBLAS threads */
     mtc_pool *pool;
     int par_always;         /* split every layer, however small (tests) */
+    int eval_grad;          /* last forward was MTC_FWD_EVAL_GRAD */
     float *pgrad;           /* per extra thread: private conv dW/db */
     int64_t pgrad_stride;
 } mtc_model;
@@ -149,8 +150,11 @@ void mtc_model_apply_mask(mtc_model *m);
 int mtc_model_reserve(mtc_model *m, int max_batch, mtc_err *e);
 /* Frees what mtc_model_reserve allocated (mtc_model_free calls it). */
 void mtc_model_free_buffers(mtc_model *m);
-/* x (B, c*h*w). train != 0: dropout on, BN batch statistics. Outputs are in
- * m->outputs[t] as (B, dim) logits (cls/bin) or standardised values (reg). */
+/* x (B, c*h*w). train: MTC_FWD_TRAIN dropout on, BN batch statistics;
+ * MTC_FWD_EVAL inference; MTC_FWD_EVAL_GRAD inference numerics keeping what
+ * mtc_model_input_grad needs. Outputs are in m->outputs[t] as (B, dim)
+ * logits (cls/bin) or standardised values (reg). */
+enum { MTC_FWD_EVAL = 0, MTC_FWD_TRAIN = 1, MTC_FWD_EVAL_GRAD = 2 };
 void mtc_model_forward(mtc_model *m, const float *x, int B, int train,
                        mtc_rng *rng);
 /* dout[t] (B, dim): gradient wrt each task output (NULL = task unused).
@@ -191,6 +195,12 @@ int mtc_model_check_input(const mtc_model *m, const mtc_dataset *d,
 void mtc_model_backward_heads(mtc_model *m, const float *x,
                               float *const *dout, int B);
 void mtc_model_backward_trunk(mtc_model *m, const float *x, int B);
+/* After mtc_model_forward(m, x, B, MTC_FWD_EVAL_GRAD): the gradient of the
+ * eval-mode function sum_t <dout[t], output_t> wrt the input into dx
+ * (B, c*h*w; overwritten). Also accumulates weight gradients into
+ * m->grads (unused). */
+void mtc_model_input_grad(mtc_model *m, const float *x, float *const *dout,
+                          int B, float *dx);
 /* Calls fn on every layer (trunk/experts, then per task gate and head). */
 int mtc_model_for_each_layer(mtc_model *m,
                              int (*fn)(mtc_model *, mtc_layer *, void *),
@@ -229,6 +239,19 @@ int mtc_model_load_class_names(mtc_model *m, const mtc_ckpt *c, const char *path
  * outputs (n, dim) in label units (cls: logits). outs[t] malloc'd. */
 int mtc_model_predict(mtc_model *m, const mtc_dataset *d, const int64_t *idx,
                       int64_t n, int batch, float **outs, mtc_err *e);
+
+/* ---- saliency (core/saliency.c) ------------------------------------------- */
+/* Gradient x input of task t for n samples x (n, c*h*w) into out (n, c*h*w),
+ * of the eval-mode model: cls — the logit of class cls[i] (cls NULL or a
+ * class < 0: the model's prediction), bin — the logit, reg — the sum of the
+ * standardised outputs. smooth > 0: SmoothGrad, the gradient averaged over
+ * `smooth` copies with Gaussian noise of std `noise` (input units, seeded),
+ * times the clean input. Reserves m's buffers for 64 rows. */
+int mtc_saliency(mtc_model *m, const float *x, int n, int t, const int32_t *cls,
+                 int smooth, float noise, uint64_t seed, float *out, mtc_err *e);
+/* Spearman rank correlation of a and b (of |a|, |b| when absolute), ties
+ * given average ranks; NaN when n < 2 or either is constant. */
+double mtc_spearman(const float *a, const float *b, int64_t n, int absolute);
 
 /* ---- drops and budgets (core/metrics.c) -------------------------------- */
 /* Primary metric per task on a data set and "drop" arithmetic shared by
