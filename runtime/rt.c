@@ -582,6 +582,34 @@ int mtc_rt_nquantized(const mtc_rt *rt)
     return n;
 }
 
+int mtc_rt_ste_model(const mtc_rt *rt, mtc_model *out, mtc_err *e)
+{
+    const mtc_model *m = &rt->m;
+    int rc = mtc_model_build(&m->spec, m->spec_text, out, e);
+    if (rc) return rc;
+    memcpy(out->params, m->params, (size_t)m->nparams * sizeof(float));
+    if (m->nstats) memcpy(out->stats, m->stats, (size_t)m->nstats * sizeof(float));
+    memcpy(out->reg_mean, m->reg_mean, sizeof m->reg_mean);
+    memcpy(out->reg_std, m->reg_std, sizeof m->reg_std);
+    /* the same spec: a layer's offsets are the same in both models */
+    for (int i = 0; i < rt->nops; i++) {
+        const rt_op *op = rt->ops[i];
+        if (!op->quant) continue;
+        const mtc_layer *L = op->L;
+        float *W = out->params + L->w_off, *b = out->params + L->b_off;
+        for (int n = 0; n < op->N; n++) {
+            for (int k = 0; k < op->K; k++) W[(int64_t)n * op->K + k] = (float)op->wq[(int64_t)n * op->K + k] * op->wscale[n];
+            b[n] = (float)op->bias_q[n] * op->in_p.scale * op->wscale[n];
+        }
+        if (op->bn) { /* folded into the int8 weights: an identity here */
+            const mtc_layer *B = op->bn;
+            float *g = out->params + B->w_off, *beta = out->params + B->b_off, *st = out->stats + B->stat_off;
+            for (int c = 0; c < B->in_c; c++) g[c] = 1.0f, beta[c] = 0.0f, st[c] = 0.0f, st[B->in_c + c] = 1.0f - NORM_EPS;
+        }
+    }
+    return 0;
+}
+
 int mtc_rt_nsparse(const mtc_rt *rt, int batch)
 {
     int n = 0;

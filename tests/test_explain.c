@@ -9,7 +9,13 @@
  *     reliability diagram per cls task; --gates on a hard-sharing model and
  *     a bin count out of range are exit 2;
  *   - verify --max-ece passes a budget above the candidate's ECE and fails
- *     (exit 1) one below it; a regression task is exit 2.
+ *     (exit 1) one below it; a regression task is exit 2;
+ *   - saliency of a linear model is exactly its weights times the input
+ *     (plain and SmoothGrad); Spearman of known rankings; explain --compare
+ *     of a model with itself has rank correlation 1, an int8 model through
+ *     the straight-through estimate agrees with its fp32 parent; an int8
+ *     model without --ste/--twin writes calibration and exits 2 for
+ *     saliency; --samples out of range and --twin on fp32 are exit 2.
  */
 #include "tests/testutil.h"
 #include <cmocka.h>
@@ -128,6 +134,124 @@ static void test_explain_gates_and_reliability(void **st)
     free(dir);
 }
 
+
+/* ---- saliency ------------------------------------------------------------- */
+
+static void test_saliency_of_a_linear_model_is_weights_times_input(void **st)
+{
+    (void)st;
+    mtc_model m;
+    mtc_err e = {0};
+    assert_int_equal(tu_build_model("[input] shape=6\n[task a] kind=cls classes=3\n[task r] kind=reg outputs=1\n", &m, 9,
+                                    &e), 0);
+    enum { N = 5, S = 6 };
+    float x[N * S], out[N * S];
+    mtc_rng r;
+    mtc_rng_seed(&r, 4);
+    for (int i = 0; i < N * S; i++) x[i] = mtc_rng_normal(&r);
+    int32_t cls[N] = {0, 1, 2, -1, 1};
+    const mtc_layer *A = &m.head[0].layers[0], *R = &m.head[1].layers[0];
+    for (int smooth = 0; smooth <= 7; smooth += 7) {
+        assert_int_equal(mtc_saliency(&m, x, N, 0, cls, smooth, 0.3f, 1, out, &e), 0);
+        /* the prediction explains sample 3 */
+        mtc_model_forward(&m, x + 3 * S, 1, MTC_FWD_EVAL, NULL);
+        int c3 = 0;
+        for (int j = 1; j < 3; j++)
+            if (m.outputs[0][j] > m.outputs[0][c3]) c3 = j;
+        for (int i = 0; i < N; i++) {
+            int c = i == 3 ? c3 : cls[i];
+            for (int j = 0; j < S; j++) {
+                float want = m.params[A->w_off + c * S + j] * x[i * S + j];
+                if (out[i * S + j] != want)
+                    fail_msg("smooth %d sample %d input %d: %.9g, weight x input %.9g", smooth, i, j, out[i * S + j], want);
+            }
+        }
+        assert_int_equal(mtc_saliency(&m, x, N, 1, NULL, smooth, 0.3f, 1, out, &e), 0);
+        for (int i = 0; i < N * S; i++) assert_true(out[i] == m.params[R->w_off + i % S] * x[i]);
+    }
+    mtc_model_free(&m);
+    float a[5] = {1, 2, 3, 4, 5}, b[5] = {50, 40, 30, 20, 10}, c[5] = {0, 0, 1, 1, 2}, d[5] = {-1, 2, -3, 4, -5};
+    assert_true(fabs(mtc_spearman(a, b, 5, 0) + 1) < 1e-12);
+    assert_true(fabs(mtc_spearman(a, a, 5, 0) - 1) < 1e-12);
+    assert_true(fabs(mtc_spearman(a, d, 5, 1) - 1) < 1e-12); /* |d| ranks as a */
+    /* ties share ranks 1.5, 1.5, 3.5, 3.5, 5: rho with 1..5 = 0.9486833 */
+    assert_true(fabs(mtc_spearman(a, c, 5, 0) - 0.9486832980505138) < 1e-12);
+    assert_true(isnan(mtc_spearman(a, (float[5]){2, 2, 2, 2, 2}, 5, 0)));
+}
+
+static double task_num(const char *path, const char *task, const char *key)
+{
+    char *txt = (char *)tu_read(path, NULL);
+    if (!txt) return NAN;
+    mtc_json j;
+    mtc_err e = {0};
+    double v = NAN;
+    if (mtc_json_parse(txt, strlen(txt), &j, &e) == 0) {
+        v = mtc_json_num(mtc_json_get(mtc_json_get(&j, "tasks"), task), key, NAN);
+        mtc_json_free(&j);
+    }
+    free(txt);
+    return v;
+}
+
+static void test_explain_saliency_compare_int8_and_bad_input(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[4096];
+    char *csv = tu_path(dir, "d.csv"), *fp = tu_path(dir, "m.mtc"), *q8 = tu_path(dir, "m.q8.mtc");
+    char *sp = tu_path(dir, "m.cfg");
+    tu_write_synth_csv(csv, 600, 5);
+    const char *spec = "[input] shape=4 columns=x0,x1,x2,x3\n[dense] units=16 act=relu\n[dense] units=16 act=relu\n"
+                       "[task fine] kind=cls classes=4\n";
+    assert_int_equal(tu_write(sp, spec, strlen(spec)), 0);
+    snprintf(args, sizeof args, "train --spec %s --data csv:%s --epochs 8 --lr 0.01 --quiet -o %s", sp, csv, fp);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("train: %s", err);
+    free(out); free(err);
+    snprintf(args, sizeof args, "quantize %s --data csv:%s --quiet -o %s", fp, csv, q8);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("quantize: %s", err);
+    free(out); free(err);
+    /* a model against itself: rank correlation 1 */
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/self --samples 0-49 --compare %s --quiet", fp, csv, dir, fp);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("explain --compare self: %s", err);
+    free(out); free(err);
+    char *js = tu_path(dir, "self/explain.json"), *png = tu_path(dir, "self/saliency.png");
+    double self = task_num(js, "fine", "rank_correlation");
+    if (!(fabs(self - 1) < 1e-12)) fail_msg("self rank correlation %.6f", self);
+    struct stat sb;
+    assert_int_equal(stat(png, &sb), 0);
+    /* int8 without --ste / --twin: calibration written, saliency exit 2 */
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/q", q8, csv, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "m.q8.mtc"));
+    assert_non_null(strstr(err, "--ste"));
+    free(out); free(err);
+    char *qj = tu_path(dir, "q/explain.json");
+    assert_true(task_num(qj, "fine", "ece") >= 0);
+    /* straight-through: the int8 model looks where its fp32 parent does */
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/ste --samples 0-99 --ste --compare %s --quiet", q8, csv,
+             dir, fp);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("explain --ste: %s", err);
+    free(out); free(err);
+    char *sj = tu_path(dir, "ste/explain.json");
+    double ste = task_num(sj, "fine", "rank_correlation");
+    print_message("int8 (straight-through) vs fp32 parent: rank correlation %.4f\n", ste);
+    if (!(ste > 0.9 && ste < 1)) fail_msg("int8 vs fp32 rank correlation %.4f", ste);
+    /* bad input */
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/bad --samples 0-600", fp, csv, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "out of range"));
+    free(out); free(err);
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/bad --twin %s", fp, csv, dir, fp);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    free(out); free(err);
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/bad --samples 3-1", fp, csv, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    free(out); free(err);
+    free(csv); free(fp); free(q8); free(sp); free(js); free(png); free(qj); free(sj);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 /* ---- task conflict during training -------------------------------------- */
 
 typedef struct { double last; int n; } conflict_cap;
@@ -187,6 +311,8 @@ int main(void)
         cmocka_unit_test(test_ece_of_calibrated_and_constant_predictors),
         cmocka_unit_test(test_explain_gates_and_reliability),
         cmocka_unit_test(test_task_conflict_identical_and_opposed),
+        cmocka_unit_test(test_saliency_of_a_linear_model_is_weights_times_input),
+        cmocka_unit_test(test_explain_saliency_compare_int8_and_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

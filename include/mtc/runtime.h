@@ -255,6 +255,12 @@ int64_t mtc_rt_file_bytes(const mtc_rt *rt);   /* 0 when not from a file */
 void mtc_rt_set_file_bytes(mtc_rt *rt, int64_t bytes);
 int mtc_rt_nlayers(const mtc_rt *rt);          /* dense/conv layers */
 int mtc_rt_nquantized(const mtc_rt *rt);       /* of those, int8 */
+/* The straight-through model of rt: a training-engine model (mtc_model_free
+ * it) computing rt's function without activation quantization: int8
+ * weights dequantized (wq * scale, bias_q * s_in * s_w), batchnorms folded
+ * into them made identities, every fp32 parameter as loaded. Its input
+ * gradient is the straight-through estimate of the int8 model's. */
+int mtc_rt_ste_model(const mtc_rt *rt, mtc_model *out, mtc_err *e);
 /* fp32 dense layers that run the sparse kernel at `batch` rows per call
  * (and thread): W sparse enough (mtc_sparse_crossover or MTC_SPARSE_MIN,
  * read at load; none with MTC_SPARSE=0). */
