@@ -85,7 +85,7 @@ static void test_explain_gates_and_reliability(void **st)
     if (tu_run_mtc(dir, args, &out, &err)) fail_msg("train: %s", err);
     free(out); free(err);
     free(sp);
-    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/ex --quiet", mm, csv, dir);
+    snprintf(args, sizeof args, "explain %s --data csv:%s -o %s/ex --compare %s --quiet", mm, csv, dir, mm);
     if (tu_run_mtc(dir, args, &out, &err)) fail_msg("explain: %s", err);
     free(out); free(err);
     char *jp = tu_path(dir, "ex/explain.json"), *txt = (char *)tu_read(jp, NULL);
@@ -101,6 +101,9 @@ static void test_explain_gates_and_reliability(void **st)
         double sum = 0;
         for (int k = 0; k < 3; k++) sum += jnum_at(u, k);
         if (fabs(sum - 1.0) > 1e-9) fail_msg("task %s: gate usage sums to %.12f", names[t], sum);
+        const mtc_json *cu = mtc_json_get(tj, "compare_gate_usage"); /* the model against itself */
+        assert_true(cu && cu->n == 3);
+        for (int k = 0; k < 3; k++) assert_true(jnum_at(cu, k) == jnum_at(u, k));
         double h = mtc_json_num(tj, "gate_entropy", -1), hsm = mtc_json_num(tj, "gate_entropy_per_sample", -1);
         assert_true(h >= 0 && h <= log(3.0) + 1e-12 && hsm >= 0 && hsm <= h + 1e-12);
         double ece = mtc_json_num(tj, "ece", -1);

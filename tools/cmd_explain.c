@@ -101,20 +101,31 @@ static int gate_usage(const mtc_model *m, const mtc_dataset *d, double *use, dou
     return 0;
 }
 
-static int gates_png(const char *path, const mtc_model *m, const double *use, mtc_err *e)
+static int gates_png(const char *path, const mtc_model *m, const double *use, const char *la, const mtc_model *o,
+                     const double *ouse, const char *lb, mtc_err *e)
 {
-    const int T = m->spec.ntasks, E = m->nexperts;
-    const char *rows[MTC_MAX_TASKS], *cols[MTC_MAX_EXPERTS];
-    char names[MTC_MAX_EXPERTS][24];
-    for (int t = 0; t < T; t++) rows[t] = m->spec.tasks[t].name;
-    for (int k = 0; k < E; k++) snprintf(names[k], sizeof names[k], "expert %d", k), cols[k] = names[k];
-    mtc_heatmap hm = {"MMoE gate usage (mean weight per task)", "expert", "task", T, E, use, rows, cols, 0, 0};
-    int w, h;
-    mtc_heatmap_size(&hm, &w, &h);
+    const mtc_model *ms[2] = {m, o};
+    const double *us[2] = {use, ouse};
+    const char *rows[2][MTC_MAX_TASKS], *cols[2][MTC_MAX_EXPERTS];
+    char names[MTC_MAX_EXPERTS][24], title[2][160];
+    mtc_heatmap hm[2];
+    int np = o ? 2 : 1, w = 0, h = 0, pw[2], ph[2];
+    for (int k = 0; k < MTC_MAX_EXPERTS; k++) snprintf(names[k], sizeof names[k], "expert %d", k);
+    for (int p = 0; p < np; p++) {
+        for (int t = 0; t < ms[p]->spec.ntasks; t++) rows[p][t] = ms[p]->spec.tasks[t].name;
+        for (int k = 0; k < ms[p]->nexperts; k++) cols[p][k] = names[k];
+        if (np > 1) snprintf(title[p], sizeof title[p], "MMoE gate usage: %s", p ? lb : la);
+        else snprintf(title[p], sizeof title[p], "MMoE gate usage (mean weight per task)");
+        hm[p] = (mtc_heatmap){title[p], "expert", "task", ms[p]->spec.ntasks, ms[p]->nexperts, us[p],
+                              rows[p], cols[p], 0, 0};
+        mtc_heatmap_size(&hm[p], &pw[p], &ph[p]);
+        w += pw[p] + (p ? 24 : 0);
+        h = ph[p] > h ? ph[p] : h;
+    }
     mtc_canvas cv;
     int rc = mtc_canvas_init(&cv, w, h, MTC_WHITE, e);
     if (rc) return rc;
-    rc = mtc_chart_heatmap(&cv, 0, 0, &hm, e);
+    for (int p = 0, x = 0; p < np && !rc; x += pw[p] + 24, p++) rc = mtc_chart_heatmap(&cv, x, 0, &hm[p], e);
     if (!rc) rc = mtc_canvas_write_png(&cv, path, e);
     mtc_canvas_free(&cv);
     return rc;
@@ -451,6 +462,7 @@ int cmd_explain(int argc, char **argv)
     float *outs[MTC_MAX_TASKS] = {0};
     mtc_reliability *cal = calloc(MTC_MAX_TASKS, sizeof *cal);
     double use[MTC_MAX_TASKS * MTC_MAX_EXPERTS], hm[MTC_MAX_TASKS], hs[MTC_MAX_TASKS];
+    double ouse[MTC_MAX_TASKS * MTC_MAX_EXPERTS], ohm[MTC_MAX_TASKS], ohs[MTC_MAX_TASKS];
     int have_cal[MTC_MAX_TASKS] = {0};
     char path[4400];
     mtc_rt *ort = NULL;
@@ -478,7 +490,7 @@ int cmd_explain(int argc, char **argv)
         rc = mtc_err_set(&e, MTC_EINPUT, "%s: --twin is for int8 models; this one is fp32", pos[0]);
         goto done;
     }
-    if (compare && sr->ns) {
+    if (compare) {
         if ((rc = util_rt_load(compare, &ort, &e))) goto done;
         const mtc_model *o = mtc_rt_model(ort);
         if (o->spec.c != m->spec.c || o->spec.h != m->spec.h || o->spec.w != m->spec.w) {
@@ -500,10 +512,15 @@ int cmd_explain(int argc, char **argv)
         snprintf(path, sizeof path, "%s/reliability-%s.png", out, m->spec.tasks[t].name);
         if (cal[t].n) rc = reliability_png(path, m->spec.tasks[t].name, &cal[t], &e);
     }
+    const mtc_model *om = ort && mtc_rt_model(ort)->nexperts > 1 ? mtc_rt_model(ort) : NULL;
+    if (!rc && om) rc = gate_usage(om, &d, ouse, ohm, ohs, &e);
     if (!rc && m->nexperts > 1) {
         rc = gate_usage(m, &d, use, hm, hs, &e);
         snprintf(path, sizeof path, "%s/gates.png", out);
-        if (!rc) rc = gates_png(path, m, use, &e);
+        char la[64], lb[64];
+        short_name(pos[0], la, sizeof la);
+        short_name(compare ? compare : "", lb, sizeof lb);
+        if (!rc) rc = gates_png(path, m, use, la, om, ouse, lb, &e);
     }
     if (rc) goto done;
     if (sr->ns) { /* what cannot be done is said after what can is written */
@@ -552,6 +569,14 @@ int cmd_explain(int argc, char **argv)
             mtc_jw_arr_end(&w);
             mtc_jw_knum(&w, "gate_entropy", hm[t]);
             mtc_jw_knum(&w, "gate_entropy_per_sample", hs[t]);
+        }
+        int ot = om ? mtc_spec_task_index(&om->spec, m->spec.tasks[t].name) : -1;
+        if (ot >= 0) {
+            mtc_jw_key(&w, "compare_gate_usage");
+            mtc_jw_arr(&w);
+            for (int k = 0; k < om->nexperts; k++) mtc_jw_num(&w, ouse[ot * om->nexperts + k]);
+            mtc_jw_arr_end(&w);
+            mtc_jw_knum(&w, "compare_gate_entropy", ohm[ot]);
         }
         if (sr->ns && !sal_rc) {
             const int64_t S = mtc_data_sample_size(&d);
