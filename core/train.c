@@ -403,6 +403,7 @@ static double shared_grad_norm(trainer *tr, const float *x, int t, int B)
     for (int k = 0; k < m->nexperts; k++) {
         task_shared_grad(tr, x, t, B, k, tr->gn_dW);
         const mtc_layer *L = shared_layer(m, k);
+        mtc_comm_sum_f32(tr->gn_dW, L->nw); /* MPI: the global batch's gradient */
         for (int64_t i = 0; i < L->nw; i++) sq += (double)tr->gn_dW[i] * tr->gn_dW[i];
     }
     return sqrt(sq);
@@ -419,6 +420,7 @@ static void conflict_sample(trainer *tr, const float *x, int B)
     for (int t = 0; t < T; t++)
         for (int k = 0, off = 0; k < m->nexperts; off += (int)shared_layer(m, k)->nw, k++)
             task_shared_grad(tr, x, t, B, k, tr->cf_dW + (int64_t)t * tr->cf_len + off);
+    mtc_comm_sum_f32(tr->cf_dW, (int64_t)T * tr->cf_len); /* MPI: the global batch's */
     for (int a = 0, p = 0; a < T; a++)
         for (int b = a + 1; b < T; b++, p++) {
             const float *u = tr->cf_dW + (int64_t)a * tr->cf_len, *v = tr->cf_dW + (int64_t)b * tr->cf_len;
@@ -630,8 +632,8 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
 /* Hint loss on the trunk output h (B,H): proj = h·Pᵀ (B,Dt),
  * L = beta/(B·Dt) · sum (proj - h_t)^2. Its gradient wrt h joins the heads'
  * gradient (m->dmix[0] is summed into the trunk under hard sharing); P takes
- * its own Adam step. */
-static void hint_step(trainer *tr, int B, float lr)
+ * its own Adam step. Under MPI the ranks' projections' gradients are summed. */
+static void hint_step(trainer *tr, int B, int Bg, float lr)
 {
     mtc_model *m = tr->m;
     const mtc_train_cfg *cfg = tr->cfg;
@@ -639,7 +641,7 @@ static void hint_step(trainer *tr, int B, float lr)
     const float *h = mtc_model_trunk_output(m);
     mtc_dense_forward(tr->hproj, h, tr->hP, NULL, B, H, Dt);
     double L = 0;
-    float c = 2.0f * cfg->hint_weight / ((float)B * Dt);
+    float c = 2.0f * cfg->hint_weight / ((float)Bg * Dt); /* Bg: the global batch (MPI) */
     for (int b = 0; b < B; b++) {
         const float *t = cfg->hints + tr->brow[b] * Dt;
         float *p = tr->hproj + (int64_t)b * Dt;
@@ -649,22 +651,61 @@ static void hint_step(trainer *tr, int B, float lr)
             p[j] = c * d; /* becomes d L / d proj */
         }
     }
-    tr->hint_loss += cfg->hint_weight * L / ((double)B * Dt);
+    mtc_comm_sum_f64(&L, 1);
+    tr->hint_loss += cfg->hint_weight * L / ((double)Bg * Dt);
     memset(tr->hdP, 0, (size_t)Dt * H * sizeof(float));
     memset(tr->hdtr, 0, (size_t)B * H * sizeof(float));
     mtc_dense_backward(tr->hdtr, tr->hdP, NULL, tr->hproj, h, tr->hP, B, H, Dt);
     for (int64_t i = 0; i < (int64_t)B * H; i++) m->dmix[0][i] += tr->hdtr[i];
+    mtc_comm_sum_f32(tr->hdP, (int64_t)Dt * H);
     mtc_optim_step(&tr->h_opt, tr->hP, tr->hdP, NULL, lr);
 }
 
 /* One optimisation step on samples bi[0..B). Fills loss[t]. Returns 0, or
  * the 1-based task index whose loss went non-finite. */
+/* Task t's loss normaliser on rows bi[0..B): every row with soft labels
+ * (KD mixes per sample), else the labelled rows. */
+static double task_norm(const trainer *tr, int t, const int64_t *bi, int B)
+{
+    if (soft_kind_ok(tr->cfg, t)) return B;
+    const int D = tr->m->spec.tasks[t].dim;
+    double n = 0;
+    for (int b = 0; b < B; b++)
+        n += tr->labels[t] ? tr->labels[t][bi[b]] != MTC_LABEL_MISSING : mtc_row_labelled(tr->targets[t] + bi[b] * D, D);
+    return n;
+}
+
+/* One optimisation step on samples bi[0..B). Fills loss[t]. Returns 0, or
+ * the 1-based task index whose loss went non-finite.
+ *
+ * Data parallel (an MPI job of N ranks): rank r takes rows [B r/N,
+ * B (r+1)/N) of the global batch, each task's loss gradient is scaled by
+ * its share of the global normaliser (so the summed gradients are the
+ * global batch's mean), the gradients and the losses are summed in a fixed
+ * order (mtc_comm_sum_*), and every rank takes the same optimiser step.
+ * Dropout and augmentation draw from a per-step stream seeded by (seed,
+ * step, rank); the shared stream, and with it the sample order, is the
+ * same on every rank (and, for a model without dropout or augmentation,
+ * the same as one process's). Batchnorm normalises with each rank's own
+ * rows; the running statistics are averaged over the ranks each step. */
 static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, float lr, mtc_rng *rng,
                       double *loss)
 {
     mtc_model *m = tr->m;
     const mtc_train_cfg *cfg = tr->cfg;
     const mtc_soft *so = cfg->soft;
+    const int N = mtc_comm_size(), Bg = B;
+    mtc_rng own;
+    if (N > 1) {
+        const int r = mtc_comm_rank(), lo = (int)((int64_t)B * r / N);
+        /* from (seed, step, rank), not from the shared stream: that one then
+         * advances only by the shuffles, the same on every rank */
+        mtc_rng_seed(&own, cfg->seed ^ 0x64702d72616e6bULL ^ ((uint64_t)tr->steps_done * 0xbf58476d1ce4e5b9ULL) ^
+                               (0x9e3779b97f4a7c15ULL * (uint64_t)(r + 1)));
+        rng = &own;
+        bi += lo;
+        B = (int)((int64_t)Bg * (r + 1) / N) - lo;
+    }
     if (so && so->copies > 1) {
         /* stored views: one of the K per sample, the image rebuilt as the
          * labeller made it, its own soft row */
@@ -672,24 +713,43 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
             tr->bview[b] = (int)mtc_rng_below(rng, (uint64_t)so->copies);
             tr->brow[b] = tr->bview[b] * so->n + bi[b];
         }
-        mtc_data_batch_x_views(tr->d, bi, tr->bview, B, so->aug, so->aug_seed, tr->x);
+        if (B > 0) mtc_data_batch_x_views(tr->d, bi, tr->bview, B, so->aug, so->aug_seed, tr->x);
     } else {
         for (int b = 0; b < B; b++) tr->brow[b] = bi[b];
-        mtc_data_batch_x(tr->d, bi, B, cfg->aug, rng, tr->x);
+        if (B > 0) mtc_data_batch_x(tr->d, bi, B, cfg->aug, rng, tr->x);
     }
-    mtc_model_forward(m, tr->x, B, 1, rng);
+    double norm[MTC_MAX_TASKS], gnorm[MTC_MAX_TASKS];
+    if (N > 1) {
+        for (int t = 0; t < tr->T; t++) gnorm[t] = norm[t] = task_norm(tr, t, bi, B);
+        mtc_comm_sum_f64(gnorm, tr->T);
+    }
+    if (B > 0) mtc_model_forward(m, tr->x, B, 1, rng);
     for (int t = 0; t < tr->T; t++) {
         float scale = (float)tr->w[t];
         if (cfg->weighting == MTC_WEIGHT_UNCERTAINTY) scale = expf(-tr->s[t]);
-        loss[t] = task_loss(tr, t, B, bi, scale);
-        if (!isfinite(loss[t])) return t + 1;
+        if (N > 1) scale *= gnorm[t] > 0 ? (float)(norm[t] / gnorm[t]) : 0.0f;
+        loss[t] = B > 0 ? task_loss(tr, t, B, bi, scale) : 0.0;
     }
+    if (N > 1) { /* the global batch's mean loss per task */
+        for (int t = 0; t < tr->T; t++) loss[t] = isfinite(loss[t]) ? loss[t] * norm[t] : INFINITY;
+        mtc_comm_sum_f64(loss, tr->T);
+        for (int t = 0; t < tr->T; t++) loss[t] = gnorm[t] > 0 ? loss[t] / gnorm[t] : 0.0;
+    }
+    for (int t = 0; t < tr->T; t++)
+        if (!isfinite(loss[t])) return t + 1;
     memset(m->grads, 0, (size_t)m->nparams * sizeof(float));
-    mtc_model_backward_heads(m, tr->x, tr->dout, B);
-    if (tr->hP) hint_step(tr, B, lr);
+    if (B > 0) mtc_model_backward_heads(m, tr->x, tr->dout, B);
+    if (tr->hP) hint_step(tr, B, Bg, lr);
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
     if (tr->cf_dW && tr->steps_done % cfg->conflict_every == 0) conflict_sample(tr, tr->x, B);
-    mtc_model_backward_trunk(m, tr->x, B);
+    if (B > 0) mtc_model_backward_trunk(m, tr->x, B);
+    if (N > 1) {
+        mtc_comm_sum_f32(m->grads, m->nparams);
+        if (m->nstats) { /* running statistics: the ranks' mean */
+            mtc_comm_sum_f32(m->stats, m->nstats);
+            for (int64_t i = 0; i < m->nstats; i++) m->stats[i] /= (float)N;
+        }
+    }
     mtc_optim_step_pool(opt, m->pool, m->params, m->grads, m->decay_mask, lr);
     mtc_model_apply_mask(m);
     if (cfg->weighting == MTC_WEIGHT_UNCERTAINTY) {

@@ -115,9 +115,12 @@ typedef struct mtc_outfile {
     FILE *f;
     char path[4096];
     char tmp[4200];
+    int discard; /* a rank > 0 of an MPI job: written to /dev/null */
 } mtc_outfile;
 int mtc_outfile_open(mtc_outfile *o, const char *path, mtc_err *e);
 int mtc_outfile_commit(mtc_outfile *o, mtc_err *e);
+/* on: every later outfile goes to /dev/null (ranks > 0 of an MPI job). */
+void mtc_outfile_discard_all(int on);
 void mtc_outfile_abort(mtc_outfile *o);
 /* Whole-file helpers. read: NUL-terminated, *len excludes the NUL. */
 int mtc_read_file(const char *path, char **buf, size_t *len, size_t max_len,

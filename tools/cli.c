@@ -203,7 +203,7 @@ int cli_fail(const char *cmd, const mtc_err *e)
 
 void cli_progress(const cli_common *c, const char *fmt, ...)
 {
-    if (c && c->quiet) return;
+    if ((c && c->quiet) || mtc_comm_rank() > 0) return; /* rank 0 reports for an MPI job */
     va_list ap;
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);

@@ -101,6 +101,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "mtc %s: %s\n", cmd, e.msg);
                 return 2;
             }
+            /* ranks > 0 print nothing but errors: rank 0 reports for the job */
+            if (mtc_comm_rank() > 0 && !freopen("/dev/null", "w", stdout)) {
+                fprintf(stderr, "mtc %s: rank %d: cannot silence stdout\n", cmd, mtc_comm_rank());
+                mtc_comm_end(2);
+                return 2;
+            }
             int rc = commands[i].fn(argc - 1, argv + 1);
             mtc_comm_end(rc);
             return rc;

@@ -282,7 +282,7 @@ void util_json_training(mtc_jw *w, const mtc_model *m, const util_train_opts *o,
 void util_step_progress(void *ctx, int epoch, int epochs, int64_t done, int64_t n, double seconds)
 {
     const cli_common *c = ctx;
-    if ((c && c->quiet) || !isatty(2) || seconds <= 0) return;
+    if ((c && c->quiet) || !isatty(2) || seconds <= 0 || mtc_comm_rank() > 0) return;
     double sps = done / seconds, left = (n - done) / (sps > 0 ? sps : 1);
     fprintf(stderr, "\r\033[Kepoch %d/%d  %3.0f%%  %.0f samples/s  epoch ETA %.0fs", epoch, epochs,
             100.0 * done / n, sps, left);
@@ -291,7 +291,7 @@ void util_step_progress(void *ctx, int epoch, int epochs, int64_t done, int64_t 
 void util_progress(void *ctx, const mtc_epoch_stats *s)
 {
     const cli_common *c = ctx;
-    if (c && c->quiet) return;
+    if ((c && c->quiet) || mtc_comm_rank() > 0) return; /* rank 0 reports */
     if (isatty(2)) fprintf(stderr, "\r\033[K"); /* replace the in-epoch line */
     char line[1024];
     int n = snprintf(line, sizeof line, "epoch %d/%d  loss", s->epoch, s->epochs);

@@ -7,6 +7,10 @@
  * rank 0 of 1, and nothing below communicates. A build without MPI started
  * by mpirun with N > 1 refuses to run (mtc_comm_init), rather than have N
  * processes each do the whole job.
+ *
+ * Files: in a job of N > 1 ranks only rank 0 writes; mtc_outfile_open (and
+ * every writer built on it: checkpoints, JSON, PNGs) on another rank
+ * writes to /dev/null, so a command run on every rank leaves one copy.
  */
 #ifndef MTC_COMM_H
 #define MTC_COMM_H
@@ -22,5 +26,13 @@ int mtc_comm_built_with_mpi(void);
 /* Blocking point-to-point transfer of n bytes (any size) with a tag. */
 int mtc_comm_send(const void *buf, size_t n, int to, int tag, mtc_err *e);
 int mtc_comm_recv(void *buf, size_t n, int from, int tag, mtc_err *e);
+
+/* Every rank's v[0..n) summed, the sum on every rank, in a fixed order
+ * (a ring: same bytes every run of the same N). No-op in one process; a
+ * failure ends the job (MPI errors are fatal). */
+void mtc_comm_sum_f32(float *v, int64_t n);
+void mtc_comm_sum_f64(double *v, int64_t n);
+/* Time spent in and bytes sent by the sums so far (this rank). */
+void mtc_comm_sum_stats(double *seconds, int64_t *bytes);
 
 #endif
