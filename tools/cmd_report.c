@@ -543,6 +543,13 @@ static void stages_section(html *h, const report *r)
     stage_rows(h, r, &it[0], 1, gates);
     for (int i = 0; i < n; i++) stage_rows(h, r, &it[i], 0, gates);
     put(h, "</table>\n");
+    if (r->have_verify) {
+        const mtc_json *v;
+        report_items(&r->verify, &v);
+        put(h, "<p class=\"note\">gate column: <code>verify.json</code>, whose drops are against <code>");
+        put_esc(h, base_name(mtc_json_str(v, "reference")));
+        put(h, "</code> (see Verify gate above).</p>\n");
+    }
 }
 
 static void gate_item(html *h, const mtc_json *item)
@@ -557,19 +564,21 @@ static void gate_item(html *h, const mtc_json *item)
     put_esc(h, unit ? unit : "points");
     if (pass && pass->type == MTC_JBOOL)
         putf(h, " &mdash; <span class=\"%s\">%s</span>", pass->num ? "pass" : "fail", pass->num ? "PASS" : "FAIL");
+    int ece = 0; /* columns of the calibration gate (--max-ece) only when it ran */
+    for (int t = 0; t < tasks->n; t++) ece |= mtc_json_get(&tasks->items[t], "ece") != NULL;
     put(h, "</p>\n<table>\n<tr><th class=\"l\">task</th><th class=\"l\">metric</th><th>reference</th>"
-           "<th>candidate</th><th>drop</th><th>budget</th><th>verdict</th><th>top-1 agree</th><th>ECE</th>"
-           "<th>ECE budget</th></tr>\n");
+           "<th>candidate</th><th>drop</th><th>budget</th><th>verdict</th><th>top-1 agree</th>");
+    put(h, ece ? "<th>ECE</th><th>ECE budget</th></tr>\n" : "</tr>\n");
     for (int t = 0; t < tasks->n; t++) {
         const mtc_json *tj = &tasks->items[t], *p = mtc_json_get(tj, "pass");
         const char *kind = mtc_json_str(tj, "kind");
-        char a[48], b[48], drop[48], bud[48], agree[48], ece[48], eb[48];
+        char a[48], b[48], drop[48], bud[48], agree[48], ec[48], eb[48];
         fmt_metric(kind, mtc_json_num(tj, "reference", NAN), a, sizeof a);
         fmt_metric(kind, mtc_json_num(tj, "candidate", NAN), b, sizeof b);
         fmt_num(mtc_json_num(tj, "drop", NAN), "%.2f", drop, sizeof drop);
         fmt_num(mtc_json_num(tj, "budget", NAN), "%.2f", bud, sizeof bud);
         fmt_num(100 * mtc_json_num(tj, "top1_agreement", NAN), "%.2f%%", agree, sizeof agree);
-        fmt_num(mtc_json_num(tj, "ece", NAN), "%.4f", ece, sizeof ece);
+        fmt_num(mtc_json_num(tj, "ece", NAN), "%.4f", ec, sizeof ec);
         fmt_num(mtc_json_num(tj, "ece_budget", NAN), "%.4f", eb, sizeof eb);
         put(h, "<tr><td class=\"l\">");
         put_esc(h, tasks->keys[t]);
@@ -579,7 +588,9 @@ static void gate_item(html *h, const mtc_json *item)
         if (p && p->type == MTC_JBOOL)
             putf(h, "<span class=\"%s\">%s</span>", p->num ? "pass" : "fail", p->num ? "PASS" : "FAIL");
         else put(h, "&ndash;");
-        putf(h, "</td><td>%s</td><td>%s</td><td>%s</td></tr>\n", agree, ece, eb);
+        putf(h, "</td><td>%s</td>", agree);
+        if (ece) putf(h, "<td>%s</td><td>%s</td>", ec, eb);
+        put(h, "</tr>\n");
     }
     char fr[48], fc[48];
     fmt_bytes(mtc_json_num(item, "reference_file_bytes", NAN), fr, sizeof fr);
@@ -620,8 +631,11 @@ static void explain_table(html *h, const explain_set *x)
     put(h, "; ECE and MCE over equal-width confidence bins, gate usage = mean MMoE gate weight per expert, "
            "entropies in nats.</p>\n");
     if (!tasks || tasks->type != MTC_JOBJ) { put(h, "<p class=\"note\">(no tasks)</p>\n"); return; }
+    int gates = 0; /* MMoE models only */
+    for (int t = 0; t < tasks->n; t++) gates |= mtc_json_get(&tasks->items[t], "gate_usage") != NULL;
     put(h, "<table>\n<tr><th class=\"l\">task</th><th class=\"l\">kind</th><th>ECE</th><th>MCE</th>"
-           "<th>predictions</th><th class=\"l\">gate usage</th><th>gate entropy</th><th>per sample</th></tr>\n");
+           "<th>predictions</th>");
+    put(h, gates ? "<th class=\"l\">gate usage</th><th>gate entropy</th><th>per sample</th></tr>\n" : "</tr>\n");
     for (int t = 0; t < tasks->n; t++) {
         const mtc_json *tj = &tasks->items[t], *u = mtc_json_get(tj, "gate_usage");
         char ece[48], mce[48], np[48], hm[48], hs[48];
@@ -634,7 +648,9 @@ static void explain_table(html *h, const explain_set *x)
         put_esc(h, tasks->keys[t]);
         put(h, "</td><td class=\"l\">");
         put_esc(h, mtc_json_str(tj, "kind"));
-        putf(h, "</td><td>%s</td><td>%s</td><td>%s</td><td class=\"l\">", ece, mce, np);
+        putf(h, "</td><td>%s</td><td>%s</td><td>%s</td>", ece, mce, np);
+        if (!gates) { put(h, "</tr>\n"); continue; }
+        put(h, "<td class=\"l\">");
         if (!u || u->type != MTC_JARR) put(h, "&ndash;");
         for (int k = 0; u && u->type == MTC_JARR && k < u->n; k++)
             putf(h, "%s%.3f", k ? " " : "", u->items[k].type == MTC_JNUM ? u->items[k].num : NAN);
