@@ -530,7 +530,7 @@ static void stages_section(html *h, const report *r)
     put_esc(h, base_name(mtc_json_str(it, "reference")));
     put(h, "</code>; drop in ");
     put_esc(h, unit ? unit : "points");
-    put(h, "; samples/s through the reference runtime.</p>\n");
+    put(h, " (negative: better than the reference); samples/s through the reference runtime.</p>\n");
     int gates = r->have_verify;
     for (int i = 0; i < n; i++) {
         const mtc_json *ts = mtc_json_get(&it[i], "tasks");
@@ -603,11 +603,18 @@ static void gate_section(html *h, const report *r)
     const mtc_json *it, *pass = mtc_json_get(&r->verify, "pass");
     int n = report_items(&r->verify, &it);
     put(h, "<h2 id=\"gate\">Verify gate</h2>\n");
-    if (pass && pass->type == MTC_JBOOL)
-        putf(h, "<div class=\"verdict %s\">verify gate: %s &mdash; %s</div>\n", pass->num ? "pass" : "fail",
-             pass->num ? "PASS" : "FAIL",
-             pass->num ? "every task within its budget" : "a task is over its budget");
-    else
+    if (pass && pass->type == MTC_JBOOL) {
+        putf(h, "<div class=\"verdict %s\">verify gate: %s &mdash; ", pass->num ? "pass" : "fail",
+             pass->num ? "PASS" : "FAIL");
+        if (n == 1) {
+            put_esc(h, base_name(mtc_json_str(it, "candidate")));
+            put(h, pass->num ? " keeps every task within its budget against " : " has a task over its budget against ");
+            put_esc(h, base_name(mtc_json_str(it, "reference")));
+        } else {
+            put(h, pass->num ? "every task within its budget" : "a task is over its budget");
+        }
+        put(h, "</div>\n");
+    } else
         put(h, "<div class=\"verdict\">verify report without budgets (<code>--report-only</code>)</div>\n");
     put(h, "<p class=\"note\">From <code>verify.json</code> (<code>mtc verify --report-json</code>).</p>\n");
     for (int i = 0; i < n; i++) gate_item(h, &it[i]);
