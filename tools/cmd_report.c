@@ -712,9 +712,7 @@ int cmd_report(int argc, char **argv)
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "the HTML file to write (-o; required); written atomically", 1, 0},
-        /* of CLI_COMMON only what applies: no seed, no threads */
-        {"json", OPT_FLAG, &c.json, "print one JSON object on stdout", 1, 0},
-        {"quiet", OPT_FLAG, &c.quiet, "print nothing on success", 1, 0},
+        CLI_COMMON(&c), /* every command takes them; --seed and --threads change nothing here */
         CLI_END,
     };
     int npos, rc = cli_parse("report", "DIR -o report.html",
