@@ -638,30 +638,45 @@ static void explain_table(html *h, const explain_set *x)
     put(h, "; ECE and MCE over equal-width confidence bins, gate usage = mean MMoE gate weight per expert, "
            "entropies in nats.</p>\n");
     if (!tasks || tasks->type != MTC_JOBJ) { put(h, "<p class=\"note\">(no tasks)</p>\n"); return; }
-    int gates = 0; /* MMoE models only */
-    for (int t = 0; t < tasks->n; t++) gates |= mtc_json_get(&tasks->items[t], "gate_usage") != NULL;
+    /* optional columns, each only when a task has it: MMoE gate usage, and
+     * saliency (mean |gradient x input|, its rank correlation under --compare) */
+    int gates = 0, sal = 0, rho = 0;
+    for (int t = 0; t < tasks->n; t++) {
+        gates |= mtc_json_get(&tasks->items[t], "gate_usage") != NULL;
+        sal |= mtc_json_get(&tasks->items[t], "saliency_mean_abs") != NULL;
+        rho |= mtc_json_get(&tasks->items[t], "rank_correlation") != NULL;
+    }
     put(h, "<table>\n<tr><th class=\"l\">task</th><th class=\"l\">kind</th><th>ECE</th><th>MCE</th>"
            "<th>predictions</th>");
-    put(h, gates ? "<th class=\"l\">gate usage</th><th>gate entropy</th><th>per sample</th></tr>\n" : "</tr>\n");
+    if (gates) put(h, "<th class=\"l\">gate usage</th><th>gate entropy</th><th>per sample</th>");
+    if (sal) put(h, "<th>mean |saliency|</th>");
+    if (rho) put(h, "<th>saliency rank corr.</th>");
+    put(h, "</tr>\n");
     for (int t = 0; t < tasks->n; t++) {
         const mtc_json *tj = &tasks->items[t], *u = mtc_json_get(tj, "gate_usage");
-        char ece[48], mce[48], np[48], hm[48], hs[48];
+        char ece[48], mce[48], np[48], hm[48], hs[48], sa[48], rc[48];
         fmt_num(mtc_json_num(tj, "ece", NAN), "%.4f", ece, sizeof ece);
         fmt_num(mtc_json_num(tj, "mce", NAN), "%.4f", mce, sizeof mce);
         fmt_bytes(mtc_json_num(tj, "calibration_samples", NAN), np, sizeof np);
         fmt_num(mtc_json_num(tj, "gate_entropy", NAN), "%.3f", hm, sizeof hm);
         fmt_num(mtc_json_num(tj, "gate_entropy_per_sample", NAN), "%.3f", hs, sizeof hs);
+        fmt_num(mtc_json_num(tj, "saliency_mean_abs", NAN), "%.4g", sa, sizeof sa);
+        fmt_num(mtc_json_num(tj, "rank_correlation", NAN), "%.3f", rc, sizeof rc);
         put(h, "<tr><td class=\"l\">");
         put_esc(h, tasks->keys[t]);
         put(h, "</td><td class=\"l\">");
         put_esc(h, mtc_json_str(tj, "kind"));
         putf(h, "</td><td>%s</td><td>%s</td><td>%s</td>", ece, mce, np);
-        if (!gates) { put(h, "</tr>\n"); continue; }
-        put(h, "<td class=\"l\">");
-        if (!u || u->type != MTC_JARR) put(h, "&ndash;");
-        for (int k = 0; u && u->type == MTC_JARR && k < u->n; k++)
-            putf(h, "%s%.3f", k ? " " : "", u->items[k].type == MTC_JNUM ? u->items[k].num : NAN);
-        putf(h, "</td><td>%s</td><td>%s</td></tr>\n", hm, hs);
+        if (gates) {
+            put(h, "<td class=\"l\">");
+            if (!u || u->type != MTC_JARR) put(h, "&ndash;");
+            for (int k = 0; u && u->type == MTC_JARR && k < u->n; k++)
+                putf(h, "%s%.3f", k ? " " : "", u->items[k].type == MTC_JNUM ? u->items[k].num : NAN);
+            putf(h, "</td><td>%s</td><td>%s</td>", hm, hs);
+        }
+        if (sal) putf(h, "<td>%s</td>", sa);
+        if (rho) putf(h, "<td>%s</td>", rc);
+        put(h, "</tr>\n");
     }
     put(h, "</table>\n");
 }
