@@ -48,7 +48,8 @@ $(BUILD)/obj/%_avx2.o:   EXTRA_CFLAGS = -mavx2 -mfma
 $(BUILD)/obj/%_avx512.o: EXTRA_CFLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx2 -mfma
 
 APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-mnist pkg-config \
-           protobuf-c-compiler libprotobuf-c-dev libonnx-dev openmpi-bin libopenmpi-dev
+           protobuf-c-compiler libprotobuf-c-dev libonnx-dev openmpi-bin libopenmpi-dev \
+           chromium
 MNIST_DIR = data/mnist/package/src/digits
 
 .PHONY: man all deps test test-matrix demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures

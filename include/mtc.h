@@ -127,6 +127,10 @@ int mtc_read_file(const char *path, char **buf, size_t *len, size_t max_len,
                   mtc_err *e);
 int mtc_write_file_atomic(const char *path, const void *buf, size_t len,
                           mtc_err *e);
+/* RFC 4648 base64 with '=' padding (core/base64.c): encode writes
+ * mtc_base64_len(n) characters and a NUL to dst, returns the length. */
+size_t mtc_base64_len(size_t n);
+size_t mtc_base64_encode(const void *src, size_t n, char *dst);
 
 #include "mtc/data.h"
 #include "mtc/ckpt.h"

@@ -64,7 +64,9 @@ stage "summary: every stage against the teacher (test split; inference batch 256
 # every stage, int8 included, measured through the runtime on the test split
 "$MTC" plot size-accuracy "$OUT"/teacher.mtc "$OUT"/student-scratch.mtc "$OUT"/student.mtc "$OUT"/pruned.mtc \
   "$OUT"/student.q8.mtc --data "$DATA" --threads "$THREADS" -o "$OUT/size-accuracy.png" || true
+# one HTML page of it all: the tables above and every PNG, inlined (mtc report)
+"$MTC" report "$OUT" -o "$OUT/report.html" || true
 echo
-echo "demo finished in $(( $(date +%s) - start ))s; files and PNGs in $OUT/"
+echo "demo finished in $(( $(date +%s) - start ))s; files and PNGs in $OUT/, all of it in $OUT/report.html"
 [ "$status" -eq 0 ] && echo "verify gate: PASS" || echo "verify gate: FAIL (exit $status)"
 exit $status

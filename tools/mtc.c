@@ -29,6 +29,7 @@ static const struct {
     {"quantize", cmd_quantize, "int8 post-training quantization with calibration"},
     {"verify", cmd_verify, "check per-task accuracy retention; exit 1 on failure"},
     {"explain", cmd_explain, "per-task calibration (ECE, reliability) and MMoE gate usage, as PNGs + JSON"},
+    {"report", cmd_report, "one self-contained HTML page of a pipeline folder (tables, gate, PNGs)"},
     {"inspect", cmd_inspect, "print a checkpoint's sections, tensors and metadata"},
     {"plot", cmd_plot, "draw PNG charts (curves, size-accuracy, sensitivity, confusion)"},
     {"data", cmd_data, "build or export datasets (multifashion)"},
