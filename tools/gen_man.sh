@@ -15,7 +15,7 @@ CHECK=0
 for a in "${@:2}"; do
     case $a in --check) CHECK=1 ;; *) MAN=$a ;; esac
 done
-COMMANDS="train eval predict label distill prune quantize verify report inspect import export plot data pipeline"
+COMMANDS="train eval predict label distill prune quantize verify explain report inspect import export plot data pipeline"
 # commands made of subcommands: their sections (a paragraph per subcommand,
 # with its options) are written by hand in the page and kept as they are
 HAND="plot data pipeline"
