@@ -64,6 +64,9 @@ stage "summary: every stage against the teacher (test split; inference batch 256
 # every stage, int8 included, measured through the runtime on the test split
 "$MTC" plot size-accuracy "$OUT"/teacher.mtc "$OUT"/student-scratch.mtc "$OUT"/student.mtc "$OUT"/pruned.mtc \
   "$OUT"/student.q8.mtc --data "$DATA" --threads "$THREADS" -o "$OUT/size-accuracy.png" || true
+# what the student learned against its teacher: calibration, saliency side by side
+"$MTC" explain "$OUT/student.mtc" --compare "$OUT/teacher.mtc" --data "$DATA" --samples 0-5 --quiet \
+  -o "$OUT/explain" > /dev/null || true
 # one HTML page of it all: the tables above and every PNG, inlined (mtc report)
 "$MTC" report "$OUT" -o "$OUT/report.html" || true
 echo
