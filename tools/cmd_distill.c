@@ -319,7 +319,9 @@ int cmd_distill(int argc, char **argv)
     cli_progress(&c, "distill: %s, %lld samples, %lld parameters, %d task(s), soft labels %s", d.name,
                  (long long)d.n, (long long)m.nparams, m.spec.ntasks, soft_path);
     mtc_model_init_params(&m, c.seed);
+    double t_train = util_now();
     if ((rc = mtc_train(&m, &d, &cfg, &res, &e))) goto out;
+    util_report_comm(&c, util_now() - t_train);
     if (compare) {
         cli_progress(&c, "distill: the same student from scratch (same seed, epochs, optimizer; no soft labels)");
         if ((rc = mtc_model_build(&spec, spec_text, &ms, &e))) goto out;

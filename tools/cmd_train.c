@@ -77,7 +77,9 @@ int cmd_train(int argc, char **argv)
     mtc_model_init_params(&m, c.seed);
     cli_progress(&c, "train: %s, %lld samples, %lld parameters, %d task(s), %s weighting",
                  d.name, (long long)d.n, (long long)m.nparams, m.spec.ntasks, mtc_weighting_name(cfg.weighting));
+    double t_train = util_now();
     if ((rc = mtc_train(&m, &d, &cfg, &res, &e))) goto out;
+    util_report_comm(&c, util_now() - t_train);
     if (!no_test) {
         if ((rc = util_open_data(&m, data, test_split, &dt, &e))) goto out;
         if ((rc = mtc_evaluate(&m, &dt, NULL, 0, 256, ev, &e))) goto out;

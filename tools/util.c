@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -413,4 +414,21 @@ int util_rt_load(const char *path, mtc_rt **rt, mtc_err *e)
     struct stat st;
     if (!rc && stat(path, &st) == 0) mtc_rt_set_file_bytes(*rt, st.st_size);
     return rc;
+}
+
+double util_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+void util_report_comm(const cli_common *c, double train_s)
+{
+    if (mtc_comm_size() < 2) return;
+    double cs;
+    int64_t bytes;
+    mtc_comm_sum_stats(&cs, &bytes);
+    cli_progress(c, "MPI: %d ranks; rank 0 spent %.2f s of %.2f s training in the gradient sums (%.1f%%), sent %.1f MB",
+                 mtc_comm_size(), cs, train_s, train_s > 0 ? 100.0 * cs / train_s : 0.0, (double)bytes / 1e6);
 }

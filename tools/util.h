@@ -98,4 +98,8 @@ void util_file_hash(const char *path, char out[17]);
 int util_model_load(const char *path, mtc_model *m, mtc_err *e);
 int util_rt_load(const char *path, mtc_rt **rt, mtc_err *e);
 
+/* Under MPI (N > 1 ranks): the gradient sums' share of train_s seconds. */
+void util_report_comm(const cli_common *c, double train_s);
+double util_now(void); /* monotonic seconds */
+
 #endif
