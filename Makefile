@@ -89,7 +89,7 @@ $(BUILD)/libmtc.a: $(LIB_OBJ)
 # checks with nm and builds examples/rt_predict.c on it alone).
 RT_CORE = core/common.c core/container.c core/ckpt.c core/json.c core/spec.c core/model.c \
           core/dataset.c core/pool.c core/loss.c core/layers/act.c core/layers/conv_shape.c \
-          core/layers/norm.c core/layers/pool.c
+          core/layers/norm.c core/layers/pool.c core/layers/conv_group.c
 RT_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard runtime/*.c) $(RT_CORE))
 RT_LIBS = -lz -lm -lpthread
 

@@ -52,8 +52,11 @@ static int layer_setup(mtc_layer *L, const mtc_layer_spec *ls, const char *name,
         if (h == 1 && w == 1 && c > 1) return shape_err(e, ls, "needs a CxHxW input, not a flat vector", c, h, w);
         if (mtc_conv_shape_init(&L->cs, c, h, w, ls->filters, ls->size, stride, pad) != 0)
             return shape_err(e, ls, "kernel does not fit", c, h, w);
+        int G = ls->groups > 1 ? ls->groups : 1;
+        if (mtc_conv_shape_groups(&L->cs, G) != 0)
+            return shape_err(e, ls, "groups must divide the input channels and the filters", c, h, w);
         oc = ls->filters; oh = L->cs.OH; ow = L->cs.OW;
-        L->nw = (int64_t)ls->filters * c * ls->size * ls->size;
+        L->nw = (int64_t)ls->filters * (c / G) * ls->size * ls->size;
         L->nb = ls->filters;
         break;
     }
@@ -322,7 +325,7 @@ int mtc_model_for_each_layer(mtc_model *m, int (*fn)(mtc_model *, mtc_layer *, v
 static int weight_dims(const mtc_layer *L, int64_t *dims)
 {
     if (L->spec.type == MTC_L_CONV) {
-        dims[0] = L->cs.OC; dims[1] = L->cs.C; dims[2] = L->cs.K; dims[3] = L->cs.K;
+        dims[0] = L->cs.OC; dims[1] = L->cs.C / L->cs.G; dims[2] = L->cs.K; dims[3] = L->cs.K;
         return 4;
     }
     if (L->spec.type == MTC_L_DENSE) { dims[0] = L->spec.units; dims[1] = L->in_size; return 2; }

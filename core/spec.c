@@ -147,6 +147,7 @@ static int set_key(parser *p, const char *k, const char *v)
             if (!strcmp(k, "size")) return parse_int(p, k, v, 1, 64, &l->size);
             if (!strcmp(k, "stride")) return parse_int(p, k, v, 1, 64, &l->stride);
             if (!strcmp(k, "pad")) return parse_int(p, k, v, 0, 64, &l->pad);
+            if (!strcmp(k, "groups")) return parse_int(p, k, v, 1, 1 << 16, &l->groups);
             break;
         case MTC_L_MAXPOOL: case MTC_L_AVGPOOL:
             if (l->type == MTC_L_AVGPOOL && !strcmp(k, "global")) { /* global = 1: as large as the map */

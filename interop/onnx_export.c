@@ -240,6 +240,7 @@ static void linear_node(xb *b, const mtc_layer *L, int conv, const char *x, cons
     attr_ints(b, nd, "kernel_shape", L->cs.K, 2);
     attr_ints(b, nd, "strides", L->cs.stride, 2);
     attr_ints(b, nd, "pads", L->cs.pad, 4);
+    if (L->cs.G > 1) attr_int(b, nd, "group", L->cs.G);
 }
 
 static void pool_node(xb *b, const mtc_layer *L, const char **cur)
@@ -333,7 +334,7 @@ static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur
     }
     case MTC_L_CONV: {
         const mtc_conv_shape *cs = &L->cs;
-        int64_t wd[4] = {cs->OC, cs->C, cs->K, cs->K}, oc = cs->OC;
+        int64_t wd[4] = {cs->OC, cs->C / cs->G, cs->K, cs->K}, oc = cs->OC;
         const char *w = init_f32(b, xs(b, "%s.weight", L->name), wd, 4, p + L->w_off);
         const char *bb = init_f32(b, xs(b, "%s.bias", L->name), &oc, 1, p + L->b_off);
         linear_node(b, L, 1, *cur, w, bb, L->name);
@@ -573,7 +574,7 @@ static int rt_op_node(xb *b, const mtc_rt *rt, const rt_op *op, const char **cur
         const mtc_conv_shape *cs = &L->cs;
         int64_t N = op->N, wd[4] = {N, op->K, 0, 0};
         int nd = 2;
-        if (op->kind == OP_CONV) wd[1] = cs->C, wd[2] = wd[3] = cs->K, nd = 4;
+        if (op->kind == OP_CONV) wd[1] = cs->C / cs->G, wd[2] = wd[3] = cs->K, nd = 4;
         const char *x = *cur, *w, *bias;
         if (op->quant) {
             x = qdq(b, xs(b, "%s.input", name), *cur, op->in_p);

@@ -46,6 +46,7 @@ enum { STRIP_NONE = 0, STRIP_SOFTMAX, STRIP_LOGSOFTMAX, STRIP_SIGMOID };
 typedef struct ilayer {
     int type;                 /* MTC_L_* */
     int units, filters, size, stride, pad, act;
+    int groups;               /* conv: the ONNX group attribute (0/1: dense) */
     const float *W, *b;       /* b NULL: zero bias */
     int wtrans;               /* W stored (K, N): transpose into (N, K) */
     int64_t wk, wn;           /* dense: fan-in, units; conv: C·K·K, filters */
@@ -286,7 +287,8 @@ static int conv(ictx *x, ichain *c, const Onnx__NodeProto *nd)
     const Onnx__AttributeProto *ap = attr(nd, "auto_pad");
     if (ap && ap->has_s && ap->s.len && strncmp((const char *)ap->s.data, "NOTSET", ap->s.len))
         return node_err(x, nd, "auto_pad is not supported (export with explicit pads)");
-    if (attr_i(nd, "group", 1) != 1) return node_err(x, nd, "grouped (and depthwise) convolutions are not supported yet");
+    int64_t g = attr_i(nd, "group", 1);
+    if (g < 1 || g > (1 << 16)) return node_err(x, nd, "group out of range");
     if (!attr_all(nd, "dilations", 1, &d, 1) || d != 1) return node_err(x, nd, "dilations other than 1");
     if (!attr_all(nd, "strides", 1, &s, 1)) return node_err(x, nd, "strides differ between the axes");
     if (!attr_all(nd, "pads", 0, &p, 1)) return node_err(x, nd, "pads differ between sides or axes");
@@ -300,6 +302,7 @@ static int conv(ictx *x, ichain *c, const Onnx__NodeProto *nd)
     if (!l) return x->e->code;
     l->W = W;
     l->filters = (int)dims[0];
+    l->groups = (int)g; /* C / group input channels per filter: dims[1] (the model build checks C) */
     l->wn = dims[0];
     l->wk = dims[1] * dims[2] * dims[3];
     l->size = (int)k;
@@ -934,7 +937,8 @@ static int same_layers(const ichain *a, const ichain *b)
     for (int i = 0; i < a->n; i++) {
         const ilayer *p = &a->l[i], *q = &b->l[i];
         if (p->type != q->type || p->units != q->units || p->filters != q->filters || p->size != q->size ||
-            p->stride != q->stride || p->pad != q->pad || p->act != q->act || p->wn != q->wn || p->wk != q->wk)
+            p->stride != q->stride || p->pad != q->pad || p->act != q->act || p->wn != q->wn || p->wk != q->wk ||
+            p->groups != q->groups)
             return 0;
     }
     return 1;
@@ -1109,8 +1113,12 @@ static void emit_layer(char *s, size_t n, const ilayer *l)
     switch (l->type) {
     case MTC_L_DENSE: snprintf(s + k, n - k, "[dense] units=%d act=%s\n", l->units, mtc_act_name(l->act)); break;
     case MTC_L_CONV:
-        snprintf(s + k, n - k, "[conv] filters=%d size=%d stride=%d pad=%d act=%s\n", l->filters, l->size, l->stride,
+        snprintf(s + k, n - k, "[conv] filters=%d size=%d stride=%d pad=%d act=%s", l->filters, l->size, l->stride,
                  l->pad, mtc_act_name(l->act));
+        k = strlen(s);
+        if (l->groups > 1) snprintf(s + k, n - k, " groups=%d", l->groups);
+        k = strlen(s);
+        snprintf(s + k, n - k, "\n");
         break;
     case MTC_L_MAXPOOL: snprintf(s + k, n - k, "[maxpool] size=%d stride=%d\n", l->size, l->stride); break;
     case MTC_L_AVGPOOL: snprintf(s + k, n - k, "[avgpool] size=%d stride=%d\n", l->size, l->stride); break;

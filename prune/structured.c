@@ -81,13 +81,32 @@ static int layernorm_downstream(const plan *P, int c, int i)
     return 0;
 }
 
+/* 1 when the next weighted layer after layer i of chain c (in any head,
+ * for the trunk's last) is a grouped or depthwise conv: removing one of its
+ * input channels would have to remove the channels of its group too, which
+ * this pass does not do yet, so such layers keep their channels. */
+static int grouped_downstream(const plan *P, int c, int i)
+{
+    const mtc_chain *ch = P->ch[c];
+    for (int j = i + 1; j < ch->n; j++) {
+        const mtc_layer *L = &ch->layers[j];
+        if (L->spec.type == MTC_L_CONV) return L->cs.G > 1;
+        if (L->spec.type == MTC_L_DENSE) return 0;
+    }
+    if (c != 0) return 0;
+    for (int h = 1; h < P->nchains; h++)
+        if (grouped_downstream(P, h, -1)) return 1;
+    return 0;
+}
+
 static int cuttable(const plan *P, const mtc_struct_cfg *cfg, int c, int i)
 {
     const mtc_layer *L = &P->ch[c]->layers[i];
     int want = cfg->kind == MTC_STRUCT_CHANNELS ? MTC_L_CONV : MTC_L_DENSE;
     if (L->spec.type != want) return 0;
+    if (L->spec.type == MTC_L_CONV && L->cs.G > 1) return 0; /* grouped: its channels come in groups */
     if (c > 0 && i == P->ch[c]->n - 1) return 0; /* head output layer */
-    return !layernorm_downstream(P, c, i);
+    return !layernorm_downstream(P, c, i) && !grouped_downstream(P, c, i);
 }
 
 /* ---- ranking ----------------------------------------------------------------------- */
@@ -365,6 +384,16 @@ static int copy_layer(const mtc_model *m, const mtc_layer *L, const uint8_t *uni
     switch (L->spec.type) {
     case MTC_L_DENSE: case MTC_L_CONV: {
         int conv = L->spec.type == MTC_L_CONV;
+        if (conv && L->cs.G > 1) { /* never cut, nor its inputs (cuttable): as it was */
+            if (N->nw != L->nw) {
+                rc = mtc_err_set(e, MTC_EINTERNAL, "structured pruning: %s: grouped conv changed size", L->name);
+                break;
+            }
+            memcpy(o->params + N->w_off, m->params + L->w_off, (size_t)L->nw * sizeof(float));
+            memcpy(o->params + N->b_off, m->params + L->b_off, (size_t)L->nb * sizeof(float));
+            if (m->mask && o->mask) memcpy(o->mask + N->w_off, m->mask + L->w_off, (size_t)L->nw * sizeof(float));
+            break;
+        }
         int64_t rows = kept_list(unit, units_of(L), 1, ri);
         int64_t C = conv ? L->in_c : L->in_size;
         int64_t cols = conv ? kept_list(fin, L->in_c, inS, ci) : kept_list(fin, L->in_size, 1, ci);

@@ -245,7 +245,7 @@ static int write_ckpt(qstate *q, const mtc_ckpt *src, const char *src_path, cons
         int64_t dims[4], one = 1, N = op->N;
         int nd;
         if (op->kind == OP_CONV) {
-            dims[0] = op->N; dims[1] = op->L->cs.C; dims[2] = dims[3] = op->L->cs.K;
+            dims[0] = op->N; dims[1] = op->L->cs.C / op->L->cs.G; dims[2] = dims[3] = op->L->cs.K;
             nd = 4;
         } else {
             dims[0] = op->N; dims[1] = op->K;

@@ -30,7 +30,7 @@
 int mtc_wino_eligible(const mtc_conv_shape *s)
 {
     /* at C < 8 the transforms cost more than the multiplies they save */
-    return s->K == 3 && s->stride == 1 && s->pad <= 2 && s->C >= 8;
+    return s->K == 3 && s->stride == 1 && s->pad <= 2 && s->C >= 8 && s->G == 1;
 }
 
 int64_t mtc_wino_u_floats(const mtc_conv_shape *s)

@@ -232,14 +232,15 @@ static void conv_ref(double *out, const conv_ctx *c)
             for (int oh = 0; oh < s->OH; oh++)
                 for (int ow = 0; ow < s->OW; ow++) {
                     double acc = c->b ? c->b[oc] : 0.0;
-                    for (int ch = 0; ch < s->C; ch++)
+                    const int Cg = s->C / s->G, g = oc / (s->OC / s->G); /* groups: G = 1 is dense */
+                    for (int cg = 0; cg < Cg; cg++)
                         for (int kh = 0; kh < s->K; kh++)
                             for (int kw = 0; kw < s->K; kw++) {
                                 int ih = oh * s->stride - s->pad + kh;
                                 int iw = ow * s->stride - s->pad + kw;
                                 if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) continue;
-                                acc += c->W[((oc * s->C + ch) * s->K + kh) * s->K + kw] *
-                                       c->in[((b * s->C + ch) * s->H + ih) * s->W + iw];
+                                acc += c->W[((oc * Cg + cg) * s->K + kh) * s->K + kw] *
+                                       c->in[((b * s->C + g * Cg + cg) * s->H + ih) * s->W + iw];
                             }
                     out[((b * s->OC + oc) * s->OH + oh) * s->OW + ow] = acc;
                 }
@@ -255,17 +256,18 @@ static double conv_obj(void *p)
     return s;
 }
 
-static void check_conv(int B, int C, int H, int W, int OC, int K, int stride, int pad,
-                       int grads)
+static void check_conv_g(int B, int C, int H, int W, int OC, int K, int stride, int pad, int G,
+                         int grads)
 {
     char what[96];
-    snprintf(what, sizeof what, "conv B%d C%d %dx%d OC%d K%d s%d p%d", B, C, H, W, OC, K,
-             stride, pad);
+    snprintf(what, sizeof what, "conv B%d C%d %dx%d OC%d K%d s%d p%d G%d", B, C, H, W, OC, K,
+             stride, pad, G);
     mtc_conv_shape s;
     assert_int_equal(mtc_conv_shape_init(&s, C, H, W, OC, K, stride, pad), 0);
+    assert_int_equal(mtc_conv_shape_groups(&s, G), 0);
     mtc_rng r;
-    mtc_rng_seed(&r, 7 * B + K + stride + pad);
-    const int64_t nin = (int64_t)B * C * H * W, nw = (int64_t)OC * C * K * K;
+    mtc_rng_seed(&r, 7 * B + K + stride + pad + 31 * G);
+    const int64_t nin = (int64_t)B * C * H * W, nw = (int64_t)OC * (C / G) * K * K;
     const int64_t nout = (int64_t)B * OC * s.OH * s.OW, ncol = mtc_conv_col_floats(&s, B);
     float *in = gc_rand(&r, nin, -1, 1), *Wt = gc_rand(&r, nw, -1, 1), *b = gc_rand(&r, OC, -1, 1);
     float *proj = gc_rand(&r, nout, -1, 1), *out = gc_zeros(nout);
@@ -299,8 +301,55 @@ static void check_conv(int B, int C, int H, int W, int OC, int K, int stride, in
         free(din); free(dW); free(db); free(g); free(din1); free(dW1); free(db1);
         free(dW2); free(din2);
     }
+    if (G > 1) { /* grouped: every sample computed alone gives the batch's bytes */
+        const int64_t is = nin / B, os = nout / B;
+        float *one = gc_zeros(os);
+        for (int bi = 0; bi < B; bi++) {
+            mtc_conv2d_forward(one, in + bi * is, Wt, b, col, &s, 1);
+            if (memcmp(one, out + bi * os, (size_t)os * sizeof *one)) fail_msg("%s: sample %d alone differs", what, bi);
+        }
+        free(one);
+    }
     free(in); free(Wt); free(b); free(proj); free(out); free(col); free(dcol);
     free(c.in); free(c.W); free(c.b); free(c.proj); free(ref);
+}
+
+static void check_conv(int B, int C, int H, int W, int OC, int K, int stride, int pad, int grads)
+{
+    check_conv_g(B, C, H, W, OC, K, stride, pad, 1, grads);
+}
+
+/* Grouped and depthwise convolution against the direct reference and
+ * finite differences; a grouped conv equals a dense one whose weights are
+ * zero outside the groups' blocks (to float rounding: other summation
+ * order); groups must divide both channel counts. */
+static void test_grouped_and_depthwise_conv(void **st)
+{
+    (void)st;
+    check_conv_g(2, 4, 6, 6, 6, 3, 1, 1, 2, 1); /* 2 groups of 2 -> 3 */
+    check_conv_g(3, 3, 7, 7, 3, 3, 1, 1, 3, 1); /* depthwise */
+    check_conv_g(2, 3, 7, 7, 6, 3, 2, 1, 3, 1); /* depthwise, multiplier 2, stride 2 */
+    check_conv_g(2, 4, 5, 5, 4, 1, 1, 0, 4, 1); /* 1x1 depthwise */
+    mtc_conv_shape s, d;
+    assert_int_equal(mtc_conv_shape_init(&s, 4, 5, 5, 6, 3, 1, 1), 0);
+    assert_int_equal(mtc_conv_shape_groups(&s, 3), -1); /* 3 does not divide 4 */
+    assert_int_equal(mtc_conv_shape_groups(&s, 4), -1); /* nor 6 */
+    assert_int_equal(mtc_conv_shape_groups(&s, 2), 0);
+    d = s;
+    d.G = 1;
+    mtc_rng r;
+    mtc_rng_seed(&r, 5);
+    const int B = 2, Cg = 2, OCg = 3;
+    float *in = gc_rand(&r, B * 4 * 25, -1, 1), *Wg = gc_rand(&r, 6 * Cg * 9, -1, 1), *b = gc_rand(&r, 6, -1, 1);
+    float *Wd = gc_zeros(6 * 4 * 9), *og = gc_zeros(B * 6 * 25), *od = gc_zeros(B * 6 * 25);
+    for (int oc = 0; oc < 6; oc++)
+        for (int cg = 0; cg < Cg; cg++)
+            memcpy(Wd + (oc * 4 + (oc / OCg) * Cg + cg) * 9, Wg + (oc * Cg + cg) * 9, 9 * sizeof(float));
+    float *col = gc_zeros(mtc_conv_col_floats(&d, B));
+    mtc_conv2d_forward(og, in, Wg, b, NULL, &s, B);
+    mtc_conv2d_forward(od, in, Wd, b, col, &d, B);
+    for (int i = 0; i < B * 6 * 25; i++) assert_true(fabsf(og[i] - od[i]) <= 1e-5f * (1 + fabsf(od[i])));
+    free(in); free(Wg); free(b); free(Wd); free(og); free(od); free(col);
 }
 
 static void test_conv_shape_rejects_impossible(void **st)
@@ -872,6 +921,7 @@ int main(void)
         cmocka_unit_test(test_dense_backward_matches_fd),
         cmocka_unit_test(test_dense_batch1_uses_same_math),
         cmocka_unit_test(test_conv_shape_rejects_impossible),
+        cmocka_unit_test(test_grouped_and_depthwise_conv),
         cmocka_unit_test(test_conv_workspace_does_not_grow_with_the_batch),
         cmocka_unit_test(test_conv2d_forward_matches_direct_loop),
         cmocka_unit_test(test_winograd_matches_direct_loop),

@@ -409,7 +409,8 @@ static void write_rows(const char *path, float *x, int rows, int n, uint64_t see
  * gelu_erf, layernorm, a map-sized avgpool and a reg head whose target
  * standardisation is folded; an MMoE on tabular inputs (experts with
  * layernorm and gelu, a reg task) and one on images (the gates read the
- * flattened image). ONNX Runtime gives mtc's outputs on each; what mtc
+ * flattened image); depthwise-separable and grouped convs (the group
+ * attribute). ONNX Runtime gives mtc's outputs on each; what mtc
  * import reads back (all but the pre-17 layernorm chain) re-exports to the
  * same bytes, MMoE included. */
 static void test_export_every_layer_kind_at_three_opsets(void **st)
@@ -429,6 +430,11 @@ static void test_export_every_layer_kind_at_three_opsets(void **st)
          "[input] shape=1x6x6\n[mmoe] experts=2\n[conv] filters=3 size=3 act=relu\n[flatten]\n"
          "[dense] units=6 act=sigmoid\n[task p] kind=bin outputs=1\n[task q] kind=cls classes=4\n",
          "1x6x6", 36, 0.0f, 1.0f},
+        {"depthwise", /* depthwise-separable blocks, a grouped conv, batchnorm after the depthwise, [gap] */
+         "[input] shape=2x8x8\n[conv] filters=8 size=3 pad=1 act=relu\n[conv] filters=8 size=3 pad=1 groups=8\n"
+         "[batchnorm]\n[act] fn=relu\n[conv] filters=12 size=1 act=relu\n[conv] filters=12 size=3 stride=2 groups=4 "
+         "act=relu\n[gap]\n[dense] units=6 act=relu\n[task a] kind=cls classes=3\n",
+         "2x8x8", 128, 0.0f, 1.0f},
     };
     char *dir = tu_mkdtemp(), *out = NULL, *err = NULL, args[2048];
     for (size_t i = 0; i < sizeof M / sizeof *M; i++) {

@@ -660,6 +660,21 @@ static void test_structured_channels_identical_when_removed_channels_were_dead(v
     assert_int_equal(p.trunk[0].layers[4].in_size, 3 * 3 * 3); /* 3 channels x 3x3 */
     check_same_outputs(&m, &p, &d);
     mtc_model_free(&p);
+    /* depthwise-separable: the depthwise conv and the conv feeding it keep
+     * their channels (their channels pair up), the pointwise conv after is cut */
+    mtc_model g, gp;
+    build("[input] shape=1x6x6\n[conv] filters=4 size=3 act=relu\n[conv] filters=4 size=3 groups=4 act=relu\n"
+          "[conv] filters=6 size=1 act=relu\n[flatten]\n[dense] units=8 act=relu\n"
+          "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n", &g, 16);
+    for (int u = 0; u < 3; u++) kill_unit(&g, &g.trunk[0].layers[2], 2 * u + 1);
+    if (mtc_prune_structured(&g, &c, &gp, &removed, &e)) fail_msg("structured, depthwise: %s", e.msg);
+    assert_int_equal(removed, 3);
+    assert_int_equal(gp.trunk[0].layers[0].spec.filters, 4);
+    assert_int_equal(gp.trunk[0].layers[1].spec.filters, 4);
+    assert_int_equal(gp.trunk[0].layers[2].spec.filters, 3);
+    check_same_outputs(&g, &gp, &d);
+    mtc_model_free(&g);
+    mtc_model_free(&gp);
     /* MMoE is refused with a message that says so */
     mtc_model mm;
     build("[input] shape=4\n[mmoe] experts=2\n[dense] units=8 act=relu\n[task fine] kind=cls classes=4\n", &mm, 1);

@@ -41,6 +41,7 @@ int mtc_conv_chunk(const mtc_conv_shape *s, int B)
 
 int64_t mtc_conv_col_floats(const mtc_conv_shape *s, int B)
 {
+    if (s->G > 1) return 1; /* the direct grouped kernels need none */
     int64_t N = (int64_t)mtc_conv_chunk(s, B) * s->OH * s->OW;
     return ((int64_t)s->C * s->K * s->K + s->OC) * N;
 }
@@ -197,6 +198,10 @@ void mtc_conv2d_forward(float *out, const float *in, const float *W,
                         const float *b, float *col, const mtc_conv_shape *s,
                         int B)
 {
+    if (s->G > 1) {
+        mtc_conv2d_group_forward(out, in, W, b, s, B);
+        return;
+    }
     const int64_t is = (int64_t)s->C * s->H * s->W, os = (int64_t)s->OC * s->OH * s->OW;
     const int bc = mtc_conv_chunk(s, B);
     for (int b0 = 0; b0 < B; b0 += bc) {
@@ -265,6 +270,10 @@ void mtc_conv2d_backward(float *din, float *dW, float *db, const float *dout,
                          float *dcol, const mtc_conv_shape *s, int B)
 {
     if (B <= 0) return;
+    if (s->G > 1) {
+        mtc_conv2d_group_backward(din, dW, db, dout, in, W, s, B);
+        return;
+    }
     const int OC = s->OC;
     const int64_t OHW = (int64_t)s->OH * s->OW;
     const int64_t is = (int64_t)s->C * s->H * s->W, os = OC * OHW;

@@ -16,6 +16,7 @@ int mtc_conv_shape_init(mtc_conv_shape *s, int C, int H, int W, int OC, int K,
     if (H + 2 * pad < K || W + 2 * pad < K) return -1;
     s->C = C; s->H = H; s->W = W; s->OC = OC; s->K = K;
     s->stride = stride; s->pad = pad;
+    s->G = 1;
     s->OH = (H + 2 * pad - K) / stride + 1;
     s->OW = (W + 2 * pad - K) / stride + 1;
     return 0;

@@ -7,6 +7,7 @@
  *   [input]   shape = 1x28x28          (CSV: columns = a,b,c or all)
  *   [mmoe]    experts = 4              (optional: soft sharing)
  *   [conv]    filters = 32 size = 3 stride = 1 pad = 1 act = relu
+ *             (groups = G: grouped; groups = C, filters = C·m: depthwise)
  *   [maxpool] size = 2                 [avgpool] size = 2
  *   [dense]   units = 256 act = relu   [flatten]
  *   [act]     fn = gelu                [dropout] p = 0.2
@@ -34,6 +35,7 @@ typedef struct mtc_layer_spec {
     int type;
     int units;                  /* dense */
     int filters, size, stride, pad; /* conv / pool */
+    int groups;                 /* conv: 0/1 = dense, G = grouped, C = depthwise */
     int act;                    /* dense/conv fused activation, act layer fn */
     float p;                    /* dropout */
     int line;                   /* spec line, for messages */

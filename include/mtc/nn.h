@@ -44,10 +44,21 @@ void mtc_dense_backward_ld(float *din, float *dW, float *db, const float *dout, 
 /* ---- conv2d: in (B,C,H,W), W (OC,C,K,K), b (OC), out (B,OC,OH,OW) ------ */
 typedef struct mtc_conv_shape {
     int C, H, W, OC, K, stride, pad, OH, OW;
+    int G; /* groups (1: every output reads every input channel) */
 } mtc_conv_shape;
-/* OH = (H + 2*pad - K)/stride + 1; returns -1 when the shape is impossible. */
+/* OH = (H + 2*pad - K)/stride + 1; returns -1 when the shape is impossible.
+ * G = 1. */
 int mtc_conv_shape_init(mtc_conv_shape *s, int C, int H, int W, int OC, int K,
                         int stride, int pad);
+/* Grouped convolution: G groups of C/G input channels, each feeding OC/G
+ * outputs; W (OC, C/G, K, K). -1 unless G divides C and OC. G = C = OC is
+ * depthwise. mtc_conv2d_forward/backward run such a shape through the
+ * direct kernels below (core/layers/conv_group.c, no BLAS, no workspace). */
+int mtc_conv_shape_groups(mtc_conv_shape *s, int G);
+void mtc_conv2d_group_forward(float *out, const float *in, const float *W, const float *b,
+                              const mtc_conv_shape *s, int B);
+void mtc_conv2d_group_backward(float *din, float *dW, float *db, const float *dout, const float *in,
+                               const float *W, const mtc_conv_shape *s, int B);
 /* The kernels work through the batch in chunks of
  * Bc = mtc_conv_chunk(s, B) = min(B, ceil(512 / (OH·OW))) samples,
  * one im2col + GEMM each, so the workspace does not grow with the batch.
