@@ -75,7 +75,7 @@ static int layer_setup(mtc_layer *L, const mtc_layer_spec *ls, const char *name,
         break;
     }
     case MTC_L_FLATTEN: oc = c * h * w; oh = ow = 1; break;
-    case MTC_L_ACT: case MTC_L_DROPOUT: break;
+    case MTC_L_ACT: case MTC_L_DROPOUT: case MTC_L_RESIDUAL: case MTC_L_ADD: break; /* add: checked by the chain */
     case MTC_L_BATCHNORM:
         L->nw = L->nb = c;
         L->stat_off = *soff;
@@ -100,13 +100,29 @@ static int chain_setup(mtc_chain *ch, const mtc_layer_spec *specs, int n, const 
                        int c, int h, int w, int64_t *poff, int64_t *soff, mtc_err *e)
 {
     ch->n = n;
+    int open[MTC_MAX_LAYERS], nopen = 0; /* residual blocks nest */
     for (int i = 0; i < n; i++) {
         char name[192]; /* longer than mtc_layer.name: the compiler cannot bound the parts */
         snprintf(name, sizeof name, "%s.%d.%s", prefix, i, mtc_layer_type_name(specs[i].type));
-        int rc = layer_setup(&ch->layers[i], &specs[i], name, c, h, w, poff, soff, e);
+        mtc_layer *L = &ch->layers[i];
+        int rc = layer_setup(L, &specs[i], name, c, h, w, poff, soff, e);
         if (rc) return rc;
-        c = ch->layers[i].out_c; h = ch->layers[i].out_h; w = ch->layers[i].out_w;
+        L->partner = -1;
+        if (specs[i].type == MTC_L_RESIDUAL) open[nopen++] = i;
+        if (specs[i].type == MTC_L_ADD) {
+            if (!nopen) return mtc_err_set(e, MTC_EINPUT, "spec:%d: [add] without a [residual] to close", specs[i].line);
+            mtc_layer *R = &ch->layers[open[--nopen]];
+            if (R->in_c != c || R->in_h != h || R->in_w != w)
+                return mtc_err_set(e, MTC_EINPUT, "spec:%d: [add]: the block's output is %dx%dx%d but its input (line %d) was "
+                                   "%dx%dx%d; a residual block keeps the shape", specs[i].line, c, h, w, R->spec.line,
+                                   R->in_c, R->in_h, R->in_w);
+            R->partner = i;
+            L->partner = (int)(R - ch->layers);
+        }
+        c = L->out_c; h = L->out_h; w = L->out_w;
     }
+    if (nopen)
+        return mtc_err_set(e, MTC_EINPUT, "spec:%d: [residual] never closed by an [add]", ch->layers[open[nopen - 1]].spec.line);
     return 0;
 }
 
@@ -251,8 +267,8 @@ void mtc_model_init_params(mtc_model *m, uint64_t seed)
 static void layer_free_buffers(mtc_layer *L)
 {
     if (L->pre != L->out) free(L->pre);
-    free(L->out); free(L->dout); free(L->mean); free(L->rstd); free(L->argmax); free(L->drop_mask);
-    L->pre = L->out = L->dout = L->mean = L->rstd = NULL;
+    free(L->out); free(L->dout); free(L->mean); free(L->rstd); free(L->argmax); free(L->drop_mask); free(L->aux);
+    L->pre = L->out = L->dout = L->mean = L->rstd = L->aux = NULL;
     L->argmax = NULL;
     L->drop_mask = NULL;
 }

@@ -47,7 +47,8 @@ static int layer_alloc(mtc_layer *L, int B, int64_t *scratch)
     L->out = malloc(n * sizeof(float));
     L->dout = malloc(n * sizeof(float));
     if (!L->out || !L->dout) return -1;
-    int fused = (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV);
+    int fused = (L->spec.type == MTC_L_DENSE || L->spec.type == MTC_L_CONV || L->spec.type == MTC_L_ADD);
+    if (L->spec.type == MTC_L_ADD && !(L->aux = malloc(n * sizeof(float)))) return -1;
     /* relu/leaky run in place: sign(out) == sign(pre), so backward needs no
      * pre-activation copy (one buffer and one memory pass less) */
     if (fused && L->spec.act != MTC_ACT_NONE && !act_in_place(L->spec.act)) {
@@ -565,6 +566,49 @@ static void layer_backward(mtc_model *m, mtc_layer *L, const float *x, float *dx
     }
 }
 
+/* A residual block: [residual] keeps its input (its output is a copy, the
+ * block's first layer reads it); [add] writes act(x + that input). */
+static void residual_forward(mtc_chain *ch, int i, const float *x, int B)
+{
+    mtc_layer *L = &ch->layers[i];
+    const int64_t n = (int64_t)B * L->out_size;
+    if (L->spec.type == MTC_L_RESIDUAL) {
+        memcpy(L->out, x, (size_t)n * sizeof(float));
+        return;
+    }
+    const float *skip = ch->layers[L->partner].out;
+    for (int64_t j = 0; j < n; j++) L->pre[j] = x[j] + skip[j];
+    if (L->spec.act) mtc_act_forward(L->out, L->pre, n, L->spec.act);
+}
+
+/* Backward of residual_forward. [add]: the gradient through act goes to the
+ * block's last layer (din) and, kept in aux, to the block's input; the
+ * [residual] layer (reached after the block's layers) passes its own
+ * gradient plus that kept one on. fresh: see par_ctx. */
+static void residual_backward(mtc_chain *ch, int i, float *din, int B, int fresh)
+{
+    mtc_layer *L = &ch->layers[i];
+    const int64_t n = (int64_t)B * L->out_size;
+    if (L->spec.type == MTC_L_ADD) {
+        const float *g = L->dout;
+        if (L->spec.act) {
+            memset(L->aux, 0, (size_t)n * sizeof(float));
+            mtc_act_backward(L->aux, g, L->pre == L->out ? NULL : L->pre, L->out, n, L->spec.act);
+            g = L->aux;
+        } else {
+            memcpy(L->aux, g, (size_t)n * sizeof(float));
+        }
+        if (!din) return;
+        if (fresh) memcpy(din, g, (size_t)n * sizeof(float));
+        else for (int64_t j = 0; j < n; j++) din[j] += g[j];
+        return;
+    }
+    if (!din) return;
+    const float *a = L->dout, *b = ch->layers[L->partner].aux;
+    if (fresh) for (int64_t j = 0; j < n; j++) din[j] = a[j] + b[j];
+    else for (int64_t j = 0; j < n; j++) din[j] += a[j] + b[j];
+}
+
 /* In training a batchnorm followed by a relu runs as one layer: BN writes
  * relu(y) into the relu's output and takes the relu's gradient through its
  * mask (two memory passes fewer each way; same values as apart). */
@@ -584,6 +628,8 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
         } else if (train == MTC_FWD_TRAIN && bn_fuses_relu(ch, i)) {
             bn_run(m, &ch->layers[i], &ch->layers[i + 1], x, NULL, B, 0, bn_fwd_task);
             i++;
+        } else if (ch->layers[i].spec.type == MTC_L_RESIDUAL || ch->layers[i].spec.type == MTC_L_ADD) {
+            residual_forward(ch, i, x, B);
         } else {
             layer_forward(m, &ch->layers[i], x, B, train, rng);
         }
@@ -604,8 +650,10 @@ static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *d
             relu = &ch->layers[i--];
         const float *in = i ? ch->layers[i - 1].out : x;
         float *din = i ? ch->layers[i - 1].dout : dx; /* inside the chain: written only here */
+        const int rt = ch->layers[i].spec.type;
         if (pool) sliced_backward(m, &ch->layers[i], pool, in, din, B, i > 0);
         else if (relu) bn_run(m, &ch->layers[i], relu, in, din, B, i > 0, bn_bwd_task);
+        else if (rt == MTC_L_RESIDUAL || rt == MTC_L_ADD) residual_backward(ch, i, din, B, i > 0);
         else layer_backward(m, &ch->layers[i], in, din, B, i > 0);
     }
 }

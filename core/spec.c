@@ -34,7 +34,7 @@ typedef struct parser {
 } parser;
 
 static const char *layer_names[] = {"dense", "conv", "maxpool", "avgpool", "flatten",
-                                    "act", "dropout", "batchnorm", "layernorm"};
+                                    "act", "dropout", "batchnorm", "layernorm", "residual", "add"};
 
 const char *mtc_layer_type_name(int type)
 {
@@ -164,8 +164,8 @@ static int set_key(parser *p, const char *k, const char *v)
             break;
         }
         if (!strcmp(k, "act") || (!strcmp(k, "fn") && l->type == MTC_L_ACT)) {
-            if (l->type != MTC_L_DENSE && l->type != MTC_L_CONV && l->type != MTC_L_ACT)
-                return fail(p, "act: only dense, conv and act layers take an activation", 0, 0);
+            if (l->type != MTC_L_DENSE && l->type != MTC_L_CONV && l->type != MTC_L_ACT && l->type != MTC_L_ADD)
+                return fail(p, "act: only dense, conv, add and act layers take an activation", 0, 0);
             int a = mtc_act_parse(v);
             if (a < 0)
                 return fail(p, "unknown activation '%s' (expected none, relu, leaky, tanh, sigmoid, gelu)", v, NULL);
@@ -297,7 +297,7 @@ static int open_section(parser *p, const char *name, const char *arg)
         p->sec = SEC_LAYER;
         return 0;
     }
-    return fail(p, "unknown section [%s] (expected input, mmoe, dense, conv, maxpool, avgpool, gap, flatten, act, dropout, batchnorm, layernorm, task, head, train)", name, NULL);
+    return fail(p, "unknown section [%s] (expected input, mmoe, dense, conv, maxpool, avgpool, gap, flatten, act, dropout, batchnorm, layernorm, residual, add, task, head, train)", name, NULL);
 }
 
 /* Splits "k = v k2=v2" into pairs; '=' may be spaced or not. */

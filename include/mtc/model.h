@@ -8,6 +8,8 @@
  *   [mmoe]    experts = 4              (optional: soft sharing)
  *   [conv]    filters = 32 size = 3 stride = 1 pad = 1 act = relu
  *             (groups = G: grouped; groups = C, filters = C·m: depthwise)
+ *   [residual] ... [add] act = relu: a residual block, the layers between
+ *             adding their output to the block's input (same shape)
  *   [maxpool] size = 2                 [avgpool] size = 2
  *   [dense]   units = 256 act = relu   [flatten]
  *   [act]     fn = gelu                [dropout] p = 0.2
@@ -27,7 +29,9 @@
 
 typedef enum mtc_layer_type {
     MTC_L_DENSE = 0, MTC_L_CONV, MTC_L_MAXPOOL, MTC_L_AVGPOOL, MTC_L_FLATTEN,
-    MTC_L_ACT, MTC_L_DROPOUT, MTC_L_BATCHNORM, MTC_L_LAYERNORM
+    MTC_L_ACT, MTC_L_DROPOUT, MTC_L_BATCHNORM, MTC_L_LAYERNORM,
+    MTC_L_RESIDUAL, /* opens a residual block: remembers its input */
+    MTC_L_ADD       /* closes it: output = act(block output + block input) */
 } mtc_layer_type;
 const char *mtc_layer_type_name(int type);
 
@@ -96,6 +100,8 @@ typedef struct mtc_layer {
     float *mean, *rstd;     /* BN/LN saved statistics */
     int32_t *argmax;        /* maxpool */
     uint8_t *drop_mask;     /* dropout */
+    int partner;            /* residual <-> its add: the other's index in the chain */
+    float *aux;             /* add: the gradient for the block's input (skip path) */
 } mtc_layer;
 
 typedef struct mtc_chain {
