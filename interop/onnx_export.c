@@ -37,6 +37,8 @@ typedef struct xb {
     int nnode, ninit;
     int opset;                /* what the graph is written for */
     int flat_input;           /* "input.flatten" written (MMoE gates) */
+    const char *skip[MTC_MAX_LAYERS]; /* open residual blocks' inputs */
+    int nskip;
     mtc_err *e;
 } xb;
 
@@ -307,6 +309,21 @@ static void ln_node(xb *b, const mtc_model *m, const mtc_layer *L, const char **
     *cur = L->name;
 }
 
+/* [residual]: the block's input is remembered; [add]: Add(block output,
+ * that input), then the add's activation. */
+static int residual_node(xb *b, const mtc_layer *L, int act_, const char **cur)
+{
+    if (L->spec.type == MTC_L_RESIDUAL) {
+        if (b->nskip >= MTC_MAX_LAYERS) return mtc_err_set(b->e, MTC_EINPUT, "layer %s: residual blocks nest too deep", L->name);
+        b->skip[b->nskip++] = *cur;
+        return 0;
+    }
+    if (!b->nskip) return mtc_err_set(b->e, MTC_EINTERNAL, "layer %s: [add] without its [residual]", L->name);
+    node(b, "Add", L->name, L->name, 2, *cur, b->skip[--b->nskip]);
+    *cur = L->name;
+    return act(b, L, act_, cur);
+}
+
 /* One layer of a chain. fold (reg output layer): W, b scaled by std, + mean. */
 static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur, int *rank4, const float *std,
                  const float *mean, const char *out_name)
@@ -357,6 +374,8 @@ static int layer(xb *b, const mtc_model *m, const mtc_layer *L, const char **cur
         return act(b, L, s->act, cur);
     case MTC_L_DROPOUT:
         return 0;
+    case MTC_L_RESIDUAL: case MTC_L_ADD:
+        return residual_node(b, L, s->act, cur);
     default:
         return mtc_err_set(b->e, MTC_EINPUT, "layer %s (%s) has no ONNX export yet", L->name,
                            mtc_layer_type_name(s->type));
@@ -616,6 +635,8 @@ static int rt_op_node(xb *b, const mtc_rt *rt, const rt_op *op, const char **cur
     case OP_LN:
         ln_node(b, &rt->m, L, cur, *rank4);
         return 0;
+    case OP_RESID: case OP_ADD:
+        return residual_node(b, L, op->act, cur);
     default:
         return mtc_err_set(b->e, MTC_EINPUT, "layer %s (%s) has no ONNX export yet", name,
                            mtc_layer_type_name(L->spec.type));

@@ -702,6 +702,9 @@ static int translate(ictx *x, size_t ni)
         if (nd->n_input != 2) return node_err(x, nd, "Add takes two inputs");
         const char *bname = nd->input[nd->input[0] == in ? 1 : 0];
         Onnx__TensorProto *bt = find_init(x, bname);
+        if (!bt && find_tensor(x, bname))
+            return node_err(x, nd, "adds two computed tensors (a residual connection): mtc import does not read "
+                                   "residual blocks yet (mtc export writes them)");
         if (!fusable || last->type != MTC_L_DENSE || last->b || last->act || !bt || numel(bt) != last->wn)
             return node_err(x, nd, "only the bias of the MatMul before it can be added");
         if (!(last->b = floats(x, nd, bt, last->wn))) return x->e->code;

@@ -82,9 +82,10 @@ static int layernorm_downstream(const plan *P, int c, int i)
 }
 
 /* 1 when the next weighted layer after layer i of chain c (in any head,
- * for the trunk's last) is a grouped or depthwise conv: removing one of its
- * input channels would have to remove the channels of its group too, which
- * this pass does not do yet, so such layers keep their channels. */
+ * for the trunk's last) is a grouped or depthwise conv, or a residual
+ * block's start or end comes first: removing one of those channels would
+ * have to remove the channels tied to it too (its group; the other side of
+ * the add), which this pass does not do yet, so such layers keep theirs. */
 static int grouped_downstream(const plan *P, int c, int i)
 {
     const mtc_chain *ch = P->ch[c];
@@ -92,6 +93,9 @@ static int grouped_downstream(const plan *P, int c, int i)
         const mtc_layer *L = &ch->layers[j];
         if (L->spec.type == MTC_L_CONV) return L->cs.G > 1;
         if (L->spec.type == MTC_L_DENSE) return 0;
+        /* a residual block's input or output: its channels are added to
+         * another tensor's, so they stay (both sides would have to go) */
+        if (L->spec.type == MTC_L_RESIDUAL || L->spec.type == MTC_L_ADD) return 1;
     }
     if (c != 0) return 0;
     for (int h = 1; h < P->nchains; h++)

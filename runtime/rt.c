@@ -40,6 +40,7 @@ struct rt_ws {
     float *col, *mean, *rstd;
     float *sparse;          /* the sparse kernels' scratch */
     float *experts, *mix, *gate;  /* MMoE */
+    float *skip[MTC_MAX_LAYERS];  /* residual blocks: each open block's input */
 };
 
 static void ws_free(rt_ws *w)
@@ -49,6 +50,7 @@ static void ws_free(rt_ws *w)
         for (int i = 0; i < 2; i++) { free(w->set[s].f[i]); free(w->set[s].u[i]); }
     free(w->acc); free(w->ucol); free(w->col); free(w->mean); free(w->rstd); free(w->sparse);
     free(w->experts); free(w->mix); free(w->gate);
+    for (int d = 0; d < MTC_MAX_LAYERS; d++) free(w->skip[d]);
     free(w);
 }
 
@@ -89,6 +91,7 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
     w->rstd = malloc((size_t)cap * sizeof(float) + 64);
     w->sparse = malloc((size_t)sp * sizeof(float));
     bad |= !w->acc || !w->ucol || !w->col || !w->mean || !w->rstd || !w->sparse;
+    for (int d = 0; d < rt->skip_depth; d++) bad |= !(w->skip[d] = malloc(fa * sizeof(float)));
     if (rt->m.nexperts > 1) {
         size_t H = (size_t)rt->m.trunk_out;
         w->experts = malloc((size_t)rt->m.nexperts * (size_t)cap * H * sizeof(float));
@@ -352,6 +355,7 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
 {
     mtc_model *m = &rt->m;
     rc_out->n = 0;
+    int depth = 0; /* open residual blocks (the spec checked they close) */
     for (int i = 0; i < ch->n; i++) {
         const mtc_layer *L = &ch->layers[i];
         int type = L->spec.type;
@@ -415,6 +419,15 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
         }
         case MTC_L_MAXPOOL: op->kind = OP_MAXPOOL; break;
         case MTC_L_AVGPOOL: op->kind = OP_AVGPOOL; break;
+        case MTC_L_RESIDUAL:
+            op->kind = OP_RESID;
+            op->depth = depth++;
+            if (depth > rt->skip_depth) rt->skip_depth = depth;
+            break;
+        case MTC_L_ADD:
+            op->kind = OP_ADD;
+            op->depth = --depth;
+            break;
         case MTC_L_ACT: op->kind = OP_ACT; break;
         case MTC_L_LAYERNORM:
             op->kind = OP_LN;
@@ -878,11 +891,25 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
         return (act){NULL, s->u[o], a.p, o};
     }
     a = as_float(a, s, nin);
+    if (op->kind == OP_RESID) { /* keep the block's input; pass it on as it is */
+        memcpy(w->skip[op->depth], a.f, (size_t)nin * sizeof(float));
+        if (rt->tap) {
+            rt->tap(rt->tap_ctx, op, 0, a.f, nin);
+            rt->tap(rt->tap_ctx, op, 1, a.f, nin);
+        }
+        return a;
+    }
     int o = a.slot >= 0 ? 1 - a.slot : 0;
     float *y = s->f[o];
     const float *x = a.f;
     const mtc_model *m = &rt->m;
     switch (op->kind) {
+    case OP_ADD: {
+        const float *k = w->skip[op->depth];
+        for (int64_t j = 0; j < nout; j++) y[j] = x[j] + k[j];
+        if (op->act) mtc_act_forward(y, y, nout, op->act);
+        break;
+    }
     case OP_DENSE:
     case OP_CONV: {
         /* every kernel fuses a relu; any other activation runs after */

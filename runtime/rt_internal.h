@@ -8,7 +8,7 @@
 
 #include "mtc.h"
 
-enum { OP_DENSE = 0, OP_CONV, OP_MAXPOOL, OP_AVGPOOL, OP_ACT, OP_LN, OP_BN };
+enum { OP_DENSE = 0, OP_CONV, OP_MAXPOOL, OP_AVGPOOL, OP_ACT, OP_LN, OP_BN, OP_RESID, OP_ADD };
 
 /* One executable step: a dense/conv layer with a following batchnorm folded
  * and a following relu fused, or a layer run as is. Flatten and dropout are
@@ -23,6 +23,7 @@ typedef struct rt_op {
     float *W, *b;           /* dense/conv fp32 (folded, owned); may be NULL in
                                an int8 checkpoint */
     int has_fp32;
+    int depth;              /* resid/add: the skip buffer (nesting level) */
     /* int8 */
     int quant;              /* runs int8 */
     int out_u8;             /* plan: int8 op writes u8 (else f32) */
@@ -66,6 +67,7 @@ struct mtc_rt {
     rt_chain trunk[MTC_MAX_EXPERTS], head[MTC_MAX_TASKS];
     rt_op gate[MTC_MAX_TASKS];
     int nops;
+    int skip_depth;         /* skip buffers residual blocks need (deepest nesting) */
     rt_op *ops[MTC_MAX_LAYERS * (MTC_MAX_EXPERTS + MTC_MAX_TASKS)];
     int threads, isa;
     mtc_pool *pool;         /* created by the first multi-threaded run */

@@ -675,6 +675,20 @@ static void test_structured_channels_identical_when_removed_channels_were_dead(v
     check_same_outputs(&g, &gp, &d);
     mtc_model_free(&g);
     mtc_model_free(&gp);
+    /* a residual block: the conv feeding it and the one closing it keep
+     * their channels, the one inside is cut */
+    build("[input] shape=1x6x6\n[conv] filters=4 size=3 pad=1 act=relu\n[residual]\n[conv] filters=6 size=3 pad=1 "
+          "act=relu\n[conv] filters=4 size=3 pad=1\n[add] act=relu\n[flatten]\n[dense] units=8 act=relu\n"
+          "[task fine] kind=cls classes=4\n[task level] kind=reg outputs=1\n", &g, 17);
+    for (int u = 0; u < 3; u++) kill_unit(&g, &g.trunk[0].layers[2], 2 * u);
+    if (mtc_prune_structured(&g, &c, &gp, &removed, &e)) fail_msg("structured, residual: %s", e.msg);
+    assert_int_equal(removed, 3);
+    assert_int_equal(gp.trunk[0].layers[0].spec.filters, 4);
+    assert_int_equal(gp.trunk[0].layers[2].spec.filters, 3);
+    assert_int_equal(gp.trunk[0].layers[3].spec.filters, 4);
+    check_same_outputs(&g, &gp, &d);
+    mtc_model_free(&g);
+    mtc_model_free(&gp);
     /* MMoE is refused with a message that says so */
     mtc_model mm;
     build("[input] shape=4\n[mmoe] experts=2\n[dense] units=8 act=relu\n[task fine] kind=cls classes=4\n", &mm, 1);
