@@ -773,6 +773,37 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     free(tp);
     free(p);
     mtc_model_free(&m);
+    /* --tune: five runs, each task's alpha the best on validation (ties: the
+     * smaller alpha), every value tried in the checkpoint's metadata */
+    snprintf(args, sizeof args, "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/tu.mtc --epochs 2 --lr 0.005 "
+             "--batch 32 --tune --quiet", spec, csv, dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("distill --tune: %s", err);
+    free(out); free(err);
+    p = tu_path(dir, "tu.mtc");
+    assert_int_equal(mtc_model_load(p, &m, &meta, &e), 0);
+    assert_int_equal(mtc_json_parse(meta, strlen(meta), &j, &e), 0);
+    const mtc_json *tt = mtc_json_get(mtc_json_get(&j, "distill"), "tasks");
+    static const char *const tn[2] = {"fine", "level"};
+    for (int k = 0; k < 2; k++) {
+        const mtc_json *tk = mtc_json_get(tt, tn[k]), *tu = mtc_json_get(tk, "tune");
+        assert_true(tu && tu->n == 5);
+        int best = 0;
+        for (int g = 1; g < 5; g++) {
+            double v = mtc_json_num(&tu->items[g], "val", NAN), b = mtc_json_num(&tu->items[best], "val", NAN);
+            if (k ? v < b : v > b) best = g;
+        }
+        double want = mtc_json_num(&tu->items[best], "alpha", NAN), got = mtc_json_num(tk, "alpha", NAN);
+        if (!(fabs(want - got) < 1e-9)) fail_msg("%s: alpha %.2f, best on validation %.2f", tn[k], got, want);
+    }
+    mtc_json_free(&j);
+    free(meta);
+    free(p);
+    mtc_model_free(&m);
+    snprintf(args, sizeof args, "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/tu.mtc --epochs 1 --val 0 --tune --quiet",
+             spec, csv, dir, dir);
+    assert_int_equal(tu_run_mtc(dir, args, &out, &err), 2);
+    assert_non_null(strstr(err, "--tune"));
+    free(out); free(err);
     /* soft labels for another data set (one label changed) are refused with exit 2 */
     char *csv2 = tu_path(dir, "t2.csv");
     size_t n;

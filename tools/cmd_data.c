@@ -203,25 +203,52 @@ static int data_info(int argc, char **argv)
     return 0;
 }
 
+/* --wide: x1..xF (F >= 10) standard normal features, two latent factors
+ * from the first nine (products and a sine: an MLP has to learn them), a
+ * 3-class label `c` from their sum and two regression targets y1, y2 with
+ * noise; the other features are noise, some of them noisy copies. */
+static void tabular_wide_rows(FILE *f, int rows, int F, mtc_rng *r)
+{
+    double *x = malloc((size_t)F * sizeof *x);
+    if (!x) return;
+    for (int j = 0; j < F; j++) fprintf(f, "x%d,", j + 1);
+    fprintf(f, "c,y1,y2\n");
+    for (int i = 0; i < rows; i++) {
+        for (int j = 0; j < F; j++) x[j] = mtc_rng_normal(r);
+        for (int j = 20; j < F && j < 40; j++) x[j] = x[j - 20] + 0.5 * x[j]; /* noisy copies */
+        double u = x[0] + 0.5 * x[1] - x[2] + 0.5 * x[3] * x[4];
+        double v = sin(2 * x[5]) + 0.5 * x[6] * x[6] - x[7] + 0.3 * x[8];
+        int c = u + v < -0.8 ? 0 : u + v < 0.8 ? 1 : 2;
+        double y1 = 3 * u + 2 * v + 0.5 * mtc_rng_normal(r);
+        double y2 = u * v + 2 * tanh(x[8]) + 0.5 * mtc_rng_normal(r);
+        for (int j = 0; j < F; j++) fprintf(f, "%.4f,", x[j]);
+        fprintf(f, "%d,%.4f,%.4f\n", c, y1, y2);
+    }
+    free(x);
+}
+
 /* A synthetic tabular data set for tutorials and tests: 8 numeric features,
  * a 3-class string label `segment` and a regression target `price`, both
  * driven by one latent score, so the two tasks share structure. */
 static int data_tabular(int argc, char **argv)
 {
     const char *out = NULL;
-    int rows = 6000;
+    int rows = 6000, wide = 0;
     cli_common c;
     cli_common_defaults(&c);
     cli_opt opts[] = {
         {"out", OPT_STR, &out, "output CSV file (-o; required)", 1, 0},
         {"rows", OPT_INT, &rows, "rows (default {default})", 10, 10000000},
+        {"wide", OPT_INT, &wide, "instead: F features x1..xF (10..10000), a class c and targets y1, y2", 10, 10000},
         CLI_COMMON(&c),
         CLI_END,
     };
     const char *pos[1];
-    int npos, rc = cli_parse("data tabular", "-o FILE.csv [--rows N] [--seed N]",
+    int npos, rc = cli_parse("data tabular", "-o FILE.csv [--rows N] [--seed N] [--wide F]",
                              "Writes a synthetic CSV: features area,rooms,age,distance,f5..f8, a class\n"
-                             "column `segment` (budget/standard/premium) and a float column `price`.",
+                             "column `segment` (budget/standard/premium) and a float column `price`.\n"
+                             "--wide F: F features x1..xF (two latent factors of the first nine, the rest noise\n"
+                             "and noisy copies), a 3-class column `c` and two regression targets `y1`, `y2`.",
                              opts, argc, argv, pos, 0, &npos);
     if (rc) return rc < 0 ? 0 : rc;
     if (!out) return usage_error("data tabular: -o FILE.csv is required");
@@ -230,8 +257,9 @@ static int data_tabular(int argc, char **argv)
     if (mtc_outfile_open(&o, out, &e)) return cli_fail("data tabular", &e);
     mtc_rng r;
     mtc_rng_seed(&r, c.seed);
-    fprintf(o.f, "area,rooms,age,distance,f5,f6,f7,f8,segment,price\n");
-    for (int i = 0; i < rows; i++) {
+    if (wide) tabular_wide_rows(o.f, rows, wide, &r);
+    else fprintf(o.f, "area,rooms,age,distance,f5,f6,f7,f8,segment,price\n");
+    for (int i = 0; i < rows && !wide; i++) {
         double z1 = mtc_rng_normal(&r), z2 = mtc_rng_normal(&r), z3 = mtc_rng_normal(&r);
         double z4 = mtc_rng_normal(&r);
         double area = 70 + 20 * z1, age = 30 + 15 * z3, dist = 5 * exp(0.5 * z4);

@@ -180,6 +180,54 @@ static int teacher_in_header(const mtc_json *hdr, const char *hash)
     return 0;
 }
 
+#define TUNE_N 5
+static const float tune_grid[TUNE_N] = {0.0f, 0.25f, 0.5f, 0.75f, 0.9f};
+
+/* --tune: the student trained once per alpha of the grid (every task at that
+ * alpha, T as set), each task's validation metric noted (accuracy: higher
+ * is better; MAE: lower), and each task's best alpha kept in cfg (ties: the
+ * smaller alpha). Tasks without soft labels are left alone. */
+static int tune_alpha(const mtc_spec *spec, const char *spec_text, const mtc_dataset *d, mtc_train_cfg *cfg,
+                      const mtc_soft *soft, uint64_t seed, const cli_common *c, double val[][MTC_MAX_TASKS],
+                      mtc_err *e)
+{
+    const int T = spec->ntasks;
+    int best[MTC_MAX_TASKS] = {0};
+    for (int g = 0; g < TUNE_N; g++) {
+        mtc_model tm;
+        int rc = mtc_model_build(spec, spec_text, &tm, e);
+        if (rc) return rc;
+        mtc_model_init_params(&tm, seed);
+        if ((rc = mtc_model_set_class_names(&tm, d, e))) {
+            mtc_model_free(&tm);
+            return rc;
+        }
+        mtc_train_cfg tc = *cfg;
+        for (int t = 0; t < T; t++) tc.kd_alpha[t] = tune_grid[g];
+        tc.checkpoint_path = tc.resume_path = NULL;
+        tc.progress = NULL, tc.step_progress = NULL;
+        mtc_train_result r = {0};
+        rc = mtc_train(&tm, d, &tc, &r, e);
+        free(r.history_json);
+        mtc_model_free(&tm);
+        if (rc) return rc;
+        char line[600];
+        int n = snprintf(line, sizeof line, "tune: alpha %.2f:", tune_grid[g]);
+        for (int t = 0; t < T; t++) {
+            val[g][t] = r.val_metric[t];
+            const int reg = spec->tasks[t].kind == MTC_TASK_REG;
+            n += snprintf(line + n, sizeof line - (size_t)n, reg ? "  %s MAE %.4f" : "  %s %.2f%%", spec->tasks[t].name,
+                          reg ? val[g][t] : 100 * val[g][t]);
+            if (g && (reg ? val[g][t] < val[best[t]][t] : val[g][t] > val[best[t]][t])) best[t] = g;
+            if (n >= (int)sizeof line) n = (int)sizeof line - 1;
+        }
+        cli_progress(c, "%s", line);
+    }
+    for (int t = 0; t < T; t++)
+        if (soft->v[t]) cfg->kd_alpha[t] = tune_grid[best[t]];
+    return 0;
+}
+
 int cmd_distill(int argc, char **argv)
 {
     const char *spec_path = NULL, *data = NULL, *out = NULL, *soft_path = NULL, *teacher_path = NULL, *transfer = NULL;
@@ -188,7 +236,8 @@ int cmd_distill(int argc, char **argv)
     mtc_train_cfg dflt; /* T, alpha and the hint weight start at the library's defaults */
     mtc_train_cfg_default(&dflt);
     float T = dflt.kd_T[0], alpha = dflt.kd_alpha[0], hint_weight = dflt.hint_weight, *hints = NULL;
-    int compare = 0, allow_missing = 0, hint_dim = 0;
+    int compare = 0, allow_missing = 0, hint_dim = 0, tune = 0;
+    double tune_val[TUNE_N][MTC_MAX_TASKS];
     cli_common c;
     cli_common_defaults(&c);
     util_train_opts to;
@@ -207,6 +256,9 @@ int cmd_distill(int argc, char **argv)
         {"teacher", OPT_STR, &teacher_path, "teacher checkpoint: report its test metrics and agreement", 1, 0},
         {"hint-weight", OPT_FLOAT, &hint_weight, "hint loss weight on the trunk output (needs `mtc label --hints`; default {default} = off)", 0, 1e4},
         {"compare-scratch", OPT_FLAG, &compare, "also train the student from scratch (same settings) and report the gap closed", 1, 0},
+        {"tune", OPT_FLAG, &tune, "choose alpha per task on the validation split: one run per alpha in {0, .25, .5, .75, .9}, "
+                                  "then the final run with each task's best (alpha 0 = labels only: never worse than "
+                                  "scratch on validation)", 1, 0},
         UTIL_TRAIN_OPTS(&to),
         CLI_COMMON(&c),
         CLI_MISSING(&c),
@@ -318,6 +370,20 @@ int cmd_distill(int argc, char **argv)
 
     cli_progress(&c, "distill: %s, %lld samples, %lld parameters, %d task(s), soft labels %s", d.name,
                  (long long)d.n, (long long)m.nparams, m.spec.ntasks, soft_path);
+    if (tune) {
+        if (cfg.val_frac <= 0) {
+            rc = mtc_err_set(&e, MTC_EINPUT, "--tune chooses on the validation split: --val must be above 0");
+            goto out;
+        }
+        cli_progress(&c, "distill --tune: %d runs, one per alpha, then the final one", TUNE_N);
+        if ((rc = tune_alpha(&spec, spec_text, &d, &cfg, &soft, c.seed, &c, tune_val, &e))) goto out;
+        char line[600];
+        int n = snprintf(line, sizeof line, "tune: chosen on validation:");
+        for (int t = 0; t < m.spec.ntasks && n < (int)sizeof line; t++)
+            n += snprintf(line + n, sizeof line - (size_t)n, "  %s alpha %.2f", m.spec.tasks[t].name,
+                          soft.v[t] ? cfg.kd_alpha[t] : 0.0);
+        cli_progress(&c, "%s", line);
+    }
     mtc_model_init_params(&m, c.seed);
     double t_train = util_now();
     if ((rc = mtc_train(&m, &d, &cfg, &res, &e))) goto out;
@@ -403,6 +469,17 @@ int cmd_distill(int argc, char **argv)
         mtc_jw_bool(&w, rows[t].soft);
         mtc_jw_knum(&w, "T", cfg.kd_T[t]);
         mtc_jw_knum(&w, "alpha", rows[t].soft ? cfg.kd_alpha[t] : 0.0);
+        if (tune && rows[t].soft) { /* the validation metric of every alpha tried */
+            mtc_jw_key(&w, "tune");
+            mtc_jw_arr(&w);
+            for (int g = 0; g < TUNE_N; g++) {
+                mtc_jw_obj(&w);
+                mtc_jw_knum(&w, "alpha", tune_grid[g]);
+                mtc_jw_knum(&w, "val", tune_val[g][t]);
+                mtc_jw_obj_end(&w);
+            }
+            mtc_jw_arr_end(&w);
+        }
         mtc_jw_obj_end(&w);
     }
     mtc_jw_obj_end(&w);
