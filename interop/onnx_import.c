@@ -65,7 +65,13 @@ typedef struct ichain {
     const char *output;       /* graph output name (heads) */
 } ichain;
 
-typedef struct tensor { const char *name; int chain; int consumers; } tensor;
+typedef struct tensor {
+    const char *name;
+    int chain, consumers;
+    int res_src;              /* the skip input of a residual Add (that use not counted) */
+    int res_open;             /* its [residual] pushed */
+    const char *res_main;     /* that Add's other input: the block's output */
+} tensor;
 
 /* Values exporters compute from a tensor's shape for a Reshape target
  * (PyTorch's x.view(x.size(0), -1)): Shape -> Gather(0) -> Unsqueeze ->
@@ -95,6 +101,9 @@ typedef struct ictx {
     ichain *experts;          /* E chains */
     struct { const float *W, *b; int trans; int64_t K; const char *mix; } gate[MAX_CHAINS];
     double exval[EX_NODES + 1][EX_PTS]; /* expr_group's values */
+    /* residual Adds (residual_add), found once per walk */
+    int nres;
+    struct { size_t node; const char *skip, *main; } res[MTC_MAX_LAYERS * 4];
 } ictx;
 
 /* ---- small lookups ------------------------------------------------------ */
@@ -128,6 +137,54 @@ static tensor *find_tensor(ictx *x, const char *name)
     return NULL;
 }
 
+static int producer(ictx *x, const char *name);
+
+/* Walks back from tensor t through the producers (each node once: vis,
+ * n_node bytes) until stop. mode 0: 1 when a Conv, Gemm or MatMul lies on
+ * the way (an elementwise expression such as gelu's x + c·x³ has none: not
+ * a residual block); mode 1: 1 when tensor stop is reached (an ancestor of
+ * t, or t itself). */
+static int walk_back(ictx *x, const char *t, const char *stop, int mode, unsigned char *vis)
+{
+    if (!strcmp(t, stop)) return mode == 1;
+    int p = producer(x, t);
+    if (p < 0 || vis[p]) return 0;
+    vis[p] = 1;
+    const Onnx__NodeProto *nd = x->g->node[p];
+    const char *op = S(nd->op_type);
+    if (mode == 0 && (!strcmp(op, "Conv") || !strcmp(op, "Gemm") || !strcmp(op, "MatMul"))) return 1;
+    for (size_t k = 0; k < nd->n_input; k++)
+        if (*nd->input[k] && !find_init(x, nd->input[k]) && walk_back(x, nd->input[k], stop, mode, vis)) return 1;
+    return 0;
+}
+
+static int walk_back_from(ictx *x, const char *t, const char *stop, int mode)
+{
+    unsigned char *vis = calloc(x->g->n_node + 1, 1);
+    int r = vis ? walk_back(x, t, stop, mode, vis) : 0; /* out of memory: not a residual block */
+    free(vis);
+    return r;
+}
+
+/* An Add of two computed tensors with a layer between them is a residual
+ * block's sum: its skip input is the one computed first (the graph's
+ * input, or the earlier node's output); 1 when node i is such an Add, with
+ * *skip and *main set. */
+static int residual_add(ictx *x, size_t i, const char **skip, const char **mainin)
+{
+    const Onnx__NodeProto *nd = x->g->node[i];
+    if (strcmp(S(nd->op_type), "Add") || nd->n_input != 2 || find_init(x, nd->input[0]) || find_init(x, nd->input[1]))
+        return 0;
+    int p0 = producer(x, nd->input[0]), p1 = producer(x, nd->input[1]);
+    if ((p0 >= 0 && !strcmp(S(x->g->node[p0]->op_type), "Constant")) ||
+        (p1 >= 0 && !strcmp(S(x->g->node[p1]->op_type), "Constant")))
+        return 0; /* a Constant node's value: not computed (find_init knows it only once translated) */
+    int k = p0 < p1 ? 0 : 1;
+    if (!walk_back_from(x, nd->input[1 - k], nd->input[k], 0)) return 0;
+    *skip = nd->input[k], *mainin = nd->input[1 - k];
+    return 1;
+}
+
 static int add_tensor(ictx *x, const char *name, int chain)
 {
     if (x->nt >= MAX_TENSORS) return mtc_err_set(x->e, MTC_EINPUT, "%s: more than %d tensors", x->path, MAX_TENSORS);
@@ -138,7 +195,12 @@ static int add_tensor(ictx *x, const char *name, int chain)
         for (size_t k = 0; k < x->g->node[i]->n_input; k++) consumers += !strcmp(x->g->node[i]->input[k], name);
     }
     for (size_t i = 0; i < x->g->n_output; i++) consumers += !strcmp(S(x->g->output[i]->name), name);
-    x->t[x->nt++] = (tensor){name, chain, consumers};
+    int res = 0;
+    const char *rm = NULL;
+    for (int i = 0; i < x->nres; i++)
+        if (!(x->done && x->done[x->res[i].node]) && !strcmp(x->res[i].skip, name))
+            res = 1, consumers--, rm = x->res[i].main;
+    x->t[x->nt++] = (tensor){name, chain, consumers, res, 0, rm};
     return 0;
 }
 
@@ -670,8 +732,10 @@ static int translate(ictx *x, size_t ni)
     int src;
     if (shape_node(x, nd, &src)) return src;
     /* the data input: the one that is not a constant (Add, Mul take either side) */
-    const char *in = nd->input[0];
+    const char *in = nd->input[0], *res_skip = NULL, *res_main = NULL;
     if ((!strcmp(op, "Add") || !strcmp(op, "Mul")) && nd->n_input == 2 && find_init(x, in)) in = nd->input[1];
+    for (int i = 0; i < x->nres; i++)
+        if (x->res[i].node == ni) res_skip = x->res[i].skip, res_main = x->res[i].main, in = res_main;
     int ea = 0, ci = 0, rc;
     const char *eout = NULL;
     int grp = find_tensor(x, in) ? expr_group(x, ni, in, &ea, &eout) : 0;
@@ -679,12 +743,20 @@ static int translate(ictx *x, size_t ni)
     if ((rc = chain_of(x, nd, in, &ci))) return rc;
     ichain *c = &x->ch[ci];
     if (c->strip) return node_err(x, nd, "follows the Softmax/Sigmoid that ends an output");
+    tensor *tin = find_tensor(x, in);
+    if (tin && tin->res_src && !tin->res_open && nd->n_output && walk_back_from(x, tin->res_main, nd->output[0], 1)) {
+        /* a residual block starts at in: nd is its first node (on the way to the sum) */
+        ilayer *r = push(x, c, nd, MTC_L_RESIDUAL);
+        if (!r) return x->e->code;
+        r->out = in;
+        tin->res_open = 1;
+    }
     ilayer *last = c->n ? &c->l[c->n - 1] : NULL;
     if (c->pending_pad && strcmp(op, "Conv")) return node_err(x, nd, "follows a Pad that only a Conv can take");
     int fusable = last && !strcmp(last->out, in) && find_tensor(x, in)->consumers == 1;
     int a = act_of(nd);
     if (grp) { /* an activation written as an expression: like one act node */
-        if (fusable && (last->type == MTC_L_DENSE || last->type == MTC_L_CONV) && !last->act) {
+        if (fusable && (last->type == MTC_L_DENSE || last->type == MTC_L_CONV || last->type == MTC_L_ADD) && !last->act) {
             last->act = ea;
         } else {
             ilayer *l = push(x, c, nd, MTC_L_ACT);
@@ -698,13 +770,20 @@ static int translate(ictx *x, size_t ni)
     const int pushed = c->n;
     if (!strcmp(op, "Gemm") || !strcmp(op, "MatMul")) {
         rc = dense(x, c, nd, op[0] == 'G');
+    } else if (res_skip) { /* the sum closing the residual block opened at res_skip, in this chain */
+        int depth = 0, open = -1;
+        for (int k = c->n - 1; k >= 0 && open < 0; k--) {
+            if (c->l[k].type == MTC_L_ADD) depth++;
+            else if (c->l[k].type == MTC_L_RESIDUAL && depth-- == 0) open = k;
+        }
+        if (open < 0 || strcmp(c->l[open].out, res_skip))
+            return node_err(x, nd, "adds two computed tensors that are not a residual block of one chain (its skip "
+                                   "input must be the block's input; projection shortcuts are not supported)");
+        if (!push(x, c, nd, MTC_L_ADD)) return x->e->code;
     } else if (!strcmp(op, "Add")) {
         if (nd->n_input != 2) return node_err(x, nd, "Add takes two inputs");
         const char *bname = nd->input[nd->input[0] == in ? 1 : 0];
         Onnx__TensorProto *bt = find_init(x, bname);
-        if (!bt && find_tensor(x, bname))
-            return node_err(x, nd, "adds two computed tensors (a residual connection): mtc import does not read "
-                                   "residual blocks yet (mtc export writes them)");
         if (!fusable || last->type != MTC_L_DENSE || last->b || last->act || !bt || numel(bt) != last->wn)
             return node_err(x, nd, "only the bias of the MatMul before it can be added");
         if (!(last->b = floats(x, nd, bt, last->wn))) return x->e->code;
@@ -733,7 +812,7 @@ static int translate(ictx *x, size_t ni)
     } else if (a >= 0) {
         if (a == MTC_ACT_LEAKY && fabsf(attr_f(nd, "alpha", 0.01f) - 0.01f) > 1e-7f)
             return node_err(x, nd, "alpha must be 0.01 (mtc's leaky relu)");
-        if (fusable && (last->type == MTC_L_DENSE || last->type == MTC_L_CONV) && !last->act) {
+        if (fusable && (last->type == MTC_L_DENSE || last->type == MTC_L_CONV || last->type == MTC_L_ADD) && !last->act) {
             last->act = a;
             last->out = nd->output[0];
         } else {
@@ -925,11 +1004,26 @@ static void drop_flattens(ichain *t);
 static int read_input(ictx *x);
 
 /* Resets the walk and translates the nodes not done. */
+static int find_residuals(ictx *x)
+{
+    x->nres = 0;
+    for (size_t i = 0; i < x->g->n_node; i++) {
+        const char *sk, *mi;
+        if (!residual_add(x, i, &sk, &mi)) continue;
+        if (x->nres >= (int)(sizeof x->res / sizeof *x->res))
+            return mtc_err_set(x->e, MTC_EINPUT, "%s: more residual blocks than mtc supports", x->path);
+        x->res[x->nres].node = i, x->res[x->nres].skip = sk, x->res[x->nres].main = mi;
+        x->nres++;
+    }
+    return 0;
+}
+
 static int walk(ictx *x)
 {
     x->nt = 0, x->nch = 0, x->nsym = 0, x->branch = NULL;
     memset(x->ch, 0, sizeof x->ch);
-    int rc = read_input(x);
+    int rc = find_residuals(x);
+    if (!rc) rc = read_input(x);
     for (size_t i = 0; i < x->g->n_node && !rc; i++) rc = translate(x, i);
     return rc;
 }
@@ -1124,6 +1218,8 @@ static void emit_layer(char *s, size_t n, const ilayer *l)
         snprintf(s + k, n - k, "\n");
         break;
     case MTC_L_MAXPOOL: snprintf(s + k, n - k, "[maxpool] size=%d stride=%d\n", l->size, l->stride); break;
+    case MTC_L_RESIDUAL: snprintf(s + k, n - k, "[residual]\n"); break;
+    case MTC_L_ADD: snprintf(s + k, n - k, "[add] act=%s\n", mtc_act_name(l->act)); break;
     case MTC_L_AVGPOOL: snprintf(s + k, n - k, "[avgpool] size=%d stride=%d\n", l->size, l->stride); break;
     case MTC_L_BATCHNORM: snprintf(s + k, n - k, "[batchnorm]\n"); break;
     case MTC_L_LAYERNORM: snprintf(s + k, n - k, "[layernorm]\n"); break;
@@ -1218,12 +1314,13 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
         rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = read_input(x))) goto out;
     for (size_t i = 0; i < x->g->n_node && !rc; i++) {
         const Onnx__NodeProto *nd = x->g->node[i];
         if (nd->domain && *nd->domain && strcmp(nd->domain, "ai.onnx")) rc = node_err(x, nd, "an operator of another domain");
         else if (!strcmp(S(nd->op_type), "Constant")) rc = constant(x, nd);
     }
+    if (!rc) rc = find_residuals(x); /* with the constants known */
+    if (!rc) rc = read_input(x);
     if (rc) goto out;
     const char *eout[MTC_MAX_EXPERTS];
     int ntask = 0;
@@ -1287,8 +1384,10 @@ int mtc_onnx_import(const char *path, const char *tasks, mtc_model *m, char *not
             break;
         }
         for (int i = 0; i < h->n - 1 && !rc; i++)
-            if (h->l[i].type != MTC_L_DENSE && h->l[i].type != MTC_L_ACT)
-                rc = mtc_err_set(e, MTC_EINPUT, "%s: output '%s': a head holds dense layers only", path, name);
+            if (h->l[i].type != MTC_L_DENSE && h->l[i].type != MTC_L_ACT && h->l[i].type != MTC_L_RESIDUAL &&
+                h->l[i].type != MTC_L_ADD)
+                rc = mtc_err_set(e, MTC_EINPUT, "%s: output '%s': a head holds dense layers (and residual blocks "
+                                 "of them) only", path, name);
         if (rc) break;
         int kind = -1;
         for (int i = 0; i < ntt; i++)
