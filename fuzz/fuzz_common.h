@@ -322,7 +322,7 @@ static inline int fz_make_seeds(const char *which, const char *dir, fz_fixture *
     }
     if (!strcmp(which, "onnx")) { /* the committed fixtures (run from the repository root) */
         static const char *const fx_files[] = {"mt_cnn.onnx", "mlp.onnx", "unsupported.onnx", "gelu_gap.onnx",
-                                               "ln_mean.onnx"};
+                                               "ln_mean.onnx", "resnet_dw.onnx"}; /* residual + depthwise */
         /* and an MMoE with layernorm and gelu as mtc export writes it (MMoE, gelu chains) */
         static const char *mmoe = "[input] shape=1x4x4\n[mmoe] experts=2\n[conv] filters=2 size=3 act=gelu_erf\n"
                                   "[layernorm]\n[dense] units=3 act=gelu\n[task a] kind=cls classes=2\n"
@@ -335,7 +335,7 @@ static inline int fz_make_seeds(const char *which, const char *dir, fz_fixture *
         rc = mtc_onnx_export(&m, 17, p, e);
         mtc_model_free(&m);
         if (rc) return rc;
-        for (int i = 0; i < 5 && !rc; i++) {
+        for (int i = 0; i < (int)(sizeof fx_files / sizeof *fx_files) && !rc; i++) {
             char *b = NULL;
             size_t n = 0;
             snprintf(p, sizeof p, "tests/fixtures/%s", fx_files[i]);

@@ -464,6 +464,9 @@ static int ints_of(ictx *x, const char *name, int64_t *v, int max)
     Onnx__TensorProto *t = find_init(x, name);
     int64_t n = t ? numel(t) : -1;
     if (n < 0 || n > max) return -1;
+    if (n == 0) /* empty: nothing to copy (memcpy from a NULL array is undefined even for 0 bytes) */
+        return t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64 || t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT32
+                   ? 0 : -1;
     if (t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__INT64) {
         if (t->has_raw_data && t->raw_data.len == (size_t)n * 8) memcpy(v, t->raw_data.data, (size_t)n * 8);
         else if (!t->has_raw_data && t->n_int64_data == (size_t)n) memcpy(v, t->int64_data, (size_t)n * 8);
