@@ -815,37 +815,6 @@ static void linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, 
     }
 }
 
-/* An int8 grouped / depthwise conv of one sample, direct: C (P, N) =
- * Σ wq · u over each output's window, padding reading the input zero point
- * (what im2col_u8 stores), so the epilogue's bias_eff applies unchanged.
- * Integer sums: the same values in any order. */
-static void conv_group_u8(const rt_op *op, const uint8_t *x, int32_t *C)
-{
-    const mtc_conv_shape *s = &op->L->cs;
-    const int G = s->G, Cg = s->C / G, OCg = s->OC / G, K = s->K, N = op->N;
-    const int64_t HW = (int64_t)s->H * s->W;
-    const int32_t zp = op->in_p.zp;
-    for (int oc = 0; oc < N; oc++) {
-        const int8_t *w = op->wq + (int64_t)oc * op->K;
-        const uint8_t *xg = x + (int64_t)(oc / OCg) * Cg * HW;
-        for (int oh = 0; oh < s->OH; oh++)
-            for (int ow = 0; ow < s->OW; ow++) {
-                int32_t acc = 0;
-                for (int cg = 0; cg < Cg; cg++)
-                    for (int kh = 0; kh < K; kh++) {
-                        const int ih = oh * s->stride - s->pad + kh;
-                        for (int kw = 0; kw < K; kw++) {
-                            const int iw = ow * s->stride - s->pad + kw;
-                            const int32_t u = ih < 0 || ih >= s->H || iw < 0 || iw >= s->W
-                                                  ? zp : xg[cg * HW + (int64_t)ih * s->W + iw];
-                            acc += (int32_t)w[(cg * K + kh) * K + kw] * u;
-                        }
-                    }
-                C[((int64_t)oh * s->OW + ow) * N + oc] = acc;
-            }
-    }
-}
-
 /* pool: op->pool_fuse in effect, the op writes the pooled map (run_chain
  * then skips the pool op) */
 static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B, int pool)
@@ -867,7 +836,7 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
             int P = cs->OH * cs->OW;
             for (int b = 0; b < B; b++) {
                 if (cs->G > 1) {
-                    conv_group_u8(op, a.u + b * op->in_size, w->acc);
+                    mtc_qconv_group(op->wq, a.u + b * op->in_size, op->in_p.zp, cs, w->acc);
                     epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size);
                     continue;
                 }

@@ -524,6 +524,36 @@ static void test_runtime_int8_residual_close_to_fp32(void **st)
     qpair_epochs = 6;
 }
 
+/* The int8 grouped conv's row form equals its tap-by-tap twin, bit for
+ * bit, over strides, pads, kernel sizes, group counts and zero points. */
+static void test_qconv_group_equals_its_scalar_twin(void **st)
+{
+    (void)st;
+    static const int shapes[][7] = { /* C, H, W, OC, K, stride, G */
+        {8, 9, 7, 8, 3, 1, 8}, {6, 8, 8, 12, 3, 2, 3}, {4, 5, 6, 4, 1, 1, 4}, {6, 7, 7, 6, 5, 1, 2}, {3, 4, 4, 6, 3, 2, 3}};
+    mtc_rng r;
+    mtc_rng_seed(&r, 21);
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
+        for (int pad = 0; pad <= shapes[i][4] / 2; pad++) {
+            const int *v = shapes[i];
+            mtc_conv_shape s;
+            assert_int_equal(mtc_conv_shape_init(&s, v[0], v[1], v[2], v[3], v[4], v[5], pad), 0);
+            assert_int_equal(mtc_conv_shape_groups(&s, v[6]), 0);
+            const int64_t nw = (int64_t)v[3] * (v[0] / v[6]) * v[4] * v[4], nx = (int64_t)v[0] * v[1] * v[2];
+            const int64_t nc = (int64_t)s.OH * s.OW * v[3];
+            int8_t *wq = malloc((size_t)nw);
+            uint8_t *x = malloc((size_t)nx);
+            int32_t *a = malloc((size_t)nc * sizeof *a), *b = malloc((size_t)nc * sizeof *b);
+            for (int64_t k = 0; k < nw; k++) wq[k] = (int8_t)((int)mtc_rng_below(&r, 255) - 127);
+            for (int64_t k = 0; k < nx; k++) x[k] = (uint8_t)mtc_rng_below(&r, 256);
+            int32_t zp = (int32_t)mtc_rng_below(&r, 256);
+            mtc_qconv_group(wq, x, zp, &s, a);
+            mtc_qconv_group_ref(wq, x, zp, &s, b);
+            if (memcmp(a, b, (size_t)nc * sizeof *a)) fail_msg("shape %zu pad %d: row form differs from the twin", i, pad);
+            free(wq); free(x); free(a); free(b);
+        }
+}
+
 static void test_runtime_int8_depthwise_separable_close_to_fp32(void **st)
 {
     (void)st;
@@ -636,6 +666,7 @@ int main(void)
         cmocka_unit_test(test_runtime_int8_conv_bn_pool_close_to_fp32),
         cmocka_unit_test(test_runtime_depthwise_separable_equals_model),
         cmocka_unit_test(test_runtime_int8_depthwise_separable_close_to_fp32),
+        cmocka_unit_test(test_qconv_group_equals_its_scalar_twin),
         cmocka_unit_test(test_runtime_residual_equals_model),
         cmocka_unit_test(test_runtime_int8_residual_close_to_fp32),
         cmocka_unit_test(test_runtime_winograd_conv_equals_model),

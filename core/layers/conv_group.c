@@ -19,9 +19,7 @@ int mtc_conv_shape_groups(mtc_conv_shape *s, int G)
     return 0;
 }
 
-/* Output columns [lo, hi) whose input column ow·stride − pad + kw is inside
- * [0, W) (as conv2d.c's). */
-static void cols(const mtc_conv_shape *s, int kw, int *lo, int *hi)
+void mtc_conv_valid_cols(const mtc_conv_shape *s, int kw, int *lo, int *hi)
 {
     int st = s->stride, a = s->pad - kw, l = 0, h;
     if (a > 0) l = (a + st - 1) / st;
@@ -50,7 +48,7 @@ void mtc_conv2d_group_forward(float *out, const float *in, const float *W, const
                     for (int kw = 0; kw < K; kw++) {
                         const float w = W[(((int64_t)oc * Cg + cg) * K + kh) * K + kw];
                         int lo, hi;
-                        cols(s, kw, &lo, &hi);
+                        mtc_conv_valid_cols(s, kw, &lo, &hi);
                         const int off = kw - p;
                         for (int oh = 0; oh < s->OH; oh++) {
                             const int ih = oh * st - p + kh;
@@ -90,7 +88,7 @@ void mtc_conv2d_group_backward(float *din, float *dW, float *db, const float *do
                         const int64_t wi = (((int64_t)oc * Cg + cg) * K + kh) * K + kw;
                         const float w = W[wi];
                         int lo, hi;
-                        cols(s, kw, &lo, &hi);
+                        mtc_conv_valid_cols(s, kw, &lo, &hi);
                         const int off = kw - p;
                         float acc = 0.0f;
                         for (int oh = 0; oh < s->OH; oh++) {

@@ -55,6 +55,9 @@ int mtc_conv_shape_init(mtc_conv_shape *s, int C, int H, int W, int OC, int K,
  * depthwise. mtc_conv2d_forward/backward run such a shape through the
  * direct kernels below (core/layers/conv_group.c, no BLAS, no workspace). */
 int mtc_conv_shape_groups(mtc_conv_shape *s, int G);
+/* Output columns [lo, hi) whose input column ow·stride − pad + kw lies in
+ * [0, W) (the others read padding). */
+void mtc_conv_valid_cols(const mtc_conv_shape *s, int kw, int *lo, int *hi);
 void mtc_conv2d_group_forward(float *out, const float *in, const float *W, const float *b,
                               const mtc_conv_shape *s, int B);
 void mtc_conv2d_group_backward(float *din, float *dW, float *db, const float *dout, const float *in,

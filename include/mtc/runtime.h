@@ -157,6 +157,12 @@ int mtc_qgemm_isa(void);
 int mtc_qgemm_isa_supported(int isa);
 const char *mtc_isa_name(int isa);
 mtc_qgemm_fn mtc_qgemm_get(int isa);
+/* int8 grouped / depthwise conv of one sample x (C, H, W) u8 with zero
+ * point zp, weights wq (OC, C/G, K, K): C (OH·OW, OC) int32 sums, padding
+ * reading zp (runtime/qconv_group.c). _ref is the tap-by-tap scalar twin;
+ * both give the same values. */
+void mtc_qconv_group(const int8_t *wq, const uint8_t *x, int32_t zp, const mtc_conv_shape *s, int32_t *C);
+void mtc_qconv_group_ref(const int8_t *wq, const uint8_t *x, int32_t zp, const mtc_conv_shape *s, int32_t *C);
 
 /* ---- dense int8 epilogue (runtime/epilogue*.c) ------------------------- */
 /* C (M, N) int32 -> u8: clamp(requantize(C + bias) + zo, lo, 255) into
