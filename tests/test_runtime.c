@@ -435,23 +435,24 @@ static void test_runtime_int8_narrow_trunk_wide_heads(void **st)
     "[conv] filters = 12 size = 1 act = relu\n[conv] filters = 12 size = 3 stride = 2 groups = 4 act = relu\n" \
     "[gap]\n[dense] units = 8 act = relu\n[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n"
 
-static void test_runtime_depthwise_separable_equals_model(void **st)
+/* spec saved (perturbed weights) and run by the runtime on 1-3 threads
+ * (batch 1 on two of them, 16 otherwise): the model's outputs. */
+static void check_rt_equals_model(const char *spec, int c, int h, int w, uint64_t seed, const char *label)
 {
-    (void)st;
-    char *dir = tu_mkdtemp(), *path = tu_path(dir, "dw.mtc");
+    char *dir = tu_mkdtemp(), *path = tu_path(dir, "m.mtc");
     mtc_model m;
     mtc_dataset d;
     mtc_err e = {0};
-    make_data(&d, 29, 4, 8, 8, 3);
+    make_data(&d, 29, c, h, w, 3);
     float *want[MTC_MAX_TASKS], *got[MTC_MAX_TASKS];
-    saved_model(DW_SPEC, 6, path, &m, &d, 16, want);
+    saved_model(spec, seed, path, &m, &d, 16, want);
     for (int threads = 1; threads <= 3; threads++) {
         mtc_rt *rt;
-        assert_int_equal(mtc_rt_load(path, &rt, &e), 0);
+        if (mtc_rt_load(path, &rt, &e)) fail_msg("%s", e.msg);
         mtc_rt_set_threads(rt, threads);
         assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, threads == 2 ? 1 : 16, got, &e), 0);
-        char what[32];
-        snprintf(what, sizeof what, "depthwise, threads %d", threads);
+        char what[64];
+        snprintf(what, sizeof what, "%s, threads %d", label, threads);
         expect_model_outputs(want, got, &m, d.n, what);
         for (int t = 0; t < 2; t++) free(got[t]);
         mtc_rt_free(rt);
@@ -461,6 +462,12 @@ static void test_runtime_depthwise_separable_equals_model(void **st)
     mtc_model_free(&m);
     tu_rmdir(dir);
     free(dir); free(path);
+}
+
+static void test_runtime_depthwise_separable_equals_model(void **st)
+{
+    (void)st;
+    check_rt_equals_model(DW_SPEC, 4, 8, 8, 6, "depthwise");
 }
 
 /* the synthetic labels are positional (which third of the features sums
@@ -485,29 +492,7 @@ static void test_runtime_depthwise_separable_equals_model(void **st)
 static void test_runtime_residual_equals_model(void **st)
 {
     (void)st;
-    char *dir = tu_mkdtemp(), *path = tu_path(dir, "res.mtc");
-    mtc_model m;
-    mtc_dataset d;
-    mtc_err e = {0};
-    make_data(&d, 29, 4, 8, 8, 3);
-    float *want[MTC_MAX_TASKS], *got[MTC_MAX_TASKS];
-    saved_model(RES_SPEC, 7, path, &m, &d, 16, want);
-    for (int threads = 1; threads <= 3; threads++) {
-        mtc_rt *rt;
-        if (mtc_rt_load(path, &rt, &e)) fail_msg("%s", e.msg);
-        mtc_rt_set_threads(rt, threads);
-        assert_int_equal(mtc_rt_predict(rt, &d, NULL, 0, threads == 2 ? 1 : 16, got, &e), 0);
-        char what[32];
-        snprintf(what, sizeof what, "residual, threads %d", threads);
-        expect_model_outputs(want, got, &m, d.n, what);
-        for (int t = 0; t < 2; t++) free(got[t]);
-        mtc_rt_free(rt);
-    }
-    for (int t = 0; t < 2; t++) free(want[t]);
-    mtc_data_free(&d);
-    mtc_model_free(&m);
-    tu_rmdir(dir);
-    free(dir); free(path);
+    check_rt_equals_model(RES_SPEC, 4, 8, 8, 7, "residual");
 }
 
 /* one block of one conv: trains as far as the test wants in its 6 epochs */

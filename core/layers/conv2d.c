@@ -51,20 +51,6 @@ static int is_pointwise(const mtc_conv_shape *s, int B)
     return B == 1 && s->K == 1 && s->stride == 1 && s->pad == 0;
 }
 
-/* Output columns [lo, hi) whose input column ow·stride − pad + kw is inside
- * [0, W); the rest read padding. */
-static void valid_range(const mtc_conv_shape *s, int kw, int *lo, int *hi)
-{
-    int st = s->stride, a = s->pad - kw, l = 0, h;
-    if (a > 0) l = (a + st - 1) / st;
-    int last = s->W - 1 + a; /* ow·st <= last */
-    h = last >= 0 ? last / st + 1 : 0;
-    if (h > s->OW) h = s->OW;
-    if (l > h) l = h;
-    *lo = l;
-    *hi = h;
-}
-
 /* A "same" convolution (stride 1, output as large as the input): the
  * (kh, kw) row of one sample's plane is the input plane shifted by
  * (kh − pad)·W + kw − pad, so one copy moves it, and only the ends (rows
@@ -105,7 +91,7 @@ static void im2col(float *col, const float *in, const mtc_conv_shape *s, int B)
             for (int kw = 0; kw < K; kw++) {
                 float *dst = col + ((int64_t)(c * K + kh) * K + kw) * N;
                 int lo, hi;
-                valid_range(s, kw, &lo, &hi);
+                mtc_conv_valid_cols(s, kw, &lo, &hi);
                 for (int b = 0; b < B; b++) {
                     const float *src = in + ((int64_t)b * s->C + c) * HW;
                     if (same) {
@@ -142,7 +128,7 @@ static void col2im_add(float *din, const float *col, const mtc_conv_shape *s, in
             for (int kw = 0; kw < K; kw++) {
                 const float *src = col + ((int64_t)(c * K + kh) * K + kw) * N;
                 int lo, hi;
-                valid_range(s, kw, &lo, &hi);
+                mtc_conv_valid_cols(s, kw, &lo, &hi);
                 for (int b = 0; b < B; b++) {
                     float *dst = din + ((int64_t)b * s->C + c) * HW;
                     for (int oh = 0; oh < OH; oh++) {
