@@ -332,18 +332,20 @@ static void input_gradcheck(const char *text)
         fd[i] = (4 * fdh[1] - fdh[0]) / 3; /* Richardson, as the parameter check above */
         scale = fmax(scale, fabs(fd[i]));
     }
-    /* relative 3e-2, floor 1e-2 of the largest entry or the differences'
-     * own noise: each objective carries float rounding of ~|L|·2^-23 per
-     * output summed (n_out of them), divided by 2h and amplified 5/3 by the
-     * extrapolation */
+    /* relative 3e-2 (floor 1e-2 of the largest entry), plus the
+     * differences' own noise as an absolute allowance: each objective
+     * carries float rounding of ~|L|·2^-23 per output summed (n_out of
+     * them), divided by 2h and amplified 5/3 by the extrapolation. That
+     * rounding depends on the BLAS kernel, so it is added to the bound, not
+     * used as a floor the 3e-2 is taken of. */
     double L0 = fabs(eval_objective(m, g.x, g.B, g.dout));
     int64_t nout = 0;
     for (int t = 0; t < m->spec.ntasks; t++) nout += (int64_t)g.B * m->spec.tasks[t].dim;
     double noise = 5.0 / 3.0 * 2.0 * sqrt((double)nout) * (L0 + 1) * 1.2e-7 / (2 * (h / 2));
     int bad = 0;
     for (int64_t i = 0; i < n; i++)
-        if (tu_relerr(fd[i], dx[i], fmax(1e-2 * scale, noise)) > 3e-2 && bad++ < 5)
-            print_error("input %lld: analytic %g fd %g\n", (long long)i, dx[i], fd[i]);
+        if (fabs(fd[i] - dx[i]) > 3e-2 * fmax(fabs(fd[i]), 1e-2 * scale) + noise && bad++ < 5)
+            print_error("input %lld: analytic %g fd %g (largest %g, noise %g)\n", (long long)i, dx[i], fd[i], scale, noise);
     free(fd);
     assert_int_equal(bad, 0);
     free(dx);
@@ -455,8 +457,12 @@ static void test_checkpoint_round_trip_gives_identical_outputs(void **st)
     assert_int_equal(mtc_model_load(p, &m2, &meta, &e), 0);
     assert_string_equal(meta, "{\"x\":1}");
     float *o1[MTC_MAX_TASKS] = {0}, *o2[MTC_MAX_TASKS] = {0};
-    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 50, o1, &e), 0);
-    assert_int_equal(mtc_model_predict(&m2, &d, NULL, 0, 50, o2, &e), 0);
+    /* the same batch size on both sides (training left m's buffers at 32):
+     * the training engine's forward runs through sgemm, whose blocking, and
+     * so its rounding, may depend on the batch under some OpenBLAS kernels
+     * (Prescott); the batch-invariant path is the runtime's */
+    assert_int_equal(mtc_model_predict(&m, &d, NULL, 0, 32, o1, &e), 0);
+    assert_int_equal(mtc_model_predict(&m2, &d, NULL, 0, 32, o2, &e), 0);
     assert_memory_equal(o1[0], o2[0], sizeof(float) * 300 * 4);
     assert_memory_equal(o1[1], o2[1], sizeof(float) * 300);
     for (int t = 0; t < 2; t++) { free(o1[t]); free(o2[t]); }
