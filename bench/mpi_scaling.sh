@@ -16,7 +16,11 @@ echo "== teacher training (examples/fmnist-teacher.cfg, $T_EPOCHS epoch(s))"
 echo "1 x 2 threads: $(rate "$OUT/t1.log")"
 $MP "$MTC" train --spec examples/fmnist-teacher.cfg --data fashion-mnist --epochs "$T_EPOCHS" --threads 1 --no-test \
   -o "$OUT/t2.mtc" > "$OUT/t2.log" 2>&1
-echo "2 x 1 thread:  $(rate "$OUT/t2.log")  ($(grep -o 'MPI:.*' "$OUT/t2.log"))"
+echo "2 x 1 thread:  $(rate "$OUT/t2.log")  ($(grep -o 'MPI:.*' "$OUT/t2.log" | head -1))"
+$MP "$MTC" train --spec examples/fmnist-teacher.cfg --data fashion-mnist --epochs "$T_EPOCHS" --threads 1 --no-test \
+  --overlap -o "$OUT/t3.mtc" > "$OUT/t3.log" 2>&1
+echo "2 x 1 thread --overlap: $(rate "$OUT/t3.log")  ($(grep -o 'MPI:.*' "$OUT/t3.log" | tr '\n' ' '))"
+cmp -s "$OUT/t2.mtc" "$OUT/t3.mtc" && echo "--overlap: checkpoint identical" || echo "--overlap: checkpoint DIFFERS"
 echo "== labelling the training split with that teacher"
 for mode in 1 2; do
   s=$(date +%s.%N)
@@ -32,6 +36,10 @@ echo "== distillation (examples/fmnist-student.cfg, $S_EPOCHS epochs)"
 echo "1 x 2 threads: $(rate "$OUT/s1.log")"
 $MP "$MTC" distill --spec examples/fmnist-student.cfg --data fashion-mnist --soft "$OUT/soft1.mtl" --epochs "$S_EPOCHS" \
   --threads 1 -o "$OUT/s2.mtc" > "$OUT/s2.log" 2>&1
-echo "2 x 1 thread:  $(rate "$OUT/s2.log")  ($(grep -o 'MPI:.*' "$OUT/s2.log"))"
+echo "2 x 1 thread:  $(rate "$OUT/s2.log")  ($(grep -o 'MPI:.*' "$OUT/s2.log" | head -1))"
+$MP "$MTC" distill --spec examples/fmnist-student.cfg --data fashion-mnist --soft "$OUT/soft1.mtl" --epochs "$S_EPOCHS" \
+  --threads 1 --overlap -o "$OUT/s3.mtc" > "$OUT/s3.log" 2>&1
+echo "2 x 1 thread --overlap: $(rate "$OUT/s3.log")  ($(grep -o 'MPI:.*' "$OUT/s3.log" | tr '\n' ' '))"
+cmp -s "$OUT/s2.mtc" "$OUT/s3.mtc" && echo "--overlap: checkpoint identical" || echo "--overlap: checkpoint DIFFERS"
 grep -A4 "test metrics" "$OUT/s1.log" | tail -3 || true
 grep -A4 "test metrics" "$OUT/s2.log" | tail -3 || true

@@ -14,7 +14,7 @@
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_mpi = 0;
+static int g_rank = 0, g_size = 1, g_mpi = 0, g_threads = 0;
 
 /* Launched by mpirun (OpenMPI, or a PMI launcher): the job's size, else 1. */
 static int launched_size(void)
@@ -38,7 +38,13 @@ int mtc_comm_init(int *argc, char ***argv, mtc_err *e)
     int n = launched_size();
 #ifdef MTC_MPI
     if (n > 1 || getenv("OMPI_COMM_WORLD_SIZE")) {
-        if (MPI_Init(argc, argv) != MPI_SUCCESS) return mtc_err_set(e, MTC_EIO, "MPI_Init failed");
+        /* serialized: the gradient sums may run on a thread of their own
+         * (mtc_comm_bg) while the main thread waits for them before its
+         * next call */
+        int provided = MPI_THREAD_SINGLE;
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS)
+            return mtc_err_set(e, MTC_EIO, "MPI_Init_thread failed");
+        g_threads = provided >= MPI_THREAD_SERIALIZED;
         /* errors on a communication end the job (OpenMPI's default, made explicit) */
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_ARE_FATAL);
         MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
@@ -117,13 +123,14 @@ int mtc_comm_recv(void *buf, size_t n, int from, int tag, mtc_err *e)
  * always in that order, so a job of N ranks gives the same bytes every run
  * (MPI_Allreduce does not promise an order). Each rank sends and receives
  * 2(N-1)/N of the vector: the bandwidth of the standard ring. */
-static double g_sum_s;
+static double g_sum_s, g_wait_s;
 static int64_t g_sum_bytes;
 
-void mtc_comm_sum_stats(double *seconds, int64_t *bytes)
+void mtc_comm_sum_stats(double *seconds, int64_t *bytes, double *waited)
 {
     if (seconds) *seconds = g_sum_s;
     if (bytes) *bytes = g_sum_bytes;
+    if (waited) *waited = g_wait_s;
 }
 
 #ifdef MTC_MPI
@@ -135,18 +142,23 @@ static double comm_now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void ring_sum(void *v, int64_t n, int dbl)
+static int64_t clamp64(int64_t x, int64_t lo, int64_t hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+/* Sums v[from, to) of an n-element vector: chunk c of the whole vector's N
+ * (clipped to [from, to), possibly empty) starts at rank c, so every element is
+ * added in the order the whole vector's sum adds it, whatever the range. */
+static void ring_sum(void *v, int64_t n, int64_t from, int64_t to, int dbl)
 {
     const int N = g_size, r = g_rank, right = (r + 1) % N, left = (r + N - 1) % N;
     const size_t es = dbl ? sizeof(double) : sizeof(float);
     const MPI_Datatype dt = dbl ? MPI_DOUBLE : MPI_FLOAT;
     int64_t cap = 0;
     double t0 = comm_now();
-    for (int c = 0; c < N; c++) cap = n * (c + 1) / N - n * c / N > cap ? n * (c + 1) / N - n * c / N : cap;
+#define CH_LO(c) clamp64(n * (int64_t)(c) / N, from, to)
+#define CH_N(c) (clamp64(n * (int64_t)((c) + 1) / N, from, to) - CH_LO(c))
+    for (int c = 0; c < N; c++) cap = CH_N(c) > cap ? CH_N(c) : cap;
     void *tmp = malloc((size_t)(cap ? cap : 1) * es);
     if (!tmp) MPI_Abort(MPI_COMM_WORLD, 3);
-#define CH_LO(c) (n * (int64_t)(c) / N)
-#define CH_N(c) (n * (int64_t)((c) + 1) / N - n * (int64_t)(c) / N)
     for (int s = 0; s < N - 1; s++) { /* reduce-scatter */
         int cs = ((r - s) % N + N) % N, cr = ((r - s - 1) % N + N) % N;
         MPI_Sendrecv((char *)v + CH_LO(cs) * es, (int)CH_N(cs), dt, right, 71, tmp, (int)CH_N(cr), dt, left, 71,
@@ -178,7 +190,7 @@ static void ring_sum(void *v, int64_t n, int dbl)
 void mtc_comm_sum_f32(float *v, int64_t n)
 {
 #ifdef MTC_MPI
-    if (g_mpi && g_size > 1 && n > 0) ring_sum(v, n, 0);
+    if (g_mpi && g_size > 1 && n > 0) ring_sum(v, n, 0, n, 0);
 #endif
     (void)v, (void)n;
 }
@@ -186,7 +198,128 @@ void mtc_comm_sum_f32(float *v, int64_t n)
 void mtc_comm_sum_f64(double *v, int64_t n)
 {
 #ifdef MTC_MPI
-    if (g_mpi && g_size > 1 && n > 0) ring_sum(v, n, 1);
+    if (g_mpi && g_size > 1 && n > 0) ring_sum(v, n, 0, n, 1);
 #endif
     (void)v, (void)n;
+}
+
+/* ---- sums on a thread of their own --------------------------------------------
+ * One thread per mtc_comm_bg waits for its buckets' pieces to be final and
+ * sums each bucket in turn; the main thread makes no MPI call between
+ * begin and finish (MPI_THREAD_SERIALIZED). */
+#include <limits.h>
+#include <pthread.h>
+
+struct mtc_comm_bg {
+    float *v;
+    int64_t n;
+    int nb;
+    int64_t *lo, *hi;
+    int *need;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv, done;
+    int ready, next, quit;
+};
+
+#ifdef MTC_MPI
+static void *bg_main(void *arg)
+{
+    mtc_comm_bg *g = arg;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        while (!g->quit && !(g->next < g->nb && g->ready >= g->need[g->next])) pthread_cond_wait(&g->cv, &g->mu);
+        if (g->quit) break;
+        int j = g->next;
+        pthread_mutex_unlock(&g->mu);
+        ring_sum(g->v, g->n, g->lo[j], g->hi[j], 0);
+        pthread_mutex_lock(&g->mu);
+        if (++g->next == g->nb) pthread_cond_signal(&g->done);
+    }
+    pthread_mutex_unlock(&g->mu);
+    return NULL;
+}
+#endif
+
+mtc_comm_bg *mtc_comm_bg_new(float *v, int64_t n, int nb, const int64_t *lo, const int64_t *hi, const int *need,
+                             mtc_err *e)
+{
+#ifdef MTC_MPI
+    if (!g_mpi || g_size < 2 || nb < 1) return NULL;
+    if (!g_threads) {
+        mtc_err_set(e, MTC_EINPUT, "this MPI library runs no thread beside the main one (MPI_THREAD_SERIALIZED "
+                    "not provided): the sums cannot overlap the backward pass");
+        return NULL;
+    }
+    mtc_comm_bg *g = calloc(1, sizeof *g);
+    if (!g || !(g->lo = malloc(sizeof(int64_t) * (size_t)nb)) || !(g->hi = malloc(sizeof(int64_t) * (size_t)nb)) ||
+        !(g->need = malloc(sizeof(int) * (size_t)nb))) {
+        if (g) { free(g->lo); free(g->hi); free(g); }
+        mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        return NULL;
+    }
+    memcpy(g->lo, lo, sizeof(int64_t) * (size_t)nb);
+    memcpy(g->hi, hi, sizeof(int64_t) * (size_t)nb);
+    memcpy(g->need, need, sizeof(int) * (size_t)nb);
+    g->v = v, g->n = n, g->nb = nb, g->next = nb;
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_cond_init(&g->cv, NULL);
+    pthread_cond_init(&g->done, NULL);
+    if (pthread_create(&g->th, NULL, bg_main, g)) {
+        pthread_mutex_destroy(&g->mu);
+        pthread_cond_destroy(&g->cv);
+        pthread_cond_destroy(&g->done);
+        free(g->lo); free(g->hi); free(g->need); free(g);
+        mtc_err_set(e, MTC_ENOMEM, "cannot start the summing thread");
+        return NULL;
+    }
+    return g;
+#else
+    (void)v, (void)n, (void)nb, (void)lo, (void)hi, (void)need, (void)e;
+    return NULL;
+#endif
+}
+
+void mtc_comm_bg_begin(mtc_comm_bg *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->ready = 0, g->next = 0;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void mtc_comm_bg_ready(mtc_comm_bg *g, int pieces)
+{
+    pthread_mutex_lock(&g->mu);
+    g->ready = pieces;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+void mtc_comm_bg_finish(mtc_comm_bg *g)
+{
+#ifdef MTC_MPI
+    double t0 = comm_now();
+#endif
+    pthread_mutex_lock(&g->mu);
+    g->ready = INT_MAX;
+    pthread_cond_signal(&g->cv);
+    while (g->next < g->nb) pthread_cond_wait(&g->done, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+#ifdef MTC_MPI
+    g_wait_s += comm_now() - t0;
+#endif
+}
+
+void mtc_comm_bg_free(mtc_comm_bg *g)
+{
+    if (!g) return;
+    pthread_mutex_lock(&g->mu);
+    g->quit = 1;
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    pthread_join(g->th, NULL);
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+    pthread_cond_destroy(&g->done);
+    free(g->lo); free(g->hi); free(g->need); free(g);
 }

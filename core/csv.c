@@ -19,6 +19,8 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -178,6 +180,11 @@ typedef struct csvload {
     int64_t *lines;   /* record line per row, for error messages */
     int key_col;      /* --join: the id column, else -1 */
     uint64_t *keys;   /* its cells' FNV-1a per row */
+    const float *fill; /* --impute mean: the whole file's column means (a
+                          shard), or NULL: computed over these rows */
+    int64_t row0;     /* data row index (in the file) of row 0 here */
+    size_t *start;    /* census: each row's start in the buffer, or NULL */
+    int64_t *start_line; /* and the physical line there */
 } csvload;
 
 static void csvload_free(csvload *L)
@@ -277,6 +284,13 @@ static int grow_rows(csvload *L, mtc_err *e)
     }
     if ((uint64_t)nc * (uint64_t)L->F > ((uint64_t)1 << 40) / sizeof(float))
         return mtc_err_set(e, MTC_EINPUT, "%s: too many values", L->p.path);
+    if (L->start) {
+        size_t *st = realloc(L->start, sizeof *st * (size_t)nc);
+        if (st) L->start = st;
+        int64_t *sl = st ? realloc(L->start_line, sizeof *sl * (size_t)nc) : NULL;
+        if (sl) L->start_line = sl;
+        if (!st || !sl) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", L->p.path);
+    }
     float *x = realloc(L->x, sizeof *x * (size_t)(nc * L->F));
     if (x) L->x = x;
     int64_t *ln = x ? realloc(L->lines, sizeof *ln * (size_t)nc) : NULL;
@@ -308,11 +322,27 @@ static int missing_cell(const char *s, const char *marker)
     return marker && *marker && strlen(marker) == n && !strncmp(s, marker, n);
 }
 
-static int read_rows(csvload *L, const char *marker, int impute, mtc_err *e)
+/* Parses the records of p's buffer into rows. partial: the buffer is a
+ * block that ends mid-file, so the record reaching its end (cut, or an
+ * unterminated quote) is left out: *resume and *resume_line say where it
+ * starts, for the next block. Otherwise the buffer is the whole rest of the
+ * file (resume may be NULL). */
+static int read_rows_ex(csvload *L, const char *marker, int impute, int partial, size_t *resume, int64_t *resume_line,
+                        mtc_err *e)
 {
     csvp *p = &L->p;
     int r, rc;
-    while ((r = next_record(p, e)) == 1) {
+    for (;;) {
+        size_t pos0 = p->pos;
+        int64_t line0 = p->line;
+        mtc_err pe = {0};
+        r = next_record(p, &pe);
+        if (partial && ((r == 1 && p->pos >= p->len) || (r < 0 && strstr(pe.msg, "unterminated quoted field")))) {
+            *resume = pos0, *resume_line = line0;
+            return MTC_OK;
+        }
+        if (r < 0) { *e = pe; return -r; }
+        if (r == 0) break;
         if (p->nf != L->ncols)
             return mtc_err_set(e, MTC_EINPUT, "%s:%lld: expected %d fields, found %d", p->path,
                                (long long)p->rec_line, L->ncols, p->nf);
@@ -352,11 +382,25 @@ static int read_rows(csvload *L, const char *marker, int impute, mtc_err *e)
             L->keys[row] = mtc_fnv1a64(k, strlen(k), 0x6a6f696eULL);
         }
         L->lines[row] = p->rec_line;
+        if (L->start) L->start[row] = pos0, L->start_line[row] = line0;
         L->nrows++;
     }
-    if (r < 0) return -r;
+    if (resume) *resume = p->len, *resume_line = p->line;
+    return MTC_OK;
+}
+
+static int read_rows(csvload *L, const char *marker, int impute, mtc_err *e)
+{
+    csvp *p = &L->p;
+    int rc = read_rows_ex(L, marker, impute, 0, NULL, NULL, e);
+    if (rc) return rc;
     if (L->nrows == 0) return mtc_err_set(e, MTC_EINPUT, "%s: no data rows", p->path);
     for (int j = 0; impute && j < L->F; j++) { /* --impute mean: the column's mean over its values */
+        if (L->fill) {
+            for (int64_t i = 0; i < L->nrows; i++)
+                if (L->x[i * L->F + j] != L->x[i * L->F + j]) L->x[i * L->F + j] = L->fill[j];
+            continue;
+        }
         double s = 0;
         int64_t k = 0;
         for (int64_t i = 0; i < L->nrows; i++) {
@@ -456,7 +500,7 @@ static int select_split(csvload *L, int test, int all, mtc_dataset *d, mtc_err *
 {
     int64_t n = 0, F = L->F;
     for (int64_t r = 0; r < L->nrows; r++) {
-        if (!all && ((r % 5 == 4) != test)) continue;
+        if (!all && (((r + L->row0) % 5 == 4) != test)) continue;
         if (n != r) {
             memmove(L->x + n * F, L->x + r * F, sizeof *L->x * (size_t)F);
             for (int i = 0; i < L->ntasks; i++) {
@@ -482,6 +526,326 @@ static int select_split(csvload *L, int test, int all, mtc_dataset *d, mtc_err *
     return MTC_OK;
 }
 
+/* ---- --shard-data: only one shard's rows in memory ------------------------------
+ * Pass 1 (the census) streams the file in blocks of mtc_csv_block_bytes,
+ * parsing and checking every record as the whole-file reader does, and
+ * keeps only what every shard must agree on: the record count, each cls
+ * column's class vocabulary (sorted unique names, or the largest integer
+ * id), the --impute column means, and every MARK-th record's byte offset
+ * and line. Pass 2 reads the byte range of the shard's records (from the
+ * marks around it) and parses it with those class ids and means. Memory:
+ * one block plus the shard. */
+size_t mtc_csv_block_bytes = (size_t)8 << 20;
+int64_t mtc_csv_mark_rows = 4096;
+#define MARK (mtc_csv_mark_rows > 0 ? mtc_csv_mark_rows : 4096)
+
+typedef struct vocab {
+    char **s;
+    int64_t n;
+} vocab;
+
+/* Merges the n (unsorted, repeating) names of a block into v. */
+static int vocab_merge(vocab *v, char **names, int64_t n, const char *path, const char *col, mtc_err *e)
+{
+    qsort(names, (size_t)n, sizeof *names, cmp_pstr);
+    int64_t u = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (!u || strcmp(names[u - 1], names[i])) names[u++] = names[i];
+    char **m = malloc(sizeof *m * (size_t)(v->n + u + 1));
+    if (!m) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+    int64_t a = 0, b = 0, k = 0;
+    int rc = MTC_OK;
+    while (a < v->n || b < u) {
+        int c = a == v->n ? 1 : b == u ? -1 : strcmp(v->s[a], names[b]);
+        if (c <= 0) { m[k++] = v->s[a++]; if (!c) b++; continue; }
+        if (!(m[k] = strdup(names[b++]))) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); break; }
+        k++;
+    }
+    while (a < v->n) m[k++] = v->s[a++]; /* (an error above: keep every owned name) */
+    free(v->s);
+    v->s = m, v->n = k;
+    if (!rc && k > CSV_MAX_CLASSES)
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' has more than %d distinct classes", path, col, CSV_MAX_CLASSES);
+    return rc;
+}
+
+typedef struct census {
+    int64_t R;                     /* data records */
+    int64_t *mark_off, *mark_line; /* record k*MARK: file offset, physical line */
+    int64_t nmark;
+    int all_int[MTC_MAX_TASKS];
+    int64_t maxid[MTC_MAX_TASKS], labelled[MTC_MAX_TASKS];
+    vocab voc[MTC_MAX_TASKS];
+    double *isum;
+    int64_t *icnt;
+} census;
+
+static void census_free(census *c)
+{
+    free(c->mark_off); free(c->mark_line); free(c->isum); free(c->icnt);
+    for (int t = 0; t < MTC_MAX_TASKS; t++) {
+        for (int64_t i = 0; i < c->voc[t].n; i++) free(c->voc[t].s[i]);
+        free(c->voc[t].s);
+    }
+}
+
+/* Reads up to n bytes at off into buf (a short count only at the end). */
+static int read_at(FILE *f, const char *path, int64_t off, char *buf, size_t n, size_t *got, mtc_err *e)
+{
+    if (fseeko(f, (off_t)off, SEEK_SET)) return mtc_err_set(e, MTC_EIO, "%s: cannot seek (%s)", path, strerror(errno));
+    *got = fread(buf, 1, n, f);
+    if (*got < n && ferror(f)) return mtc_err_set(e, MTC_EIO, "%s: read error", path);
+    buf[*got] = 0;
+    return MTC_OK;
+}
+
+/* The header record: L's columns resolved, its bytes (BOM included) in
+ * *hbuf (owned by L as L->p.buf) and their count in *hlen. */
+static int read_header(FILE *f, const char *path, int64_t size, const mtc_data_opts *opts, csvload *L, size_t *hlen,
+                       mtc_err *e)
+{
+    size_t bs = 1 << 16, got;
+    for (;;) {
+        char *b = realloc(L->p.buf, bs + 1);
+        if (!b) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+        L->p.buf = b;
+        int rc = read_at(f, path, 0, b, bs, &got, e);
+        if (rc) return rc;
+        L->p.len = got, L->p.pos = got >= 3 && !memcmp(b, "\xef\xbb\xbf", 3) ? 3 : 0, L->p.line = 1;
+        mtc_err pe = {0};
+        int r = next_record(&L->p, &pe);
+        if (r < 0 && ((int64_t)got == size || !strstr(pe.msg, "unterminated quoted field"))) {
+            *e = pe;
+            return -r;
+        }
+        if (r == 0 && (int64_t)got == size)
+            return mtc_err_set(e, MTC_EINPUT, "%s: empty file (a header row is required)", path);
+        if (r == 1 && (L->p.pos < got || (int64_t)got == size)) break;
+        if (bs > CSV_MAX_FIELD * (size_t)64) return mtc_err_set(e, MTC_EINPUT, "%s: header row too long", path);
+        bs *= 4; /* the header reaches past the buffer: more */
+    }
+    *hlen = L->p.pos;
+    L->ncols = L->p.nf;
+    if (!(L->hdr = malloc(sizeof *L->hdr * (size_t)L->ncols))) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+    for (int c = 0; c < L->ncols; c++) L->hdr[c] = L->p.f[c].s;
+    return resolve_columns(L, opts, e);
+}
+
+/* A csvload over a block: H's columns, its own rows and parser state. */
+static void block_view(const csvload *H, csvload *B)
+{
+    *B = *H;
+    memset(&B->p, 0, sizeof B->p);
+    B->p.path = H->p.path;
+    B->nrows = B->rowcap = 0;
+    B->x = NULL, B->lines = NULL, B->keys = NULL, B->start = NULL, B->start_line = NULL;
+    for (int i = 0; i < B->ntasks; i++) B->t[i].vals = NULL, B->t[i].targets = NULL;
+}
+
+static void block_free(csvload *B)
+{
+    free(B->p.f); free(B->x); free(B->lines); free(B->keys); free(B->start); free(B->start_line);
+    for (int i = 0; i < B->ntasks; i++) { free(B->t[i].vals); free(B->t[i].targets); }
+}
+
+static int run_census(FILE *f, const char *path, int64_t size, size_t hlen, int64_t line, const csvload *H,
+                      const mtc_data_opts *opts, census *c, mtc_err *e)
+{
+    const char *marker = opts->missing;
+    int impute = opts->impute_mean;
+    size_t bs = mtc_csv_block_bytes < 64 ? 64 : mtc_csv_block_bytes;
+    char *buf = malloc(bs + 1);
+    char **names = NULL;
+    int64_t ncap = 0;
+    c->isum = calloc((size_t)H->F, sizeof *c->isum);
+    c->icnt = calloc((size_t)H->F, sizeof *c->icnt);
+    if (!buf || !c->isum || !c->icnt) { free(buf); return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); }
+    for (int t = 0; t < H->ntasks; t++) c->all_int[t] = 1, c->maxid[t] = -1;
+    int64_t off = (int64_t)hlen, mcap = 0;
+    int rc = MTC_OK;
+    while (!rc && off < size) {
+        size_t got;
+        if ((rc = read_at(f, path, off, buf, bs, &got, e))) break;
+        const int eof = off + (int64_t)got >= size;
+        csvload B;
+        block_view(H, &B);
+        B.p.buf = buf, B.p.len = got, B.p.line = line;
+        B.start = malloc(sizeof *B.start), B.start_line = malloc(sizeof *B.start_line); /* grown with the rows */
+        size_t resume = got;
+        int64_t rline = line;
+        if (!B.start || !B.start_line) rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
+        if (!rc) rc = read_rows_ex(&B, marker, impute, !eof, &resume, &rline, e);
+        if (!rc && !eof && B.nrows == 0) { /* one record longer than the block */
+            block_free(&B);
+            char *nb = bs < ((size_t)1 << 34) ? realloc(buf, 2 * bs + 1) : NULL;
+            if (!nb) { rc = mtc_err_set(e, MTC_EINPUT, "%s: a record longer than %zu bytes", path, bs); break; }
+            buf = nb, bs *= 2;
+            continue;
+        }
+        for (int64_t i = 0; !rc && i < B.nrows; i++) { /* marks */
+            if ((c->R + i) % MARK) continue;
+            if (c->nmark == mcap) {
+                int64_t nc = mcap ? 2 * mcap : 64;
+                int64_t *o = realloc(c->mark_off, sizeof *o * (size_t)nc);
+                if (o) c->mark_off = o;
+                int64_t *l = o ? realloc(c->mark_line, sizeof *l * (size_t)nc) : NULL;
+                if (l) c->mark_line = l;
+                if (!o || !l) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); break; }
+                mcap = nc;
+            }
+            c->mark_off[c->nmark] = off + (int64_t)B.start[i], c->mark_line[c->nmark++] = B.start_line[i];
+        }
+        for (int j = 0; !rc && impute && j < B.F; j++)
+            for (int64_t i = 0; i < B.nrows; i++) {
+                float v = B.x[i * B.F + j];
+                if (v == v) c->isum[j] += v, c->icnt[j]++;
+            }
+        for (int t = 0; !rc && t < B.ntasks; t++) {
+            tcol *tc = &B.t[t];
+            for (int64_t i = 0; i < B.nrows; i++)
+                c->labelled[t] += tc->kind == MTC_TASK_CLS ? tc->vals[i] != NULL : tc->targets[i] == tc->targets[i];
+            if (tc->kind != MTC_TASK_CLS || (tc->spec->nclass_names > 0 && tc->spec->class_names)) continue;
+            if (B.nrows > ncap) {
+                char **nn = realloc(names, sizeof *nn * (size_t)B.nrows);
+                if (!nn) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); break; }
+                names = nn, ncap = B.nrows;
+            }
+            int64_t k = 0;
+            for (int64_t i = 0; i < B.nrows; i++) {
+                const char *v = tc->vals[i];
+                if (!v) continue;
+                int64_t id = parse_class_id(v);
+                if (id < 0) c->all_int[t] = 0;
+                else if (id >= CSV_MAX_CLASSES) {
+                    rc = mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: class id %lld in column '%s' exceeds %d", path,
+                                     (long long)B.lines[i], tc->col + 1, (long long)id, B.hdr[tc->col], CSV_MAX_CLASSES - 1);
+                    break;
+                } else if (id > c->maxid[t]) c->maxid[t] = id;
+                names[k++] = tc->vals[i];
+            }
+            if (!rc) rc = vocab_merge(&c->voc[t], names, k, path, B.hdr[tc->col], e);
+        }
+        c->R += B.nrows;
+        block_free(&B);
+        off += (int64_t)resume, line = rline;
+    }
+    free(names);
+    free(buf);
+    if (!rc && c->R == 0) rc = mtc_err_set(e, MTC_EINPUT, "%s: no data rows", path);
+    for (int t = 0; !rc && t < H->ntasks; t++)
+        if (H->t[t].col >= 0 && !c->labelled[t])
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: column '%s' (task %s) holds no label: every cell is missing", path,
+                             H->hdr[H->t[t].col], H->t[t].spec->name);
+    for (int j = 0; !rc && impute && j < H->F; j++)
+        if (!c->icnt[j])
+            rc = mtc_err_set(e, MTC_EINPUT, "%s: input column '%s' has no value to impute from", path,
+                             H->hdr[H->in_cols[j]]);
+    return rc;
+}
+
+/* Data row of split index j: every row (all), rows r % 5 != 4 (train) or
+ * r % 5 == 4 (test). */
+static int64_t split_row(int64_t j, int all, int test) { return all ? j : test ? 5 * j + 4 : j + j / 4; }
+
+static int load_csv_shard(const char *path, int all, int test, const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return mtc_err_set(e, MTC_EINPUT, "%s: cannot open (%s)", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) { fclose(f); return mtc_err_set(e, MTC_EINPUT, "%s: not a regular file", path); }
+    const int64_t size = (int64_t)st.st_size;
+    csvload H, L;
+    memset(&H, 0, sizeof H);
+    memset(&L, 0, sizeof L);
+    census c;
+    memset(&c, 0, sizeof c);
+    mtc_data_opts o = *opts;
+    float *fill = NULL;
+    H.p.path = L.p.path = path;
+    size_t hlen = 0;
+    int rc = read_header(f, path, size, opts, &H, &hlen, e);
+    if (!rc) rc = run_census(f, path, size, hlen, H.p.line, &H, opts, &c, e);
+    if (rc) goto done;
+    /* the shard: split indices [a, b), data rows [r0, r1), read from mark m0 */
+    const int64_t R = c.R, S = all ? R : test ? R / 5 : R - R / 5, N = opts->shard_count, k = opts->shard_index;
+    const int64_t a = S * k / N, b = S * (k + 1) / N;
+    if (a == b) {
+        rc = mtc_err_set(e, MTC_EINPUT, "%s: the %s split's %lld rows leave shard %lld of %lld empty", path,
+                         test ? "test" : "train", (long long)S, (long long)k, (long long)N);
+        goto done;
+    }
+    const int64_t r0 = split_row(a, all, test), r1 = split_row(b - 1, all, test) + 1;
+    const int64_t m0 = r0 / MARK, m1 = (r1 + MARK - 1) / MARK;
+    const int64_t from = c.mark_off[m0], to = m1 < c.nmark ? c.mark_off[m1] : size;
+    if (!(L.p.buf = malloc(hlen + (size_t)(to - from) + 1))) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); goto done; }
+    size_t got;
+    if ((rc = read_at(f, path, 0, L.p.buf, hlen, &got, e))) goto done;
+    if ((rc = read_at(f, path, from, L.p.buf + hlen, (size_t)(to - from), &got, e))) goto done;
+    L.p.len = hlen + got;
+    L.p.pos = hlen >= 3 && !memcmp(L.p.buf, "\xef\xbb\xbf", 3) ? 3 : 0, L.p.line = 1;
+    int r = next_record(&L.p, e);
+    if (r != 1) { rc = r < 0 ? -r : mtc_err_set(e, MTC_EINPUT, "%s: changed while read", path); goto done; }
+    L.ncols = L.p.nf;
+    if (!(L.hdr = malloc(sizeof *L.hdr * (size_t)L.ncols))) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); goto done; }
+    for (int col = 0; col < L.ncols; col++) L.hdr[col] = L.p.f[col].s;
+    /* string classes: the whole file's sorted names, as a fixed vocabulary */
+    for (int t = 0; t < opts->ntasks; t++)
+        if (H.t[t].kind == MTC_TASK_CLS && !(opts->tasks[t].nclass_names > 0 && opts->tasks[t].class_names) &&
+            !c.all_int[t]) {
+            o.tasks[t].nclass_names = (int)c.voc[t].n;
+            o.tasks[t].class_names = c.voc[t].s;
+        }
+    if ((rc = resolve_columns(&L, &o, e))) goto done;
+    if (opts->impute_mean) {
+        if (!(fill = malloc(sizeof *fill * (size_t)L.F))) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); goto done; }
+        for (int j = 0; j < L.F; j++) fill[j] = (float)(c.isum[j] / (double)c.icnt[j]);
+        L.fill = fill;
+    }
+    L.p.line = c.mark_line[m0];
+    L.row0 = m0 * MARK;
+    if ((rc = read_rows(&L, opts->missing, opts->impute_mean, e))) goto done;
+    if (L.nrows != (m1 < c.nmark ? m1 * MARK : R) - m0 * MARK) {
+        rc = mtc_err_set(e, MTC_EIO, "%s: changed while read", path);
+        goto done;
+    }
+    for (int i = 0; !rc && i < L.ntasks; i++) {
+        tcol *t = &L.t[i];
+        mtc_data_task *dt = &d->tasks[i];
+        memset(dt, 0, sizeof *dt);
+        d->ntasks = i + 1;
+        snprintf(dt->name, sizeof dt->name, "%s", t->spec->name);
+        dt->kind = t->kind;
+        if (t->kind == MTC_TASK_CLS) {
+            rc = map_classes(&L, t, dt, e);
+            if (!rc && c.all_int[i] && !dt->nclass_names) dt->dim = (int)c.maxid[i] + 1; /* the whole file's ids */
+        } else {
+            dt->dim = 1;
+            dt->targets = t->targets;
+            t->targets = NULL;
+        }
+    }
+    if (rc) goto done;
+    /* rows [r0, r1) of the ones read, then the split's */
+    const int64_t lo = r0 - L.row0, hi = r1 - L.row0, F = L.F;
+    memmove(L.x, L.x + lo * F, sizeof *L.x * (size_t)((hi - lo) * F));
+    for (int i = 0; i < L.ntasks; i++) {
+        mtc_data_task *dt = &d->tasks[i];
+        if (dt->labels) memmove(dt->labels, dt->labels + lo, sizeof *dt->labels * (size_t)(hi - lo));
+        else memmove(dt->targets, dt->targets + lo, sizeof *dt->targets * (size_t)(hi - lo));
+    }
+    L.nrows = hi - lo, L.row0 = r0;
+    if ((rc = select_split(&L, test, all, d, e))) goto done;
+    d->split_n = S, d->shard_lo = a;
+    if (d->n != b - a) rc = mtc_err_set(e, MTC_EINTERNAL, "%s: shard of %lld rows, expected %lld", path, (long long)d->n, (long long)(b - a));
+done:
+    fclose(f);
+    census_free(&c);
+    csvload_free(&H);
+    csvload_free(&L);
+    free(fill);
+    return rc;
+}
+
 int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *opts,
                       mtc_dataset *d, mtc_err *e)
 {
@@ -492,6 +856,8 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
     if (al >= sizeof path || al == 0)
         return mtc_err_set(e, MTC_EINPUT, "csv: bad path '%.64s'", arg);
     snprintf(path, sizeof path, "%.*s", (int)(all ? al - 4 : al), arg);
+    if (opts && opts->shard_count > 1 && !opts->join) /* (--join shards the merged set) */
+        return load_csv_shard(path, all, !strcmp(split, "test"), opts, d, e);
     csvload L;
     memset(&L, 0, sizeof L);
     L.p.path = path;

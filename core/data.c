@@ -272,6 +272,55 @@ static int open_joined(const char *name, const char *split, const mtc_data_opts 
     return rc;
 }
 
+void mtc_data_hash_shards(mtc_dataset *d)
+{
+    const int N = mtc_comm_size(), r = mtc_comm_rank();
+    if (N < 2 || d->split_n <= d->n) return;
+    enum { TAG = 0x6861 };
+    mtc_err e = {0};
+    uint64_t h = 0;
+    int rc = 0;
+    /* segment by segment along the ranks: 0 -> 1 -> ... -> N-1 -> 0 (next segment) */
+    for (int s = 0; s <= d->ntasks && !rc; s++) {
+        if (r > 0 || s > 0) rc = mtc_comm_recv(&h, sizeof h, r > 0 ? r - 1 : N - 1, TAG, &e);
+        if (rc) break;
+        h = mtc_data_hash_part(d, s, h);
+        if (r < N - 1) rc = mtc_comm_send(&h, sizeof h, r + 1, TAG, &e);
+        else if (s < d->ntasks) rc = mtc_comm_send(&h, sizeof h, 0, TAG, &e);
+    }
+    /* the last rank holds the whole hash: to everyone */
+    if (!rc && r == N - 1)
+        for (int k = 0; k < N - 1 && !rc; k++) rc = mtc_comm_send(&h, sizeof h, k, TAG + 1, &e);
+    else if (!rc)
+        rc = mtc_comm_recv(&h, sizeof h, N - 1, TAG + 1, &e);
+    if (rc) { /* MPI errors end the job before this; keep the shard's own hash */
+        mtc_data_rehash(d);
+        return;
+    }
+    d->hash = h;
+}
+
+/* After a loader: the shard (a loader that read only its shard set
+ * split_n), the name, split and hash. */
+static int finish_open(mtc_dataset *d, const char *name, const char *split, const mtc_data_opts *opts, mtc_err *e)
+{
+    const int N = opts->shard_count, k = opts->shard_index;
+    if (N > 1 && !d->split_n) {
+        int64_t n = d->n, lo = n * k / N, hi = n * (k + 1) / N;
+        int rc = mtc_data_keep_range(d, lo, hi, e);
+        if (rc) return rc;
+        d->split_n = n, d->shard_lo = lo;
+    }
+    if (!d->split_n) d->split_n = d->n;
+    if (N > 1 && d->n == 0)
+        return mtc_err_set(e, MTC_EINPUT, "%s: the %s split's %lld samples leave shard %d of %d empty", name, split,
+                           (long long)d->split_n, k, N);
+    snprintf(d->name, sizeof d->name, "%s", name);
+    snprintf(d->split, sizeof d->split, "%s", split);
+    mtc_data_rehash(d);
+    return MTC_OK;
+}
+
 int mtc_data_open(const char *name, const char *split, const mtc_data_opts *opts,
                   mtc_dataset *d, mtc_err *e)
 {
@@ -285,15 +334,17 @@ int mtc_data_open(const char *name, const char *split, const mtc_data_opts *opts
         return mtc_err_set(e, MTC_EINPUT, "%.64s...: dataset name too long", name);
     mtc_data_opts none;
     if (!opts) { memset(&none, 0, sizeof none); opts = &none; }
+    if (opts->shard_count > 1 && (opts->shard_index < 0 || opts->shard_index >= opts->shard_count))
+        return mtc_err_set(e, MTC_EINPUT, "%s: shard %d of %d", name, opts->shard_index, opts->shard_count);
     if (opts->join && !next_plus(name) && !opts->allow_absent) /* (a part of A+B has allow_absent set) */
         return mtc_err_set(e, MTC_EINPUT, "%s: --join %s merges data sets joined with '+' (csv:A+csv:B)", name, opts->join);
     if (next_plus(name)) {
-        int rc = open_joined(name, split, opts, d, e);
-        if (rc) { mtc_data_free(d); return rc; }
-        snprintf(d->name, sizeof d->name, "%s", name);
-        snprintf(d->split, sizeof d->split, "%s", split);
-        mtc_data_rehash(d);
-        return MTC_OK;
+        mtc_data_opts whole = *opts; /* the parts load whole; the joined set is sharded */
+        whole.shard_count = 0;
+        int rc = open_joined(name, split, &whole, d, e);
+        if (!rc) rc = finish_open(d, name, split, opts, e);
+        if (rc) mtc_data_free(d);
+        return rc;
     }
     for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++) {
         const char *r = registry[i].name;
@@ -301,11 +352,9 @@ int mtc_data_open(const char *name, const char *split, const mtc_data_opts *opts
         int prefix = r[l - 1] == ':' || r[l - 1] == '@';
         if (prefix ? strncmp(name, r, l) != 0 : strcmp(name, r) != 0) continue;
         int rc = registry[i].load(prefix ? name + l : "", split, opts, d, e);
-        if (rc) { mtc_data_free(d); return rc; }
-        snprintf(d->name, sizeof d->name, "%s", name);
-        snprintf(d->split, sizeof d->split, "%s", split);
-        mtc_data_rehash(d);
-        return MTC_OK;
+        if (!rc) rc = finish_open(d, name, split, opts, e);
+        if (rc) mtc_data_free(d);
+        return rc;
     }
     return mtc_err_set(e, MTC_EINPUT,
                        "%s: unknown dataset (known: fashion-mnist, mnist-digits, "

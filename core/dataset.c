@@ -74,18 +74,56 @@ int mtc_data_add_cls_task(mtc_dataset *d, const char *name, int dim,
     return MTC_OK;
 }
 
+uint64_t mtc_data_hash_part(const mtc_dataset *d, int seg, uint64_t h)
+{
+    size_t ss = (size_t)mtc_data_sample_size(d), n = (size_t)d->n;
+    if (seg == 0) {
+        if (d->x_u8) h = mtc_fnv1a64(d->x_u8, n * ss, h);
+        if (d->x_f32) h = mtc_fnv1a64(d->x_f32, n * ss * sizeof(float), h);
+        return h;
+    }
+    const mtc_data_task *k = &d->tasks[seg - 1];
+    if (k->labels) h = mtc_fnv1a64(k->labels, n * sizeof(int32_t), h);
+    if (k->targets) h = mtc_fnv1a64(k->targets, n * (size_t)k->dim * sizeof(float), h);
+    return h;
+}
+
 void mtc_data_rehash(mtc_dataset *d)
 {
     uint64_t h = 0;
-    size_t ss = (size_t)mtc_data_sample_size(d), n = (size_t)d->n;
-    if (d->x_u8) h = mtc_fnv1a64(d->x_u8, n * ss, h);
-    if (d->x_f32) h = mtc_fnv1a64(d->x_f32, n * ss * sizeof(float), h);
-    for (int t = 0; t < d->ntasks; t++) {
-        const mtc_data_task *k = &d->tasks[t];
-        if (k->labels) h = mtc_fnv1a64(k->labels, n * sizeof(int32_t), h);
-        if (k->targets) h = mtc_fnv1a64(k->targets, n * (size_t)k->dim * sizeof(float), h);
-    }
+    for (int s = 0; s <= d->ntasks; s++) h = mtc_data_hash_part(d, s, h);
     d->hash = h;
+}
+
+int mtc_data_keep_range(mtc_dataset *d, int64_t lo, int64_t hi, mtc_err *e)
+{
+    if (lo < 0 || hi > d->n || lo > hi) return mtc_err_set(e, MTC_EINTERNAL, "keep_range: bad range");
+    const int64_t k = hi - lo, ss = mtc_data_sample_size(d);
+    if (d->x_u8) memmove(d->x_u8, d->x_u8 + lo * ss, (size_t)(k * ss));
+    if (d->x_f32) memmove(d->x_f32, d->x_f32 + lo * ss, sizeof(float) * (size_t)(k * ss));
+    for (int t = 0; t < d->ntasks; t++) {
+        mtc_data_task *q = &d->tasks[t];
+        if (q->labels) memmove(q->labels, q->labels + lo, sizeof(int32_t) * (size_t)k);
+        if (q->targets) memmove(q->targets, q->targets + lo * q->dim, sizeof(float) * (size_t)(k * q->dim));
+    }
+    if (d->key) memmove(d->key, d->key + lo, sizeof(uint64_t) * (size_t)k);
+    if (d->group) { /* ids in [0, k) again, in order of first appearance */
+        memmove(d->group, d->group + lo, sizeof(int32_t) * (size_t)k);
+        int32_t mx = -1;
+        for (int64_t i = 0; i < k; i++) mx = d->group[i] > mx ? d->group[i] : mx;
+        int32_t *map = malloc(sizeof(int32_t) * (size_t)(mx + 1 > 0 ? mx + 1 : 1));
+        if (!map) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        for (int32_t g = 0; g <= mx; g++) map[g] = -1;
+        int32_t ng = 0;
+        for (int64_t i = 0; i < k; i++) {
+            if (map[d->group[i]] < 0) map[d->group[i]] = ng++;
+            d->group[i] = map[d->group[i]];
+        }
+        free(map);
+    }
+    d->n = k;
+    d->nparts = 0; /* the parts' counts no longer apply */
+    return MTC_OK;
 }
 
 /* ---- batches ---------------------------------------------------------------- */

@@ -638,8 +638,10 @@ static const float *chain_forward(mtc_model *m, mtc_chain *ch, const float *x, i
     return x;
 }
 
-/* Expects the last layer's dout filled; accumulates into dx when non-NULL. */
-static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *dx, int B)
+/* Expects the last layer's dout filled; accumulates into dx when non-NULL.
+ * pieces (a trunk chain with m->grad_final set): counts each layer whose
+ * parameter gradient is now final and reports it (mtc_model_grad_pieces). */
+static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *dx, int B, int *pieces)
 {
     for (int i = ch->n - 1; i >= 0; i--) {
         mtc_layer *pool = NULL;
@@ -655,6 +657,7 @@ static void chain_backward(mtc_model *m, mtc_chain *ch, const float *x, float *d
         else if (relu) bn_run(m, &ch->layers[i], relu, in, din, B, i > 0, bn_bwd_task);
         else if (rt == MTC_L_RESIDUAL || rt == MTC_L_ADD) residual_backward(ch, i, din, B, i > 0);
         else layer_backward(m, &ch->layers[i], in, din, B, i > 0);
+        if (pieces && ch->layers[i].nw + ch->layers[i].nb > 0) m->grad_final(m->grad_final_ctx, ++*pieces);
     }
 }
 
@@ -702,8 +705,37 @@ void mtc_model_backward_heads(mtc_model *m, const float *x, float *const *dout, 
         if (!dout[t]) continue;
         mtc_layer *last = &ch->layers[ch->n - 1];
         memcpy(last->dout, dout[t], (size_t)B * (size_t)last->out_size * sizeof(float));
-        chain_backward(m, ch, head_input(m, t, x), m->dmix[t], B);
+        chain_backward(m, ch, head_input(m, t, x), m->dmix[t], B, NULL);
     }
+}
+
+/* Where the experts' parameters end and the gates' and heads' begin. */
+static int64_t trunk_params_end(const mtc_model *m)
+{
+    int64_t end = 0;
+    for (int k = 0; k < m->nexperts; k++)
+        for (int i = 0; i < m->trunk[k].n; i++) {
+            const mtc_layer *L = &m->trunk[k].layers[i];
+            if (L->nw) end = L->w_off + L->nw > end ? L->w_off + L->nw : end;
+            if (L->nb) end = L->b_off + L->nb > end ? L->b_off + L->nb : end;
+        }
+    return end;
+}
+
+int mtc_model_grad_pieces(const mtc_model *m, int64_t *lo, int64_t *hi)
+{
+    int n = 0;
+    const int64_t end = trunk_params_end(m);
+    if (m->nparams > end) lo[n] = end, hi[n++] = m->nparams;
+    for (int k = 0; k < m->nexperts; k++)
+        for (int i = m->trunk[k].n - 1; i >= 0; i--) {
+            const mtc_layer *L = &m->trunk[k].layers[i];
+            if (L->nw + L->nb == 0) continue;
+            lo[n] = L->nw ? L->w_off : L->b_off;
+            hi[n] = lo[n] + L->nw + L->nb;
+            n++;
+        }
+    return n;
 }
 
 /* dx (B, input size), when not NULL, accumulates the gradient wrt the
@@ -742,8 +774,10 @@ static void backward_trunk(mtc_model *m, const float *x, int B, float *dx)
         }
         layer_backward(m, G, x, dx, B, 0);
     }
+    int pieces = 0, *pc = m->grad_final ? &pieces : NULL;
+    if (pc && m->nparams > trunk_params_end(m)) m->grad_final(m->grad_final_ctx, ++pieces);
     for (int k = 0; k < E; k++) {
-        if (m->trunk[k].n) chain_backward(m, &m->trunk[k], x, dx, B);
+        if (m->trunk[k].n) chain_backward(m, &m->trunk[k], x, dx, B, pc);
         else if (dx) /* no trunk layers: the expert's output is x */
             for (int64_t i = 0; i < (int64_t)B * H; i++) dx[i] += m->dtrunk[k][i];
     }

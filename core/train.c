@@ -287,6 +287,9 @@ typedef struct trainer {
     double hint_loss;
     float *best;                      /* params at the best epoch */
     float *best_stats;
+    mtc_comm_bg *bg;                  /* MPI: gradient sums overlapping the backward */
+    int sharded;                      /* MPI, --shard-data: each rank's own samples */
+    int step_global;                  /* sharded: this step's rows over all ranks */
 } trainer;
 
 static int soft_kind_ok(const mtc_train_cfg *cfg, int t)
@@ -480,6 +483,37 @@ static void trainer_free(trainer *tr)
     free(tr->hP); free(tr->hdP); free(tr->hproj); free(tr->hdtr);
     mtc_optim_free(&tr->s_opt);
     mtc_optim_free(&tr->h_opt);
+    mtc_comm_bg_free(tr->bg);
+}
+
+/* Buckets of about OVERLAP_BUCKET gradient floats for the overlapped sum:
+ * consecutive pieces (mtc_model_grad_pieces) merged while they are
+ * adjacent; bucket j may start once need[j] pieces are final. The same on
+ * every rank: it depends on the model only. */
+#define OVERLAP_BUCKET ((int64_t)1 << 18) /* 1 MiB */
+
+static void grad_final_cb(void *ctx, int pieces) { mtc_comm_bg_ready(ctx, pieces); }
+
+static int overlap_init(trainer *tr, mtc_err *e)
+{
+    mtc_model *m = tr->m;
+    enum { CAP = 1 + MTC_MAX_EXPERTS * MTC_MAX_LAYERS };
+    int64_t plo[CAP], phi[CAP], lo[CAP], hi[CAP];
+    int need[CAP], nb = 0;
+    int np = mtc_model_grad_pieces(m, plo, phi);
+    for (int i = 0; i < np; i++) {
+        if (nb && plo[i] < phi[i] && phi[i] == lo[nb - 1] && hi[nb - 1] - plo[i] <= OVERLAP_BUCKET) {
+            lo[nb - 1] = plo[i];
+            need[nb - 1] = i + 1;
+        } else {
+            lo[nb] = plo[i], hi[nb] = phi[i], need[nb] = i + 1;
+            nb++;
+        }
+    }
+    mtc_err why = {0};
+    tr->bg = mtc_comm_bg_new(m->grads, m->nparams, nb, lo, hi, need, &why);
+    if (!tr->bg && why.code) return mtc_err_set(e, why.code, "--overlap: %s", why.msg);
+    return 0;
 }
 
 static int check_cfg(const mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *c, mtc_err *e)
@@ -527,6 +561,7 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
 {
     memset(tr, 0, sizeof *tr);
     tr->m = m; tr->d = d; tr->cfg = cfg; tr->T = m->spec.ntasks; tr->B = cfg->batch;
+    tr->sharded = mtc_comm_size() > 1 && d->split_n > d->n;
     int rc = mtc_model_check_input(m, d, e);
     if (!rc) rc = check_cfg(m, d, cfg, e);
     if (!rc) rc = mtc_model_reserve(m, cfg->batch, e);
@@ -539,9 +574,10 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
         const mtc_task_spec *ts = &m->spec.tasks[t];
         int D = ts->dim;
         if ((rc = mtc_model_bind_task(m, t, d, &tr->labels[t], &tr->targets[t], e))) break;
-        int64_t lab = 0;
+        double lab = 0;
         for (int64_t i = 0; i < d->n; i++)
             lab += tr->labels[t] ? tr->labels[t][i] != MTC_LABEL_MISSING : mtc_row_labelled(tr->targets[t] + i * D, D);
+        if (tr->sharded) mtc_comm_sum_f64(&lab, 1); /* over every rank's shard */
         if (!lab && !soft_kind_ok(cfg, t)) {
             rc = mtc_err_set(e, MTC_EINPUT, "%s: task '%s' has no labelled sample in the training split", d->name,
                              ts->name);
@@ -557,20 +593,20 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
             /* target standardisation, stored in the checkpoint */
             const float *y = tr->targets[t];
             if (!cfg->keep_standardisation)
-                for (int dd = 0; dd < D; dd++) { /* over the labelled rows */
-                    double s1 = 0, s2 = 0;
-                    int64_t cnt = 0;
+                for (int dd = 0; dd < D; dd++) { /* over the labelled rows (of every shard) */
+                    double sum[3] = {0, 0, 0}; /* x, x^2, count */
                     for (int64_t i = 0; i < d->n; i++) {
                         if (!mtc_row_labelled(y + i * D, D)) continue;
-                        s1 += y[i * D + dd];
-                        s2 += (double)y[i * D + dd] * y[i * D + dd];
-                        cnt++;
+                        sum[0] += y[i * D + dd];
+                        sum[1] += (double)y[i * D + dd] * y[i * D + dd];
+                        sum[2] += 1;
                     }
-                    if (!cnt) { /* soft labels alone teach it */
+                    if (tr->sharded) mtc_comm_sum_f64(sum, 3);
+                    if (!sum[2]) { /* soft labels alone teach it */
                         m->reg_mean[t][dd] = 0.0f, m->reg_std[t][dd] = 1.0f;
                         continue;
                     }
-                    double mu = s1 / cnt, var = s2 / cnt - mu * mu;
+                    double mu = sum[0] / sum[2], var = sum[1] / sum[2] - mu * mu;
                     m->reg_mean[t][dd] = (float)mu;
                     m->reg_std[t][dd] = var > 1e-12 ? (float)sqrt(var) : 1.0f;
                 }
@@ -626,6 +662,7 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
     tr->best_stats = malloc((size_t)m->nstats * sizeof(float) + 4);
     bad |= !tr->best || !tr->best_stats;
     if (bad) return mtc_err_set(e, MTC_ENOMEM, "training: out of memory");
+    if (cfg->overlap && mtc_comm_size() > 1) return overlap_init(tr, e);
     return 0;
 }
 
@@ -694,17 +731,19 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
     mtc_model *m = tr->m;
     const mtc_train_cfg *cfg = tr->cfg;
     const mtc_soft *so = cfg->soft;
-    const int N = mtc_comm_size(), Bg = B;
+    const int N = mtc_comm_size(), Bg = tr->sharded ? tr->step_global : B;
     mtc_rng own;
     if (N > 1) {
-        const int r = mtc_comm_rank(), lo = (int)((int64_t)B * r / N);
+        const int r = mtc_comm_rank(), lo = tr->sharded ? 0 : (int)((int64_t)B * r / N);
         /* from (seed, step, rank), not from the shared stream: that one then
          * advances only by the shuffles, the same on every rank */
         mtc_rng_seed(&own, cfg->seed ^ 0x64702d72616e6bULL ^ ((uint64_t)tr->steps_done * 0xbf58476d1ce4e5b9ULL) ^
                                (0x9e3779b97f4a7c15ULL * (uint64_t)(r + 1)));
         rng = &own;
-        bi += lo;
-        B = (int)((int64_t)Bg * (r + 1) / N) - lo;
+        if (!tr->sharded) { /* rank r's rows of the global batch; sharded: bi is already this rank's */
+            bi += lo;
+            B = (int)((int64_t)Bg * (r + 1) / N) - lo;
+        }
     }
     if (so && so->copies > 1) {
         /* stored views: one of the K per sample, the image rebuilt as the
@@ -742,9 +781,17 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
     if (tr->hP) hint_step(tr, B, Bg, lr);
     if (cfg->weighting == MTC_WEIGHT_GRADNORM) gradnorm_update(tr, tr->x, loss, B);
     if (tr->cf_dW && tr->steps_done % cfg->conflict_every == 0) conflict_sample(tr, tr->x, B);
-    if (B > 0) mtc_model_backward_trunk(m, tr->x, B);
+    if (tr->bg) { /* the sums run on their own thread as pieces of the gradient become final */
+        mtc_comm_bg_begin(tr->bg);
+        m->grad_final = grad_final_cb, m->grad_final_ctx = tr->bg;
+        if (B > 0) mtc_model_backward_trunk(m, tr->x, B);
+        m->grad_final = NULL, m->grad_final_ctx = NULL;
+        mtc_comm_bg_finish(tr->bg);
+    } else if (B > 0) {
+        mtc_model_backward_trunk(m, tr->x, B);
+    }
     if (N > 1) {
-        mtc_comm_sum_f32(m->grads, m->nparams);
+        if (!tr->bg) mtc_comm_sum_f32(m->grads, m->nparams);
         if (m->nstats) { /* running statistics: the ranks' mean */
             mtc_comm_sum_f32(m->stats, m->nstats);
             for (int64_t i = 0; i < m->nstats; i++) m->stats[i] /= (float)N;
@@ -820,7 +867,7 @@ static uint64_t cfg_fingerprint(const trainer *tr, const mtc_dataset *d)
     f[n++] = c->val_frac; f[n++] = c->patience; f[n++] = c->aug; f[n++] = (double)c->seed;
     f[n++] = (double)mtc_train_split_seed(c);
     f[n++] = c->soft != NULL; f[n++] = c->hint_weight; f[n++] = c->hint_dim; f[n++] = (double)m->nparams;
-    f[n++] = (double)d->n;
+    f[n++] = (double)d->split_n; /* = n unless sharded: the same on every rank */
     for (int t = 0; t < tr->T; t++) { f[n++] = c->kd_T[t]; f[n++] = c->kd_alpha[t]; }
     uint64_t h = mtc_fnv1a64(f, sizeof(double) * (size_t)n, 0);
     return mtc_fnv1a64(&d->hash, sizeof d->hash, h);
@@ -1004,6 +1051,115 @@ out:
     return rc;
 }
 
+/* ---- --shard-data: every rank trains on its own samples ------------------------
+ * Rank r holds its shard of the split and its own train/validation split of
+ * it; each step it takes b_r = B(r+1)/N - B r/N rows of its own epoch order
+ * (a shuffle drawn from (seed, rank, epoch): a resumed run redraws it), so
+ * the global batch is still B. An epoch is the steps the smallest share
+ * fills: min over ranks of ceil(n_r / b_r); a larger shard's tail waits for
+ * a later epoch's order. Validation metrics are the ranks' labelled-sample
+ * weighted means (exact for accuracy, MAE and the losses). */
+typedef struct shard_plan {
+    int64_t *nt;     /* every rank's training samples */
+    int64_t steps, nv_all;
+} shard_plan;
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static int shard_b(int B, int k, int N) { return (int)((int64_t)B * (k + 1) / N - (int64_t)B * k / N); }
+
+static int shard_plan_init(shard_plan *sp, const mtc_train_cfg *cfg, int64_t nt, int64_t nv, mtc_err *e)
+{
+    const int N = mtc_comm_size(), r = mtc_comm_rank();
+    if (cfg->task_sampling != MTC_SAMPLE_PROPORTIONAL)
+        return mtc_err_set(e, MTC_EINPUT, "--shard-data: --task-sampling %s is not supported (proportional is)",
+                           mtc_task_sampling_name(cfg->task_sampling));
+    if (cfg->batch < N) return mtc_err_set(e, MTC_EINPUT, "--shard-data: --batch %d is smaller than the %d ranks", cfg->batch, N);
+    double *v = calloc((size_t)N + 1, sizeof(double));
+    if (!v || !(sp->nt = malloc(sizeof(int64_t) * (size_t)N))) {
+        free(v);
+        return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    }
+    v[r] = (double)nt, v[N] = (double)nv;
+    mtc_comm_sum_f64(v, N + 1);
+    sp->steps = INT64_MAX;
+    for (int k = 0; k < N; k++) {
+        sp->nt[k] = (int64_t)v[k];
+        int64_t b = shard_b(cfg->batch, k, N), st = (sp->nt[k] + b - 1) / b;
+        sp->steps = st < sp->steps ? st : sp->steps;
+    }
+    sp->nv_all = (int64_t)v[N];
+    free(v);
+    return 0;
+}
+
+static int shard_epoch(trainer *tr, const shard_plan *sp, mtc_optim *opt, int64_t *tidx, int64_t nt, int ep,
+                       int64_t *step, int64_t total, double *lsum, float *lr, mtc_rng *rng, int64_t *ep_samples,
+                       double t0, mtc_err *e)
+{
+    const mtc_train_cfg *cfg = tr->cfg;
+    const int N = mtc_comm_size(), r = mtc_comm_rank(), b = shard_b(cfg->batch, r, N);
+    qsort(tidx, (size_t)nt, sizeof *tidx, cmp_i64);
+    mtc_rng er;
+    mtc_rng_seed(&er, cfg->seed ^ 0x7368617264ULL ^ (0x9e3779b97f4a7c15ULL * (uint64_t)(r + 1)) ^
+                          ((uint64_t)(ep + 1) * 0xbf58476d1ce4e5b9ULL));
+    mtc_shuffle_i64(&er, tidx, nt);
+    *ep_samples = 0;
+    for (int64_t k = 0; k < sp->steps; k++, (*step)++) {
+        int64_t off = k * b, bb = nt - off < b ? nt - off : b, g = 0;
+        for (int q = 0; q < N; q++) { /* this step's rows over the ranks */
+            int64_t bq = shard_b(cfg->batch, q, N), left = sp->nt[q] - k * bq;
+            g += left < bq ? left : bq;
+        }
+        tr->step_global = (int)g;
+        *lr = mtc_sched_lr(&cfg->sched, *step, total);
+        tr->steps_done = *step;
+        double loss[MTC_MAX_TASKS];
+        int bad = train_step(tr, opt, tidx + off, (int)bb, *lr, rng, loss);
+        if (bad)
+            return mtc_err_set(e, MTC_EINPUT, "loss of task '%s' became non-finite at epoch %d step %lld (lower --lr?)",
+                               tr->m->spec.tasks[bad - 1].name, ep + 1, (long long)k);
+        for (int t = 0; t < tr->T; t++) lsum[t] += loss[t] * (double)g;
+        *ep_samples += g;
+        if (cfg->step_progress && (*step % 16 == 0))
+            cfg->step_progress(cfg->progress_ctx, ep + 1, cfg->epochs, *ep_samples, sp->steps * cfg->batch, now_s() - t0);
+    }
+    return 0;
+}
+
+static int shard_validate(trainer *tr, const mtc_dataset *d, const int64_t *vidx, int64_t nv, int B,
+                          mtc_epoch_stats *st, double *vloss, mtc_err *e)
+{
+    double v[3 * MTC_MAX_TASKS] = {0}; /* per task: loss x n, metric x n, n */
+    mtc_task_eval ev[MTC_MAX_TASKS];
+    if (nv > 0) {
+        int rc = mtc_evaluate(tr->m, d, vidx, nv, B, ev, e);
+        if (rc) return rc;
+    }
+    for (int t = 0; t < tr->T; t++) {
+        st->val_metric_name[t] = tr->m->spec.tasks[t].kind == MTC_TASK_REG ? "mae" : "accuracy";
+        if (nv > 0 && ev[t].n > 0) {
+            double n = (double)ev[t].n;
+            v[3 * t] = ev[t].loss * n;
+            v[3 * t + 1] = mtc_task_eval_primary(&ev[t], &st->val_metric_name[t]) * n;
+            v[3 * t + 2] = n;
+        }
+    }
+    if (nv > 0) mtc_task_eval_free(ev, tr->T);
+    mtc_comm_sum_f64(v, 3 * tr->T);
+    *vloss = 0;
+    for (int t = 0; t < tr->T; t++) {
+        double n = v[3 * t + 2];
+        st->val_metric[t] = n > 0 ? v[3 * t + 1] / n : NAN;
+        *vloss += n > 0 ? tr->m->spec.tasks[t].weight * v[3 * t] / n : 0.0;
+    }
+    return 0;
+}
+
 uint64_t mtc_train_split_seed(const mtc_train_cfg *cfg)
 {
     return cfg->val_seed ? cfg->val_seed : cfg->seed;
@@ -1035,6 +1191,8 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         nt = k;
     }
     if (!rc && nt < 1) rc = mtc_err_set(e, MTC_EINPUT, "%s: no training samples left after the validation split", d->name);
+    shard_plan sp = {0};
+    if (!rc && tr.sharded) rc = shard_plan_init(&sp, cfg, nt, nv, e);
     pools pl = {.T = tr.T};
     for (int t = 0; !rc && cfg->task_sampling != MTC_SAMPLE_PROPORTIONAL && t < tr.T; t++)
         if (!(pl.idx[t] = malloc((size_t)nt * sizeof(int64_t))) || (!t && !(pl.batch = malloc((size_t)cfg->batch * sizeof(int64_t)))))
@@ -1044,11 +1202,12 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     mtc_rng rng;
     mtc_rng_seed(&rng, cfg->seed ^ 0x7261696eULL);
     int B = cfg->batch;
-    int64_t steps_per_epoch = (nt + B - 1) / B, total = steps_per_epoch * cfg->epochs;
+    int64_t steps_per_epoch = tr.sharded ? sp.steps : (nt + B - 1) / B, total = steps_per_epoch * cfg->epochs;
     double t_start = now_s();
     loop_state ls = {0, 0, INFINITY, 0};
     if (cfg->resume_path) {
-        if ((rc = state_load(cfg->resume_path, &tr, d, &opt, &rng, tidx, nt, &ls, res, &hist, e))) goto done;
+        if ((rc = state_load(cfg->resume_path, &tr, d, &opt, &rng, tidx, tr.sharded ? 0 : nt, &ls, res, &hist, e)))
+            goto done;
     }
     int64_t step = ls.step;
     double best_val = ls.best_val;
@@ -1064,7 +1223,12 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         tr.hint_loss = 0;
         float lr = 0;
         if (cfg->weighting == MTC_WEIGHT_DWA) dwa_update(&tr, ep);
-        mtc_shuffle_i64(&rng, tidx, nt);
+        int64_t ep_samples = nt; /* over every rank */
+        if (tr.sharded) {
+            if ((rc = shard_epoch(&tr, &sp, &opt, tidx, nt, ep, &step, total, lsum, &lr, &rng, &ep_samples, t0, e))) goto done;
+        } else {
+            mtc_shuffle_i64(&rng, tidx, nt);
+        }
         if (cfg->task_sampling != MTC_SAMPLE_PROPORTIONAL) {
             /* each task's labelled samples, in this epoch's order; a batch from one of them */
             for (int t = 0; t < tr.T; t++) {
@@ -1094,7 +1258,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
                                        now_s() - t0);
             }
         }
-        for (int64_t s = 0; s < nt && cfg->task_sampling == MTC_SAMPLE_PROPORTIONAL; s += B, step++) {
+        for (int64_t s = 0; s < nt && !tr.sharded && cfg->task_sampling == MTC_SAMPLE_PROPORTIONAL; s += B, step++) {
             int bb = (int)(nt - s < B ? nt - s : B);
             double loss[MTC_MAX_TASKS];
             lr = mtc_sched_lr(&cfg->sched, step, total);
@@ -1117,17 +1281,19 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         st.ntasks = tr.T;
         st.lr = lr;
         st.hint_loss = tr.hint_loss / steps_per_epoch;
-        st.samples_per_s = nt / (dt > 1e-9 ? dt : 1e-9);
+        st.samples_per_s = ep_samples / (dt > 1e-9 ? dt : 1e-9);
         for (int t = 0; t < tr.T; t++) {
             st.task_names[t] = m->spec.tasks[t].name;
-            st.loss[t] = lsum[t] / nt;
+            st.loss[t] = lsum[t] / ep_samples;
             st.weight[t] = tr.w[t];
             tr.prev_loss[1][t] = tr.prev_loss[0][t];
             tr.prev_loss[0][t] = st.loss[t];
         }
         /* validation (or training loss when there is no validation split) */
         double vloss = 0;
-        if (nv > 0) {
+        if (tr.sharded && sp.nv_all > 0) {
+            if ((rc = shard_validate(&tr, d, vidx, nv, B, &st, &vloss, e))) goto done;
+        } else if (nv > 0) {
             mtc_task_eval ev[MTC_MAX_TASKS];
             if ((rc = mtc_evaluate(m, d, vidx, nv, B, ev, e))) goto done;
             for (int t = 0; t < tr.T; t++) {
@@ -1173,7 +1339,10 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
         if (cfg->checkpoint_path && cfg->checkpoint_every > 0 &&
             ((ep + 1) % cfg->checkpoint_every == 0 || ep + 1 == cfg->epochs)) {
             loop_state now = {ep + 1, step, best_val, since_best};
-            if ((rc = state_save(cfg->checkpoint_path, &tr, d, &opt, &rng, tidx, nt, &now, res, &hist, e))) goto done;
+            /* sharded: each epoch's order comes from (seed, rank, epoch); none is stored */
+            if ((rc = state_save(cfg->checkpoint_path, &tr, d, &opt, &rng, tidx, tr.sharded ? 0 : nt, &now, res, &hist,
+                                 e)))
+                goto done;
         }
     }
     for (int t = 0; t < tr.T; t++) res->weight[t] = tr.w[t];
@@ -1191,6 +1360,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
     res->history_json = hist.buf;
     hist.buf = NULL;
 done:
+    free(sp.nt);
     pools_free(&pl);
     mtc_jw_free(&hist);
     mtc_optim_free(&opt);

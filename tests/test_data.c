@@ -1364,6 +1364,122 @@ static void test_csv_impute_mean_fills_missing_inputs(void **st)
     free(dir);
 }
 
+/* Shard k of N for k = 0..N-1, one after another, is the whole split: the
+ * same inputs, labels, class names and ids; hashed segment by segment in
+ * shard order, the whole split's hash. */
+static void check_shards_make_the_whole(const char *name, const char *split, mtc_data_opts *o, int N)
+{
+    mtc_dataset w, s;
+    mtc_err e = {0};
+    o->shard_count = 0;
+    if (mtc_data_open(name, split, o, &w, &e)) fail_msg("%s: %s", name, e.msg);
+    const int64_t ss = mtc_data_sample_size(&w);
+    int64_t at = 0;
+    uint64_t h[1 + MTC_MAX_TASKS] = {0};
+    for (int k = 0; k < N; k++) {
+        o->shard_count = N, o->shard_index = k;
+        if (mtc_data_open(name, split, o, &s, &e)) fail_msg("%s shard %d/%d: %s", name, k, N, e.msg);
+        if (s.shard_lo != at || s.split_n != w.n) fail_msg("%s shard %d/%d: at %lld of %lld, expected %lld of %lld", name, k, N,
+                                                             (long long)s.shard_lo, (long long)s.split_n, (long long)at, (long long)w.n);
+        assert_int_equal(s.n, w.n * (k + 1) / N - w.n * k / N);
+        assert_int_equal(s.ntasks, w.ntasks);
+        if (w.x_f32) assert_memory_equal(s.x_f32, w.x_f32 + at * ss, sizeof(float) * (size_t)(s.n * ss));
+        if (w.x_u8) assert_memory_equal(s.x_u8, w.x_u8 + at * ss, (size_t)(s.n * ss));
+        for (int t = 0; t < w.ntasks; t++) {
+            const mtc_data_task *a = &w.tasks[t], *b = &s.tasks[t];
+            assert_int_equal(a->dim, b->dim);
+            assert_int_equal(a->nclass_names, b->nclass_names);
+            for (int c = 0; c < a->nclass_names; c++) assert_string_equal(a->class_names[c], b->class_names[c]);
+            if (a->labels) assert_memory_equal(b->labels, a->labels + at, sizeof(int32_t) * (size_t)s.n);
+            if (a->targets) assert_memory_equal(b->targets, a->targets + at * a->dim, sizeof(float) * (size_t)(s.n * a->dim));
+        }
+        for (int g = 0; g <= s.ntasks; g++) h[g] = mtc_data_hash_part(&s, g, g && !k ? h[g - 1] : h[g]);
+        at += s.n;
+        mtc_data_free(&s);
+    }
+    /* segment g continues from segment g-1's final value over every shard */
+    uint64_t chain = 0;
+    for (int g = 0; g <= w.ntasks; g++) {
+        mtc_dataset *shards = calloc((size_t)N, sizeof *shards);
+        for (int k = 0; k < N; k++) {
+            o->shard_count = N, o->shard_index = k;
+            assert_int_equal(mtc_data_open(name, split, o, &shards[k], &e), 0);
+            chain = mtc_data_hash_part(&shards[k], g, chain);
+            mtc_data_free(&shards[k]);
+        }
+        free(shards);
+    }
+    if (chain != w.hash) fail_msg("%s: the shards' chained hash %016llx is not the whole split's %016llx", name,
+                                  (unsigned long long)chain, (unsigned long long)w.hash);
+    assert_int_equal(at, w.n);
+    o->shard_count = 0;
+    mtc_data_free(&w);
+}
+
+/* --shard-data: a CSV read in blocks of 64 bytes (so records, quoted
+ * fields with line breaks and CRLFs cross the blocks) with a note every
+ * 5 records (so a shard reads only its part), string classes some
+ * shards never see, missing labels, --impute mean and integer ids whose
+ * largest is in one shard only; both splits, @all, 1..7 shards. */
+static void test_csv_shards_are_the_whole_file_in_pieces(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), *path = tu_path(dir, "s.csv");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fprintf(f, "\"x1\",x2,name,k,y\r\n");
+    for (int r = 0; r < 257; r++) {
+        if (r % 13 == 5) fprintf(f, "\r\n"); /* blank lines */
+        const char *names[] = {"alpha", "\"be,ta\"", "\"gam\nma\"", "delta"};
+        fprintf(f, "%d.5,%s,%s,%d,%s\r\n", r, r % 17 == 3 ? "NA" : "2", r < 250 ? names[r % 3] : names[3],
+                r == 200 ? 9 : r % 4, r % 11 == 7 ? "" : "0.25");
+    }
+    fclose(f);
+    mtc_data_opts o = csv_opts("name,k,y:reg");
+    o.impute_mean = 1;
+    char name[4200];
+    size_t keep = mtc_csv_block_bytes;
+    int64_t keep_mark = mtc_csv_mark_rows;
+    mtc_csv_block_bytes = 64, mtc_csv_mark_rows = 5;
+    for (int all = 0; all < 2; all++) {
+        snprintf(name, sizeof name, "csv:%s%s", path, all ? "@all" : "");
+        for (int N = 1; N <= 7; N += 2) {
+            check_shards_make_the_whole(name, "train", &o, N);
+            if (!all) check_shards_make_the_whole(name, "test", &o, N);
+        }
+    }
+    /* an error in a row no shard keeps is still found (the census reads all) */
+    f = fopen(path, "ab");
+    fprintf(f, "1,2,alpha,1,zz\n");
+    fclose(f);
+    mtc_dataset d;
+    mtc_err e = {0};
+    o.shard_count = 3, o.shard_index = 0;
+    snprintf(name, sizeof name, "csv:%s", path);
+    assert_int_equal(mtc_data_open(name, "train", &o, &d, &e), MTC_EINPUT);
+    if (!strstr(e.msg, "s.csv:") || !strstr(e.msg, "'zz'")) fail_msg("%s", e.msg);
+    mtc_csv_block_bytes = keep, mtc_csv_mark_rows = keep_mark;
+    free(path);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* Sources without a reader of their own load whole and keep their shard:
+ * the same pieces. */
+static void test_other_sources_shard_by_keeping_their_part(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), name[4200];
+    mtc_err e = {0};
+    assert_int_equal(mtc_data_write_multifashion(dir, 7, &e), 0);
+    mtc_data_opts o;
+    memset(&o, 0, sizeof o);
+    snprintf(name, sizeof name, "idx:%s", dir);
+    check_shards_make_the_whole(name, "test", &o, 3);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 /* --join ID: CSVs sharing an id column merge their rows (labels from each
  * file, inputs that must agree), split by the id's hash; a conflict in the
  * inputs or a repeated id is an error naming the file and row; --join on a
@@ -1435,6 +1551,8 @@ int main(void)
         cmocka_unit_test(test_csv_missing_value_names_line_and_column),
         cmocka_unit_test(test_csv_missing_labels_are_marked),
         cmocka_unit_test(test_csv_impute_mean_fills_missing_inputs),
+        cmocka_unit_test(test_csv_shards_are_the_whole_file_in_pieces),
+        cmocka_unit_test(test_other_sources_shard_by_keeping_their_part),
         cmocka_unit_test(test_joined_csvs_unite_tasks_and_mark_gaps),
         cmocka_unit_test(test_joined_csvs_merge_rows_by_id),
         cmocka_unit_test(test_csv_wrong_column_count_names_the_line),

@@ -13,7 +13,12 @@
  *     dropout, -np 2 lands where one process does (accuracy within 1 point,
  *     MAE within 2%: the gradients are the same sums in another order);
  *     a rank killed after a checkpoint ends the job non-zero and --resume
- *     under -np 2 writes the uninterrupted run's bytes.
+ *     under -np 2 writes the uninterrupted run's bytes;
+ *   - --overlap (sums on their own thread during the backward pass) writes
+ *     the bytes of the sums after it, -np 2 and 3;
+ *   - --shard-data: each rank holds only its part of the training split;
+ *     the same bytes every run, close to one process on the whole split,
+ *     and kill -9 + --resume gives the uninterrupted run's bytes.
  * Skipped, with the reason printed, when mtc was built without MPI or
  * mpirun is missing. Runs from the repository root (as `make test` does).
  */
@@ -264,10 +269,105 @@ static void test_data_parallel_train(void **st)
     free(dir);
 }
 
-static void test_killed_training_resumes_to_the_same_bytes(void **st)
+/* --overlap: the gradient sums run bucket by bucket on their own thread
+ * during the backward pass. A model whose gradient falls into three
+ * buckets (heads; the 600x512 weights, more than the 1 MiB bucket; the
+ * batchnorm and the first layer): the bytes of the sums after the backward
+ * pass, for 2 and 3 ranks. */
+static void test_overlapped_sums_give_the_same_bytes(void **st)
 {
     (void)st;
-    char *dir = tu_mkdtemp(), cmd[8192], csv[700], spec[700], full[700], cut[700];
+    char *dir = tu_mkdtemp(), cmd[4096], csv[700], spec[700], a[700], b[700];
+    snprintf(csv, sizeof csv, "%s/d.csv", dir);
+    tu_write_synth_csv(csv, 1500, 10);
+    snprintf(spec, sizeof spec, "%s/o.cfg", dir);
+    write_spec(spec, "[input] shape=3 columns=x1,x2,x3\n[dense] units=600\n[batchnorm]\n[act] fn=relu\n"
+                     "[dense] units=512 act=tanh\n[task fine] kind=cls classes=4\n[task lvl] kind=reg outputs=1 column=x0\n");
+    for (int np = 2; np <= 3; np++) {
+        for (int ov = 0; ov < 2; ov++) {
+            snprintf(cmd, sizeof cmd, MPIRUN " -np %d %s train --spec %s --data csv:%s --epochs 2 --batch 64 --threads 1 "
+                     "%s -o %s/np%d_%d.mtc > %s/out 2> %s/err", np, bin(), spec, csv, ov ? "--overlap" : "", dir, np, ov,
+                     dir, dir);
+            int rc = sh(cmd);
+            char *p = tu_path(dir, "err"), *msg = (char *)tu_read(p, NULL);
+            if (rc) fail_msg("mpirun -np %d train%s exited %d: %.400s", np, ov ? " --overlap" : "", rc, msg ? msg : "?");
+            /* the report says the sums ran beside the backward pass */
+            if (ov && !(msg && strstr(msg, "--overlap: the sums ran beside the backward pass")))
+                fail_msg("-np %d --overlap: no overlap reported: %.400s", np, msg ? msg : "?");
+            free(p);
+            free(msg);
+        }
+        snprintf(a, sizeof a, "%s/np%d_0.mtc", dir, np);
+        snprintf(b, sizeof b, "%s/np%d_1.mtc", dir, np);
+        if (!same_file(a, b)) fail_msg("-np %d: --overlap wrote another checkpoint than the sums after the backward pass", np);
+    }
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* --shard-data: each rank loads only its part of the training split (the
+ * report names it) and trains on it; the same bytes every run; close to
+ * one process on the whole split; --task-sampling other than proportional
+ * is an error on every rank. */
+static void test_sharded_training(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp(), cmd[4096], csv[700], spec[700], a[700], b[700];
+    snprintf(csv, sizeof csv, "%s/d.csv", dir);
+    tu_write_synth_csv(csv, 3000, 11);
+    snprintf(spec, sizeof spec, "%s/p.cfg", dir);
+    write_spec(spec, "[input] shape=3 columns=x1,x2,x3\n[dense] units=32 act=relu\n[dense] units=16 act=tanh\n"
+                     "[task fine] kind=cls classes=4\n[task lvl] kind=reg outputs=1 column=x0\n");
+    for (int np = 2; np <= 3; np++)
+        for (int run = 0; run < (np == 2 ? 2 : 1); run++) {
+            snprintf(cmd, sizeof cmd, MPIRUN " -np %d %s train --spec %s --data csv:%s --epochs 4 --batch 64 --threads 1 "
+                     "--shard-data -o %s/s%d_%d.mtc > %s/out 2> %s/err", np, bin(), spec, csv, dir, np, run, dir, dir);
+            int rc = sh(cmd);
+            char *p = tu_path(dir, "err"), *msg = (char *)tu_read(p, NULL);
+            if (rc) fail_msg("mpirun -np %d train --shard-data exited %d: %.400s", np, rc, msg ? msg : "?");
+            /* 3000 rows: 2400 in train; rank 0 holds the first 2400/np */
+            char want[160];
+            snprintf(want, sizeof want, "(rank 0's shard: samples 0..%d of 2400)", 2400 / np - 1);
+            if (!msg || !strstr(msg, want)) fail_msg("-np %d: no '%s' in: %.600s", np, want, msg ? msg : "?");
+            free(p);
+            free(msg);
+        }
+    snprintf(a, sizeof a, "%s/s2_0.mtc", dir);
+    snprintf(b, sizeof b, "%s/s2_1.mtc", dir);
+    if (!same_file(a, b)) fail_msg("--shard-data -np 2: two runs wrote different checkpoints");
+    snprintf(cmd, sizeof cmd, "%s train --spec %s --data csv:%s --epochs 4 --batch 64 --threads 2 --quiet -o %s/one.mtc "
+             ">/dev/null 2>&1", bin(), spec, csv, dir);
+    assert_int_equal(sh(cmd), 0);
+    snprintf(b, sizeof b, "%s/one.mtc", dir);
+    for (int np = 2; np <= 3; np++) {
+        snprintf(a, sizeof a, "%s/s%d_0.mtc", dir, np);
+        double acc1 = eval_num(dir, b, csv, "fine", "accuracy"), acc2 = eval_num(dir, a, csv, "fine", "accuracy");
+        double mae1 = eval_num(dir, b, csv, "lvl", "mae"), mae2 = eval_num(dir, a, csv, "lvl", "mae");
+        print_message("one process: accuracy %.4f MAE %.4f; %d ranks, sharded: %.4f %.4f\n", acc1, mae1, np, acc2, mae2);
+        /* another sample order (each rank shuffles its own shard): the same
+         * model up to the noise of a 4-epoch run */
+        if (!(fabs(acc1 - acc2) <= 0.03 && fabs(mae1 - mae2) <= 0.1 * mae1))
+            fail_msg("%d sharded ranks: accuracy %.4f MAE %.4f, one process %.4f %.4f", np, acc2, mae2, acc1, mae1);
+    }
+    snprintf(cmd, sizeof cmd, MPIRUN " -np 2 %s train --spec %s --data csv:%s --epochs 1 --shard-data --task-sampling "
+             "round-robin -o %s/rr.mtc > %s/out 2> %s/err", bin(), spec, csv, dir, dir, dir);
+    int rc = sh(cmd);
+    char *p = tu_path(dir, "err"), *msg = (char *)tu_read(p, NULL);
+    if (rc == 0 || rc == 124 || !msg || !strstr(msg, "--shard-data: --task-sampling round-robin is not supported"))
+        fail_msg("--shard-data --task-sampling round-robin: exit %d: %.400s", rc, msg ? msg : "?");
+    free(p);
+    free(msg);
+    tu_rmdir(dir);
+    free(dir);
+}
+
+/* A rank killed with kill -9 once the first epoch's state is written ends
+ * the job; resuming from that state writes the uninterrupted run's bytes:
+ * data parallel, and with --shard-data (each rank's epoch order redrawn
+ * from the seed, its rank and the epoch). */
+static void killed_training_resumes(const char *mode)
+{
+    char *dir = tu_mkdtemp(), cmd[8192], csv[700], spec[700], full[700], cut[700], args[300];
     snprintf(csv, sizeof csv, "%s/big.csv", dir);
     tu_write_synth_csv(csv, 40000, 9);
     snprintf(spec, sizeof spec, "%s/w.cfg", dir);
@@ -275,7 +375,7 @@ static void test_killed_training_resumes_to_the_same_bytes(void **st)
                      "[task fine] kind=cls classes=4\n");
     snprintf(full, sizeof full, "%s/full.mtc", dir);
     snprintf(cut, sizeof cut, "%s/cut.mtc", dir);
-    const char *args = "--epochs 4 --batch 128 --threads 1 --checkpoint-every 1 --no-test --quiet";
+    snprintf(args, sizeof args, "--epochs 4 --batch 128 --threads 1 --checkpoint-every 1 --no-test --quiet %s", mode);
     snprintf(cmd, sizeof cmd, MPIRUN " -np 2 %s train --spec %s --data csv:%s %s -o %s >/dev/null 2>&1", bin(), spec, csv,
              args, full);
     assert_int_equal(sh(cmd), 0);
@@ -289,7 +389,7 @@ static void test_killed_training_resumes_to_the_same_bytes(void **st)
     char *rcp = tu_path(dir, "rc"), *rct = (char *)tu_read(rcp, NULL);
     assert_non_null(rct);
     int jrc = atoi(rct);
-    if (jrc == 0 || jrc == 124) fail_msg("the training job exited %d after a rank was killed", jrc);
+    if (jrc == 0 || jrc == 124) fail_msg("%s: the training job exited %d after a rank was killed", mode, jrc);
     struct stat sb;
     char state[720];
     snprintf(state, sizeof state, "%s.state", cut);
@@ -299,13 +399,20 @@ static void test_killed_training_resumes_to_the_same_bytes(void **st)
     int rrc = sh(cmd);
     if (rrc) {
         char *p = tu_path(dir, "rout"), *msg = (char *)tu_read(p, NULL);
-        fail_msg("resume exited %d: %.400s", rrc, msg ? msg : "?");
+        fail_msg("%s: resume exited %d: %.400s", mode, rrc, msg ? msg : "?");
     }
-    if (!same_file(full, cut)) fail_msg("killed and resumed under -np 2: not the uninterrupted run's bytes");
+    if (!same_file(full, cut)) fail_msg("%s: killed and resumed under -np 2: not the uninterrupted run's bytes", mode);
     free(rcp);
     free(rct);
     tu_rmdir(dir);
     free(dir);
+}
+
+static void test_killed_training_resumes_to_the_same_bytes(void **st)
+{
+    (void)st;
+    killed_training_resumes("");
+    killed_training_resumes("--shard-data");
 }
 
 int main(void)
@@ -322,6 +429,8 @@ int main(void)
         cmocka_unit_test(test_label_under_mpirun_writes_the_single_process_file),
         cmocka_unit_test(test_bad_flag_and_dead_rank_end_the_job),
         cmocka_unit_test(test_data_parallel_train),
+        cmocka_unit_test(test_overlapped_sums_give_the_same_bytes),
+        cmocka_unit_test(test_sharded_training),
         cmocka_unit_test(test_killed_training_resumes_to_the_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -357,6 +357,10 @@ static int cmd_prune_main(const char *in_path, prune_opts *o, const cli_common *
     to.val_seed = o->val_seed;
     to.epochs = o->finetune_epochs > 0 ? o->finetune_epochs : 1;
     if ((rc = util_train_cfg(&to, c, NULL, &pc.train, &e))) goto out;
+    if (to.shard_data) { /* the pruning scores need every sample on every rank */
+        rc = mtc_err_set(&e, MTC_EINPUT, "--shard-data: not supported by prune (its fine-tuning runs data parallel without it)");
+        goto out;
+    }
     pc.train.keep_standardisation = 1;
     pc.train.progress = util_progress;
     pc.train.progress_ctx = (void *)c;

@@ -33,13 +33,17 @@ int util_open_data(const mtc_model *m, const char *name, const char *split, mtc_
     o.impute_mean = cli_impute_mean;
     o.join = cli_join_column;
     o.allow_absent = util_unlabelled_ok;
+    if (util_shard_data && !strcmp(split, "train") && mtc_comm_size() > 1)
+        o.shard_count = mtc_comm_size(), o.shard_index = mtc_comm_rank();
     int rc = mtc_data_open(name, split, &o, d, e);
     if (rc) return rc;
+    mtc_data_hash_shards(d); /* sharded: the whole split's hash on every rank */
     if ((rc = mtc_model_check_input(m, d, e))) mtc_data_free(d);
     return rc;
 }
 
 int util_unlabelled_ok;
+int util_shard_data;
 
 int64_t util_labelled(const mtc_model *m, const mtc_dataset *d, const int64_t *idx, int64_t n, int t)
 {
@@ -91,6 +95,9 @@ void util_report_data(const cli_common *c, const mtc_dataset *d)
 {
     char line[1024];
     int k = snprintf(line, sizeof line, "data %s: %lld samples", d->split, (long long)d->n);
+    if (d->split_n > d->n && k < (int)sizeof line) /* --shard-data */
+        k += snprintf(line + k, sizeof line - k, " (rank %d's shard: samples %lld..%lld of %lld)", mtc_comm_rank(),
+                      (long long)d->shard_lo, (long long)(d->shard_lo + d->n - 1), (long long)d->split_n);
     for (int i = 0; i < d->nparts && k < (int)sizeof line; i++)
         k += snprintf(line + k, sizeof line - k, "%s%lld", i ? " + " : " = ", (long long)d->part_n[i]);
     for (int t = 0; t < d->ntasks && k < (int)sizeof line; t++)
@@ -182,6 +189,8 @@ int util_train_cfg(util_train_opts *o, const cli_common *c, const char *out, mtc
         cfg->checkpoint_every = o->checkpoint_every;
     }
     cfg->resume_path = o->resume;
+    cfg->overlap = o->overlap;
+    util_shard_data = o->shard_data;
     cfg->step_progress = util_step_progress;
     int kind = mtc_optim_kind_parse(o->optimizer);
     if (kind < 0) return mtc_err_set(e, MTC_EINPUT, "--optimizer %s: expected adam, adamw or sgd", o->optimizer);
@@ -378,7 +387,7 @@ void util_json_data(mtc_jw *w, const char *key, const mtc_dataset *d)
     mtc_jw_obj(w);
     mtc_jw_kstr(w, "name", d->name);
     mtc_jw_kstr(w, "split", d->split);
-    mtc_jw_kint(w, "n", d->n);
+    mtc_jw_kint(w, "n", d->split_n > d->n ? d->split_n : d->n); /* sharded: the whole split's */
     mtc_jw_kstr(w, "hash", h);
     mtc_jw_obj_end(w);
 }
@@ -426,9 +435,12 @@ double util_now(void)
 void util_report_comm(const cli_common *c, double train_s)
 {
     if (mtc_comm_size() < 2) return;
-    double cs;
+    double cs, waited;
     int64_t bytes;
-    mtc_comm_sum_stats(&cs, &bytes);
+    mtc_comm_sum_stats(&cs, &bytes, &waited);
     cli_progress(c, "MPI: %d ranks; rank 0 spent %.2f s of %.2f s training in the gradient sums (%.1f%%), sent %.1f MB",
                  mtc_comm_size(), cs, train_s, train_s > 0 ? 100.0 * cs / train_s : 0.0, (double)bytes / 1e6);
+    if (waited > 0)
+        cli_progress(c, "MPI: --overlap: the sums ran beside the backward pass; training waited %.2f s for them "
+                        "after it (%.1f%%)", waited, train_s > 0 ? 100.0 * waited / train_s : 0.0);
 }

@@ -21,6 +21,9 @@ int64_t util_labelled(const mtc_model *m, const mtc_dataset *d, const int64_t *i
 /* Set by commands that need no labels (mtc label): a CSV without the
  * model's task columns opens as an unlabelled set (util_open_data). */
 extern int util_unlabelled_ok;
+/* --shard-data (set by util_train_cfg): util_open_data of the train split
+ * under MPI loads only this rank's shard (and hashes the whole split). */
+extern int util_shard_data;
 /* One progress line: the data set's size, its parts' (A+B), and how many
  * samples each task has labels for. */
 void util_report_data(const cli_common *c, const mtc_dataset *d);
@@ -35,7 +38,7 @@ typedef struct util_train_opts {
     char wd_help[160];
     float gradnorm_alpha, val;
     uint64_t val_seed;
-    int epochs, batch, nesterov, warmup, step_size, patience, conflict_every;
+    int epochs, batch, nesterov, warmup, step_size, patience, conflict_every, overlap, shard_data;
 } util_train_opts;
 /* The library's defaults (mtc_train_cfg_default), which the help prints. */
 void util_train_opts_default(util_train_opts *o);
@@ -64,7 +67,9 @@ void util_train_opts_default(util_train_opts *o);
     {"patience", OPT_INT, &(o)->patience, "early stopping after N epochs without val gain, 0 = off", 0, 100000}, \
     {"augment", OPT_STR, &(o)->augment, "none | shift | flip | shift,flip (default {default})", 1, 0}, \
     {"checkpoint-every", OPT_INT, &(o)->checkpoint_every, "write a resumable state to OUT.state every N epochs (0 = off)", 0, 100000}, \
-    {"resume", OPT_STR, &(o)->resume, "continue from OUT.state (bit-identical to an uninterrupted run)", 1, 0}
+    {"resume", OPT_STR, &(o)->resume, "continue from OUT.state (bit-identical to an uninterrupted run)", 1, 0}, \
+    {"overlap", OPT_FLAG, &(o)->overlap, "MPI: sum gradients while the backward pass runs (same bytes; pays off across machines, docs/scaling.md)", 1, 0}, \
+    {"shard-data", OPT_FLAG, &(o)->shard_data, "MPI: each rank loads only its 1/N of the training split and trains on it (docs/scaling.md)", 1, 0}
 /* The spec's [train] recipe into o: each key is one of the options above
  * (not resume), its value as on the command line, a flag true or false.
  * Call between util_train_opts_default and a second parse of the command

@@ -32,7 +32,25 @@ int mtc_comm_recv(void *buf, size_t n, int from, int tag, mtc_err *e);
  * failure ends the job (MPI errors are fatal). */
 void mtc_comm_sum_f32(float *v, int64_t n);
 void mtc_comm_sum_f64(double *v, int64_t n);
-/* Time spent in and bytes sent by the sums so far (this rank). */
-void mtc_comm_sum_stats(double *seconds, int64_t *bytes);
+/* Time spent in and bytes sent by the sums so far (this rank), and the
+ * time the main thread waited for background sums (mtc_comm_bg_finish). */
+void mtc_comm_sum_stats(double *seconds, int64_t *bytes, double *waited);
+
+/* Sums overlapped with the work that produces them (training: the
+ * backward pass). The n floats of v are summed in nb buckets, bucket j =
+ * [lo[j], hi[j]), on a thread of mtc_comm_bg's own, in order; bucket j
+ * starts once the producer has reported need[j] pieces ready. Every
+ * element is added in the order mtc_comm_sum_f32(v, n) adds it: the same
+ * bytes. Between begin and finish the caller makes no other mtc_comm call.
+ * new: NULL when there is nothing to sum with (not an MPI job of 2+ ranks;
+ * e untouched) or it cannot be done (e set: the MPI library provides no
+ * MPI_THREAD_SERIALIZED, or no memory). */
+typedef struct mtc_comm_bg mtc_comm_bg;
+mtc_comm_bg *mtc_comm_bg_new(float *v, int64_t n, int nb, const int64_t *lo, const int64_t *hi, const int *need,
+                             mtc_err *e);
+void mtc_comm_bg_begin(mtc_comm_bg *g);            /* a new round: no piece ready */
+void mtc_comm_bg_ready(mtc_comm_bg *g, int pieces); /* pieces [0, pieces) are final */
+void mtc_comm_bg_finish(mtc_comm_bg *g);           /* all final; returns when summed */
+void mtc_comm_bg_free(mtc_comm_bg *g);
 
 #endif

@@ -73,6 +73,8 @@ typedef struct mtc_dataset {
     int32_t *group;     /* n group ids or NULL: a validation split keeps each group
                            on one side (multifashion: the digit image drawn, so
                            validation pairs carry digits training never saw) */
+    int64_t split_n;    /* samples of the whole split: n, or more when sharded */
+    int64_t shard_lo;   /* sharded: the split index of sample 0 here, else 0 */
 } mtc_dataset;
 
 /* CSV column selection (ignored by the image datasets). */
@@ -103,6 +105,12 @@ typedef struct mtc_data_opts {
     int allow_absent;         /* CSV: a task whose column the file lacks is
                                  unlabelled on every row (the parts of A+B
                                  set it); 0 = that is an error */
+    /* shard_count > 1: keep only shard shard_index of the split, its samples
+     * [n k/N, n (k+1)/N) in the split's order (--shard-data: rank k of N).
+     * csv:, fashion-mnist, idx:DIR and png:DIR read only that part of their
+     * files; every other source loads whole and keeps its shard. Class ids
+     * and --impute means are the whole file's, so shards agree. */
+    int shard_count, shard_index;
 } mtc_data_opts;
 
 /* split: "train" or "test". For csv:/png: without a separate test file, rows
@@ -193,6 +201,16 @@ int mtc_data_add_cls_task(mtc_dataset *d, const char *name, int dim,
                           const uint8_t *lab, mtc_err *e);
 /* Recomputes d->hash (FNV-1a over inputs, then every task's labels/targets). */
 void mtc_data_rehash(mtc_dataset *d);
+/* One segment of that hash continued from h: segment 0 the inputs, 1 + t
+ * task t's labels. Shards hashed segment by segment in shard order, each
+ * continuing the previous shard's value, give the whole split's hash. */
+uint64_t mtc_data_hash_part(const mtc_dataset *d, int seg, uint64_t h);
+/* Sharded over the ranks of an MPI job (d->split_n > d->n): sets d->hash on
+ * every rank to the whole split's hash (the segments passed along the
+ * ranks). A no-op otherwise. */
+void mtc_data_hash_shards(mtc_dataset *d);
+/* Keeps samples [lo, hi) of d (inputs, labels, ids, groups renumbered). */
+int mtc_data_keep_range(mtc_dataset *d, int64_t lo, int64_t hi, mtc_err *e);
 /* Parses a CLI task list "NAME[:KIND][=COLUMN],..." (KIND cls|bin|reg,
  * default cls) into opts->tasks. */
 int mtc_data_parse_csv_tasks(const char *spec, mtc_data_opts *opts, mtc_err *e);
@@ -234,6 +252,12 @@ int mtc_data_load_multifashion(const char *arg, const char *split,
                                mtc_err *e);
 int mtc_data_load_idx_dir(const char *arg, const char *split,
                           const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
+/* csv: under sharding reads the file in blocks of this many bytes
+ * (default 8 MiB) and notes every mtc_csv_mark_rows-th record's offset
+ * (default 4096; a shard is read from the notes around it). Tests make
+ * both small. */
+extern size_t mtc_csv_block_bytes;
+extern int64_t mtc_csv_mark_rows;
 int mtc_data_load_csv(const char *arg, const char *split,
                       const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e);
 int mtc_data_load_png_dir(const char *arg, const char *split,

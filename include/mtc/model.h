@@ -147,6 +147,11 @@ typedef struct mtc_model {
     int eval_grad;          /* last forward was MTC_FWD_EVAL_GRAD */
     float *pgrad;           /* per extra thread: private conv dW/db */
     int64_t pgrad_stride;
+    /* optional: called by mtc_model_backward_trunk each time a piece of
+     * the gradient is final, with the count of pieces final so far (the
+     * order of mtc_model_grad_pieces); MPI overlaps its sums with that */
+    void (*grad_final)(void *ctx, int pieces);
+    void *grad_final_ctx;
 } mtc_model;
 
 int mtc_model_build(const mtc_spec *s, const char *spec_text, mtc_model *m,
@@ -203,6 +208,12 @@ int mtc_model_check_input(const mtc_model *m, const mtc_dataset *d,
 void mtc_model_backward_heads(mtc_model *m, const float *x,
                               float *const *dout, int B);
 void mtc_model_backward_trunk(mtc_model *m, const float *x, int B);
+/* The pieces of m->grads in the order mtc_model_backward_trunk finishes
+ * them: [lo[i], hi[i]). Piece 0 is every head and gate (all final once the
+ * gates' backward ran), then each expert's layers with parameters, last
+ * layer first; together they cover [0, nparams) once. lo/hi hold at least
+ * 1 + MTC_MAX_EXPERTS * MTC_MAX_LAYERS entries. Returns the count. */
+int mtc_model_grad_pieces(const mtc_model *m, int64_t *lo, int64_t *hi);
 /* After mtc_model_forward(m, x, B, MTC_FWD_EVAL_GRAD): the gradient of the
  * eval-mode function sum_t <dout[t], output_t> wrt the input into dx
  * (B, c*h*w; overwritten). Also accumulates weight gradients into

@@ -123,6 +123,10 @@ typedef struct mtc_train_cfg {
     const char *checkpoint_path;
     int checkpoint_every;
     const char *resume_path;
+    /* MPI: sum the gradients bucket by bucket (about 1 MiB each) on a
+     * thread of their own while the backward pass produces the rest; the
+     * same bytes as summing after it (docs/scaling.md). 0 = after it. */
+    int overlap;
 } mtc_train_cfg;
 /* The defaults of every field, and the only place they are written: the CLI
  * reads its defaults (and its --help) from here. Adam, 5 epochs, batch 128,
