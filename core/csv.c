@@ -547,6 +547,7 @@ typedef struct vocab {
 /* Merges the n (unsorted, repeating) names of a block into v. */
 static int vocab_merge(vocab *v, char **names, int64_t n, const char *path, const char *col, mtc_err *e)
 {
+    if (n == 0) return MTC_OK;
     qsort(names, (size_t)n, sizeof *names, cmp_pstr);
     int64_t u = 0;
     for (int64_t i = 0; i < n; i++)
@@ -704,7 +705,8 @@ static int run_census(FILE *f, const char *path, int64_t size, size_t hlen, int6
             tcol *tc = &B.t[t];
             for (int64_t i = 0; i < B.nrows; i++)
                 c->labelled[t] += tc->kind == MTC_TASK_CLS ? tc->vals[i] != NULL : tc->targets[i] == tc->targets[i];
-            if (tc->kind != MTC_TASK_CLS || (tc->spec->nclass_names > 0 && tc->spec->class_names)) continue;
+            if (tc->col < 0 || tc->kind != MTC_TASK_CLS || (tc->spec->nclass_names > 0 && tc->spec->class_names))
+                continue; /* (col < 0: an absent column, unlabelled everywhere) */
             if (B.nrows > ncap) {
                 char **nn = realloc(names, sizeof *nn * (size_t)B.nrows);
                 if (!nn) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); break; }
@@ -717,9 +719,13 @@ static int run_census(FILE *f, const char *path, int64_t size, size_t hlen, int6
                 int64_t id = parse_class_id(v);
                 if (id < 0) c->all_int[t] = 0;
                 else if (id >= CSV_MAX_CLASSES) {
-                    rc = mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: class id %lld in column '%s' exceeds %d", path,
-                                     (long long)B.lines[i], tc->col + 1, (long long)id, B.hdr[tc->col], CSV_MAX_CLASSES - 1);
-                    break;
+                    /* an error only while every label so far is an id (the
+                     * whole-file reader's order): a name before it makes
+                     * the column names */
+                    if (c->all_int[t] && !rc)
+                        rc = mtc_err_set(e, MTC_EINPUT, "%s:%lld:%d: class id %lld in column '%s' exceeds %d", path,
+                                         (long long)B.lines[i], tc->col + 1, (long long)id, B.hdr[tc->col],
+                                         CSV_MAX_CLASSES - 1);
                 } else if (id > c->maxid[t]) c->maxid[t] = id;
                 names[k++] = tc->vals[i];
             }

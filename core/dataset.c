@@ -181,7 +181,7 @@ static void batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug, mt
             continue;
         }
         int dx, dy, flip;
-        if (view) mtc_data_view(aug, seed, idx[b], view[b], &dx, &dy, &flip);
+        if (view) mtc_data_view(aug, seed, d->shard_lo + idx[b], view[b], &dx, &dy, &flip); /* the split's index */
         else draw_aug(aug, rng, &dx, &dy, &flip);
         convert_u8(d->x_u8 + (size_t)idx[b] * ss, d->c, d->h, d->w, dx, dy, flip, o);
     }

@@ -54,9 +54,12 @@ static int gz_fail(gzFile g, const char *path, const char *what, mtc_err *e)
     return mtc_err_set(e, MTC_EINPUT, "%s: %s", path, what);
 }
 
-/* Reads header (magic + ndim dims) and the u8 payload of n*prod(dims[1..]). */
-static int idx_read(const char *path, int ndim, int64_t dims[3], uint8_t **out,
-                    mtc_err *e)
+/* Reads header (magic + ndim dims) and the u8 payload of n*prod(dims[1..]):
+ * part `part` of `parts` of the records (dims[0] of them), records
+ * [dims[0] part/parts, dims[0] (part+1)/parts), into *out, the first one's
+ * index into *first. dims[] are the whole file's. */
+static int idx_read_part(const char *path, int ndim, int64_t dims[3], int part, int parts, uint8_t **out,
+                         int64_t *first, mtc_err *e)
 {
     *out = NULL;
     gzFile g = gzopen(path, "rb");
@@ -108,33 +111,46 @@ static int idx_read(const char *path, int ndim, int64_t dims[3], uint8_t **out,
                          path, (long long)total);
         goto done;
     }
-    /* Grow with the data: a header claiming 4 GiB over 100 bytes of file
+    /* Records [lo, hi) of dims[0] are kept (the part); the rest is read
+     * through a scratch buffer, so the whole stream is still checked.
+     * Grow with the data: a header claiming 4 GiB over 100 bytes of file
      * fails at "truncated" after a small allocation. */
-    int64_t cap = total < IDX_FIRST_ALLOC ? total : IDX_FIRST_ALLOC, have = 0;
-    uint8_t *buf = malloc((size_t)cap);
+    const int64_t rec = total / dims[0], lo = dims[0] * part / parts, hi = dims[0] * (part + 1) / parts;
+    const int64_t klo = lo * rec, khi = hi * rec, keep = khi - klo;
+    int64_t cap = keep < IDX_FIRST_ALLOC ? keep : IDX_FIRST_ALLOC, pos = 0;
+    uint8_t *buf = malloc((size_t)(cap ? cap : 1)), scratch[1 << 14];
     if (!buf) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); goto done; }
-    for (;;) {
-        int64_t r = gz_read_full(g, buf + have, cap - have);
+    while (pos < total) {
+        int64_t r;
+        if (pos >= klo && pos < khi) {
+            if (pos - klo == cap) {
+                int64_t ncap = cap * 2 < keep ? cap * 2 : keep;
+                uint8_t *nb = realloc(buf, (size_t)ncap);
+                if (!nb) { free(buf); rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); goto done; }
+                buf = nb;
+                cap = ncap;
+            }
+            r = gz_read_full(g, buf + (pos - klo), cap - (pos - klo));
+        } else {
+            int64_t want = (pos < klo ? klo : total) - pos;
+            r = gz_read_full(g, scratch, want < (int64_t)sizeof scratch ? want : (int64_t)sizeof scratch);
+        }
         if (r < 0) {
             free(buf);
             rc = gz_fail(g, path, "corrupt gzip data", e);
             goto done;
         }
-        have += r;
-        if (have < cap) break;          /* end of data */
-        if (cap == total) break;        /* everything read */
-        int64_t ncap = cap * 2 < total ? cap * 2 : total;
-        uint8_t *nb = realloc(buf, (size_t)ncap);
-        if (!nb) { free(buf); rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); goto done; }
-        buf = nb;
-        cap = ncap;
+        if (r == 0) break; /* end of data */
+        pos += r;
     }
+    const int64_t have = pos;
     if (have < total) {
         free(buf);
         rc = mtc_err_set(e, MTC_EINPUT, "%s: truncated IDX file (%lld of %lld data bytes)",
                          path, (long long)have, (long long)total);
         goto done;
     }
+    *first = lo;
     unsigned char extra;
     int64_t r = gz_read_full(g, &extra, 1);
     int zerr = Z_OK;
@@ -155,6 +171,25 @@ static int idx_read(const char *path, int ndim, int64_t dims[3], uint8_t **out,
 done:
     gzclose(g);
     return rc;
+}
+
+static int idx_read(const char *path, int ndim, int64_t dims[3], uint8_t **out, mtc_err *e)
+{
+    int64_t first;
+    return idx_read_part(path, ndim, dims, 0, 1, out, &first, e);
+}
+
+int mtc_idx_read_images_part(const char *path, int part, int parts, int64_t *n_total, int64_t *first, int64_t *n,
+                             int *h, int *w, uint8_t **px, mtc_err *e)
+{
+    int64_t dims[3];
+    int rc = idx_read_part(path, 3, dims, part, parts, px, first, e);
+    if (rc) return rc;
+    *n_total = dims[0];
+    *n = dims[0] * (part + 1) / parts - *first;
+    *h = (int)dims[1];
+    *w = (int)dims[2];
+    return MTC_OK;
 }
 
 int mtc_idx_read_images(const char *path, int64_t *n, int *h, int *w,

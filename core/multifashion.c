@@ -171,19 +171,22 @@ static int idx_labels(const char *dir, const char *pre, const char *task, int64_
 int mtc_data_load_idx_dir(const char *dir, const char *split,
                           const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e)
 {
-    (void)opts;
     const char *pre = !strcmp(split, "test") ? "t10k" : "train";
     char path[4200], names[MTC_MAX_TASKS][MTC_NAME_MAX];
     snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte.gz", dir, pre);
-    int rc = mtc_idx_read_images(path, &d->n, &d->h, &d->w, &d->x_u8, e);
+    /* --shard-data: this shard's images; the labels are read whole and cut */
+    const int parts = opts && opts->shard_count > 1 ? opts->shard_count : 1, part = parts > 1 ? opts->shard_index : 0;
+    int64_t total, first;
+    int rc = mtc_idx_read_images_part(path, part, parts, &total, &first, &d->n, &d->h, &d->w, &d->x_u8, e);
     if (rc) return rc;
+    if (parts > 1) d->split_n = total, d->shard_lo = first;
     d->c = 1;
     int nt = 0;
     if ((rc = idx_task_names(dir, pre, names, &nt, e))) return rc;
     if (!nt) return mtc_err_set(e, MTC_EINPUT, "%s: no %s-*-labels-idx1-ubyte.gz label file", dir, pre);
     for (int t = 0; t < nt && !rc; t++) {
         uint8_t *lab, *other = NULL;
-        if ((rc = idx_labels(dir, pre, names[t], d->n, &lab, e))) break;
+        if ((rc = idx_labels(dir, pre, names[t], total, &lab, e))) break;
         /* classes: 10 for MultiFashion's tasks, else the largest label of
          * either side + 1 (the other side's file when it is there) */
         int dim = 0;
@@ -199,14 +202,14 @@ int mtc_data_load_idx_dir(const char *dir, const char *split,
         int32_t *l = malloc((size_t)(d->n ? d->n : 1) * sizeof *l);
         if (!l) rc = mtc_err_set(e, MTC_ENOMEM, "out of memory");
         const int fixed = dim == 10;
-        for (int64_t i = 0; !rc && i < d->n; i++)
+        for (int64_t i = 0; !rc && i < total; i++) { /* every sample's label, a shard's too */
             if (fixed && lab[i] != 255 && lab[i] > 9)
                 rc = mtc_err_set(e, MTC_EINPUT, "%s/%s-%s-labels-idx1-ubyte.gz: label %d at %lld is not 0..9", dir, pre,
                                  names[t], lab[i], (long long)i);
-        for (int64_t i = 0; !rc && i < d->n; i++) {
             if (lab[i] != 255 && lab[i] + 1 > dim) dim = lab[i] + 1;
-            l[i] = lab[i] == 255 ? MTC_LABEL_MISSING : lab[i];
         }
+        for (int64_t i = 0; !rc && i < d->n; i++)
+            l[i] = lab[first + i] == 255 ? MTC_LABEL_MISSING : lab[first + i];
         free(lab);
         if (!rc && d->ntasks >= MTC_MAX_TASKS) rc = mtc_err_set(e, MTC_EINPUT, "%s: too many tasks", dir);
         if (rc) { free(l); break; }
@@ -216,7 +219,7 @@ int mtc_data_load_idx_dir(const char *dir, const char *split,
         k->kind = MTC_TASK_CLS;
         k->dim = dim;
         k->labels = l;
-        if (!mtc_data_labelled(k, NULL, d->n) && !strcmp(pre, "train"))
+        if (parts == 1 && !mtc_data_labelled(k, NULL, d->n) && !strcmp(pre, "train"))
             rc = mtc_err_set(e, MTC_EINPUT, "%s: task %s has no label in the train split", dir, names[t]);
     }
     return rc;

@@ -484,8 +484,22 @@ int mtc_data_load_png_dir(const char *dir, const char *split,
         return rc;
     }
     snprintf(root, sizeof root, "%s", folders ? (test ? te : tr) : dir);
-    int64_t cap = 0, index = 0, labcap = 0;
+    int64_t cap = 0, index = 0, labcap = 0, j = 0, lo = 0, hi = INT64_MAX;
     int32_t *lab = NULL;
+    const int parts = opts && opts->shard_count > 1 ? opts->shard_count : 1;
+    if (parts > 1) { /* --shard-data: count the split, then decode only the shard's files */
+        int64_t S = 0;
+        for (int c = 0; !rc && c < classes.n; c++) {
+            char cdir[8192];
+            snprintf(cdir, sizeof cdir, "%s/%s", root, classes.v[c]);
+            names files;
+            if ((rc = list_dir(cdir, 0, folders, &files, e))) break;
+            for (int i = 0; i < files.n; i++, index++) S += folders || ((index % 5 == 4) == test);
+            names_free(&files);
+        }
+        lo = S * opts->shard_index / parts, hi = S * (opts->shard_index + 1) / parts, index = 0;
+        d->split_n = S, d->shard_lo = lo;
+    }
     for (int c = 0; !rc && c < classes.n; c++) {
         char cdir[8192];
         snprintf(cdir, sizeof cdir, "%s/%s", root, classes.v[c]);
@@ -493,6 +507,7 @@ int mtc_data_load_png_dir(const char *dir, const char *split,
         if ((rc = list_dir(cdir, 0, folders, &files, e))) break;
         for (int i = 0; !rc && i < files.n; i++, index++) {
             if (!folders && ((index % 5 == 4) != test)) continue;
+            if (j++ < lo || j > hi) continue; /* another shard's */
             snprintf(path, sizeof path, "%s/%s", cdir, files.v[i]);
             if ((rc = add_image(d, &cap, path, size, first, sizeof first, e))) break;
             if (d->n > labcap) {

@@ -565,12 +565,13 @@ static int check_against(const char *path, const mtl_info *in, const mtc_model *
 {
     char h[17];
     snprintf(h, sizeof h, "%016llx", (unsigned long long)d->hash);
-    if (strcmp(in->data_name, d->name) || strcmp(in->data_split, d->split) || in->n != d->n || strcmp(in->data_hash, h))
+    const int64_t dn = d->split_n > d->n ? d->split_n : d->n; /* a shard (--shard-data): the whole split's */
+    if (strcmp(in->data_name, d->name) || strcmp(in->data_split, d->split) || in->n != dn || strcmp(in->data_hash, h))
         return mtc_err_set(e, MTC_EINPUT,
                            "%s: made for data set %s (%s split, %lld samples, hash %s), not %s (%s split, %lld "
                            "samples, hash %s)",
                            path, in->data_name, in->data_split, (long long)in->n, in->data_hash, d->name, d->split,
-                           (long long)d->n, h);
+                           (long long)dn, h);
     char list[1024];
     for (int t = 0; t < m->spec.ntasks; t++) {
         const mtc_task_spec *ts = &m->spec.tasks[t];
@@ -641,8 +642,18 @@ static int alloc_rows(float **p, int64_t n, int64_t dim, const char *path, mtc_e
     return 0;
 }
 
+/* Row R (view R / n of sample R % n) of the file is row
+ * (R / n) k + (R % n - lo) of the window of samples [lo, lo + k), or -1. */
+static int64_t window_row(int64_t R, int64_t n, int64_t lo, int64_t k)
+{
+    int64_t s = R % n;
+    return s >= lo && s < lo + k ? R / n * k + (s - lo) : -1;
+}
+
+/* Keeps the rows of samples [lo, lo + k) (every sample: lo 0, k n); every
+ * row is still read and checked. */
 static int read_body(mtc_creader *r, const mtl_info *in, const mtc_model *m, const int *map, mtc_soft *out,
-                     float *hints, mtc_err *e)
+                     float *hints, int64_t lo, int64_t k, mtc_err *e)
 {
     size_t es = in->f16 ? 2 : 4;
     int rc = 0;
@@ -662,14 +673,19 @@ static int read_body(mtc_creader *r, const mtl_info *in, const mtc_model *m, con
                                          (long long)((r0 + i) / in->n));
                         break;
                     }
-                    out->v[t][(r0 + i) * f->dim + q] = v;
+                    int64_t w = window_row(r0 + i, in->n, lo, k);
+                    if (w >= 0) out->v[t][w * f->dim + q] = v;
                 }
         }
         free(buf);
         if (rc || !hints) continue;
         int64_t D = in->hint_dim;
         if ((rc = read_chunk(r, "hints", ci, (uint64_t)rows * (uint64_t)D * es, &buf, e))) break;
-        for (int64_t i = 0; i < rows * D; i++) hints[r0 * D + i] = load(buf, i, in->f16);
+        for (int64_t i = 0; i < rows; i++) {
+            int64_t w = window_row(r0 + i, in->n, lo, k);
+            if (w >= 0)
+                for (int64_t q = 0; q < D; q++) hints[w * D + q] = load(buf, i * D + q, in->f16);
+        }
         free(buf);
     }
     return rc;
@@ -698,16 +714,18 @@ int mtc_soft_read(const char *path, const mtc_model *student, const mtc_dataset 
     if ((rc = parse_info(path, &h, &in, e))) goto done;
     if ((rc = check_against(path, &in, student, d, allow_missing, map, e))) goto done;
     if ((rc = check_chunks(&r, &in, hints != NULL, e))) goto done;
-    out->n = in.n;
+    /* a shard (--shard-data): only its samples' rows, d->n of them per view */
+    const int64_t lo = d->split_n > d->n ? d->shard_lo : 0, k = d->split_n > d->n ? d->n : in.n;
+    out->n = k;
     out->copies = in.copies, out->aug = in.aug, out->aug_seed = in.aug_seed;
     for (int t = 0; t < student->spec.ntasks && !rc; t++) {
         if (map[t] < 0) continue;
         out->dim[t] = in.tasks[map[t]].dim;
-        rc = alloc_rows(&out->v[t], in.rows, out->dim[t], path, e);
+        rc = alloc_rows(&out->v[t], in.copies * k, out->dim[t], path, e);
     }
     float *hv = NULL;
-    if (!rc && hints && in.hint_dim > 0) rc = alloc_rows(&hv, in.rows, in.hint_dim, path, e);
-    if (!rc) rc = read_body(&r, &in, student, map, out, hv, e);
+    if (!rc && hints && in.hint_dim > 0) rc = alloc_rows(&hv, in.copies * k, in.hint_dim, path, e);
+    if (!rc) rc = read_body(&r, &in, student, map, out, hv, lo, k, e);
     if (!rc && hv) {
         *hints = hv;
         if (hint_dim) *hint_dim = (int)in.hint_dim;

@@ -917,6 +917,58 @@ static void test_png_16bit_and_palette_become_8bit_luma(void **st)
     free(dir);
 }
 
+/* Shard k of N for k = 0..N-1, one after another, is the whole split: the
+ * same inputs, labels, class names and ids; hashed segment by segment in
+ * shard order, the whole split's hash. */
+static void check_shards_make_the_whole(const char *name, const char *split, mtc_data_opts *o, int N)
+{
+    mtc_dataset w, s;
+    mtc_err e = {0};
+    o->shard_count = 0;
+    if (mtc_data_open(name, split, o, &w, &e)) fail_msg("%s: %s", name, e.msg);
+    const int64_t ss = mtc_data_sample_size(&w);
+    int64_t at = 0;
+    uint64_t h[1 + MTC_MAX_TASKS] = {0};
+    for (int k = 0; k < N; k++) {
+        o->shard_count = N, o->shard_index = k;
+        if (mtc_data_open(name, split, o, &s, &e)) fail_msg("%s shard %d/%d: %s", name, k, N, e.msg);
+        if (s.shard_lo != at || s.split_n != w.n) fail_msg("%s shard %d/%d: at %lld of %lld, expected %lld of %lld", name, k, N,
+                                                             (long long)s.shard_lo, (long long)s.split_n, (long long)at, (long long)w.n);
+        assert_int_equal(s.n, w.n * (k + 1) / N - w.n * k / N);
+        assert_int_equal(s.ntasks, w.ntasks);
+        if (w.x_f32) assert_memory_equal(s.x_f32, w.x_f32 + at * ss, sizeof(float) * (size_t)(s.n * ss));
+        if (w.x_u8) assert_memory_equal(s.x_u8, w.x_u8 + at * ss, (size_t)(s.n * ss));
+        for (int t = 0; t < w.ntasks; t++) {
+            const mtc_data_task *a = &w.tasks[t], *b = &s.tasks[t];
+            assert_int_equal(a->dim, b->dim);
+            assert_int_equal(a->nclass_names, b->nclass_names);
+            for (int c = 0; c < a->nclass_names; c++) assert_string_equal(a->class_names[c], b->class_names[c]);
+            if (a->labels) assert_memory_equal(b->labels, a->labels + at, sizeof(int32_t) * (size_t)s.n);
+            if (a->targets) assert_memory_equal(b->targets, a->targets + at * a->dim, sizeof(float) * (size_t)(s.n * a->dim));
+        }
+        for (int g = 0; g <= s.ntasks; g++) h[g] = mtc_data_hash_part(&s, g, g && !k ? h[g - 1] : h[g]);
+        at += s.n;
+        mtc_data_free(&s);
+    }
+    /* segment g continues from segment g-1's final value over every shard */
+    uint64_t chain = 0;
+    for (int g = 0; g <= w.ntasks; g++) {
+        mtc_dataset *shards = calloc((size_t)N, sizeof *shards);
+        for (int k = 0; k < N; k++) {
+            o->shard_count = N, o->shard_index = k;
+            assert_int_equal(mtc_data_open(name, split, o, &shards[k], &e), 0);
+            chain = mtc_data_hash_part(&shards[k], g, chain);
+            mtc_data_free(&shards[k]);
+        }
+        free(shards);
+    }
+    if (chain != w.hash) fail_msg("%s: the shards' chained hash %016llx is not the whole split's %016llx", name,
+                                  (unsigned long long)chain, (unsigned long long)w.hash);
+    assert_int_equal(at, w.n);
+    o->shard_count = 0;
+    mtc_data_free(&w);
+}
+
 static void test_png_folder_classes_sorted_and_every_fifth_file_is_test(void **st)
 {
     (void)st;
@@ -956,6 +1008,9 @@ static void test_png_folder_classes_sorted_and_every_fifth_file_is_test(void **s
     assert_int_equal(te.x_u8[0], 100);          /* zebra/00 */
     mtc_data_free(&tr);
     mtc_data_free(&te);
+    mtc_data_opts o; /* --shard-data: each shard decodes only its files */
+    memset(&o, 0, sizeof o);
+    check_shards_make_the_whole(name, "train", &o, 3);
     /* a differently sized file is an error naming both files and sizes ... */
     put_png(dir, "zebra/05.png", 6, 6, 1, 50);
     assert_int_equal(mtc_data_open(name, "train", NULL, &tr, &e), MTC_EINPUT);
@@ -963,7 +1018,6 @@ static void test_png_folder_classes_sorted_and_every_fifth_file_is_test(void **s
     assert_non_null(strstr(e.msg, "6x6"));
     assert_non_null(strstr(e.msg, "4x5"));
     /* ... unless png_size resizes every image */
-    mtc_data_opts o;
     memset(&o, 0, sizeof o);
     o.png_size = 8;
     assert_int_equal(mtc_data_open(name, "train", &o, &tr, &e), 0);
@@ -1364,58 +1418,6 @@ static void test_csv_impute_mean_fills_missing_inputs(void **st)
     free(dir);
 }
 
-/* Shard k of N for k = 0..N-1, one after another, is the whole split: the
- * same inputs, labels, class names and ids; hashed segment by segment in
- * shard order, the whole split's hash. */
-static void check_shards_make_the_whole(const char *name, const char *split, mtc_data_opts *o, int N)
-{
-    mtc_dataset w, s;
-    mtc_err e = {0};
-    o->shard_count = 0;
-    if (mtc_data_open(name, split, o, &w, &e)) fail_msg("%s: %s", name, e.msg);
-    const int64_t ss = mtc_data_sample_size(&w);
-    int64_t at = 0;
-    uint64_t h[1 + MTC_MAX_TASKS] = {0};
-    for (int k = 0; k < N; k++) {
-        o->shard_count = N, o->shard_index = k;
-        if (mtc_data_open(name, split, o, &s, &e)) fail_msg("%s shard %d/%d: %s", name, k, N, e.msg);
-        if (s.shard_lo != at || s.split_n != w.n) fail_msg("%s shard %d/%d: at %lld of %lld, expected %lld of %lld", name, k, N,
-                                                             (long long)s.shard_lo, (long long)s.split_n, (long long)at, (long long)w.n);
-        assert_int_equal(s.n, w.n * (k + 1) / N - w.n * k / N);
-        assert_int_equal(s.ntasks, w.ntasks);
-        if (w.x_f32) assert_memory_equal(s.x_f32, w.x_f32 + at * ss, sizeof(float) * (size_t)(s.n * ss));
-        if (w.x_u8) assert_memory_equal(s.x_u8, w.x_u8 + at * ss, (size_t)(s.n * ss));
-        for (int t = 0; t < w.ntasks; t++) {
-            const mtc_data_task *a = &w.tasks[t], *b = &s.tasks[t];
-            assert_int_equal(a->dim, b->dim);
-            assert_int_equal(a->nclass_names, b->nclass_names);
-            for (int c = 0; c < a->nclass_names; c++) assert_string_equal(a->class_names[c], b->class_names[c]);
-            if (a->labels) assert_memory_equal(b->labels, a->labels + at, sizeof(int32_t) * (size_t)s.n);
-            if (a->targets) assert_memory_equal(b->targets, a->targets + at * a->dim, sizeof(float) * (size_t)(s.n * a->dim));
-        }
-        for (int g = 0; g <= s.ntasks; g++) h[g] = mtc_data_hash_part(&s, g, g && !k ? h[g - 1] : h[g]);
-        at += s.n;
-        mtc_data_free(&s);
-    }
-    /* segment g continues from segment g-1's final value over every shard */
-    uint64_t chain = 0;
-    for (int g = 0; g <= w.ntasks; g++) {
-        mtc_dataset *shards = calloc((size_t)N, sizeof *shards);
-        for (int k = 0; k < N; k++) {
-            o->shard_count = N, o->shard_index = k;
-            assert_int_equal(mtc_data_open(name, split, o, &shards[k], &e), 0);
-            chain = mtc_data_hash_part(&shards[k], g, chain);
-            mtc_data_free(&shards[k]);
-        }
-        free(shards);
-    }
-    if (chain != w.hash) fail_msg("%s: the shards' chained hash %016llx is not the whole split's %016llx", name,
-                                  (unsigned long long)chain, (unsigned long long)w.hash);
-    assert_int_equal(at, w.n);
-    o->shard_count = 0;
-    mtc_data_free(&w);
-}
-
 /* --shard-data: a CSV read in blocks of 64 bytes (so records, quoted
  * fields with line breaks and CRLFs cross the blocks) with a note every
  * 5 records (so a shard reads only its part), string classes some
@@ -1464,9 +1466,10 @@ static void test_csv_shards_are_the_whole_file_in_pieces(void **st)
     free(dir);
 }
 
-/* Sources without a reader of their own load whole and keep their shard:
- * the same pieces. */
-static void test_other_sources_shard_by_keeping_their_part(void **st)
+/* IDX folders and fashion-mnist read only their shard's images (labels
+ * whole, then cut); a joined A+B loads whole and keeps its part: the same
+ * pieces either way. */
+static void test_other_sources_shard_into_the_same_pieces(void **st)
 {
     (void)st;
     char *dir = tu_mkdtemp(), name[4200];
@@ -1476,6 +1479,12 @@ static void test_other_sources_shard_by_keeping_their_part(void **st)
     memset(&o, 0, sizeof o);
     snprintf(name, sizeof name, "idx:%s", dir);
     check_shards_make_the_whole(name, "test", &o, 3);
+    check_shards_make_the_whole("fashion-mnist", "test", &o, 4);
+    write_text(dir, "a.csv", "x,y\n1,p\n2,q\n3,p\n4,q\n5,p\n6,q\n7,p\n");
+    write_text(dir, "b.csv", "x,y\n8,p\n9,r\n10,r\n11,p\n12,q\n");
+    o = csv_opts("y");
+    snprintf(name, sizeof name, "csv:%s/a.csv@all+csv:%s/b.csv@all", dir, dir);
+    check_shards_make_the_whole(name, "train", &o, 3);
     tu_rmdir(dir);
     free(dir);
 }
@@ -1552,7 +1561,7 @@ int main(void)
         cmocka_unit_test(test_csv_missing_labels_are_marked),
         cmocka_unit_test(test_csv_impute_mean_fills_missing_inputs),
         cmocka_unit_test(test_csv_shards_are_the_whole_file_in_pieces),
-        cmocka_unit_test(test_other_sources_shard_by_keeping_their_part),
+        cmocka_unit_test(test_other_sources_shard_into_the_same_pieces),
         cmocka_unit_test(test_joined_csvs_unite_tasks_and_mark_gaps),
         cmocka_unit_test(test_joined_csvs_merge_rows_by_id),
         cmocka_unit_test(test_csv_wrong_column_count_names_the_line),

@@ -182,6 +182,23 @@ static void roundtrip(int f16)
     free_outs(mo, 4);
     free(tr);
     free(x);
+    /* a shard (--shard-data) of samples [110, 210): its rows and hints */
+    mtc_dataset ds = d;
+    ds.x_f32 = d.x_f32 + 110 * 4;
+    ds.n = 100, ds.shard_lo = 110, ds.split_n = 300;
+    mtc_soft sw;
+    float *hw = NULL;
+    int hdw = 0;
+    read_ok(p, &s, &ds, &sw, &hw, &hdw);
+    assert_int_equal(sw.n, 100);
+    for (int k = 0; k < 4; k++) {
+        int D = s.spec.tasks[k].dim;
+        assert_memory_equal(sw.v[k], soft.v[k] + 110 * D, 100 * D * sizeof(float));
+    }
+    assert_int_equal(hdw, hd);
+    assert_memory_equal(hw, hints + 110 * hd, 100 * (size_t)hd * sizeof(float));
+    mtc_soft_free(&sw);
+    free(hw);
     char *hdr = NULL;
     assert_int_equal(mtc_soft_header(p, &hdr, &e), 0);
     assert_non_null(strstr(hdr, f16 ? "\"dtype\":\"f16\"" : "\"dtype\":\"f32\""));
@@ -625,6 +642,28 @@ static void test_augment_copies_store_the_teacher_on_each_view(void **st)
         }
     assert_true(changed > 300); /* the views really differ from the sample */
     mtc_rt_free(rt);
+    /* a shard (--shard-data) of samples [60, 130) reads its rows of every
+     * view, and rebuilds its views from the split's sample index */
+    mtc_dataset ds = d;
+    const int64_t lo = 60, k = 70;
+    ds.x_u8 = d.x_u8 + lo * 36;
+    for (int t2 = 0; t2 < d.ntasks; t2++) ds.tasks[t2].labels = d.tasks[t2].labels + lo;
+    ds.n = k, ds.shard_lo = lo, ds.split_n = d.n;
+    mtc_soft sw;
+    read_ok(p3, &t, &ds, &sw, NULL, NULL);
+    assert_int_equal(sw.n, k);
+    assert_int_equal(sw.copies, 3);
+    for (int v = 0; v < 3; v++) {
+        assert_memory_equal(sw.v[0] + v * k * 4, s3.v[0] + (v * 200 + lo) * 4, (size_t)k * 4 * sizeof(float));
+        for (int64_t i = 0; i < k; i++) {
+            float xs[36];
+            int64_t gi = lo + i;
+            mtc_data_batch_x_views(&ds, &i, &v, 1, s3.aug, s3.aug_seed, xs);
+            mtc_data_batch_x_views(&d, &gi, &v, 1, s3.aug, s3.aug_seed, x);
+            assert_memory_equal(xs, x, sizeof x);
+        }
+    }
+    mtc_soft_free(&sw);
     char *hdr = NULL;
     mtc_err e = {0};
     assert_int_equal(mtc_soft_header(p3, &hdr, &e), 0);

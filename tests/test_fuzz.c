@@ -251,6 +251,29 @@ static void test_fuzz_json_mutants_fail_cleanly(void **s) { fuzz_parser(s, "json
 static void test_fuzz_onnx_mutants_fail_cleanly(void **s) { fuzz_parser(s, "onnx", 9); }
 static void test_fuzz_safetensors_mutants_fail_cleanly(void **s) { fuzz_parser(s, "safetensors", 10); }
 
+/* ---- regressions found by fuzz_csv (--shard-data's reader) -------------------------
+ * An absent task column reached the census's class vocabulary (hdr[-1]);
+ * an empty block's names reached qsort as NULL; an id above 65535 after a
+ * class name was refused by a shard though the whole file (names: the id
+ * is one more name) opens. fz_run aborts when a shard disagrees. */
+static void test_csv_shard_reader_regressions(void **state)
+{
+    fuzz_env *env = *state;
+    static const struct { const char *b; size_t n; } cases[] = {
+        {"\357\273\277a,b,\042x,2\042,y\0121e3,\042 2 \042,3,1[[[[[[[[[[[-[[[[[[dog\0124,\0425\042,6,3333333\000ield\012\012-0.5,3,4,d\377\377\377\377\377\377\377\377\377t\012", 93},
+        {"\357\277\277a,\357\273\277,y\012\012", 12},
+        {"a,b,c,d,9,z\0120.5,0,-0.25,\0420\042,0,0.76\015\0121.5,3,-1.25,\0422\042,1,2.75\015\0122.5,6,-2.25,\0424\042,2,4.75\015\012.25,\0420\042,0,0.75\015\0121.53d\042og,-3.25,\0421\042,0,6.75\015\0124.5,12,-0.25,\0423\042,1,8.75\015\0125.5,15,-1.25,\0420\042\0204\013\000\020a\000\000\015\0126.525,\0420\042,1,20.75\015\01211.5,33,-3.25,\0422\042,2,22.75\015\012", 224}
+    };
+    char scratch[256];
+    snprintf(scratch, sizeof scratch, "%s/mtc-test-fuzz-%ld-csvreg", fz_tmpdir(), (long)getpid());
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        mtc_err e = {0};
+        int rc = fz_run("csv", (const uint8_t *)cases[i].b, cases[i].n, scratch, &env->fx, &e);
+        if (rc > 0 && (rc >= MTC_EINTERNAL || !e.msg[0])) fail_msg("case %zu: code %d '%s'", i, rc, e.msg);
+    }
+    fz_remove_scratch(scratch);
+}
+
 /* ---- regressions of the size-limit audit ------------------------------------------- */
 
 /* A checkpoint whose spec asks for ~2^41 parameters but holds no tensors:
@@ -351,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_fuzz_spec_mutants_fail_cleanly),
         cmocka_unit_test(test_fuzz_idx_mutants_fail_cleanly),
         cmocka_unit_test(test_fuzz_csv_mutants_fail_cleanly),
+        cmocka_unit_test(test_csv_shard_reader_regressions),
         cmocka_unit_test(test_fuzz_png_mutants_fail_cleanly),
         cmocka_unit_test(test_fuzz_digits_json_mutants_fail_cleanly),
         cmocka_unit_test(test_fuzz_json_mutants_fail_cleanly),

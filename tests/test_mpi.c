@@ -349,6 +349,38 @@ static void test_sharded_training(void **st)
         if (!(fabs(acc1 - acc2) <= 0.03 && fabs(mae1 - mae2) <= 0.1 * mae1))
             fail_msg("%d sharded ranks: accuracy %.4f MAE %.4f, one process %.4f %.4f", np, acc2, mae2, acc1, mae1);
     }
+    /* distillation from that model's soft labels and hints (the file covers
+     * the whole split; each rank reads its shard's rows) */
+    char st_spec[700];
+    snprintf(st_spec, sizeof st_spec, "%s/st.cfg", dir);
+    write_spec(st_spec, "[input] shape=3 columns=x1,x2,x3\n[dense] units=12 act=relu\n"
+                        "[task fine] kind=cls classes=4\n[task lvl] kind=reg outputs=1 column=x0\n");
+    snprintf(cmd, sizeof cmd, "%s label %s --data csv:%s --hints --rows-per-chunk 500 --quiet -o %s/soft.mtl >/dev/null 2>&1",
+             bin(), b, csv, dir);
+    assert_int_equal(sh(cmd), 0);
+    const char *kd = "--epochs 3 --batch 64 --hint-weight 0.5 --quiet";
+    for (int run = 0; run < 2; run++) {
+        snprintf(cmd, sizeof cmd, MPIRUN " -np 2 %s distill --spec %s --data csv:%s --soft %s/soft.mtl %s --threads 1 "
+                 "--shard-data -o %s/kd%d.mtc > %s/out 2> %s/err", bin(), st_spec, csv, dir, kd, dir, run, dir, dir);
+        int rc = sh(cmd);
+        if (rc) {
+            char *p = tu_path(dir, "err"), *msg = (char *)tu_read(p, NULL);
+            fail_msg("mpirun -np 2 distill --shard-data exited %d: %.400s", rc, msg ? msg : "?");
+        }
+    }
+    snprintf(a, sizeof a, "%s/kd0.mtc", dir);
+    snprintf(b, sizeof b, "%s/kd1.mtc", dir);
+    if (!same_file(a, b)) fail_msg("distill --shard-data -np 2: two runs wrote different checkpoints");
+    snprintf(cmd, sizeof cmd, "%s distill --spec %s --data csv:%s --soft %s/soft.mtl %s --threads 2 -o %s/kd1.mtc "
+             ">/dev/null 2>&1", bin(), st_spec, csv, dir, kd, dir);
+    assert_int_equal(sh(cmd), 0);
+    {
+        double acc1 = eval_num(dir, b, csv, "fine", "accuracy"), acc2 = eval_num(dir, a, csv, "fine", "accuracy");
+        double mae1 = eval_num(dir, b, csv, "lvl", "mae"), mae2 = eval_num(dir, a, csv, "lvl", "mae");
+        print_message("distill, one process: accuracy %.4f MAE %.4f; 2 ranks, sharded: %.4f %.4f\n", acc1, mae1, acc2, mae2);
+        if (!(fabs(acc1 - acc2) <= 0.03 && fabs(mae1 - mae2) <= 0.1 * mae1))
+            fail_msg("distill, 2 sharded ranks: accuracy %.4f MAE %.4f, one process %.4f %.4f", acc2, mae2, acc1, mae1);
+    }
     snprintf(cmd, sizeof cmd, MPIRUN " -np 2 %s train --spec %s --data csv:%s --epochs 1 --shard-data --task-sampling "
              "round-robin -o %s/rr.mtc > %s/out 2> %s/err", bin(), spec, csv, dir, dir, dir);
     int rc = sh(cmd);

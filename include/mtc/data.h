@@ -135,6 +135,11 @@ int mtc_idx_read_images(const char *path, int64_t *n, int *h, int *w,
                         uint8_t **px, mtc_err *e);  /* plain or .gz */
 int mtc_idx_read_labels(const char *path, int64_t *n, uint8_t **lab,
                         mtc_err *e);
+/* Images [N part/parts, N (part+1)/parts) of the N in the file (first, n
+ * of them), reading the rest through without keeping it: memory for the
+ * part only, the whole file still checked. */
+int mtc_idx_read_images_part(const char *path, int part, int parts, int64_t *n_total, int64_t *first, int64_t *n,
+                             int *h, int *w, uint8_t **px, mtc_err *e);
 int mtc_idx_write_images(const char *path, int64_t n, int h, int w,
                          const uint8_t *px, mtc_err *e); /* .gz if name ends so */
 int mtc_idx_write_labels(const char *path, int64_t n, const uint8_t *lab,
