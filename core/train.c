@@ -1160,6 +1160,28 @@ static int shard_validate(trainer *tr, const mtc_dataset *d, const int64_t *vidx
     return 0;
 }
 
+/* MPI: every rank's parameters (and batchnorm statistics) hash to rank 0's
+ * after an epoch, or the job stops naming the first rank that differs. */
+static int ranks_agree(const mtc_model *m, int ep, uint64_t *hash, mtc_err *e)
+{
+    const int N = mtc_comm_size(), r = mtc_comm_rank();
+    uint64_t h = mtc_fnv1a64(m->params, sizeof(float) * (size_t)m->nparams, 0);
+    h = mtc_fnv1a64(m->stats, sizeof(float) * (size_t)m->nstats, h);
+    double *v = calloc(2 * (size_t)N, sizeof *v); /* each rank's hash as two exact 32-bit halves */
+    if (!v) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+    v[2 * r] = (double)(h >> 32), v[2 * r + 1] = (double)(h & 0xffffffffu);
+    mtc_comm_sum_f64(v, 2 * N);
+    int rc = 0;
+    for (int k = 1; k < N && !rc; k++)
+        if (v[2 * k] != v[0] || v[2 * k + 1] != v[1])
+            rc = mtc_err_set(e, MTC_EINTERNAL, "after epoch %d the parameters of rank %d (hash %08llx%08llx) differ from "
+                             "rank 0's (%08llx%08llx)", ep + 1, k, (unsigned long long)v[2 * k],
+                             (unsigned long long)v[2 * k + 1], (unsigned long long)v[0], (unsigned long long)v[1]);
+    free(v);
+    *hash = h;
+    return rc;
+}
+
 uint64_t mtc_train_split_seed(const mtc_train_cfg *cfg)
 {
     return cfg->val_seed ? cfg->val_seed : cfg->seed;
@@ -1319,6 +1341,7 @@ int mtc_train(mtc_model *m, const mtc_dataset *d, const mtc_train_cfg *cfg, mtc_
                 tr.cf_sum[p] = 0, tr.cf_n[p] = 0;
             }
         }
+        if (mtc_comm_size() > 1 && (rc = ranks_agree(m, ep, &st.param_hash, e))) goto done;
         history_epoch(&hist, &st);
         res->epochs_run = ep + 1;
         res->samples_per_s = st.samples_per_s;

@@ -317,7 +317,10 @@ void util_progress(void *ctx, const mtc_epoch_stats *s)
         n += snprintf(line + n, sizeof line - n, acc ? " %s %.2f%%" : " %s mae %.4f", s->task_names[t],
                       acc ? 100 * s->val_metric[t] : s->val_metric[t]);
     }
-    snprintf(line + n, sizeof line - n, "  %.0f samples/s  ETA %.0fs", s->samples_per_s, s->eta_s);
+    n += snprintf(line + n, sizeof line - n, "  %.0f samples/s  ETA %.0fs", s->samples_per_s, s->eta_s);
+    if (mtc_comm_size() > 1 && n < (int)sizeof line) /* checked equal on every rank */
+        snprintf(line + n, sizeof line - n, "  params %016llx on all %d ranks", (unsigned long long)s->param_hash,
+                 mtc_comm_size());
     fprintf(stderr, "%s\n", line);
 }
 

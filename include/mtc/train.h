@@ -67,6 +67,10 @@ typedef struct mtc_epoch_stats {
      * the shared parameters (pairs (0,1), (0,2), ..., (1,2), ...) */
     int nconflict;
     double conflict[MTC_MAX_TASKS * (MTC_MAX_TASKS - 1) / 2];
+    /* MPI: FNV-1a of the parameters and batchnorm statistics at the end of
+     * the epoch, checked equal on every rank (training stops with an error
+     * naming the rank otherwise); 0 in one process */
+    uint64_t param_hash;
 } mtc_epoch_stats;
 typedef void (*mtc_progress_fn)(void *ctx, const mtc_epoch_stats *s);
 /* Within an epoch, every few steps: samples done of n, seconds so far. */
