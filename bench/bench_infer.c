@@ -270,8 +270,10 @@ static double time_rounds(int which, const dense_case *c, double secs)
     for (;;) {
         if (which == 0)
             mtc_dense_forward(c->out, c->in, c->W, c->b, c->B, c->I, c->O);
-        else if (which == 2) /* the runtime's dense layer at batch ≥ 6 on AVX2 */
+        else if (which == 2) /* the runtime's dense layer on AVX2 */
             mtc_gemm_avx2(c->out, c->O, c->in, c->I, c->B, &(mtc_gemm_w){c->Wp, c->I, c->O, 1}, c->b, 0);
+        else if (which == 3) /* and on AVX-512 */
+            mtc_gemm_avx512(c->out, c->O, c->in, c->I, c->B, &(mtc_gemm_w){c->Wp, c->I, c->O, 1}, c->b, 0);
         else /* the same product, nothing else: in·Wᵀ */
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->B, c->O, c->I, 1.0f, c->in,
                         c->I, c->W, c->I, 0.0f, c->out, c->O);
@@ -313,14 +315,17 @@ static int cmd_dense(int argc, char **argv)
         mtc_gemm_pack(c.Wp, c.W, c.O, c.I);
     }
     enum { R = 5 };
-    double g_dense[R], g_sgemm[R], g_peak[R], g_rt[R] = {0};
+    const int has512 = mtc_qgemm_isa_supported(MTC_ISA_AVX512);
+    double g_dense[R], g_sgemm[R], g_peak[R], g_rt[R] = {0}, g_rt512[R] = {0};
     time_rounds(0, &c, 0.05), time_rounds(1, &c, 0.05); /* warm-up */
     for (int r = 0; r < R; r++) { /* interleaved: noise from neighbours hits all */
         g_dense[r] = time_rounds(0, &c, secs / (4 * R));
         g_sgemm[r] = time_rounds(1, &c, secs / (4 * R));
         g_peak[r] = time_rounds(1, &big, secs / (4 * R));
         if (packed) g_rt[r] = time_rounds(2, &c, secs / (4 * R));
+        if (has512) g_rt512[r] = time_rounds(3, &c, secs / (4 * R));
     }
+    qsort(g_rt512, R, sizeof(double), cmp_d);
     qsort(g_dense, R, sizeof(double), cmp_d);
     qsort(g_sgemm, R, sizeof(double), cmp_d);
     qsort(g_peak, R, sizeof(double), cmp_d);
@@ -328,9 +333,10 @@ static int cmd_dense(int argc, char **argv)
     const char *ct = getenv("OPENBLAS_CORETYPE");
     printf("{\"mode\":\"dense\",\"B\":%d,\"I\":%d,\"O\":%d,\"threads\":%d,\"dense_gflops\":%.2f,"
            "\"sgemm_gflops\":%.2f,\"sgemm_peak_gflops\":%.2f,\"dense_vs_sgemm\":%.3f,\"rt_dense_gflops\":%.2f,"
+           "\"rt_dense_avx512_gflops\":%.2f,"
            "\"openblas_coretype_env\":\"%s\",\"corename\":\"%s\"}\n",
            c.B, c.I, c.O, T, g_dense[R / 2], g_sgemm[R / 2], g_peak[R / 2], g_dense[R / 2] / g_sgemm[R / 2],
-           g_rt[R / 2], ct ? ct : "", openblas_get_corename());
+           g_rt[R / 2], g_rt512[R / 2], ct ? ct : "", openblas_get_corename());
     for (int k = 0; k < 2; k++) free(cs[k]->in), free(cs[k]->W), free(cs[k]->b), free(cs[k]->out), free(cs[k]->Wp);
     return 0;
 }

@@ -384,6 +384,13 @@ static void build(void)
             add_row("runtime dense fwd (packed weights) GFLOP/s vs bare sgemm", num(dc, "rt_dense_gflops"),
                     num(dc, "sgemm_gflops"), NONE, 1, "mtc_gemm_avx2, batch %.0f; peer column = OpenBLAS, same shape",
                     num(dc, "B"));
+        if (num(dc, "rt_dense_avx512_gflops") > 0) {
+            add_row("runtime dense fwd AVX-512 GFLOP/s vs bare sgemm", num(dc, "rt_dense_avx512_gflops"),
+                    num(dc, "sgemm_gflops"), NONE, 1, "mtc_gemm_avx512, batch %.0f; peer column = OpenBLAS, same shape",
+                    num(dc, "B"));
+            add_row("runtime dense fwd AVX-512 GFLOP/s vs sgemm 1024^3 peak", num(dc, "rt_dense_avx512_gflops"),
+                    num(dc, "sgemm_peak_gflops"), 0.80, 1, "target: >= 80%% of the machine's sgemm peak");
+        }
     }
     const mtc_json *dh = rget("dense_Haswell", "dense", NULL), *dsx = rget("dense_SkylakeX", "dense", NULL);
     if (dh && dsx) {

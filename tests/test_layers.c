@@ -486,7 +486,9 @@ static void check_gemm(int M, int N, int K, int packed)
     }
     mtc_gemm_w W = {P, K, N, packed};
     double *ref = gc_dzeros((int64_t)M * N);
-    for (int isa = 0; isa <= mtc_qgemm_isa_supported(MTC_ISA_AVX2); isa++)
+    float *y2 = gc_zeros((int64_t)M * ldy + 1); /* the AVX2 kernel's output, which AVX-512 repeats bit for bit */
+    const int top = mtc_qgemm_isa_supported(MTC_ISA_AVX512) ? 2 : mtc_qgemm_isa_supported(MTC_ISA_AVX2) ? 1 : 0;
+    for (int isa = 0; isa <= top; isa++)
         for (int v = 0; v < 4; v++) { /* bias, relu */
             int bias = v & 1, relu = v >> 1;
             char what[96];
@@ -499,7 +501,15 @@ static void check_gemm(int M, int N, int K, int packed)
                     ref[(int64_t)i * N + n] = relu && a < 0 ? 0.0 : a;
                 }
             for (int64_t i = 0; i < (int64_t)M * ldy + 1; i++) Y[i] = NAN;
-            (isa ? mtc_gemm_avx2 : mtc_gemm_scalar)(Y, ldy, X, ldx, M, &W, bias ? b : NULL, relu);
+            (isa == 2 ? mtc_gemm_avx512 : isa ? mtc_gemm_avx2 : mtc_gemm_scalar)(Y, ldy, X, ldx, M, &W, bias ? b : NULL, relu);
+            if (isa == 2 && v == 3) { /* bias and relu: the same bits as AVX2's */
+                mtc_gemm_avx2(y2, ldy, X, ldx, M, &W, b, 1);
+                for (int i = 0; i < M; i++)
+                    for (int n = 0; n < N; n++)
+                        if (memcmp(&y2[(int64_t)i * ldy + n], &Y[(int64_t)i * ldy + n], sizeof(float)))
+                            fail_msg("%s: Y[%d][%d] %.9g, AVX2 %.9g", what, i, n, Y[(int64_t)i * ldy + n],
+                                     y2[(int64_t)i * ldy + n]);
+            }
             float *got = gc_zeros((int64_t)M * N);
             for (int i = 0; i < M; i++)
                 for (int n = 0; n < ldy; n++) {
@@ -512,7 +522,7 @@ static void check_gemm(int M, int N, int K, int packed)
             if (!fwd_ok(what, got, ref, (int64_t)M * N)) fail_msg("%s", what);
             free(got);
         }
-    free(X); free(Wd); free(b); free(Y); free(P); free(ref);
+    free(X); free(Wd); free(b); free(Y); free(P); free(ref); free(y2);
 }
 
 static void test_gemm_matches_double_loop(void **st)
@@ -524,6 +534,8 @@ static void test_gemm_matches_double_loop(void **st)
         check_gemm(5, 4, 17, packed);    /* fewer than 8 columns */
         check_gemm(12, 16, 1, packed);   /* K = 1 */
         check_gemm(32, 128, 784, packed); /* the student's trunk */
+        check_gemm(1, 300, 20, packed);   /* batch 1: a 128-column group, then 4, 2 and a partial panel */
+        check_gemm(8, 200, 31, packed);   /* 4 + 4 + partial; rows 6 + ... */
     }
 }
 

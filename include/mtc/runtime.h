@@ -44,6 +44,10 @@ void mtc_gemm_scalar(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, 
                      const float *bias, int relu);
 void mtc_gemm_avx2(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
                    const float *bias, int relu);
+/* AVX-512 (gemm_avx512.c): packed W, the AVX2 kernel's bits; row-major W
+ * goes to mtc_gemm_avx2. */
+void mtc_gemm_avx512(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
+                   const float *bias, int relu);
 
 /* ---- Winograd F(2×2, 3×3) convolution (runtime/wino.c, wino_avx2.c) -- *
  * For a conv with mtc_wino_eligible (3×3, stride 1, pad ≤ 2, C ≥ 8):
