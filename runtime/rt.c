@@ -788,7 +788,8 @@ static void linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, 
 {
     const int relu = op->act == MTC_ACT_RELU;
     if (op->kind == OP_CONV && op->wino) {
-        mtc_wino_forward(y, x, op->wino, op->b, relu, pool, w->col, &op->L->cs, B, rt->isa >= MTC_ISA_AVX2);
+        mtc_wino_forward(y, x, op->wino, op->b, relu, pool, w->col, &op->L->cs, B,
+                         rt->isa == MTC_ISA_AVX512 ? 2 : rt->isa == MTC_ISA_AVX2);
     } else if (op->kind == OP_CONV && op->L->cs.G > 1) { /* grouped / depthwise: direct loops */
         mtc_conv2d_group_forward(y, x, op->W, op->b, &op->L->cs, B);
         if (relu)

@@ -17,8 +17,12 @@
  * Per sample, the input is copied once to a zero-padded channels-last plane
  * (so a tile's channels are contiguous and the transforms run along them),
  * then tiles go in blocks of MTC_WINO_TB: transform in, 16 GEMMs, transform out,
- * all inside a few tens of KB. The GEMMs are mtc_gemm's (gemm.c, AVX2 in
- * gemm_avx2.c); both transforms have AVX2 twins in wino_avx2.c.
+ * inside the L2 (C = 32, OC = 64: 150 KB). The GEMMs are mtc_gemm's (gemm.c,
+ * AVX2 in gemm_avx2.c, AVX-512 in gemm_avx512.c, U packed as a dense
+ * layer's weights); both transforms have AVX2 twins in wino_avx2.c. Blocks
+ * of 24 tiles, not 12: the teacher's 32→64 conv went from 14.2–14.5k to
+ * 15.7–16.7k samples/s at batch 256 (AVX-512 GEMM; 50 tiles: 15.6–16.0k);
+ * the GEMMs had too few rows to amortise each block's accumulators.
  * Workspace layout (mtc_wino_work_floats):
  *   [0, Hp·Wp·C)            padded channels-last sample, Hp = 2·TH + 2
  *   then V (16, TB, C), M (16, TB, OC), one output tile Y (4, OC)
@@ -33,9 +37,12 @@ int mtc_wino_eligible(const mtc_conv_shape *s)
     return s->K == 3 && s->stride == 1 && s->pad <= 2 && s->C >= 8 && s->G == 1;
 }
 
+/* 16 planes, each (C, OC) packed in 16-column panels (mtc_gemm_pack's
+ * layout), so that every kernel, AVX-512's too, reads them as a dense
+ * layer's weights. */
 int64_t mtc_wino_u_floats(const mtc_conv_shape *s)
 {
-    return 16 * (int64_t)s->C * s->OC;
+    return 16 * mtc_gemm_pack_floats(s->OC, s->C);
 }
 
 static int tiles_h(const mtc_conv_shape *s) { return (s->OH + 1) / 2; }
@@ -47,11 +54,13 @@ int64_t mtc_wino_work_floats(const mtc_conv_shape *s)
     return Hp * Wp * s->C + 16 * MTC_WINO_TB * ((int64_t)s->C + s->OC) + 4 * (int64_t)s->OC;
 }
 
-/* U[ξ][c][oc] = (G g Gᵀ)[i][j] for g = W[oc][c] (3×3). */
+/* U[ξ] (c, oc) = (G g Gᵀ)[i][j] for g = W[oc][c] (3×3), ξ = 4i + j, at
+ * panel oc / 16, row c, lane oc % 16 of plane ξ (zeros past OC). */
 void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s)
 {
     const int C = s->C, OC = s->OC;
-    const int64_t plane = (int64_t)C * OC;
+    const int64_t plane = mtc_gemm_pack_floats(OC, C);
+    memset(U, 0, sizeof(float) * (size_t)(16 * plane));
     for (int oc = 0; oc < OC; oc++)
         for (int c = 0; c < C; c++) {
             const float *g = W + ((int64_t)oc * C + c) * 9;
@@ -68,7 +77,7 @@ void mtc_wino_weights(float *U, const float *W, const mtc_conv_shape *s)
                 u[i][2] = 0.5f * (q[i][0] - q[i][1] + q[i][2]);
                 u[i][3] = q[i][2];
             }
-            for (int x = 0; x < 16; x++) U[x * plane + (int64_t)c * OC + oc] = u[x / 4][x % 4];
+            for (int x = 0; x < 16; x++) U[x * plane + (int64_t)(oc & ~15) * C + (int64_t)c * 16 + (oc & 15)] = u[x / 4][x % 4];
         }
 }
 
@@ -178,15 +187,16 @@ static void store_tile_pooled(float *out, const float *Y, int th, int tw, const 
 void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, int pool,
                       float *work, const mtc_conv_shape *s, int B, int avx2)
 {
-    mtc_gemm_fn gemm = avx2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
+    mtc_gemm_fn gemm = avx2 == 2 ? mtc_gemm_avx512 : avx2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
+    const int64_t plane = mtc_gemm_pack_floats(s->OC, s->C);
     const int C = s->C, OC = s->OC, TH = tiles_h(s), TW = tiles_w(s), T = TH * TW;
     const int Hp = 2 * TH + 2, Wp = 2 * TW + 2;
     float *P = work, *V = P + (int64_t)Hp * Wp * C, *M = V + 16 * MTC_WINO_TB * (int64_t)C;
     float *Y = M + 16 * MTC_WINO_TB * (int64_t)OC;
     const int64_t in_size = (int64_t)C * s->H * s->W;
     const int64_t out_size = pool ? (int64_t)OC * (s->OH / 2) * (s->OW / 2) : (int64_t)OC * s->OH * s->OW;
-    /* blocks of equal size, at most MTC_WINO_TB tiles: 49 tiles go as 5 × ~10
-     * (whole 6- and 4-row GEMM blocks), not 4 × 12 and a block of one */
+    /* blocks of equal size, at most MTC_WINO_TB tiles: 49 tiles go as
+     * 17 + 17 + 15, not 24 + 24 and a block of one */
     const int nblk = (T + MTC_WINO_TB - 1) / MTC_WINO_TB, step = (T + nblk - 1) / nblk;
     for (int bi = 0; bi < B; bi++) {
         pad_channels_last(P, in + bi * in_size, s, Hp, Wp);
@@ -199,7 +209,7 @@ void mtc_wino_forward(float *out, const float *in, const float *U, const float *
             }
             for (int x = 0; x < 16; x++) /* M[ξ] (n, OC) = V[ξ] (n, C) · U[ξ] (C, OC) */
                 gemm(M + (int64_t)x * MTC_WINO_TB * OC, OC, V + (int64_t)x * MTC_WINO_TB * C, C, n,
-                     &(mtc_gemm_w){U + (int64_t)x * C * OC, C, OC, 0}, NULL, 0);
+                     &(mtc_gemm_w){U + x * plane, C, OC, 1}, NULL, 0);
             for (int t = 0; t < n; t++) {
                 output_transform(Y, M, t, OC, b, relu, avx2 ? mtc_wino_output_avx2(Y, M, t, OC, b, relu) : 0);
                 (pool ? store_tile_pooled : store_tile)(o, Y, (t0 + t) / TW, (t0 + t) % TW, s);

@@ -428,10 +428,16 @@ static void check_wino(int B, int C, int H, int W, int OC, int pad)
     mtc_wino_weights(U, Wt, &s);
     const int64_t npool = (int64_t)B * OC * (s.OH / 2) * (s.OW / 2);
     float *pooled = gc_zeros(npool), *fused = gc_zeros(npool);
-    for (int avx2 = 0; avx2 <= mtc_qgemm_isa_supported(MTC_ISA_AVX2); avx2++)
+    float *out2 = gc_zeros(nout); /* the AVX2 path's output, which the AVX-512 GEMM repeats bit for bit */
+    const int top = mtc_qgemm_isa_supported(MTC_ISA_AVX512) ? 2 : mtc_qgemm_isa_supported(MTC_ISA_AVX2);
+    for (int avx2 = 0; avx2 <= top; avx2++)
         for (int relu = 0; relu <= 1; relu++) {
             for (int64_t i = 0; i < nout; i++) out[i] = NAN; /* every output written */
             mtc_wino_forward(out, in, U, b, relu, 0, work, &s, B, avx2);
+            if (avx2 == 2) {
+                mtc_wino_forward(out2, in, U, b, relu, 0, work, &s, B, 1);
+                if (memcmp(out, out2, (size_t)nout * sizeof *out)) fail_msg("%s relu %d: AVX-512 GEMM differs from AVX2", what, relu);
+            }
             for (int64_t i = 0; i < nout; i++) /* gc_err's fmax would skip a NaN */
                 if (!isfinite(out[i])) fail_msg("%s avx2 %d: output %lld not written", what, avx2, (long long)i);
             if (!fwd_ok(what, out, relu ? ref_relu : ref, nout)) fail_msg("%s avx2 %d relu %d", what, avx2, relu);
@@ -442,7 +448,7 @@ static void check_wino(int B, int C, int H, int W, int OC, int pad)
             if (memcmp(fused, pooled, (size_t)npool * sizeof *fused))
                 fail_msg("%s avx2 %d relu %d: fused max pool differs", what, avx2, relu);
         }
-    free(pooled); free(fused);
+    free(pooled); free(fused); free(out2);
     free(in); free(Wt); free(b); free(U); free(out); free(work);
     free(c.in); free(c.W); free(c.b); free(ref); free(ref_relu);
 }

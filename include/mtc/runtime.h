@@ -54,11 +54,12 @@ void mtc_gemm_avx512(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, 
  * U (mtc_wino_u_floats) = the weights transformed once by mtc_wino_weights;
  * mtc_wino_forward then writes what mtc_conv2d_forward (+ relu when relu is
  * set) writes, equal to rounding, with a workspace of
- * mtc_wino_work_floats(s) floats (independent of B). avx2: use the AVX2
- * kernels (the caller checks the CPU). Tiles go MTC_WINO_TB at a time:
- * V (16, MTC_WINO_TB, C), M (16, MTC_WINO_TB, OC) per block; each of the
- * 16 planes is one mtc_gemm (U row-major). */
-#define MTC_WINO_TB 12
+ * mtc_wino_work_floats(s) floats (independent of B). avx2: 1 the AVX2
+ * kernels, 2 the AVX2 transforms and the AVX-512 GEMM (the same bits), 0
+ * the scalar twins (the caller checks the CPU). Tiles go MTC_WINO_TB at a
+ * time: V (16, MTC_WINO_TB, C), M (16, MTC_WINO_TB, OC) per block; each of
+ * the 16 planes is one mtc_gemm (U packed in 16-column panels). */
+#define MTC_WINO_TB 24
 int mtc_wino_eligible(const mtc_conv_shape *s);
 int64_t mtc_wino_u_floats(const mtc_conv_shape *s);
 int64_t mtc_wino_work_floats(const mtc_conv_shape *s);
