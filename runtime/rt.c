@@ -36,6 +36,7 @@ struct rt_ws {
     int cap;                /* batch rows */
     rt_set set[2];          /* 0: trunk, 1: heads */
     int32_t *acc;
+    void *tmp;              /* an int8 conv's outputs in (position, channel) order */
     uint8_t *ucol;
     float *col, *mean, *rstd;
     float *sparse;          /* the sparse kernels' scratch */
@@ -48,7 +49,7 @@ static void ws_free(rt_ws *w)
     if (!w) return;
     for (int s = 0; s < 2; s++)
         for (int i = 0; i < 2; i++) { free(w->set[s].f[i]); free(w->set[s].u[i]); }
-    free(w->acc); free(w->ucol); free(w->col); free(w->mean); free(w->rstd); free(w->sparse);
+    free(w->acc); free(w->tmp); free(w->ucol); free(w->col); free(w->mean); free(w->rstd); free(w->sparse);
     free(w->experts); free(w->mix); free(w->gate);
     for (int d = 0; d < MTC_MAX_LAYERS; d++) free(w->skip[d]);
     free(w);
@@ -85,6 +86,8 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
             bad |= !w->set[s].f[i] || !w->set[s].u[i];
         }
     w->acc = malloc((size_t)acc * sizeof(int32_t));
+    w->tmp = malloc((size_t)acc * sizeof(float));
+    bad |= !w->tmp;
     w->ucol = calloc(1, (size_t)ucol + MTC_QGEMM_SLACK);
     w->col = malloc((size_t)col * sizeof(float));
     w->mean = malloc((size_t)cap * sizeof(float) + 64);
@@ -648,11 +651,29 @@ static inline uint8_t clamp_u8(int32_t v, int32_t lo)
 
 /* Requantize C (M, N) rows into u8 or float out with layout: row m of
  * out = base + (m / P)·N·P + ..., i.e. dense (P == 1): out[m·N + n];
- * conv (P = OH·OW, rows are positions of one sample): out[n·P + m]. */
-static void epilogue(const rt_op *op, int isa, const int32_t *C, int M, int P, uint8_t *ou, float *of)
+ * conv (P = OH·OW, rows are positions of one sample): out[n·P + m].
+ * tmp (M·N floats' room): on AVX-512 a conv's rows go through the dense
+ * vector twin into tmp, then are transposed into out: the same bits as the
+ * scalar loop below, without its scalar requantization. */
+static void epilogue(const rt_op *op, int isa, const int32_t *C, int M, int P, uint8_t *ou, float *of, void *tmp)
 {
     int N = op->N;
     int relu = op->act == MTC_ACT_RELU;
+    if (P > 1 && tmp && isa == MTC_ISA_AVX512 && (!op->out_u8 || op->vec_epilogue)) {
+        if (!op->out_u8) {
+            float *t = tmp;
+            mtc_epilogue_dense_f32_avx512(C, M, N, op->bias_eff, op->deq, relu, t);
+            for (int n = 0; n < N; n++)
+                for (int m = 0; m < M; m++) of[(int64_t)n * P + m] = t[(int64_t)m * N + n];
+        } else {
+            uint8_t *t = tmp;
+            int32_t zo = op->out_p.zp;
+            mtc_epilogue_dense_u8_avx512(C, M, N, op->bias_eff, op->m0, op->shift, zo, relu ? (zo > 0 ? zo : 0) : 0, t);
+            for (int n = 0; n < N; n++)
+                for (int m = 0; m < M; m++) ou[(int64_t)n * P + m] = t[(int64_t)m * N + n];
+        }
+        return;
+    }
     if (P == 1 && isa == MTC_ISA_AVX512) { /* dense: the vector twin, bit-identical */
         if (!op->out_u8) {
             mtc_epilogue_dense_f32_avx512(C, M, N, op->bias_eff, op->deq, relu, of);
@@ -683,13 +704,23 @@ static void epilogue(const rt_op *op, int isa, const int32_t *C, int M, int P, u
     }
 }
 
-/* im2col of one u8 sample, rows = output positions, columns (c, ky, kx). */
+/* im2col of one u8 sample, rows = output positions, columns (c, ky, kx).
+ * A window wholly inside the image is copied without bounds checks. */
 static void im2col_u8(uint8_t *col, const uint8_t *in, const mtc_conv_shape *s, uint8_t pad)
 {
-    int CKK = s->C * s->K * s->K;
+    int CKK = s->C * s->K * s->K, K = s->K;
     for (int oh = 0; oh < s->OH; oh++)
         for (int ow = 0; ow < s->OW; ow++) {
             uint8_t *row = col + (int64_t)(oh * s->OW + ow) * CKK;
+            const int ih0 = oh * s->stride - s->pad, iw0 = ow * s->stride - s->pad;
+            if (ih0 >= 0 && ih0 + K <= s->H && iw0 >= 0 && iw0 + K <= s->W) {
+                for (int c = 0; c < s->C; c++) {
+                    const uint8_t *src = in + ((int64_t)c * s->H + ih0) * s->W + iw0;
+                    for (int ky = 0; ky < K; ky++, src += s->W)
+                        for (int kx = 0; kx < K; kx++) *row++ = src[kx];
+                }
+                continue;
+            }
             for (int c = 0; c < s->C; c++)
                 for (int ky = 0; ky < s->K; ky++) {
                     int ih = oh * s->stride - s->pad + ky;
@@ -831,19 +862,19 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
         float *of = s->f[o];
         if (op->kind == OP_DENSE) {
             rt->gemm(a.u, op->K, &op->qw, B, w->acc, op->N);
-            epilogue(op, rt->isa, w->acc, B, 1, ou, of);
+            epilogue(op, rt->isa, w->acc, B, 1, ou, of, NULL);
         } else {
             const mtc_conv_shape *cs = &L->cs;
             int P = cs->OH * cs->OW;
             for (int b = 0; b < B; b++) {
                 if (cs->G > 1) {
                     mtc_qconv_group(op->wq, a.u + b * op->in_size, op->in_p.zp, cs, w->acc);
-                    epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size);
+                    epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size, w->tmp);
                     continue;
                 }
                 im2col_u8(w->ucol, a.u + b * op->in_size, cs, (uint8_t)op->in_p.zp);
                 rt->gemm(w->ucol, op->K, &op->qw, P, w->acc, op->N);
-                epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size);
+                epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size, w->tmp);
             }
         }
         if (op->out_u8) return (act){NULL, ou, op->out_p, o};
