@@ -37,6 +37,7 @@ struct rt_ws {
     rt_set set[2];          /* 0: trunk, 1: heads */
     int32_t *acc;
     void *tmp;              /* an int8 conv's outputs in (position, channel) order */
+    uint8_t *nhwc;          /* an int8 conv's input sample, padded, channels last */
     uint8_t *ucol;
     float *col, *mean, *rstd;
     float *sparse;          /* the sparse kernels' scratch */
@@ -49,7 +50,7 @@ static void ws_free(rt_ws *w)
     if (!w) return;
     for (int s = 0; s < 2; s++)
         for (int i = 0; i < 2; i++) { free(w->set[s].f[i]); free(w->set[s].u[i]); }
-    free(w->acc); free(w->tmp); free(w->ucol); free(w->col); free(w->mean); free(w->rstd); free(w->sparse);
+    free(w->acc); free(w->tmp); free(w->nhwc); free(w->ucol); free(w->col); free(w->mean); free(w->rstd); free(w->sparse);
     free(w->experts); free(w->mix); free(w->gate);
     for (int d = 0; d < MTC_MAX_LAYERS; d++) free(w->skip[d]);
     free(w);
@@ -60,7 +61,7 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
     rt_ws *w = calloc(1, sizeof *w);
     if (!w) return NULL;
     w->cap = cap;
-    int64_t act = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w, acc = 1, ucol = 1, col = 1, sp = 1;
+    int64_t act = (int64_t)rt->m.spec.c * rt->m.spec.h * rt->m.spec.w, acc = 1, ucol = 1, col = 1, sp = 1, nhwc = 1;
     for (int i = 0; i < rt->nops; i++) {
         const rt_op *op = rt->ops[i];
         if (op->csr.val && mtc_spmm_scratch_floats(&op->csr) > sp) sp = mtc_spmm_scratch_floats(&op->csr);
@@ -70,6 +71,8 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
             const mtc_conv_shape *cs = &op->L->cs;
             int64_t P = (int64_t)cs->OH * cs->OW;
             if (P * op->K > ucol) ucol = P * op->K;
+            int64_t pl = (int64_t)(cs->H + 2 * cs->pad) * (cs->W + 2 * cs->pad) * cs->C;
+            if (pl > nhwc) nhwc = pl;
             if (P * op->N > acc) acc = P * op->N;
             int64_t c = op->wino ? mtc_wino_work_floats(cs) : ((P + 15) & ~15) * op->K + cs->OW; /* per sample */
             if (c > col) col = c;
@@ -87,7 +90,8 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
         }
     w->acc = malloc((size_t)acc * sizeof(int32_t));
     w->tmp = malloc((size_t)acc * sizeof(float));
-    bad |= !w->tmp;
+    w->nhwc = malloc((size_t)nhwc);
+    bad |= !w->tmp || !w->nhwc;
     w->ucol = calloc(1, (size_t)ucol + MTC_QGEMM_SLACK);
     w->col = malloc((size_t)col * sizeof(float));
     w->mean = malloc((size_t)cap * sizeof(float) + 64);
@@ -174,7 +178,22 @@ int rt_op_set_quant(rt_op *op, const int8_t *wq, const float *wscale, const int3
         out_p.zp > 255)
         return mtc_err_set(e, MTC_EINPUT, "%s: bad activation scale or zero point", op->L->name);
     mtc_qweight_free(&op->qw);
-    int rc = mtc_qweight_pack(&op->qw, op->wq, N, K, e);
+    int rc;
+    if (op->kind == OP_CONV && op->L->cs.G <= 1) {
+        /* the GEMM's columns in (ky, kx, c) order, as the channels-last
+         * im2col lays them out (im2col_nhwc); integer sums: the same result */
+        const mtc_conv_shape *cs = &op->L->cs;
+        const int C = cs->C, KK = cs->K * cs->K;
+        int8_t *perm = malloc((size_t)N * (size_t)K);
+        if (!perm) return mtc_err_set(e, MTC_ENOMEM, "out of memory");
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < KK; t++) perm[(int64_t)n * K + (int64_t)t * C + c] = op->wq[(int64_t)n * K + c * KK + t];
+        rc = mtc_qweight_pack(&op->qw, perm, N, K, e);
+        free(perm);
+    } else {
+        rc = mtc_qweight_pack(&op->qw, op->wq, N, K, e);
+    }
     if (rc) return rc;
     for (int n = 0; n < N; n++) {
         if (!(op->wscale[n] > 0) || !isfinite(op->wscale[n]))
@@ -704,38 +723,47 @@ static void epilogue(const rt_op *op, int isa, const int32_t *C, int M, int P, u
     }
 }
 
-/* im2col of one u8 sample, rows = output positions, columns (c, ky, kx).
- * A window wholly inside the image is copied without bounds checks. */
-static void im2col_u8(uint8_t *col, const uint8_t *in, const mtc_conv_shape *s, uint8_t pad)
+/* One u8 sample as channels-last rows padded by s->pad on every side with
+ * zp (P: (H + 2 pad) · (W + 2 pad) · C), then im2col from it: a row is K
+ * runs of K·C contiguous bytes, columns in (ky, kx, c) order (the weights
+ * were packed so: rt_op_set_quant). */
+static void im2col_nhwc(uint8_t *col, uint8_t *P, const uint8_t *in, const mtc_conv_shape *s, uint8_t zp)
 {
-    int CKK = s->C * s->K * s->K, K = s->K;
+    const int C = s->C, K = s->K, p = s->pad, Wp = s->W + 2 * p, Hp = s->H + 2 * p;
+    const int64_t KC = (int64_t)K * C, CKK = KC * K, rowb = (int64_t)Wp * C;
+    memset(P, zp, (size_t)(Hp * rowb));
+    for (int c = 0; c < C; c++)
+        for (int y = 0; y < s->H; y++) {
+            const uint8_t *src = in + ((int64_t)c * s->H + y) * s->W;
+            uint8_t *dst = P + (y + p) * rowb + (int64_t)p * C + c;
+            for (int x = 0; x < s->W; x++) dst[(int64_t)x * C] = src[x];
+        }
     for (int oh = 0; oh < s->OH; oh++)
         for (int ow = 0; ow < s->OW; ow++) {
             uint8_t *row = col + (int64_t)(oh * s->OW + ow) * CKK;
-            const int ih0 = oh * s->stride - s->pad, iw0 = ow * s->stride - s->pad;
-            if (ih0 >= 0 && ih0 + K <= s->H && iw0 >= 0 && iw0 + K <= s->W) {
-                for (int c = 0; c < s->C; c++) {
-                    const uint8_t *src = in + ((int64_t)c * s->H + ih0) * s->W + iw0;
-                    for (int ky = 0; ky < K; ky++, src += s->W)
-                        for (int kx = 0; kx < K; kx++) *row++ = src[kx];
-                }
-                continue;
-            }
-            for (int c = 0; c < s->C; c++)
-                for (int ky = 0; ky < s->K; ky++) {
-                    int ih = oh * s->stride - s->pad + ky;
-                    for (int kx = 0; kx < s->K; kx++) {
-                        int iw = ow * s->stride - s->pad + kx;
-                        *row++ = (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) ? pad
-                               : in[((int64_t)c * s->H + ih) * s->W + iw];
-                    }
-                }
+            const uint8_t *src = P + (int64_t)oh * s->stride * rowb + (int64_t)ow * s->stride * C;
+            for (int ky = 0; ky < K; ky++) memcpy(row + ky * KC, src + ky * rowb, (size_t)KC);
         }
 }
 
 static void maxpool_u8(uint8_t *out, const uint8_t *in, int B, int C, int H, int W, int K, int stride)
 {
     int OH = (H - K) / stride + 1, OW = (W - K) / stride + 1;
+    if (K == 2 && stride == 2) { /* the common 2x2/2: straight loops the compiler vectorises */
+        for (int64_t p = 0; p < (int64_t)B * C; p++) {
+            const uint8_t *x = in + p * H * W;
+            uint8_t *y = out + p * OH * OW;
+            for (int oh = 0; oh < OH; oh++, y += OW) {
+                const uint8_t *r0 = x + (int64_t)2 * oh * W, *r1 = r0 + W;
+                for (int ow = 0; ow < OW; ow++) {
+                    uint8_t a = r0[2 * ow] > r0[2 * ow + 1] ? r0[2 * ow] : r0[2 * ow + 1];
+                    uint8_t b = r1[2 * ow] > r1[2 * ow + 1] ? r1[2 * ow] : r1[2 * ow + 1];
+                    y[ow] = a > b ? a : b;
+                }
+            }
+        }
+        return;
+    }
     for (int64_t p = 0; p < (int64_t)B * C; p++) {
         const uint8_t *x = in + p * H * W;
         uint8_t *y = out + p * OH * OW;
@@ -872,7 +900,7 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
                     epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size, w->tmp);
                     continue;
                 }
-                im2col_u8(w->ucol, a.u + b * op->in_size, cs, (uint8_t)op->in_p.zp);
+                im2col_nhwc(w->ucol, w->nhwc, a.u + b * op->in_size, cs, (uint8_t)op->in_p.zp);
                 rt->gemm(w->ucol, op->K, &op->qw, P, w->acc, op->N);
                 epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size, w->tmp);
             }
