@@ -98,6 +98,25 @@ static double best_sps(const char *key, const char *mode)
     return HAVE(b) && (!HAVE(a) || b > a) ? b : a;
 }
 
+/* The largest `field` over every record of key at batch B, threads T
+ * (mode NULL = any): the best of alternating runs. *rec = that record. */
+static double best_bt(const char *key, int B, int T, const char *mode, const char *field, const mtc_json **rec)
+{
+    double best = NONE;
+    if (rec) *rec = NULL;
+    for (int i = 0; i < g_nrec; i++) {
+        const mtc_json *r = &g_rec[i];
+        if (!str_is(r, "key", key) || (mode && !str_is(r, "mode", mode))) continue;
+        if (mtc_json_num(r, "batch", -1) != B || mtc_json_num(r, "threads", -1) != T) continue;
+        double v = mtc_json_num(r, field, NONE);
+        if (HAVE(v) && (!HAVE(best) || v > best)) {
+            best = v;
+            if (rec) *rec = r;
+        }
+    }
+    return best;
+}
+
 /* obj.a.b... as a number (NULL-terminated path). */
 static double path_num(const mtc_json *r, ...)
 {
@@ -368,6 +387,31 @@ static void build(void)
         add_row("int8 student batch 256: AVX2 vs scalar kernels", isa[1], isa[2], NONE, 1,
                 "MTC_ISA override, 1 thread; ran as %s / %s", isa_got[1] ? isa_got[1] : "?",
                 isa_got[2] ? isa_got[2] : "?");
+
+    /* ---- against ONNX Runtime: the same models exported, 1 thread ------------------ */
+    {
+        static const char *ort_models[4] = {"student", "teacher", "student_int8", "teacher_int8"};
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < 2; j++) {
+                char km[64], kp[64], w[128];
+                snprintf(km, sizeof km, "mtc_ort_%s", ort_models[k]);
+                snprintf(kp, sizeof kp, "ort_%s", ort_models[k]);
+                const int int8 = k >= 2;
+                double m = best_bt(km, Bs[j], 1, int8 ? "infer_rt" : "infer", "samples_per_s", NULL);
+                const mtc_json *pr;
+                double p = best_bt(kp, Bs[j], 1, "infer", "samples_per_s", &pr);
+                if (!HAVE(m) && !HAVE(p)) continue;
+                snprintf(w, sizeof w, "%s inference %s, batch %d, 1 thread vs ONNX Runtime", int8 ? "int8" : "fp32",
+                         k % 2 ? "teacher" : "student", Bs[j]);
+                if (Bs[j] == 1 && HAVE(num(pr, "samples_per_s_net")))
+                    add_row(w, m, p, 1.0, 1, "samples/s, best of 2 alternating runs; ORT net of its binding's %.1f us "
+                            "per call: %.0f (mtc / that: %.2fx)", num(pr, "overhead_us"), num(pr, "samples_per_s_net"),
+                            HAVE(m) ? m / num(pr, "samples_per_s_net") : NONE);
+                else
+                    add_row(w, m, p, 1.0, 1, "samples/s, best of 2 alternating runs; %s", int8 ? "QDQ export of mtc's int8 checkpoint"
+                                                                                            : "mtc export of the same checkpoint");
+            }
+    }
 
     /* ---- dense layer vs OpenBLAS, core types -------------------------------------- */
     const mtc_json *dc = rget("dense_chosen", "dense", NULL);

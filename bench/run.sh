@@ -316,6 +316,40 @@ for how in dynamic static; do
         --threads "$INFER_THREADS" --seconds "$SECS" --load "$WORK/peer_student.pt"
 done
 
+# ---- ONNX Runtime: the same checkpoints exported (mtc export), 1 thread -----
+# node + onnxruntime-node (make deps): fp32 student and teacher, int8 student
+# and teacher (QDQ with mtc's scales: both run the same quantized model),
+# batches 1 and 256, each right after mtc's own run of the same model; the
+# binding's per-call cost from a one-Gemm model (8 -> 1), subtracted in
+# samples_per_s_net at batch 1.
+if (cd "$ROOT" && node -e "require('onnxruntime-node')") >/dev/null 2>&1; then
+    ORT=(node "$ROOT/bench/peer_ort.js")
+    "${M[@]}" data tabular -o "$WORK/tiny.csv" --rows 500 --quiet >>"$LOG" 2>&1
+    printf '[input] shape=8 columns=area,rooms,age,distance,f5,f6,f7,f8\n[task price] kind=reg outputs=1\n' >"$WORK/tiny.cfg"
+    "${M[@]}" train --spec "$WORK/tiny.cfg" --data "csv:$WORK/tiny.csv" --epochs 1 --quiet -o "$WORK/tiny.mtc" >>"$LOG" 2>&1
+    "${M[@]}" export "$WORK/tiny.mtc" -o "$WORK/tiny.onnx" --quiet >>"$LOG" 2>&1
+    if [ -f "$WORK/teacher.mtc" ] && [ ! -f "$WORK/teacher.q8.mtc" ]; then
+        "${M[@]}" quantize "$WORK/teacher.mtc" --data fashion-mnist -o "$WORK/teacher.q8.mtc" --quiet >>"$LOG" 2>&1
+    fi
+    for m in student teacher student.q8 teacher.q8; do
+        [ -f "$WORK/$m.mtc" ] || continue
+        "${M[@]}" export "$WORK/$m.mtc" -o "$WORK/$m.onnx" --quiet >>"$LOG" 2>&1 || continue
+        key=${m/.q8/_int8}
+        say "ONNX Runtime next to mtc: $key, batches 1 and 256"
+        for round in 1 2; do # alternating, best of two each (bench_report keeps the best)
+            if [ "${m%.q8}" = "$m" ]; then
+                run "mtc_ort_$key" "${BI_ENV[@]}" "$BI" infer "$WORK/$m.mtc" --seconds "$SECS" --batches 1,256 --threads 1
+            else
+                run "mtc_ort_$key" "${BI_ENV[@]}" "$BI" int8 "$WORK/$m.mtc" --seconds "$SECS" --batches 1,256 --threads 1
+            fi
+            run "ort_$key" "${ORT[@]}" "$WORK/$m.onnx" --shape 1x28x28 --batches 1,256 --seconds "$SECS" \
+                --overhead "$WORK/tiny.onnx" --tiny-shape 8
+        done
+    done
+else
+    say "ONNX Runtime: onnxruntime-node not found (make deps installs it): no ONNX Runtime rows"
+fi
+
 # ---- dense layer vs bare sgemm, and the OpenBLAS core-type gain -------------
 say "dense forward vs sgemm: Haswell and SkylakeX"
 for ct in Haswell SkylakeX; do
