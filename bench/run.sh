@@ -76,7 +76,9 @@ BI=$BUILD/bench/bench_infer
 BR=$BUILD/bench/bench_report
 mkdir -p "$BUILD/bench"
 CFLAGS_BI="-O3 -march=x86-64-v3 -mtune=native -g -std=c11 -Wall -Wextra -D_GNU_SOURCE -I$ROOT/include -I$ROOT -pthread"
-LIBS="-lopenblas -lpng -lz -lm -lpthread"
+LIBS="-lopenblas -lprotobuf-c -lpng -lz -lm -lpthread"
+# a libmtc built with MPI (make finds mpicc) needs OpenMPI's libraries too
+if [ "$(cut -c1 "$BUILD/mpi.flag" 2>/dev/null)" = 1 ]; then LIBS="$LIBS $(mpicc --showme:link)"; fi
 gcc $CFLAGS_BI -o "$BR" "$ROOT/bench/bench_report.c" "$BUILD/libmtc.a" $LIBS 2>>"$LOG" ||
     { echo "bench: bench_report does not build, see $LOG" >&2; exit 2; }
 INT8_NOTE=""

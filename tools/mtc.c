@@ -91,7 +91,7 @@ int main(int argc, char **argv)
         printf("mtc %s\nopenblas coretype: %s (%s)\n", MTC_VERSION, ct ? ct : "auto",
                mtc_blas_choice);
         printf("runtime kernels: int8 %s; fp32 %s (MTC_ISA overrides)\n", mtc_isa_name(isa),
-               isa >= MTC_ISA_AVX2 ? "avx2" : "scalar");
+               isa == MTC_ISA_AVX512 ? "avx512" : isa == MTC_ISA_AVX2 ? "avx2" : "scalar");
         return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)
