@@ -12,8 +12,8 @@
  * Every output is fma(x[k], w[k], acc) for k = 0..K-1 from 0, then + bias,
  * then max(·, 0) for relu: the same chain as the AVX2 kernel's, so the two
  * give the same bits (tests/test_layers.c checks it), and a row's values do
- * not depend on M. Row-major weights (the Winograd planes) go to the AVX2
- * kernel.
+ * not depend on M. Row-major weights go to the AVX2 kernel, and so do 64 to
+ * 127 columns left over at batch 1 (its row1x64 keeps 8 chains in flight).
  */
 #include "mtc.h"
 
@@ -117,11 +117,17 @@ void mtc_gemm_avx512(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, 
     const int N = W->N, K = W->K, panels = (N + 15) / 16;
     const float *p[8];
     int n1 = 0; /* batch 1: whole 128-column groups by row1x128, the rest below */
-    if (M == 1)
+    if (M == 1) {
         for (; n1 + 128 <= N; n1 += 128) {
             for (int j = 0; j < 8; j++) p[j] = W->p + (int64_t)(n1 + 16 * j) * K;
             row1x128(Y + n1, X, K, p, bias ? bias + n1 : NULL, relu);
         }
+        if (N - n1 >= 64) { /* 64..127 columns left: the AVX2 kernel's 8 chains of 8 (the same bits) beat 4 of 16 */
+            const mtc_gemm_w rest = {W->p + (int64_t)n1 * K, K, N - n1, 1};
+            mtc_gemm_avx2(Y + n1, ldy, X, ldx, 1, &rest, bias ? bias + n1 : NULL, relu);
+            return;
+        }
+    }
     for (int t = 0, h; t < M; t += h) {
         h = rows_next(M - t);
         int nt = M - t < h ? M - t : h;
