@@ -401,8 +401,10 @@ void mtc_resize_bilinear_u8(const uint8_t *src, int sh, int sw, uint8_t *dst,
 
 /* ---- fashion-mnist --------------------------------------------------------- */
 
-int mtc_fashion_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
-                     mtc_err *e)
+/* Images [N part/parts, N (part+1)/parts) of the split's N (the first's
+ * index in *first) and their labels; every label is checked. */
+static int fashion_load_part(const char *split, int part, int parts, int64_t *total, int64_t *first, int64_t *n,
+                             uint8_t **px, uint8_t **lab, mtc_err *e)
 {
     const char *dir = getenv("MTC_FASHION_DIR");
     if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
@@ -413,65 +415,47 @@ int mtc_fashion_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
     snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte.gz", dir, pre);
     int h, w;
     *px = *lab = NULL;
-    int rc = mtc_idx_read_images(ip, n, &h, &w, px, e);
+    int rc = mtc_idx_read_images_part(ip, part, parts, total, first, n, &h, &w, px, e);
     if (rc) return rc;
-    if (h != 28 || w != 28 || *n != want) {
+    if (h != 28 || w != 28 || *total != want) {
         free(*px); *px = NULL;
         return mtc_err_set(e, MTC_EINPUT, "%s: %lldx%dx%d images, expected %lldx28x28", ip,
-                           (long long)*n, h, w, (long long)want);
+                           (long long)*total, h, w, (long long)want);
     }
     rc = mtc_idx_read_labels(lp, &nl, lab, e);
-    if (!rc && nl != *n)
+    if (!rc && nl != *total)
         rc = mtc_err_set(e, MTC_EINPUT, "%s: %lld labels for %lld images", lp, (long long)nl,
-                         (long long)*n);
+                         (long long)*total);
     for (int64_t i = 0; !rc && i < nl; i++)
         if ((*lab)[i] > 9)
             rc = mtc_err_set(e, MTC_EINPUT, "%s: label %d at %lld is not a class 0..9", lp,
                              (*lab)[i], (long long)i);
-    if (rc) { free(*px); free(*lab); *px = *lab = NULL; }
-    return rc;
+    if (rc) { free(*px); free(*lab); *px = *lab = NULL; return rc; }
+    memmove(*lab, *lab + *first, (size_t)*n); /* the part's labels */
+    return MTC_OK;
+}
+
+int mtc_fashion_load(const char *split, int64_t *n, uint8_t **px, uint8_t **lab,
+                     mtc_err *e)
+{
+    int64_t total, first;
+    return fashion_load_part(split, 0, 1, &total, &first, n, px, lab, e);
 }
 
 /* Fashion-MNIST class -> super-category: tops 0,2,3,4,6; bottoms 1;
  * footwear 5,7,9; bags 8. */
 static const uint8_t fashion_super[10] = {0, 1, 0, 0, 0, 2, 0, 2, 3, 2};
 
-/* --shard-data: this shard's images only; the labels (a byte each) are
- * read whole and cut to the same samples. */
-static int fashion_load_shard(const char *split, const mtc_data_opts *o, mtc_dataset *d, uint8_t **lab, mtc_err *e)
-{
-    const char *dir = getenv("MTC_FASHION_DIR");
-    if (!dir || !*dir) dir = "/usr/share/datasets/fashion-mnist";
-    const char *pre = !strcmp(split, "test") ? "t10k" : "train";
-    char ip[4200], lp[4200];
-    snprintf(ip, sizeof ip, "%s/%s-images-idx3-ubyte.gz", dir, pre);
-    snprintf(lp, sizeof lp, "%s/%s-labels-idx1-ubyte.gz", dir, pre);
-    int64_t total, first, nl;
-    int h, w;
-    int rc = mtc_idx_read_images_part(ip, o->shard_index, o->shard_count, &total, &first, &d->n, &h, &w, &d->x_u8, e);
-    if (rc) return rc;
-    const int64_t want = !strcmp(split, "test") ? 10000 : 60000;
-    if (h != 28 || w != 28 || total != want)
-        return mtc_err_set(e, MTC_EINPUT, "%s: %lldx%dx%d images, expected %lldx28x28", ip, (long long)total, h, w,
-                           (long long)want);
-    if ((rc = mtc_idx_read_labels(lp, &nl, lab, e))) return rc;
-    if (nl != total) return mtc_err_set(e, MTC_EINPUT, "%s: %lld labels for %lld images", lp, (long long)nl, (long long)total);
-    for (int64_t i = 0; i < nl; i++)
-        if ((*lab)[i] > 9)
-            return mtc_err_set(e, MTC_EINPUT, "%s: label %d at %lld is not a class 0..9", lp, (*lab)[i], (long long)i);
-    memmove(*lab, *lab + first, (size_t)d->n);
-    d->split_n = total, d->shard_lo = first;
-    return MTC_OK;
-}
-
 int mtc_data_load_fashion(const char *arg, const char *split,
                           const mtc_data_opts *opts, mtc_dataset *d, mtc_err *e)
 {
     (void)arg;
     uint8_t *lab = NULL;
-    int rc = opts->shard_count > 1 ? fashion_load_shard(split, opts, d, &lab, e)
-                                   : mtc_fashion_load(split, &d->n, &d->x_u8, &lab, e);
-    if (rc) { free(lab); return rc; }
+    const int parts = opts->shard_count > 1 ? opts->shard_count : 1; /* --shard-data: this shard's images */
+    int64_t total, first;
+    int rc = fashion_load_part(split, parts > 1 ? opts->shard_index : 0, parts, &total, &first, &d->n, &d->x_u8, &lab, e);
+    if (rc) return rc;
+    if (parts > 1) d->split_n = total, d->shard_lo = first;
     d->c = 1; d->h = 28; d->w = 28;
     rc = mtc_data_add_cls_task(d, "fashion", 10, lab, e);
     if (!rc) {

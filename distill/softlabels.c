@@ -664,7 +664,8 @@ static int read_body(mtc_creader *r, const mtl_info *in, const mtc_model *m, con
         for (int t = 0; t < m->spec.ntasks && !rc; t++) {
             if (!out->v[t]) continue;
             const ftask *f = &in->tasks[map[t]];
-            for (int64_t i = 0; i < rows && !rc; i++)
+            for (int64_t i = 0; i < rows && !rc; i++) {
+                const int64_t w = window_row(r0 + i, in->n, lo, k); /* -1: another shard's row, checked only */
                 for (int q = 0; q < f->dim; q++) {
                     float v = load(buf, i * in->W + f->off + q, in->f16);
                     if (!isfinite(v)) {
@@ -673,9 +674,9 @@ static int read_body(mtc_creader *r, const mtl_info *in, const mtc_model *m, con
                                          (long long)((r0 + i) / in->n));
                         break;
                     }
-                    int64_t w = window_row(r0 + i, in->n, lo, k);
                     if (w >= 0) out->v[t][w * f->dim + q] = v;
                 }
+            }
         }
         free(buf);
         if (rc || !hints) continue;
