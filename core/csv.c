@@ -600,6 +600,18 @@ static int read_at(FILE *f, const char *path, int64_t off, char *buf, size_t n, 
     return MTC_OK;
 }
 
+/* Bytes of a UTF-8 byte-order mark at the start of b (0 or 3). */
+static size_t bom_len(const char *b, size_t len) { return len >= 3 && !memcmp(b, "\xef\xbb\xbf", 3) ? 3 : 0; }
+
+/* L's column names: the fields of the record just read (the header). */
+static int take_header(csvload *L, mtc_err *e)
+{
+    L->ncols = L->p.nf;
+    if (!(L->hdr = malloc(sizeof *L->hdr * (size_t)L->ncols))) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", L->p.path);
+    for (int c = 0; c < L->ncols; c++) L->hdr[c] = L->p.f[c].s;
+    return MTC_OK;
+}
+
 /* The header record: L's columns resolved, its bytes (BOM included) in
  * *hbuf (owned by L as L->p.buf) and their count in *hlen. */
 static int read_header(FILE *f, const char *path, int64_t size, const mtc_data_opts *opts, csvload *L, size_t *hlen,
@@ -612,7 +624,7 @@ static int read_header(FILE *f, const char *path, int64_t size, const mtc_data_o
         L->p.buf = b;
         int rc = read_at(f, path, 0, b, bs, &got, e);
         if (rc) return rc;
-        L->p.len = got, L->p.pos = got >= 3 && !memcmp(b, "\xef\xbb\xbf", 3) ? 3 : 0, L->p.line = 1;
+        L->p.len = got, L->p.pos = bom_len(b, got), L->p.line = 1;
         mtc_err pe = {0};
         int r = next_record(&L->p, &pe);
         if (r < 0 && ((int64_t)got == size || !strstr(pe.msg, "unterminated quoted field"))) {
@@ -626,10 +638,8 @@ static int read_header(FILE *f, const char *path, int64_t size, const mtc_data_o
         bs *= 4; /* the header reaches past the buffer: more */
     }
     *hlen = L->p.pos;
-    L->ncols = L->p.nf;
-    if (!(L->hdr = malloc(sizeof *L->hdr * (size_t)L->ncols))) return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path);
-    for (int c = 0; c < L->ncols; c++) L->hdr[c] = L->p.f[c].s;
-    return resolve_columns(L, opts, e);
+    int rc = take_header(L, e);
+    return rc ? rc : resolve_columns(L, opts, e);
 }
 
 /* A csvload over a block: H's columns, its own rows and parser state. */
@@ -788,12 +798,10 @@ static int load_csv_shard(const char *path, int all, int test, const mtc_data_op
     if ((rc = read_at(f, path, 0, L.p.buf, hlen, &got, e))) goto done;
     if ((rc = read_at(f, path, from, L.p.buf + hlen, (size_t)(to - from), &got, e))) goto done;
     L.p.len = hlen + got;
-    L.p.pos = hlen >= 3 && !memcmp(L.p.buf, "\xef\xbb\xbf", 3) ? 3 : 0, L.p.line = 1;
+    L.p.pos = bom_len(L.p.buf, hlen), L.p.line = 1;
     int r = next_record(&L.p, e);
     if (r != 1) { rc = r < 0 ? -r : mtc_err_set(e, MTC_EINPUT, "%s: changed while read", path); goto done; }
-    L.ncols = L.p.nf;
-    if (!(L.hdr = malloc(sizeof *L.hdr * (size_t)L.ncols))) { rc = mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); goto done; }
-    for (int col = 0; col < L.ncols; col++) L.hdr[col] = L.p.f[col].s;
+    if ((rc = take_header(&L, e))) goto done;
     /* string classes: the whole file's sorted names, as a fixed vocabulary */
     for (int t = 0; t < opts->ntasks; t++)
         if (H.t[t].kind == MTC_TASK_CLS && !(opts->tasks[t].nclass_names > 0 && opts->tasks[t].class_names) &&
@@ -870,16 +878,13 @@ int mtc_data_load_csv(const char *arg, const char *split, const mtc_data_opts *o
     L.p.line = 1;
     int rc = mtc_read_file(path, &L.p.buf, &L.p.len, CSV_MAX_BYTES, e);
     if (rc) return rc;
-    if (L.p.len >= 3 && !memcmp(L.p.buf, "\xef\xbb\xbf", 3)) L.p.pos = 3; /* UTF-8 BOM */
+    L.p.pos = bom_len(L.p.buf, L.p.len);
     int r = next_record(&L.p, e);
     if (r <= 0) {
         csvload_free(&L);
         return r < 0 ? -r : mtc_err_set(e, MTC_EINPUT, "%s: empty file (a header row is required)", path);
     }
-    L.ncols = L.p.nf;
-    L.hdr = malloc(sizeof *L.hdr * (size_t)L.ncols);
-    if (!L.hdr) { csvload_free(&L); return mtc_err_set(e, MTC_ENOMEM, "%s: out of memory", path); }
-    for (int c = 0; c < L.ncols; c++) L.hdr[c] = L.p.f[c].s;
+    if ((rc = take_header(&L, e))) { csvload_free(&L); return rc; }
     rc = resolve_columns(&L, opts, e);
     if (!rc) rc = read_rows(&L, opts ? opts->missing : NULL, opts ? opts->impute_mean : 0, e);
     for (int i = 0; !rc && i < L.ntasks; i++) {
@@ -917,7 +922,7 @@ int mtc_csv_table_read(const char *path, mtc_csv_table *t, mtc_err *e)
     p.line = 1;
     int rc = mtc_read_file(path, &p.buf, &p.len, CSV_MAX_BYTES, e);
     if (rc) return rc;
-    if (p.len >= 3 && !memcmp(p.buf, "\xef\xbb\xbf", 3)) p.pos = 3;
+    p.pos = bom_len(p.buf, p.len);
     int r = next_record(&p, e);
     if (r <= 0) {
         rc = r < 0 ? -r : mtc_err_set(e, MTC_EINPUT, "%s: empty file (a header row is required)", path);
