@@ -6,7 +6,8 @@
 #   make test-matrix  the suite under each OPENBLAS_CORETYPE x MTC_ISA (long)
 #   make demo       deps + build + the full pipeline on the default workload
 #   make sanitize   the suite under ASan+UBSan
-#   make bench      side-by-side benchmark against PyTorch (long)
+#   make bench      side-by-side benchmark against PyTorch and ONNX Runtime (long)
+#   make bench-front  only its size–accuracy front of the students (~45 min)
 #
 # Sources are discovered by wildcard: a new file in core/ distill/ prune/
 # quantize/ runtime/ joins libmtc.a, a new tools/*.c joins the CLI, and a new
@@ -52,7 +53,7 @@ APT_PKGS = libopenblas-dev zlib1g-dev libpng-dev libcmocka-dev dataset-fashion-m
            chromium
 MNIST_DIR = data/mnist/package/src/digits
 
-.PHONY: man all deps test test-matrix demo sanitize bench bench-quick check-long clean install uninstall fuzz docs-figures
+.PHONY: man all deps test test-matrix demo sanitize bench bench-front bench-quick check-long clean install uninstall fuzz docs-figures
 all: $(BUILD)/mtc $(BUILD)/libmtc.a $(BUILD)/libmtcrt.a
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
@@ -142,6 +143,11 @@ demo: deps all
 bench: deps
 	$(MAKE) OPT="-O3 -march=x86-64-v3 -mtune=native" BUILD=build/release all
 	@bench/run.sh build/release/mtc full
+
+# only the size–accuracy front of `make bench` (bench/front.sh, ~45 min)
+bench-front: deps
+	$(MAKE) OPT="-O3 -march=x86-64-v3 -mtune=native" BUILD=build/release all
+	@bench/run.sh build/release/mtc front
 
 bench-quick: deps
 	$(MAKE) OPT="-O3 -march=x86-64-v3 -mtune=native" BUILD=build/release all

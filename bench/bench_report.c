@@ -12,6 +12,11 @@
  *                                  OUT.json (table, accuracy, scaling tables,
  *                                  failed steps, every raw record) and, with
  *                                  --summary, the same tables in markdown
+ *   front RECORDS OUT.md DS=PLOT.json ...
+ *                                  the size–accuracy front (bench/front.sh):
+ *                                  per data set the points `mtc plot
+ *                                  size-accuracy --json` measured, KD against
+ *                                  scratch, inference of the int8 students
  *
  * Every ratio is mtc / peer (or mtc / mtc fp32, mtc / OpenBLAS) from the
  * same run; a target is a ratio, never an absolute speed.
@@ -901,20 +906,12 @@ static int cmd_meta(int argc, char **argv)
     return 0;
 }
 
-static int cmd_report(int argc, char **argv)
+/* Reads the JSON object lines of path into g_rec (others skipped, the first
+ * one named). 0 or 2. */
+static int load_records(const char *path)
 {
-    if (argc < 3)
-        return fprintf(stderr, "usage: bench_report report RECORDS OUT.json [--mode M] [--seconds S] [--summary F.md]\n"),
-               2;
-    const char *mode = "?", *summary = NULL;
-    double secs = 0;
-    for (int i = 3; i + 1 < argc; i++) {
-        if (!strcmp(argv[i], "--mode")) mode = argv[++i];
-        else if (!strcmp(argv[i], "--seconds")) secs = atof(argv[++i]);
-        else if (!strcmp(argv[i], "--summary")) summary = argv[++i];
-    }
-    FILE *f = fopen(argv[1], "r");
-    if (!f) return perror(argv[1]), 2;
+    FILE *f = fopen(path, "r");
+    if (!f) return perror(path), 2;
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -927,17 +924,37 @@ static int cmd_report(int argc, char **argv)
         mtc_json j;
         if (mtc_json_parse(line, (size_t)n, &j, &e) || j.type != MTC_JOBJ) {
             mtc_json_free(&j);
-            if (!bad++) fprintf(stderr, "bench_report: %s:%d: %s (skipped)\n", argv[1], lineno, e.msg[0] ? e.msg : "not an object");
+            if (!bad++) fprintf(stderr, "bench_report: %s:%d: %s (skipped)\n", path, lineno, e.msg[0] ? e.msg : "not an object");
             continue;
         }
         mtc_json *g = realloc(g_rec, (size_t)(g_nrec + 1) * sizeof *g_rec);
-        if (!g) return fprintf(stderr, "bench_report: out of memory\n"), 2;
+        if (!g) {
+            mtc_json_free(&j);
+            free(line);
+            fclose(f);
+            return fprintf(stderr, "bench_report: out of memory\n"), 2;
+        }
         g_rec = g;
         g_rec[g_nrec++] = j;
     }
     free(line);
     fclose(f);
+    return 0;
+}
 
+static int cmd_report(int argc, char **argv)
+{
+    if (argc < 3)
+        return fprintf(stderr, "usage: bench_report report RECORDS OUT.json [--mode M] [--seconds S] [--summary F.md]\n"),
+               2;
+    const char *mode = "?", *summary = NULL;
+    double secs = 0;
+    for (int i = 3; i + 1 < argc; i++) {
+        if (!strcmp(argv[i], "--mode")) mode = argv[++i];
+        else if (!strcmp(argv[i], "--seconds")) secs = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--summary")) summary = argv[++i];
+    }
+    if (load_records(argv[1])) return 2;
     build();
     const mtc_json *meta = rget("meta", "version", NULL);
     char version[1024] = "";
@@ -982,12 +999,155 @@ static int cmd_report(int argc, char **argv)
     return 0;
 }
 
+/* ---- front: the size–accuracy front (bench/front.sh) ---------------------- */
+
+static int is_true(const mtc_json *v)
+{
+    return v && v->type == MTC_JBOOL && v->num != 0;
+}
+
+/* "1,234,567" */
+static const char *commas(double v, char *buf, size_t cap)
+{
+    char raw[32];
+    if (!isfinite(v)) return snprintf(buf, cap, "-"), buf;
+    snprintf(raw, sizeof raw, "%.0f", v);
+    size_t n = strlen(raw), o = 0;
+    for (size_t i = 0; i < n && o + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0 && raw[i - 1] != '-') buf[o++] = ',';
+        buf[o++] = raw[i];
+    }
+    buf[o] = 0;
+    return buf;
+}
+
+/* The point's name: the file name without directory and ".mtc". */
+static void point_name(const char *path, char *buf, size_t cap)
+{
+    const char *b = strrchr(path, '/');
+    snprintf(buf, cap, "%s", b ? b + 1 : path);
+    size_t n = strlen(buf);
+    if (n > 4 && !strcmp(buf + n - 4, ".mtc")) buf[n - 4] = 0;
+}
+
+/* One data set's section: the points (plot's --json), KD against scratch
+ * (front_DS_kd_* records), inference (front_DS_infer_* records). */
+static void front_section(FILE *o, const char *ds, const mtc_json *pts)
+{
+    char buf[64], key[128];
+    fprintf(o, "\n## %s\n\n![size-accuracy front, %s](front-%s.png)\n\n", ds, ds, ds);
+    const mtc_json *teacher = NULL;
+    for (int i = 0; i < pts->n && !teacher; i++)
+        if (is_true(mtc_json_get(&pts->items[i], "teacher"))) teacher = &pts->items[i];
+    const mtc_json *ttasks = teacher ? mtc_json_get(teacher, "tasks") : NULL;
+    const mtc_json *tasks0 = pts->n ? mtc_json_get(&pts->items[0], "tasks") : NULL;
+    int nt = tasks0 && tasks0->type == MTC_JOBJ ? tasks0->n : 0;
+    double tbytes = teacher ? mtc_json_num(teacher, "bytes", NONE) : NONE;
+    fprintf(o, "| checkpoint | parameters | file bytes | smaller than the teacher |");
+    for (int t = 0; t < nt; t++) fprintf(o, " %s | vs teacher (points) |", tasks0->keys[t]);
+    fprintf(o, "\n|---|---|---|---|");
+    for (int t = 0; t < nt; t++) fprintf(o, "---|---|");
+    fprintf(o, "\n");
+    for (int i = 0; i < pts->n; i++) {
+        const mtc_json *p = &pts->items[i];
+        const mtc_json *tk = mtc_json_get(p, "tasks");
+        const char *file = mtc_json_str(p, "file");
+        char name[128];
+        point_name(file ? file : "?", name, sizeof name);
+        double bytes = mtc_json_num(p, "bytes", NONE), params = mtc_json_num(p, "params", NONE);
+        fprintf(o, "| %s%s | %s |", name, p == teacher && !strstr(name, "teacher") ? " (teacher)" : "", HAVE(params) ? commas(params, buf, sizeof buf) : "");
+        fprintf(o, " %s | %.1f× |", commas(bytes, buf, sizeof buf), HAVE(tbytes) ? tbytes / bytes : NONE);
+        for (int t = 0; t < nt; t++) {
+            double v = mtc_json_num(tk, tasks0->keys[t], NONE), tv = mtc_json_num(ttasks, tasks0->keys[t], NONE);
+            fprintf(o, " %.2f%% |", 100 * v);
+            if (p == teacher || !HAVE(tv)) fprintf(o, " |");
+            else fprintf(o, " %+.2f |", 100 * (v - tv));
+        }
+        fprintf(o, "\n");
+    }
+    fprintf(o, "\nKD against its scratch twin (same epochs, settings and augmentation; test split; "
+               "gap closed = (KD − scratch) / (teacher − scratch)):\n\n"
+               "| student | task | teacher | KD | scratch | KD − scratch (points) | gap closed |\n"
+               "|---|---|---|---|---|---|---|\n");
+    snprintf(key, sizeof key, "front_%s_kd_", ds);
+    for (int i = 0; i < g_nrec; i++) {
+        const char *k = rkey(&g_rec[i]);
+        const mtc_json *tk = mtc_json_get(&g_rec[i], "tasks");
+        if (!k || strncmp(k, key, strlen(key)) || !tk || tk->type != MTC_JOBJ) continue;
+        for (int t = 0; t < tk->n; t++) {
+            const mtc_json *r = &tk->items[t];
+            double te = mtc_json_num(r, "teacher", NONE), kd = mtc_json_num(r, "student_kd", NONE),
+                   sc = mtc_json_num(r, "scratch", NONE), gap = mtc_json_num(r, "gap_closed", NONE);
+            fprintf(o, "| %s | %s | %.2f%% | %.2f%% | %.2f%% | %+.2f | %s |\n", k + strlen(key), tk->keys[t],
+                    100 * te, 100 * kd, 100 * sc, 100 * (kd - sc),
+                    HAVE(gap) ? (snprintf(buf, sizeof buf, "%.0f%%", 100 * gap), buf) : "-");
+        }
+    }
+    fprintf(o, "\nInference, 1 thread, samples/s (bench_infer through the runtime; best of the run):\n\n"
+               "| model | batch 1 | batch 256 |\n|---|---|---|\n");
+    static const char *models[][2] = {{"teacher", "teacher (fp32)"}, {"mlp", "mlp.q8 (int8)"},
+                                      {"cnn", "cnn.q8 (int8)"}, {"dw", "dw.q8 (int8)"}};
+    for (int m = 0; m < 4; m++) {
+        snprintf(key, sizeof key, "front_%s_infer_%s", ds, models[m][0]);
+        double b1 = best_bt(key, 1, 1, NULL, "samples_per_s", NULL), b256 = best_bt(key, 256, 1, NULL, "samples_per_s", NULL);
+        if (!HAVE(b1) && !HAVE(b256)) continue;
+        char s1[32], s2[32];
+        fprintf(o, "| %s | %s | %s |\n", models[m][1], commas(b1, s1, sizeof s1), commas(b256, s2, sizeof s2));
+    }
+}
+
+static int cmd_front(int argc, char **argv)
+{
+    if (argc < 4) return fprintf(stderr, "usage: bench_report front RECORDS OUT.md DS=PLOT.json ...\n"), 2;
+    if (load_records(argv[1])) return 2;
+    char *md = NULL;
+    size_t len = 0;
+    FILE *o = open_memstream(&md, &len);
+    if (!o) return perror("open_memstream"), 2;
+    char when[64];
+    time_t now = time(NULL);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M %z", localtime(&now));
+    fprintf(o, "# Size–accuracy front (`make bench`, bench/front.sh, %s)\n\n"
+               "Every checkpoint measured through the reference runtime on the test split\n"
+               "(`mtc plot size-accuracy --data`); file bytes as stored. docs/students.md explains the students.\n", when);
+    int rc = 0;
+    for (int a = 3; a < argc && !rc; a++) {
+        const char *eq = strchr(argv[a], '=');
+        if (!eq) { rc = (fprintf(stderr, "bench_report: front: %s is not DS=PLOT.json\n", argv[a]), 2); break; }
+        char ds[64];
+        snprintf(ds, sizeof ds, "%.*s", (int)(eq - argv[a]), argv[a]);
+        char *text = NULL;
+        size_t n = 0;
+        mtc_err e = {0};
+        mtc_json pts;
+        if (mtc_read_file(eq + 1, &text, &n, 1 << 24, &e)) { rc = (fprintf(stderr, "bench_report: %s\n", e.msg), 2); break; }
+        const mtc_json *arr = NULL;
+        if (!mtc_json_parse(text, n, &pts, &e)) arr = mtc_json_get(&pts, "points");
+        if (!arr || arr->type != MTC_JARR) {
+            rc = (fprintf(stderr, "bench_report: %s: %s\n", eq + 1, e.msg[0] ? e.msg : "no \"points\" array"), 2);
+        } else {
+            front_section(o, ds, arr);
+        }
+        mtc_json_free(&pts);
+        free(text);
+    }
+    fclose(o);
+    mtc_err e = {0};
+    if (!rc && mtc_write_file_atomic(argv[2], md, len, &e)) rc = (fprintf(stderr, "bench_report: %s\n", e.msg), 2);
+    if (!rc) printf("wrote %s\n", argv[2]);
+    free(md);
+    for (int i = 0; i < g_nrec; i++) mtc_json_free(&g_rec[i]);
+    free(g_rec);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && !strcmp(argv[1], "tag")) return cmd_tag(argv[2]);
     if (argc >= 2 && !strcmp(argv[1], "meta")) return cmd_meta(argc - 1, argv + 1);
     if (argc >= 2 && !strcmp(argv[1], "report")) return cmd_report(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "front")) return cmd_front(argc - 1, argv + 1);
     fprintf(stderr, "usage: bench_report tag KEY | meta VERSION CORE MODE NOTE | report RECORDS OUT.json [--mode M] "
-                    "[--seconds S] [--summary F.md]\n");
+                    "[--seconds S] [--summary F.md] | front RECORDS OUT.md DS=PLOT.json ...\n");
     return 2;
 }

@@ -17,6 +17,9 @@
 #          the MultiFashion+MNIST teacher and its single-task baselines,
 #          batch/thread scaling tables
 #
+#   front  ~45 min on 2 cores: only the size–accuracy front (bench/front.sh;
+#          full mode runs it too): bench/results/front.md and front-*.png
+#
 # Environment: BENCH_SECONDS (per inference timing), BENCH_KEEP_CORETYPE=1 to
 # keep a user's OPENBLAS_CORETYPE for mtc (default: unset it so mtc picks its
 # own, which is what the bench is about), PEER_OPENBLAS_CORETYPE (default:
@@ -24,9 +27,9 @@
 # to train the peer's MultiFashion single-task baselines too (full mode; +7 min).
 set -euo pipefail
 
-MTC=${1:?usage: bench/run.sh MTC_BIN full|quick}
+MTC=${1:?usage: bench/run.sh MTC_BIN full|quick|front}
 MODE=${2:-quick}
-case $MODE in full|quick) ;; *) echo "bench: mode must be full or quick" >&2; exit 2;; esac
+case $MODE in full|quick|front) ;; *) echo "bench: mode must be full, quick or front" >&2; exit 2;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 MTC=$(cd "$(dirname "$MTC")" && pwd)/$(basename "$MTC")
 BUILD=$(dirname "$MTC")
@@ -111,6 +114,7 @@ PEER_ENV=(env -u OPENBLAS_CORETYPE)
 [ -n "${PEER_OPENBLAS_CORETYPE:-}" ] && PEER_ENV=(env OPENBLAS_CORETYPE="$PEER_OPENBLAS_CORETYPE")
 say "mtc: $(printf '%s' "$VERSION" | tr '\n' ' ')"
 
+
 if [ "$MODE" = quick ]; then
     S_EPOCHS=1; T_EPOCHS=0; T_BATCHES=100; SECS=${BENCH_SECONDS:-0.5}
     INFER_THREADS=1; INFER_BATCHES=1,256
@@ -129,6 +133,21 @@ STUDENT=$ROOT/examples/fmnist-student.cfg
 MF_TEACHER=$ROOT/examples/multifashion-teacher.cfg
 TRAIN_COMMON=(--data fashion-mnist --val 0 --json --threads 2 --seed 1)
 M=("${MTC_ENV[@]}" "$MTC") # mtc as the user runs it (its own core-type choice)
+
+# ---- the size–accuracy front (front mode alone; full mode runs it at the end)
+FRONT_ARGS=()
+front_report() {
+    . "$ROOT/bench/front.sh" # writes front.md after each data set, and again at the end
+    if [ ${#FRONT_ARGS[@]} -gt 0 ]; then
+        "$BR" front "$REC" "$RESULTS/front.md" "${FRONT_ARGS[@]}" >&2 || say "front: no table (see $LOG)"
+    fi
+}
+if [ "$MODE" = front ]; then
+    SECS=${BENCH_SECONDS:-2}
+    front_report
+    say "done: $RESULTS/front.md"
+    exit 0
+fi
 
 # ---- training: student ------------------------------------------------------
 say "student: mtc train, $S_EPOCHS epoch(s)"
@@ -360,6 +379,8 @@ done
 run dense_chosen "${BI_ENV[@]}" "$BI" dense --seconds 1.5 --threads 1
 run sparse_crossover "${BI_ENV[@]}" "$BI" sparse --seconds 0.2 # the runtime's sparse threshold (docs/prune.md)
 run peer_sgemm "${PEER_ENV[@]}" $PEER sgemm --m 256 --n 128 --k 784 --threads 1
+
+[ "$MODE" = full ] && front_report
 
 # ---- ONE table + latest.json (+ summary.md, full mode) -----------------------
 SUMMARY=$RESULTS/summary.md

@@ -23,9 +23,12 @@ static void test_example_specs_build(void **st)
     (void)st;
     const char *files[] = {"examples/fmnist-teacher.cfg", "examples/fmnist-teacher-plain.cfg",
                            "examples/fmnist-student.cfg", "examples/multifashion-teacher.cfg",
-                           "examples/multifashion-student.cfg", "examples/tabular-mmoe.cfg"};
-    int64_t np[6];
-    for (int i = 0; i < 6; i++) {
+                           "examples/multifashion-student.cfg", "examples/tabular-mmoe.cfg",
+                           "examples/fmnist-student-cnn.cfg", "examples/fmnist-student-dw.cfg",
+                           "examples/multifashion-student-cnn.cfg"};
+    enum { NFILES = sizeof files / sizeof *files };
+    int64_t np[NFILES];
+    for (int i = 0; i < NFILES; i++) {
         mtc_spec s;
         mtc_err e = {0};
         char *text = NULL;
@@ -43,6 +46,9 @@ static void test_example_specs_build(void **st)
         free(text);
     }
     assert_int_equal(np[0] - np[1], 2 * (32 + 64));
+    /* the MultiFashion CNN student is the Fashion-MNIST one with a 10-class
+     * `digit` head for the 4-class `super`: 6 more rows of 80 weights + bias */
+    assert_int_equal(np[8] - np[6], 6 * (80 + 1));
 }
 
 static void test_spec_parses_layers_tasks_heads_and_maps(void **st)

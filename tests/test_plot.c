@@ -488,6 +488,11 @@ static void test_cli_size_accuracy_plots_every_stage_int8_included(void **st)
         const mtc_json *p = point_of(pts, path);
         assert_string_equal(mtc_json_str(p, "source"), "runtime");
         assert_int_equal((int64_t)mtc_json_get(p, "bytes")->num, file_size(path));
+        /* the model's parameters, pruned and int8 ones counted as their shape */
+        const int64_t np = i == 0 ? (4 * 128 + 128) + (128 * 128 + 128) + (128 * 3 + 3) + (128 * 2 + 2)
+                                  : (4 * 64 + 64) + (64 * 64 + 64) + (64 * 3 + 3) + (64 * 2 + 2);
+        assert_non_null(mtc_json_get(p, "params"));
+        assert_int_equal((int64_t)mtc_json_get(p, "params")->num, np);
         const mtc_json *tch = mtc_json_get(p, "teacher");
         assert_true(tch && tch->type == MTC_JBOOL);
         assert_int_equal((int)tch->num, i == 0); /* student.mtc was distilled from teacher.mtc */

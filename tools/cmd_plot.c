@@ -236,6 +236,7 @@ static double task_metric(const mtc_json *v, const char **name)
 typedef struct sa_point {
     const char *path;
     double bytes;
+    int64_t params;                         /* the model's parameters (0: not measured) */
     int teacher;                            /* another plotted checkpoint was distilled from it */
     int ntasks;
     char task[MTC_MAX_TASKS][MTC_NAME_MAX];
@@ -278,6 +279,7 @@ static int sa_measure(const char *path, const char *data, int threads, sa_point 
     if (rc) return rc;
     mtc_rt_set_threads(rt, threads);
     const mtc_model *m = mtc_rt_model(rt);
+    p->params = m->nparams;
     mtc_dataset d;
     memset(&d, 0, sizeof d);
     float *outs[MTC_MAX_TASKS] = {0};
@@ -354,6 +356,7 @@ static char *sa_json(const sa_point *pts, int n, int measured)
         mtc_jw_obj(&w);
         mtc_jw_kstr(&w, "file", p->path);
         mtc_jw_kint(&w, "bytes", (int64_t)p->bytes);
+        if (p->params) mtc_jw_kint(&w, "params", p->params);
         mtc_jw_key(&w, "teacher");
         mtc_jw_bool(&w, p->teacher);
         mtc_jw_kstr(&w, "source", measured ? "runtime" : "metadata");
