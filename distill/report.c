@@ -77,3 +77,27 @@ double mtc_distill_gap_closed(double teacher, double kd, double scratch, int hig
     if (!isfinite(gap) || !isfinite(kd) || gap < 1e-12) return NAN;
     return (higher_is_better ? kd - scratch : scratch - kd) / gap;
 }
+
+int mtc_distill_tune_worse(const double *v, const double *v0, const int *lower_better, int ntasks)
+{
+    for (int t = 0; t < ntasks; t++)
+        if (lower_better[t] ? v[t] > v0[t] : v[t] < v0[t]) return t;
+    return -1;
+}
+
+int mtc_distill_tune_fallback(const double (*val)[MTC_MAX_TASKS], int n, const int *lower_better, int ntasks)
+{
+    int best = 0;
+    double best_gain = 0;
+    for (int g = 1; g < n; g++) {
+        if (mtc_distill_tune_worse(val[g], val[0], lower_better, ntasks) >= 0) continue;
+        double gain = 0;
+        for (int t = 0; t < ntasks; t++) {
+            const double v0 = val[0][t], v = val[g][t];
+            if (!(fabs(v0) > 0) || !isfinite(v)) continue;
+            gain += (lower_better[t] ? v0 - v : v - v0) / fabs(v0);
+        }
+        if (gain > best_gain) best = g, best_gain = gain;
+    }
+    return best;
+}

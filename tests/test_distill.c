@@ -530,6 +530,35 @@ static void test_gap_closed(void **st)
     assert_true(isnan(mtc_distill_gap_closed(0.3, 0.2, 0.1, 0)));
 }
 
+/* --tune's guard: a run worse than alpha 0 on any task is found (the first
+ * such task), and the fallback is the run nowhere worse with the largest
+ * mean relative gain; alpha 0 when every other run loses somewhere. */
+static void test_tune_guard(void **st)
+{
+    (void)st;
+    const int lb[3] = {0, 1, 1}; /* accuracy, MAE, MAE */
+    double val[5][MTC_MAX_TASKS] = {
+        {0.70, 2.00, 1.50}, /* alpha 0 */
+        {0.71, 1.99, 1.49}, /* nowhere worse: gain 1/70 + 1/200 + 1/150 */
+        {0.75, 1.90, 1.51}, /* best on two tasks, worse on y2 */
+        {0.70, 1.98, 1.40}, /* nowhere worse: gain 0 + 1/100 + 1/15: the largest */
+        {0.69, 1.00, 1.00}, /* worse on c */
+    };
+    assert_int_equal(mtc_distill_tune_worse(val[1], val[0], lb, 3), -1);
+    assert_int_equal(mtc_distill_tune_worse(val[2], val[0], lb, 3), 2);
+    assert_int_equal(mtc_distill_tune_worse(val[4], val[0], lb, 3), 0);
+    assert_int_equal(mtc_distill_tune_worse(val[0], val[0], lb, 3), -1); /* equal is not worse */
+    assert_int_equal(mtc_distill_tune_fallback((const double(*)[MTC_MAX_TASKS])val, 5, lb, 3), 3);
+    assert_int_equal(mtc_distill_tune_fallback((const double(*)[MTC_MAX_TASKS])val, 3, lb, 3), 1);
+    val[1][1] = 2.01; /* now every other run loses somewhere */
+    val[3][0] = 0.65;
+    assert_int_equal(mtc_distill_tune_fallback((const double(*)[MTC_MAX_TASKS])val, 5, lb, 3), 0);
+    /* a task without validation labels (NaN) neither blocks nor counts */
+    double v[5][MTC_MAX_TASKS] = {{0.5, NAN}, {0.6, NAN}};
+    const int lb2[2] = {0, 1};
+    assert_int_equal(mtc_distill_tune_fallback((const double(*)[MTC_MAX_TASKS])v, 2, lb2, 2), 1);
+}
+
 /* ---- command line ------------------------------------------------------------- */
 
 /* ---- stored augmented views (--augment-copies) --------------------------------- */
@@ -813,7 +842,10 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     free(p);
     mtc_model_free(&m);
     /* --tune: five runs, each task's alpha the best on validation (ties: the
-     * smaller alpha), every value tried in the checkpoint's metadata */
+     * smaller alpha), every value tried in the checkpoint's metadata; the
+     * final student never worse than alpha 0 (the labels alone) on any task's
+     * validation metric: when the mix was, every task took the grid's run
+     * nowhere worse than alpha 0 (and retrained to its metrics) */
     snprintf(args, sizeof args, "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/tu.mtc --epochs 2 --lr 0.005 "
              "--batch 32 --tune --quiet", spec, csv, dir, dir);
     if (tu_run_mtc(dir, args, &out, &err)) fail_msg("distill --tune: %s", err);
@@ -821,7 +853,8 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     p = tu_path(dir, "tu.mtc");
     assert_int_equal(mtc_model_load(p, &m, &meta, &e), 0);
     assert_int_equal(mtc_json_parse(meta, strlen(meta), &j, &e), 0);
-    const mtc_json *tt = mtc_json_get(mtc_json_get(&j, "distill"), "tasks");
+    const mtc_json *dj = mtc_json_get(&j, "distill"), *tt = mtc_json_get(dj, "tasks");
+    const double fb = mtc_json_num(dj, "tune_fallback_alpha", NAN);
     static const char *const tn[2] = {"fine", "level"};
     for (int k = 0; k < 2; k++) {
         const mtc_json *tk = mtc_json_get(tt, tn[k]), *tu = mtc_json_get(tk, "tune");
@@ -831,8 +864,14 @@ static void test_cli_label_and_distill_end_to_end(void **st)
             double v = mtc_json_num(&tu->items[g], "val", NAN), b = mtc_json_num(&tu->items[best], "val", NAN);
             if (k ? v < b : v > b) best = g;
         }
-        double want = mtc_json_num(&tu->items[best], "alpha", NAN), got = mtc_json_num(tk, "alpha", NAN);
-        if (!(fabs(want - got) < 1e-9)) fail_msg("%s: alpha %.2f, best on validation %.2f", tn[k], got, want);
+        double want = isnan(fb) ? mtc_json_num(&tu->items[best], "alpha", NAN) : fb;
+        double got = mtc_json_num(tk, "alpha", NAN);
+        if (!(fabs(want - got) < 1e-9)) fail_msg("%s: alpha %.2f, want %.2f", tn[k], got, want);
+        double v0 = mtc_json_num(&tu->items[0], "val", NAN), v = mtc_json_num(tk, "val", NAN);
+        if (k ? !(v <= v0) : !(v >= v0)) fail_msg("%s: validation %.6f, worse than alpha 0's %.6f", tn[k], v, v0);
+        for (int g = 0; !isnan(fb) && g < 5; g++) /* the fallback is its grid run again */
+            if (fabs(mtc_json_num(&tu->items[g], "alpha", NAN) - fb) < 1e-9)
+                assert_true(mtc_json_num(&tu->items[g], "val", NAN) == v);
     }
     mtc_json_free(&j);
     free(meta);
@@ -877,6 +916,7 @@ int main(void)
         cmocka_unit_test(test_kd_student_learns_from_a_trained_teacher),
         cmocka_unit_test(test_alpha0_distill_equals_plain_training_bit_for_bit),
         cmocka_unit_test(test_gap_closed),
+        cmocka_unit_test(test_tune_guard),
         cmocka_unit_test(test_data_view_zero_is_the_sample_and_views_are_reproducible),
         cmocka_unit_test(test_augment_copies_store_the_teacher_on_each_view),
         cmocka_unit_test(test_cli_refuses_augment_and_missing_teacher),

@@ -183,6 +183,18 @@ static int teacher_in_header(const mtc_json *hdr, const char *hash)
 #define TUNE_N 5
 static const float tune_grid[TUNE_N] = {0.0f, 0.25f, 0.5f, 0.75f, 0.9f};
 
+/* A fresh student (spec, seed, the data's class names) trained with cfg into
+ * *m (built here; freed on error). */
+static int train_fresh(const mtc_spec *spec, const char *spec_text, const mtc_dataset *d, const mtc_train_cfg *cfg,
+                       uint64_t seed, mtc_model *m, mtc_train_result *r, mtc_err *e)
+{
+    int rc = mtc_model_build(spec, spec_text, m, e);
+    if (rc) return rc;
+    mtc_model_init_params(m, seed);
+    if ((rc = mtc_model_set_class_names(m, d, e)) || (rc = mtc_train(m, d, cfg, r, e))) mtc_model_free(m);
+    return rc;
+}
+
 /* --tune: the student trained once per alpha of the grid (every task at that
  * alpha, T as set), each task's validation metric noted (accuracy: higher
  * is better; MAE: lower), and each task's best alpha kept in cfg (ties: the
@@ -195,22 +207,15 @@ static int tune_alpha(const mtc_spec *spec, const char *spec_text, const mtc_dat
     int best[MTC_MAX_TASKS] = {0};
     for (int g = 0; g < TUNE_N; g++) {
         mtc_model tm;
-        int rc = mtc_model_build(spec, spec_text, &tm, e);
-        if (rc) return rc;
-        mtc_model_init_params(&tm, seed);
-        if ((rc = mtc_model_set_class_names(&tm, d, e))) {
-            mtc_model_free(&tm);
-            return rc;
-        }
         mtc_train_cfg tc = *cfg;
         for (int t = 0; t < T; t++) tc.kd_alpha[t] = tune_grid[g];
         tc.checkpoint_path = tc.resume_path = NULL;
         tc.progress = NULL, tc.step_progress = NULL;
         mtc_train_result r = {0};
-        rc = mtc_train(&tm, d, &tc, &r, e);
+        int rc = train_fresh(spec, spec_text, d, &tc, seed, &tm, &r, e);
         free(r.history_json);
-        mtc_model_free(&tm);
         if (rc) return rc;
+        mtc_model_free(&tm);
         char line[600];
         int n = snprintf(line, sizeof line, "tune: alpha %.2f:", tune_grid[g]);
         for (int t = 0; t < T; t++) {
@@ -238,6 +243,7 @@ int cmd_distill(int argc, char **argv)
     float T = dflt.kd_T[0], alpha = dflt.kd_alpha[0], hint_weight = dflt.hint_weight, *hints = NULL;
     int compare = 0, allow_missing = 0, hint_dim = 0, tune = 0;
     double tune_val[TUNE_N][MTC_MAX_TASKS];
+    int tune_fallback_g = -1; /* the grid run kept when the mixed alphas did worse than alpha 0 */
     cli_common c;
     cli_common_defaults(&c);
     util_train_opts to;
@@ -257,8 +263,9 @@ int cmd_distill(int argc, char **argv)
         {"hint-weight", OPT_FLOAT, &hint_weight, "hint loss weight on the trunk output (needs `mtc label --hints`; default {default} = off)", 0, 1e4},
         {"compare-scratch", OPT_FLAG, &compare, "also train the student from scratch (same settings) and report the gap closed", 1, 0},
         {"tune", OPT_FLAG, &tune, "choose alpha per task on the validation split: one run per alpha in {0, .25, .5, .75, .9}, "
-                                  "then the final run with each task's best (alpha 0 = labels only: never worse than "
-                                  "scratch on validation)", 1, 0},
+                                  "then the final run with each task's best; if that mix does worse than alpha 0 (the "
+                                  "labels alone) on a task, the grid's run nowhere worse than alpha 0: never worse than "
+                                  "scratch on validation", 1, 0},
         UTIL_TRAIN_OPTS(&to),
         CLI_COMMON(&c),
         CLI_MISSING(&c),
@@ -387,6 +394,31 @@ int cmd_distill(int argc, char **argv)
     mtc_model_init_params(&m, c.seed);
     double t_train = util_now();
     if ((rc = mtc_train(&m, &d, &cfg, &res, &e))) goto out;
+    int lower_better[MTC_MAX_TASKS];
+    for (int t = 0; t < m.spec.ntasks; t++) lower_better[t] = m.spec.tasks[t].kind == MTC_TASK_REG;
+    int worse_t = tune ? mtc_distill_tune_worse(res.val_metric, tune_val[0], lower_better, m.spec.ntasks) : -1;
+    if (worse_t >= 0) {
+        /* each task's best alpha, mixed, moved through the shared layers:
+         * worse than the labels alone on some task. Keep the grid's run that
+         * is nowhere worse than alpha 0 (alpha 0 at worst): KD never loses to
+         * scratch on the validation split. The same seed retrains it to the
+         * grid run's bytes. */
+        tune_fallback_g = mtc_distill_tune_fallback((const double(*)[MTC_MAX_TASKS])tune_val, TUNE_N, lower_better,
+                                                    m.spec.ntasks);
+        const int reg = m.spec.tasks[worse_t].kind == MTC_TASK_REG;
+        cli_progress(&c, "tune: the mixed alphas did worse than alpha 0 on validation (%s %s %.4f against %.4f): "
+                         "every task at alpha %.2f instead",
+                     m.spec.tasks[worse_t].name, reg ? "MAE" : "accuracy", res.val_metric[worse_t],
+                     tune_val[0][worse_t], tune_grid[tune_fallback_g]);
+        for (int t = 0; t < m.spec.ntasks; t++)
+            if (soft.v[t]) cfg.kd_alpha[t] = tune_grid[tune_fallback_g];
+        mtc_model_free(&m);
+        have_m = 0;
+        free(res.history_json);
+        memset(&res, 0, sizeof res);
+        if ((rc = train_fresh(&spec, spec_text, &d, &cfg, c.seed, &m, &res, &e))) goto out;
+        have_m = 1;
+    }
     util_report_comm(&c, util_now() - t_train);
     if (compare) {
         cli_progress(&c, "distill: the same student from scratch (same seed, epochs, optimizer; no soft labels)");
@@ -460,6 +492,7 @@ int cmd_distill(int argc, char **argv)
     if (mtc_json_get(&hdr, "augmentation")) mtc_jw_value(&w, mtc_json_get(&hdr, "augmentation"));
     else mtc_jw_str(&w, "none");
     mtc_jw_knum(&w, "hint_weight", hints ? hint_weight : 0.0);
+    if (tune_fallback_g >= 0) mtc_jw_knum(&w, "tune_fallback_alpha", tune_grid[tune_fallback_g]);
     mtc_jw_key(&w, "tasks");
     mtc_jw_obj(&w);
     for (int t = 0; t < m.spec.ntasks; t++) {
@@ -469,6 +502,7 @@ int cmd_distill(int argc, char **argv)
         mtc_jw_bool(&w, rows[t].soft);
         mtc_jw_knum(&w, "T", cfg.kd_T[t]);
         mtc_jw_knum(&w, "alpha", rows[t].soft ? cfg.kd_alpha[t] : 0.0);
+        if (tune) mtc_jw_knum(&w, "val", res.val_metric[t]); /* the final run's */
         if (tune && rows[t].soft) { /* the validation metric of every alpha tried */
             mtc_jw_key(&w, "tune");
             mtc_jw_arr(&w);
@@ -513,6 +547,13 @@ int cmd_distill(int argc, char **argv)
     } else {
         printf("test split of %s (%lld samples):\n", dt.name, (long long)dt.n);
         print_report(rows, m.spec.ntasks, compare, have_tev);
+        for (int t = 0; compare && !tune && t < m.spec.ntasks; t++) {
+            const report_row *r = &rows[t];
+            if (!r->soft || !(r->kind == MTC_TASK_REG ? r->kd > r->scratch : r->kd < r->scratch)) continue;
+            printf("note: KD is behind scratch on %s; --tune chooses alpha per task on the validation split "
+                   "and never ends worse than the labels alone there\n", r->name);
+            break;
+        }
         printf("wrote %s (%lld parameters)\n", out, (long long)m.nparams);
     }
 out:

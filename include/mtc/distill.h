@@ -91,5 +91,13 @@ void mtc_distill_agreement(int kind, int dim, const float *teacher,
  * higher-is-better and lower-is-better metrics alike. */
 double mtc_distill_gap_closed(double teacher, double kd, double scratch,
                               int higher_is_better);
+/* `mtc distill --tune`'s guard. v, v0: validation metrics of ntasks tasks
+ * (lower_better[t]: MAE; else accuracy) of a run and of alpha 0's (the
+ * labels alone). worse: the first task where v is worse than v0, or -1.
+ * fallback: among runs val[0..n) (val[0] is alpha 0's), the one nowhere
+ * worse than val[0] with the largest mean relative gain over it; 0 when no
+ * other is. NaN metrics count as neither worse nor a gain. */
+int mtc_distill_tune_worse(const double *v, const double *v0, const int *lower_better, int ntasks);
+int mtc_distill_tune_fallback(const double (*val)[MTC_MAX_TASKS], int n, const int *lower_better, int ntasks);
 
 #endif
