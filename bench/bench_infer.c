@@ -21,7 +21,10 @@
  *                                  test accuracy per task: the library twin
  *                                  of `mtc train` with a batch limit, used by
  *                                  quick mode to match `peer --max-batches`
- *   int8 CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2]
+ *   int8 CKPT [--seconds S] [--batches 1,16,256] [--threads 1,2] [--nchw]
+ *                                  (--nchw: int8 conv maps kept (c, h, w)
+ *                                  between int8 ops, the layout before
+ *                                  channels-last, to time one against the other)
  *                                  test accuracy, then samples/s as infer,
  *                                  through the runtime (include/mtc/
  *                                  runtime.h): int8 or fp32 checkpoints;
@@ -434,6 +437,9 @@ static int cmd_int8(int argc, char **argv)
     int nt = opt_list(argc, argv, "--threads", "1,2", threads, 8);
     for (int bi = 0; bi < nb; bi++)
         if (batches[bi] > 256) return fprintf(stderr, "bench_infer: int8: batch <= 256\n"), 2;
+    int nchw = 0;
+    for (int i = 2; i < argc; i++) nchw |= !strcmp(argv[i], "--nchw");
+    mtc_rt_set_channels_last(rt, !nchw);
     for (int ti = 0; ti < nt; ti++) {
         mtc_rt_set_threads(rt, threads[ti]);
         for (int bi = 0; bi < nb; bi++) {
@@ -442,8 +448,8 @@ static int cmd_int8(int argc, char **argv)
             int64_t it;
             if (time_batch(&g, x, S, pool, B, secs, &sps, &it, &e)) return fprintf(stderr, "bench_infer: %s\n", e.msg), 2;
             printf("{\"mode\":\"infer_rt\",\"model\":\"%s\",\"dtype\":\"%s\",\"isa\":\"%s\",\"batch\":%d,"
-                   "\"threads\":%d,\"samples_per_s\":%.1f,\"iters\":%lld}\n", argv[1], dtype,
-                   mtc_isa_name(mtc_qgemm_isa()), B, threads[ti], sps, (long long)it);
+                   "\"threads\":%d,\"samples_per_s\":%.1f,\"iters\":%lld,\"layout\":\"%s\"}\n", argv[1], dtype,
+                   mtc_isa_name(mtc_qgemm_isa()), B, threads[ti], sps, (long long)it, nchw ? "nchw" : "channels-last");
             fflush(stdout);
         }
     }

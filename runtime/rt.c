@@ -579,6 +579,7 @@ void mtc_rt_set_threads(mtc_rt *rt, int threads)
 }
 
 void mtc_rt_set_sparse(mtc_rt *rt, int on) { rt->no_sparse = !on; }
+void mtc_rt_set_channels_last(mtc_rt *rt, int on) { rt->nchw = !on; }
 
 void mtc_rt_set_isa(mtc_rt *rt, int isa)
 {
@@ -661,7 +662,26 @@ typedef struct act {
     const uint8_t *u;
     mtc_qparams p;
     int slot;
+    int nhwc, c, h, w; /* u8 conv maps kept channels-last: B x (h, w, c), not (c, h, w) */
 } act;
+
+/* A channels-last u8 activation as (c, h, w) maps, into the set's other
+ * slot (the one the next op would write: it is free). */
+static act to_nchw(act a, rt_set *s, int B)
+{
+    if (!a.nhwc) return a;
+    int o = a.slot >= 0 ? 1 - a.slot : 0;
+    uint8_t *dst = s->u[o];
+    const int C = a.c;
+    const int64_t HW = (int64_t)a.h * a.w, n = HW * C;
+    for (int b = 0; b < B; b++) {
+        const uint8_t *x = a.u + b * n;
+        uint8_t *y = dst + b * n;
+        for (int c = 0; c < C; c++)
+            for (int64_t q = 0; q < HW; q++) y[c * HW + q] = x[q * C + c];
+    }
+    return (act){NULL, dst, a.p, o, 0, 0, 0, 0};
+}
 
 static inline uint8_t clamp_u8(int32_t v, int32_t lo)
 {
@@ -723,21 +743,26 @@ static void epilogue(const rt_op *op, int isa, const int32_t *C, int M, int P, u
     }
 }
 
-/* One u8 sample as channels-last rows padded by s->pad on every side with
- * zp (P: (H + 2 pad) · (W + 2 pad) · C), then im2col from it: a row is K
- * runs of K·C contiguous bytes, columns in (ky, kx, c) order (the weights
- * were packed so: rt_op_set_quant). */
-static void im2col_nhwc(uint8_t *col, uint8_t *P, const uint8_t *in, const mtc_conv_shape *s, uint8_t zp)
+/* One u8 sample ((c, h, w) maps, or channels-last when in_nhwc) as
+ * channels-last rows padded by s->pad on every side with zp (P: (H + 2 pad)
+ * · (W + 2 pad) · C), then im2col from it: a row is K runs of K·C
+ * contiguous bytes, columns in (ky, kx, c) order (the weights were packed
+ * so: rt_op_set_quant). */
+static void im2col_nhwc(uint8_t *col, uint8_t *P, const uint8_t *in, int in_nhwc, const mtc_conv_shape *s, uint8_t zp)
 {
     const int C = s->C, K = s->K, p = s->pad, Wp = s->W + 2 * p, Hp = s->H + 2 * p;
     const int64_t KC = (int64_t)K * C, CKK = KC * K, rowb = (int64_t)Wp * C;
     memset(P, zp, (size_t)(Hp * rowb));
-    for (int c = 0; c < C; c++)
-        for (int y = 0; y < s->H; y++) {
-            const uint8_t *src = in + ((int64_t)c * s->H + y) * s->W;
-            uint8_t *dst = P + (y + p) * rowb + (int64_t)p * C + c;
-            for (int x = 0; x < s->W; x++) dst[(int64_t)x * C] = src[x];
-        }
+    if (in_nhwc)
+        for (int y = 0; y < s->H; y++)
+            memcpy(P + (y + p) * rowb + (int64_t)p * C, in + (int64_t)y * s->W * C, (size_t)s->W * C);
+    else
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < s->H; y++) {
+                const uint8_t *src = in + ((int64_t)c * s->H + y) * s->W;
+                uint8_t *dst = P + (y + p) * rowb + (int64_t)p * C + c;
+                for (int x = 0; x < s->W; x++) dst[(int64_t)x * C] = src[x];
+            }
     for (int oh = 0; oh < s->OH; oh++)
         for (int ow = 0; ow < s->OW; ow++) {
             uint8_t *row = col + (int64_t)(oh * s->OW + ow) * CKK;
@@ -780,23 +805,55 @@ static void maxpool_u8(uint8_t *out, const uint8_t *in, int B, int C, int H, int
     }
 }
 
-/* Makes `a` float / u8 (p) in place of its slot's other representation. */
-static act as_float(act a, rt_set *s, int64_t n)
+/* maxpool_u8 on channels-last maps: the same maxima, vectorised over c. */
+static void maxpool_u8_nhwc(uint8_t *out, const uint8_t *in, int B, int C, int H, int W, int K, int stride)
 {
-    if (a.f) return a;
-    float *dst = s->f[a.slot >= 0 ? a.slot : 0];
-    mtc_dequantize_u8(dst, a.u, n, a.p);
-    return (act){dst, NULL, {0, 0}, a.slot >= 0 ? a.slot : 0};
+    int OH = (H - K) / stride + 1, OW = (W - K) / stride + 1;
+    if (K == 2 && stride == 2) { /* the common 2x2/2: four rows, one store */
+        for (int b = 0; b < B; b++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    uint8_t *y = out + (((int64_t)b * OH + oh) * OW + ow) * C;
+                    const uint8_t *x0 = in + (((int64_t)b * H + 2 * oh) * W + 2 * ow) * C, *x1 = x0 + C;
+                    const uint8_t *x2 = x0 + (int64_t)W * C, *x3 = x2 + C;
+                    for (int c = 0; c < C; c++) {
+                        uint8_t a = x0[c] > x1[c] ? x0[c] : x1[c], d = x2[c] > x3[c] ? x2[c] : x3[c];
+                        y[c] = a > d ? a : d;
+                    }
+                }
+        return;
+    }
+    for (int b = 0; b < B; b++)
+        for (int oh = 0; oh < OH; oh++)
+            for (int ow = 0; ow < OW; ow++) {
+                uint8_t *y = out + (((int64_t)b * OH + oh) * OW + ow) * C;
+                memset(y, 0, (size_t)C);
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        const uint8_t *x = in + (((int64_t)b * H + oh * stride + ky) * W + ow * stride + kx) * C;
+                        for (int c = 0; c < C; c++) y[c] = x[c] > y[c] ? x[c] : y[c];
+                    }
+            }
 }
 
-static act as_u8(const mtc_rt *rt, act a, rt_set *s, int64_t n, mtc_qparams p)
+/* Makes `a` float / u8 (p) in place of its slot's other representation. */
+static act as_float(act a, rt_set *s, int64_t n, int B)
+{
+    if (a.f) return a;
+    a = to_nchw(a, s, B);
+    float *dst = s->f[a.slot >= 0 ? a.slot : 0];
+    mtc_dequantize_u8(dst, a.u, n, a.p);
+    return (act){dst, NULL, {0, 0}, a.slot >= 0 ? a.slot : 0, 0, 0, 0, 0};
+}
+
+static act as_u8(const mtc_rt *rt, act a, rt_set *s, int64_t n, int B, mtc_qparams p)
 {
     if (a.u && a.p.scale == p.scale && a.p.zp == p.zp) return a;
+    if (a.u) a = as_float(a, s, n, B); /* other parameters: through float */
     int slot = a.slot >= 0 ? a.slot : 0;
-    if (a.u) a = as_float(a, s, n); /* other parameters: through float */
     uint8_t *dst = s->u[slot];
     rt->quantize(dst, a.f, n, p);
-    return (act){NULL, dst, p, slot};
+    return (act){NULL, dst, p, slot, 0, 0, 0, 0};
 }
 
 /* One sample's receptive fields as mtc_gemm's packed operand: position p
@@ -882,7 +939,8 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
     const mtc_layer *L = op->L;
     int64_t nin = (int64_t)B * op->in_size, nout = (int64_t)B * op->out_size;
     if (op->quant) {
-        a = as_u8(rt, a, s, nin, op->in_p);
+        a = as_u8(rt, a, s, nin, B, op->in_p);
+        if (a.nhwc && (op->kind == OP_DENSE || L->cs.G > 1)) a = to_nchw(a, s, B); /* they read (c, h, w) */
         /* slot -1: the input lives outside this set (the trunk's output as
          * a head's input), so either slot of the set is free */
         int o = a.slot >= 0 ? 1 - a.slot : 0;
@@ -893,33 +951,41 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
             epilogue(op, rt->isa, w->acc, B, 1, ou, of, NULL);
         } else {
             const mtc_conv_shape *cs = &L->cs;
-            int P = cs->OH * cs->OW;
+            const int P = cs->OH * cs->OW;
+            /* u8 out: the sums' rows are positions, so written as they are
+             * the maps are channels-last (no transpose); the next int8 conv
+             * or pool reads them so, anything else after to_nchw */
+            const int cl = op->out_u8 && !rt->nchw;
             for (int b = 0; b < B; b++) {
-                if (cs->G > 1) {
-                    mtc_qconv_group(op->wq, a.u + b * op->in_size, op->in_p.zp, cs, w->acc);
-                    epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size, w->tmp);
-                    continue;
+                if (cs->G > 1) mtc_qconv_group(op->wq, a.u + b * op->in_size, op->in_p.zp, cs, w->acc);
+                else {
+                    im2col_nhwc(w->ucol, w->nhwc, a.u + b * op->in_size, a.nhwc, cs, (uint8_t)op->in_p.zp);
+                    rt->gemm(w->ucol, op->K, &op->qw, P, w->acc, op->N);
                 }
-                im2col_nhwc(w->ucol, w->nhwc, a.u + b * op->in_size, cs, (uint8_t)op->in_p.zp);
-                rt->gemm(w->ucol, op->K, &op->qw, P, w->acc, op->N);
-                epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size, w->tmp);
+                if (cl) epilogue(op, rt->isa, w->acc, P, 1, ou + b * op->out_size, NULL, NULL);
+                else epilogue(op, rt->isa, w->acc, P, P, ou + b * op->out_size, of + b * op->out_size, w->tmp);
             }
+            if (cl) return (act){NULL, ou, op->out_p, o, 1, op->N, cs->OH, cs->OW};
         }
-        if (op->out_u8) return (act){NULL, ou, op->out_p, o};
-        return (act){of, NULL, {0, 0}, o};
+        if (op->out_u8) return (act){NULL, ou, op->out_p, o, 0, 0, 0, 0};
+        return (act){of, NULL, {0, 0}, o, 0, 0, 0, 0};
     }
     if (a.u && op->kind == OP_MAXPOOL) {
-        int o = a.slot >= 0 ? 1 - a.slot : 0;
-        maxpool_u8(s->u[o], a.u, B, L->in_c, L->in_h, L->in_w, L->spec.size, L->spec.stride);
-        return (act){NULL, s->u[o], a.p, o};
+        int o = a.slot >= 0 ? 1 - a.slot : 0, K = L->spec.size, st = L->spec.stride;
+        if (a.nhwc) {
+            maxpool_u8_nhwc(s->u[o], a.u, B, L->in_c, L->in_h, L->in_w, K, st);
+            return (act){NULL, s->u[o], a.p, o, 1, a.c, (L->in_h - K) / st + 1, (L->in_w - K) / st + 1};
+        }
+        maxpool_u8(s->u[o], a.u, B, L->in_c, L->in_h, L->in_w, K, st);
+        return (act){NULL, s->u[o], a.p, o, 0, 0, 0, 0};
     }
-    if (a.u && op->kind == OP_ACT && op->act == MTC_ACT_RELU) {
+    if (a.u && op->kind == OP_ACT && op->act == MTC_ACT_RELU) { /* elementwise: any layout */
         int o = a.slot >= 0 ? 1 - a.slot : 0;
         uint8_t z = (uint8_t)a.p.zp;
         for (int64_t i = 0; i < nin; i++) s->u[o][i] = a.u[i] > z ? a.u[i] : z;
-        return (act){NULL, s->u[o], a.p, o};
+        return (act){NULL, s->u[o], a.p, o, a.nhwc, a.c, a.h, a.w};
     }
-    a = as_float(a, s, nin);
+    a = as_float(a, s, nin, B);
     if (op->kind == OP_RESID) { /* keep the block's input; pass it on as it is */
         memcpy(w->skip[op->depth], a.f, (size_t)nin * sizeof(float));
         if (rt->tap) {
@@ -970,7 +1036,7 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
         rt->tap(rt->tap_ctx, op, 0, x, nin);
         rt->tap(rt->tap_ctx, op, 1, y, nout);
     }
-    return (act){y, NULL, {0, 0}, o};
+    return (act){y, NULL, {0, 0}, o, 0, 0, 0, 0};
 }
 
 static act run_chain(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_chain *ch, act a, int B)
@@ -981,7 +1047,7 @@ static act run_chain(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_chain *ch, act a,
         a = run_op(rt, w, s, op, a, B, pool);
         i += pool;
     }
-    return a;
+    return to_nchw(a, s, B); /* what leaves a chain is (c, h, w) */
 }
 
 /* A (B, n)-per-row activation as floats into dst. */
@@ -997,7 +1063,7 @@ static void run_model(mtc_rt *rt, rt_ws *w, const float *x, int B, float *const 
 {
     mtc_model *m = &rt->m;
     int64_t H = m->trunk_out;
-    act in = {x, NULL, {0, 0}, -1};
+    act in = {x, NULL, {0, 0}, -1, 0, 0, 0, 0};
     act h = in;
     if (m->nexperts == 1) {
         h = run_chain(rt, w, &w->set[0], &rt->trunk[0], in, B);
@@ -1024,7 +1090,7 @@ static void run_model(mtc_rt *rt, rt_ws *w, const float *x, int B, float *const 
                     const float *e = w->experts + ((int64_t)k * B + b) * H;
                     for (int64_t j = 0; j < H; j++) w->mix[b * H + j] += gk * e[j];
                 }
-            hi = (act){w->mix, NULL, {0, 0}, -1};
+            hi = (act){w->mix, NULL, {0, 0}, -1, 0, 0, 0, 0};
         }
         act r = run_chain(rt, w, &w->set[1], &rt->head[t], hi, B);
         act_to_f32(outs[t], r, (int64_t)B * m->spec.tasks[t].dim);

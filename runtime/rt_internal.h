@@ -75,6 +75,7 @@ struct mtc_rt {
     mtc_spmm_fn spmm;
     mtc_gemm_fn fgemm;      /* fp32: mtc_gemm_avx2 or its scalar twin */
     int no_sparse;          /* mtc_rt_set_sparse(rt, 0) */
+    int nchw;               /* mtc_rt_set_channels_last(rt, 0) */
     double sparse_min;      /* MTC_SPARSE_MIN at load, or < 0: the crossover */
     int winograd;           /* 0 when MTC_WINOGRAD=0 at load */
     void (*quantize)(uint8_t *q, const float *x, int64_t n, mtc_qparams p);

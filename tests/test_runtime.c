@@ -368,19 +368,23 @@ static void quantize_and_compare(const char *spec, int c, int h, int w, int cali
     if (af < 0.6) fail_msg("fp32 model did not learn: %.3f", af);
     if (fabs(af - aq) > 0.03 || mq > mf * 1.15 + 0.02)
         fail_msg("int8 %.4f / %.4f vs fp32 %.4f / %.4f", aq, mq, af, mf);
-    /* every ISA gives the same bits */
-    for (int isa = MTC_ISA_SCALAR; isa <= MTC_ISA_AVX512; isa++) {
-        if (!mtc_qgemm_isa_supported(isa)) continue;
-        mtc_rt_set_isa(q.q8, isa);
-        mtc_rt_set_threads(q.q8, isa + 1);
-        double a2, m2;
-        metrics(q.q8, &q.test, &a2, &m2, ox);
-        for (int t = 0; t < 2; t++) {
-            if (memcmp(ox[t], oq[t], (size_t)q.test.n * q.m.spec.tasks[t].dim * sizeof(float)))
-                fail_msg("isa %s changed task %d outputs", mtc_isa_name(isa), t);
-            free(ox[t]);
+    /* every ISA gives the same bits, with int8 conv maps channels-last
+     * between int8 ops (the default) or kept (c, h, w) */
+    for (int cl = 1; cl >= 0; cl--)
+        for (int isa = MTC_ISA_SCALAR; isa <= MTC_ISA_AVX512; isa++) {
+            if (!mtc_qgemm_isa_supported(isa)) continue;
+            mtc_rt_set_isa(q.q8, isa);
+            mtc_rt_set_threads(q.q8, isa + 1);
+            mtc_rt_set_channels_last(q.q8, cl);
+            double a2, m2;
+            metrics(q.q8, &q.test, &a2, &m2, ox);
+            for (int t = 0; t < 2; t++) {
+                if (memcmp(ox[t], oq[t], (size_t)q.test.n * q.m.spec.tasks[t].dim * sizeof(float)))
+                    fail_msg("isa %s, channels-last %d changed task %d outputs", mtc_isa_name(isa), cl, t);
+                free(ox[t]);
+            }
         }
-    }
+    mtc_rt_set_channels_last(q.q8, 1);
     for (int t = 0; t < 2; t++) { free(of[t]); free(oq[t]); }
     qpair_free(&q);
 }
@@ -551,6 +555,61 @@ static void test_runtime_int8_conv_bn_pool_close_to_fp32(void **st)
     quantize_and_compare(CONV_SPEC, 2, 6, 6, MTC_CALIB_MINMAX, 0);
 }
 
+/* int8 convs feeding int8 convs through u8 pools: maps stay channels-last
+ * from the first conv's sums to the flatten (3x3 with padding, 1x1, two
+ * pools), or to a global average pool (float) before an int8 dense */
+#define CNNQ_SPEC(tail)                                                                              \
+    "[input] shape = 3x8x8\n[conv] filters = 8 size = 3 pad = 1\n[batchnorm]\n[act] fn = relu\n"     \
+    "[maxpool] size = 2\n[conv] filters = 12 size = 3 pad = 1 act = relu\n"                          \
+    "[conv] filters = 6 size = 1 act = relu\n" tail                                                 \
+    "[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n"
+
+/* Same bits with the maps channels-last or (c, h, w), on every ISA and
+ * batch split; every conv int8 (no fallback budget: this is about layout,
+ * quantize_and_compare covers accuracy). */
+static void int8_layouts_agree(const char *spec)
+{
+    mtc_quant_cfg qc;
+    mtc_quant_cfg_default(&qc);
+    qc.calib_n = 300;
+    qc.has_budget = 0;
+    qpair q;
+    qpair_epochs = 2;
+    qpair_make(&q, spec, 3, 8, 8, &qc);
+    qpair_epochs = 6;
+    assert_int_equal(mtc_rt_nquantized(q.q8), 6); /* 3 convs, the dense, 2 heads */
+    float *ref[MTC_MAX_TASKS], *ox[MTC_MAX_TASKS];
+    double a, m;
+    mtc_rt_set_channels_last(q.q8, 0);
+    mtc_rt_set_isa(q.q8, MTC_ISA_SCALAR);
+    metrics(q.q8, &q.test, &a, &m, ref);
+    int differ = 0; /* the outputs are not all alike (a layout bug would not hide in constants) */
+    for (int64_t i = 1; i < q.test.n; i++) differ |= ref[1][i] != ref[1][0];
+    assert_true(differ);
+    for (int cl = 0; cl <= 1; cl++)
+        for (int isa = MTC_ISA_SCALAR; isa <= MTC_ISA_AVX512; isa++) {
+            if (!mtc_qgemm_isa_supported(isa)) continue;
+            mtc_rt_set_isa(q.q8, isa);
+            mtc_rt_set_threads(q.q8, 1 + (isa + cl) % 3);
+            mtc_rt_set_channels_last(q.q8, cl);
+            metrics(q.q8, &q.test, &a, &m, ox);
+            for (int t = 0; t < 2; t++) {
+                if (memcmp(ox[t], ref[t], (size_t)q.test.n * q.m.spec.tasks[t].dim * sizeof(float)))
+                    fail_msg("isa %s, channels-last %d: task %d outputs differ", mtc_isa_name(isa), cl, t);
+                free(ox[t]);
+            }
+        }
+    for (int t = 0; t < 2; t++) free(ref[t]);
+    qpair_free(&q);
+}
+
+static void test_runtime_int8_conv_chain_same_bits_channels_last_or_not(void **st)
+{
+    (void)st;
+    int8_layouts_agree(CNNQ_SPEC("[maxpool] size = 2\n[flatten]\n[dense] units = 16 act = relu\n"));
+    int8_layouts_agree(CNNQ_SPEC("[gap]\n[dense] units = 16 act = relu\n"));
+}
+
 static void test_runtime_quantize_keeps_pruned_weights_zero(void **st)
 {
     (void)st;
@@ -649,6 +708,7 @@ int main(void)
         cmocka_unit_test(test_runtime_pruned_model_equals_model_in_either_file_format),
         cmocka_unit_test(test_runtime_int8_mlp_close_to_fp32_and_same_bits_on_every_isa),
         cmocka_unit_test(test_runtime_int8_conv_bn_pool_close_to_fp32),
+        cmocka_unit_test(test_runtime_int8_conv_chain_same_bits_channels_last_or_not),
         cmocka_unit_test(test_runtime_depthwise_separable_equals_model),
         cmocka_unit_test(test_runtime_int8_depthwise_separable_close_to_fp32),
         cmocka_unit_test(test_qconv_group_equals_its_scalar_twin),

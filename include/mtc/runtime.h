@@ -243,6 +243,10 @@ void mtc_rt_set_isa(mtc_rt *rt, int isa);
  * sparse kernel is the exception (chosen by rows per call; its sums run in
  * another order): mtc_rt_set_sparse(rt, 0) keeps pruned layers dense. */
 void mtc_rt_set_sparse(mtc_rt *rt, int on);
+/* int8 conv maps between int8 ops stay channels-last (the GEMM's rows as
+ * they come: no transposes), default on; off keeps every map (c, h, w).
+ * Either way the same bytes. */
+void mtc_rt_set_channels_last(mtc_rt *rt, int on);
 /* Reserves buffers for batches up to max_batch (mtc_rt_run calls it). */
 int mtc_rt_reserve(mtc_rt *rt, int max_batch, mtc_err *e);
 /* x (B, c·h·w) -> outs[t] (B, dim) caller-provided: cls/bin logits, reg in
