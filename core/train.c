@@ -561,7 +561,7 @@ static int trainer_init(trainer *tr, mtc_model *m, const mtc_dataset *d, const m
 {
     memset(tr, 0, sizeof *tr);
     tr->m = m; tr->d = d; tr->cfg = cfg; tr->T = m->spec.ntasks; tr->B = cfg->batch;
-    tr->sharded = mtc_comm_size() > 1 && d->split_n > d->n;
+    tr->sharded = mtc_comm_size() > 1 && mtc_data_sharded(d);
     int rc = mtc_model_check_input(m, d, e);
     if (!rc) rc = check_cfg(m, d, cfg, e);
     if (!rc) rc = mtc_model_reserve(m, cfg->batch, e);

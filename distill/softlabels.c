@@ -565,7 +565,7 @@ static int check_against(const char *path, const mtl_info *in, const mtc_model *
 {
     char h[17];
     snprintf(h, sizeof h, "%016llx", (unsigned long long)d->hash);
-    const int64_t dn = d->split_n > d->n ? d->split_n : d->n; /* a shard (--shard-data): the whole split's */
+    const int64_t dn = mtc_data_sharded(d) ? d->split_n : d->n; /* a shard (--shard-data): the whole split's */
     if (strcmp(in->data_name, d->name) || strcmp(in->data_split, d->split) || in->n != dn || strcmp(in->data_hash, h))
         return mtc_err_set(e, MTC_EINPUT,
                            "%s: made for data set %s (%s split, %lld samples, hash %s), not %s (%s split, %lld "
@@ -716,7 +716,8 @@ int mtc_soft_read(const char *path, const mtc_model *student, const mtc_dataset 
     if ((rc = check_against(path, &in, student, d, allow_missing, map, e))) goto done;
     if ((rc = check_chunks(&r, &in, hints != NULL, e))) goto done;
     /* a shard (--shard-data): only its samples' rows, d->n of them per view */
-    const int64_t lo = d->split_n > d->n ? d->shard_lo : 0, k = d->split_n > d->n ? d->n : in.n;
+    const int sh = mtc_data_sharded(d);
+    const int64_t lo = sh ? d->shard_lo : 0, k = sh ? d->n : in.n;
     out->n = k;
     out->copies = in.copies, out->aug = in.aug, out->aug_seed = in.aug_seed;
     for (int t = 0; t < student->spec.ntasks && !rc; t++) {

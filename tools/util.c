@@ -95,7 +95,7 @@ void util_report_data(const cli_common *c, const mtc_dataset *d)
 {
     char line[1024];
     int k = snprintf(line, sizeof line, "data %s: %lld samples", d->split, (long long)d->n);
-    if (d->split_n > d->n && k < (int)sizeof line) /* --shard-data */
+    if (mtc_data_sharded(d) && k < (int)sizeof line) /* --shard-data */
         k += snprintf(line + k, sizeof line - k, " (rank %d's shard: samples %lld..%lld of %lld)", mtc_comm_rank(),
                       (long long)d->shard_lo, (long long)(d->shard_lo + d->n - 1), (long long)d->split_n);
     for (int i = 0; i < d->nparts && k < (int)sizeof line; i++)
@@ -390,7 +390,7 @@ void util_json_data(mtc_jw *w, const char *key, const mtc_dataset *d)
     mtc_jw_obj(w);
     mtc_jw_kstr(w, "name", d->name);
     mtc_jw_kstr(w, "split", d->split);
-    mtc_jw_kint(w, "n", d->split_n > d->n ? d->split_n : d->n); /* sharded: the whole split's */
+    mtc_jw_kint(w, "n", mtc_data_sharded(d) ? d->split_n : d->n); /* sharded: the whole split's */
     mtc_jw_kstr(w, "hash", h);
     mtc_jw_obj_end(w);
 }

@@ -210,7 +210,10 @@ void mtc_data_rehash(mtc_dataset *d);
  * task t's labels. Shards hashed segment by segment in shard order, each
  * continuing the previous shard's value, give the whole split's hash. */
 uint64_t mtc_data_hash_part(const mtc_dataset *d, int seg, uint64_t h);
-/* Sharded over the ranks of an MPI job (d->split_n > d->n): sets d->hash on
+/* d holds one shard of its split (--shard-data): fewer samples than the
+ * whole split's. */
+static inline int mtc_data_sharded(const mtc_dataset *d) { return d->split_n > d->n; }
+/* Sharded over the ranks of an MPI job (mtc_data_sharded): sets d->hash on
  * every rank to the whole split's hash (the segments passed along the
  * ranks). A no-op otherwise. */
 void mtc_data_hash_shards(mtc_dataset *d);
