@@ -52,6 +52,11 @@ const char *mtc_isa_name(int isa)
     return isa == MTC_ISA_AVX512 ? "avx512-vnni" : isa == MTC_ISA_AVX2 ? "avx2" : "scalar";
 }
 
+mtc_gemm_fn mtc_gemm_get(int isa)
+{
+    return isa == MTC_ISA_AVX512 ? mtc_gemm_avx512 : isa == MTC_ISA_AVX2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
+}
+
 mtc_qgemm_fn mtc_qgemm_get(int isa)
 {
     if (!mtc_qgemm_isa_supported(isa)) isa = mtc_qgemm_isa();

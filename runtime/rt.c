@@ -585,7 +585,7 @@ void mtc_rt_set_isa(mtc_rt *rt, int isa)
 {
     rt->isa = mtc_qgemm_isa_supported(isa) ? isa : mtc_qgemm_isa();
     rt->gemm = mtc_qgemm_get(rt->isa);
-    rt->fgemm = rt->isa == MTC_ISA_AVX512 ? mtc_gemm_avx512 : rt->isa == MTC_ISA_AVX2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
+    rt->fgemm = mtc_gemm_get(rt->isa);
     rt->spmm = mtc_spmm_get(rt->isa);
     rt->quantize = rt->isa == MTC_ISA_AVX512 ? mtc_quantize_u8_avx512
                  : rt->isa == MTC_ISA_AVX2 ? mtc_quantize_u8_avx2 : mtc_quantize_u8;

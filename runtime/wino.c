@@ -187,7 +187,7 @@ static void store_tile_pooled(float *out, const float *Y, int th, int tw, const 
 void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, int pool,
                       float *work, const mtc_conv_shape *s, int B, int avx2)
 {
-    mtc_gemm_fn gemm = avx2 == 2 ? mtc_gemm_avx512 : avx2 ? mtc_gemm_avx2 : mtc_gemm_scalar;
+    mtc_gemm_fn gemm = mtc_gemm_get(avx2); /* 0 scalar, 1 AVX2, 2 AVX-512: the MTC_ISA_* values */
     const int64_t plane = mtc_gemm_pack_floats(s->OC, s->C);
     const int C = s->C, OC = s->OC, TH = tiles_h(s), TW = tiles_w(s), T = TH * TW;
     const int Hp = 2 * TH + 2, Wp = 2 * TW + 2;

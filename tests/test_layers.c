@@ -507,7 +507,7 @@ static void check_gemm(int M, int N, int K, int packed)
                     ref[(int64_t)i * N + n] = relu && a < 0 ? 0.0 : a;
                 }
             for (int64_t i = 0; i < (int64_t)M * ldy + 1; i++) Y[i] = NAN;
-            (isa == 2 ? mtc_gemm_avx512 : isa ? mtc_gemm_avx2 : mtc_gemm_scalar)(Y, ldy, X, ldx, M, &W, bias ? b : NULL, relu);
+            mtc_gemm_get(isa)(Y, ldy, X, ldx, M, &W, bias ? b : NULL, relu); /* isa: MTC_ISA_* */
             if (isa == 2 && v == 3) { /* bias and relu: the same bits as AVX2's */
                 mtc_gemm_avx2(y2, ldy, X, ldx, M, &W, b, 1);
                 for (int i = 0; i < M; i++)

@@ -48,6 +48,8 @@ void mtc_gemm_avx2(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, co
  * goes to mtc_gemm_avx2. */
 void mtc_gemm_avx512(float *Y, int64_t ldy, const float *X, int64_t ldx, int M, const mtc_gemm_w *W,
                    const float *bias, int relu);
+/* The fp32 kernel of an ISA (MTC_ISA_*, as mtc_qgemm_get): the caller checks the CPU. */
+mtc_gemm_fn mtc_gemm_get(int isa);
 
 /* ---- Winograd F(2×2, 3×3) convolution (runtime/wino.c, wino_avx2.c) -- *
  * For a conv with mtc_wino_eligible (3×3, stride 1, pad ≤ 2, C ≥ 8):
