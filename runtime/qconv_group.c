@@ -7,7 +7,10 @@
  * adds w·u over a row's valid columns, a loop the compiler vectorises, and
  * w·zp over the padded ones); mtc_qconv_group_ref is the tap-by-tap
  * definition, its scalar twin. Integer sums: the same values in any order,
- * checked equal in tests/test_runtime.c.
+ * checked equal in tests/test_runtime.c. mtc_qconv_dw_nhwc is the
+ * depthwise case (one input channel per output) on a channels-last sample:
+ * per output position, each tap adds w·u over the output channels,
+ * contiguous on both sides.
  */
 #include "mtc.h"
 
@@ -70,4 +73,37 @@ void mtc_qconv_group(const int8_t *wq, const uint8_t *x, int32_t zp, const mtc_c
             for (int ow = 0; ow < OW; ow++) C[((int64_t)oh * OW + ow) * N + oc] = row[ow];
         }
     }
+}
+
+void mtc_qconv_dw_weights(const int8_t *wq, const mtc_conv_shape *s, int8_t *wt)
+{
+    const int N = s->OC, KK = s->K * s->K;
+    for (int n = 0; n < N; n++)
+        for (int t = 0; t < KK; t++) wt[(int64_t)t * N + n] = wq[(int64_t)n * KK + t];
+}
+
+void mtc_qconv_dw_nhwc(const int8_t *wt, const uint8_t *x, int32_t zp, const mtc_conv_shape *s, int32_t *C)
+{
+    const int N = s->OC, Cin = s->C, mult = N / Cin, K = s->K, st = s->stride, OW = s->OW;
+    for (int oh = 0; oh < s->OH; oh++)
+        for (int ow = 0; ow < OW; ow++) {
+            int32_t *acc = C + ((int64_t)oh * OW + ow) * N;
+            for (int n = 0; n < N; n++) acc[n] = 0;
+            for (int kh = 0; kh < K; kh++) {
+                const int ih = oh * st - s->pad + kh;
+                for (int kw = 0; kw < K; kw++) {
+                    const int iw = ow * st - s->pad + kw;
+                    const int8_t *w = wt + (int64_t)(kh * K + kw) * N;
+                    if (ih < 0 || ih >= s->H || iw < 0 || iw >= s->W) {
+                        for (int n = 0; n < N; n++) acc[n] += (int32_t)w[n] * zp;
+                        continue;
+                    }
+                    const uint8_t *u = x + ((int64_t)ih * s->W + iw) * Cin;
+                    if (mult == 1)
+                        for (int n = 0; n < N; n++) acc[n] += (int32_t)w[n] * (int32_t)u[n];
+                    else
+                        for (int n = 0; n < N; n++) acc[n] += (int32_t)w[n] * (int32_t)u[n / mult];
+                }
+            }
+        }
 }

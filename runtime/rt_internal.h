@@ -29,6 +29,7 @@ typedef struct rt_op {
     int out_u8;             /* plan: int8 op writes u8 (else f32) */
     mtc_qweight qw;
     int8_t *wq;             /* (N, K) as stored */
+    int8_t *wq_dw;          /* depthwise conv (C/G == 1): (K·K, N) for mtc_qconv_dw_nhwc, else NULL */
     float *wscale;          /* (N) */
     int32_t *bias_q;        /* (N), scale s_in·s_w */
     int32_t *bias_eff;      /* bias_q − zp_in·Σ_k wq */

@@ -519,7 +519,8 @@ static void test_qconv_group_equals_its_scalar_twin(void **st)
 {
     (void)st;
     static const int shapes[][7] = { /* C, H, W, OC, K, stride, G */
-        {8, 9, 7, 8, 3, 1, 8}, {6, 8, 8, 12, 3, 2, 3}, {4, 5, 6, 4, 1, 1, 4}, {6, 7, 7, 6, 5, 1, 2}, {3, 4, 4, 6, 3, 2, 3}};
+        {8, 9, 7, 8, 3, 1, 8}, {6, 8, 8, 12, 3, 2, 3}, {4, 5, 6, 4, 1, 1, 4}, {6, 7, 7, 6, 5, 1, 2}, {3, 4, 4, 6, 3, 2, 3},
+        {5, 7, 6, 10, 3, 2, 5}, {16, 6, 6, 16, 3, 1, 16}};
     mtc_rng r;
     mtc_rng_seed(&r, 21);
     for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++)
@@ -539,6 +540,17 @@ static void test_qconv_group_equals_its_scalar_twin(void **st)
             mtc_qconv_group(wq, x, zp, &s, a);
             mtc_qconv_group_ref(wq, x, zp, &s, b);
             if (memcmp(a, b, (size_t)nc * sizeof *a)) fail_msg("shape %zu pad %d: row form differs from the twin", i, pad);
+            if (v[6] == v[0]) { /* depthwise: the channels-last form on the transposed sample */
+                uint8_t *xt = malloc((size_t)nx);
+                int8_t *wt = malloc((size_t)nw);
+                for (int c = 0; c < v[0]; c++)
+                    for (int p = 0; p < v[1] * v[2]; p++) xt[(int64_t)p * v[0] + c] = x[(int64_t)c * v[1] * v[2] + p];
+                mtc_qconv_dw_weights(wq, &s, wt);
+                memset(a, 0x5a, (size_t)nc * sizeof *a);
+                mtc_qconv_dw_nhwc(wt, xt, zp, &s, a);
+                if (memcmp(a, b, (size_t)nc * sizeof *a)) fail_msg("shape %zu pad %d: channels-last depthwise differs", i, pad);
+                free(xt); free(wt);
+            }
             free(wq); free(x); free(a); free(b);
         }
 }
@@ -567,7 +579,7 @@ static void test_runtime_int8_conv_bn_pool_close_to_fp32(void **st)
 /* Same bits with the maps channels-last or (c, h, w), on every ISA and
  * batch split; every conv int8 (no fallback budget: this is about layout,
  * quantize_and_compare covers accuracy). */
-static void int8_layouts_agree(const char *spec)
+static void int8_layouts_agree(const char *spec, int nquant)
 {
     mtc_quant_cfg qc;
     mtc_quant_cfg_default(&qc);
@@ -577,7 +589,7 @@ static void int8_layouts_agree(const char *spec)
     qpair_epochs = 2;
     qpair_make(&q, spec, 3, 8, 8, &qc);
     qpair_epochs = 6;
-    assert_int_equal(mtc_rt_nquantized(q.q8), 6); /* 3 convs, the dense, 2 heads */
+    assert_int_equal(mtc_rt_nquantized(q.q8), nquant); /* every conv, the dense, 2 heads */
     float *ref[MTC_MAX_TASKS], *ox[MTC_MAX_TASKS];
     double a, m;
     mtc_rt_set_channels_last(q.q8, 0);
@@ -606,8 +618,25 @@ static void int8_layouts_agree(const char *spec)
 static void test_runtime_int8_conv_chain_same_bits_channels_last_or_not(void **st)
 {
     (void)st;
-    int8_layouts_agree(CNNQ_SPEC("[maxpool] size = 2\n[flatten]\n[dense] units = 16 act = relu\n"));
-    int8_layouts_agree(CNNQ_SPEC("[gap]\n[dense] units = 16 act = relu\n"));
+    int8_layouts_agree(CNNQ_SPEC("[maxpool] size = 2\n[flatten]\n[dense] units = 16 act = relu\n"), 6);
+    int8_layouts_agree(CNNQ_SPEC("[gap]\n[dense] units = 16 act = relu\n"), 6);
+    /* depthwise convs read channels-last maps (mtc_qconv_dw_nhwc), with a
+     * multiplier and a stride too; a grouped conv (C/G = 2) after one reads
+     * (c, h, w) */
+    int8_layouts_agree("[input] shape = 3x8x8\n[conv] filters = 8 size = 3 pad = 1 act = relu\n[maxpool] size = 2\n"
+                       "[conv] filters = 8 size = 3 pad = 1 groups = 8 act = relu\n"
+                       "[conv] filters = 16 size = 3 pad = 1 stride = 2 groups = 8 act = relu\n"
+                       "[conv] filters = 8 size = 3 pad = 1 groups = 8 act = relu\n[flatten]\n"
+                       "[dense] units = 16 act = relu\n[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n",
+                       7);
+    /* a depthwise conv on (c, h, w) u8 maps (the model's input; a residual
+     * block's float input) turns them channels-last first */
+    int8_layouts_agree("[input] shape = 3x8x8\n[conv] filters = 6 size = 3 pad = 1 groups = 3 act = relu\n"
+                       "[conv] filters = 8 size = 1 act = relu\n[residual]\n"
+                       "[conv] filters = 8 size = 3 pad = 1 groups = 8\n[batchnorm]\n[act] fn = relu\n"
+                       "[conv] filters = 8 size = 1\n[batchnorm]\n[add] act = relu\n[flatten]\n"
+                       "[dense] units = 16 act = relu\n[task a] kind = cls classes = 3\n[task v] kind = reg outputs = 1\n",
+                       7);
 }
 
 static void test_runtime_quantize_keeps_pruned_weights_zero(void **st)

@@ -170,6 +170,12 @@ mtc_qgemm_fn mtc_qgemm_get(int isa);
  * both give the same values. */
 void mtc_qconv_group(const int8_t *wq, const uint8_t *x, int32_t zp, const mtc_conv_shape *s, int32_t *C);
 void mtc_qconv_group_ref(const int8_t *wq, const uint8_t *x, int32_t zp, const mtc_conv_shape *s, int32_t *C);
+/* The depthwise case (C/G == 1: each output channel reads one input
+ * channel) on a channels-last sample x (H, W, C): the same C as
+ * mtc_qconv_group, from weights wt (K·K, OC) that mtc_qconv_dw_weights
+ * transposes once from wq. */
+void mtc_qconv_dw_weights(const int8_t *wq, const mtc_conv_shape *s, int8_t *wt);
+void mtc_qconv_dw_nhwc(const int8_t *wt, const uint8_t *x, int32_t zp, const mtc_conv_shape *s, int32_t *C);
 
 /* ---- dense int8 epilogue (runtime/epilogue*.c) ------------------------- */
 /* C (M, N) int32 -> u8: clamp(requantize(C + bias) + zo, lo, 255) into
