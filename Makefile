@@ -7,7 +7,7 @@
 #   make demo       deps + build + the full pipeline on the default workload
 #   make sanitize   the suite under ASan+UBSan
 #   make bench      side-by-side benchmark against PyTorch and ONNX Runtime (long)
-#   make bench-front  only its size–accuracy front of the students (~45 min)
+#   make bench-front  only its size–accuracy front of the students (~60 min)
 #
 # Sources are discovered by wildcard: a new file in core/ distill/ prune/
 # quantize/ runtime/ joins libmtc.a, a new tools/*.c joins the CLI, and a new
@@ -144,7 +144,7 @@ bench: deps
 	$(MAKE) OPT="-O3 -march=x86-64-v3 -mtune=native" BUILD=build/release all
 	@bench/run.sh build/release/mtc full
 
-# only the size–accuracy front of `make bench` (bench/front.sh, ~45 min)
+# only the size–accuracy front of `make bench` (bench/front.sh, ~60 min)
 bench-front: deps
 	$(MAKE) OPT="-O3 -march=x86-64-v3 -mtune=native" BUILD=build/release all
 	@bench/run.sh build/release/mtc front

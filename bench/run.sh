@@ -17,7 +17,7 @@
 #          the MultiFashion+MNIST teacher and its single-task baselines,
 #          batch/thread scaling tables
 #
-#   front  ~45 min on 2 cores: only the size–accuracy front (bench/front.sh;
+#   front  ~60 min on 2 cores: only the size–accuracy front (bench/front.sh;
 #          full mode runs it too): bench/results/front.md and front-*.png
 #
 # Environment: BENCH_SECONDS (per inference timing), BENCH_KEEP_CORETYPE=1 to
