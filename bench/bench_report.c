@@ -1006,18 +1006,11 @@ static int is_true(const mtc_json *v)
     return v && v->type == MTC_JBOOL && v->num != 0;
 }
 
-/* "1,234,567" */
+/* group()'s "1,234,567", "-" when there is no value */
 static const char *commas(double v, char *buf, size_t cap)
 {
-    char raw[32];
-    if (!isfinite(v)) return snprintf(buf, cap, "-"), buf;
-    snprintf(raw, sizeof raw, "%.0f", v);
-    size_t n = strlen(raw), o = 0;
-    for (size_t i = 0; i < n && o + 2 < cap; i++) {
-        if (i && (n - i) % 3 == 0 && raw[i - 1] != '-') buf[o++] = ',';
-        buf[o++] = raw[i];
-    }
-    buf[o] = 0;
+    if (!isfinite(v)) snprintf(buf, cap, "-");
+    else group(buf, cap, v);
     return buf;
 }
 

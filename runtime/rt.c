@@ -671,22 +671,22 @@ typedef struct act {
     int nhwc, c, h, w; /* u8 conv maps kept channels-last: B x (h, w, c), not (c, h, w) */
 } act;
 
+/* Per sample of B: the R x Cc u8 matrix x transposed into y (Cc x R). */
+static void transpose_u8(uint8_t *y, const uint8_t *x, int B, int64_t R, int64_t Cc)
+{
+    for (int64_t b = 0, n = R * Cc; b < B; b++)
+        for (int64_t c = 0; c < Cc; c++)
+            for (int64_t r = 0; r < R; r++) y[b * n + c * R + r] = x[b * n + r * Cc + c];
+}
+
 /* A channels-last u8 activation as (c, h, w) maps, into the set's other
  * slot (the one the next op would write: it is free). */
 static act to_nchw(act a, rt_set *s, int B)
 {
     if (!a.nhwc) return a;
     int o = a.slot >= 0 ? 1 - a.slot : 0;
-    uint8_t *dst = s->u[o];
-    const int C = a.c;
-    const int64_t HW = (int64_t)a.h * a.w, n = HW * C;
-    for (int b = 0; b < B; b++) {
-        const uint8_t *x = a.u + b * n;
-        uint8_t *y = dst + b * n;
-        for (int c = 0; c < C; c++)
-            for (int64_t q = 0; q < HW; q++) y[c * HW + q] = x[q * C + c];
-    }
-    return (act){NULL, dst, a.p, o, 0, 0, 0, 0};
+    transpose_u8(s->u[o], a.u, B, (int64_t)a.h * a.w, a.c);
+    return (act){NULL, s->u[o], a.p, o, 0, 0, 0, 0};
 }
 
 /* (c, h, w) u8 maps as channels-last, into the set's other slot. */
@@ -694,15 +694,8 @@ static act to_nhwc(act a, rt_set *s, int B, int C, int H, int W)
 {
     if (a.nhwc) return a;
     int o = a.slot >= 0 ? 1 - a.slot : 0;
-    uint8_t *dst = s->u[o];
-    const int64_t HW = (int64_t)H * W, n = HW * C;
-    for (int b = 0; b < B; b++) {
-        const uint8_t *x = a.u + b * n;
-        uint8_t *y = dst + b * n;
-        for (int c = 0; c < C; c++)
-            for (int64_t q = 0; q < HW; q++) y[q * C + c] = x[c * HW + q];
-    }
-    return (act){NULL, dst, a.p, o, 1, C, H, W};
+    transpose_u8(s->u[o], a.u, B, C, (int64_t)H * W);
+    return (act){NULL, s->u[o], a.p, o, 1, C, H, W};
 }
 
 static inline uint8_t clamp_u8(int32_t v, int32_t lo)
@@ -982,7 +975,7 @@ static act run_op(mtc_rt *rt, rt_ws *w, rt_set *s, const rt_op *op, act a, int B
              * or pool reads them so, anything else after to_nchw */
             const int cl = op->out_u8 && !rt->nchw;
             for (int b = 0; b < B; b++) {
-                if (cs->G > 1 && a.nhwc) mtc_qconv_dw_nhwc(op->wq_dw, a.u + b * op->in_size, op->in_p.zp, cs, w->acc);
+                if (op->wq_dw && a.nhwc) mtc_qconv_dw_nhwc(op->wq_dw, a.u + b * op->in_size, op->in_p.zp, cs, w->acc);
                 else if (cs->G > 1) mtc_qconv_group(op->wq, a.u + b * op->in_size, op->in_p.zp, cs, w->acc);
                 else {
                     im2col_nhwc(w->ucol, w->nhwc, a.u + b * op->in_size, a.nhwc, cs, (uint8_t)op->in_p.zp);
