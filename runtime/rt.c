@@ -74,7 +74,9 @@ static rt_ws *ws_alloc(const mtc_rt *rt, int cap)
             int64_t pl = (int64_t)(cs->H + 2 * cs->pad) * (cs->W + 2 * cs->pad) * cs->C;
             if (pl > nhwc) nhwc = pl;
             if (P * op->N > acc) acc = P * op->N;
-            int64_t c = op->wino ? mtc_wino_work_floats(cs) : ((P + 15) & ~15) * op->K + cs->OW; /* per sample */
+            int64_t c = op->wino     ? mtc_wino_work_floats(cs)
+                        : op->direct ? mtc_conv_direct_work_floats(cs)
+                                     : ((P + 15) & ~15) * op->K + cs->OW; /* per sample */
             if (c > col) col = c;
         } else if (op->kind == OP_DENSE && (int64_t)cap * op->N > acc) {
             acc = (int64_t)cap * op->N;
@@ -440,6 +442,8 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
                 if (!(op->wino = malloc((size_t)mtc_wino_u_floats(&L->cs) * sizeof(float))))
                     return mtc_err_set(l->e, MTC_ENOMEM, "out of memory");
                 mtc_wino_weights(op->wino, op->W, &L->cs);
+            } else if (op->kind == OP_CONV && rt->winograd && mtc_conv_direct_eligible(&L->cs)) {
+                op->direct = 1;
             } else if (op->kind == OP_DENSE && (rc = pack_gemm(op, l->e))) {
                 return rc;
             }
@@ -471,12 +475,13 @@ static int build_chain(mtc_rt *rt, load_ctx *l, const mtc_chain *ch, rt_chain *r
             return mtc_err_set(l->e, MTC_EINPUT, "%s: layer %s not supported by the runtime", l->path, L->name);
         }
     }
-    /* a Winograd conv whose output feeds a 2×2/2 max pool pools inside its
-     * output transform; its act must commute with max (none, relu) */
+    /* a Winograd or direct conv whose output feeds a 2×2/2 max pool pools
+     * inside its output transform / row loop; its act must commute with max
+     * (none, relu) */
     for (int i = 0; i + 1 < rc_out->n; i++) {
         rt_op *op = &rc_out->ops[i];
         const mtc_layer *P = rc_out->ops[i + 1].L;
-        op->pool_fuse = op->wino && (op->act == MTC_ACT_NONE || op->act == MTC_ACT_RELU) &&
+        op->pool_fuse = (op->wino || op->direct) && (op->act == MTC_ACT_NONE || op->act == MTC_ACT_RELU) &&
                         rc_out->ops[i + 1].kind == OP_MAXPOOL && P->spec.size == 2 && P->spec.stride == 2;
     }
     return 0;
@@ -921,6 +926,8 @@ static void linear(const mtc_rt *rt, rt_ws *w, const rt_op *op, const float *x, 
     if (op->kind == OP_CONV && op->wino) {
         mtc_wino_forward(y, x, op->wino, op->b, relu, pool, w->col, &op->L->cs, B,
                          rt->isa == MTC_ISA_AVX512 ? 2 : rt->isa == MTC_ISA_AVX2);
+    } else if (op->kind == OP_CONV && op->direct) {
+        mtc_conv_direct_forward(y, x, op->W, op->b, relu, pool, w->col, &op->L->cs, B, rt->isa);
     } else if (op->kind == OP_CONV && op->L->cs.G > 1) { /* grouped / depthwise: direct loops */
         mtc_conv2d_group_forward(y, x, op->W, op->b, &op->L->cs, B);
         if (relu)

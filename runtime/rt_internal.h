@@ -45,7 +45,9 @@ typedef struct rt_op {
     /* fp32 conv with mtc_wino_eligible: the Winograd-transformed W (owned),
      * or NULL (im2col; MTC_WINOGRAD=0 at load keeps every conv there) */
     float *wino;
-    int pool_fuse;          /* wino op followed by a 2×2/2 max pool: run as
+    int direct;             /* fp32 conv with mtc_conv_direct_eligible (and
+                               no Winograd): the direct kernel on W */
+    int pool_fuse;          /* wino or direct op followed by a 2×2/2 max pool: run as
                                one (fp32, no calibration tap), pool op skipped */
     /* fp32 dense, and conv without Winograd: W packed for mtc_gemm (owned),
      * the kernel at every batch size */

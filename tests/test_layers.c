@@ -470,6 +470,73 @@ static void test_winograd_matches_direct_loop(void **st)
     assert_false(mtc_wino_eligible(&s)); /* one input channel: im2col is cheaper */
 }
 
+/* The direct convolution (few input channels) against the double direct
+ * loop on every ISA the CPU has, with and without relu; AVX2 and AVX-512
+ * give the same bits; the fused 2x2 max pool equals pooling the kernel's
+ * own output bit for bit. Odd widths and heights (pooling drops the last
+ * row/column; partial vectors), widths past one or two 16-lane vectors,
+ * OC not a multiple of the 4-channel block, 5x5 pad 2, 3 channels, pad 0.
+ * The workspace starts as garbage. */
+static void check_direct(int B, int C, int H, int W, int OC, int K, int pad)
+{
+    char what[96];
+    snprintf(what, sizeof what, "direct conv B%d C%d %dx%d OC%d K%d p%d", B, C, H, W, OC, K, pad);
+    mtc_conv_shape s;
+    assert_int_equal(mtc_conv_shape_init(&s, C, H, W, OC, K, 1, pad), 0);
+    assert_true(mtc_conv_direct_eligible(&s));
+    mtc_rng r;
+    mtc_rng_seed(&r, 13 * B + 7 * C + W + pad);
+    const int64_t nin = (int64_t)B * C * H * W, nw = (int64_t)OC * C * K * K, nout = (int64_t)B * OC * s.OH * s.OW;
+    const int64_t npool = (int64_t)B * OC * (s.OH / 2) * (s.OW / 2);
+    float *in = gc_rand(&r, nin, -1, 1), *Wt = gc_rand(&r, nw, -1, 1), *b = gc_rand(&r, OC, -1, 1);
+    float *work = gc_rand(&r, mtc_conv_direct_work_floats(&s), -9, 9);
+    float *out = gc_zeros(nout), *pooled = gc_zeros(npool), *fused = gc_zeros(npool);
+    float *avx2[2] = {gc_zeros(nout), gc_zeros(npool)};
+    conv_ctx c = {gc_dup(in, nin), gc_dup(Wt, nw), gc_dup(b, OC), NULL, s, B};
+    double *ref = gc_dzeros(nout), *ref_relu = gc_dzeros(nout);
+    conv_ref(ref, &c);
+    for (int64_t i = 0; i < nout; i++) ref_relu[i] = ref[i] > 0 ? ref[i] : 0;
+    for (int isa = MTC_ISA_SCALAR; isa <= MTC_ISA_AVX512; isa++) {
+        if (isa != MTC_ISA_SCALAR && !mtc_qgemm_isa_supported(isa)) continue;
+        for (int relu = 0; relu <= 1; relu++) {
+            for (int64_t i = 0; i < nout; i++) out[i] = NAN; /* every output written */
+            mtc_conv_direct_forward(out, in, Wt, b, relu, 0, work, &s, B, isa);
+            for (int64_t i = 0; i < nout; i++)
+                if (!isfinite(out[i])) fail_msg("%s isa %d: output %lld not written", what, isa, (long long)i);
+            if (!fwd_ok(what, out, relu ? ref_relu : ref, nout)) fail_msg("%s isa %d relu %d", what, isa, relu);
+            mtc_maxpool_forward(pooled, NULL, out, B, OC, s.OH, s.OW, 2, 2);
+            for (int64_t i = 0; i < npool; i++) fused[i] = NAN;
+            mtc_conv_direct_forward(fused, in, Wt, b, relu, 1, work, &s, B, isa);
+            if (memcmp(fused, pooled, (size_t)npool * sizeof *fused))
+                fail_msg("%s isa %d relu %d: fused max pool differs", what, isa, relu);
+            if (isa == MTC_ISA_AVX2 && relu) {
+                memcpy(avx2[0], out, (size_t)nout * sizeof *out);
+                memcpy(avx2[1], fused, (size_t)npool * sizeof *out);
+            }
+            if (isa == MTC_ISA_AVX512 && relu &&
+                (memcmp(avx2[0], out, (size_t)nout * sizeof *out) || memcmp(avx2[1], fused, (size_t)npool * sizeof *out)))
+                fail_msg("%s: AVX-512 differs from AVX2", what);
+        }
+    }
+    free(in); free(Wt); free(b); free(work); free(out); free(pooled); free(fused); free(avx2[0]); free(avx2[1]);
+    free(c.in); free(c.W); free(c.b); free(ref); free(ref_relu);
+}
+
+static void test_conv_direct_matches_direct_loop(void **st)
+{
+    (void)st;
+    check_direct(2, 1, 28, 28, 32, 3, 1); /* the teacher's first conv */
+    check_direct(1, 1, 7, 9, 5, 3, 1);    /* odd sizes, OC = 4 + 1 */
+    check_direct(3, 3, 11, 33, 6, 3, 0);  /* RGB, pad 0, three vectors a row, odd pooled width */
+    check_direct(1, 1, 12, 17, 3, 5, 2);  /* 5x5 pad 2; fewer channels than one block */
+    check_direct(1, 2, 4, 40, 8, 3, 1);   /* 40 wide: 16 + 16 + 8 */
+    mtc_conv_shape s;
+    assert_int_equal(mtc_conv_shape_init(&s, 4, 9, 9, 4, 3, 1, 1), 0);
+    assert_false(mtc_conv_direct_eligible(&s)); /* 36 taps */
+    assert_int_equal(mtc_conv_shape_init(&s, 1, 9, 9, 4, 3, 2, 1), 0);
+    assert_false(mtc_conv_direct_eligible(&s)); /* stride 2 */
+}
+
 /* mtc_gemm (the runtime's dense layers and the Winograd planes), scalar and
  * AVX2, against the double loop: packed and row-major W, with and without
  * bias and relu, row counts across the 6/4/3 row blocks, column tails of
@@ -943,6 +1010,7 @@ int main(void)
         cmocka_unit_test(test_conv_workspace_does_not_grow_with_the_batch),
         cmocka_unit_test(test_conv2d_forward_matches_direct_loop),
         cmocka_unit_test(test_winograd_matches_direct_loop),
+        cmocka_unit_test(test_conv_direct_matches_direct_loop),
         cmocka_unit_test(test_gemm_matches_double_loop),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride1),
         cmocka_unit_test(test_conv2d_backward_matches_fd_stride2),

@@ -78,6 +78,31 @@ int mtc_wino_output_avx2(float *Y, const float *M, int t, int OC, const float *b
 void mtc_wino_forward(float *out, const float *in, const float *U, const float *b, int relu, int pool,
                       float *work, const mtc_conv_shape *s, int B, int avx2);
 
+/* ---- direct convolution (runtime/conv_direct.c, _avx2.c, _avx512.c) ---- *
+ * For a conv with few input channels (mtc_conv_direct_eligible: stride 1,
+ * groups 1, C·K·K ≤ MTC_DIRECT_MAX_CKK, pad < K; a network's first conv):
+ * writes what mtc_conv2d_forward (+ bias, relu when set) writes, equal to
+ * rounding, vectorised over the positions of an output row, with a
+ * workspace of mtc_conv_direct_work_floats(s) floats (the zero-padded
+ * input of one sample, rows mtc_conv_direct_wp(s) floats wide).
+ * pool: a 2×2/2 max pool follows and is fused; out is the pooled
+ * (B, OC, OH/2, OW/2) map, the same bits as mtc_maxpool_forward on the
+ * kernel's unpooled output. isa: MTC_ISA_* (the caller checks the CPU);
+ * the AVX2 and AVX-512 kernels give the same bits. */
+#define MTC_DIRECT_MAX_CKK 32
+int mtc_conv_direct_eligible(const mtc_conv_shape *s);
+int mtc_conv_direct_wp(const mtc_conv_shape *s);
+int64_t mtc_conv_direct_work_floats(const mtc_conv_shape *s);
+void mtc_conv_direct_pad(float *P, const float *in, const mtc_conv_shape *s);
+void mtc_conv_direct_forward(float *out, const float *in, const float *W, const float *b, int relu, int pool,
+                             float *work, const mtc_conv_shape *s, int B, int isa);
+void mtc_conv_direct_scalar(float *out, const float *in, const float *W, const float *b, int relu, int pool,
+                            float *work, const mtc_conv_shape *s, int B);
+void mtc_conv_direct_avx2(float *out, const float *in, const float *W, const float *b, int relu, int pool,
+                          float *work, const mtc_conv_shape *s, int B);
+void mtc_conv_direct_avx512(float *out, const float *in, const float *W, const float *b, int relu, int pool,
+                            float *work, const mtc_conv_shape *s, int B);
+
 /* ---- int8 primitives (runtime/qmath.c) --------------------------------- */
 /* real multiplier r > 0 -> m0 in [2^30, 2^31) and shift so that
  * r ≈ m0·2^-31·2^-shift (shift < 0 means a left shift). */
