@@ -752,10 +752,10 @@ static int train_step(trainer *tr, mtc_optim *opt, const int64_t *bi, int B, flo
             tr->bview[b] = (int)mtc_rng_below(rng, (uint64_t)so->copies);
             tr->brow[b] = tr->bview[b] * so->n + bi[b];
         }
-        if (B > 0) mtc_data_batch_x_views(tr->d, bi, tr->bview, B, so->aug, so->aug_seed, tr->x);
+        if (B > 0) mtc_data_batch_x_views_pool(tr->d, bi, tr->bview, B, so->aug, so->aug_seed, tr->x, m->pool);
     } else {
         for (int b = 0; b < B; b++) tr->brow[b] = bi[b];
-        if (B > 0) mtc_data_batch_x(tr->d, bi, B, cfg->aug, rng, tr->x);
+        if (B > 0) mtc_data_batch_x_pool(tr->d, bi, B, cfg->aug, rng, tr->x, m->pool);
     }
     double norm[MTC_MAX_TASKS], gnorm[MTC_MAX_TASKS];
     if (N > 1) {

@@ -1126,6 +1126,56 @@ static void test_split_grouped_keeps_groups_on_one_side(void **st)
     free(t1); free(v1); free(g);
 }
 
+/* The un-augmented conversion multiplies in double; every byte must still
+ * give v / 255.0f to the bit (the augmented path divides). */
+static void test_batch_x_every_byte_is_v_over_255(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    d.n = 1; d.c = 1; d.h = 16; d.w = 16;
+    d.x_u8 = malloc(256);
+    for (int i = 0; i < 256; i++) d.x_u8[i] = (uint8_t)(255 - i);
+    int64_t idx[1] = {0};
+    float x[256];
+    mtc_data_batch_x(&d, idx, 1, 0, NULL, x);
+    for (int i = 0; i < 256; i++) {
+        volatile float want = (float)(255 - i) / 255.0f;
+        if (memcmp(&x[i], (const void *)&want, sizeof want)) fail_msg("byte %d: %.9g, want %.9g", 255 - i, x[i], want);
+    }
+    free(d.x_u8);
+}
+
+/* Split over a pool, a batch converts to the same bytes and draws the
+ * same augmentations (the draws are made first, in sample order). */
+static void test_batch_x_pool_same_bytes(void **st)
+{
+    (void)st;
+    mtc_dataset d;
+    memset(&d, 0, sizeof d);
+    d.n = 300; d.c = 1; d.h = 28; d.w = 28; /* big enough to be split */
+    d.x_u8 = malloc(300 * 784);
+    mtc_rng r;
+    mtc_rng_seed(&r, 5);
+    for (int i = 0; i < 300 * 784; i++) d.x_u8[i] = (uint8_t)mtc_rng_below(&r, 256);
+    int64_t idx[300];
+    for (int i = 0; i < 300; i++) idx[i] = (i * 37) % 300;
+    float *a = malloc(300 * 784 * sizeof(float)), *b = malloc(300 * 784 * sizeof(float));
+    mtc_pool *pool = mtc_pool_create(3);
+    assert_non_null(pool);
+    for (int aug = 0; aug <= (MTC_AUG_SHIFT | MTC_AUG_FLIP); aug += MTC_AUG_SHIFT | MTC_AUG_FLIP) {
+        mtc_rng r1, r2;
+        mtc_rng_seed(&r1, 9);
+        mtc_rng_seed(&r2, 9);
+        mtc_data_batch_x(&d, idx, 300, aug, &r1, a);
+        mtc_data_batch_x_pool(&d, idx, 300, aug, &r2, b, pool);
+        assert_memory_equal(a, b, 300 * 784 * sizeof(float));
+        assert_int_equal(mtc_rng_below(&r1, 1u << 30), mtc_rng_below(&r2, 1u << 30)); /* as many draws */
+    }
+    mtc_pool_free(pool);
+    free(a); free(b); free(d.x_u8);
+}
+
 static void test_batch_x_scales_u8_and_shift_keeps_values(void **st)
 {
     (void)st;
@@ -1568,6 +1618,8 @@ int main(void)
         cmocka_unit_test(test_png_folder_with_train_and_test_subfolders_uses_them),
         cmocka_unit_test(test_split_is_seeded_permutation_with_rounded_val),
         cmocka_unit_test(test_split_grouped_keeps_groups_on_one_side),
+        cmocka_unit_test(test_batch_x_every_byte_is_v_over_255),
+        cmocka_unit_test(test_batch_x_pool_same_bytes),
         cmocka_unit_test(test_batch_x_scales_u8_and_shift_keeps_values),
         cmocka_unit_test(test_hash_covers_inputs_and_labels),
         cmocka_unit_test(test_parse_csv_tasks_reads_kind_and_column),

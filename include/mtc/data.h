@@ -194,6 +194,12 @@ void mtc_data_batch_x(const mtc_dataset *d, const int64_t *idx, int B, int aug,
 void mtc_data_view(int aug, uint64_t seed, int64_t i, int k, int *dx, int *dy, int *flip);
 void mtc_data_batch_x_views(const mtc_dataset *d, const int64_t *idx, const int *view, int B, int aug,
                             uint64_t seed, float *x);
+/* The same, the conversion split over pool's threads (the same values:
+ * the draws are made first, in sample order). */
+void mtc_data_batch_x_pool(const mtc_dataset *d, const int64_t *idx, int B, int aug, mtc_rng *rng, float *x,
+                           mtc_pool *pool);
+void mtc_data_batch_x_views_pool(const mtc_dataset *d, const int64_t *idx, const int *view, int B, int aug,
+                                 uint64_t seed, float *x, mtc_pool *pool);
 
 /* ---- helpers shared by the loaders (core/data.c, core/multifashion.c) --- */
 /* Bilinear resize of one u8 plane, align-corners=false (half-pixel centres,
