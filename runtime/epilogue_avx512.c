@@ -9,57 +9,62 @@
 
 #include <immintrin.h>
 
-/* round(x·m0 / 2^31) with gemmlowp's nudge and truncation, 16 lanes */
-static inline __m512i srdhm16(__m512i x, __m512i m0)
+/* gemmlowp's two roundings in one. With ab = x·m0 (exact in 64 bits) and
+ * e = shift ∈ [0, 30]:
+ *   SaturatingRoundingDoublingHighMul(x, m0) = floor((ab + 2^30) / 2^31)
+ * for both signs (its nudge 1 − 2^30 with truncation toward zero is a
+ * ceiling: trunc((ab + 1 − 2^30) / 2^31) = floor((ab + 2^30) / 2^31));
+ *   RoundingDivideByPOT(h, e ≥ 1) = floor((h + 2^(e−1) − [h < 0]) / 2^e)
+ * (half away from zero), and h < 0 exactly when ab < −2^30. Nested floors
+ * of integer divisions by powers of two are one floor, so
+ *   q = (ab + 2^30 + 2^(30+e) − [ab < −2^30]·2^31) >> (31 + e)   (e ≥ 1)
+ *   q = (ab + 2^30) >> 31                                          (e = 0)
+ * an arithmetic shift of a 64-bit value (|ab| < 2^62: no overflow). Per
+ * 64-bit lane: a multiply, an add, a compare, a masked subtract and a
+ * shift; the per-channel constants are built once per 16 channels. The
+ * test (tests/test_quant.c) checks it against mtc_requantize bit for bit. */
+typedef struct q8c {
+    __m512i m0, add, neg, sh; /* one half's lanes: channel pairs' even or odd member */
+} q8c;
+
+static inline q8c q8c_half(__m512i m0, __m512i e) /* e, m0: the half's values in the low 32 bits of each lane */
 {
-    const __m512i pos = _mm512_set1_epi64(1 << 30), neg = _mm512_set1_epi64(1 - (1 << 30));
-    const __m512i lowmask = _mm512_set1_epi64((1LL << 31) - 1);
-    __m512i r[2];
-    for (int odd = 0; odd < 2; odd++) {
-        __m512i a = odd ? _mm512_srli_epi64(x, 32) : x, b = odd ? _mm512_srli_epi64(m0, 32) : m0;
-        __m512i ab = _mm512_mul_epi32(a, b); /* sign-extended low halves: exact 64-bit product */
-        __mmask8 isneg = _mm512_cmplt_epi64_mask(ab, _mm512_setzero_si512());
-        __m512i v = _mm512_add_epi64(ab, _mm512_mask_blend_epi64(isneg, pos, neg));
-        /* division by 2^31 truncating toward zero */
-        __mmask8 vneg = _mm512_cmplt_epi64_mask(v, _mm512_setzero_si512());
-        v = _mm512_mask_add_epi64(v, vneg, v, lowmask);
-        r[odd] = _mm512_srai_epi64(v, 31);
-    }
-    /* even results sit in the low halves, odd ones move up */
-    return _mm512_mask_blend_epi32(0xAAAA, r[0], _mm512_slli_epi64(r[1], 32));
+    const __m512i lo32 = _mm512_set1_epi64(0xffffffffLL), c30 = _mm512_set1_epi64(1LL << 30);
+    e = _mm512_and_si512(e, lo32);
+    __mmask8 nz = _mm512_test_epi64_mask(e, e);
+    q8c c;
+    c.m0 = m0;
+    c.add = _mm512_add_epi64(c30, _mm512_maskz_sllv_epi64(nz, c30, e));
+    c.neg = _mm512_maskz_mov_epi64(nz, _mm512_set1_epi64(1LL << 31));
+    c.sh = _mm512_add_epi64(e, _mm512_set1_epi64(31));
+    return c;
 }
 
-/* x / 2^e rounded half away from zero, per-lane e >= 0 */
-static inline __m512i rdivpot16(__m512i x, __m512i e)
+static inline __m512i q8_half(__m512i x, const q8c *c)
 {
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, e), one);
-    __m512i rem = _mm512_and_si512(x, mask);
-    __mmask16 xneg = _mm512_cmplt_epi32_mask(x, _mm512_setzero_si512());
-    __m512i thr = _mm512_mask_add_epi32(_mm512_srai_epi32(mask, 1), xneg, _mm512_srai_epi32(mask, 1), one);
-    __m512i q = _mm512_srav_epi32(x, e);
-    __mmask16 up = _mm512_cmpgt_epi32_mask(rem, thr);
-    return _mm512_mask_add_epi32(q, up, q, one);
+    __m512i ab = _mm512_mul_epi32(x, c->m0);
+    __mmask8 neg = _mm512_cmplt_epi64_mask(ab, _mm512_set1_epi64(-(1LL << 30)));
+    __m512i v = _mm512_mask_sub_epi64(_mm512_add_epi64(ab, c->add), neg, _mm512_add_epi64(ab, c->add), c->neg);
+    return _mm512_srav_epi64(v, c->sh);
 }
 
 void mtc_epilogue_dense_u8_avx512(const int32_t *C, int M, int N, const int32_t *bias, const int32_t *m0,
                                   const int *shift, int32_t zo, int32_t lo, uint8_t *out)
 {
     const __m512i vzo = _mm512_set1_epi32(zo), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(255);
-    int n16 = N & ~15;
-    for (int m = 0; m < M; m++) {
-        const int32_t *c = C + (int64_t)m * N;
-        uint8_t *o = out + (int64_t)m * N;
-        for (int n = 0; n < n16; n += 16) {
-            __m512i acc = _mm512_add_epi32(_mm512_loadu_si512(c + n), _mm512_loadu_si512(bias + n));
-            __m512i h = srdhm16(acc, _mm512_loadu_si512(m0 + n));
-            __m512i v = _mm512_add_epi32(rdivpot16(h, _mm512_loadu_si512(shift + n)), vzo);
+    for (int n = 0; n < N; n += 16) {
+        const __mmask16 k = N - n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (N - n)) - 1);
+        const __m512i vb = _mm512_maskz_loadu_epi32(k, bias + n), vm = _mm512_maskz_loadu_epi32(k, m0 + n);
+        const __m512i ve = _mm512_maskz_loadu_epi32(k, shift + n);
+        const q8c ev = q8c_half(vm, ve), od = q8c_half(_mm512_srli_epi64(vm, 32), _mm512_srli_epi64(ve, 32));
+        for (int m = 0; m < M; m++) {
+            __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(k, C + (int64_t)m * N + n), vb);
+            __m512i qe = q8_half(acc, &ev), qo = q8_half(_mm512_srli_epi64(acc, 32), &od);
+            /* even results in the low halves, odd ones moved up */
+            __m512i v = _mm512_add_epi32(_mm512_mask_blend_epi32(0xAAAA, qe, _mm512_slli_epi64(qo, 32)), vzo);
             v = _mm512_min_epi32(_mm512_max_epi32(v, vlo), vhi);
-            _mm_storeu_si128((__m128i *)(o + n), _mm512_cvtepi32_epi8(v));
+            _mm512_mask_cvtepi32_storeu_epi8(out + (int64_t)m * N + n, k, v);
         }
-        if (n16 < N)
-            mtc_epilogue_dense_u8_scalar(c + n16, 1, N - n16, bias + n16, m0 + n16, shift + n16, zo, lo, o + n16,
-                                         N);
     }
 }
 

@@ -262,7 +262,10 @@ static void test_quant_calibration_clips_outliers_but_not_minmax(void **st)
 }
 
 /* The AVX-512 dense epilogue is bit-identical to the scalar one, including
- * accumulators at the int32 extremes, every shift 0..30 and odd widths. */
+ * accumulators at the int32 extremes, every shift 0..30 and odd widths;
+ * then, for every shift and multipliers at both ends of [2^30, 2^31),
+ * accumulators around each rounding boundary of both roundings (where a
+ * fused formula would go wrong first), both signs. */
 static void test_quant_avx512_epilogue_bit_exact_to_scalar(void **st)
 {
     (void)st;
@@ -287,7 +290,8 @@ static void test_quant_avx512_epilogue_bit_exact_to_scalar(void **st)
         for (int i = 0; i < M * N; i++) {
             uint64_t k = mtc_rng_below(&r, 10);
             double target = -60 + 380 * mtc_rng_uniform(&r);
-            C[i] = k == 0 ? INT32_MAX / 2 : k == 1 ? INT32_MIN / 2 : (int32_t)(target / real[i % N]) - bias[i % N];
+            C[i] = k == 0 ? INT32_MAX / 2 : k == 1 ? INT32_MIN / 2 : k == 2 ? INT32_MAX - 4096 - (int32_t)mtc_rng_below(&r, 9)
+                 : k == 3 ? INT32_MIN + 4096 + (int32_t)mtc_rng_below(&r, 9) : (int32_t)(target / real[i % N]) - bias[i % N];
         }
         if (!mtc_epilogue_vectorizable(m0, sh, N)) fail_msg("multipliers below 1 must be vectorizable");
         int32_t zo = (int32_t)mtc_rng_below(&r, 256), lo = it % 2 ? zo : 0;
@@ -296,6 +300,27 @@ static void test_quant_avx512_epilogue_bit_exact_to_scalar(void **st)
         if (memcmp(a, b, (size_t)(M * N))) fail_msg("iteration %d (M %d, N %d) differs", it, M, N);
         free(C); free(bias); free(m0); free(sh); free(a); free(b);
     }
+    enum { R = 4096 };
+    static int32_t C[R * 16];
+    static uint8_t a[R * 16], b[R * 16];
+    const int32_t ms[4] = {1 << 30, (1 << 30) + 1, INT32_MAX, 1518500250};
+    for (int e = 0; e <= 30; e++)
+        for (int mi = 0; mi < 4; mi++) {
+            int32_t m0[16], bias[16] = {0};
+            int sh[16];
+            for (int n = 0; n < 16; n++) m0[n] = ms[mi], sh[n] = e;
+            /* x with x·m0 near j·2^(30+e) (a tie of the second rounding for odd
+             * j) and near j·2^30 (of the first), j small of both signs */
+            for (int i = 0; i < R * 16; i++) {
+                int64_t j = (int64_t)mtc_rng_below(&r, 64) - 32;
+                int pw = mtc_rng_below(&r, 2) ? 30 + e : 30;
+                double x = (double)j * ldexp(1.0, pw) / ms[mi] + ((double)mtc_rng_below(&r, 5) - 2);
+                C[i] = x > INT32_MAX - 1.0 ? INT32_MAX - 1 : x < INT32_MIN + 1.0 ? INT32_MIN + 1 : (int32_t)x;
+            }
+            mtc_epilogue_dense_u8_scalar(C, R, 16, bias, m0, sh, 128, 0, a, 16);
+            mtc_epilogue_dense_u8_avx512(C, R, 16, bias, m0, sh, 128, 0, b);
+            if (memcmp(a, b, sizeof a)) fail_msg("boundaries: shift %d m0 %d differ", e, (int)ms[mi]);
+        }
 }
 
 int main(void)
