@@ -239,6 +239,30 @@ static void conv_pool_backward(mtc_model *m, const mtc_layer *L, const mtc_layer
     }
 }
 
+/* A dense layer split over output units: task k computes columns
+ * [o0, o0+on) of every row, reading only its rows of W. Its backward
+ * (dense_split_backward) owns the same units, and the optimiser's slices
+ * follow the weights' order: the weights a thread updates are the ones it
+ * reads and differentiates, so they stay in its core's cache (split by
+ * batch rows, every thread read all of W each step, half of it just
+ * written by the other core: 2 threads trained the 784->128 student only
+ * ~1.1x faster than one). */
+static void dense_units_fwd_task(void *v, int k)
+{
+    par_ctx *c = v;
+    mtc_model *m = c->m;
+    mtc_layer *L = c->L;
+    const int I = (int)L->in_size, O = L->spec.units, B = c->B;
+    int o0, on;
+    span(O, k, c->P, &o0, &on);
+    if (on <= 0) return;
+    float *pre = L->pre + o0;
+    mtc_dense_forward_ld(pre, O, c->x, m->params + L->w_off + (int64_t)o0 * I, m->params + L->b_off + o0, B, I, on);
+    if (L->spec.act)
+        for (int r = 0; r < B; r++)
+            mtc_act_forward(L->out + (int64_t)r * O + o0, L->pre + (int64_t)r * O + o0, on, L->spec.act);
+}
+
 static void fwd_task(void *v, int k)
 {
     par_ctx *c = v;
@@ -338,18 +362,25 @@ static const float *dense_grad_in(const par_ctx *c)
     return L->spec.act ? c->m->dinput : L->dout;
 }
 
+/* Phase 1 by units: columns [o0, o0+on) of every row, the ones task k
+ * computed forward and differentiates next. */
+static void dense_dpre_units(const par_ctx *c, int k)
+{
+    const mtc_layer *L = c->L;
+    const int O = L->spec.units;
+    int o0, on;
+    span(O, k, c->P, &o0, &on);
+    for (int r = 0; r < c->B && on > 0; r++) {
+        int64_t at = (int64_t)r * O + o0;
+        float *dpre = c->m->dinput + at;
+        memset(dpre, 0, (size_t)on * sizeof(float));
+        mtc_act_backward(dpre, L->dout + at, L->pre == L->out ? NULL : L->pre + at, L->out + at, on, L->spec.act);
+    }
+}
+
 static void dense_dpre_task(void *v, int k)
 {
-    par_ctx *c = v;
-    const mtc_layer *L = c->L;
-    int lo, b;
-    slice(c, k, &lo, &b);
-    int64_t os = L->out_size, n = (int64_t)b * os;
-    if (b <= 0) return;
-    float *dpre = c->m->dinput + lo * os;
-    memset(dpre, 0, (size_t)n * sizeof(float));
-    mtc_act_backward(dpre, L->dout + lo * os, L->pre == L->out ? NULL : L->pre + lo * os, L->out + lo * os, n,
-                     L->spec.act);
+    dense_dpre_units(v, k);
 }
 
 static void dense_grad_task(void *v, int k)
@@ -371,8 +402,21 @@ static void dense_grad_task(void *v, int k)
     }
 }
 
+/* No input gradient (the first layer): a task's units need no other
+ * task's phase 1, so both phases run in one region. */
+static void dense_dpre_grad_task(void *v, int k)
+{
+    par_ctx *c = v;
+    if (c->L->spec.act) dense_dpre_units(c, k);
+    dense_grad_task(v, k);
+}
+
 static void dense_split_backward(par_ctx *c)
 {
+    if (!c->dx) {
+        mtc_pool_run(c->m->pool, c->P, dense_dpre_grad_task, c);
+        return;
+    }
     if (c->L->spec.act) mtc_pool_run(c->m->pool, c->P, dense_dpre_task, c);
     mtc_pool_run(c->m->pool, c->P, dense_grad_task, c);
 }
@@ -412,7 +456,7 @@ static void sliced_forward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const fl
 {
     par_ctx c = {m, L, pool, x, NULL, B, nslices(m, L, B), train, 0};
     if (c.P == 1) fwd_task(&c, 0);
-    else mtc_pool_run(m->pool, c.P, fwd_task, &c);
+    else mtc_pool_run(m->pool, c.P, L->spec.type == MTC_L_DENSE ? dense_units_fwd_task : fwd_task, &c);
 }
 
 static void sliced_backward(mtc_model *m, mtc_layer *L, mtc_layer *pool, const float *x, float *dx, int B,

@@ -14,24 +14,33 @@
 void mtc_dense_forward(float *out, const float *in, const float *W,
                        const float *b, int B, int I, int O)
 {
+    mtc_dense_forward_ld(out, O, in, W, b, B, I, O);
+}
+
+/* out rows ld apart (ld > O: a block of output units of a wider layer, as
+ * the model's split forward hands each thread). */
+void mtc_dense_forward_ld(float *out, int ld, const float *in, const float *W, const float *b, int B, int I,
+                          int O)
+{
     if (B <= 0 || O <= 0) return;
     /* The bias is written first and the GEMM accumulates on top (beta = 1):
      * one pass over `out` fewer than GEMM(beta = 0) followed by a bias add,
      * and OpenBLAS skips its beta-scaling pass entirely when beta == 1. */
     float beta = 0.0f;
     if (b) {
-        for (int r = 0; r < B; r++) memcpy(out + (size_t)r * O, b, (size_t)O * sizeof *b);
+        for (int r = 0; r < B; r++) memcpy(out + (size_t)r * ld, b, (size_t)O * sizeof *b);
         beta = 1.0f;
     }
     if (I <= 0) {
-        if (!b) memset(out, 0, (size_t)B * O * sizeof *out);
+        if (!b)
+            for (int r = 0; r < B; r++) memset(out + (size_t)r * ld, 0, (size_t)O * sizeof *out);
         return;
     }
     if (B == 1)
         cblas_sgemv(CblasRowMajor, CblasNoTrans, O, I, 1.0f, W, I, in, 1, beta, out, 1);
     else
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, O, I, 1.0f, in, I,
-                    W, I, beta, out, O);
+                    W, I, beta, out, ld);
 }
 
 /* dW += doutᵀ·in, db += Σ_rows dout, din += dout·W; dout rows are ld apart

@@ -34,6 +34,9 @@ void mtc_act_backward(float *din, const float *dout, const float *in,
  * activation is a separate mtc_act_* call. */
 void mtc_dense_forward(float *out, const float *in, const float *W,
                        const float *b, int B, int I, int O);
+/* The same with out rows ld apart (a block of output units of a wider layer). */
+void mtc_dense_forward_ld(float *out, int ld, const float *in, const float *W, const float *b, int B, int I,
+                          int O);
 void mtc_dense_backward(float *din, float *dW, float *db, const float *dout,
                         const float *in, const float *W, int B, int I, int O);
 /* The same with dout rows ld floats apart (ld >= O): the gradient of a block
