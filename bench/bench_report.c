@@ -337,6 +337,24 @@ static void build(void)
         }
     }
 
+    /* ---- mtc label: the teacher's convs as shipped against im2col ------------------
+     * samples/s of the labelling itself (the JSON's seconds: data loading and
+     * the file's write excluded), best of the rounds on each side */
+    {
+        double best[2] = {NONE, NONE};
+        const char *keys[2] = {"mtc_label_rep", "mtc_label_im2col"};
+        for (int side = 0; side < 2; side++)
+            for (int i = 0; i < g_nrec; i++) {
+                const mtc_json *r = &g_rec[i];
+                if (!str_is(r, "key", keys[side]) && !(side == 0 && str_is(r, "key", "mtc_label"))) continue;
+                double n = mtc_json_num(mtc_json_get(r, "data"), "n", 0), sec = mtc_json_num(r, "seconds", 0);
+                if (n > 0 && sec > 0 && (isnan(best[side]) || n / sec > best[side])) best[side] = n / sec;
+            }
+        if (!isnan(best[1]))
+            add_row("mtc label, train split, 2 threads: samples/s vs im2col convs", best[0], best[1], 2.0, 1,
+                    "KD teacher (plain CNN); peer column = MTC_WINOGRAD=0 (Winograd and the direct conv off)");
+    }
+
     /* ---- structured pruning: the KD student against its 50%-neuron cut ---------- */
     const mtc_json *st = rget("mtc_struct", NULL, "file_bytes_after");
     for (int j = 0; j < 2; j++) {

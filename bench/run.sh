@@ -18,7 +18,8 @@
 #          batch/thread scaling tables
 #
 #   front  ~60 min on 2 cores: only the size–accuracy front (bench/front.sh;
-#          full mode runs it too): bench/results/front.md and front-*.png
+#          full mode runs it too, unless BENCH_FRONT=0): bench/results/front.md
+#          and front-*.png
 #
 # Environment: BENCH_SECONDS (per inference timing), BENCH_KEEP_CORETYPE=1 to
 # keep a user's OPENBLAS_CORETYPE for mtc (default: unset it so mtc picks its
@@ -195,6 +196,15 @@ if [ -f "$KD_TEACHER" ]; then
     say "pipeline: label, distill ($S_EPOCHS epochs), prune (AGP $P_STEPS x $P_FT epochs), quantize, verify"
     run mtc_label "${M[@]}" label "$KD_TEACHER" --data fashion-mnist -o "$WORK/soft.mtl" \
         --threads 2 --json --quiet
+    if [ "$MODE" = full ]; then # the labeller's speed: its convs on im2col (MTC_WINOGRAD=0) against the default
+        say "label: the teacher's convs on im2col, then as shipped (alternating, best of 2)"
+        for round in 1 2; do
+            run mtc_label_im2col env MTC_WINOGRAD=0 "${M[@]}" label "$KD_TEACHER" --data fashion-mnist \
+                -o "$WORK/soft_im2col.mtl" --threads 2 --json --quiet
+            run mtc_label_rep "${M[@]}" label "$KD_TEACHER" --data fashion-mnist -o "$WORK/soft_rep.mtl" \
+                --threads 2 --json --quiet
+        done
+    fi
 fi
 if [ -f "$WORK/soft.mtl" ]; then
     run mtc_distill "${M[@]}" distill --spec "$STUDENT" --data fashion-mnist --soft "$WORK/soft.mtl" \
@@ -380,7 +390,7 @@ run dense_chosen "${BI_ENV[@]}" "$BI" dense --seconds 1.5 --threads 1
 run sparse_crossover "${BI_ENV[@]}" "$BI" sparse --seconds 0.2 # the runtime's sparse threshold (docs/prune.md)
 run peer_sgemm "${PEER_ENV[@]}" $PEER sgemm --m 256 --n 128 --k 784 --threads 1
 
-[ "$MODE" = full ] && front_report
+[ "$MODE" = full ] && [ "${BENCH_FRONT:-1}" != 0 ] && front_report
 
 # ---- ONE table + latest.json (+ summary.md, full mode) -----------------------
 SUMMARY=$RESULTS/summary.md
