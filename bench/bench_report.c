@@ -291,10 +291,11 @@ static void build(void)
     n2[0] = 0;
     if (ps)
         snprintf(n2, sizeof n2, "%.0f epoch(s)", num(ps, "epochs_run"));
-    add_row("teacher training samples/s, 2 threads", train_sps(mt), train_sps(pt), 1.5, 1,
+    /* targets: issue "Performance, round two" (3x both; the design's were 1.5x / 2x) */
+    add_row("teacher training samples/s, 2 threads", train_sps(mt), train_sps(pt), 3.0, 1,
             "%s%s", n1, HAVE(num(pt, "samples_per_s_mean")) ? ", mean of the epochs' rates" : "");
     add_row("student training samples/s, 2 threads", best_sps("mtc_student", NULL),
-            best_sps("peer_student", "train"), 2.0, 1, "%s%s%s", n2,
+            best_sps("peer_student", "train"), 3.0, 1, "%s%s%s", n2,
             HAVE(num(ps, "samples_per_s_mean")) ? ", mean of the epochs' rates" : "",
             rget("peer_student_rep", "train", NULL) ? ", best of 2 runs each" : "");
     const mtc_json *mmf = rget("mtc_mf_teacher", NULL, "samples_per_s"), *pmf = rget("peer_mf_teacher", "train", NULL);
