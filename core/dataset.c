@@ -188,17 +188,20 @@ typedef struct bx_job {
     int B, P;
 } bx_job;
 
+static inline void prefetch_sample(const uint8_t *p, size_t ss)
+{
+    for (size_t o = 0; o < ss; o += 64) __builtin_prefetch(p + o);
+}
+
 static void bx_task(void *v, int k)
 {
     const bx_job *j = v;
     const mtc_dataset *d = j->d;
     const size_t ss = (size_t)mtc_data_sample_size(d);
     const int lo = (int)((int64_t)j->B * k / j->P), hi = (int)((int64_t)j->B * (k + 1) / j->P);
-    for (int b = lo; b < hi && b < lo + BX_AHEAD; b++)
-        for (size_t o = 0; o < ss; o += 64) __builtin_prefetch(d->x_u8 + (size_t)j->idx[b] * ss + o);
+    for (int b = lo; b < hi && b < lo + BX_AHEAD; b++) prefetch_sample(d->x_u8 + (size_t)j->idx[b] * ss, ss);
     for (int b = lo; b < hi; b++) {
-        if (b + BX_AHEAD < hi)
-            for (size_t o = 0; o < ss; o += 64) __builtin_prefetch(d->x_u8 + (size_t)j->idx[b + BX_AHEAD] * ss + o);
+        if (b + BX_AHEAD < hi) prefetch_sample(d->x_u8 + (size_t)j->idx[b + BX_AHEAD] * ss, ss);
         convert_u8(d->x_u8 + (size_t)j->idx[b] * ss, d->c, d->h, d->w, j->dx[b], j->dy[b], j->flip[b],
                    j->x + (size_t)b * ss);
     }

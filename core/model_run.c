@@ -256,8 +256,7 @@ static void dense_units_fwd_task(void *v, int k)
     int o0, on;
     span(O, k, c->P, &o0, &on);
     if (on <= 0) return;
-    float *pre = L->pre + o0;
-    mtc_dense_forward_ld(pre, O, c->x, m->params + L->w_off + (int64_t)o0 * I, m->params + L->b_off + o0, B, I, on);
+    mtc_dense_forward_ld(L->pre + o0, O, c->x, m->params + L->w_off + (int64_t)o0 * I, m->params + L->b_off + o0, B, I, on);
     if (L->spec.act)
         for (int r = 0; r < B; r++)
             mtc_act_forward(L->out + (int64_t)r * O + o0, L->pre + (int64_t)r * O + o0, on, L->spec.act);
@@ -350,8 +349,9 @@ static void bwd_task(void *v, int k)
     }
 }
 
-/* Dense backward, split with no reduction. Phase 1 (rows): the
- * pre-activation gradient g of batch rows [lo, lo+b). Phase 2: task k owns
+/* Dense backward, split with no reduction. Phase 1 (units): the
+ * pre-activation gradient g of output units [o0, o0+on), every row (the
+ * units task k computed forward). Phase 2: task k owns
  * output units [o0, o0+on) of dW and db (all rows of g) and batch rows
  * [lo, lo+b) of dx (all units): every element has one writer, so there are
  * no private gradient copies to clear and sum (which made the batch split
@@ -362,10 +362,9 @@ static const float *dense_grad_in(const par_ctx *c)
     return L->spec.act ? c->m->dinput : L->dout;
 }
 
-/* Phase 1 by units: columns [o0, o0+on) of every row, the ones task k
- * computed forward and differentiates next. */
-static void dense_dpre_units(const par_ctx *c, int k)
+static void dense_dpre_task(void *v, int k)
 {
+    const par_ctx *c = v;
     const mtc_layer *L = c->L;
     const int O = L->spec.units;
     int o0, on;
@@ -376,11 +375,6 @@ static void dense_dpre_units(const par_ctx *c, int k)
         memset(dpre, 0, (size_t)on * sizeof(float));
         mtc_act_backward(dpre, L->dout + at, L->pre == L->out ? NULL : L->pre + at, L->out + at, on, L->spec.act);
     }
-}
-
-static void dense_dpre_task(void *v, int k)
-{
-    dense_dpre_units(v, k);
 }
 
 static void dense_grad_task(void *v, int k)
@@ -406,8 +400,8 @@ static void dense_grad_task(void *v, int k)
  * task's phase 1, so both phases run in one region. */
 static void dense_dpre_grad_task(void *v, int k)
 {
-    par_ctx *c = v;
-    if (c->L->spec.act) dense_dpre_units(c, k);
+    const par_ctx *c = v;
+    if (c->L->spec.act) dense_dpre_task(v, k);
     dense_grad_task(v, k);
 }
 
