@@ -5,9 +5,10 @@
  * product (one FMA per loaded accumulator) and Winograd's transforms cost
  * more than they save. Each output row is computed in vectors of positions:
  * the C·K·K shifted input rows of a chunk are loaded once, every output
- * channel's weights are broadcast over them (4 channels at a time), so
- * each FMA costs one load. Bias and relu follow; a 2×2/2 max pool that
- * follows the conv is fused (two output rows, then the pairs of a row).
+ * channel's weights are broadcast over them (4 channels at a time on
+ * AVX2, 8 on AVX-512), so each FMA costs one load. Bias and relu follow;
+ * a 2×2/2 max pool that follows the conv is fused (two output rows, then
+ * the pairs of a row).
  *
  * Every output is fma(w[k], x[k], acc) for k = 0..CKK−1 from 0 ((c, kh, kw)
  * order), then + bias, then relu: the AVX2 (conv_direct_avx2.c) and

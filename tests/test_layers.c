@@ -402,6 +402,21 @@ static void test_conv2d_forward_matches_direct_loop(void **st)
     check_conv(3, 2, 3, 7, 2, 3, 1, 1, 0);
 }
 
+/* An inference conv kernel's outputs on one ISA: every unpooled output
+ * written (they start as NaN) and close to the double loop's (ref, relu
+ * applied when asked), and its fused 2x2/2 max pool the same bits as
+ * pooling its own unpooled output. */
+static void check_conv_kernel(const char *what, int isa, int relu, const float *out, const double *ref, int64_t nout,
+                              const float *fused, float *pooled, int64_t npool, int B, const mtc_conv_shape *s)
+{
+    for (int64_t i = 0; i < nout; i++) /* gc_err's fmax would skip a NaN */
+        if (!isfinite(out[i])) fail_msg("%s isa %d: output %lld not written", what, isa, (long long)i);
+    if (!fwd_ok(what, out, ref, nout)) fail_msg("%s isa %d relu %d", what, isa, relu);
+    mtc_maxpool_forward(pooled, NULL, out, B, s->OC, s->OH, s->OW, 2, 2);
+    if (memcmp(fused, pooled, (size_t)npool * sizeof *fused))
+        fail_msg("%s isa %d relu %d: fused max pool differs", what, isa, relu);
+}
+
 /* Winograd F(2x2, 3x3) (inference) against the double direct loop, with
  * and without relu (and with a fused 2x2 max pool against the pool of its
  * output, bit for bit), on the scalar kernels and on the AVX2 ones when the
@@ -438,15 +453,9 @@ static void check_wino(int B, int C, int H, int W, int OC, int pad)
                 mtc_wino_forward(out2, in, U, b, relu, 0, work, &s, B, 1);
                 if (memcmp(out, out2, (size_t)nout * sizeof *out)) fail_msg("%s relu %d: AVX-512 GEMM differs from AVX2", what, relu);
             }
-            for (int64_t i = 0; i < nout; i++) /* gc_err's fmax would skip a NaN */
-                if (!isfinite(out[i])) fail_msg("%s avx2 %d: output %lld not written", what, avx2, (long long)i);
-            if (!fwd_ok(what, out, relu ? ref_relu : ref, nout)) fail_msg("%s avx2 %d relu %d", what, avx2, relu);
-            /* the fused 2x2/2 max pool: the same bits as pooling the output */
-            mtc_maxpool_forward(pooled, NULL, out, B, OC, s.OH, s.OW, 2, 2);
             for (int64_t i = 0; i < npool; i++) fused[i] = NAN;
             mtc_wino_forward(fused, in, U, b, relu, 1, work, &s, B, avx2);
-            if (memcmp(fused, pooled, (size_t)npool * sizeof *fused))
-                fail_msg("%s avx2 %d relu %d: fused max pool differs", what, avx2, relu);
+            check_conv_kernel(what, avx2, relu, out, relu ? ref_relu : ref, nout, fused, pooled, npool, B, &s);
         }
     free(pooled); free(fused); free(out2);
     free(in); free(Wt); free(b); free(U); free(out); free(work);
@@ -501,14 +510,9 @@ static void check_direct(int B, int C, int H, int W, int OC, int K, int pad)
         for (int relu = 0; relu <= 1; relu++) {
             for (int64_t i = 0; i < nout; i++) out[i] = NAN; /* every output written */
             mtc_conv_direct_forward(out, in, Wt, b, relu, 0, work, &s, B, isa);
-            for (int64_t i = 0; i < nout; i++)
-                if (!isfinite(out[i])) fail_msg("%s isa %d: output %lld not written", what, isa, (long long)i);
-            if (!fwd_ok(what, out, relu ? ref_relu : ref, nout)) fail_msg("%s isa %d relu %d", what, isa, relu);
-            mtc_maxpool_forward(pooled, NULL, out, B, OC, s.OH, s.OW, 2, 2);
             for (int64_t i = 0; i < npool; i++) fused[i] = NAN;
             mtc_conv_direct_forward(fused, in, Wt, b, relu, 1, work, &s, B, isa);
-            if (memcmp(fused, pooled, (size_t)npool * sizeof *fused))
-                fail_msg("%s isa %d relu %d: fused max pool differs", what, isa, relu);
+            check_conv_kernel(what, isa, relu, out, relu ? ref_relu : ref, nout, fused, pooled, npool, B, &s);
             if (isa == MTC_ISA_AVX2 && relu) {
                 memcpy(avx2[0], out, (size_t)nout * sizeof *out);
                 memcpy(avx2[1], fused, (size_t)npool * sizeof *out);
