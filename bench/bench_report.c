@@ -1078,7 +1078,8 @@ static void front_section(FILE *o, const char *ds, const mtc_json *pts)
         fprintf(o, "\n");
     }
     fprintf(o, "\nKD against its scratch twin (same epochs, settings and augmentation; test split; "
-               "gap closed = (KD − scratch) / (teacher − scratch)):\n\n"
+               "gap closed = (KD − scratch) / (teacher − scratch); ± the 95%% interval of a paired test on the "
+               "same test samples: a difference inside it is noise):\n\n"
                "| student | task | teacher | KD | scratch | KD − scratch (points) | gap closed |\n"
                "|---|---|---|---|---|---|---|\n");
     snprintf(key, sizeof key, "front_%s_kd_", ds);
@@ -1089,9 +1090,12 @@ static void front_section(FILE *o, const char *ds, const mtc_json *pts)
         for (int t = 0; t < tk->n; t++) {
             const mtc_json *r = &tk->items[t];
             double te = mtc_json_num(r, "teacher", NONE), kd = mtc_json_num(r, "student_kd", NONE),
-                   sc = mtc_json_num(r, "scratch", NONE), gap = mtc_json_num(r, "gap_closed", NONE);
-            fprintf(o, "| %s | %s | %.2f%% | %.2f%% | %.2f%% | %+.2f | %s |\n", k + strlen(key), tk->keys[t],
-                    100 * te, 100 * kd, 100 * sc, 100 * (kd - sc),
+                   sc = mtc_json_num(r, "scratch", NONE), gap = mtc_json_num(r, "gap_closed", NONE),
+                   ci = mtc_json_num(r, "kd_minus_scratch_ci95", NONE);
+            char pm[32] = "";
+            if (HAVE(ci)) snprintf(pm, sizeof pm, " ± %.2f", 100 * ci);
+            fprintf(o, "| %s | %s | %.2f%% | %.2f%% | %.2f%% | %+.2f%s | %s |\n", k + strlen(key), tk->keys[t],
+                    100 * te, 100 * kd, 100 * sc, 100 * (kd - sc), pm,
                     HAVE(gap) ? (snprintf(buf, sizeof buf, "%.0f%%", 100 * gap), buf) : "-");
         }
     }

@@ -69,6 +69,44 @@ void mtc_distill_agreement(int kind, int dim, const float *t, const float *s, in
     }
 }
 
+/* One labelled sample's score (see mtc_distill_paired); NAN: unlabelled. */
+static double sample_score(int kind, int dim, const float *o, const int32_t *labels, const float *targets,
+                           int64_t i)
+{
+    if (kind == MTC_TASK_CLS) {
+        if (labels[i] == MTC_LABEL_MISSING) return NAN;
+        return row_argmax(o, dim) == labels[i];
+    }
+    const float *tg = targets + i * dim;
+    if (!mtc_row_labelled(tg, dim)) return NAN;
+    double s = 0;
+    for (int k = 0; k < dim; k++)
+        s += kind == MTC_TASK_BIN ? (double)((o[k] > 0) == (tg[k] >= 0.5f)) : fabs((double)o[k] - tg[k]);
+    return s / dim;
+}
+
+void mtc_distill_paired(int kind, int dim, const float *a, const float *b, const int32_t *labels,
+                        const float *targets, int64_t n, mtc_paired *p)
+{
+    p->diff = p->se = NAN;
+    p->n_used = 0;
+    double sum = 0, sq = 0;
+    for (int64_t i = 0; i < n && dim > 0; i++) {
+        double sa = sample_score(kind, dim, a + i * dim, labels, targets, i);
+        if (isnan(sa)) continue;
+        double v = sa - sample_score(kind, dim, b + i * dim, labels, targets, i);
+        sum += v;
+        sq += v * v;
+        p->n_used++;
+    }
+    const int64_t m = p->n_used;
+    if (m < 1) return;
+    p->diff = sum / m;
+    if (m < 2) return;
+    double var = (sq - sum * sum / m) / (m - 1); /* sample variance of the differences */
+    p->se = sqrt(var > 0 ? var / m : 0);
+}
+
 double mtc_distill_gap_closed(double teacher, double kd, double scratch, int higher_is_better)
 {
     double gap = teacher - scratch;

@@ -518,6 +518,44 @@ static void test_alpha0_distill_equals_plain_training_bit_for_bit(void **st)
     free(dir);
 }
 
+/* KD minus scratch, paired per sample: the metric's difference, its
+ * standard error from the per-sample differences, unlabelled rows skipped. */
+static void test_paired_diff(void **st)
+{
+    (void)st;
+    mtc_paired p;
+    /* cls, 3 classes, 5 samples (the last unlabelled): a right on 0,1,2;
+     * b right on 1,3 -> per-sample a-b: +1, 0, +1, -1 */
+    const float a[] = {5, 0, 0, 0, 5, 0, 0, 0, 5, 5, 0, 0, 0, 0, 5};
+    const float b[] = {0, 5, 0, 0, 5, 0, 5, 0, 0, 0, 0, 5, 0, 0, 5};
+    const int32_t lab[] = {0, 1, 2, 2, MTC_LABEL_MISSING};
+    mtc_distill_paired(MTC_TASK_CLS, 3, a, b, lab, NULL, 5, &p);
+    assert_int_equal(p.n_used, 4);
+    assert_true(fabs(p.diff - 0.25) < 1e-12); /* 3/4 - 2/4 */
+    /* differences 1,0,1,-1: mean .25, sample variance (3 - 4*.0625)/3 */
+    assert_true(fabs(p.se - sqrt((3.0 - 0.25) / 3.0 / 4.0)) < 1e-12);
+    /* swapping the models flips the sign, not the error */
+    mtc_paired q;
+    mtc_distill_paired(MTC_TASK_CLS, 3, b, a, lab, NULL, 5, &q);
+    assert_true(fabs(q.diff + p.diff) < 1e-12 && fabs(q.se - p.se) < 1e-12);
+    /* reg: mean |o - t| per sample; a row with a NaN target is unlabelled */
+    const float ra[] = {1, 2, 3}, rb[] = {2, 2, 0}, rt[] = {1, 0, NAN};
+    mtc_distill_paired(MTC_TASK_REG, 1, ra, rb, NULL, rt, 3, &p);
+    assert_int_equal(p.n_used, 2);
+    assert_true(fabs(p.diff - (-0.5)) < 1e-12); /* MAE 1.0 against 1.5: a is better, diff < 0 */
+    assert_true(fabs(p.se - sqrt(0.5 / 2.0)) < 1e-12); /* differences -1, 0 */
+    /* bin, 2 outputs: the share of correct outputs per sample */
+    const float ba[] = {1, 1, -1, 1}, bb[] = {1, -1, -1, -1}, bt[] = {1, 1, 0, 1};
+    mtc_distill_paired(MTC_TASK_BIN, 2, ba, bb, NULL, bt, 2, &p);
+    assert_true(fabs(p.diff - 0.5) < 1e-12 && fabs(p.se) < 1e-12); /* +.5 on both samples */
+    /* nothing labelled: NaN; one sample: a difference, no error */
+    const int32_t none[] = {MTC_LABEL_MISSING};
+    mtc_distill_paired(MTC_TASK_CLS, 3, a, b, none, NULL, 1, &p);
+    assert_true(p.n_used == 0 && isnan(p.diff) && isnan(p.se));
+    mtc_distill_paired(MTC_TASK_CLS, 3, a, b, lab, NULL, 1, &p);
+    assert_true(p.n_used == 1 && fabs(p.diff - 1.0) < 1e-12 && isnan(p.se));
+}
+
 static void test_gap_closed(void **st)
 {
     (void)st;
@@ -915,7 +953,7 @@ int main(void)
         cmocka_unit_test(test_mismatches_are_refused_naming_data_and_task),
         cmocka_unit_test(test_kd_student_learns_from_a_trained_teacher),
         cmocka_unit_test(test_alpha0_distill_equals_plain_training_bit_for_bit),
-        cmocka_unit_test(test_gap_closed),
+        cmocka_unit_test(test_gap_closed), cmocka_unit_test(test_paired_diff),
         cmocka_unit_test(test_tune_guard),
         cmocka_unit_test(test_data_view_zero_is_the_sample_and_views_are_reproducible),
         cmocka_unit_test(test_augment_copies_store_the_teacher_on_each_view),

@@ -25,6 +25,7 @@ typedef struct report_row {
     const char *metric;      /* accuracy | mae */
     double teacher, kd, scratch, gap;
     double val_kd, val_scratch; /* best epoch's validation metric */
+    mtc_paired vs;           /* KD minus scratch, paired on the test samples */
     float T, alpha;
     int soft;                /* has soft labels */
     int have_ag;
@@ -95,17 +96,28 @@ static void fmt_metric(char *buf, size_t n, double v, int kind)
     else snprintf(buf, n, "%.2f%%", 100 * v);
 }
 
+/* KD minus scratch with its 95% half-width: points for accuracies, the
+ * metric's units for MAE. */
+static void fmt_paired(char *buf, size_t n, const mtc_paired *p, int kind)
+{
+    const double f = kind == MTC_TASK_REG ? 1.0 : 100.0;
+    if (!isfinite(p->diff)) snprintf(buf, n, "-");
+    else if (!isfinite(p->se)) snprintf(buf, n, kind == MTC_TASK_REG ? "%+.4f" : "%+.2f", f * p->diff);
+    else snprintf(buf, n, kind == MTC_TASK_REG ? "%+.4f±%.4f" : "%+.2f±%.2f", f * p->diff, f * 1.96 * p->se);
+}
+
 static void print_report(const report_row *r, int n, int scratch, int teacher)
 {
-    printf("%-12s %-4s %-8s %9s %10s %9s %10s %5s %5s %9s %10s %9s\n", "task", "kind", "metric", "teacher",
-           "student-KD", "scratch", "gap closed", "T", "alpha", "agree", "KL/|diff|", "labelled");
+    printf("%-12s %-4s %-8s %9s %10s %9s %10s %15s %5s %5s %9s %10s %9s\n", "task", "kind", "metric", "teacher",
+           "student-KD", "scratch", "gap closed", "KD-scratch 95%", "T", "alpha", "agree", "KL/|diff|", "labelled");
     for (int i = 0; i < n; i++) {
-        char t[32], k[32], s[32], g[32], a[32], kl[32];
+        char t[32], k[32], s[32], g[32], a[32], kl[32], d[48];
         fmt_metric(t, sizeof t, teacher ? r[i].teacher : NAN, r[i].kind);
         fmt_metric(k, sizeof k, r[i].kd, r[i].kind);
         fmt_metric(s, sizeof s, scratch ? r[i].scratch : NAN, r[i].kind);
         if (isfinite(r[i].gap)) snprintf(g, sizeof g, "%.1f%%", 100 * r[i].gap);
         else snprintf(g, sizeof g, "-");
+        fmt_paired(d, sizeof d, &r[i].vs, r[i].kind);
         snprintf(a, sizeof a, "-");
         snprintf(kl, sizeof kl, "-");
         if (r[i].have_ag) {
@@ -113,9 +125,9 @@ static void print_report(const report_row *r, int n, int scratch, int teacher)
             if (r[i].kind == MTC_TASK_REG) snprintf(kl, sizeof kl, "%.4f", r[i].ag.mean_abs_diff);
             else snprintf(kl, sizeof kl, "%.4f", r[i].ag.kl);
         }
-        printf("%-12s %-4s %-8s %9s %10s %9s %10s %5g %5g %9s %10s %9lld\n", r[i].name, mtc_task_kind_name(r[i].kind),
-               r[i].metric, t, k, s, g, r[i].soft ? r[i].T : 0.0, r[i].soft ? r[i].alpha : 0.0, a, kl,
-               (long long)r[i].labelled);
+        printf("%-12s %-4s %-8s %9s %10s %9s %10s %15s %5g %5g %9s %10s %9lld\n", r[i].name,
+               mtc_task_kind_name(r[i].kind), r[i].metric, t, k, s, g, d, r[i].soft ? r[i].T : 0.0,
+               r[i].soft ? r[i].alpha : 0.0, a, kl, (long long)r[i].labelled);
     }
 }
 
@@ -132,6 +144,9 @@ static void json_report(mtc_jw *w, const report_row *r, int n)
         mtc_jw_knum(w, "student_kd", r[i].kd);
         mtc_jw_knum(w, "scratch", r[i].scratch);
         mtc_jw_knum(w, "gap_closed", r[i].gap);
+        /* the metric's difference and its 95% half-width (paired, test split) */
+        mtc_jw_knum(w, "kd_minus_scratch", r[i].vs.diff);
+        mtc_jw_knum(w, "kd_minus_scratch_ci95", isfinite(r[i].vs.se) ? 1.96 * r[i].vs.se : NAN);
         mtc_jw_knum(w, "val_student_kd", r[i].val_kd);
         mtc_jw_knum(w, "val_scratch", r[i].val_scratch);
         mtc_jw_key(w, "soft_labels");
@@ -326,7 +341,7 @@ int cmd_distill(int argc, char **argv)
     mtc_train_cfg cfg, scfg;
     mtc_train_result res = {0}, sres = {0};
     mtc_task_eval ev[MTC_MAX_TASKS], sev[MTC_MAX_TASKS], tev[MTC_MAX_TASKS];
-    float *souts[MTC_MAX_TASKS] = {0}, *touts[MTC_MAX_TASKS] = {0};
+    float *souts[MTC_MAX_TASKS] = {0}, *touts[MTC_MAX_TASKS] = {0}, *scouts[MTC_MAX_TASKS] = {0};
     report_row rows[MTC_MAX_TASKS];
     char thash[17] = "";
     mtc_jw w, j;
@@ -433,7 +448,8 @@ int cmd_distill(int argc, char **argv)
     if ((rc = mtc_evaluate_outputs(&m, &dt, NULL, 0, souts, ev, &e))) goto out;
     have_ev = 1;
     if (compare) {
-        if ((rc = mtc_evaluate(&ms, &dt, NULL, 0, 256, sev, &e))) goto out;
+        if ((rc = mtc_model_predict(&ms, &dt, NULL, 0, 256, scouts, &e))) goto out;
+        if ((rc = mtc_evaluate_outputs(&ms, &dt, NULL, 0, scouts, sev, &e))) goto out;
         have_sev = 1;
     }
     if (teacher_path) {
@@ -476,6 +492,14 @@ int cmd_distill(int argc, char **argv)
             r->have_ag = 1;
         }
         r->gap = mtc_distill_gap_closed(r->teacher, r->kd, r->scratch, r->kind != MTC_TASK_REG);
+        r->vs.diff = r->vs.se = NAN;
+        if (have_sev) { /* the same test samples, paired: is the difference beyond noise? */
+            int32_t *lab = NULL;
+            const float *tg = NULL;
+            if ((rc = mtc_model_bind_task(&m, t, &dt, &lab, &tg, &e))) goto out;
+            mtc_distill_paired(r->kind, m.spec.tasks[t].dim, souts[t], scouts[t], lab, tg, dt.n, &r->vs);
+            free(lab);
+        }
     }
 
     /* metadata: lineage, KD settings, training, per-task results, history */
@@ -550,14 +574,19 @@ int cmd_distill(int argc, char **argv)
         for (int t = 0; compare && !tune && t < m.spec.ntasks; t++) {
             const report_row *r = &rows[t];
             if (!r->soft || !(r->kind == MTC_TASK_REG ? r->kd > r->scratch : r->kd < r->scratch)) continue;
-            printf("note: KD is behind scratch on %s; --tune chooses alpha per task on the validation split "
-                   "and never ends worse than the labels alone there\n", r->name);
+            char d[48];
+            fmt_paired(d, sizeof d, &r->vs, r->kind);
+            const int noise = !(fabs(r->vs.diff) > 1.96 * r->vs.se); /* NaN se: cannot tell, say noise */
+            printf("note: KD is behind scratch on %s (%s, %s); --tune chooses alpha per task on the validation "
+                   "split and never ends worse than the labels alone there\n",
+                   r->name, d,
+                   noise ? "within a paired test's 95% interval of no difference" : "beyond a paired test's 95% interval");
             break;
         }
         printf("wrote %s (%lld parameters)\n", out, (long long)m.nparams);
     }
 out:
-    for (int t = 0; t < MTC_MAX_TASKS; t++) { free(souts[t]); free(touts[t]); }
+    for (int t = 0; t < MTC_MAX_TASKS; t++) { free(souts[t]); free(touts[t]); free(scouts[t]); }
     if (have_ev) mtc_task_eval_free(ev, m.spec.ntasks);
     if (have_sev) mtc_task_eval_free(sev, m.spec.ntasks);
     if (have_tev) mtc_task_eval_free(tev, tm.spec.ntasks);

@@ -91,6 +91,23 @@ void mtc_distill_agreement(int kind, int dim, const float *teacher,
  * higher-is-better and lower-is-better metrics alike. */
 double mtc_distill_gap_closed(double teacher, double kd, double scratch,
                               int higher_is_better);
+/* Paired difference of two models on the same samples (KD student a,
+ * scratch student b): per labelled sample, a's score minus b's, where the
+ * score is the task's primary metric on that sample (cls: top-1 correct;
+ * bin: share of correct outputs; reg: mean |output - target|, so a
+ * negative diff means a is better there). diff is the difference of the
+ * two metrics over the labelled samples, se its standard error (the
+ * per-sample differences' sd / sqrt(n)); the 95% interval is diff ± 1.96
+ * se (cls: McNemar's normal approximation). Outputs (n, dim) in label
+ * units; labels (cls, MTC_LABEL_MISSING skipped) or targets (bin/reg, rows
+ * mtc_row_labelled skips) as mtc_model_bind_task gives them. n_used: the
+ * labelled samples; diff = se = NAN when there are none (se NAN below 2). */
+typedef struct mtc_paired {
+    double diff, se;
+    int64_t n_used;
+} mtc_paired;
+void mtc_distill_paired(int kind, int dim, const float *a, const float *b, const int32_t *labels,
+                        const float *targets, int64_t n, mtc_paired *p);
 /* `mtc distill --tune`'s guard. v, v0: validation metrics of ntasks tasks
  * (lower_better[t]: MAE; else accuracy) of a run and of alpha 0's (the
  * labels alone). worse: the first task where v is worse than v0, or -1.
