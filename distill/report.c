@@ -88,7 +88,7 @@ static double sample_score(int kind, int dim, const float *o, const int32_t *lab
 void mtc_distill_paired(int kind, int dim, const float *a, const float *b, const int32_t *labels,
                         const float *targets, int64_t n, mtc_paired *p)
 {
-    p->diff = p->se = NAN;
+    p->diff = p->se = p->ci95 = NAN;
     p->n_used = 0;
     double sum = 0, sq = 0;
     for (int64_t i = 0; i < n && dim > 0; i++) {
@@ -105,6 +105,7 @@ void mtc_distill_paired(int kind, int dim, const float *a, const float *b, const
     if (m < 2) return;
     double var = (sq - sum * sum / m) / (m - 1); /* sample variance of the differences */
     p->se = sqrt(var > 0 ? var / m : 0);
+    p->ci95 = 1.96 * p->se;
 }
 
 double mtc_distill_gap_closed(double teacher, double kd, double scratch, int higher_is_better)

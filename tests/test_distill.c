@@ -534,6 +534,7 @@ static void test_paired_diff(void **st)
     assert_true(fabs(p.diff - 0.25) < 1e-12); /* 3/4 - 2/4 */
     /* differences 1,0,1,-1: mean .25, sample variance (3 - 4*.0625)/3 */
     assert_true(fabs(p.se - sqrt((3.0 - 0.25) / 3.0 / 4.0)) < 1e-12);
+    assert_true(fabs(p.ci95 - 1.96 * p.se) < 1e-15);
     /* swapping the models flips the sign, not the error */
     mtc_paired q;
     mtc_distill_paired(MTC_TASK_CLS, 3, b, a, lab, NULL, 5, &q);
@@ -551,9 +552,9 @@ static void test_paired_diff(void **st)
     /* nothing labelled: NaN; one sample: a difference, no error */
     const int32_t none[] = {MTC_LABEL_MISSING};
     mtc_distill_paired(MTC_TASK_CLS, 3, a, b, none, NULL, 1, &p);
-    assert_true(p.n_used == 0 && isnan(p.diff) && isnan(p.se));
+    assert_true(p.n_used == 0 && isnan(p.diff) && isnan(p.se) && isnan(p.ci95));
     mtc_distill_paired(MTC_TASK_CLS, 3, a, b, lab, NULL, 1, &p);
-    assert_true(p.n_used == 1 && fabs(p.diff - 1.0) < 1e-12 && isnan(p.se));
+    assert_true(p.n_used == 1 && fabs(p.diff - 1.0) < 1e-12 && isnan(p.se) && isnan(p.ci95));
 }
 
 static void test_gap_closed(void **st)

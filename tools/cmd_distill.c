@@ -102,8 +102,8 @@ static void fmt_paired(char *buf, size_t n, const mtc_paired *p, int kind)
 {
     const double f = kind == MTC_TASK_REG ? 1.0 : 100.0;
     if (!isfinite(p->diff)) snprintf(buf, n, "-");
-    else if (!isfinite(p->se)) snprintf(buf, n, kind == MTC_TASK_REG ? "%+.4f" : "%+.2f", f * p->diff);
-    else snprintf(buf, n, kind == MTC_TASK_REG ? "%+.4f±%.4f" : "%+.2f±%.2f", f * p->diff, f * 1.96 * p->se);
+    else if (!isfinite(p->ci95)) snprintf(buf, n, kind == MTC_TASK_REG ? "%+.4f" : "%+.2f", f * p->diff);
+    else snprintf(buf, n, kind == MTC_TASK_REG ? "%+.4f±%.4f" : "%+.2f±%.2f", f * p->diff, f * p->ci95);
 }
 
 static void print_report(const report_row *r, int n, int scratch, int teacher)
@@ -146,7 +146,7 @@ static void json_report(mtc_jw *w, const report_row *r, int n)
         mtc_jw_knum(w, "gap_closed", r[i].gap);
         /* the metric's difference and its 95% half-width (paired, test split) */
         mtc_jw_knum(w, "kd_minus_scratch", r[i].vs.diff);
-        mtc_jw_knum(w, "kd_minus_scratch_ci95", isfinite(r[i].vs.se) ? 1.96 * r[i].vs.se : NAN);
+        mtc_jw_knum(w, "kd_minus_scratch_ci95", r[i].vs.ci95);
         mtc_jw_knum(w, "val_student_kd", r[i].val_kd);
         mtc_jw_knum(w, "val_scratch", r[i].val_scratch);
         mtc_jw_key(w, "soft_labels");
@@ -492,7 +492,7 @@ int cmd_distill(int argc, char **argv)
             r->have_ag = 1;
         }
         r->gap = mtc_distill_gap_closed(r->teacher, r->kd, r->scratch, r->kind != MTC_TASK_REG);
-        r->vs.diff = r->vs.se = NAN;
+        r->vs.diff = r->vs.se = r->vs.ci95 = NAN;
         if (have_sev) { /* the same test samples, paired: is the difference beyond noise? */
             int32_t *lab = NULL;
             const float *tg = NULL;
@@ -576,7 +576,7 @@ int cmd_distill(int argc, char **argv)
             if (!r->soft || !(r->kind == MTC_TASK_REG ? r->kd > r->scratch : r->kd < r->scratch)) continue;
             char d[48];
             fmt_paired(d, sizeof d, &r->vs, r->kind);
-            const int noise = !(fabs(r->vs.diff) > 1.96 * r->vs.se); /* NaN se: cannot tell, say noise */
+            const int noise = !(fabs(r->vs.diff) > r->vs.ci95); /* NaN: cannot tell, say noise */
             printf("note: KD is behind scratch on %s (%s, %s); --tune chooses alpha per task on the validation "
                    "split and never ends worse than the labels alone there\n",
                    r->name, d,

@@ -97,13 +97,14 @@ double mtc_distill_gap_closed(double teacher, double kd, double scratch,
  * bin: share of correct outputs; reg: mean |output - target|, so a
  * negative diff means a is better there). diff is the difference of the
  * two metrics over the labelled samples, se its standard error (the
- * per-sample differences' sd / sqrt(n)); the 95% interval is diff ± 1.96
- * se (cls: McNemar's normal approximation). Outputs (n, dim) in label
+ * per-sample differences' sd / sqrt(n)); the 95% interval is diff ± ci95,
+ * ci95 = 1.96 se (cls: McNemar's normal approximation). Outputs (n, dim) in label
  * units; labels (cls, MTC_LABEL_MISSING skipped) or targets (bin/reg, rows
  * mtc_row_labelled skips) as mtc_model_bind_task gives them. n_used: the
- * labelled samples; diff = se = NAN when there are none (se NAN below 2). */
+ * labelled samples; diff = se = ci95 = NAN when there are none (se and
+ * ci95 NAN below 2). */
 typedef struct mtc_paired {
-    double diff, se;
+    double diff, se, ci95;
     int64_t n_used;
 } mtc_paired;
 void mtc_distill_paired(int kind, int dim, const float *a, const float *b, const int32_t *labels,
