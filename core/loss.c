@@ -203,3 +203,35 @@ double mtc_loss_kd(float *dlogits, const float *s, const float *t,
     }
     return total / B;
 }
+
+int mtc_kd_correct_cls(float *t, const int32_t *labels, int B, int K)
+{
+    int changed = 0;
+    for (int b = 0; b < B; b++) {
+        const int y = labels[b];
+        if (y < 0 || y >= K) continue;
+        float *row = t + (int64_t)b * K;
+        int top = 0;
+        for (int k = 1; k < K; k++)
+            if (row[k] > row[top]) top = k;
+        if (!(row[top] > row[y])) continue; /* right, or tied with the label */
+        const float v = row[top];
+        row[top] = row[y];
+        row[y] = v;
+        changed++;
+    }
+    return changed;
+}
+
+int mtc_kd_correct_bin(float *t, const float *y, int n)
+{
+    int changed = 0;
+    for (int i = 0; i < n; i++) {
+        if (isnan(y[i])) continue;
+        if (y[i] >= 0.5f ? t[i] < 0.0f : t[i] > 0.0f) { /* 0: a tie, left alone */
+            t[i] = -t[i];
+            changed++;
+        }
+    }
+    return changed;
+}

@@ -322,6 +322,7 @@ static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scal
     float alpha = kd ? cfg->kd_alpha[t] : 0.0f, T = cfg->kd_T[t];
     if (ts->kind == MTC_TASK_CLS) {
         for (int b = 0; b < B; b++) tr->blab[t][b] = tr->labels[t][bi[b]];
+        if (kd && cfg->kd_correct) mtc_kd_correct_cls(tr->bsoft[t], tr->blab[t], B, D);
         if (kd) return mtc_loss_kd(g, out, tr->bsoft[t], tr->blab[t], B, D, T, alpha, scale);
         return mtc_loss_softmax_ce(g, out, tr->blab[t], B, D, ts->smoothing, scale);
     }
@@ -331,6 +332,7 @@ static double task_loss(trainer *tr, int t, int B, const int64_t *bi, float scal
         /* KD mixes per sample: the hard term's mean over all B rows (as
          * mtc_loss_kd), the loss's own mean over the labelled ones */
         const float f = kd ? (float)labelled_rows_f(tr->btarg[t], B, D) / (float)B : 1.0f;
+        if (kd && cfg->kd_correct) mtc_kd_correct_bin(tr->bsoft[t], tr->btarg[t], B * D);
         double l = 0;
         if (alpha < 1.0f) l += (1 - alpha) * f * mtc_loss_bce(g, out, tr->btarg[t], B, D, scale * (1 - alpha) * f);
         if (kd) {
@@ -869,6 +871,7 @@ static uint64_t cfg_fingerprint(const trainer *tr, const mtc_dataset *d)
     f[n++] = c->soft != NULL; f[n++] = c->hint_weight; f[n++] = c->hint_dim; f[n++] = (double)m->nparams;
     f[n++] = (double)d->split_n; /* = n unless sharded: the same on every rank */
     for (int t = 0; t < tr->T; t++) { f[n++] = c->kd_T[t]; f[n++] = c->kd_alpha[t]; }
+    if (c->kd_correct) f[n++] = 1.0; /* appended only when on: older state files keep their fingerprint */
     uint64_t h = mtc_fnv1a64(f, sizeof(double) * (size_t)n, 0);
     return mtc_fnv1a64(&d->hash, sizeof d->hash, h);
 }

@@ -518,6 +518,77 @@ static void test_alpha0_distill_equals_plain_training_bit_for_bit(void **st)
     free(dir);
 }
 
+/* --correct-teacher (probability shift): soft labels from an untrained
+ * teacher mislead a student trained mostly on them (alpha 0.9); corrected,
+ * the same soft labels rank the true class first and the student learns the
+ * task. Where the teacher is right on every sample the correction changes
+ * nothing, bit for bit. */
+static void test_kd_correct_teacher(void **st)
+{
+    (void)st;
+    char *dir = tu_mkdtemp();
+    mtc_dataset d, dt;
+    tu_synth_data(&d, 1500, 5);
+    tu_synth_data(&dt, 500, 55);
+    mtc_model t, a, b;
+    build(teacher_spec, &t, 12); /* untrained: its classes are noise */
+    mtc_label_cfg lc;
+    mtc_label_cfg_default(&lc);
+    lc.nteachers = 1;
+    lc.teachers[0] = &t;
+    char *p = write_soft(dir, "soft.mtl", &lc, &d);
+    build(student_spec, &a, 13);
+    build(student_spec, &b, 13);
+    mtc_soft soft;
+    read_ok(p, &a, &d, &soft, NULL, NULL);
+    mtc_train_cfg c;
+    quick_cfg(&c, 6);
+    c.soft = &soft;
+    for (int k = 0; k < MTC_MAX_TASKS; k++) { c.kd_T[k] = 2; c.kd_alpha[k] = 0.9f; }
+    mtc_train_result ra, rb;
+    mtc_err e = {0};
+    assert_int_equal(mtc_train(&a, &d, &c, &ra, &e), 0);
+    c.kd_correct = 1;
+    assert_int_equal(mtc_train(&b, &d, &c, &rb, &e), 0);
+    mtc_task_eval ea[MTC_MAX_TASKS], eb[MTC_MAX_TASKS];
+    assert_int_equal(mtc_evaluate(&a, &dt, NULL, 0, 128, ea, &e), 0);
+    assert_int_equal(mtc_evaluate(&b, &dt, NULL, 0, 128, eb, &e), 0);
+    if (!(eb[0].cls.accuracy >= 0.75 && eb[0].cls.accuracy > ea[0].cls.accuracy + 0.1))
+        fail_msg("fine: corrected %.3f, uncorrected %.3f", eb[0].cls.accuracy, ea[0].cls.accuracy);
+    if (!(eb[3].bin.accuracy > ea[3].bin.accuracy))
+        fail_msg("pos: corrected %.3f, uncorrected %.3f", eb[3].bin.accuracy, ea[3].bin.accuracy);
+    free(ra.history_json);
+    free(rb.history_json);
+    mtc_task_eval_free(ea, 4);
+    mtc_task_eval_free(eb, 4);
+    /* a teacher right on every sample of `fine` (soft KD there only) */
+    for (int64_t i = 0; i < soft.n; i++)
+        for (int k = 0; k < 4; k++) soft.v[0][i * 4 + k] = k == d.tasks[0].labels[i] ? 3.0f : (float)k * 0.5f;
+    for (int k = 0; k < MTC_MAX_TASKS; k++) c.kd_alpha[k] = 0;
+    c.kd_alpha[0] = 0.9f;
+    mtc_model x, y;
+    build(student_spec, &x, 13);
+    build(student_spec, &y, 13);
+    c.kd_correct = 0;
+    assert_int_equal(mtc_train(&x, &d, &c, &ra, &e), 0);
+    c.kd_correct = 1;
+    assert_int_equal(mtc_train(&y, &d, &c, &rb, &e), 0);
+    assert_memory_equal(x.params, y.params, sizeof(float) * (size_t)x.nparams);
+    free(ra.history_json);
+    free(rb.history_json);
+    mtc_soft_free(&soft);
+    mtc_model_free(&t);
+    mtc_model_free(&a);
+    mtc_model_free(&b);
+    mtc_model_free(&x);
+    mtc_model_free(&y);
+    mtc_data_free(&d);
+    mtc_data_free(&dt);
+    free(p);
+    tu_rmdir(dir);
+    free(dir);
+}
+
 /* KD minus scratch, paired per sample: the metric's difference, its
  * standard error from the per-sample differences, unlabelled rows skipped. */
 static void test_paired_diff(void **st)
@@ -876,7 +947,23 @@ static void test_cli_label_and_distill_end_to_end(void **st)
     assert_int_equal(mtc_file_hash(tp, &h, &e), 0);
     snprintf(hex, sizeof hex, "\"parent\":\"%016llx\"", (unsigned long long)h);
     assert_non_null(strstr(meta, hex));
+    assert_non_null(strstr(meta, "\"correct_teacher\":false"));
     free(meta);
+    /* --correct-teacher says how often the teacher is wrong and records itself */
+    snprintf(args, sizeof args,
+             "distill --spec %s --data csv:%s --soft %s/s.mtl -o %s/sc.mtc --epochs 1 --batch 32 --correct-teacher",
+             spec, csv, dir, dir);
+    if (tu_run_mtc(dir, args, &out, &err)) fail_msg("distill --correct-teacher: %s", err);
+    assert_non_null(strstr(err, "correct-teacher: fine: the teacher is wrong on "));
+    assert_null(strstr(err, "correct-teacher: level")); /* reg: left alone */
+    free(out); free(err);
+    char *pc = tu_path(dir, "sc.mtc");
+    mtc_model mc;
+    assert_int_equal(mtc_model_load(pc, &mc, &meta, &e), 0);
+    assert_non_null(strstr(meta, "\"correct_teacher\":true"));
+    free(meta);
+    mtc_model_free(&mc);
+    free(pc);
     free(tp);
     free(p);
     mtc_model_free(&m);
@@ -954,6 +1041,7 @@ int main(void)
         cmocka_unit_test(test_mismatches_are_refused_naming_data_and_task),
         cmocka_unit_test(test_kd_student_learns_from_a_trained_teacher),
         cmocka_unit_test(test_alpha0_distill_equals_plain_training_bit_for_bit),
+        cmocka_unit_test(test_kd_correct_teacher),
         cmocka_unit_test(test_gap_closed),
         cmocka_unit_test(test_paired_diff),
         cmocka_unit_test(test_tune_guard),

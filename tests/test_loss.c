@@ -262,6 +262,44 @@ static void test_kd_alpha1_needs_no_labels_and_is_zero_at_teacher(void **st)
     free(s); free(d);
 }
 
+/* Probability shift: a wrong teacher row gets its top logit and the true
+ * class's swapped (the rest kept), a right, tied or unlabelled row is left
+ * alone; a bin logit on the wrong side of 0 changes sign. */
+static void test_kd_correct_shifts_only_wrong_teacher_rows(void **st)
+{
+    (void)st;
+    enum { B = 5, K = 4 };
+    float t[B * K] = {
+        1.0f, 3.0f, 0.5f, -1.0f, /* label 1: right, untouched */
+        2.0f, 0.0f, 5.0f, 1.0f,  /* label 0: top is 2, swap 2 <-> 0 */
+        4.0f, 4.0f, 0.0f, 0.0f,  /* label 1: tied with the (first) top: untouched */
+        0.0f, 9.0f, 1.0f, 2.0f,  /* label -1: missing, untouched */
+        0.0f, 9.0f, 1.0f, 2.0f,  /* label 3: swap 1 <-> 3 */
+    };
+    const int32_t y[B] = {1, 0, 1, -1, 3};
+    const float want[B * K] = {
+        1.0f, 3.0f, 0.5f, -1.0f,
+        5.0f, 0.0f, 2.0f, 1.0f,
+        4.0f, 4.0f, 0.0f, 0.0f,
+        0.0f, 9.0f, 1.0f, 2.0f,
+        0.0f, 2.0f, 1.0f, 9.0f,
+    };
+    assert_int_equal(mtc_kd_correct_cls(t, y, B, K), 2);
+    for (int i = 0; i < B * K; i++) assert_true(t[i] == want[i]);
+    /* corrected rows now rank the label first */
+    for (int b = 0; b < B; b++) {
+        if (y[b] < 0) continue;
+        for (int k = 0; k < K; k++) assert_true(t[b * K + k] <= t[b * K + y[b]]);
+    }
+    assert_int_equal(mtc_kd_correct_cls(t, y, B, K), 0); /* idempotent */
+    float bt[6] = {2.0f, -2.0f, 0.0f, 3.0f, -1.0f, 0.5f};
+    const float by[6] = {1.0f, 1.0f, 1.0f, 0.0f, NAN, 0.2f};
+    const float bwant[6] = {2.0f, 2.0f, 0.0f, -3.0f, -1.0f, -0.5f}; /* 0: a tie; NaN: missing */
+    assert_int_equal(mtc_kd_correct_bin(bt, by, 6), 3);
+    for (int i = 0; i < 6; i++) assert_true(bt[i] == bwant[i]);
+    assert_int_equal(mtc_kd_correct_bin(bt, by, 6), 0);
+}
+
 /* ---- BCE ------------------------------------------------------------------------ */
 static void test_bce_gradient_matches_fd_and_is_stable(void **st)
 {
@@ -388,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_kd_gradient_matches_fd_all_T_alpha),
         cmocka_unit_test(test_kd_alpha0_equals_ce_bit_for_bit),
         cmocka_unit_test(test_kd_alpha1_needs_no_labels_and_is_zero_at_teacher),
+        cmocka_unit_test(test_kd_correct_shifts_only_wrong_teacher_rows),
         cmocka_unit_test(test_bce_gradient_matches_fd_and_is_stable),
         cmocka_unit_test(test_mse_mae_huber_match_fd),
         cmocka_unit_test(test_losses_with_missing_labels_match_fd),

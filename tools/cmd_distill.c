@@ -248,6 +248,39 @@ static int tune_alpha(const mtc_spec *spec, const char *spec_text, const mtc_dat
     return 0;
 }
 
+/* --correct-teacher: how often the stored soft labels (view 0) disagree
+ * with the training labels, per cls/bin task: what the correction changes. */
+static int report_teacher_wrong(const cli_common *c, const mtc_model *m, const mtc_dataset *d, const mtc_soft *soft,
+                                mtc_err *e)
+{
+    for (int t = 0; t < m->spec.ntasks; t++) {
+        const mtc_task_spec *ts = &m->spec.tasks[t];
+        if (!soft->v[t] || ts->kind == MTC_TASK_REG) continue;
+        int32_t *lab = NULL;
+        const float *tg = NULL;
+        int rc = mtc_model_bind_task(m, t, d, &lab, &tg, e);
+        if (rc) return rc;
+        const int64_t nv = d->n * ts->dim;
+        float *v = malloc(sizeof(float) * (size_t)nv);
+        if (!v) { free(lab); return mtc_err_set(e, MTC_ENOMEM, "out of memory"); }
+        memcpy(v, soft->v[t], sizeof(float) * (size_t)nv); /* view 0: the first n rows */
+        int64_t wrong = 0, labelled = 0;
+        if (ts->kind == MTC_TASK_CLS) {
+            for (int64_t i = 0; i < d->n; i++) labelled += lab[i] >= 0 && lab[i] < ts->dim;
+            wrong = mtc_kd_correct_cls(v, lab, (int)d->n, ts->dim);
+        } else {
+            for (int64_t i = 0; i < nv; i++) labelled += !isnan(tg[i]);
+            wrong = mtc_kd_correct_bin(v, tg, (int)nv);
+        }
+        cli_progress(c, "correct-teacher: %s: the teacher is wrong on %lld of %lld labelled %s (%.2f%%): corrected",
+                     ts->name, (long long)wrong, (long long)labelled, ts->kind == MTC_TASK_CLS ? "samples" : "outputs",
+                     labelled ? 100.0 * (double)wrong / (double)labelled : 0.0);
+        free(v);
+        free(lab);
+    }
+    return 0;
+}
+
 int cmd_distill(int argc, char **argv)
 {
     const char *spec_path = NULL, *data = NULL, *out = NULL, *soft_path = NULL, *teacher_path = NULL, *transfer = NULL;
@@ -256,7 +289,7 @@ int cmd_distill(int argc, char **argv)
     mtc_train_cfg dflt; /* T, alpha and the hint weight start at the library's defaults */
     mtc_train_cfg_default(&dflt);
     float T = dflt.kd_T[0], alpha = dflt.kd_alpha[0], hint_weight = dflt.hint_weight, *hints = NULL;
-    int compare = 0, allow_missing = 0, hint_dim = 0, tune = 0;
+    int compare = 0, allow_missing = 0, hint_dim = 0, tune = 0, correct = 0;
     double tune_val[TUNE_N][MTC_MAX_TASKS];
     int tune_fallback_g = -1; /* the grid run kept when the mixed alphas did worse than alpha 0 */
     cli_common c;
@@ -276,6 +309,9 @@ int cmd_distill(int argc, char **argv)
         {"allow-missing", OPT_FLAG, &allow_missing, "student tasks without soft labels train on labels only", 1, 0},
         {"teacher", OPT_STR, &teacher_path, "teacher checkpoint: report its test metrics and agreement", 1, 0},
         {"hint-weight", OPT_FLOAT, &hint_weight, "hint loss weight on the trunk output (needs `mtc label --hints`; default {default} = off)", 0, 1e4},
+        {"correct-teacher", OPT_FLAG, &correct, "where the teacher is wrong on a labelled sample, its soft label has the "
+                                                "top class and the true class swapped (cls; a bin logit changes sign): "
+                                                "probability shift, docs/distill.md", 1, 0},
         {"compare-scratch", OPT_FLAG, &compare, "also train the student from scratch (same settings) and report the gap closed", 1, 0},
         {"tune", OPT_FLAG, &tune, "choose alpha per task on the validation split: one run per alpha in {0, .25, .5, .75, .9}, "
                                   "then the final run with each task's best; if that mix does worse than alpha 0 (the "
@@ -380,6 +416,8 @@ int cmd_distill(int argc, char **argv)
     cfg.hints = hints;
     cfg.hint_dim = hint_dim;
     cfg.hint_weight = hint_weight;
+    cfg.kd_correct = correct;
+    if (correct && (rc = report_teacher_wrong(&c, &m, &d, &soft, &e))) goto out;
     if ((rc = mtc_soft_header(soft_path, &hdr_text, &e))) goto out;
     if ((rc = mtc_json_parse(hdr_text, strlen(hdr_text), &hdr, &e))) goto out;
     cfg.soft = &soft;
@@ -516,6 +554,8 @@ int cmd_distill(int argc, char **argv)
     if (mtc_json_get(&hdr, "augmentation")) mtc_jw_value(&w, mtc_json_get(&hdr, "augmentation"));
     else mtc_jw_str(&w, "none");
     mtc_jw_knum(&w, "hint_weight", hints ? hint_weight : 0.0);
+    mtc_jw_key(&w, "correct_teacher");
+    mtc_jw_bool(&w, correct);
     if (tune_fallback_g >= 0) mtc_jw_knum(&w, "tune_fallback_alpha", tune_grid[tune_fallback_g]);
     mtc_jw_key(&w, "tasks");
     mtc_jw_obj(&w);

@@ -181,6 +181,18 @@ double mtc_loss_reg(float *dout, const float *out, const float *targets, int B,
 double mtc_loss_kd(float *dlogits, const float *s, const float *t,
                    const int32_t *labels, int B, int K, float T, float alpha,
                    float scale);
+/* Probability shift (Wen et al. 2019): where the teacher is wrong on a
+ * labelled sample, correct its logits in place before the KD term sees them.
+ * cls: rows of K teacher logits t (B,K); where the top logit's class (the
+ * first maximum) is not labels[b] (a valid label), the two logits swap, so
+ * the true class gets the teacher's top score and the teacher's ranking of
+ * the others is kept. Rows with label < 0 or >= K are left alone.
+ * bin: n teacher logits against targets y (NaN = missing): a logit on the
+ * wrong side of 0 (y >= 0.5 and t < 0, or y < 0.5 and t > 0) changes sign;
+ * a logit of 0 is a tie, left alone as a tied cls row is.
+ * Both return the number of rows (cls) or values (bin) changed. */
+int mtc_kd_correct_cls(float *t, const int32_t *labels, int B, int K);
+int mtc_kd_correct_bin(float *t, const float *y, int n);
 /* Softmax of each row of (N,K) with temperature T, numerically stable.
  * out may alias in. */
 void mtc_softmax_rows(float *out, const float *in, int N, int K, float T);

@@ -107,6 +107,11 @@ typedef struct mtc_train_cfg {
     /* KD per task: temperature and the soft term's weight, default T = 2,
      * alpha = 0.5 (chosen on the validation split, docs/distill.md) */
     float kd_T[MTC_MAX_TASKS], kd_alpha[MTC_MAX_TASKS];
+    /* KD: correct the teacher where it is wrong on a labelled sample before
+     * the soft term sees it ("probability shift", Wen et al. 2019): cls swaps
+     * the teacher's top logit with the true class's, bin flips the sign of a
+     * logit on the wrong side of 0; reg is left alone. 0 = off (default). */
+    int kd_correct;
     /* Hint loss (FitNets-style): beta * mean_b ||P h_s(b) - h_t(b)||^2 / Dt
      * between the student's trunk output h_s (hard sharing only) and the
      * teacher's stored trunk output h_t (n, hint_dim), through a learned
