@@ -228,7 +228,7 @@ int mtc_kd_correct_bin(float *t, const float *y, int n)
     int changed = 0;
     for (int i = 0; i < n; i++) {
         if (isnan(y[i])) continue;
-        if (y[i] >= 0.5f ? t[i] < 0.0f : t[i] > 0.0f) { /* 0: a tie, left alone */
+        if (mtc_bin_pos(y[i]) ? t[i] < 0.0f : mtc_bin_pred(t[i])) { /* 0: a tie, left alone */
             t[i] = -t[i];
             changed++;
         }

@@ -173,7 +173,7 @@ int mtc_metrics_bin(const float *logits, const float *targets, int64_t n,
         int64_t tp = 0, fp = 0, fn = 0, P = 0;
         for (int64_t i = 0; i < n; i++) {
             const float x = logits[i * K + k], y = targets[i * K + k];
-            const int pos = y >= 0.5f, pred = x > 0.0f;
+            const int pos = mtc_bin_pos(y), pred = mtc_bin_pred(x);
             correct += pos == pred;
             tp += pos && pred;
             fp += !pos && pred;

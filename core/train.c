@@ -179,9 +179,9 @@ int mtc_task_calibration(const mtc_model *m, const mtc_dataset *d, int t, const 
             if (!mtc_row_labelled(tg + i * D, D)) continue;
             for (int j = 0; j < D; j++) {
                 float q = 1.0f / (1.0f + expf(-o[j]));
-                int pred = q >= 0.5f;
+                int pred = mtc_bin_pred(o[j]);
                 conf[k] = pred ? q : 1.0f - q;
-                ok[k++] = pred == (tg[i * D + j] >= 0.5f);
+                ok[k++] = pred == mtc_bin_pos(tg[i * D + j]);
             }
         }
     }

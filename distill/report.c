@@ -81,7 +81,7 @@ static double sample_score(int kind, int dim, const float *o, const int32_t *lab
     if (!mtc_row_labelled(tg, dim)) return NAN;
     double s = 0;
     for (int k = 0; k < dim; k++)
-        s += kind == MTC_TASK_BIN ? (double)((o[k] > 0) == (tg[k] >= 0.5f)) : fabs((double)o[k] - tg[k]);
+        s += kind == MTC_TASK_BIN ? (double)(mtc_bin_pred(o[k]) == mtc_bin_pos(tg[k])) : fabs((double)o[k] - tg[k]);
     return s / dim;
 }
 

@@ -128,6 +128,11 @@ static inline int mtc_row_labelled(const float *row, int dim)
         if (row[k] != row[k]) return 0;
     return 1;
 }
+/* The one rule of every bin-task judgement (metrics, calibration, the
+ * paired KD test, --correct-teacher): a target is positive at >= 0.5, a
+ * logit predicts positive above 0 (a logit of exactly 0 predicts negative). */
+static inline int mtc_bin_pos(float target) { return target >= 0.5f; }
+static inline int mtc_bin_pred(float logit) { return logit > 0.0f; }
 int64_t mtc_data_sample_size(const mtc_dataset *d); /* c*h*w */
 
 /* Individual readers (tested on their own). */
