@@ -46,9 +46,11 @@ static void test_example_specs_build(void **st)
         free(text);
     }
     assert_int_equal(np[0] - np[1], 2 * (32 + 64));
-    /* the MultiFashion CNN student is the Fashion-MNIST one with a 10-class
-     * `digit` head for the 4-class `super`: 6 more rows of 80 weights + bias */
-    assert_int_equal(np[8] - np[6], 6 * (80 + 1));
+    /* the MultiFashion CNN student is the Fashion-MNIST one with 96 filters
+     * in its last conv instead of 80 (16 more, each 64·3·3 weights + bias +
+     * BN's γ, β) and two 10-class heads on 96 features instead of
+     * `fashion` (10) and `super` (4) on 80 */
+    assert_int_equal(np[8] - np[6], 16 * (64 * 9 + 1 + 2) + 2 * 10 * (96 + 1) - 14 * (80 + 1));
 }
 
 static void test_spec_parses_layers_tasks_heads_and_maps(void **st)

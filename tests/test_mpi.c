@@ -41,7 +41,7 @@ static const char *bin(void)
  * modules LeakSanitizer cannot name (so no suppression file matches them);
  * leak checking is off for the ranks only. Single-process runs of the same
  * code (test_distill, test_pipeline) keep it. */
-#define MPIRUN "timeout 60 mpirun --allow-run-as-root --oversubscribe --bind-to none -x ASAN_OPTIONS=detect_leaks=0"
+#define MPIRUN "timeout 120 mpirun --allow-run-as-root --oversubscribe --bind-to none -x ASAN_OPTIONS=detect_leaks=0"
 
 static int sh(const char *cmd)
 {
