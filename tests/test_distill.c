@@ -53,6 +53,16 @@ static char *write_soft(const char *dir, const char *name, mtc_label_cfg *cfg, c
     return p;
 }
 
+/* One teacher at the library's label defaults into dir/name. */
+static char *write_soft1(const char *dir, const char *name, mtc_model *t, const mtc_dataset *d)
+{
+    mtc_label_cfg cfg;
+    mtc_label_cfg_default(&cfg);
+    cfg.nteachers = 1;
+    cfg.teachers[0] = t;
+    return write_soft(dir, name, &cfg, d);
+}
+
 static void predict(mtc_model *m, const mtc_dataset *d, int batch, float **outs)
 {
     mtc_err e = {0};
@@ -421,11 +431,7 @@ static void test_kd_student_learns_from_a_trained_teacher(void **st)
     mtc_model t, s;
     build(teacher_spec, &t, 12);
     train_teacher(&t, &d, 6);
-    mtc_label_cfg lc;
-    mtc_label_cfg_default(&lc);
-    lc.nteachers = 1;
-    lc.teachers[0] = &t;
-    char *p = write_soft(dir, "soft.mtl", &lc, &d);
+    char *p = write_soft1(dir, "soft.mtl", &t, &d);
     build(student_spec, &s, 13);
     mtc_soft soft;
     read_ok(p, &s, &d, &soft, NULL, NULL);
@@ -478,11 +484,7 @@ static void test_alpha0_distill_equals_plain_training_bit_for_bit(void **st)
     tu_synth_data(&d, 400, 6);
     mtc_model t, a, b;
     build(teacher_spec, &t, 14);
-    mtc_label_cfg lc;
-    mtc_label_cfg_default(&lc);
-    lc.nteachers = 1;
-    lc.teachers[0] = &t;
-    char *p = write_soft(dir, "soft.mtl", &lc, &d);
+    char *p = write_soft1(dir, "soft.mtl", &t, &d);
     build(student_spec, &a, 15);
     build(student_spec, &b, 15);
     mtc_soft soft;
@@ -532,11 +534,7 @@ static void test_kd_correct_teacher(void **st)
     tu_synth_data(&dt, 500, 55);
     mtc_model t, a, b;
     build(teacher_spec, &t, 12); /* untrained: its classes are noise */
-    mtc_label_cfg lc;
-    mtc_label_cfg_default(&lc);
-    lc.nteachers = 1;
-    lc.teachers[0] = &t;
-    char *p = write_soft(dir, "soft.mtl", &lc, &d);
+    char *p = write_soft1(dir, "soft.mtl", &t, &d);
     build(student_spec, &a, 13);
     build(student_spec, &b, 13);
     mtc_soft soft;
